@@ -26,6 +26,7 @@ class ArchConfig:
     attention: AttentionKind = None
     stride_in: Literal["conv1", "conv2"] = "conv2"  # "conv1" is the Caffe/v1 layout, "conv2" is v1.5
     stem_pool: Literal["pad", "ceil", "none"] = "pad"  # pad: MaxPool(3,2,1); ceil: MaxPool(3,2,0,ceil); none: no pool
+    last_stage_stride: Literal[1, 2] = 2  # 1 keeps layer4 at 1/16 of the input: finer CAMs for small demo images
     base_width: int = 64
     num_classes: int = 1000
 
@@ -84,12 +85,26 @@ class ResNet(nn.Module):
             planes = width * 2**index
             blocks = []
             for block in range(depth):
-                stride = 2 if block == 0 and index > 0 else 1
+                stride = (config.last_stage_stride if index == 3 else 2) if block == 0 and index > 0 else 1
                 blocks.append(Bottleneck(in_channels, planes, stride, config))
                 in_channels = planes * EXPANSION
             self.add_module(f"layer{index + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, config.num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """He init for convs, and bn3 of every block at zero so each block starts as the identity: the usual
+        recipe that lets a 50-layer net train from scratch (pretrained loads overwrite all of it)."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if isinstance(module, Bottleneck):
+                nn.init.zeros_(module.bn3.weight)
 
     @property
     def stages(self) -> list[nn.Sequential]:

@@ -30,22 +30,27 @@ class Recipe:
     """Everything that decides a demo model; recorded verbatim in the weights' metadata."""
 
     image_size: int = 96
-    base_width: int = 8
-    stem_pool: str = "none"
+    base_width: int = 16
+    stem_pool: str = "pad"
+    last_stage_stride: int = 1
     train_seed: int = 1
     val_seed: int = 2
-    train_images: int = 36_000
-    epochs: int = 2
+    train_images: int = 40_000
+    epochs: int = 3
     batch_size: int = 64
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-5
+    lr: float = 2e-3
+    weight_decay: float = 0.05
     label_smoothing: float = 0.05
-    warmup_steps: int = 200
+    warmup_steps: int = 100
     init_seed: int = 0
 
     def arch_config(self) -> ArchConfig:
-        return ArchConfig(base_width=self.base_width, stem_pool=self.stem_pool, num_classes=len(CLASSES))
+        return ArchConfig(
+            base_width=self.base_width,
+            stem_pool=self.stem_pool,
+            last_stage_stride=self.last_stage_stride,
+            num_classes=len(CLASSES),
+        )
 
 
 def _generate_chunk(args: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -112,9 +117,7 @@ def train_one(
     """Train ``arch`` with ``recipe``; returns the model (eval mode) and the loss of every step taken in this call."""
     torch.manual_seed(recipe.init_seed)
     model = build_resnet(arch, recipe.arch_config()).to(device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=True
-    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     images, labels = train_data
     steps_per_epoch = len(images) // recipe.batch_size
     total_steps = steps_per_epoch * recipe.epochs
