@@ -98,6 +98,5 @@ def channel_gates(model: nn.Module) -> dict[str, nn.Sigmoid]:
 
 def spatial_gates(model: nn.Module) -> dict[str, nn.Sigmoid]:
     """The sigmoid of every CBAM spatial gate, keyed by the block name."""
-    return {
-        name.rsplit(".attn", 1)[0]: module.gate for name, module in model.named_modules() if isinstance(module, SpatialGate)
-    }
+    modules = model.named_modules()
+    return {name.rsplit(".attn", 1)[0]: module.gate for name, module in modules if isinstance(module, SpatialGate)}

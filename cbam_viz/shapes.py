@@ -107,7 +107,8 @@ def _draw_clutter(rng: np.random.Generator, canvas: Image.Image, short_side: int
         if kind == 0:
             length, angle = rng.uniform(0.4, 1.0) * limit, rng.uniform(0, np.pi)
             dx, dy = 0.5 * length * math.cos(angle), 0.5 * length * math.sin(angle)
-            draw.line([(cx - dx, cy - dy), (cx + dx, cy + dy)], fill=colour, width=int(rng.integers(1, 3)) * SUPERSAMPLE)
+            line_width = int(rng.integers(1, 3)) * SUPERSAMPLE
+            draw.line([(cx - dx, cy - dy), (cx + dx, cy + dy)], fill=colour, width=line_width)
         elif kind == 1:
             r = rng.uniform(0.6, 1.6) * SUPERSAMPLE
             draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
@@ -116,7 +117,8 @@ def _draw_clutter(rng: np.random.Generator, canvas: Image.Image, short_side: int
             radius = rng.uniform(0.2, 0.45) * limit
             angles = np.sort(rng.uniform(0, 2 * np.pi, n))
             radii = radius * rng.uniform(0.55, 1.0, n)
-            draw.polygon([(cx + r * math.cos(a), cy + r * math.sin(a)) for a, r in zip(angles, radii)], fill=colour)
+            outline = [(cx + r * math.cos(a), cy + r * math.sin(a)) for a, r in zip(angles, radii, strict=True)]
+            draw.polygon(outline, fill=colour)
 
 
 def _target_mask(rng: np.random.Generator, label: int, width: int, height: int) -> np.ndarray:
@@ -150,7 +152,9 @@ def _target_colour(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
     return np.where(under > 127, 0.0, 255.0)  # the opposite corner of the RGB cube is always far enough
 
 
-def render_sample(seed: int, index: int, width: int = 96, height: int | None = None, label: int | None = None) -> Sample:
+def render_sample(
+    seed: int, index: int, width: int = 96, height: int | None = None, label: int | None = None
+) -> Sample:
     """Render sample ``index`` of the stream ``seed``; the same arguments always give the same pixels."""
     height = width if height is None else height
     if min(width, height) < 16:

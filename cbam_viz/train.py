@@ -36,9 +36,11 @@ class Recipe:
     train_seed: int = 1
     val_seed: int = 2
     train_images: int = 40_000
-    epochs: int = 3
+    # Cosine cycles with warm restarts (epochs and peak learning rate of each): a run that finished its cycles can
+    # be extended by appending one, and its saved state resumes into the new cycle.
+    cycle_epochs: tuple[int, ...] = (3, 2)
+    cycle_lrs: tuple[float, ...] = (2e-3, 1.5e-3)
     batch_size: int = 64
-    lr: float = 2e-3
     weight_decay: float = 0.05
     label_smoothing: float = 0.05
     warmup_steps: int = 100
@@ -104,6 +106,18 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, device: t
     return correct / len(images)
 
 
+def _resumable(saved: dict, recipe: Recipe) -> bool:
+    """A saved run resumes if its recipe is this one, or this one with cycles appended."""
+    current = asdict(recipe)
+    cycles = len(saved["cycle_epochs"])
+    same_rest = all(saved[k] == v for k, v in current.items() if not k.startswith("cycle_"))
+    return (
+        same_rest
+        and tuple(saved["cycle_epochs"]) == recipe.cycle_epochs[:cycles]
+        and tuple(saved["cycle_lrs"]) == recipe.cycle_lrs[:cycles]
+    )
+
+
 def train_one(
     arch: str,
     recipe: Recipe,
@@ -117,25 +131,31 @@ def train_one(
     """Train ``arch`` with ``recipe``; returns the model (eval mode) and the loss of every step taken in this call."""
     torch.manual_seed(recipe.init_seed)
     model = build_resnet(arch, recipe.arch_config()).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.cycle_lrs[0], weight_decay=recipe.weight_decay)
     images, labels = train_data
     steps_per_epoch = len(images) // recipe.batch_size
-    total_steps = steps_per_epoch * recipe.epochs
+    cycle_bounds = np.cumsum([0, *recipe.cycle_epochs]) * steps_per_epoch
+    total_steps = int(cycle_bounds[-1])
 
     def lr_at(step: int) -> float:
-        if step < recipe.warmup_steps:
-            return recipe.lr * (step + 1) / recipe.warmup_steps
-        progress = (step - recipe.warmup_steps) / max(1, total_steps - recipe.warmup_steps)
-        return float(recipe.lr * 0.5 * (1 + np.cos(np.pi * progress)))
+        cycle = int(np.searchsorted(cycle_bounds, step, side="right") - 1)
+        start, end, peak = cycle_bounds[cycle], cycle_bounds[cycle + 1], recipe.cycle_lrs[cycle]
+        local, length = step - start, end - start
+        if local < recipe.warmup_steps:
+            return peak * (local + 1) / recipe.warmup_steps
+        progress = (local - recipe.warmup_steps) / max(1, length - recipe.warmup_steps)
+        return float(peak * 0.5 * (1 + np.cos(np.pi * progress)))
 
     state_path = work_dir / f"{arch}.state.pt"
     step = 0
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=True)
-        if state["recipe"] == asdict(recipe):
+        if _resumable(state["recipe"], recipe):
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             step = state["step"]
+        else:
+            print(f"{arch}: {state_path} was made by another recipe; starting from scratch")
     losses: list[float] = []
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     generator = torch.Generator().manual_seed(recipe.init_seed)

@@ -11,13 +11,14 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from cbam_viz.resnet import ARCHS
+from cbam_viz.train import Recipe
 
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "weights" / "demo"
 
 
-def write_metadata(out_dir: Path, recipe: object, evaluation: dict) -> Path:
+def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict) -> Path:
     """weights/demo/metadata.json: what the demo weights are, how they were made and how good they are."""
     from cbam_viz.shapes import CLASSES
     from cbam_viz.train import IMAGENET_MEAN, IMAGENET_STD
@@ -39,7 +40,7 @@ def write_metadata(out_dir: Path, recipe: object, evaluation: dict) -> Path:
         "input_size": recipe.image_size,
         "preprocess": {"resize": recipe.image_size, "crop": None, "interpolation": "bilinear",
                        "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-        "arch_config": {"base_width": recipe.base_width, "stem_pool": recipe.stem_pool, "stride_in": "conv2"},
+        "arch_config": {k: v for k, v in asdict(recipe.arch_config()).items() if k not in ("attention", "num_classes")},
         "recipe": asdict(recipe),
         "heldout": {k: v for k, v in evaluation.items() if k != "models"},
         "models": models,
@@ -51,13 +52,11 @@ def write_metadata(out_dir: Path, recipe: object, evaluation: dict) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from cbam_viz.evaluate import evaluate_demo
-    from cbam_viz.train import Recipe, train_demo
+    from cbam_viz.train import train_demo
 
     recipe = Recipe()
     if args.images:
         recipe = replace(recipe, train_images=args.images)
-    if args.epochs:
-        recipe = replace(recipe, epochs=args.epochs)
     out_dir = Path(args.out)
     if not args.eval_only:
         train_demo(out_dir, recipe, tuple(args.archs))
@@ -77,7 +76,6 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=str(DEMO_DIR), help="output folder (default: weights/demo)")
     parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
     parser.add_argument("--images", type=int, help="training images (default: the recipe's)")
-    parser.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
     parser.add_argument("--heldout", type=int, default=500, help="held-out images for the evaluation (default 500)")
     parser.add_argument("--eval-only", action="store_true", help="only evaluate existing weights and rewrite metadata")
     parser.set_defaults(func=run)

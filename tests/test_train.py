@@ -10,7 +10,8 @@ from cbam_viz.train import Recipe, train_one
 
 
 def _tiny() -> tuple[Recipe, tuple[np.ndarray, np.ndarray]]:
-    recipe = Recipe(image_size=32, base_width=4, train_images=32, epochs=40, batch_size=16, warmup_steps=1, lr=3e-3)
+    recipe = Recipe(image_size=32, base_width=4, train_images=32, cycle_epochs=(40,), cycle_lrs=(3e-3,), batch_size=16,
+                    warmup_steps=1)
     images, labels, _ = generate(0, 32, 32)
     return recipe, (images, labels)
 

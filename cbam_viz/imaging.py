@@ -1,0 +1,425 @@
+"""Input hygiene and how the model sees a picture: decode safely, prepare the tensor, map results back onto the photo.
+
+Shared by the CLI and the app, so that both accept and reject exactly the same files with the same one-line messages.
+
+Decisions, in one place:
+
+* Formats: only JPEG, PNG, WebP, GIF (first frame), BMP and TIFF are decoded (Pillow's other readers, PSD, PDF, EPS,
+  JPEG 2000, FITS..., are where its security bugs have been). Known other formats get a message that names them.
+* Limits: at most ``MAX_FILE_BYTES`` on disk, ``MAX_PIXELS`` pixels (checked from the header, BEFORE the pixels are
+  decoded, so a decompression bomb costs nothing), no side longer than ``MAX_SIDE``, no side shorter than
+  ``MIN_SIDE`` (a 1x1 picture is rejected: there is nothing for an attention map to show), and an aspect ratio of at
+  most ``MAX_ASPECT``:1 (beyond that the shorter side shrinks to a few pixels inside the model).
+* Colour: EXIF orientation applied, transparency composited on white, palette/greyscale/CMYK/16-bit converted to
+  8-bit RGB (16-bit data is scaled, not clamped), embedded colour profiles converted to sRGB.
+* What the model sees (``prepare_input``): "whole" keeps the entire picture and its aspect ratio, shorter side at
+  the weights' input size, longer side capped at ``MAX_WHOLE_ASPECT`` times that; "crop" is the weights' own
+  evaluation protocol (resize, then centre crop).
+* Where a feature cell lies (``map_to_image``): all convolutions in these ResNets are zero-padded with odd kernels,
+  so the cell ``j`` of a stride-``s`` feature map is centred on input pixel ``j * s`` (its receptive-field centre),
+  not on ``(j + 0.5) * s`` as a plain "stretch the grid over the image" resize assumes. At stage 4 (stride 32) the
+  difference is 15.5 input pixels, 7 % of a 224-pixel input. Maps whose grid is not a power-of-two stride of the
+  input are spread evenly over it instead.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from cbam_viz.errors import ImageError
+
+if TYPE_CHECKING:
+    from cbam_viz.weights import Preprocess
+
+LOGGER = logging.getLogger(__name__)
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+FORMATS_IN_WORDS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+MAX_FILE_BYTES = 25_000_000  # a 48-megapixel phone JPEG is 10-20 MB
+MAX_PIXELS = 50_000_000  # admits 48-megapixel phone photos (8064x6048); Pillow itself only warns from 89 MP
+MAX_SIDE = 20_000
+MIN_SIDE = 8
+MAX_ASPECT = 20.0
+MAX_WHOLE_ASPECT = 2.0  # "whole" view: the longer side is at most this many times the input size
+VIEW_MODES = ("whole", "crop")
+DECODE_NOTES_KEY = "cbam_viz_decode_notes"  # image.info[...] -> tuple of plain-words notes on what decoding did
+
+_WHITE = (255, 255, 255)
+_ALPHA_MODES = {"RGBA", "LA", "La", "RGBa", "PA"}
+_OPENED_FORMATS = set(ALLOWED_FORMATS) | {"MPO"}  # Pillow's JPEG reader returns camera multi-picture JPEGs as MPO
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+_RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"8BPS", "a Photoshop (PSD) file"),
+    (0, b"%PDF", "a PDF document"),
+    (0, b"%!PS", "a PostScript/EPS file"),
+    (0, b"\xc5\xd0\xd3\xc6", "an EPS file"),
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "a JPEG 2000 file"),
+    (0, b"\xffO\xffQ", "a JPEG 2000 file"),
+    (0, b"SIMPLE  =", "a FITS file"),
+    (4, b"ftypheic", "a HEIC photo"),
+    (4, b"ftypheix", "a HEIC photo"),
+    (4, b"ftypmif1", "a HEIF photo"),
+    (4, b"ftypavif", "an AVIF image"),
+    (0, b"<svg", "an SVG drawing"),
+    (0, b"<?xml", "an XML (SVG?) file"),
+)
+
+
+# ----------------------------------------------------------------------------------------------------------- decoding
+
+
+def decode_image(
+    source: str | Path | bytes | bytearray | memoryview | BinaryIO | Image.Image,
+    *,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    name: str | None = None,
+) -> Image.Image:
+    """Decode ``source`` (a path, raw bytes, a binary file or an opened PIL image) into an upright 8-bit RGB image.
+
+    Raises ``ImageError`` with one line saying what is wrong and what to do; ``name`` is how messages call the
+    picture (default: the file name, else "the image"). What decoding changed (rotation, transparency, 16-bit
+    scaling, first frame of an animation...) is listed in ``image.info[DECODE_NOTES_KEY]`` (see ``decode_notes``).
+    """
+    if isinstance(source, Image.Image):
+        return _decode_opened(source, label=name or "the image", max_pixels=max_pixels, owned=False)
+    data, label = _read_source(source, max_file_bytes, name)
+    if not data:
+        raise ImageError(f"{label} is empty (0 bytes): use a {FORMATS_IN_WORDS} image")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between 89 and 179 megapixels; such an image must not be decoded either. (Python
+            # 3.11's catch_warnings is process-wide: two threads racing here can at worst leave this same
+            # "error" filter installed, which is the behaviour wanted anyway.)
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(
+            f"{label} is too large to decode safely: over {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels "
+            f"(the limit is {max_pixels / 1e6:g}); resize it first"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(_unreadable_message(data, label)) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{label} is damaged ({_short(exc)}); re-export or re-download it") from exc
+    # The data is in memory, so there is no file handle to close; the image stays usable after return.
+    return _decode_opened(opened, label=label, max_pixels=max_pixels, owned=True)
+
+
+def _too_large(label: str, size: str, max_file_bytes: int) -> ImageError:
+    return ImageError(
+        f"{label} is too large: {size} MB (the limit is {max_file_bytes / 1e6:g} MB); "
+        "save it at a smaller size or stronger compression"
+    )
+
+
+def _read_source(source: object, max_file_bytes: int, name: str | None) -> tuple[bytes, str]:
+    """The source's bytes and how to call it, refusing more than ``max_file_bytes`` (a huge file is never read)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or "the image"
+        if len(source) > max_file_bytes:
+            raise _too_large(label, f"{len(source) / 1e6:.1f}", max_file_bytes)
+        return bytes(source), label
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        label = name or path.name or str(path)
+        if not path.exists():
+            raise ImageError(f"image not found: {path}; check the path")
+        if not path.is_file():
+            raise ImageError(f"{path} is not a file; give the path of a {FORMATS_IN_WORDS} image")
+        try:
+            if path.stat().st_size > max_file_bytes:
+                raise _too_large(label, f"{path.stat().st_size / 1e6:.1f}", max_file_bytes)
+            with path.open("rb") as handle:
+                return handle.read(max_file_bytes + 1), label
+        except OSError as exc:
+            raise ImageError(f"cannot read {path}: {exc.strerror or exc}; check its permissions") from exc
+    if hasattr(source, "read"):
+        label = name or Path(str(getattr(source, "name", ""))).name or "the image"
+        data = source.read(max_file_bytes + 1)
+        if len(data) > max_file_bytes:
+            raise _too_large(label, f"more than {max_file_bytes / 1e6:g}", max_file_bytes)
+        return data, label
+    raise TypeError(f"decode_image takes a path, bytes, a binary file or a PIL image, not {type(source).__name__}")
+
+
+def _unreadable_message(data: bytes, label: str) -> str:
+    for offset, magic, what in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return f"{label} is {what}, which is not accepted: export it as {FORMATS_IN_WORDS}"
+    return f"not an image we can read: {label}. Use {FORMATS_IN_WORDS}"
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def check_size(width: int, height: int, *, label: str = "the image", max_pixels: int = MAX_PIXELS) -> None:
+    """Reject sizes no analysis can use, from the header alone (before any pixel is decoded)."""
+    size = f"{width}x{height} pixels"
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{label} is too large: {size} ({width * height / 1e6:.1f} megapixels, the limit is {max_pixels / 1e6:g}); "
+            "resize it first"
+        )
+    if max(width, height) > MAX_SIDE:
+        raise ImageError(f"{label} is too large: {size} (the longest side may be at most {MAX_SIDE}); resize it first")
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{label} is too small: {size} (min {MIN_SIDE}x{MIN_SIDE}); use a larger picture")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        ratio = max(width, height) / min(width, height)
+        raise ImageError(
+            f"{label} is too elongated: {size} ({ratio:.0f}:1, at most {MAX_ASPECT:g}:1); crop it to the subject first"
+        )
+
+
+def _decode_opened(image: Image.Image, *, label: str, max_pixels: int, owned: bool) -> Image.Image:
+    """Check, load, orient and convert an opened image. ``owned``: the image may be changed in place."""
+    if image.format is not None and image.format not in _OPENED_FORMATS:
+        raise ImageError(f"{label} is a {image.format} image, which is not accepted: export it as {FORMATS_IN_WORDS}")
+    check_size(*image.size, label=label, max_pixels=max_pixels)
+    notes: list[str] = []
+    file_format = image.format
+    try:
+        frames = getattr(image, "n_frames", 1)
+        image.load()
+        orientation = image.getexif().get(0x0112, 1)
+        if orientation in range(2, 9):
+            image = ImageOps.exif_transpose(image)
+            notes.append(f"turned upright (EXIF orientation {orientation})")
+    except OSError as exc:
+        raise ImageError(f"{label} is truncated or damaged ({_short(exc)}); re-export or re-download it") from exc
+    except Exception as exc:  # broad on purpose: only Pillow's parsers of untrusted bytes run in this block
+        raise ImageError(f"{label} is damaged ({_short(exc)}); re-export or re-download it") from exc
+    if frames > 1:
+        kind = "pages" if file_format == "TIFF" else "frames"
+        notes.append(f"first of {frames} {kind} used")
+    rgb = to_rgb(image, notes, label=label)
+    if rgb is image and not owned:
+        rgb = image.copy()  # never hand back (and later mutate) the caller's own object
+    rgb.info = {DECODE_NOTES_KEY: tuple(notes)}
+    return rgb
+
+
+def to_rgb(image: Image.Image, notes: list[str] | None = None, *, label: str = "the image") -> Image.Image:
+    """8-bit RGB from any Pillow mode: 16-bit and float data scaled, palettes expanded, alpha composited on white,
+    colour profiles converted to sRGB. Appends what it did to ``notes``."""
+    notes = notes if notes is not None else []
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
+        image = _scale_to_8bit(image, notes)
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    elif image.mode not in _ALPHA_MODES and image.info.get("transparency") is not None:
+        image = image.convert("RGBA")  # a greyscale or RGB PNG with a transparent colour key (tRNS)
+    image = _to_srgb(image, notes)
+    if image.mode in _ALPHA_MODES:
+        rgba = image.convert("RGBA")
+        if rgba.getchannel("A").getextrema()[0] < 255:
+            notes.append("transparent areas shown on white")
+        background = Image.new("RGBA", rgba.size, _WHITE + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode == "RGB":
+        return image
+    if image.mode == "CMYK":
+        notes.append("CMYK converted without a colour profile: colours are approximate")
+    try:
+        return image.convert("RGB")
+    except ValueError as exc:
+        raise ImageError(
+            f"{label} uses the colour mode {image.mode}, which cannot be shown as RGB; re-export it as 8-bit RGB"
+        ) from exc
+
+
+def _scale_to_8bit(image: Image.Image, notes: list[str]) -> Image.Image:
+    """Scale 16-bit/32-bit greyscale to 8 bit (Pillow's own conversion clamps: 300 -> 255, so photos turn white)."""
+    values = np.asarray(image)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode == "F" and low >= 0.0 and high <= 1.0:
+        scaled = np.rint(values * 255.0)
+        notes.append("floating-point image scaled from 0..1 to 8 bit")
+    elif image.mode != "F" and low >= 0 and high <= 65535:
+        scaled = (values.astype(np.int64) * 255 + 32767) // 65535
+        notes.append("16-bit image scaled to 8 bit")
+    else:
+        span = high - low if high > low else 1.0
+        scaled = np.rint((values.astype(np.float64) - low) * (255.0 / span))
+        notes.append(f"{image.mode} image stretched from its range {low:g}..{high:g} to 8 bit")
+    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), mode="L")
+
+
+def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
+    """Convert an embedded colour profile (Display P3, Adobe RGB, a CMYK press profile...) to sRGB, which is what
+    the models were trained on. A broken profile is logged and ignored: the pixels are still usable."""
+    icc = image.info.get("icc_profile")
+    if not icc or image.mode not in ("RGB", "RGBA", "CMYK"):
+        return image
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
+            return image
+        out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(image, profile, ImageCms.createProfile("sRGB"), outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        LOGGER.warning("ignoring an unusable embedded colour profile: %s", _short(exc))
+        notes.append("embedded colour profile unusable: colours taken as sRGB")
+        return image
+    notes.append("colour profile converted to sRGB")
+    return converted
+
+
+def decode_notes(image: Image.Image) -> tuple[str, ...]:
+    """What ``decode_image`` did to this image, in plain words (empty when nothing needed doing)."""
+    return tuple(image.info.get(DECODE_NOTES_KEY, ()))
+
+
+def display_image(image: Image.Image, max_side: int = 1024) -> Image.Image:
+    """The picture capped at ``max_side`` on its longer side (aspect kept), so that overlays and uploads stay fast."""
+    width, height = image.size
+    if max(width, height) <= max_side:
+        return image
+    scale = max_side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    shown = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if DECODE_NOTES_KEY in image.info:
+        shown.info[DECODE_NOTES_KEY] = image.info[DECODE_NOTES_KEY]
+    return shown
+
+
+# ------------------------------------------------------------------------------------------ what the model sees
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """Which region of the picture the model saw and at what size: the key to putting its maps back in place."""
+
+    mode: str  # "whole" (entire picture resized) | "crop" (the weights' evaluation centre crop)
+    input_size: tuple[int, int]  # (width, height) of the tensor the model saw
+    box: tuple[float, float, float, float]  # (left, top, right, bottom) of the seen region, normalised to [0, 1]
+    note: str  # plain words for users
+
+
+def plan_view(size: tuple[int, int], preprocess: Preprocess, mode: str = "whole") -> ModelView:
+    """The ``ModelView`` for a picture of ``size`` (width, height), without touching pixels."""
+    if mode not in VIEW_MODES:
+        raise ValueError(f"unknown view {mode!r}; choose one of {', '.join(VIEW_MODES)}")
+    width, height = size
+    if mode == "whole":
+        target = preprocess.crop or preprocess.resize
+        cap = round(MAX_WHOLE_ASPECT * target)
+        scale = target / min(width, height)
+        if max(width, height) * scale > cap:
+            scale = cap / max(width, height)
+        input_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        note = f"The model saw the whole picture, resized to {input_size[0]}x{input_size[1]} pixels."
+        if min(input_size) < target:
+            note = (
+                f"The model saw the whole picture, resized to {input_size[0]}x{input_size[1]} pixels (the longer "
+                f"side is capped at {cap}, so the shorter side is below the usual {target})."
+            )
+        return ModelView("whole", input_size, (0.0, 0.0, 1.0, 1.0), note)
+    resize = preprocess.resize
+    crop = min(preprocess.crop or resize, resize)
+    # torchvision's Resize(int) then CenterCrop: the longer side is truncated, the crop offset rounded.
+    if width <= height:
+        resized = (resize, int(resize * height / width))
+    else:
+        resized = (int(resize * width / height), resize)
+    left = int(round((resized[0] - crop) / 2.0))
+    top = int(round((resized[1] - crop) / 2.0))
+    box = (left / resized[0], top / resized[1], (left + crop) / resized[0], (top + crop) / resized[1])
+    protocol = "the weights' evaluation protocol" if preprocess.crop else "a square like the training pictures"
+    note = (
+        f"The model saw the centre {crop}x{crop} crop of the picture resized to {resized[0]}x{resized[1]} "
+        f"({protocol}); the greyed border was not seen."
+    )
+    if box == (0.0, 0.0, 1.0, 1.0):
+        note = f"The model saw the whole picture resized to {crop}x{crop} (the centre crop covers all of it)."
+    return ModelView("crop", (crop, crop), box, note)
+
+
+def prepare_input(image: Image.Image, preprocess: Preprocess, mode: str = "whole") -> tuple[torch.Tensor, ModelView]:
+    """The (1, 3, H, W) float32 tensor the model gets, normalised with the weights' mean/std, and how it was made.
+
+    One resampling from the given picture (antialiased, the weights' interpolation): in "crop" mode Pillow resizes
+    the crop box directly, which equals torchvision's Resize + CenterCrop up to rounding.
+    """
+    if image.mode != "RGB":
+        image = to_rgb(image)
+    view = plan_view(image.size, preprocess, mode)
+    try:
+        resample = _RESAMPLING[preprocess.interpolation]
+    except KeyError:
+        raise ValueError(
+            f"unknown interpolation {preprocess.interpolation!r}; use one of {', '.join(_RESAMPLING)}"
+        ) from None
+    width, height = image.size
+    left, top, right, bottom = view.box
+    source_box = (left * width, top * height, right * width, bottom * height)
+    resized = image.resize(view.input_size, resample, box=source_box)
+    pixels = np.asarray(resized, dtype=np.float32) / 255.0
+    mean = np.asarray(preprocess.mean, dtype=np.float32)
+    std = np.asarray(preprocess.std, dtype=np.float32)
+    normalised = ((pixels - mean) / std).transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(normalised)).unsqueeze(0), view
+
+
+# ----------------------------------------------------------------------------------- maps back onto the picture
+
+
+def _cell_centres(cells: int, input_pixels: int) -> tuple[float, float]:
+    """(offset, spacing) such that cell j is centred at continuous input coordinate offset + j * spacing."""
+    for power in range(8):
+        stride = 2**power
+        if math.ceil(input_pixels / stride) == cells:
+            return 0.5, float(stride)  # receptive-field centre of a zero-padded strided network: pixel j * stride
+    spacing = input_pixels / cells
+    return spacing / 2.0, spacing  # not a strided feature map: spread the cells evenly over the input
+
+
+def _axis_weights(
+    out_pixels: int, low: float, high: float, cells: int, input_pixels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For each output pixel along one axis: the two neighbouring cells, the weight of the second, and visibility."""
+    centres = (np.arange(out_pixels, dtype=np.float64) + 0.5) / out_pixels  # normalised pixel centres
+    inside = (centres >= low) & (centres <= high)
+    offset, spacing = _cell_centres(cells, input_pixels)
+    position = (centres - low) / max(high - low, 1e-12) * input_pixels  # continuous coordinate in the model input
+    cell = np.clip((position - offset) / spacing, 0.0, cells - 1)
+    first = np.floor(cell).astype(np.int64)
+    second = np.minimum(first + 1, cells - 1)
+    return first, second, (cell - first).astype(np.float32), inside
+
+
+def map_to_image(native: np.ndarray, view: ModelView, size: tuple[int, int]) -> np.ndarray:
+    """Resample a map at its native (feature-grid) resolution ONCE, bilinearly, onto a picture of ``size``
+    (width, height): float32 (height, width), NaN where the model saw nothing (outside ``view.box``).
+
+    Cell geometry: see the module docstring (receptive-field centres; edges extend the outermost cells).
+    """
+    grid = np.asarray(native, dtype=np.float32)
+    while grid.ndim > 2 and grid.shape[0] == 1:
+        grid = grid[0]
+    if grid.ndim != 2 or grid.size == 0:
+        raise ValueError(f"expected a 2-D map, got shape {np.shape(native)}")
+    width, height = size
+    left, top, right, bottom = view.box
+    x0, x1, wx, seen_x = _axis_weights(width, left, right, grid.shape[1], view.input_size[0])
+    y0, y1, wy, seen_y = _axis_weights(height, top, bottom, grid.shape[0], view.input_size[1])
+    columns = grid[:, x0] * (1.0 - wx) + grid[:, x1] * wx  # (cells_y, width)
+    result = columns[y0, :] * (1.0 - wy)[:, None] + columns[y1, :] * wy[:, None]
+    if not (seen_x.all() and seen_y.all()):
+        result[~seen_y, :] = np.nan
+        result[:, ~seen_x] = np.nan
+    return result.astype(np.float32, copy=False)
