@@ -14,15 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
+from cbam_viz.convert import save_project_safetensors
 from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet
 from cbam_viz.shapes import CLASSES, generate
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from cbam_viz.weights import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 
 @dataclass(frozen=True)
@@ -38,8 +36,8 @@ class Recipe:
     train_images: int = 40_000
     # Cosine cycles with warm restarts (epochs and peak learning rate of each): a run that finished its cycles can
     # be extended by appending one, and its saved state resumes into the new cycle.
-    cycle_epochs: tuple[int, ...] = (3, 2)
-    cycle_lrs: tuple[float, ...] = (2e-3, 1.5e-3)
+    cycle_epochs: tuple[int, ...] = (3, 2, 2)
+    cycle_lrs: tuple[float, ...] = (2e-3, 1.5e-3, 1e-3)
     batch_size: int = 64
     weight_decay: float = 0.05
     label_smoothing: float = 0.05
@@ -53,6 +51,10 @@ class Recipe:
             last_stage_stride=self.last_stage_stride,
             num_classes=len(CLASSES),
         )
+
+    def preprocess(self) -> Preprocess:
+        """The whole image, resized to the training size, normalised like ImageNet models."""
+        return Preprocess(self.image_size, None, "bilinear", IMAGENET_MEAN, IMAGENET_STD)
 
 
 def _generate_chunk(args: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -203,8 +205,9 @@ def train_demo(out_dir: Path, recipe: Recipe = Recipe(), archs: tuple[str, ...] 
         target = out_dir / f"{arch}.safetensors"
         started = time.time()
         model, _ = train_one(arch, recipe, train_data, val_data, work_dir, device)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(target), metadata={"arch": arch, "recipe": json.dumps(asdict(recipe))})
+        save_project_safetensors(
+            target, model, arch, recipe.arch_config(), CLASSES, recipe.preprocess(), extra={"recipe": asdict(recipe)}
+        )
         print(f"{arch}: wrote {target} ({target.stat().st_size / 1e6:.1f} MB) in {time.time() - started:.0f} s")
         written[arch] = target
     (out_dir / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2) + "\n")

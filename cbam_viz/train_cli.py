@@ -21,7 +21,6 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "weights" / "demo"
 def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict) -> Path:
     """weights/demo/metadata.json: what the demo weights are, how they were made and how good they are."""
     from cbam_viz.shapes import CLASSES
-    from cbam_viz.train import IMAGENET_MEAN, IMAGENET_STD
 
     models = {}
     for arch in ARCHS:
@@ -38,8 +37,7 @@ def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict) -> Path:
     metadata = {
         "classes": list(CLASSES),
         "input_size": recipe.image_size,
-        "preprocess": {"resize": recipe.image_size, "crop": None, "interpolation": "bilinear",
-                       "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "preprocess": asdict(recipe.preprocess()),
         "arch_config": {k: v for k, v in asdict(recipe.arch_config()).items() if k not in ("attention", "num_classes")},
         "recipe": asdict(recipe),
         "heldout": {k: v for k, v in evaluation.items() if k != "models"},

@@ -1,0 +1,125 @@
+"""``python -m cbam_viz weights list|download|convert``: see, fetch and convert the weights the app can load.
+
+Heavy imports (torch) happen inside the handlers, so that ``python -m cbam_viz --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ARCH_CHOICES = ("resnet50", "se_resnet50", "cbam_resnet50")
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``weights`` and its actions on the top-level parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--weights-dir", type=Path, default=None, help="weights folder (default: weights/ in the repository)"
+    )
+    parser = subparsers.add_parser(
+        "weights",
+        help="list, download and convert pretrained weights",
+        description="List, download and convert the weights cbam_viz can load.",
+    )
+    actions = parser.add_subparsers(dest="weights_action", required=True, metavar="ACTION")
+
+    listing = actions.add_parser(
+        "list", parents=[common], help="every entry and set, what is present, what 'auto' picks"
+    )
+    listing.set_defaults(func=run_list)
+
+    download = actions.add_parser(
+        "download", parents=[common], help="download a set (default: paper) or one entry and convert it"
+    )
+    download.add_argument("target", nargs="?", default="paper", help="set (paper, pytorchcv) or entry name")
+    download.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a host (default: 60)")
+    download.add_argument("--no-progress", action="store_true", help="no progress bar")
+    download.set_defaults(func=run_download)
+
+    convert = actions.add_parser(
+        "convert", parents=[common], help="convert a checkpoint file (layout auto-detected) to project safetensors"
+    )
+    convert.add_argument("path", type=Path, help="checkpoint: .pth, .pth.zip, .pt or .safetensors")
+    convert.add_argument("--arch", required=True, choices=ARCH_CHOICES, help="architecture the file holds")
+    convert.add_argument("--out", required=True, type=Path, help="output file, ending in .safetensors")
+    convert.add_argument(
+        "--stride-in",
+        choices=("conv1", "conv2"),
+        default=None,
+        help="where down-sampling blocks stride, for a pytorchcv file whose name does not say (v1: conv1)",
+    )
+    convert.set_defaults(func=run_convert)
+
+
+def _top1(metrics: dict[str, float]) -> str:
+    value = metrics.get("imagenet_top1")
+    return f"{value:.1f}%" if value is not None else "-"
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from cbam_viz import weights
+    from cbam_viz.errors import WeightsError
+
+    root = weights.weights_root(args.weights_dir)
+    print(f"weights folder: {weights.display_path(root)}")
+    try:
+        chosen, reason = weights.resolve_weights("auto", root)
+        print(f"auto -> {chosen}: {reason}")
+    except WeightsError as error:
+        print(f"auto -> nothing loadable: {error}")
+    print("\nsets:")
+    for name, members in weights.SETS.items():
+        missing = weights.missing_entries(name, root)
+        state = "complete" if not missing else f"{3 - len(missing)}/3 present"
+        default = "  (default ImageNet set)" if name == weights.DEFAULT_SET else ""
+        print(f"  {name:<10} {state:<12} {', '.join(members.values())}{default}")
+    present, why_not = weights.demo_available(root)
+    if present:
+        metadata = weights.read_demo_metadata(root)
+        demo_state = f"present: {len(metadata['classes'])} classes, {metadata['preprocess']['resize']} px input"
+    else:
+        demo_state = f"missing: {why_not}"
+    print(f"  {'demo':<10} {demo_state}")
+    print(f"\nentries ({weights.display_path(weights.imagenet_dir(root))}/):")
+    print(f"  {'name':<30} {'status':<11} {'top-1':>6}  {'layout':<14} license")
+    for entry in weights.ENTRIES.values():
+        status = weights.entry_status(entry, root)
+        print(f"  {entry.name:<30} {status:<11} {_top1(entry.metrics):>6}  {entry.layout:<14} {entry.license}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from cbam_viz.download import download_set
+    from cbam_viz.weights import display_path
+
+    written = download_set(args.target, args.weights_dir, timeout=args.timeout, progress=not args.no_progress)
+    for name, path in written.items():
+        print(f"{name}: {display_path(path)}")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from cbam_viz.convert import LAYOUTS, load_into_model, read_checkpoint, save_project_safetensors
+    from cbam_viz.errors import WeightsError
+    from cbam_viz.weights import IMAGENET_EVAL, Preprocess, default_categories, display_path
+
+    if args.out.suffix != ".safetensors":
+        raise WeightsError(f"--out {args.out} must end in .safetensors")
+    checkpoint = read_checkpoint(args.path)
+    loaded = load_into_model(checkpoint, args.arch, stride_in=args.stride_in)
+    meta = loaded.project_meta
+    categories = meta["categories"] if meta else default_categories(loaded.config.num_classes)
+    preprocess = Preprocess.from_dict(meta["preprocess"]) if meta else IMAGENET_EVAL
+    extra = {"source_file": args.path.name, "layout": loaded.layout}
+    save_project_safetensors(args.out, loaded.model, args.arch, loaded.config, categories, preprocess, extra)
+    config = loaded.config
+    print(f"detected layout: {loaded.layout} ({LAYOUTS[loaded.layout].title}), {checkpoint.container} file")
+    print(
+        f"architecture: {args.arch}, stride in {config.stride_in}, stem pool {config.stem_pool}, "
+        f"width {config.base_width}, {config.num_classes} classes"
+    )
+    for note in loaded.notes:
+        print(f"note: {note}")
+    print(f"wrote {display_path(args.out)} ({len(loaded.model.state_dict())} tensors, strict load passed)")
+    return 0

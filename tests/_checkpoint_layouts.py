@@ -1,0 +1,122 @@
+"""Checkpoints in published layouts, built from random tensors, for the converter and weights tests.
+
+The official CBAM layout is written out here key by key from the release's description (no package builds it), so
+the tests check the converter against the layout itself, not against the converter's own idea of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+STAGE_DEPTHS = (3, 4, 6, 3)
+
+
+def randomize_batchnorm(model: nn.Module, seed: int) -> nn.Module:
+    """Random affine parameters and running statistics in every BatchNorm (a fresh one is the identity)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                count = module.num_features
+                module.weight.copy_(torch.empty(count).uniform_(0.5, 1.5, generator=generator))
+                module.bias.copy_(torch.randn(count, generator=generator) * 0.1)
+                module.running_mean.copy_(torch.randn(count, generator=generator) * 0.1)
+                module.running_var.copy_(torch.empty(count).uniform_(0.5, 2.0, generator=generator))
+    return model.eval()
+
+
+def _bn(tensors: dict[str, torch.Tensor], prefix: str, count: int, generator: torch.Generator, tracked: bool) -> None:
+    tensors[f"{prefix}.weight"] = torch.empty(count).uniform_(0.5, 1.5, generator=generator)
+    tensors[f"{prefix}.bias"] = torch.randn(count, generator=generator) * 0.1
+    tensors[f"{prefix}.running_mean"] = torch.randn(count, generator=generator) * 0.1
+    tensors[f"{prefix}.running_var"] = torch.empty(count).uniform_(0.5, 2.0, generator=generator)
+    if tracked:
+        tensors[f"{prefix}.num_batches_tracked"] = torch.tensor(1000, dtype=torch.long)
+
+
+def _conv(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    fan_in = shape[1] * shape[2] * shape[3]
+    return torch.randn(shape, generator=generator) * (2.0 / fan_in) ** 0.5
+
+
+def _linear(out_features: int, in_features: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(out_features, in_features, generator=generator) * (1.0 / in_features) ** 0.5
+
+
+def official_cbam_tensors(
+    seed: int = 0, width: int = 64, num_classes: int = 1000, batches_tracked: bool = True
+) -> dict[str, torch.Tensor]:
+    """A state_dict in the exact key layout of RESNET50_CBAM_new_name_wrap.pth (``module.`` prefix included)."""
+    generator = torch.Generator().manual_seed(seed)
+    tensors: dict[str, torch.Tensor] = {}
+    tensors["conv1.weight"] = _conv((width, 3, 7, 7), generator)
+    _bn(tensors, "bn1", width, generator, batches_tracked)
+    in_channels = width
+    for stage, depth in enumerate(STAGE_DEPTHS, start=1):
+        planes = width * 2 ** (stage - 1)
+        channels = planes * 4
+        hidden = channels // 16
+        for block in range(depth):
+            prefix = f"layer{stage}.{block}"
+            tensors[f"{prefix}.conv1.weight"] = _conv((planes, in_channels, 1, 1), generator)
+            _bn(tensors, f"{prefix}.bn1", planes, generator, batches_tracked)
+            tensors[f"{prefix}.conv2.weight"] = _conv((planes, planes, 3, 3), generator)
+            _bn(tensors, f"{prefix}.bn2", planes, generator, batches_tracked)
+            tensors[f"{prefix}.conv3.weight"] = _conv((channels, planes, 1, 1), generator)
+            _bn(tensors, f"{prefix}.bn3", channels, generator, batches_tracked)
+            if block == 0:
+                tensors[f"{prefix}.downsample.0.weight"] = _conv((channels, in_channels, 1, 1), generator)
+                _bn(tensors, f"{prefix}.downsample.1", channels, generator, batches_tracked)
+            gate = f"{prefix}.cbam.ChannelGate.mlp"
+            tensors[f"{gate}.1.weight"] = _linear(hidden, channels, generator)
+            tensors[f"{gate}.1.bias"] = torch.randn(hidden, generator=generator) * 0.1
+            tensors[f"{gate}.3.weight"] = _linear(channels, hidden, generator)
+            tensors[f"{gate}.3.bias"] = torch.randn(channels, generator=generator) * 0.1
+            spatial = f"{prefix}.cbam.SpatialGate.spatial"
+            tensors[f"{spatial}.conv.weight"] = _conv((1, 2, 7, 7), generator)
+            _bn(tensors, f"{spatial}.bn", 1, generator, batches_tracked)
+            in_channels = channels
+    tensors["fc.weight"] = _linear(num_classes, in_channels, generator)
+    tensors["fc.bias"] = torch.randn(num_classes, generator=generator) * 0.1
+    return {f"module.{key}": value for key, value in tensors.items()}
+
+
+def save_official(path: Path, tensors: dict[str, torch.Tensor], *, extras: bool, legacy: bool) -> Path:
+    """Save like the release: a ``{'state_dict': ...}`` wrapper, optionally with training entries, old or zip format."""
+    wrapper: dict[str, object] = {"state_dict": tensors}
+    if extras:
+        wrapper.update(
+            epoch=100,
+            arch="resnet",
+            best_prec1=torch.tensor(77.622),
+            optimizer={"state": {}, "param_groups": [{"lr": 0.0001, "momentum": 0.9, "params": [0, 1, 2]}]},
+        )
+    torch.save(wrapper, path, _use_new_zipfile_serialization=not legacy)
+    return path
+
+
+def save_pytorchcv_zip(path: Path, state_dict: dict[str, torch.Tensor]) -> Path:
+    """pytorchcv's release format: a zip holding one raw state_dict ``.pth`` named like the zip."""
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr(path.name.removesuffix(".zip"), buffer.getvalue())
+    return path
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread: next to a busy training job, two threads made a ResNet-50 forward 20x slower here."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
