@@ -1,0 +1,590 @@
+"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+
+CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
+``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
+native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
+normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+from pytorch_grad_cam import (
+    EigenCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+)
+from pytorch_grad_cam.base_cam import BaseCAM
+from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirstAverage, ROADMostRelevantFirstAverage
+from pytorch_grad_cam.utils.image import scale_cam_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
+from torch import nn
+
+from cbam_viz import metrics
+from cbam_viz.capture import STAGES, CapturedPass, capture_pass, stage_layer
+from cbam_viz.errors import CbamVizError
+from cbam_viz.imaging import ModelView, decode_image, display_image, prepare_input
+from cbam_viz.resnet import ARCHS
+from cbam_viz.weights import Preprocess, load_model, resolve_weights, weights_root
+
+ARCH_ORDER: tuple[str, ...] = tuple(ARCHS)  # resnet50, se_resnet50, cbam_resnet50: the order of every display
+CAM_METHODS: dict[str, type[BaseCAM]] = {
+    "gradcam": GradCAM,
+    "gradcam++": GradCAMPlusPlus,
+    "hirescam": HiResCAM,
+    "xgradcam": XGradCAM,
+    "layercam": LayerCAM,
+    "eigencam": EigenCAM,
+    "scorecam": ScoreCAM,
+}
+CAM_METHOD_LABELS: dict[str, str] = {
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "hirescam": "HiResCAM",
+    "xgradcam": "XGrad-CAM",
+    "layercam": "LayerCAM",
+    "eigencam": "EigenCAM",
+    "scorecam": "Score-CAM",
+}
+VIEWS = ("whole", "crop")
+ROAD_PERCENTILES = (20, 40, 60, 80)  # four removal levels: ROAD's trend at a quarter of grad-cam's default cost
+SCORECAM_BATCH = 32
+MODEL_CACHE_SIZE = 6  # two weight sets of three models; ImageNet-size models are ~100 MB each
+JSON_SCHEMA_VERSION = 1
+
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_STATS = {"mean": _NUMBER_OR_NULL, "min": _NUMBER_OR_NULL, "max": _NUMBER_OR_NULL}
+_VIEW_SCHEMA = {
+    "type": "object",
+    "required": ["mode", "input_width", "input_height", "box", "note"],
+    "additionalProperties": False,
+    "properties": {
+        "mode": {"enum": list(VIEWS)},
+        "input_width": {"type": "integer", "minimum": 1},
+        "input_height": {"type": "integer", "minimum": 1},
+        "box": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number", "minimum": 0, "maximum": 1}},
+        "note": {"type": "string"},
+    },
+}
+_PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
+_MODEL_SCHEMA = {
+    "type": "object",
+    "required": ["weights", "top5", "target", "cam", "channel_attention", "spatial_attention", "metrics"],
+    "additionalProperties": False,
+    "properties": {
+        "weights": {"type": "string"},
+        "top5": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 5,
+            "items": {
+                "type": "object",
+                "required": ["label", "prob"],
+                "additionalProperties": False,
+                "properties": {"label": {"type": "string"}, "prob": _PROBABILITY},
+            },
+        },
+        "target": {
+            "type": "object",
+            "required": ["index", "label", "prob"],
+            "additionalProperties": False,
+            "properties": {
+                "index": {"type": "integer", "minimum": 0},
+                "label": {"type": "string"},
+                "prob": _PROBABILITY,
+            },
+        },
+        "cam": {
+            "type": "object",
+            "required": ["stage", "height", "width", "mean", "min", "max"],
+            "additionalProperties": False,
+            "properties": {
+                "stage": {"type": "integer", "minimum": 1, "maximum": 4},
+                "height": {"type": "integer", "minimum": 1},
+                "width": {"type": "integer", "minimum": 1},
+                **_STATS,
+            },
+        },
+        "channel_attention": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["channels", "mean", "min", "max"],
+                "additionalProperties": False,
+                "properties": {"channels": {"type": "integer", "minimum": 1}, **_STATS},
+            },
+        },
+        "spatial_attention": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["height", "width", "mean", "min", "max"],
+                "additionalProperties": False,
+                "properties": {
+                    "height": {"type": "integer", "minimum": 1},
+                    "width": {"type": "integer", "minimum": 1},
+                    **_STATS,
+                },
+            },
+        },
+        "metrics": {"type": "object", "required": ["target_prob"], "additionalProperties": _NUMBER_OR_NULL},
+        "view": _VIEW_SCHEMA,
+    },
+}
+# JSON Schema (draft 2020-12) of ``Analysis.to_json()``; the CLI adds "source" and "maps" (see analyze_cli).
+ANALYSIS_JSON_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "cbam_viz analysis",
+    "type": "object",
+    "required": ["schema_version", "image", "view", "method", "stage", "weights", "device", "models", "agreement"],
+    "additionalProperties": False,
+    "properties": {
+        "schema_version": {"const": JSON_SCHEMA_VERSION},
+        "image": {
+            "type": "object",
+            "required": ["width", "height", "display_width", "display_height"],
+            "additionalProperties": False,
+            "properties": {
+                key: {"type": "integer", "minimum": 1} for key in ("width", "height", "display_width", "display_height")
+            },
+        },
+        "view": _VIEW_SCHEMA,
+        "method": {"enum": list(CAM_METHODS)},
+        "stage": {"type": "integer", "minimum": 1, "maximum": 4},
+        "weights": {
+            "type": "object",
+            "required": ["set", "note"],
+            "additionalProperties": False,
+            "properties": {"set": {"type": "string"}, "note": {"type": "string"}},
+        },
+        "device": {"type": "string"},
+        "models": {"type": "object", "minProperties": 1, "additionalProperties": _MODEL_SCHEMA},
+        "agreement": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["cam_correlation", "top20_iou"],
+                "additionalProperties": False,
+                "properties": {"cam_correlation": _NUMBER_OR_NULL, "top20_iou": _NUMBER_OR_NULL},
+            },
+        },
+        "source": {"type": "string"},
+        "maps": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+
+
+@dataclass
+class ModelResult:
+    """Everything one model said about one image; maps at native resolution (align with ``imaging.map_to_image``)."""
+
+    arch: str
+    weights: str  # LoadedWeights.description
+    top5: list[tuple[str, float]]  # (label, probability), most likely first
+    target_index: int
+    target_label: str
+    target_prob: float
+    cam: np.ndarray  # float32 (h, w) at the CAM layer's native resolution, >= 0, NOT normalised
+    cam_stage: int  # 1..4
+    channel_attention: dict[str, np.ndarray]  # "layer1.0" -> (C,) float32 in (0, 1); {} for resnet50
+    spatial_attention: dict[str, np.ndarray]  # "layer1.0" -> (h, w) float32 in (0, 1); CBAM only, else {}
+    metrics: dict[str, float]  # target_prob; cam_spatial_* (CBAM); faithfulness_* on request
+    view: ModelView | None = None  # what this model saw; None means Analysis.view (all shipped sets share one)
+
+
+@dataclass
+class Analysis:
+    """One image through every requested model, plus how their CAMs agree."""
+
+    image: PIL.Image.Image  # the display image (decoded, EXIF applied, longest side <= 1024)
+    original_size: tuple[int, int]  # (width, height) of the input as the user sees it (EXIF applied)
+    view: ModelView
+    method: str
+    stage: int
+    models: dict[str, ModelResult]  # in ARCH_ORDER, those requested
+    agreement: dict[str, dict[str, float]]  # "resnet50|cbam_resnet50" -> {"cam_correlation", "top20_iou"}
+    weights_set: str  # "demo" | "paper" | ... | path
+    weights_note: str  # one line: which weights and why
+    device: str  # "cpu" | "cuda:0"
+
+    def to_json(self) -> dict:
+        """The documented JSON form (``ANALYSIS_JSON_SCHEMA``): numbers and names only, maps summarised, NaN -> null."""
+        return {
+            "schema_version": JSON_SCHEMA_VERSION,
+            "image": {
+                "width": self.original_size[0],
+                "height": self.original_size[1],
+                "display_width": self.image.width,
+                "display_height": self.image.height,
+            },
+            "view": _view_json(self.view),
+            "method": self.method,
+            "stage": self.stage,
+            "weights": {"set": self.weights_set, "note": self.weights_note},
+            "device": self.device,
+            "models": {arch: _model_json(result, self.view) for arch, result in self.models.items()},
+            "agreement": {pair: {k: _number(v) for k, v in values.items()} for pair, values in self.agreement.items()},
+        }
+
+
+@dataclass
+class ModelSet:
+    """Loaded models of one weight set on one device (what ``get_models`` returns and the app warms at start-up)."""
+
+    weights_set: str
+    weights_note: str
+    device: str
+    models: dict[str, nn.Module] = field(default_factory=dict)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The class names, which every model of one set shares (checked when the set is loaded)."""
+        return next(iter(self.models.values())).weights_info.categories
+
+
+_MODEL_CACHE: OrderedDict[tuple[str, str, str, str], nn.Module] = OrderedDict()
+_MODEL_CACHE_LOCK = threading.Lock()
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` -> the GPU when there is one, else the CPU; a bare "cuda" gets its index so cache keys are stable."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise CbamVizError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from error
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CbamVizError("CUDA was asked for but no GPU is available: use --device cpu")
+        if resolved.index is None:
+            resolved = torch.device("cuda", torch.cuda.current_device())
+    return resolved
+
+
+def get_models(
+    models: Sequence[str] = ARCH_ORDER,
+    weights: str = "auto",
+    device: str | torch.device | None = None,
+    *,
+    weights_dir: Path | None = None,
+) -> ModelSet:
+    """The requested models of one weight set, loaded once and cached by (arch, weights, folder, device).
+
+    The app calls it at start-up to warm the cache. Loaded models are frozen (``requires_grad`` False) and in eval
+    mode, which the short CAM backward relies on.
+    """
+    archs = _check_archs(models)
+    weights_set, note = resolve_weights(weights, weights_dir)
+    target = resolve_device(device)
+    loaded = ModelSet(weights_set, note, str(target))
+    folder = str(weights_root(weights_dir).resolve())
+    with _MODEL_CACHE_LOCK:
+        for arch in archs:
+            key = (arch, weights_set, folder, str(target))
+            if key in _MODEL_CACHE:
+                _MODEL_CACHE.move_to_end(key)
+            else:
+                model = load_model(arch, weights_set, device=target, weights_dir=weights_dir)
+                model.eval().requires_grad_(False)
+                _MODEL_CACHE[key] = model
+                while len(_MODEL_CACHE) > MODEL_CACHE_SIZE:
+                    _MODEL_CACHE.popitem(last=False)
+            loaded.models[arch] = _MODEL_CACHE[key]
+    first = loaded.categories
+    for arch, model in loaded.models.items():
+        if model.weights_info.categories != first:
+            raise CbamVizError(
+                f"the {arch} weights of set {weights_set!r} have other classes than {archs[0]}: "
+                "use one weight set whose models share their classes"
+            )
+    return loaded
+
+
+def clear_model_cache() -> None:
+    """Forget every loaded model (frees their memory; the next ``get_models`` loads again)."""
+    with _MODEL_CACHE_LOCK:
+        _MODEL_CACHE.clear()
+
+
+def analyze(
+    image: PIL.Image.Image | str | Path | bytes,
+    *,
+    weights: str = "auto",
+    models: Sequence[str] = ARCH_ORDER,
+    method: str = "gradcam",
+    target: int | str | None = None,
+    stage: int = 4,
+    view: str = "whole",
+    faithfulness: bool = False,
+    device: str | torch.device | None = None,
+    weights_dir: Path | None = None,
+) -> Analysis:
+    """Analyse one image with every requested model: top-5, target class, CAM of ``stage`` and all attention maps.
+
+    ``target`` None explains each model's own top-1; an index or a class name explains that one class in every model.
+    Bad arguments and unusable images raise ``CbamVizError`` (``ImageError``) with a one-line message.
+    ``weights_dir`` replaces the repository's weights/ folder (deployments, tests).
+    """
+    validate_options(method, stage, view)
+    picture = decode_image(image)
+    model_set = get_models(models, weights, device, weights_dir=weights_dir)
+    target_index = resolve_target(target, model_set.categories)
+    inputs: dict[Preprocess, tuple[torch.Tensor, ModelView]] = {}
+    results: dict[str, ModelResult] = {}
+    for arch, model in model_set.models.items():
+        preprocess = model.weights_info.preprocess
+        if preprocess not in inputs:
+            inputs[preprocess] = prepare_input(picture, preprocess, view)
+        input_tensor, model_view = inputs[preprocess]
+        result = run_model(
+            arch, model, input_tensor, method=method, stage=stage, target=target_index, faithfulness=faithfulness
+        )
+        result.view = model_view
+        results[arch] = result
+    first_view = next(iter(results.values())).view
+    return Analysis(
+        image=display_image(picture),
+        original_size=picture.size,
+        view=first_view,
+        method=method,
+        stage=stage,
+        models=results,
+        agreement=agreement(results),
+        weights_set=model_set.weights_set,
+        weights_note=model_set.weights_note,
+        device=model_set.device,
+    )
+
+
+def run_model(
+    arch: str,
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    *,
+    method: str = "gradcam",
+    stage: int = 4,
+    target: int | None = None,
+    faithfulness: bool = False,
+    categories: Sequence[str] | None = None,
+) -> ModelResult:
+    """One model on one prepared (1, 3, H, W) input: the single hooked pass, the CAM, top-5 and per-model metrics.
+
+    ``categories`` defaults to ``model.weights_info.categories``; models built without weights need it (or get
+    "class i" labels).
+    """
+    validate_options(method, stage, "whole")
+    info = getattr(model, "weights_info", None)
+    names = tuple(categories) if categories is not None else (info.categories if info else ())
+    cam_method = _make_cam_method(method, model)
+    try:
+        captured = capture_pass(model, input_tensor, stage=stage, target=target, gradients=cam_method.uses_gradients)
+        cam = compute_cam(cam_method, model, input_tensor, captured, stage)
+    finally:
+        cam_method.activations_and_grads.release()
+    probs = metrics.softmax(captured.logits)
+    index = captured.target_index
+    top = np.argsort(-probs, kind="stable")[:5]
+    result = ModelResult(
+        arch=arch,
+        weights=info.description if info else "weights given by the caller",
+        top5=[(_label(names, int(i)), float(probs[i])) for i in top],
+        target_index=index,
+        target_label=_label(names, index),
+        target_prob=float(probs[index]),
+        cam=cam,
+        cam_stage=stage,
+        channel_attention=captured.channel,
+        spatial_attention=captured.spatial,
+        metrics={"target_prob": float(probs[index])},
+    )
+    last_block = _last_block(captured.spatial, stage)
+    if last_block is not None:
+        result.metrics.update(metrics.cam_spatial_agreement(cam, captured.spatial[last_block]))
+    if faithfulness:
+        result.metrics.update(faithfulness_scores(model, input_tensor, cam, index))
+    return result
+
+
+def compute_cam(
+    cam_method: BaseCAM, model: nn.Module, input_tensor: torch.Tensor, captured: CapturedPass, stage: int
+) -> np.ndarray:
+    """The method's own CAM math on the captured tensors, ReLU'd as grad-cam does, without its min-max scaling.
+
+    Runs after the capture closed: Score-CAM's extra forwards (under no_grad) find no hook of ours on the model.
+    """
+    device = next(model.parameters()).device
+    targets = [ClassifierOutputTarget(captured.target_index)]
+    with torch.inference_mode(False), torch.no_grad():
+        cam = cam_method.get_cam_image(
+            input_tensor.to(device), stage_layer(model, stage), targets, captured.activations, captured.gradients, False
+        )
+    cam = np.maximum(np.asarray(cam, dtype=np.float32)[0], 0)
+    return np.nan_to_num(cam, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def faithfulness_scores(model: nn.Module, input_tensor: torch.Tensor, cam: np.ndarray, index: int) -> dict[str, float]:
+    """ROAD (grad-cam's metric): change of the class probability when the most / least relevant pixels are removed.
+
+    ``faithfulness_morf`` (most relevant first) should be strongly negative and ``faithfulness_lerf`` near zero;
+    ``faithfulness_road`` = (LeRF - MoRF) / 2 is grad-cam's ROADCombined: larger means a more faithful map. ROAD's
+    imputation adds noise, so the generator is seeded locally to make the scores repeatable.
+    """
+    device = next(model.parameters()).device
+    height, width = input_tensor.shape[-2:]
+    cam_on_input = scale_cam_image(cam[None], (width, height))  # ROAD ranks pixels at input size, in [0, 1]
+    targets = [ClassifierOutputSoftmaxTarget(index)]
+    x = input_tensor.to(device)
+    percentiles = list(ROAD_PERCENTILES)
+    with torch.inference_mode(False), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        morf = float(ROADMostRelevantFirstAverage(percentiles)(x, cam_on_input, targets, model)[0])
+        lerf = float(ROADLeastRelevantFirstAverage(percentiles)(x, cam_on_input, targets, model)[0])
+    return {"faithfulness_morf": morf, "faithfulness_lerf": lerf, "faithfulness_road": (lerf - morf) / 2}
+
+
+def agreement(results: dict[str, ModelResult]) -> dict[str, dict[str, float]]:
+    """CAM agreement for every pair of models, keyed "first|second" in display order."""
+    return {
+        f"{first}|{second}": metrics.cam_agreement(results[first].cam, results[second].cam)
+        for first, second in combinations(results, 2)
+    }
+
+
+def resolve_target(target: int | str | None, categories: Sequence[str]) -> int | None:
+    """A class index from an index, a digit string or a class name (case and ``_`` vs space ignored); None stays None.
+
+    Unknown names raise a one-line ``CbamVizError`` listing the closest class names.
+    """
+    if target is None or (isinstance(target, str) and not target.strip()):
+        return None
+    count = len(categories)
+    if isinstance(target, bool):
+        raise CbamVizError(f"target must be a class index or name, got {target!r}")
+    if isinstance(target, int | np.integer) or (isinstance(target, str) and target.strip().isdigit()):
+        index = int(target)
+        if not 0 <= index < count:
+            raise CbamVizError(
+                f"target class {index} does not exist: these weights have {count} classes (0-{count - 1})"
+            )
+        return index
+    if not isinstance(target, str):
+        raise CbamVizError(f"target must be a class index or name, got {type(target).__name__}")
+    wanted = _normalise_name(target)
+    normalised = [_normalise_name(name) for name in categories]
+    matches = [index for index, name in enumerate(normalised) if name == wanted]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:  # ImageNet names a few classes twice ("crane" the bird and the machine)
+        raise CbamVizError(
+            f"{target.strip()!r} names {len(matches)} classes ({', '.join(map(str, matches))}): give the index instead"
+        )
+    close = difflib.get_close_matches(wanted, normalised, n=5, cutoff=0.6)
+    close += [name for name in normalised if wanted in name and name not in close][: 5 - len(close)]
+    hint = (
+        f"did you mean {', '.join(repr(categories[normalised.index(name)]) for name in close)}?"
+        if close
+        else (f"give a class index 0-{count - 1} or one of the names the weights list")
+    )
+    raise CbamVizError(f"unknown target class {target.strip()!r}: {hint}")
+
+
+def _normalise_name(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+def _label(categories: Sequence[str], index: int) -> str:
+    return categories[index] if index < len(categories) else f"class {index}"
+
+
+def _last_block(spatial: dict[str, np.ndarray], stage: int) -> str | None:
+    blocks = [name for name in spatial if name.startswith(f"layer{stage}.")]
+    return max(blocks, key=lambda name: int(name.rsplit(".", 1)[1])) if blocks else None
+
+
+def _make_cam_method(method: str, model: nn.Module) -> BaseCAM:
+    """A grad-cam method object with NO target layers, so constructing it registers no hook on the model."""
+    cam_method = CAM_METHODS[method](model, target_layers=[])
+    if isinstance(cam_method, ScoreCAM):
+        cam_method.batch_size = SCORECAM_BATCH
+    return cam_method
+
+
+def _check_archs(models: Iterable[str]) -> list[str]:
+    requested = list(dict.fromkeys(models))
+    unknown = [arch for arch in requested if arch not in ARCHS]
+    if unknown:
+        raise CbamVizError(f"unknown model {unknown[0]!r}: choose from {', '.join(ARCH_ORDER)}")
+    if not requested:
+        raise CbamVizError(f"no model chosen: pick at least one of {', '.join(ARCH_ORDER)}")
+    return [arch for arch in ARCH_ORDER if arch in requested]
+
+
+def validate_options(method: str, stage: int, view: str) -> None:
+    """One-line ``CbamVizError`` for an unknown CAM method, stage or view (checked before any work starts)."""
+    if method not in CAM_METHODS:
+        raise CbamVizError(f"unknown CAM method {method!r}: choose from {', '.join(CAM_METHODS)}")
+    if stage not in STAGES:
+        raise CbamVizError(f"stage must be 1, 2, 3 or 4 (got {stage!r})")
+    if view not in VIEWS:
+        raise CbamVizError(f"view must be 'whole' or 'crop' (got {view!r})")
+
+
+def _number(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _stats(values: np.ndarray) -> dict[str, float | None]:
+    return {"mean": _number(values.mean()), "min": _number(values.min()), "max": _number(values.max())}
+
+
+def _view_json(view: ModelView) -> dict:
+    return {
+        "mode": view.mode,
+        "input_width": view.input_size[0],
+        "input_height": view.input_size[1],
+        "box": [float(v) for v in view.box],
+        "note": view.note,
+    }
+
+
+def _model_json(result: ModelResult, shared_view: ModelView) -> dict:
+    document = {
+        "weights": result.weights,
+        "top5": [{"label": label, "prob": _number(prob)} for label, prob in result.top5],
+        "target": {"index": result.target_index, "label": result.target_label, "prob": _number(result.target_prob)},
+        "cam": {
+            "stage": result.cam_stage,
+            "height": int(result.cam.shape[0]),
+            "width": int(result.cam.shape[1]),
+            **_stats(result.cam),
+        },
+        "channel_attention": {
+            block: {"channels": int(vector.shape[0]), **_stats(vector)}
+            for block, vector in result.channel_attention.items()
+        },
+        "spatial_attention": {
+            block: {"height": int(grid.shape[0]), "width": int(grid.shape[1]), **_stats(grid)}
+            for block, grid in result.spatial_attention.items()
+        },
+        "metrics": {name: _number(value) for name, value in result.metrics.items()},
+    }
+    if result.view is not None and result.view != shared_view:
+        document["view"] = _view_json(result.view)
+    return document

@@ -1,0 +1,181 @@
+"""``python -m cbam_viz analyze``: the comparison figure, the JSON summary and the raw maps for images or folders.
+
+Per image ``<stem>`` it writes ``<stem>.png`` (the comparison figure), ``<stem>.json`` (``Analysis.to_json()`` plus the
+input's path and the list of map files) and ``<stem>/*.npy``: every map resampled once onto the input image as the
+user sees it (EXIF applied; NaN where the model saw nothing) and every channel vector. One unusable file gives a
+one-line error and the rest are still analysed; the exit code is 1 when any file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cbam_viz.errors import CbamVizError
+from cbam_viz.resnet import ARCHS
+
+if TYPE_CHECKING:
+    from cbam_viz.analysis import Analysis
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+METHOD_NAMES = (
+    "gradcam",
+    "gradcam++",
+    "hirescam",
+    "xgradcam",
+    "layercam",
+    "eigencam",
+    "scorecam",
+)  # analysis.CAM_METHODS
+MAP_MODES = ("image", "native", "none")
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="compare the three models on images: figure, JSON and raw maps per image",
+        description="Compare the models on images. Per image: the comparison figure (<stem>.png), the JSON summary "
+        "(<stem>.json) and the raw maps (<stem>/*.npy, at the image's size unless --maps says otherwise).",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or folders of images")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the results (created)")
+    parser.add_argument("--weights", default="auto", help="weight set (auto, demo, paper, ...) or a file; default auto")
+    parser.add_argument(
+        "--models", nargs="+", default=list(ARCHS), metavar="ARCH", help=f"any of {', '.join(ARCHS)} (default all)"
+    )
+    parser.add_argument("--method", default="gradcam", help=f"CAM method: {', '.join(METHOD_NAMES)} (default gradcam)")
+    parser.add_argument(
+        "--target", default=None, help="class to explain in every model, by index or name (default: each model's top-1)"
+    )
+    parser.add_argument("--stage", type=int, default=4, choices=(1, 2, 3, 4), help="stage whose CAM is computed")
+    parser.add_argument(
+        "--view", default="whole", choices=("whole", "crop"), help="whole image resized, or the weights' centre crop"
+    )
+    parser.add_argument("--faithfulness", action="store_true", help="also score each CAM with ROAD (extra passes)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when there is one)")
+    parser.add_argument(
+        "--maps",
+        default="image",
+        choices=MAP_MODES,
+        help="raw maps as .npy at the input image's size (image, default), at the models' native size, or none",
+    )
+    parser.set_defaults(func=run)
+
+
+def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str], bool]:
+    """Files to analyse, one-line problems with the arguments themselves, and whether any folder was given."""
+    files: list[Path] = []
+    problems: list[str] = []
+    any_folder = False
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            any_folder = True
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append(f"{path}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return files, problems, any_folder
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``analyze``: returns 0 when every image was analysed, 1 when any failed."""
+    from tqdm import tqdm
+
+    from cbam_viz import analysis
+
+    analysis.validate_options(args.method, args.stage, args.view)
+    files, problems, any_folder = collect_inputs(args.inputs)
+    model_set = analysis.get_models(args.models, args.weights, args.device)
+    print(f"weights: {model_set.weights_set} - {model_set.weights_note}", flush=True)
+    target = analysis.resolve_target(args.target, model_set.categories)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CbamVizError(f"cannot create the output folder {args.out}: {error.strerror or error}") from error
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    failed = len(problems)
+    stems: set[str] = set()
+    progress = tqdm(files, desc="analyse", unit="image", disable=not any_folder, file=sys.stderr)
+    for path in progress:
+        try:
+            result = analysis.analyze(
+                path,
+                weights=model_set.weights_set,
+                models=list(model_set.models),
+                method=args.method,
+                target=target,
+                stage=args.stage,
+                view=args.view,
+                faithfulness=args.faithfulness,
+                device=model_set.device,
+            )
+            write_outputs(result, path, args.out, _unique_stem(path, stems), args.maps)
+        except CbamVizError as error:
+            failed += 1
+            tqdm.write(f"error: {path}: {error}", file=sys.stderr)
+        except OSError as error:  # the results could not be written (disk full, permissions): say so, go on
+            failed += 1
+            tqdm.write(f"error: {path}: cannot write the results: {error.strerror or error}", file=sys.stderr)
+    done = len(files) - (failed - len(problems))
+    print(f"analysed {done} of {len(files)} image(s) into {args.out}" + (f"; {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def write_outputs(
+    result: Analysis, source: Path, out_dir: Path, stem: str, maps: str = "image"
+) -> dict[str, list[str]]:
+    """Write ``<stem>.png``, ``<stem>.json`` and (unless ``maps`` is "none") ``<stem>/*.npy``; return the map files."""
+    import numpy as np
+
+    from cbam_viz import render
+    from cbam_viz.imaging import map_to_image
+
+    written: dict[str, list[str]] = {}
+    if maps != "none":
+        folder = out_dir / stem
+        folder.mkdir(exist_ok=True)
+        for arch, model in result.models.items():
+            view = model.view or result.view
+            arrays = {f"{arch}_cam": model.cam}
+            arrays.update({f"{arch}_spatial_{block}": grid for block, grid in model.spatial_attention.items()})
+            names = []
+            for name, native in arrays.items():
+                on_image = native if maps == "native" else map_to_image(native, view, result.original_size)
+                np.save(folder / f"{name}.npy", np.asarray(on_image, dtype=np.float32))
+                names.append(f"{stem}/{name}.npy")
+            for block, vector in model.channel_attention.items():
+                np.save(folder / f"{arch}_channel_{block}.npy", np.asarray(vector, dtype=np.float32))
+                names.append(f"{stem}/{arch}_channel_{block}.npy")
+            written[arch] = names
+    document = result.to_json()
+    document["source"] = str(source)
+    document["maps"] = written
+    (out_dir / f"{stem}.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    figure = render.comparison_figure(result)
+    if isinstance(figure, bytes | bytearray):
+        (out_dir / f"{stem}.png").write_bytes(figure)
+    else:
+        figure.save(out_dir / f"{stem}.png", format="PNG")
+    return written
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    """The file's stem, made unique within one run ("photo.jpg" and "photo.png" would otherwise overwrite)."""
+    stem = path.stem
+    if stem in used:
+        stem = f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+        counter = 2
+        while stem in used:
+            stem = f"{path.stem}_{path.suffix.lstrip('.').lower()}{counter}"
+            counter += 1
+    used.add(stem)
+    return stem

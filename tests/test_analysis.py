@@ -1,0 +1,418 @@
+"""The analysis engine: grad-cam methods on the captured tensors, targets, metrics, JSON schema, threads, alignment."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pytorch_grad_cam.utils.image import scale_cam_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from safetensors.torch import save_file
+
+from cbam_viz import analysis, metrics
+from cbam_viz.analysis import ANALYSIS_JSON_SCHEMA, CAM_METHODS, analyze, get_models, resolve_target, run_model
+from cbam_viz.capture import count_hooks
+from cbam_viz.errors import CbamVizError, ImageError
+from cbam_viz.imaging import map_to_image
+from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet
+from cbam_viz.shapes import CLASSES, render_sample
+from cbam_viz.train import IMAGENET_MEAN, IMAGENET_STD
+from cbam_viz.weights import WEIGHTS_DIR
+
+SMALL_CONFIG = ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES))
+REAL_DEMO = WEIGHTS_DIR / "demo" / "metadata.json"
+needs_demo = pytest.mark.skipif(
+    not REAL_DEMO.is_file(), reason=f"{REAL_DEMO} is absent: train the demo weights (python -m cbam_viz train)"
+)
+
+
+def random_model(arch: str, seed: int = 0) -> torch.nn.Module:
+    """A small frozen model whose BatchNorms carry random statistics, so every map has real structure."""
+    torch.manual_seed(seed)
+    model = build_resnet(arch, SMALL_CONFIG)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.3, 0.3)
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    return model.eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def random_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder holding a demo set of random models at 64 px (the real demo set's file layout)."""
+    root = tmp_path_factory.mktemp("weights")
+    demo = root / "demo"
+    demo.mkdir()
+    models = {}
+    for seed, arch in enumerate(ARCHS):
+        tensors = {k: v.contiguous() for k, v in random_model(arch, seed).state_dict().items()}
+        save_file(tensors, str(demo / f"{arch}.safetensors"), metadata={"arch": arch})
+        models[arch] = {"file": f"{arch}.safetensors"}
+    metadata = {
+        "classes": list(CLASSES),
+        "preprocess": {
+            "resize": 64,
+            "crop": None,
+            "interpolation": "bilinear",
+            "mean": IMAGENET_MEAN,
+            "std": IMAGENET_STD,
+        },
+        "arch_config": {"base_width": 8, "stem_pool": "none", "num_classes": len(CLASSES)},
+        "models": models,
+    }
+    (demo / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    return root
+
+
+def sample_image(seed: int, index: int, width: int = 64, height: int | None = None) -> Image.Image:
+    return Image.fromarray(render_sample(seed, index, width, height).image)
+
+
+# --------------------------------------------------------------------------------------------------- CAM methods
+
+
+@pytest.mark.parametrize("method", sorted(CAM_METHODS))
+def test_every_method_equals_grad_cams_own_object_and_leaves_no_hook(method: str) -> None:
+    model = random_model("cbam_resnet50", seed=1)
+    slow = method == "scorecam"  # one forward per channel: a small input and the 64-channel stage 2
+    size, stage = (32, 2) if slow else (64, 3)
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(3))
+    result = run_model("cbam_resnet50", model, x, method=method, stage=stage, target=2, categories=CLASSES)
+    assert count_hooks(model) == 0
+    native = size // 2 // 2 ** (stage - 1)
+    assert result.cam.shape == (native, native) and result.cam.dtype == np.float32
+    assert np.isfinite(result.cam).all() and result.cam.min() >= 0 and result.cam.max() > 0
+    oracle = copy.deepcopy(model).requires_grad_(True)  # grad-cam's own hooks need a graph through the layer
+    with CAM_METHODS[method](oracle, [getattr(oracle, f"layer{stage}")]) as cam:
+        expected = cam(x, [ClassifierOutputTarget(2)])
+    # grad-cam min-max scales at input size, then once more when it aggregates layers: do the same to ours
+    ours = scale_cam_image(scale_cam_image(result.cam[None], (size, size)))
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_cams_are_raw_scores_not_normalised() -> None:
+    model = random_model("se_resnet50", seed=2)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    base = run_model("se_resnet50", model, x, target=1, categories=CLASSES).cam
+    model.fc.weight.data *= 10  # every class score is 10x larger, so is its gradient: a raw CAM scales with it
+    model.fc.bias.data *= 10
+    scaled = run_model("se_resnet50", model, x, target=1, categories=CLASSES).cam
+    assert base.max() > 0 and not math.isclose(float(base.max()), 1.0, rel_tol=1e-3)
+    np.testing.assert_allclose(scaled, 10 * base, rtol=1e-4, atol=1e-7)
+
+
+def test_run_model_reports_top5_target_and_attention() -> None:
+    model = random_model("cbam_resnet50", seed=5)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(6))
+    result = run_model("cbam_resnet50", model, x, categories=CLASSES)
+    probs = [p for _, p in result.top5]
+    assert len(result.top5) == 5 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert result.target_label == result.top5[0][0] and result.target_prob == pytest.approx(probs[0])
+    assert result.target_label == CLASSES[result.target_index]
+    assert len(result.channel_attention) == 16 and len(result.spatial_attention) == 16
+    assert result.channel_attention["layer4.2"].shape == (8 * 8 * 4,)
+    assert result.spatial_attention["layer1.0"].shape == (32, 32)
+    for grid in [*result.channel_attention.values(), *result.spatial_attention.values()]:
+        assert grid.dtype == np.float32 and grid.min() > 0 and grid.max() < 1
+    expected = metrics.cam_spatial_agreement(result.cam, result.spatial_attention["layer4.2"])
+    assert result.metrics["cam_spatial_correlation"] == pytest.approx(expected["cam_spatial_correlation"])
+    plain = run_model("resnet50", random_model("resnet50"), x, categories=CLASSES)
+    assert plain.channel_attention == {} and plain.spatial_attention == {}
+    assert set(plain.metrics) == {"target_prob"}
+
+
+@pytest.mark.filterwarnings("ignore:__array_wrap__:DeprecationWarning")  # inside grad-cam's ROAD imputer
+def test_faithfulness_scores_follow_road() -> None:
+    model = random_model("resnet50", seed=7)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(8))
+    result = run_model("resnet50", model, x, faithfulness=True, categories=CLASSES)
+    scores = {k: v for k, v in result.metrics.items() if k.startswith("faithfulness_")}
+    assert set(scores) == {"faithfulness_morf", "faithfulness_lerf", "faithfulness_road"}
+    assert all(math.isfinite(v) and -1 <= v <= 1 for v in scores.values())
+    assert scores["faithfulness_road"] == pytest.approx((scores["faithfulness_lerf"] - scores["faithfulness_morf"]) / 2)
+    again = run_model("resnet50", model, x, faithfulness=True, categories=CLASSES).metrics
+    assert again["faithfulness_road"] == scores["faithfulness_road"]  # the imputation noise is seeded
+    assert count_hooks(model) == 0
+
+
+# ---------------------------------------------------------------------------------------------------------- targets
+
+
+def test_targets_by_index_digit_string_and_name() -> None:
+    assert resolve_target(None, CLASSES) is None and resolve_target(" ", CLASSES) is None
+    assert resolve_target(3, CLASSES) == 3 and resolve_target("7", CLASSES) == 7
+    assert resolve_target("Hexagon", CLASSES) == CLASSES.index("hexagon")
+    assert resolve_target("tiger_cat", ("tabby", "tiger cat")) == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (10, r"target class 10 does not exist: these weights have 10 classes \(0-9\)"),
+        ("hexagn", r"unknown target class 'hexagn': did you mean 'hexagon'"),
+        ("zebra", r"unknown target class 'zebra': give a class index 0-9"),
+        (True, "class index or name"),
+        ("Circle", r"'Circle' names 2 classes \(0, 10\): give the index instead"),
+    ],
+)
+def test_bad_targets_get_one_line_errors(target: object, message: str) -> None:
+    with pytest.raises(CbamVizError, match=message) as caught:
+        resolve_target(target, (*CLASSES, "circle") if target == "Circle" else CLASSES)
+    assert "\n" not in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------------------- metrics
+
+
+def test_bilinear_resampling_matches_torch() -> None:
+    grid = np.random.default_rng(0).random((5, 7)).astype(np.float32)
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(grid)[None, None], size=(13, 9), mode="bilinear", align_corners=False
+    )[0, 0].numpy()
+    np.testing.assert_allclose(metrics.resize_bilinear(grid, (13, 9)), expected, atol=1e-6)
+
+
+def test_agreement_metrics() -> None:
+    ramp = np.arange(25, dtype=np.float32).reshape(5, 5)
+    assert metrics.pearson(ramp, 2 * ramp + 1) == pytest.approx(1.0)
+    assert metrics.pearson(ramp, -ramp) == pytest.approx(-1.0)
+    assert math.isnan(metrics.pearson(ramp, np.ones_like(ramp)))
+    assert metrics.top_region(ramp).sum() == 5 and metrics.top_region(ramp)[-1].all()
+    assert metrics.top_region_iou(ramp, ramp) == 1.0 and metrics.top_region_iou(ramp, -ramp) == 0.0
+    sparse = np.zeros((10, 10), dtype=np.float32)
+    sparse[0, 0] = 1.0  # a ReLU'd CAM that is mostly zero still has a top region of exactly 20 pixels
+    assert metrics.top_region(sparse).sum() == 20
+    coarse = metrics.cam_agreement(ramp, metrics.resize_bilinear(ramp, (10, 10)))
+    assert coarse["cam_correlation"] == pytest.approx(1.0, abs=1e-6) and coarse["top20_iou"] > 0.6
+    with_nan = ramp.copy()
+    with_nan[0] = np.nan
+    assert metrics.pearson(with_nan, ramp) == pytest.approx(1.0)
+
+
+def test_pointing_and_energy() -> None:
+    mask = np.zeros((4, 4), dtype=bool)
+    mask[:2, :2] = True
+    cam = np.zeros((4, 4), dtype=np.float32)
+    cam[1, 1], cam[3, 3] = 3.0, 1.0
+    assert metrics.pointing_hit(cam, mask) and not metrics.pointing_hit(cam.T[::-1, ::-1], mask)
+    assert not metrics.pointing_hit(np.ones((4, 4)), mask)  # a flat map points nowhere
+    assert metrics.energy_inside(cam, mask) == pytest.approx(0.75)
+    assert metrics.energy_inside(cam + 0.5, mask) == pytest.approx(0.75)  # a constant floor is not mass
+    cam[0, :] = np.nan  # pixels the model did not see are ignored
+    assert metrics.energy_inside(cam, mask) == pytest.approx(0.75)
+    assert metrics.energy_inside(np.zeros((4, 4)), mask) == 0.0
+    corner = np.zeros((4, 4), dtype=np.float32)
+    corner[3, 3] = 1.0  # 2.83 px from the mask's nearest pixel (1, 1)
+    assert not metrics.pointing_hit(corner, mask) and not metrics.pointing_hit(corner, mask, tolerance=2.8)
+    assert metrics.pointing_hit(corner, mask, tolerance=2.9)
+    with pytest.raises(ValueError, match="differs from mask shape"):
+        metrics.pointing_hit(cam, mask[:2])
+
+
+# ------------------------------------------------------------------------------------------- analyze, end to end
+
+
+def validate(document: object, schema: dict, path: str = "$") -> list[str]:
+    """The JSON Schema keywords ANALYSIS_JSON_SCHEMA uses; -> every violation found."""
+    problems: list[str] = []
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+    if "type" in schema:
+        wanted = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+
+        def matches(kind: str) -> bool:
+            if kind == "integer":
+                return isinstance(document, int) and not isinstance(document, bool)
+            if kind == "number":
+                return isinstance(document, int | float) and not isinstance(document, bool)
+            return isinstance(document, kinds[kind])
+
+        if not any(matches(kind) for kind in wanted):
+            return [f"{path}: {document!r} is not of type {wanted}"]
+    if "const" in schema and document != schema["const"]:
+        problems.append(f"{path}: {document!r} != {schema['const']!r}")
+    if "enum" in schema and document not in schema["enum"]:
+        problems.append(f"{path}: {document!r} not in {schema['enum']}")
+    if isinstance(document, int | float) and not isinstance(document, bool):
+        if "minimum" in schema and document < schema["minimum"]:
+            problems.append(f"{path}: {document} < {schema['minimum']}")
+        if "maximum" in schema and document > schema["maximum"]:
+            problems.append(f"{path}: {document} > {schema['maximum']}")
+    if isinstance(document, dict):
+        problems += [f"{path}: missing {key!r}" for key in schema.get("required", []) if key not in document]
+        if len(document) < schema.get("minProperties", 0):
+            problems.append(f"{path}: fewer than {schema['minProperties']} properties")
+        for key, value in document.items():
+            if key in schema.get("properties", {}):
+                problems += validate(value, schema["properties"][key], f"{path}.{key}")
+            elif schema.get("additionalProperties") is False:
+                problems.append(f"{path}: unexpected {key!r}")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                problems += validate(value, schema["additionalProperties"], f"{path}.{key}")
+    if isinstance(document, list):
+        if len(document) < schema.get("minItems", 0) or len(document) > schema.get("maxItems", len(document)):
+            problems.append(f"{path}: {len(document)} items")
+        for index, item in enumerate(document):
+            problems += validate(item, schema.get("items", {}), f"{path}[{index}]")
+    return problems
+
+
+def test_analyze_end_to_end_and_json_schema(random_demo_dir: Path) -> None:
+    picture = sample_image(5, 0, width=1200, height=720)
+    result = analyze(picture, weights="demo", weights_dir=random_demo_dir, target="star")
+    assert list(result.models) == list(ARCHS)
+    assert result.original_size == (1200, 720) and result.image.size == (1024, 614)
+    assert result.view.mode == "whole" and result.view.input_size == (107, 64)
+    assert result.weights_set == "demo" and result.device == "cpu" and result.method == "gradcam"
+    for model in result.models.values():
+        assert model.target_label == "star" and model.target_index == CLASSES.index("star")
+        assert model.cam.shape == (4, 7)  # 64x107 input, no stem pool: stage 4 has stride 16
+        assert count_hooks(get_models(weights="demo", weights_dir=random_demo_dir).models[model.arch]) == 0
+    assert set(result.agreement) == {"resnet50|se_resnet50", "resnet50|cbam_resnet50", "se_resnet50|cbam_resnet50"}
+    pair = result.agreement["resnet50|cbam_resnet50"]
+    assert pair == metrics.cam_agreement(result.models["resnet50"].cam, result.models["cbam_resnet50"].cam)
+    document = result.to_json()
+    json.dumps(document, allow_nan=False)
+    assert validate(document, ANALYSIS_JSON_SCHEMA) == []
+    assert document["models"]["cbam_resnet50"]["target"]["label"] == "star"
+    assert document["models"]["se_resnet50"]["spatial_attention"] == {}
+    assert document["models"]["se_resnet50"]["channel_attention"]["layer2.0"]["channels"] == 64
+    broken = copy.deepcopy(document)
+    del broken["models"]["resnet50"]["top5"]
+    broken["stage"] = 5
+    assert validate(broken, ANALYSIS_JSON_SCHEMA) == ["$.stage: 5 > 4", "$.models.resnet50: missing 'top5'"]
+
+
+def test_analyze_options_and_errors(random_demo_dir: Path) -> None:
+    picture = sample_image(6, 1)
+    crop = analyze(
+        picture,
+        weights="demo",
+        weights_dir=random_demo_dir,
+        models=["cbam_resnet50"],
+        view="crop",
+        stage=2,
+        method="layercam",
+    )
+    assert list(crop.models) == ["cbam_resnet50"] and crop.agreement == {} and crop.stage == 2
+    assert crop.models["cbam_resnet50"].cam.shape == (16, 16)
+    for kwargs, message in [
+        ({"method": "gradcam+"}, "unknown CAM method 'gradcam\\+'"),
+        ({"stage": 0}, "stage must be 1, 2, 3 or 4"),
+        ({"view": "zoom"}, "view must be 'whole' or 'crop'"),
+        ({"models": ["vgg16"]}, "unknown model 'vgg16'"),
+        ({"models": []}, "no model chosen"),
+        ({"target": "octagon"}, "unknown target class 'octagon'"),
+    ]:
+        with pytest.raises(CbamVizError, match=message):
+            analyze(picture, weights="demo", weights_dir=random_demo_dir, **kwargs)
+    with pytest.raises(ImageError):
+        analyze(b"not an image at all", weights="demo", weights_dir=random_demo_dir)
+
+
+def test_models_are_loaded_once_and_cached(random_demo_dir: Path) -> None:
+    first = get_models(weights="demo", weights_dir=random_demo_dir)
+    second = get_models(["cbam_resnet50"], weights="demo", weights_dir=random_demo_dir)
+    assert second.models["cbam_resnet50"] is first.models["cbam_resnet50"]
+    assert all(not p.requires_grad for model in first.models.values() for p in model.parameters())
+    analysis.clear_model_cache()
+    assert get_models(weights="demo", weights_dir=random_demo_dir).models["resnet50"] is not first.models["resnet50"]
+
+
+def test_concurrent_analyses_get_the_results_each_would_get_alone(random_demo_dir: Path) -> None:
+    pictures = {"a": sample_image(8, 0), "b": sample_image(8, 1)}
+    alone = {name: analyze(p, weights="demo", weights_dir=random_demo_dir) for name, p in pictures.items()}
+    assert not np.allclose(alone["a"].models["cbam_resnet50"].cam, alone["b"].models["cbam_resnet50"].cam)
+    together: dict[str, list] = {"a": [], "b": []}
+    barrier = threading.Barrier(2)
+
+    def work(name: str) -> None:
+        barrier.wait()
+        for _ in range(3):
+            together[name].append(analyze(pictures[name], weights="demo", weights_dir=random_demo_dir))
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in pictures]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, runs in together.items():
+        assert len(runs) == 3
+        for run in runs:
+            for arch, model in run.models.items():
+                reference = alone[name].models[arch]
+                assert [label for label, _ in model.top5] == [label for label, _ in reference.top5]
+                np.testing.assert_allclose([p for _, p in model.top5], [p for _, p in reference.top5], rtol=1e-5)
+                np.testing.assert_allclose(model.cam, reference.cam, rtol=1e-4, atol=1e-7)
+                for block, grid in reference.spatial_attention.items():
+                    np.testing.assert_allclose(model.spatial_attention[block], grid, rtol=1e-5, atol=1e-6)
+                for block, vector in reference.channel_attention.items():
+                    np.testing.assert_allclose(model.channel_attention[block], vector, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ alignment on the real demo weights
+
+POINTING_TOLERANCE = 15 / 224  # the pointing game's tolerance (Zhang et al.): 15 pixels at 224, as a share of the side
+
+
+def localisation(samples: list, arch: str) -> tuple[float, float, float]:
+    """(pointing rate with tolerance, mean CAM energy inside the mask, mean mask area) for the true classes."""
+    hits, energy, area = [], [], []
+    for sample in samples:
+        result = analyze(Image.fromarray(sample.image), weights="demo", models=[arch], target=sample.label)
+        cam = map_to_image(result.models[arch].cam, result.view, result.original_size)
+        assert cam.shape == sample.mask.shape
+        hits.append(metrics.pointing_hit(cam, sample.mask, POINTING_TOLERANCE * min(sample.mask.shape)))
+        energy.append(metrics.energy_inside(cam, sample.mask))
+        area.append(float(sample.mask.mean()))
+    return float(np.mean(hits)), float(np.mean(energy)), float(np.mean(area))
+
+
+@needs_demo
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_cam_peak_lands_on_the_object_for_most_held_out_images(arch: str) -> None:
+    rate, energy, area = localisation([render_sample(77, index) for index in range(40)], arch)
+    assert rate >= 0.65, f"{arch}: the CAM peak is on the object in only {rate:.0%} of held-out images"
+    assert energy >= 1.5 * area, f"{arch}: {energy:.0%} of the CAM lies on objects covering {area:.0%} of the image"
+
+
+def exif_rotated_png(upright: np.ndarray) -> bytes:
+    """The picture stored turned by 90 degrees with EXIF orientation 6 ("rotate 90 CW to view"), as phones do."""
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, k=1)))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    stored.save(buffer, format="PNG", exif=exif)
+    return buffer.getvalue()
+
+
+@needs_demo
+def test_exif_rotated_storage_gives_exactly_the_upright_maps() -> None:
+    for index in range(3):
+        sample = render_sample(78, index, width=144, height=96)
+        turned = analyze(exif_rotated_png(sample.image), weights="demo")
+        upright = analyze(Image.fromarray(sample.image), weights="demo")
+        assert turned.original_size == upright.original_size == (144, 96)
+        for arch, model in upright.models.items():
+            np.testing.assert_allclose(turned.models[arch].cam, model.cam, rtol=1e-5, atol=1e-7)
+            for block, grid in model.spatial_attention.items():
+                np.testing.assert_allclose(turned.models[arch].spatial_attention[block], grid, rtol=1e-5, atol=1e-7)
+
+
+@needs_demo
+def test_alignment_holds_for_non_square_and_large_images() -> None:
+    samples = [render_sample(78, index, width=144, height=96) for index in range(12)]
+    samples += [render_sample(80, index, width=96, height=144) for index in range(12)]
+    samples += [render_sample(79, index, width=1280, height=960) for index in range(4)]  # beyond the display cap
+    rate, energy, area = localisation(samples, "cbam_resnet50")
+    assert rate >= 0.65, f"the CAM peak is on the object in only {rate:.0%} of non-square and large images"
+    assert energy >= 1.5 * area, f"{energy:.0%} of the CAM lies on objects covering {area:.0%} of the images"

@@ -1,0 +1,212 @@
+"""``python -m cbam_viz analyze``: every output file per image, one-line errors for bad files, exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from cbam_viz import analysis, analyze_cli, cli, weights
+from cbam_viz.analysis import ANALYSIS_JSON_SCHEMA, CAM_METHODS
+from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet
+from cbam_viz.shapes import CLASSES, render_sample
+from cbam_viz.train import IMAGENET_MEAN, IMAGENET_STD
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder with a demo set of random 1/8-width models at 48 px, in the real demo set's layout."""
+    root = tmp_path_factory.mktemp("weights")
+    (root / "demo").mkdir()
+    models = {}
+    for seed, arch in enumerate(ARCHS):
+        torch.manual_seed(seed)
+        model = build_resnet(arch, ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES)))
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.data.uniform_(0.5, 1.5)
+                module.bias.data.uniform_(-0.3, 0.3)
+        tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+        save_file(tensors, str(root / "demo" / f"{arch}.safetensors"), metadata={"arch": arch})
+        models[arch] = {"file": f"{arch}.safetensors"}
+    metadata = {
+        "classes": list(CLASSES),
+        "preprocess": {
+            "resize": 48,
+            "crop": None,
+            "interpolation": "bilinear",
+            "mean": IMAGENET_MEAN,
+            "std": IMAGENET_STD,
+        },
+        "arch_config": {"base_width": 8, "stem_pool": "none", "num_classes": len(CLASSES)},
+        "models": models,
+    }
+    (root / "demo" / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    return root
+
+
+@pytest.fixture()
+def use_demo_root(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", demo_root)
+    return demo_root
+
+
+def write_image(path: Path, width: int, height: int, seed: int = 3, exif_orientation: int | None = None) -> None:
+    pixels = render_sample(seed, 0, width, height).image
+    if exif_orientation == 6:  # stored turned, EXIF says "rotate 90 CW to view": upright it is width x height
+        stored = Image.fromarray(np.ascontiguousarray(np.rot90(pixels, k=1)))
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        stored.save(path, exif=exif)
+    else:
+        Image.fromarray(pixels).save(path)
+
+
+def test_the_subcommand_is_registered_and_lists_the_engines_methods() -> None:
+    assert analyze_cli.METHOD_NAMES == tuple(CAM_METHODS)
+    args = cli.build_parser().parse_args(["analyze", "a.png", "b", "--out", "o", "--stage", "2", "--faithfulness"])
+    assert (args.func, args.inputs, args.stage, args.faithfulness, args.view) == (
+        analyze_cli.run,
+        ["a.png", "b"],
+        2,
+        True,
+        "whole",
+    )
+
+
+def test_folder_with_a_bad_file_writes_everything_for_the_good_ones(
+    use_demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "wide.png", 90, 60)
+    write_image(folder / "turned.jpg", 60, 80, exif_orientation=6)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    (folder / "notes.txt").write_text("not an image, and not picked up from a folder")
+    out = tmp_path / "out"
+    code = cli.main(["analyze", str(folder), "--out", str(out), "--weights", "demo"])
+    captured = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.jpg" in errors[0]
+    assert "Traceback" not in captured.err
+    assert captured.out.startswith("weights: demo - demo set requested")
+    assert "analysed 2 of 3 image(s)" in captured.out
+    assert not (out / "broken.json").exists() and not (out / "notes.json").exists()
+    for stem, size in (("wide", (90, 60)), ("turned", (60, 80))):
+        assert Image.open(out / f"{stem}.png").format == "PNG"
+        document = json.loads((out / f"{stem}.json").read_text())
+        assert (document["image"]["width"], document["image"]["height"]) == size
+        assert document["source"].endswith(stem + (".png" if stem == "wide" else ".jpg"))
+        assert list(document["models"]) == list(ARCHS)
+        assert set(document) <= set(ANALYSIS_JSON_SCHEMA["properties"])
+        assert set(ANALYSIS_JSON_SCHEMA["required"]) <= set(document)
+        cam = np.load(out / stem / "cbam_resnet50_cam.npy")
+        assert cam.shape == (size[1], size[0]) and cam.dtype == np.float32 and np.nanmin(cam) >= 0
+        spatial = sorted((out / stem).glob("cbam_resnet50_spatial_layer*.npy"))
+        assert len(spatial) == 16 and np.load(out / stem / "cbam_resnet50_spatial_layer3.2.npy").shape == cam.shape
+        assert np.load(out / stem / "se_resnet50_channel_layer4.2.npy").shape == (8 * 8 * 4,)
+        assert not list((out / stem).glob("resnet50_channel_*")) and not list((out / stem).glob("se_*_spatial_*"))
+        listed = {name for names in document["maps"].values() for name in names}
+        assert listed == {f"{stem}/{p.name}" for p in (out / stem).iterdir()}
+    assert Image.open(folder / "turned.jpg").size == (80, 60)  # stored sideways; the maps above are upright
+    direct = analysis.analyze(io.BytesIO((folder / "wide.png").read_bytes()), weights="demo").to_json()
+    document = json.loads((out / "wide.json").read_text())
+    assert document["models"] == direct["models"] and document["agreement"] == direct["agreement"]
+
+
+def test_options_reach_the_engine_and_maps_can_be_native_or_skipped(use_demo_root: Path, tmp_path: Path) -> None:
+    write_image(tmp_path / "a.png", 64, 64)
+    write_image(tmp_path / "a.jpg", 64, 64, seed=4)
+    out = tmp_path / "out"
+    args = [
+        "analyze",
+        str(tmp_path / "a.png"),
+        str(tmp_path / "a.jpg"),
+        "--out",
+        str(out),
+        "--weights",
+        "demo",
+        "--models",
+        "cbam_resnet50",
+        "--method",
+        "layercam",
+        "--target",
+        "ring",
+        "--stage",
+        "3",
+        "--view",
+        "crop",
+        "--maps",
+        "native",
+    ]
+    assert cli.main(args) == 0
+    document = json.loads((out / "a.json").read_text())
+    assert (document["method"], document["stage"], document["view"]["mode"]) == ("layercam", 3, "crop")
+    assert list(document["models"]) == ["cbam_resnet50"]
+    assert document["models"]["cbam_resnet50"]["target"]["label"] == "ring"
+    assert np.load(out / "a" / "cbam_resnet50_cam.npy").shape == (6, 6)  # native: 48 px crop, stage 3 stride 8
+    assert (out / "a_jpg.json").is_file() and (out / "a_jpg" / "cbam_resnet50_cam.npy").is_file()  # no overwrite
+    bare = [
+        "analyze",
+        str(tmp_path / "a.png"),
+        "--out",
+        str(tmp_path / "bare"),
+        "--weights",
+        "demo",
+        "--models",
+        "resnet50",
+        "--maps",
+        "none",
+    ]
+    assert cli.main(bare) == 0
+    assert not (tmp_path / "bare" / "a").exists() and (tmp_path / "bare" / "a.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--target", "octagon"], "error: unknown target class 'octagon'"),
+        (["--method", "gradcam+"], "error: unknown CAM method 'gradcam+'"),
+        (["--models", "vgg16"], "error: unknown model 'vgg16'"),
+    ],
+)
+def test_bad_options_stop_before_any_work(
+    use_demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    write_image(tmp_path / "x.png", 48, 48)
+    code = cli.main(["analyze", str(tmp_path / "x.png"), "--out", str(tmp_path / "out"), "--weights", "demo", *extra])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.err.strip().startswith(message) and len(captured.err.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "x.json").exists()
+
+
+def test_missing_inputs_are_reported_and_fail_the_run(
+    use_demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_image(tmp_path / "ok.png", 48, 48)
+    (tmp_path / "empty").mkdir()
+    code = cli.main(
+        [
+            "analyze",
+            str(tmp_path / "ok.png"),
+            str(tmp_path / "nope.png"),
+            str(tmp_path / "empty"),
+            "--out",
+            str(tmp_path / "out"),
+            "--weights",
+            "demo",
+            "--models",
+            "resnet50",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "nope.png: no such file or folder" in err and "empty: no images in this folder" in err
+    assert (tmp_path / "out" / "ok.json").is_file()
