@@ -6,7 +6,6 @@ next run. The finished weights go to ``weights/demo/<arch>.safetensors``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from multiprocessing import Pool
@@ -194,7 +193,7 @@ def train_one(
 
 
 def train_demo(out_dir: Path, recipe: Recipe = Recipe(), archs: tuple[str, ...] = tuple(ARCHS)) -> dict[str, Path]:
-    """Train every arch with the same recipe and write ``<arch>.safetensors`` plus ``recipe.json`` to ``out_dir``."""
+    """Train every arch with the same recipe and write ``<arch>.safetensors`` (self-describing) to ``out_dir``."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"training on {device}; recipe {asdict(recipe)}")
     work_dir = out_dir / ".train"
@@ -210,5 +209,4 @@ def train_demo(out_dir: Path, recipe: Recipe = Recipe(), archs: tuple[str, ...] 
         )
         print(f"{arch}: wrote {target} ({target.stat().st_size / 1e6:.1f} MB) in {time.time() - started:.0f} s")
         written[arch] = target
-    (out_dir / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2) + "\n")
     return written

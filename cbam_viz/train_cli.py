@@ -18,8 +18,9 @@ BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 DEMO_DIR = Path(__file__).resolve().parent.parent / "weights" / "demo"
 
 
-def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict) -> Path:
-    """weights/demo/metadata.json: what the demo weights are, how they were made and how good they are."""
+def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict | None) -> Path:
+    """weights/demo/metadata.json: what the demo weights are, how they were made and (once evaluated, through the
+    demo set this file registers) how good they are."""
     from cbam_viz.shapes import CLASSES
 
     models = {}
@@ -32,7 +33,7 @@ def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict) -> Path:
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "size_bytes": path.stat().st_size,
             "params": params,
-            "metrics": evaluation["models"][arch],
+            "metrics": evaluation["models"][arch] if evaluation else {},
         }
     metadata = {
         "classes": list(CLASSES),
@@ -40,7 +41,7 @@ def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict) -> Path:
         "preprocess": asdict(recipe.preprocess()),
         "arch_config": {k: v for k, v in asdict(recipe.arch_config()).items() if k not in ("attention", "num_classes")},
         "recipe": asdict(recipe),
-        "heldout": {k: v for k, v in evaluation.items() if k != "models"},
+        "heldout": {k: v for k, v in (evaluation or {}).items() if k != "models"},
         "models": models,
     }
     target = out_dir / "metadata.json"
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if not args.eval_only:
         train_demo(out_dir, recipe, tuple(args.archs))
+    write_metadata(out_dir, recipe, None)
     evaluation = evaluate_demo(args.heldout, args.heldout)
     print(json.dumps(evaluation, indent=2))
     print(f"wrote {write_metadata(out_dir, recipe, evaluation)}")
