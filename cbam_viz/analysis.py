@@ -258,6 +258,7 @@ class ModelSet:
         return next(iter(self.models.values())).weights_info.categories
 
 
+_CAM_METHODS_LOCK = threading.Lock()
 _MODEL_CACHE: OrderedDict[tuple[str, str, str, str], nn.Module] = OrderedDict()
 _MODEL_CACHE_LOCK = threading.Lock()
 
@@ -392,12 +393,9 @@ def run_model(
     validate_options(method, stage, "whole")
     info = getattr(model, "weights_info", None)
     names = tuple(categories) if categories is not None else (info.categories if info else ())
-    cam_method = _make_cam_method(method, model)
-    try:
-        captured = capture_pass(model, input_tensor, stage=stage, target=target, gradients=cam_method.uses_gradients)
-        cam = compute_cam(cam_method, model, input_tensor, captured, stage)
-    finally:
-        cam_method.activations_and_grads.release()
+    cam_method = cam_method_for(method, model)
+    captured = capture_pass(model, input_tensor, stage=stage, target=target, gradients=cam_method.uses_gradients)
+    cam = compute_cam(cam_method, model, input_tensor, captured, stage)
     probs = metrics.softmax(captured.logits)
     index = captured.target_index
     top = np.argsort(-probs, kind="stable")[:5]
@@ -518,12 +516,23 @@ def _last_block(spatial: dict[str, np.ndarray], stage: int) -> str | None:
     return max(blocks, key=lambda name: int(name.rsplit(".", 1)[1])) if blocks else None
 
 
-def _make_cam_method(method: str, model: nn.Module) -> BaseCAM:
-    """A grad-cam method object with NO target layers, so constructing it registers no hook on the model."""
-    cam_method = CAM_METHODS[method](model, target_layers=[])
-    if isinstance(cam_method, ScoreCAM):
-        cam_method.batch_size = SCORECAM_BATCH
-    return cam_method
+def cam_method_for(method: str, model: nn.Module) -> BaseCAM:
+    """The grad-cam method object for ``model``, made once and reused (constructing one walks the whole model).
+
+    It is built with NO target layers, so grad-cam registers no hook; its hook holder is released at once anyway.
+    Only its math (``get_cam_image``, which keeps no state between calls) is used, so threads can share it. The
+    objects live on the model itself: they refer back to it, and a weak-keyed table would keep every model alive.
+    """
+    with _CAM_METHODS_LOCK:
+        per_model = model.__dict__.setdefault("_cbam_viz_cam_methods", {})
+        cam_method = per_model.get(method)
+        if cam_method is None:
+            cam_method = CAM_METHODS[method](model, target_layers=[])
+            cam_method.activations_and_grads.release()
+            if isinstance(cam_method, ScoreCAM):
+                cam_method.batch_size = SCORECAM_BATCH
+            per_model[method] = cam_method
+        return cam_method
 
 
 def _check_archs(models: Iterable[str]) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -35,6 +36,20 @@ def model_lock(model: nn.Module) -> threading.RLock:
         if lock is None:
             lock = _LOCKS[model] = threading.RLock()
         return lock
+
+
+_GATES: weakref.WeakKeyDictionary[nn.Module, tuple[dict[str, nn.Module], dict[str, nn.Module]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def gate_modules(model: nn.Module) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
+    """(channel gates, spatial gates) of ``model``, found once per model (walking ~300 modules every pass costs ms)."""
+    with _LOCKS_GUARD:
+        gates = _GATES.get(model)
+        if gates is None:
+            gates = _GATES[model] = (channel_gates(model), spatial_gates(model))
+        return gates
 
 
 def count_hooks(model: nn.Module) -> int:
@@ -80,9 +95,10 @@ class AttentionCapture:
         self._locked = True
         self._owner = threading.get_ident()
         try:
-            for block, gate in channel_gates(self.model).items():
+            channel, spatial = gate_modules(self.model)
+            for block, gate in channel.items():
                 self._handles.append(gate.register_forward_hook(self._recorder(self.channel, block, channel=True)))
-            for block, gate in spatial_gates(self.model).items():
+            for block, gate in spatial.items():
                 self._handles.append(gate.register_forward_hook(self._recorder(self.spatial, block, channel=False)))
             if self.cam_layer is not None:
                 self._handles.append(self.cam_layer.register_forward_hook(self._cam_hook))
@@ -110,7 +126,7 @@ class AttentionCapture:
     def _mine(self) -> bool:
         return threading.get_ident() == self._owner
 
-    def _recorder(self, store: dict[str, torch.Tensor], block: str, *, channel: bool):
+    def _recorder(self, store: dict[str, torch.Tensor], block: str, *, channel: bool) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if self._mine():
                 attention = output.detach()

@@ -1,0 +1,136 @@
+"""Plain-language "what am I looking at" texts for every panel of the app, with the equations behind each picture.
+
+They are written for a classroom: one short paragraph a student can read aloud, then the formula for those who want
+it, then what to look for. The texts are Markdown with ``$$ ... $$`` display maths, which ``gr.Markdown`` renders.
+"""
+
+from __future__ import annotations
+
+PANELS: dict[str, str] = {
+    "overview": (
+        "Three image classifiers look at the same picture. They share one skeleton, **ResNet-50** "
+        "(4 stages of 3, 4, 6 and 3 bottleneck blocks), and differ only in the *attention* module inside each "
+        "block:\n\n"
+        "* **ResNet-50**: no attention module.\n"
+        "* **SE-ResNet-50** (Squeeze-and-Excitation): each block learns *which channels* (feature detectors) to "
+        "turn up or down.\n"
+        "* **CBAM-ResNet-50** (Convolutional Block Attention Module): each block learns *which channels* and then "
+        "*where in the image* to turn features up or down.\n\n"
+        "Each column is one model. Read a column from top to bottom: what it predicts, where the prediction came "
+        "from (Grad-CAM), and what its attention modules did on the way."
+    ),
+    "top5": (
+        "The model's five most likely classes and its confidence in each. The numbers come from the **softmax** of "
+        "the last layer's scores $z$:\n\n"
+        "$$p_c = \\frac{e^{z_c}}{\\sum_j e^{z_j}}$$\n\n"
+        "They add up to 1 over all classes, so a bar of 0.9 means the model puts 90 % of its belief on that class. "
+        "A confident model is not necessarily a correct one."
+    ),
+    "gradcam": (
+        "**Grad-CAM** colours the parts of the image that pushed the score of the chosen class up. It takes the "
+        "feature maps $A^k$ of one stage (the *stage* control), asks how much the class score $y^c$ changes when each "
+        "feature map changes (the gradient), and averages that over the map to get one weight per channel:\n\n"
+        "$$\\alpha_k^c = \\frac{1}{Z} \\sum_{i,j} \\frac{\\partial y^c}{\\partial A^k_{ij}}$$\n\n"
+        "$$L^c_{\\text{Grad-CAM}} = \\mathrm{ReLU}\\Big(\\sum_k \\alpha_k^c A^k\\Big)$$\n\n"
+        "Warm colours = evidence *for* the class. The map is coarse (stage 4 is 7x7 for a 224-pixel input, 3x3 for "
+        "the 96-pixel demo models) and is stretched over the image, so read it as *roughly where*, not as an "
+        "outline. Grey areas are parts of the photo the model never saw (outside its crop). The title gives the "
+        "probability of the explained class."
+    ),
+    "spatial": (
+        "**CBAM's spatial attention** says *where* each block looks. After the channel step, the block squeezes its "
+        "features $F'$ along the channels twice (the maximum and the mean at every pixel), stacks the two maps and "
+        "runs one 7x7 convolution over them:\n\n"
+        "$$M_s(F') = \\sigma\\big(f^{7\\times 7}([\\mathrm{MaxPool}_c(F');\\ \\mathrm{AvgPool}_c(F')])\\big)"
+        "\\qquad F'' = M_s(F') \\otimes F'$$\n\n"
+        "Each value is between 0 (switch this place off) and 1 (keep it). One map per stage is shown (its last "
+        "block); stage 1 sees fine detail, stage 4 sees whole objects. ResNet-50 and SE-ResNet-50 have no spatial "
+        "attention, so their columns stay empty here."
+    ),
+    "channel": (
+        "**Channel attention** says *which feature detectors* each block turns up (near 1) or down (near 0). In the "
+        "plot each row is one block of the stage and each column one channel, sorted so the channels the stage "
+        "keeps most are on the left; the colour is the gate value. The curve below is the stage's mean gate per "
+        "channel with a band of one standard deviation across blocks. A uniform colour means the block treats all "
+        "channels alike; stripes mean it is choosing.\n\n"
+        "SE squeezes each channel to its average and runs a small two-layer network:\n\n"
+        "$$s = \\sigma\\big(W_2\\, \\delta(W_1\\, \\mathrm{AvgPool}(F))\\big) \\qquad F' = s \\otimes F$$\n\n"
+        "CBAM uses the average *and* the maximum of each channel through one shared network:\n\n"
+        "$$M_c(F) = \\sigma\\big(\\mathrm{MLP}(\\mathrm{AvgPool}(F)) + \\mathrm{MLP}(\\mathrm{MaxPool}(F))\\big)"
+        "\\qquad F' = M_c(F) \\otimes F$$\n\n"
+        "$\\sigma$ is the sigmoid and $\\delta$ the ReLU. Plain ResNet-50 has no channel attention."
+    ),
+    "blocks": (
+        "Every bottleneck block of the chosen stage, one by one: the channel attention (SE, CBAM) and the spatial "
+        "attention (CBAM) each block computed. Early blocks react to edges and colours, late blocks to object parts. "
+        "Pick a block to compare the three models at the same depth."
+    ),
+    "agreement": (
+        "How much two models agree on *where* the evidence is. Both Grad-CAM maps are put on the same grid, then:\n\n"
+        "* **CAM correlation**: the Pearson correlation of the two maps, from -1 (opposite) through 0 (unrelated) "
+        "to 1 (same pattern):\n\n"
+        "$$r = \\frac{\\sum_i (a_i - \\bar a)(b_i - \\bar b)}{\\sqrt{\\sum_i (a_i - \\bar a)^2}"
+        "\\sqrt{\\sum_i (b_i - \\bar b)^2}}$$\n\n"
+        "* **Top-20 % IoU**: keep the hottest 20 % of pixels of each map; the overlap divided by the union, from 0 "
+        "(no overlap) to 1 (identical):\n\n"
+        "$$\\mathrm{IoU} = \\frac{|A \\cap B|}{|A \\cup B|}$$\n\n"
+        "For CBAM, **CAM vs spatial attention** correlates its Grad-CAM map with its own spatial attention at the "
+        "same stage: does the place it *attends to* match the place its *decision* came from?"
+    ),
+    "numbers": (
+        "Each model's own numbers. **Probability of the explained class**: the softmax value above. **CAM vs own "
+        "spatial attention** (CBAM only): the correlation and top-20 % overlap between CBAM's Grad-CAM and the "
+        "spatial attention of the last block of the same stage; high values mean the model attends where its "
+        "decision comes from. The **faithfulness** lines appear when *Measure faithfulness* is ticked (see below)."
+    ),
+    "faithfulness": (
+        "Is the heatmap *faithful*, that is, does the model really rely on the hot pixels? The test hides pixels and "
+        "watches the class probability. Hiding the *most* important pixels first (MoRF) should make the "
+        "probability drop fast; hiding the *least* important first (LeRF) should barely change it. This is ROAD "
+        "(RemOve And Debias, from the grad-cam library), which fills the hidden pixels from their neighbours so "
+        "the model is not fooled by grey holes. The numbers are changes in probability, averaged over hiding 20, "
+        "40, 60 and 80 % of the pixels:\n\n"
+        "$$\\text{ROAD} = \\tfrac{1}{2}\\,(\\Delta p_{\\text{LeRF}} - \\Delta p_{\\text{MoRF}})$$\n\n"
+        "so a faithful map has a strongly negative MoRF, a LeRF near 0 and a large positive ROAD score. They cost "
+        "extra forward passes, so they are off unless you tick *Measure faithfulness*."
+    ),
+    "view": (
+        "**Whole image** squeezes the entire photo into the model's input size, so nothing is cut off. **Centre "
+        "crop** does what the models were evaluated with (shorter side resized, then the middle square kept), which "
+        "can score higher but ignores the borders; those borders are greyed out on every map."
+    ),
+    "display": (
+        "Display settings change only how the maps are painted, so they redraw at once without running the models "
+        "again. **Shared colour scale** paints every model's Grad-CAM with one scale, so a brighter map really means "
+        "a stronger signal; unticked, each map is stretched to its own range (Grad-CAM's usual habit), which shows "
+        "each map's shape but hides how strong it is."
+    ),
+}
+
+CAM_METHODS: dict[str, str] = {
+    "gradcam": "Grad-CAM: channel weights are the mean of the gradients, $\\alpha_k = \\frac{1}{Z}\\sum_{ij} "
+    "\\partial y / \\partial A^k_{ij}$.",
+    "gradcam++": "Grad-CAM++: like Grad-CAM, but weights positive gradients pixel by pixel, which helps when the "
+    "class appears several times.",
+    "hirescam": "HiResCAM: multiplies gradients and activations element-wise before summing, "
+    "$L = \\mathrm{ReLU}(\\sum_k \\partial y/\\partial A^k \\odot A^k)$, so the map follows exactly what the "
+    "score used.",
+    "xgradcam": "XGrad-CAM: gradients weighted by the normalised activations, chosen so the map satisfies two "
+    "sensitivity axioms.",
+    "layercam": "LayerCAM: keeps only positive gradients, pixel by pixel, $L = \\mathrm{ReLU}(\\sum_k "
+    "\\mathrm{ReLU}(\\partial y/\\partial A^k) \\odot A^k)$; sharper on early stages.",
+    "eigencam": "EigenCAM: the first principal component of the feature maps; it uses no gradient and does not "
+    "depend on the chosen class.",
+    "scorecam": "Score-CAM: masks the image with each feature map and weights the maps by the class score they "
+    "keep; no gradient, but one forward pass per channel (slow on a CPU).",
+}
+
+
+def explanation(panel: str) -> str:
+    """The Markdown text for one panel; an unknown name is a programming error, so it raises KeyError."""
+    return PANELS[panel]
+
+
+def method_note(method: str) -> str:
+    """One line on the chosen CAM method, shown under the Grad-CAM row so students know what changed."""
+    return CAM_METHODS.get(method, f"{method}: a class activation map method from the grad-cam library.")

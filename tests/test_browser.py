@@ -1,0 +1,131 @@
+"""The app in a real browser: Debian's chromium driven by Playwright uploads pictures and checks every panel.
+
+In CI (``CI=true``) this test must run; elsewhere it is skipped only when /usr/bin/chromium is missing
+(``apt-get install chromium``). With the trained demo weights present it uses them (the screenshot then shows real
+predictions); otherwise a random demo-layout set. ``CBAM_VIZ_SCREENSHOT=docs/screenshot.png`` also saves the
+full-page screenshot there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from test_app import launched_app, shape_file, write_random_demo
+
+from cbam_viz import shapes
+from cbam_viz.analysis import ARCH_ORDER
+from cbam_viz.weights import WEIGHTS_DIR, demo_available
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_MS = 240_000  # two CPU cores shared with other work: an analysis plus its plots can take a while
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not IN_CI and not CHROMIUM.exists(),
+        reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run the browser test",
+    ),
+]
+
+PANELS_READY = """
+([archs, withSpatial, withChannel, previous]) => {
+    const image = (id) => document.querySelector(`#${id} img`);
+    const ready = (id) => image(id) && image(id).complete && image(id).naturalWidth > 0;
+    for (const arch of archs) {
+        if (!ready(`cam-${arch}`)) return false;
+        if (previous && image(`cam-${arch}`).src === previous[arch]) return false;
+        const top5 = document.querySelector(`#top5-${arch}`);
+        if (!top5 || !top5.innerText.includes('%')) return false;
+        const numbers = document.querySelector(`#numbers-${arch}`);
+        if (!numbers || !numbers.innerText.includes('probability of the explained class')) return false;
+    }
+    for (const arch of withSpatial) if (!ready(`spatial-${arch}`)) return false;
+    for (const arch of withChannel) if (!ready(`channel-${arch}`)) return false;
+    const agreement = document.querySelector('#agreement');
+    return Boolean(agreement && agreement.innerText.includes('CAM correlation'));
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained demo weights when they are here, else a random set with the same layout."""
+    if demo_available(WEIGHTS_DIR)[0]:
+        return WEIGHTS_DIR
+    return write_random_demo(tmp_path_factory.mktemp("weights"))
+
+
+def cam_sources(page) -> dict[str, str]:
+    return {arch: page.locator(f"#cam-{arch} img").get_attribute("src") for arch in ARCH_ORDER}
+
+
+def upload(page, path: Path) -> None:
+    page.locator("#input-image input[type=file]").set_input_files(str(path))
+
+
+def test_upload_shows_every_panel_and_survives_a_bad_file(weights_dir: Path, tmp_path: Path) -> None:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    star = shape_file(tmp_path, shapes.CLASSES.index("star"), size=256)
+    ring = shape_file(tmp_path, shapes.CLASSES.index("ring"), size=256)
+    notes = tmp_path / "notes.png"
+    notes.write_text("Shopping list: milk, bread", encoding="utf-8")
+    with launched_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.locator("#input-image").wait_for(timeout=WAIT_MS)
+            assert "Demo weights, not ImageNet" in page.locator("#banner").inner_text()
+
+            upload(page, star)
+            expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
+            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            sizes = page.evaluate(
+                "ids => ids.map(id => { const i = document.querySelector(`#${id} img`);"
+                " return [i.naturalWidth, i.naturalHeight]; })",
+                [f"cam-{arch}" for arch in ARCH_ORDER] + ["spatial-cbam_resnet50", "channel-cbam_resnet50"],
+            )
+            assert all(width > 100 and height > 100 for width, height in sizes), sizes
+            assert "No spatial attention" in page.locator("#spatial-resnet50").inner_text()
+            assert "No channel attention" in page.locator("#channel-resnet50").inner_text()
+            for arch in ARCH_ORDER:
+                assert any(name in page.locator(f"#top5-{arch}").inner_text() for name in shapes.CLASSES)
+            shot = tmp_path / "screenshot.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert Image.open(shot).size[0] >= 1440
+            if os.environ.get("CBAM_VIZ_SCREENSHOT"):
+                page.screenshot(path=os.environ["CBAM_VIZ_SCREENSHOT"], full_page=True)
+
+            page.get_by_text("Every block of one stage").click()
+            page.wait_for_function(
+                "ids => ids.every(id => { const i = document.querySelector(`#${id} img`);"
+                " return i && i.complete && i.naturalWidth > 0; })",
+                arg=["drill_spatial-cbam_resnet50", "drill_channel-se_resnet50", "drill_channel-cbam_resnet50"],
+                timeout=WAIT_MS,
+            )
+
+            before = cam_sources(page)
+            upload(page, notes)
+            page.get_by_text("not an image we can read").first.wait_for(timeout=WAIT_MS)
+            assert "Traceback" not in page.content()
+
+            upload(page, ring)
+            expectations[-1] = before
+            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+        finally:
+            browser.close()
