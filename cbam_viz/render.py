@@ -32,18 +32,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image, ImageDraw, ImageFont
 
+from cbam_viz.analysis import CAM_METHOD_LABELS
 from cbam_viz.imaging import ModelView, display_image, map_to_image
+from cbam_viz.weights import ARCH_TITLES
 
-ARCH_NAMES = {"resnet50": "ResNet-50", "se_resnet50": "SE-ResNet-50", "cbam_resnet50": "CBAM-ResNet-50"}
-METHOD_NAMES = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "hirescam": "HiResCAM",
-    "xgradcam": "XGrad-CAM",
-    "layercam": "LayerCAM",
-    "eigencam": "EigenCAM",
-    "scorecam": "Score-CAM",
-}
 STAGES = (1, 2, 3, 4)
 CHANNEL_CMAP = "viridis"
 _UNSEEN_SCALE, _UNSEEN_OFFSET = 0.35, 70.0  # unseen pixels: grey = luminance * 0.35 + 70 (dim, colourless)
@@ -364,7 +356,7 @@ def _same_target(results: Iterable[Any]) -> str | None:
 
 def comparison_caption(analysis: Any, *, shared_scale: bool = False) -> str:
     """The export figure's caption in plain words (also useful next to the app's panels)."""
-    method = METHOD_NAMES.get(analysis.method, analysis.method)
+    method = CAM_METHOD_LABELS.get(analysis.method, analysis.method)
     target = _same_target(analysis.models.values())
     target_words = f"the class “{target}”" if target else "each model's own top class"
     scale_words = (
@@ -391,7 +383,7 @@ def comparison_figure(
     if not results:
         raise ValueError("the analysis has no models to draw")
     base = display_image(analysis.image.convert("RGB") if analysis.image.mode != "RGB" else analysis.image, 320)
-    method = METHOD_NAMES.get(analysis.method, analysis.method)
+    method = CAM_METHOD_LABELS.get(analysis.method, analysis.method)
     cam_limits = colour_limits([result.cam for result in results], shared_scale)
     spatial_maps = [[_last_block_map(result.spatial_attention, s) for s in STAGES] for result in results]
     present = [m for row in spatial_maps for m in row if m is not None]
@@ -434,7 +426,7 @@ def comparison_figure(
                     linestyle="--",
                 )
             )
-        name = ARCH_NAMES.get(result.arch, result.arch)
+        name = ARCH_TITLES.get(result.arch, result.arch)
         weights_lines = textwrap.wrap(result.weights, 26, break_on_hyphens=False)[:3]
         axes[0].set_ylabel("\n".join([name, *weights_lines]), fontsize=7)
         low, high = cam_limits[row]

@@ -9,6 +9,7 @@ import math
 import threading
 from pathlib import Path
 
+import _models
 import numpy as np
 import pytest
 import torch
@@ -22,7 +23,7 @@ from cbam_viz.analysis import ANALYSIS_JSON_SCHEMA, CAM_METHODS, analyze, get_mo
 from cbam_viz.capture import count_hooks
 from cbam_viz.errors import CbamVizError, ImageError
 from cbam_viz.imaging import map_to_image
-from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet
+from cbam_viz.resnet import ARCHS, ArchConfig
 from cbam_viz.shapes import CLASSES, render_sample
 from cbam_viz.train import IMAGENET_MEAN, IMAGENET_STD
 from cbam_viz.weights import WEIGHTS_DIR
@@ -35,16 +36,7 @@ needs_demo = pytest.mark.skipif(
 
 
 def random_model(arch: str, seed: int = 0) -> torch.nn.Module:
-    """A small frozen model whose BatchNorms carry random statistics, so every map has real structure."""
-    torch.manual_seed(seed)
-    model = build_resnet(arch, SMALL_CONFIG)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.3, 0.3)
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-    return model.eval().requires_grad_(False)
+    return _models.random_model(arch, SMALL_CONFIG, seed)
 
 
 @pytest.fixture(scope="module")

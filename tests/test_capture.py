@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import threading
 
+import _models
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from cbam_viz.capture import AttentionCapture, capture_pass, count_hooks, model_lock, stage_layer
-from cbam_viz.resnet import ArchConfig, build_resnet
+from cbam_viz.resnet import ArchConfig
 
 DEMO_CONFIG = ArchConfig(base_width=8, stem_pool="none", num_classes=10)
 
 
 def random_model(arch: str, seed: int = 0, *, frozen: bool = True) -> torch.nn.Module:
-    """A demo-sized model whose BatchNorms carry random statistics, so every gate computes something non-trivial."""
-    torch.manual_seed(seed)
-    model = build_resnet(arch, DEMO_CONFIG)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.3, 0.3)
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-    return model.eval().requires_grad_(not frozen)
+    return _models.random_model(arch, DEMO_CONFIG, seed, frozen=frozen)
 
 
 def image_tensor(seed: int, size: int = 64) -> torch.Tensor:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from cbam_viz import render
 from cbam_viz.imaging import ModelView, plan_view
+from cbam_viz.weights import ARCH_TITLES
 
 WHOLE = ModelView("whole", (224, 224), (0.0, 0.0, 1.0, 1.0), "The model saw the whole picture, resized to 224x224.")
 DEPTHS = {1: 3, 2: 4, 3: 6, 4: 3}
@@ -229,7 +230,7 @@ def _fake_analysis(archs: tuple[str, ...], *, mode: str = "whole", targets: tupl
         label = targets[index] if targets else "tabby cat"
         models[arch] = SimpleNamespace(
             arch=arch,
-            weights=f"demo weights: {render.ARCH_NAMES[arch]} at 1/8 width, 10 shapes",
+            weights=f"demo weights: {ARCH_TITLES[arch]} at 1/8 width, 10 shapes",
             top5=[(label, 0.8)],
             target_index=index if targets else 3,
             target_label=label,
