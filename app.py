@@ -42,7 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="address to listen on; 0.0.0.0 opens it to the network (default 127.0.0.1, or $GRADIO_SERVER_NAME)",
     )
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
-    parser.add_argument("--weights", default="auto", help="auto (ImageNet if downloaded, else demo) or a set name")
+    parser.add_argument(
+        "--weights", default="auto", choices=webapp.WEIGHT_CHOICES,
+        help="auto (the ImageNet paper set if downloaded, else demo) or a set name",
+    )
     parser.add_argument("--weights-dir", type=Path, default=None, help="a weights folder other than ./weights")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when there is one)")
     parser.add_argument("--queue-size", type=int, default=None, help="waiting requests before 'busy' (64 CPU, 256 GPU)")
@@ -175,10 +178,7 @@ def build_demo(
                 json_file = gr.File(label="Analysis (JSON)", interactive=False)
             result_json = gr.JSON(label="Analysis (the /analyze API answer)")
 
-        gr.Markdown(
-            f"<small>{webapp.PHOTO_ATTRIBUTION}. Papers: ResNet (He et al. 2016), SE (Hu et al. 2018), "
-            "CBAM (Woo et al. 2018). CAMs computed with the grad-cam library.</small>"
-        )
+        gr.Markdown(webapp.credits_markdown(engine.examples))
 
         analysis_inputs = [image, models, weights, target_mode, target_class, method, stage, view, faithfulness]
         analysis_outputs = [analysis, result_json, banner]
@@ -254,6 +254,7 @@ def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: boo
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    webapp.limit_malloc_arenas()  # before any server thread allocates: keeps a long-running server's memory flat
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         engine = webapp.Engine.start(args.weights, args.device, args.weights_dir)

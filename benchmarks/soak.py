@@ -121,6 +121,7 @@ def run_soak(
     from cbam_viz.analysis import ARCH_ORDER, get_models
     from cbam_viz.capture import count_hooks
 
+    webapp.limit_malloc_arenas()  # as app.py does at start-up
     if warmup < 5:
         raise ValueError(f"the warm-up needs at least 5 analyses (one export and one panel drawing), got {warmup}")
     report = SoakReport(count, warmup, rss_limit_mb=rss_limit_mb)

@@ -357,6 +357,8 @@ def test_examples_are_held_out_shapes_and_credited_photos(tmp_path: Path) -> Non
     assert [Path(path).name for path, _ in photo_items] == [name for name, _, _ in webapp.PHOTOS]
     assert Image.open(photo_items[0][0]).size == (451, 300)
     assert "CC0" in webapp.PHOTO_ATTRIBUTION and "public domain" in webapp.PHOTO_ATTRIBUTION
+    assert "Chelsea the cat (Stefan van der Walt, CC0)" in webapp.credits_markdown(galleries)
+    assert "scikit-image" not in webapp.credits_markdown({webapp.SHAPE_GALLERY: shape_items})
     assert webapp.write_examples([], tmp_path) == {}
 
 

@@ -84,7 +84,7 @@ def test_upload_shows_every_panel_and_survives_a_bad_file(weights_dir: Path, tmp
     ring = shape_file(tmp_path, shapes.CLASSES.index("ring"), size=256)
     notes = tmp_path / "notes.png"
     notes.write_text("Shopping list: milk, bread", encoding="utf-8")
-    with launched_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
