@@ -16,7 +16,6 @@ import torch
 from PIL import Image
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from safetensors.torch import save_file
 
 from cbam_viz import analysis, metrics
 from cbam_viz.analysis import ANALYSIS_JSON_SCHEMA, CAM_METHODS, analyze, get_models, resolve_target, run_model
@@ -25,7 +24,6 @@ from cbam_viz.errors import CbamVizError, ImageError
 from cbam_viz.imaging import map_to_image
 from cbam_viz.resnet import ARCHS, ArchConfig
 from cbam_viz.shapes import CLASSES, render_sample
-from cbam_viz.train import IMAGENET_MEAN, IMAGENET_STD
 from cbam_viz.weights import WEIGHTS_DIR
 
 SMALL_CONFIG = ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES))
@@ -42,28 +40,8 @@ def random_model(arch: str, seed: int = 0) -> torch.nn.Module:
 @pytest.fixture(scope="module")
 def random_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights folder holding a demo set of random models at 64 px (the real demo set's file layout)."""
-    root = tmp_path_factory.mktemp("weights")
-    demo = root / "demo"
-    demo.mkdir()
-    models = {}
-    for seed, arch in enumerate(ARCHS):
-        tensors = {k: v.contiguous() for k, v in random_model(arch, seed).state_dict().items()}
-        save_file(tensors, str(demo / f"{arch}.safetensors"), metadata={"arch": arch})
-        models[arch] = {"file": f"{arch}.safetensors"}
-    metadata = {
-        "classes": list(CLASSES),
-        "preprocess": {
-            "resize": 64,
-            "crop": None,
-            "interpolation": "bilinear",
-            "mean": IMAGENET_MEAN,
-            "std": IMAGENET_STD,
-        },
-        "arch_config": {"base_width": 8, "stem_pool": "none", "num_classes": len(CLASSES)},
-        "models": models,
-    }
-    (demo / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
-    return root
+    models = {arch: random_model(arch, seed) for seed, arch in enumerate(ARCHS)}
+    return _models.write_demo_set(tmp_path_factory.mktemp("weights"), models, resize=64)
 
 
 def sample_image(seed: int, index: int, width: int = 64, height: int | None = None) -> Image.Image:

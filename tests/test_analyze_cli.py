@@ -6,24 +6,21 @@ import io
 import json
 from pathlib import Path
 
+import _models
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 
 from cbam_viz import analysis, analyze_cli, cli, weights
 from cbam_viz.analysis import ANALYSIS_JSON_SCHEMA, CAM_METHODS
 from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet
 from cbam_viz.shapes import CLASSES, render_sample
-from cbam_viz.train import IMAGENET_MEAN, IMAGENET_STD
 
 
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights folder with a demo set of random 1/8-width models at 48 px, in the real demo set's layout."""
-    root = tmp_path_factory.mktemp("weights")
-    (root / "demo").mkdir()
     models = {}
     for seed, arch in enumerate(ARCHS):
         torch.manual_seed(seed)
@@ -32,23 +29,8 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.weight.data.uniform_(0.5, 1.5)
                 module.bias.data.uniform_(-0.3, 0.3)
-        tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(root / "demo" / f"{arch}.safetensors"), metadata={"arch": arch})
-        models[arch] = {"file": f"{arch}.safetensors"}
-    metadata = {
-        "classes": list(CLASSES),
-        "preprocess": {
-            "resize": 48,
-            "crop": None,
-            "interpolation": "bilinear",
-            "mean": IMAGENET_MEAN,
-            "std": IMAGENET_STD,
-        },
-        "arch_config": {"base_width": 8, "stem_pool": "none", "num_classes": len(CLASSES)},
-        "models": models,
-    }
-    (root / "demo" / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
-    return root
+        models[arch] = model
+    return _models.write_demo_set(tmp_path_factory.mktemp("weights"), models, resize=48)
 
 
 @pytest.fixture()
