@@ -388,6 +388,15 @@ def _cell_centres(cells: int, input_pixels: int) -> tuple[float, float]:
     return spacing / 2.0, spacing  # not a strided feature map: spread the cells evenly over the input
 
 
+def cell_centre_pixels(cells: int, input_pixels: int) -> np.ndarray:
+    """Index of the input pixel under each cell's centre along one axis: where ``map_to_image`` puts that cell.
+
+    Training samples the object mask here, so the cells it rewards are exactly the points the app draws.
+    """
+    offset, spacing = _cell_centres(cells, input_pixels)
+    return np.clip(np.floor(offset + np.arange(cells) * spacing), 0, input_pixels - 1).astype(np.int64)
+
+
 def _axis_weights(
     out_pixels: int, low: float, high: float, cells: int, input_pixels: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

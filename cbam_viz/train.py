@@ -2,6 +2,10 @@
 
 Resumable: the state of each model is saved every ``checkpoint_every`` steps under ``work_dir`` and picked up on the
 next run. The finished weights go to ``weights/demo/<arch>.safetensors``.
+
+The last cycle adds a localisation term (``localisation_loss``): the generator knows every object's mask, and the
+term rewards a class map whose peak lies on the object. Classification alone leaves the peak on the object's outline,
+half the time just outside it. The attention modules are never supervised: only the class map's peak is.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from cbam_viz.convert import save_project_safetensors
+from cbam_viz.imaging import cell_centre_pixels
 from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet
 from cbam_viz.shapes import CLASSES, generate
 from cbam_viz.weights import IMAGENET_MEAN, IMAGENET_STD, Preprocess
@@ -35,13 +40,20 @@ class Recipe:
     train_images: int = 40_000
     # Cosine cycles with warm restarts (epochs and peak learning rate of each): a run that finished its cycles can
     # be extended by appending one, and its saved state resumes into the new cycle.
-    cycle_epochs: tuple[int, ...] = (3, 2, 2)
-    cycle_lrs: tuple[float, ...] = (2e-3, 1.5e-3, 1e-3)
+    cycle_epochs: tuple[int, ...] = (3, 2, 2, 1)
+    cycle_lrs: tuple[float, ...] = (2e-3, 1.5e-3, 1e-3, 5e-4)
+    # Weight of ``localisation_loss`` in each cycle: the last cycle teaches the class map's peak to sit on the object.
+    cycle_localisation: tuple[float, ...] = (0.0, 0.0, 0.0, 1.0)
     batch_size: int = 64
     weight_decay: float = 0.05
     label_smoothing: float = 0.05
     warmup_steps: int = 100
     init_seed: int = 0
+
+    def __post_init__(self) -> None:
+        lengths = {len(self.cycle_epochs), len(self.cycle_lrs), len(self.cycle_localisation)}
+        if len(lengths) != 1:
+            raise ValueError("cycle_epochs, cycle_lrs and cycle_localisation need one entry per cycle")
 
     def arch_config(self) -> ArchConfig:
         return ArchConfig(
@@ -56,29 +68,30 @@ class Recipe:
         return Preprocess(self.image_size, None, "bilinear", IMAGENET_MEAN, IMAGENET_STD)
 
 
-def _generate_chunk(args: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+Samples = tuple[np.ndarray, np.ndarray, np.ndarray]  # images (N,H,W,3 uint8), labels (N,), masks (N,H,W bool)
+
+
+def _generate_chunk(args: tuple[int, int, int, int]) -> Samples:
     seed, start, count, size = args
-    images, labels, _ = generate(seed, count, size, start=start)
-    return images, labels
+    return generate(seed, count, size, start=start)
 
 
-def dataset(seed: int, count: int, size: int, workers: int = 2, cache_dir: Path | None = None) -> tuple[
-    np.ndarray, np.ndarray
-]:
-    """Images (N,H,W,3 uint8) and labels of stream ``seed``, rendered in parallel and cached as .npy if asked."""
-    cache = cache_dir / f"shapes-s{seed}-n{count}-{size}px.npz" if cache_dir else None
+def dataset(seed: int, count: int, size: int, workers: int = 2, cache_dir: Path | None = None) -> Samples:
+    """Images, labels and object masks of stream ``seed``, rendered in parallel and cached as .npz if asked."""
+    cache = cache_dir / f"shapes-s{seed}-n{count}-{size}px-masks.npz" if cache_dir else None
     if cache and cache.exists():
         with np.load(cache) as stored:
-            return stored["images"], stored["labels"]
+            masks = np.unpackbits(stored["packed_masks"], axis=-1, count=size).astype(bool)
+            return stored["images"], stored["labels"], masks
     chunk = 500
     jobs = [(seed, start, min(chunk, count - start), size) for start in range(0, count, chunk)]
     with Pool(workers) as pool:
         parts = list(tqdm(pool.imap(_generate_chunk, jobs), total=len(jobs), desc=f"render seed {seed}", unit="chunk"))
-    images, labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    images, labels, masks = (np.concatenate([p[i] for p in parts]) for i in range(3))
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, images=images, labels=labels)
-    return images, labels
+        np.savez(cache, images=images, labels=labels, packed_masks=np.packbits(masks, axis=-1))
+    return images, labels, masks
 
 
 def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -89,12 +102,42 @@ def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.T
     return (x - mean) / std
 
 
-def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Flips and quarter turns: every class is closed under them, and they cost nothing."""
+def _augment(
+    batch: torch.Tensor, masks: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flips and quarter turns, of images (N,C,H,W) and masks (N,H,W) alike: every class is closed under them, and
+    they cost nothing."""
     if torch.rand(1, generator=generator).item() < 0.5:
-        batch = batch.flip(3)
+        batch, masks = batch.flip(3), masks.flip(2)
     turns = int(torch.randint(4, (1,), generator=generator).item())
-    return torch.rot90(batch, turns, dims=(2, 3))
+    return torch.rot90(batch, turns, dims=(2, 3)), torch.rot90(masks, turns, dims=(1, 2))
+
+
+def class_map(features: torch.Tensor, fc: nn.Linear, labels: torch.Tensor) -> torch.Tensor:
+    """(N,h,w) evidence for each image's class at each cell: ``fc``'s row dotted with the features there.
+
+    Behind a global average pool and one linear layer this is Grad-CAM of the last stage before its ReLU (the
+    gradient of the logit is that row divided by h*w at every cell), so no second backward pass is needed.
+    """
+    return torch.einsum("nchw,nc->nhw", features, fc.weight[labels])
+
+
+def localisation_loss(cam: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """The pointing game made differentiable: -log of the softmax mass of ``cam`` (N,h,w) on cells whose centre
+    lies on the object (``masks``: N,H,W bool, sampled where ``imaging.map_to_image`` draws each cell).
+
+    Minimising it moves the map's maximum onto the object without asking the map to fill the object. Images with
+    no cell centre on their object (a thin shape between grid points) cannot score and are left out.
+    """
+    rows = torch.from_numpy(cell_centre_pixels(cam.shape[1], masks.shape[1])).to(masks.device)
+    cols = torch.from_numpy(cell_centre_pixels(cam.shape[2], masks.shape[2])).to(masks.device)
+    on_object = masks[:, rows][:, :, cols].flatten(1)
+    scoring = on_object.any(dim=1)
+    if not scoring.any():
+        return cam.sum() * 0.0
+    flat = cam.flatten(1)[scoring]
+    on_object = on_object[scoring]
+    return (torch.logsumexp(flat, 1) - torch.logsumexp(flat.masked_fill(~on_object, float("-inf")), 1)).mean()
 
 
 @torch.no_grad()
@@ -110,36 +153,39 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, device: t
 def _resumable(saved: dict, recipe: Recipe) -> bool:
     """A saved run resumes if its recipe is this one, or this one with cycles appended."""
     current = asdict(recipe)
+    if saved.keys() != current.keys():
+        return False
     cycles = len(saved["cycle_epochs"])
-    same_rest = all(saved[k] == v for k, v in current.items() if not k.startswith("cycle_"))
-    return (
-        same_rest
-        and tuple(saved["cycle_epochs"]) == recipe.cycle_epochs[:cycles]
-        and tuple(saved["cycle_lrs"]) == recipe.cycle_lrs[:cycles]
+    return all(
+        tuple(saved[k]) == v[:cycles] if k.startswith("cycle_") else saved[k] == v for k, v in current.items()
     )
 
 
 def train_one(
     arch: str,
     recipe: Recipe,
-    train_data: tuple[np.ndarray, np.ndarray],
-    val_data: tuple[np.ndarray, np.ndarray],
+    train_data: Samples,
+    val_data: Samples | None,
     work_dir: Path,
     device: torch.device,
     max_steps: int | None = None,
     checkpoint_every: int = 100,
 ) -> tuple[nn.Module, list[float]]:
-    """Train ``arch`` with ``recipe``; returns the model (eval mode) and the loss of every step taken in this call."""
+    """Train ``arch`` with ``recipe``; returns the model (eval mode) and the loss of every step taken in this call
+    (classification plus the cycle's weighted localisation term)."""
     torch.manual_seed(recipe.init_seed)
     model = build_resnet(arch, recipe.arch_config()).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.cycle_lrs[0], weight_decay=recipe.weight_decay)
-    images, labels = train_data
+    images, labels, masks = train_data
     steps_per_epoch = len(images) // recipe.batch_size
     cycle_bounds = np.cumsum([0, *recipe.cycle_epochs]) * steps_per_epoch
     total_steps = int(cycle_bounds[-1])
 
+    def cycle_of(step: int) -> int:
+        return int(np.searchsorted(cycle_bounds, step, side="right") - 1)
+
     def lr_at(step: int) -> float:
-        cycle = int(np.searchsorted(cycle_bounds, step, side="right") - 1)
+        cycle = cycle_of(step)
         start, end, peak = cycle_bounds[cycle], cycle_bounds[cycle + 1], recipe.cycle_lrs[cycle]
         local, length = step - start, end - start
         if local < recipe.warmup_steps:
@@ -167,11 +213,15 @@ def train_one(
         epoch, position = divmod(step, steps_per_epoch)
         order = np.random.default_rng([recipe.init_seed, epoch]).permutation(len(images))
         index = order[position * recipe.batch_size : (position + 1) * recipe.batch_size]
-        x = _augment(to_tensor(images[index], device), generator)
+        x, mask = _augment(to_tensor(images[index], device), torch.from_numpy(masks[index]).to(device), generator)
         y = torch.from_numpy(labels[index]).to(device)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        loss = criterion(model(x), y)
+        features = model.forward_features(x)
+        loss = criterion(model.fc(torch.flatten(model.avgpool(features), 1)), y)
+        localisation_weight = recipe.cycle_localisation[cycle_of(step)]
+        if localisation_weight:
+            loss = loss + localisation_weight * localisation_loss(class_map(features, model.fc, y), mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -188,7 +238,9 @@ def train_one(
             tmp.replace(state_path)
     model.eval()
     if val_data is not None and max_steps is None:
-        print(f"{arch}: validation top-1 {accuracy(model, *val_data, device):.4f} on {len(val_data[0])} images")
+        val_images, val_labels, _ = val_data
+        top1 = accuracy(model, val_images, val_labels, device)
+        print(f"{arch}: validation top-1 {top1:.4f} on {len(val_images)} images")
     return model, losses
 
 
