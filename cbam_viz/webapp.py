@@ -331,9 +331,16 @@ def demo_description(parameters: dict[str, int], weights_dir: Path | None = None
         size_words = f" ({millions} parameters each, against 25.6 M for a full ResNet-50)"
     else:
         size_words = ""
+    trained_to_point = any(metadata.get("recipe", {}).get("cycle_localisation", ()))
+    pointing_words = (
+        " Their last training epoch also rewarded a Grad-CAM peak on the shape, so their CAMs point at it by training;"
+        " the SE and CBAM attention was never supervised."
+        if trained_to_point
+        else ""
+    )
     return (
         f"**Demo weights, not ImageNet**: three {width}ResNet-50s{size_words}, trained here on {classes} generated "
-        f"shape classes at {size}x{size} px. They recognise shapes only; use the shape examples."
+        f"shape classes at {size}x{size} px. They recognise shapes only; use the shape examples.{pointing_words}"
     )
 
 
