@@ -334,28 +334,38 @@ def test_concurrent_analyses_get_the_results_each_would_get_alone(random_demo_di
 POINTING_TOLERANCE = 15 / 224  # the pointing game's tolerance (Zhang et al.): 15 pixels at 224, as a share of the side
 
 
-def localisation(samples: list, arch: str) -> tuple[float, float, float, float]:
-    """(pointing rate with tolerance, strict pointing rate, mean CAM energy inside the mask, mean mask area) for the
-    true classes; strict means the CAM maximum lies inside the mask itself."""
-    hits, strict_hits, energy, area = [], [], [], []
+HALF_CELL = 8  # pixels: half a stage-4 cell of the demo models (stride 16 at 96 px)
+
+
+def localisation(samples: list, arch: str) -> dict[str, float]:
+    """Pointing rates (with the usual tolerance; strict: the CAM maximum inside the mask itself; strict for the map
+    moved half a cell down and right), the CAM's mean energy inside the mask and the mask's mean area share."""
+    rates: dict[str, list[float]] = {"tolerant": [], "strict": [], "strict_shifted": [], "energy": [], "area": []}
     for sample in samples:
         result = analyze(Image.fromarray(sample.image), weights="demo", models=[arch], target=sample.label)
         cam = map_to_image(result.models[arch].cam, result.view, result.original_size)
         assert cam.shape == sample.mask.shape
-        hits.append(metrics.pointing_hit(cam, sample.mask, POINTING_TOLERANCE * min(sample.mask.shape)))
-        strict_hits.append(metrics.pointing_hit(cam, sample.mask))
-        energy.append(metrics.energy_inside(cam, sample.mask))
-        area.append(float(sample.mask.mean()))
-    return float(np.mean(hits)), float(np.mean(strict_hits)), float(np.mean(energy)), float(np.mean(area))
+        rates["tolerant"].append(metrics.pointing_hit(cam, sample.mask, POINTING_TOLERANCE * min(sample.mask.shape)))
+        rates["strict"].append(metrics.pointing_hit(cam, sample.mask))
+        shifted = np.roll(cam, (HALF_CELL, HALF_CELL), axis=(0, 1))
+        rates["strict_shifted"].append(metrics.pointing_hit(shifted, sample.mask))
+        rates["energy"].append(metrics.energy_inside(cam, sample.mask))
+        rates["area"].append(float(sample.mask.mean()))
+    return {name: float(np.mean(values)) for name, values in rates.items()}
 
 
 @needs_demo
 @pytest.mark.parametrize("arch", list(ARCHS))
-def test_cam_peak_lands_on_the_object_for_most_held_out_images(arch: str) -> None:
-    rate, strict, energy, area = localisation([render_sample(77, index) for index in range(40)], arch)
-    assert rate >= 0.65, f"{arch}: the CAM peak is near the object in only {rate:.0%} of held-out images"
-    assert strict > 0.5, f"{arch}: the CAM peak is inside the object in only {strict:.0%} of held-out images"
-    assert energy >= 1.5 * area, f"{arch}: {energy:.0%} of the CAM lies on objects covering {area:.0%} of the image"
+def test_cam_peak_lands_on_the_object_and_a_misplaced_map_would_miss(arch: str) -> None:
+    """The demo models were trained to point at the object (README), so this is a test of the map geometry: the
+    same maps drawn half a cell off lose a large share of their hits."""
+    found = localisation([render_sample(77, index) for index in range(40)], arch)
+    assert found["tolerant"] >= 0.95, f"{arch}: the CAM peak is near the object in only {found['tolerant']:.0%}"
+    assert found["strict"] >= 0.9, f"{arch}: the CAM peak is inside the object in only {found['strict']:.0%}"
+    assert found["strict_shifted"] <= found["strict"] - 0.25, f"{arch}: pointing does not notice a misplaced map"
+    assert found["energy"] >= 2 * found["area"], (
+        f"{arch}: {found['energy']:.0%} of the CAM lies on objects covering {found['area']:.0%} of the image"
+    )
 
 
 def exif_rotated_png(upright: np.ndarray) -> bytes:

@@ -1,6 +1,8 @@
 """The bundled demo weights, measured as the README reports them, on fixed held-out batches never used in training."""
 
 from cbam_viz.evaluate import HELDOUT_SEED, REFERENCE_SEED, _generator_sample, _reference_sample, evaluate
+from cbam_viz.webapp import demo_description
+from cbam_viz.weights import read_demo_metadata
 
 
 def test_demo_models_classify_and_their_cam_peak_is_on_the_object_for_most_images() -> None:
@@ -8,10 +10,27 @@ def test_demo_models_classify_and_their_cam_peak_is_on_the_object_for_most_image
     for arch, numbers in report.items():
         assert numbers["top1"] >= 0.95, f"{arch}: top-1 {numbers['top1']:.1%} on held-out shapes"
         # strict pointing game: the CAM maximum inside the object mask, no tolerance
-        assert numbers["pointing_game"] > 0.5, f"{arch}: CAM peak on the object in {numbers['pointing_game']:.0%}"
+        assert numbers["pointing_game"] >= 0.9, f"{arch}: CAM peak on the object in {numbers['pointing_game']:.0%}"
     cbam = report["cbam_resnet50"]
     for stage in range(1, 5):
         assert cbam[f"spatial_energy_stage{stage}"] > cbam["mask_area_share"]
+
+
+def test_the_bundled_metadata_records_what_the_readme_reports() -> None:
+    metadata = read_demo_metadata()
+    assert metadata["heldout"]["heldout_seed"] == HELDOUT_SEED and metadata["heldout"]["heldout_images"] >= 500
+    for arch, entry in metadata["models"].items():
+        assert entry["size_bytes"] <= 10_000_000, f"{arch}: {entry['size_bytes']} bytes"
+        assert entry["metrics"]["top1"] >= 0.95 and entry["metrics"]["pointing_game"] >= 0.9
+        assert entry["metrics"]["top1_reference_renderer"] >= 0.95
+    cbam = metadata["models"]["cbam_resnet50"]["metrics"]
+    assert all(f"spatial_energy_stage{stage}" in cbam for stage in range(1, 5))
+
+
+def test_the_banner_says_the_demo_cams_were_trained_to_point() -> None:
+    """The last training cycle supervised where the CAM peaks; the app must not present that as emergent."""
+    words = demo_description({})
+    assert "point at it by training" in words and "attention was never supervised" in words
 
 
 def test_demo_models_recognise_shapes_from_an_independent_renderer() -> None:
