@@ -7,10 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _models import random_model
 
+from cbam_viz.analysis import cam_method_for, compute_cam
+from cbam_viz.capture import capture_pass
 from cbam_viz.imaging import ModelView, cell_centre_pixels, map_to_image
 from cbam_viz.shapes import generate
-from cbam_viz.train import Recipe, _resumable, localisation_loss, train_one
+from cbam_viz.train import Recipe, _resumable, class_map, localisation_loss, train_one
 
 
 def _tiny(localisation: float = 0.0) -> tuple[Recipe, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -88,3 +91,16 @@ def test_localisation_loss_leaves_out_objects_between_cell_centres() -> None:
     cam = torch.randn(2, 6, 6)
     assert torch.isclose(localisation_loss(cam, masks), localisation_loss(cam[1:], masks[1:]))
     assert localisation_loss(cam[:1], masks[:1]).item() == 0.0
+
+
+def test_the_trained_class_map_is_the_grad_cam_the_app_shows() -> None:
+    """The localisation term must move the very map the app draws: grad-cam's Grad-CAM at stage 4 of a GAP + linear
+    head is the class map, ReLU'd and divided by the number of cells."""
+    model = random_model("cbam_resnet50", Recipe().arch_config())
+    x = torch.randn(1, 3, 96, 96)
+    captured = capture_pass(model, x, stage=4, target=3)
+    shown = compute_cam(cam_method_for("gradcam", model), model, x, captured, stage=4)
+    with torch.no_grad():
+        trained = class_map(model.forward_features(x), model.fc, torch.tensor([3]))[0]
+    np.testing.assert_allclose(shown, trained.clamp(min=0).numpy() / trained.numel(), rtol=1e-4, atol=1e-6)
+    assert shown.max() > 0
