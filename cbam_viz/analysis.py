@@ -19,49 +19,24 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import pytorch_grad_cam
 import torch
-from pytorch_grad_cam import (
-    EigenCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    ScoreCAM,
-    XGradCAM,
-)
 from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirstAverage, ROADMostRelevantFirstAverage
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 from torch import nn
 
-from cbam_viz import metrics
-from cbam_viz.capture import STAGES, CapturedPass, capture_pass, stage_layer
+from cbam_viz import metrics, vocab
+from cbam_viz.capture import CapturedPass, capture_pass, stage_layer
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import ModelView, decode_image, display_image, prepare_input
-from cbam_viz.resnet import ARCHS
+from cbam_viz.vocab import ARCH_ORDER, STAGES, VIEWS, last_block
 from cbam_viz.weights import Preprocess, load_model, resolve_weights, weights_root
 
-ARCH_ORDER: tuple[str, ...] = tuple(ARCHS)  # resnet50, se_resnet50, cbam_resnet50: the order of every display
-CAM_METHODS: dict[str, type[BaseCAM]] = {
-    "gradcam": GradCAM,
-    "gradcam++": GradCAMPlusPlus,
-    "hirescam": HiResCAM,
-    "xgradcam": XGradCAM,
-    "layercam": LayerCAM,
-    "eigencam": EigenCAM,
-    "scorecam": ScoreCAM,
+CAM_METHODS: dict[str, type[BaseCAM]] = {  # vocab.CAM_METHODS names each method's grad-cam class
+    name: getattr(pytorch_grad_cam, method.grad_cam_class) for name, method in vocab.CAM_METHODS.items()
 }
-CAM_METHOD_LABELS: dict[str, str] = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "hirescam": "HiResCAM",
-    "xgradcam": "XGrad-CAM",
-    "layercam": "LayerCAM",
-    "eigencam": "EigenCAM",
-    "scorecam": "Score-CAM",
-}
-VIEWS = ("whole", "crop")
 ROAD_PERCENTILES = (20, 40, 60, 80)  # four removal levels: ROAD's trend at a quarter of grad-cam's default cost
 SCORECAM_BATCH = 32
 MODEL_CACHE_SIZE = 6  # two weight sets of three models; ImageNet-size models are ~100 MB each
@@ -222,6 +197,10 @@ class Analysis:
     weights_set: str  # "demo" | "paper" | ... | path
     weights_note: str  # one line: which weights and why
     device: str  # "cpu" | "cuda:0"
+
+    def view_for(self, result: ModelResult) -> ModelView:
+        """What ``result``'s model saw: its own view when its weights prepare pictures differently."""
+        return result.view if result.view is not None else self.view
 
     def to_json(self) -> dict:
         """The documented JSON form (``ANALYSIS_JSON_SCHEMA``): numbers and names only, maps summarised, NaN -> null."""
@@ -412,9 +391,9 @@ def run_model(
         spatial_attention=captured.spatial,
         metrics={"target_prob": float(probs[index])},
     )
-    last_block = _last_block(captured.spatial, stage)
-    if last_block is not None:
-        result.metrics.update(metrics.cam_spatial_agreement(cam, captured.spatial[last_block]))
+    last = last_block(captured.spatial, stage)
+    if last is not None:
+        result.metrics.update(metrics.cam_spatial_agreement(cam, captured.spatial[last]))
     if faithfulness:
         result.metrics.update(faithfulness_scores(model, input_tensor, cam, index))
     return result
@@ -511,11 +490,6 @@ def _label(categories: Sequence[str], index: int) -> str:
     return categories[index] if index < len(categories) else f"class {index}"
 
 
-def _last_block(spatial: dict[str, np.ndarray], stage: int) -> str | None:
-    blocks = [name for name in spatial if name.startswith(f"layer{stage}.")]
-    return max(blocks, key=lambda name: int(name.rsplit(".", 1)[1])) if blocks else None
-
-
 def cam_method_for(method: str, model: nn.Module) -> BaseCAM:
     """The grad-cam method object for ``model``, made once and reused (constructing one walks the whole model).
 
@@ -529,7 +503,7 @@ def cam_method_for(method: str, model: nn.Module) -> BaseCAM:
         if cam_method is None:
             cam_method = CAM_METHODS[method](model, target_layers=[])
             cam_method.activations_and_grads.release()
-            if isinstance(cam_method, ScoreCAM):
+            if isinstance(cam_method, pytorch_grad_cam.ScoreCAM):
                 cam_method.batch_size = SCORECAM_BATCH
             per_model[method] = cam_method
         return cam_method
@@ -537,7 +511,7 @@ def cam_method_for(method: str, model: nn.Module) -> BaseCAM:
 
 def _check_archs(models: Iterable[str]) -> list[str]:
     requested = list(dict.fromkeys(models))
-    unknown = [arch for arch in requested if arch not in ARCHS]
+    unknown = [arch for arch in requested if arch not in ARCH_ORDER]
     if unknown:
         raise CbamVizError(f"unknown model {unknown[0]!r}: choose from {', '.join(ARCH_ORDER)}")
     if not requested:

@@ -15,21 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cbam_viz.errors import CbamVizError
-from cbam_viz.resnet import ARCHS
+from cbam_viz.vocab import ARCH_ORDER as ARCHS
+from cbam_viz.vocab import CAM_METHODS, STAGES, VIEWS
 
 if TYPE_CHECKING:
     from cbam_viz.analysis import Analysis
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-METHOD_NAMES = (
-    "gradcam",
-    "gradcam++",
-    "hirescam",
-    "xgradcam",
-    "layercam",
-    "eigencam",
-    "scorecam",
-)  # analysis.CAM_METHODS
 MAP_MODES = ("image", "native", "none")
 
 
@@ -46,13 +38,13 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--models", nargs="+", default=list(ARCHS), metavar="ARCH", help=f"any of {', '.join(ARCHS)} (default all)"
     )
-    parser.add_argument("--method", default="gradcam", help=f"CAM method: {', '.join(METHOD_NAMES)} (default gradcam)")
+    parser.add_argument("--method", default="gradcam", help=f"CAM method: {', '.join(CAM_METHODS)} (default gradcam)")
     parser.add_argument(
         "--target", default=None, help="class to explain in every model, by index or name (default: each model's top-1)"
     )
-    parser.add_argument("--stage", type=int, default=4, choices=(1, 2, 3, 4), help="stage whose CAM is computed")
+    parser.add_argument("--stage", type=int, default=4, choices=STAGES, help="stage whose CAM is computed")
     parser.add_argument(
-        "--view", default="whole", choices=("whole", "crop"), help="whole image resized, or the weights' centre crop"
+        "--view", default="whole", choices=VIEWS, help="whole image resized, or the weights' centre crop"
     )
     parser.add_argument("--faithfulness", action="store_true", help="also score each CAM with ROAD (extra passes)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when there is one)")

@@ -6,12 +6,11 @@ forward hook on that module sees exactly the attention the block applied, withou
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
-AttentionKind = Literal["se", "cbam"] | None
+from cbam_viz.vocab import AttentionKind
+
 REDUCTION = 16
 
 

@@ -22,8 +22,7 @@ import torch
 from torch import nn
 
 from cbam_viz.attention import channel_gates, spatial_gates
-
-STAGES = (1, 2, 3, 4)
+from cbam_viz.vocab import STAGES
 
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()

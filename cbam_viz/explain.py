@@ -6,6 +6,8 @@ it, then what to look for. The texts are Markdown with ``$$ ... $$`` display mat
 
 from __future__ import annotations
 
+from cbam_viz.vocab import CAM_METHODS
+
 PANELS: dict[str, str] = {
     "overview": (
         "Three image classifiers look at the same picture. They share one skeleton, **ResNet-50** "
@@ -107,25 +109,6 @@ PANELS: dict[str, str] = {
     ),
 }
 
-CAM_METHODS: dict[str, str] = {
-    "gradcam": "Grad-CAM: channel weights are the mean of the gradients, $\\alpha_k = \\frac{1}{Z}\\sum_{ij} "
-    "\\partial y / \\partial A^k_{ij}$.",
-    "gradcam++": "Grad-CAM++: like Grad-CAM, but weights positive gradients pixel by pixel, which helps when the "
-    "class appears several times.",
-    "hirescam": "HiResCAM: multiplies gradients and activations element-wise before summing, "
-    "$L = \\mathrm{ReLU}(\\sum_k \\partial y/\\partial A^k \\odot A^k)$, so the map follows exactly what the "
-    "score used.",
-    "xgradcam": "XGrad-CAM: gradients weighted by the normalised activations, chosen so the map satisfies two "
-    "sensitivity axioms.",
-    "layercam": "LayerCAM: keeps only positive gradients, pixel by pixel, $L = \\mathrm{ReLU}(\\sum_k "
-    "\\mathrm{ReLU}(\\partial y/\\partial A^k) \\odot A^k)$; sharper on early stages.",
-    "eigencam": "EigenCAM: the first principal component of the feature maps; it uses no gradient and does not "
-    "depend on the chosen class.",
-    "scorecam": "Score-CAM: masks the image with each feature map and weights the maps by the class score they "
-    "keep; no gradient, but one forward pass per channel (slow on a CPU).",
-}
-
-
 def explanation(panel: str) -> str:
     """The Markdown text for one panel; an unknown name is a programming error, so it raises KeyError."""
     return PANELS[panel]
@@ -133,4 +116,5 @@ def explanation(panel: str) -> str:
 
 def method_note(method: str) -> str:
     """One line on the chosen CAM method, shown under the Grad-CAM row so students know what changed."""
-    return CAM_METHODS.get(method, f"{method}: a class activation map method from the grad-cam library.")
+    known = CAM_METHODS.get(method)
+    return known.note if known else f"{method}: a class activation map method from the grad-cam library."

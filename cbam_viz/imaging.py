@@ -37,6 +37,7 @@ import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from cbam_viz.errors import ImageError
+from cbam_viz.vocab import VIEWS
 
 if TYPE_CHECKING:
     from cbam_viz.weights import Preprocess
@@ -51,7 +52,6 @@ MAX_SIDE = 20_000
 MIN_SIDE = 8
 MAX_ASPECT = 20.0
 MAX_WHOLE_ASPECT = 2.0  # "whole" view: the longer side is at most this many times the input size
-VIEW_MODES = ("whole", "crop")
 DECODE_NOTES_KEY = "cbam_viz_decode_notes"  # image.info[...] -> tuple of plain-words notes on what decoding did
 
 _WHITE = (255, 255, 255)
@@ -312,8 +312,8 @@ class ModelView:
 
 def plan_view(size: tuple[int, int], preprocess: Preprocess, mode: str = "whole") -> ModelView:
     """The ``ModelView`` for a picture of ``size`` (width, height), without touching pixels."""
-    if mode not in VIEW_MODES:
-        raise ValueError(f"unknown view {mode!r}; choose one of {', '.join(VIEW_MODES)}")
+    if mode not in VIEWS:
+        raise ValueError(f"unknown view {mode!r}; choose one of {', '.join(VIEWS)}")
     width, height = size
     if mode == "whole":
         target = preprocess.crop or preprocess.resize

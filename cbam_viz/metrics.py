@@ -20,11 +20,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (exp / exp.sum()).astype(np.float32)
 
 
-def target_probability(logits: np.ndarray, index: int) -> float:
-    """Softmax probability of class ``index``."""
-    return float(softmax(logits)[index])
-
-
 def resize_bilinear(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Resample a 2-D map to ``shape`` (height, width) with half-pixel centres, the convention of torch/Pillow."""
     values = np.asarray(values, dtype=np.float32)

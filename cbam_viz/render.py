@@ -32,11 +32,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image, ImageDraw, ImageFont
 
-from cbam_viz.analysis import CAM_METHOD_LABELS
 from cbam_viz.imaging import ModelView, display_image, map_to_image
-from cbam_viz.weights import ARCH_TITLES
+from cbam_viz.vocab import ARCH_TITLES, STAGES, method_label, stage_blocks
 
-STAGES = (1, 2, 3, 4)
 CHANNEL_CMAP = "viridis"
 _UNSEEN_SCALE, _UNSEEN_OFFSET = 0.35, 70.0  # unseen pixels: grey = luminance * 0.35 + 70 (dim, colourless)
 _BACKGROUND = (255, 255, 255)
@@ -92,16 +90,6 @@ def format_range(low: float, high: float) -> str:
     span = abs(high - low) or abs(high) or 1.0
     decimals = min(6, max(0, 2 - math.floor(math.log10(span))))
     return f"{low:.{decimals}f} to {high:.{decimals}f}"
-
-
-def _block_index(name: str) -> int:
-    return int(name.rsplit(".", 1)[1])
-
-
-def stage_blocks(maps: Mapping[str, Any], stage: int) -> list[str]:
-    """Block names of one stage in order, e.g. ``["layer3.0", ..., "layer3.5"]`` (those present in ``maps``)."""
-    prefix = f"layer{stage}."
-    return sorted((name for name in maps if name.startswith(prefix)), key=_block_index)
 
 
 def _to_image(figure: Figure) -> Image.Image:
@@ -344,11 +332,6 @@ def _last_block_map(spatial: Mapping[str, np.ndarray], stage: int) -> np.ndarray
     return native
 
 
-def _view_of(analysis: Any, result: Any) -> ModelView:
-    """The view of one model: its own when its weights prepare pictures differently, else the analysis's."""
-    return getattr(result, "view", None) or analysis.view
-
-
 def _same_target(results: Iterable[Any]) -> str | None:
     labels = {result.target_label for result in results}
     return labels.pop() if len(labels) == 1 else None
@@ -356,7 +339,7 @@ def _same_target(results: Iterable[Any]) -> str | None:
 
 def comparison_caption(analysis: Any, *, shared_scale: bool = False) -> str:
     """The export figure's caption in plain words (also useful next to the app's panels)."""
-    method = CAM_METHOD_LABELS.get(analysis.method, analysis.method)
+    method = method_label(analysis.method)
     target = _same_target(analysis.models.values())
     target_words = f"the class “{target}”" if target else "each model's own top class"
     scale_words = (
@@ -364,7 +347,7 @@ def comparison_caption(analysis: Any, *, shared_scale: bool = False) -> str:
         if shared_scale
         else "Each panel is coloured from its own minimum to maximum (printed under it)."
     )
-    views = [_view_of(analysis, result) for result in analysis.models.values()] or [analysis.view]
+    views = [analysis.view_for(result) for result in analysis.models.values()] or [analysis.view]
     cropped = any(view.box != (0, 0, 1, 1) for view in views)
     unseen = " Grey: parts of the picture the model did not see." if cropped else ""
     return (
@@ -383,7 +366,7 @@ def comparison_figure(
     if not results:
         raise ValueError("the analysis has no models to draw")
     base = display_image(analysis.image.convert("RGB") if analysis.image.mode != "RGB" else analysis.image, 320)
-    method = CAM_METHOD_LABELS.get(analysis.method, analysis.method)
+    method = method_label(analysis.method)
     cam_limits = colour_limits([result.cam for result in results], shared_scale)
     spatial_maps = [[_last_block_map(result.spatial_attention, s) for s in STAGES] for result in results]
     present = [m for row in spatial_maps for m in row if m is not None]
@@ -412,7 +395,7 @@ def comparison_figure(
             axis.set_xticks([])
             axis.set_yticks([])
         axes[0].imshow(np.asarray(base))
-        view = _view_of(analysis, result)
+        view = analysis.view_for(result)
         if view.box != (0.0, 0.0, 1.0, 1.0):
             box_left, box_top, box_right, box_bottom = view.box
             axes[0].add_patch(

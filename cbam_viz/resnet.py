@@ -12,11 +12,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from cbam_viz.attention import AttentionKind, create_attention
+from cbam_viz.attention import create_attention
+from cbam_viz.vocab import ARCH_ATTENTION as ARCHS
+from cbam_viz.vocab import STAGE_DEPTHS, AttentionKind
 
-STAGE_DEPTHS = (3, 4, 6, 3)
 EXPANSION = 4
-ARCHS: dict[str, AttentionKind] = {"resnet50": None, "se_resnet50": "se", "cbam_resnet50": "cbam"}
 
 
 @dataclass(frozen=True)
@@ -126,14 +126,3 @@ def build_resnet(arch: str, config: ArchConfig | None = None) -> ResNet:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     return ResNet((config or ArchConfig()).with_(attention=ARCHS[arch]))
 
-
-def resnet50(config: ArchConfig | None = None) -> ResNet:
-    return build_resnet("resnet50", config)
-
-
-def se_resnet50(config: ArchConfig | None = None) -> ResNet:
-    return build_resnet("se_resnet50", config)
-
-
-def cbam_resnet50(config: ArchConfig | None = None) -> ResNet:
-    return build_resnet("cbam_resnet50", config)

@@ -34,7 +34,6 @@ from PIL import Image
 from cbam_viz import explain, render, shapes
 from cbam_viz.analysis import (
     ARCH_ORDER,
-    CAM_METHOD_LABELS,
     CAM_METHODS,
     Analysis,
     ModelResult,
@@ -45,6 +44,7 @@ from cbam_viz.analysis import (
 from cbam_viz.errors import CbamVizError, WeightsError
 from cbam_viz.imaging import MAX_FILE_BYTES, decode_image, decode_notes, display_image
 from cbam_viz.resnet import STAGE_DEPTHS
+from cbam_viz.vocab import method_label
 from cbam_viz.weights import (
     ARCH_TITLES,
     DEMO_SUFFIX,
@@ -64,7 +64,7 @@ TARGET_TOP1 = "Each model's top-1"
 TARGET_SHARED = "One class for all models"
 TARGET_MODES = (TARGET_TOP1, TARGET_SHARED)
 VIEW_CHOICES = (("Whole image", "whole"), ("Centre crop (as evaluated)", "crop"))
-METHOD_CHOICES = tuple((CAM_METHOD_LABELS[name], name) for name in CAM_METHODS)
+METHOD_CHOICES = tuple((method_label(name), name) for name in CAM_METHODS)
 COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "cividis")
 STAGES = tuple(range(1, len(STAGE_DEPTHS) + 1))
 MODEL_CHOICES = tuple((ARCH_TITLES[arch], arch) for arch in ARCH_ORDER)
@@ -481,7 +481,7 @@ def cam_panels(analysis: Analysis, display: Display) -> dict[str, Any]:
     base = display_image(analysis.image, DISPLAY_SIDE)
     results = list(analysis.models.values())
     limits = render.colour_limits([result.cam for result in results], display.shared_scale)
-    method = CAM_METHOD_LABELS.get(analysis.method, analysis.method)
+    method = method_label(analysis.method)
     panels = {}
     for result, (low, high) in zip(results, limits, strict=True):
         picture = render.overlay(

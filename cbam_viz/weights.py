@@ -23,6 +23,7 @@ import torch
 from cbam_viz.convert import LAYOUTS, load_into_model, read_checkpoint, save_project_safetensors
 from cbam_viz.errors import WeightsError
 from cbam_viz.resnet import ARCHS, ArchConfig, ResNet
+from cbam_viz.vocab import ARCH_TITLES
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 IMAGENET_SUBDIR = "imagenet"
@@ -34,7 +35,6 @@ TRAIN_HINT = "python -m cbam_viz train-demo"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-ARCH_TITLES = {"resnet50": "ResNet-50", "se_resnet50": "SE-ResNet-50", "cbam_resnet50": "CBAM-ResNet-50"}
 
 RESNET_PAPER = "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016. arXiv:1512.03385"
 SE_PAPER = "Hu, Shen, Sun. Squeeze-and-Excitation Networks. CVPR 2018. arXiv:1709.01507"

@@ -252,6 +252,7 @@ def _fake_analysis(archs: tuple[str, ...], *, mode: str = "whole", targets: tupl
         weights_set="demo",
         weights_note="demo weights: ImageNet weights not found under weights/imagenet",
         device="cpu",
+        view_for=lambda result: getattr(result, "view", None) or view,
     )
 
 
