@@ -38,12 +38,15 @@ ROWS = (  # (panel, heading, explanation key) for the per-model result rows belo
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         help="address to listen on; 0.0.0.0 opens it to the network (default 127.0.0.1, or $GRADIO_SERVER_NAME)",
     )
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument(
-        "--weights", default="auto", choices=webapp.WEIGHT_CHOICES,
+        "--weights",
+        default="auto",
+        choices=webapp.WEIGHT_CHOICES,
         help="auto (the ImageNet paper set if downloaded, else demo) or a set name",
     )
     parser.add_argument("--weights-dir", type=Path, default=None, help="a weights folder other than ./weights")
@@ -94,8 +97,9 @@ def build_demo(
         analysis = gr.State(None, time_to_live=webapp.STATE_TTL_S)
         gr.Markdown("# Where does attention look?\nResNet-50, SE-ResNet-50 and CBAM-ResNet-50 on the same picture.")
         banner = gr.Markdown(
-            webapp.banner_markdown(engine.weights, engine.weights_note, engine.device, engine.parameters,
-                                   engine.weights_dir),
+            webapp.banner_markdown(
+                engine.weights, engine.weights_note, engine.device, engine.parameters, engine.weights_dir
+            ),
             elem_id="banner",
         )
         with gr.Accordion("What am I looking at?", open=False):
@@ -104,26 +108,36 @@ def build_demo(
         with gr.Row():
             with gr.Column(scale=5):
                 image = webapp.image_input(
-                    sources=["upload", "webcam", "clipboard"], type="filepath", image_mode=None,
-                    label="Your picture (upload, webcam or paste)", height=320, elem_id="input-image",
+                    sources=["upload", "webcam", "clipboard"],
+                    type="filepath",
+                    image_mode=None,
+                    label="Your picture (upload, webcam or paste)",
+                    height=320,
+                    elem_id="input-image",
                 )
                 analyse = gr.Button("Analyse", variant="primary", elem_id="analyse")
                 image_notes = gr.Markdown(elem_id="image-notes")
                 for title, items in engine.examples.items():
                     gr.Examples(
-                        [[path] for path, _ in items], inputs=[image], label=title,
-                        example_labels=[caption for _, caption in items], examples_per_page=10,
-                        cache_examples=False, api_visibility="private",
+                        [[path] for path, _ in items],
+                        inputs=[image],
+                        label=title,
+                        example_labels=[caption for _, caption in items],
+                        examples_per_page=10,
+                        cache_examples=False,
+                        api_visibility="private",
                     )
             with gr.Column(scale=6):
-                models = gr.CheckboxGroup(
-                    list(webapp.MODEL_CHOICES), value=list(ARCH_ORDER), label="Models to compare"
-                )
+                models = gr.CheckboxGroup(list(webapp.MODEL_CHOICES), value=list(ARCH_ORDER), label="Models to compare")
                 with gr.Row():
                     target_mode = gr.Radio(list(webapp.TARGET_MODES), value=webapp.TARGET_TOP1, label="Explain")
                     target_class = gr.Dropdown(
-                        list(engine.categories(engine.weights)), value="", filterable=True,
-                        allow_custom_value=True, interactive=False, label="Class for every model (type to search)",
+                        list(engine.categories(engine.weights)),
+                        value="",
+                        filterable=True,
+                        allow_custom_value=True,
+                        interactive=False,
+                        label="Class for every model (type to search)",
                     )
                 with gr.Row():
                     method = gr.Dropdown(list(webapp.METHOD_CHOICES), value="gradcam", label="CAM method")
@@ -194,61 +208,134 @@ def build_demo(
         def show_results(event: Any) -> None:
             """After a successful analysis: main panels, then the drill-down at the analysed stage."""
             shown = event.success(
-                webapp.render_main, [analysis, *display_inputs], main_outputs, api_visibility="private",
-                show_progress_on=progress_on, **render_queue,
+                webapp.render_main,
+                [analysis, *display_inputs],
+                main_outputs,
+                api_visibility="private",
+                show_progress_on=progress_on,
+                **render_queue,
             )
-            shown = shown.success(webapp.drill_stage_value, [analysis], [drill_stage], api_visibility="private",
-                                  queue=False, show_progress="hidden")
+            shown = shown.success(
+                webapp.drill_stage_value,
+                [analysis],
+                [drill_stage],
+                api_visibility="private",
+                queue=False,
+                show_progress="hidden",
+            )
             shown.success(
-                webapp.render_drill_if_open, [analysis, drill_open, drill_stage, *display_inputs], drill_outputs,
-                api_visibility="private", **render_queue,
+                webapp.render_drill_if_open,
+                [analysis, drill_open, drill_stage, *display_inputs],
+                drill_outputs,
+                api_visibility="private",
+                **render_queue,
             )
 
-        show_results(analyse.click(
-            partial(webapp.run_analysis, engine), analysis_inputs, analysis_outputs, api_name="analyze",
-            show_progress_on=progress_on, **models_queue,
-        ))
-        show_results(image.change(
-            partial(webapp.analysis_if_image, engine), analysis_inputs, analysis_outputs, api_visibility="private",
-            show_progress_on=progress_on, trigger_mode="always_last", **models_queue,
-        ))
+        show_results(
+            analyse.click(
+                partial(webapp.run_analysis, engine),
+                analysis_inputs,
+                analysis_outputs,
+                api_name="analyze",
+                show_progress_on=progress_on,
+                **models_queue,
+            )
+        )
+        show_results(
+            image.change(
+                partial(webapp.analysis_if_image, engine),
+                analysis_inputs,
+                analysis_outputs,
+                api_visibility="private",
+                show_progress_on=progress_on,
+                trigger_mode="always_last",
+                **models_queue,
+            )
+        )
         for trigger in (cmap.input, shared_scale.input, opacity.release):
             trigger(
-                webapp.render_overlays, [analysis, *display_inputs], overlay_outputs, api_visibility="private",
-                show_progress="minimal", **render_queue,
+                webapp.render_overlays,
+                [analysis, *display_inputs],
+                overlay_outputs,
+                api_visibility="private",
+                show_progress="minimal",
+                **render_queue,
             ).then(
-                webapp.redraw_drill_overlays, [analysis, drill_open, drill_stage, *display_inputs], drill_outputs,
-                api_visibility="private", show_progress="minimal", **render_queue,
+                webapp.redraw_drill_overlays,
+                [analysis, drill_open, drill_stage, *display_inputs],
+                drill_outputs,
+                api_visibility="private",
+                show_progress="minimal",
+                **render_queue,
             )
-        drill_stage.input(webapp.render_drill, [analysis, drill_stage, *display_inputs], drill_outputs,
-                          api_visibility="private", **render_queue)
+        drill_stage.input(
+            webapp.render_drill,
+            [analysis, drill_stage, *display_inputs],
+            drill_outputs,
+            api_visibility="private",
+            **render_queue,
+        )
         drill_box.expand(webapp.set_open, None, drill_open, api_visibility="private", queue=False).then(
-            webapp.render_drill, [analysis, drill_stage, *display_inputs], drill_outputs, api_visibility="private",
+            webapp.render_drill,
+            [analysis, drill_stage, *display_inputs],
+            drill_outputs,
+            api_visibility="private",
             **render_queue,
         )
         drill_box.collapse(webapp.set_closed, None, drill_open, api_visibility="private", queue=False)
-        export.click(webapp.export_files, [analysis, *display_inputs], [figure_file, json_file], api_name="export",
-                     **render_queue)
-        target_mode.change(webapp.target_mode_changed, [target_mode], [target_class], api_visibility="private",
-                           queue=False, show_progress="hidden")
-        weights.input(partial(webapp.target_choices, engine), [weights], [target_class, weights_status],
-                      api_visibility="private", **models_queue)
-        download.click(partial(webapp.download_weights, engine), [weights], [weights_status, weights],
-                       api_name="download_weights", concurrency_id="download", concurrency_limit=1)
+        export.click(
+            webapp.export_files,
+            [analysis, *display_inputs],
+            [figure_file, json_file],
+            api_name="export",
+            **render_queue,
+        )
+        target_mode.change(
+            webapp.target_mode_changed,
+            [target_mode],
+            [target_class],
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
+        weights.input(
+            partial(webapp.target_choices, engine),
+            [weights],
+            [target_class, weights_status],
+            api_visibility="private",
+            **models_queue,
+        )
+        download.click(
+            partial(webapp.download_weights, engine),
+            [weights],
+            [weights_status, weights],
+            api_name="download_weights",
+            concurrency_id="download",
+            concurrency_limit=1,
+        )
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.render_concurrency)
     return demo
 
 
-def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-          prevent_thread_lock: bool = False, probe_localhost: bool = True) -> tuple[Any, str, str]:
+def serve(
+    demo: gr.Blocks,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    prevent_thread_lock: bool = False,
+    probe_localhost: bool = True,
+) -> tuple[Any, str, str]:
     """Launch with the app's limits (upload size, no monitoring route, no extra served paths).
 
     ``probe_localhost=False`` skips Gradio's start-up probe of the page (three-second timeout), which a busy
     test machine can miss; Gradio would then refuse to start without a share link.
     """
     return demo.launch(
-        **webapp.launch_options(host, port, share), prevent_thread_lock=prevent_thread_lock, css=CSS,
-        theme=gr.themes.Soft(), _frontend=probe_localhost,
+        **webapp.launch_options(host, port, share),
+        prevent_thread_lock=prevent_thread_lock,
+        css=CSS,
+        theme=gr.themes.Soft(),
+        _frontend=probe_localhost,
     )
 
 

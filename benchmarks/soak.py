@@ -150,8 +150,16 @@ def run_soak(
                     client.predict(api_name="/export")
                 if render_every and index % render_every == render_every - 1:
                     analysis, _, _ = webapp.run_analysis(
-                        engine, str(picture), list(ARCH_ORDER), "auto", webapp.TARGET_TOP1, "", "gradcam", 4,
-                        "whole", False,
+                        engine,
+                        str(picture),
+                        list(ARCH_ORDER),
+                        "auto",
+                        webapp.TARGET_TOP1,
+                        "",
+                        "gradcam",
+                        4,
+                        "whole",
+                        False,
                     )
                     webapp.render_main(analysis, "jet", 0.5, False)
                     webapp.render_drill(analysis, 2, "viridis", 0.6, True)

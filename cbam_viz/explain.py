@@ -109,6 +109,7 @@ PANELS: dict[str, str] = {
     ),
 }
 
+
 def explanation(panel: str) -> str:
     """The Markdown text for one panel; an unknown name is a programming error, so it raises KeyError."""
     return PANELS[panel]

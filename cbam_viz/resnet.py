@@ -125,4 +125,3 @@ def build_resnet(arch: str, config: ArchConfig | None = None) -> ResNet:
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     return ResNet((config or ArchConfig()).with_(attention=ARCHS[arch]))
-

@@ -84,8 +84,15 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
         image += rng.uniform(8, 30) * np.sin(phase)[..., None]
     elif texture == 2:  # low-frequency blotches
         coarse = rng.normal(0, 1, (max(2, height // 8), max(2, width // 8), 3)).astype(np.float32)
-        blotch = np.asarray(Image.fromarray(((coarse + 3) * 40).clip(0, 255).astype(np.uint8)).resize(
-            (width, height), Image.BICUBIC), dtype=np.float32) - 120
+        blotch = (
+            np.asarray(
+                Image.fromarray(((coarse + 3) * 40).clip(0, 255).astype(np.uint8)).resize(
+                    (width, height), Image.BICUBIC
+                ),
+                dtype=np.float32,
+            )
+            - 120
+        )
         image += rng.uniform(0.2, 0.5) * blotch
     image += rng.normal(0, rng.uniform(2, 14), image.shape)
     return np.clip(image, 0, 255).astype(np.float32)
@@ -172,9 +179,9 @@ def render_sample(
     return Sample(image=np.clip(image + 0.5, 0, 255).astype(np.uint8), label=label, mask=mask)
 
 
-def generate(seed: int, count: int, width: int = 96, height: int | None = None, start: int = 0) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray
-]:
+def generate(
+    seed: int, count: int, width: int = 96, height: int | None = None, start: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``count`` samples of stream ``seed`` as arrays: images (N,H,W,3 uint8), labels (N,), masks (N,H,W bool)."""
     samples = [render_sample(seed, start + i, width, height) for i in range(count)]
     return (

@@ -42,9 +42,9 @@ def _outline(name: str, rotation: float) -> tuple[list[np.ndarray], list[np.ndar
     raise ValueError(f"unknown shape {name!r}")
 
 
-def render_reference(seed: int, index: int, width: int = 96, height: int | None = None) -> tuple[
-    np.ndarray, int, np.ndarray
-]:
+def render_reference(
+    seed: int, index: int, width: int = 96, height: int | None = None
+) -> tuple[np.ndarray, int, np.ndarray]:
     """One sample as (image HxWx3 uint8, label, mask HxW bool)."""
     height = height or width
     rng = np.random.default_rng([seed, index, 7])

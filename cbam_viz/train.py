@@ -102,9 +102,7 @@ def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.T
     return (x - mean) / std
 
 
-def _augment(
-    batch: torch.Tensor, masks: torch.Tensor, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _augment(batch: torch.Tensor, masks: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Flips and quarter turns, of images (N,C,H,W) and masks (N,H,W) alike: every class is closed under them, and
     they cost nothing."""
     if torch.rand(1, generator=generator).item() < 0.5:
@@ -156,9 +154,7 @@ def _resumable(saved: dict, recipe: Recipe) -> bool:
     if saved.keys() != current.keys():
         return False
     cycles = len(saved["cycle_epochs"])
-    return all(
-        tuple(saved[k]) == v[:cycles] if k.startswith("cycle_") else saved[k] == v for k, v in current.items()
-    )
+    return all(tuple(saved[k]) == v[:cycles] if k.startswith("cycle_") else saved[k] == v for k, v in current.items())
 
 
 def train_one(
@@ -231,8 +227,12 @@ def train_one(
             work_dir.mkdir(parents=True, exist_ok=True)
             tmp = state_path.with_suffix(".tmp")
             torch.save(
-                {"recipe": asdict(recipe), "step": step + 1, "model": model.state_dict(),
-                 "optimizer": optimizer.state_dict()},
+                {
+                    "recipe": asdict(recipe),
+                    "step": step + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                },
                 tmp,
             )
             tmp.replace(state_path)

@@ -304,8 +304,13 @@ def credits_markdown(examples: dict[str, list[tuple[str, str]]]) -> str:
 # ---------------------------------------------------------------------------------------------- banners
 
 
-def banner_markdown(weights_set: str, weights_note: str, device: str, parameters: dict[str, int] | None = None,
-                    weights_dir: Path | None = None) -> str:
+def banner_markdown(
+    weights_set: str,
+    weights_note: str,
+    device: str,
+    parameters: dict[str, int] | None = None,
+    weights_dir: Path | None = None,
+) -> str:
     """The always-visible line that says which weights answer and on what device, honestly for the demo set."""
     device_words = device
     if device.startswith("cuda") and torch.cuda.is_available():
@@ -418,7 +423,7 @@ def run_analysis(
     target = None
     if target_mode == TARGET_SHARED:
         if not target_class:
-            raise CbamVizError("pick the class to explain in every model, or choose \"Each model's top-1\"")
+            raise CbamVizError('pick the class to explain in every model, or choose "Each model\'s top-1"')
         target = target_class
     elif target_mode not in TARGET_MODES:
         raise CbamVizError(f"unknown target mode {target_mode!r}: choose {TARGET_TOP1!r} or {TARGET_SHARED!r}")
@@ -759,7 +764,9 @@ def target_mode_changed(mode: str) -> Any:
 
 @one_line_errors
 def download_weights(
-    engine: Engine, weights: str, progress: gr.Progress = gr.Progress(track_tqdm=True)  # noqa: B008 - Gradio's idiom
+    engine: Engine,
+    weights: str,
+    progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 - Gradio's idiom
 ) -> tuple[str, Any]:
     """Download a named ImageNet set with a progress bar; with no network, the one-line reason."""
     from cbam_viz.download import download_set

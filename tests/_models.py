@@ -32,8 +32,13 @@ def write_demo_set(root: Path, models: dict[str, torch.nn.Module], resize: int) 
         save_file(tensors, str(demo / f"{arch}.safetensors"), metadata={"arch": arch})
     metadata = {
         "classes": list(CLASSES),
-        "preprocess": {"resize": resize, "crop": None, "interpolation": "bilinear", "mean": IMAGENET_MEAN,
-                       "std": IMAGENET_STD},
+        "preprocess": {
+            "resize": resize,
+            "crop": None,
+            "interpolation": "bilinear",
+            "mean": IMAGENET_MEAN,
+            "std": IMAGENET_STD,
+        },
         "arch_config": {"base_width": 8, "stem_pool": "none", "num_classes": len(CLASSES)},
         "models": {arch: {"file": f"{arch}.safetensors"} for arch in models},
     }

@@ -68,8 +68,13 @@ def write_random_demo(root: Path) -> Path:
         models[arch] = {"file": f"{arch}.safetensors"}
     metadata = {
         "classes": list(shapes.CLASSES),
-        "preprocess": {"resize": DEMO_SIZE, "crop": None, "interpolation": "bilinear", "mean": IMAGENET_MEAN,
-                       "std": IMAGENET_STD},
+        "preprocess": {
+            "resize": DEMO_SIZE,
+            "crop": None,
+            "interpolation": "bilinear",
+            "mean": IMAGENET_MEAN,
+            "std": IMAGENET_STD,
+        },
         "arch_config": {"base_width": 8, "stem_pool": "none", "num_classes": len(shapes.CLASSES)},
         "models": models,
     }
@@ -259,8 +264,16 @@ def test_display_controls_redraw_without_running_a_model(
     real_analyze = webapp.analyze
     monkeypatch.setattr(webapp, "analyze", lambda *a, **k: calls.append(1) or real_analyze(*a, **k))
     result, _, _ = webapp.run_analysis(
-        engine, str(shape_file(tmp_path, 5)), list(ARCH_ORDER), "auto", webapp.TARGET_TOP1, "", "gradcam", 4,
-        "whole", False,
+        engine,
+        str(shape_file(tmp_path, 5)),
+        list(ARCH_ORDER),
+        "auto",
+        webapp.TARGET_TOP1,
+        "",
+        "gradcam",
+        4,
+        "whole",
+        False,
     )
     first = webapp.render_overlays(result, "jet", 0.5, False)
     second = webapp.render_overlays(result, "viridis", 0.8, True)
@@ -277,8 +290,16 @@ def test_display_controls_redraw_without_running_a_model(
 
 def test_render_main_fills_every_panel_and_hides_unchosen_models(engine: webapp.Engine, tmp_path: Path) -> None:
     result, _, _ = webapp.run_analysis(
-        engine, str(shape_file(tmp_path, 6)), ["resnet50", "cbam_resnet50"], "demo", webapp.TARGET_TOP1, "",
-        "gradcam", 4, "whole", False,
+        engine,
+        str(shape_file(tmp_path, 6)),
+        ["resnet50", "cbam_resnet50"],
+        "demo",
+        webapp.TARGET_TOP1,
+        "",
+        "gradcam",
+        4,
+        "whole",
+        False,
     )
     values = webapp.render_main(result, "jet", 0.5, False)
     keys = webapp.panel_keys(webapp.MAIN_PANELS)
@@ -291,7 +312,7 @@ def test_render_main_fills_every_panel_and_hides_unchosen_models(engine: webapp.
     assert "p = " in panels[("cam", "resnet50")]["label"]
     assert isinstance(panels[("channel", "cbam_resnet50")]["value"], Image.Image)
     assert panels[("channel", "resnet50")] == {"__type__": "update", "visible": True}  # keeps its note
-    agreement, notes, method = values[len(keys):]
+    agreement, notes, method = values[len(keys) :]
     assert "ResNet-50 vs CBAM-ResNet-50" in agreement
     assert "96x96" in notes and "whole picture" in notes
     assert method == explain.method_note("gradcam")
@@ -340,8 +361,9 @@ def test_uploaded_image_hands_over_the_file_untouched(tmp_path: Path) -> None:
 
 
 def test_demo_banner_states_the_models_honestly(engine: webapp.Engine) -> None:
-    banner = webapp.banner_markdown(engine.weights, engine.weights_note, engine.device, engine.parameters,
-                                    engine.weights_dir)
+    banner = webapp.banner_markdown(
+        engine.weights, engine.weights_note, engine.device, engine.parameters, engine.weights_dir
+    )
     assert "1/8-width ResNet-50s" in banner and "0.38-0.42 M parameters" in banner
     assert "10 generated shape classes" in banner and f"{DEMO_SIZE}x{DEMO_SIZE} px" in banner
     assert "Device: **cpu**" in banner

@@ -88,13 +88,28 @@ def test_a_file_over_the_size_limit_is_refused(app_url: str, tmp_path: Path) -> 
 
 
 def test_hostile_files_through_the_cli(
-    demo_weights: Path, hostile_files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    demo_weights: Path,
+    hostile_files: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(weights, "WEIGHTS_DIR", demo_weights)
     chosen = {key: path for key, path in hostile_files.items() if not EXPECTED[key].decodes or key in CLI_DECODABLE}
-    code = cli.main(["analyze", *map(str, chosen.values()), "--out", str(tmp_path / "out"), "--weights", "demo",
-                     "--models", "cbam_resnet50", "--maps", "none"])
+    code = cli.main(
+        [
+            "analyze",
+            *map(str, chosen.values()),
+            "--out",
+            str(tmp_path / "out"),
+            "--weights",
+            "demo",
+            "--models",
+            "cbam_resnet50",
+            "--maps",
+            "none",
+        ]
+    )
     errors = capsys.readouterr().err
     assert code == 1
     for key, path in chosen.items():
@@ -150,8 +165,14 @@ def test_a_full_queue_says_busy_and_the_server_recovers(
 def test_short_soak_leaks_nothing(demo_weights: Path, tmp_path: Path) -> None:
     soak = load_benchmark("soak")
     report = soak.run_soak(
-        30, warmup=10, weights="demo", weights_dir=demo_weights, delete_cache=(2, 3), export_every=15,
-        render_every=30, work_dir=tmp_path,
+        30,
+        warmup=10,
+        weights="demo",
+        weights_dir=demo_weights,
+        delete_cache=(2, 3),
+        export_every=15,
+        render_every=30,
+        work_dir=tmp_path,
     )
     assert report.ok, report.failures
     assert report.hooks_end == report.hooks_after_warmup == 0

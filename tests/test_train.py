@@ -17,8 +17,16 @@ from cbam_viz.train import Recipe, _resumable, class_map, localisation_loss, tra
 
 
 def _tiny(localisation: float = 0.0) -> tuple[Recipe, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    recipe = Recipe(image_size=32, base_width=4, train_images=32, cycle_epochs=(40,), cycle_lrs=(3e-3,),
-                    cycle_localisation=(localisation,), batch_size=16, warmup_steps=1)
+    recipe = Recipe(
+        image_size=32,
+        base_width=4,
+        train_images=32,
+        cycle_epochs=(40,),
+        cycle_lrs=(3e-3,),
+        cycle_localisation=(localisation,),
+        batch_size=16,
+        warmup_steps=1,
+    )
     return recipe, generate(0, 32, 32)
 
 
@@ -48,12 +56,16 @@ def test_training_resumes_from_its_checkpoint(tmp_path: Path) -> None:
 
 def test_a_finished_run_resumes_into_an_appended_cycle_only() -> None:
     saved = asdict(Recipe(cycle_epochs=(3, 2), cycle_lrs=(2e-3, 1e-3), cycle_localisation=(0.0, 0.0)))
-    assert _resumable(saved, Recipe(cycle_epochs=(3, 2, 1), cycle_lrs=(2e-3, 1e-3, 5e-4),
-                                    cycle_localisation=(0.0, 0.0, 1.0)))
-    assert not _resumable(saved, Recipe(cycle_epochs=(3, 2, 1), cycle_lrs=(2e-3, 1e-3, 5e-4),
-                                        cycle_localisation=(0.0, 1.0, 1.0)))  # a finished cycle changed
-    assert not _resumable(saved, replace(Recipe(cycle_epochs=(3, 2), cycle_lrs=(2e-3, 1e-3),
-                                                cycle_localisation=(0.0, 0.0)), batch_size=32))
+    assert _resumable(
+        saved, Recipe(cycle_epochs=(3, 2, 1), cycle_lrs=(2e-3, 1e-3, 5e-4), cycle_localisation=(0.0, 0.0, 1.0))
+    )
+    assert not _resumable(
+        saved, Recipe(cycle_epochs=(3, 2, 1), cycle_lrs=(2e-3, 1e-3, 5e-4), cycle_localisation=(0.0, 1.0, 1.0))
+    )  # a finished cycle changed
+    assert not _resumable(
+        saved,
+        replace(Recipe(cycle_epochs=(3, 2), cycle_lrs=(2e-3, 1e-3), cycle_localisation=(0.0, 0.0)), batch_size=32),
+    )
 
 
 def test_recipe_cycles_must_have_one_entry_each() -> None:
