@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -30,8 +31,9 @@ from torch import nn
 from cbam_viz import metrics, vocab
 from cbam_viz.capture import CapturedPass, capture_pass, stage_layer
 from cbam_viz.errors import CbamVizError
-from cbam_viz.imaging import ModelView, decode_image, display_image, prepare_input
-from cbam_viz.vocab import ARCH_ORDER, STAGES, VIEWS, last_block
+from cbam_viz.imaging import ModelView, decode_image, decode_notes, display_image, prepare_input
+from cbam_viz.options import AnalysisOptions, checked_models
+from cbam_viz.vocab import ARCH_ORDER, VIEWS, last_block
 from cbam_viz.weights import Preprocess, load_model, resolve_weights, weights_root
 
 CAM_METHODS: dict[str, type[BaseCAM]] = {  # vocab.CAM_METHODS names each method's grad-cam class
@@ -40,7 +42,7 @@ CAM_METHODS: dict[str, type[BaseCAM]] = {  # vocab.CAM_METHODS names each method
 ROAD_PERCENTILES = (20, 40, 60, 80)  # four removal levels: ROAD's trend at a quarter of grad-cam's default cost
 SCORECAM_BATCH = 32
 MODEL_CACHE_SIZE = 6  # two weight sets of three models; ImageNet-size models are ~100 MB each
-JSON_SCHEMA_VERSION = 1
+JSON_SCHEMA_VERSION = 2  # 2: image.notes
 
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -133,10 +135,14 @@ ANALYSIS_JSON_SCHEMA: dict = {
         "schema_version": {"const": JSON_SCHEMA_VERSION},
         "image": {
             "type": "object",
-            "required": ["width", "height", "display_width", "display_height"],
+            "required": ["width", "height", "display_width", "display_height", "notes"],
             "additionalProperties": False,
             "properties": {
-                key: {"type": "integer", "minimum": 1} for key in ("width", "height", "display_width", "display_height")
+                **{
+                    key: {"type": "integer", "minimum": 1}
+                    for key in ("width", "height", "display_width", "display_height")
+                },
+                "notes": {"type": "array", "items": {"type": "string"}},
             },
         },
         "view": _VIEW_SCHEMA,
@@ -189,6 +195,7 @@ class Analysis:
 
     image: PIL.Image.Image  # the display image (decoded, EXIF applied, longest side <= 1024)
     original_size: tuple[int, int]  # (width, height) of the input as the user sees it (EXIF applied)
+    notes: tuple[str, ...]  # what decoding did, in plain words ("turned upright", "16-bit image scaled to 8 bit")
     view: ModelView
     method: str
     stage: int
@@ -197,6 +204,7 @@ class Analysis:
     weights_set: str  # "demo" | "paper" | ... | path
     weights_note: str  # one line: which weights and why
     device: str  # "cpu" | "cuda:0"
+    options: AnalysisOptions = field(default_factory=AnalysisOptions)  # what was asked for
 
     def view_for(self, result: ModelResult) -> ModelView:
         """What ``result``'s model saw: its own view when its weights prepare pictures differently."""
@@ -211,6 +219,7 @@ class Analysis:
                 "height": self.original_size[1],
                 "display_width": self.image.width,
                 "display_height": self.image.height,
+                "notes": list(self.notes),
             },
             "view": _view_json(self.view),
             "method": self.method,
@@ -305,36 +314,43 @@ def clear_model_cache() -> None:
 
 def analyze(
     image: PIL.Image.Image | str | Path | bytes,
+    options: AnalysisOptions | None = None,
     *,
-    weights: str = "auto",
-    models: Sequence[str] = ARCH_ORDER,
-    method: str = "gradcam",
-    target: int | str | None = None,
-    stage: int = 4,
-    view: str = "whole",
-    faithfulness: bool = False,
     device: str | torch.device | None = None,
     weights_dir: Path | None = None,
+    **fields: Any,
 ) -> Analysis:
-    """Analyse one image with every requested model: top-5, target class, CAM of ``stage`` and all attention maps.
+    """Analyse one image with every requested model: top-5, target class, CAM of the stage and all attention maps.
 
-    ``target`` None explains each model's own top-1; an index or a class name explains that one class in every model.
-    Bad arguments and unusable images raise ``CbamVizError`` (``ImageError``) with a one-line message.
-    ``weights_dir`` replaces the repository's weights/ folder (deployments, tests).
+    ``options`` says what to compute; without it, the keyword ``fields`` build one (``weights``, ``models``,
+    ``method``, ``target``, ``stage``, ``view``, ``faithfulness``). A target of None explains each model's own top-1;
+    an index or a class name explains that one class in every model. ``image`` may be an already decoded picture
+    (``imaging.decode_image``): it is not decoded again and its notes are kept. Bad arguments and unusable images
+    raise ``CbamVizError`` (``ImageError``) with a one-line message. ``weights_dir`` replaces the repository's
+    weights/ folder (deployments, tests).
     """
-    validate_options(method, stage, view)
+    if options is None:
+        options = AnalysisOptions(**fields)
+    elif fields:
+        raise TypeError("pass either options or keyword fields, not both")
     picture = decode_image(image)
-    model_set = get_models(models, weights, device, weights_dir=weights_dir)
-    target_index = resolve_target(target, model_set.categories)
+    model_set = get_models(options.models, options.weights, device, weights_dir=weights_dir)
+    target_index = resolve_target(options.target, model_set.categories)
     inputs: dict[Preprocess, tuple[torch.Tensor, ModelView]] = {}
     results: dict[str, ModelResult] = {}
     for arch, model in model_set.models.items():
         preprocess = model.weights_info.preprocess
         if preprocess not in inputs:
-            inputs[preprocess] = prepare_input(picture, preprocess, view)
+            inputs[preprocess] = prepare_input(picture, preprocess, options.view)
         input_tensor, model_view = inputs[preprocess]
         result = run_model(
-            arch, model, input_tensor, method=method, stage=stage, target=target_index, faithfulness=faithfulness
+            arch,
+            model,
+            input_tensor,
+            method=options.method,
+            stage=options.stage,
+            target=target_index,
+            faithfulness=options.faithfulness,
         )
         result.view = model_view
         results[arch] = result
@@ -342,14 +358,16 @@ def analyze(
     return Analysis(
         image=display_image(picture),
         original_size=picture.size,
+        notes=decode_notes(picture),
         view=first_view,
-        method=method,
-        stage=stage,
+        method=options.method,
+        stage=options.stage,
         models=results,
         agreement=agreement(results),
         weights_set=model_set.weights_set,
         weights_note=model_set.weights_note,
         device=model_set.device,
+        options=options,
     )
 
 
@@ -510,23 +528,12 @@ def cam_method_for(method: str, model: nn.Module) -> BaseCAM:
 
 
 def _check_archs(models: Iterable[str]) -> list[str]:
-    requested = list(dict.fromkeys(models))
-    unknown = [arch for arch in requested if arch not in ARCH_ORDER]
-    if unknown:
-        raise CbamVizError(f"unknown model {unknown[0]!r}: choose from {', '.join(ARCH_ORDER)}")
-    if not requested:
-        raise CbamVizError(f"no model chosen: pick at least one of {', '.join(ARCH_ORDER)}")
-    return [arch for arch in ARCH_ORDER if arch in requested]
+    return list(checked_models(models))
 
 
 def validate_options(method: str, stage: int, view: str) -> None:
     """One-line ``CbamVizError`` for an unknown CAM method, stage or view (checked before any work starts)."""
-    if method not in CAM_METHODS:
-        raise CbamVizError(f"unknown CAM method {method!r}: choose from {', '.join(CAM_METHODS)}")
-    if stage not in STAGES:
-        raise CbamVizError(f"stage must be 1, 2, 3 or 4 (got {stage!r})")
-    if view not in VIEWS:
-        raise CbamVizError(f"view must be 'whole' or 'crop' (got {view!r})")
+    AnalysisOptions(method=method, stage=stage, view=view)
 
 
 def _number(value: float) -> float | None:

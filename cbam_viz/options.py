@@ -1,0 +1,120 @@
+"""What one analysis is asked to do, as one frozen value that checks itself once, at the boundary.
+
+The app, the CLI and ``analysis.analyze`` all build an ``AnalysisOptions`` from what a user sent (strings from a
+page, argv, keyword arguments) and pass the checked value on; nothing below re-parses a choice. Every refusal is a
+one-line ``CbamVizError`` that quotes at most about 100 characters of what was sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cbam_viz.errors import CbamVizError
+from cbam_viz.vocab import (
+    ARCH_ORDER,
+    ARCH_TITLES,
+    CAM_METHODS,
+    MAX_CLASS_NAME,
+    STAGES,
+    TARGET_MODE_LABELS,
+    TARGET_MODES,
+    VIEWS,
+    quote,
+)
+
+
+def checked_models(value: Any) -> tuple[str, ...]:
+    """Model names in display order, each known, at most one of each architecture."""
+    if isinstance(value, str):
+        value = [value]
+    try:
+        requested = list(value)
+    except TypeError:
+        raise CbamVizError(f"models must be a list of model names, got {quote(value)}") from None
+    if len(requested) > len(ARCH_ORDER):
+        raise CbamVizError(f"at most {len(ARCH_ORDER)} models can be compared, got {len(requested)} names")
+    unknown = [name for name in requested if name not in ARCH_ORDER]
+    if unknown:
+        raise CbamVizError(f"unknown model {quote(unknown[0])}: choose from {', '.join(ARCH_ORDER)}")
+    if not requested:
+        titles = ", ".join(ARCH_TITLES[arch] for arch in ARCH_ORDER)
+        raise CbamVizError(f"no model chosen: tick at least one of {titles}")
+    return tuple(arch for arch in ARCH_ORDER if arch in requested)
+
+
+def _target(value: Any) -> int | str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise CbamVizError(f"target must be a class index or name, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        raise CbamVizError(f"target must be a class index or name, got {type(value).__name__}")
+    if len(value) > MAX_CLASS_NAME:
+        raise CbamVizError(f"the class name is {len(value)} characters long; class names have at most {MAX_CLASS_NAME}")
+    value = value.strip()
+    if not value:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def _stage(value: Any) -> int:
+    try:
+        stage = int(value)
+    except (TypeError, ValueError):
+        raise CbamVizError(f"stage must be 1, 2, 3 or 4 (got {quote(value)})") from None
+    if stage not in STAGES or isinstance(value, bool) or (isinstance(value, float) and value != stage):
+        raise CbamVizError(f"stage must be 1, 2, 3 or 4 (got {quote(value)})")
+    return stage
+
+
+def target_mode_value(mode: Any) -> str:
+    """The stable target mode (``top1`` | ``shared``) from its value or its label on the page."""
+    if mode in TARGET_MODES:
+        return mode
+    for value, label in TARGET_MODE_LABELS.items():
+        if mode == label:
+            return value
+    raise CbamVizError(f"unknown target mode {quote(mode)}: choose top1 (each model's top-1) or shared (one class)")
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Models, weights, target class, CAM method, stage, view and faithfulness, checked on creation."""
+
+    models: tuple[str, ...] = ARCH_ORDER
+    weights: Any = "auto"  # "auto", a set, an entry, a checkpoint path, or a resolved weights.WeightsChoice
+    target: int | str | None = None  # None: each model's own top-1
+    method: str = "gradcam"
+    stage: int = 4
+    view: str = "whole"
+    faithfulness: bool = False
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "models", checked_models(self.models))
+        set_(self, "target", _target(self.target))
+        set_(self, "stage", _stage(self.stage))
+        if self.method not in CAM_METHODS:
+            raise CbamVizError(f"unknown CAM method {quote(self.method)}: choose from {', '.join(CAM_METHODS)}")
+        if self.view not in VIEWS:
+            raise CbamVizError(f"view must be 'whole' or 'crop' (got {quote(self.view)})")
+        if isinstance(self.weights, str) and len(self.weights) > 1000:
+            raise CbamVizError(f"the weights name is {len(self.weights)} characters long: use a set name or a path")
+        set_(self, "faithfulness", bool(self.faithfulness))
+
+    @classmethod
+    def from_request(cls, *, target_mode: Any = "top1", target_class: Any = None, **values: Any) -> AnalysisOptions:
+        """Options from the page or the API, where the target is a mode plus a class name."""
+        mode = target_mode_value(target_mode)
+        target = None
+        if mode == "shared":
+            target = _target(target_class)
+            if target is None:
+                raise CbamVizError('pick the class to explain in every model, or choose "Each model\'s top-1"')
+        return cls(target=target, **values)
+
+    def with_(self, **changes: Any) -> AnalysisOptions:
+        return replace(self, **changes)
