@@ -7,14 +7,25 @@ for the CAM covers only CAM layer -> logits, whatever the model's parameters say
 
 Hooks only record forwards of the thread that opened the capture, and a per-model lock keeps two captures on one model
 from running at once, so concurrent analyses never see each other's maps.
+
+Two options ride on the same single pass (issue #14, "Attention lab"), both off by default:
+
+* ``gate_steps`` (True, or block names such as ``{"layer4.2"}``): extra hooks inside each chosen gate record every
+  intermediate on this picture's real tensors (CBAM: avg/max descriptors, the shared MLP's two outputs, their sum,
+  Mc; max_c/mean_c maps, the 7x7 conv's response, BN, Ms; SE: squeeze, excitation, sigmoid). They come back as
+  ``CapturedPass.gate_steps`` (``cbam_viz.gates.GateSteps``, numpy) in the same single device-to-host copy.
+* ``replace``: ``{(block, "channel" | "spatial"): fn}``; a hook on that gate's sigmoid returns ``fn(output)``, so the
+  block multiplies F by the replaced gate (``cbam_viz.intervene`` builds these from an intervention spec). Like every
+  hook here it acts only on the owner thread's forwards, under the model's lock, and is removed in ``finally``.
+  ``channel``/``spatial`` then hold the gates as applied; ``gate_steps`` hold what each gate computed.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import numpy as np
@@ -22,7 +33,12 @@ import torch
 from torch import nn
 
 from cbam_viz.attention import channel_gates, spatial_gates
-from cbam_viz.vocab import STAGES
+from cbam_viz.errors import CbamVizError
+from cbam_viz.gates import GateSteps, steps_from_arrays
+from cbam_viz.vocab import STAGES, all_blocks, quote, split_block
+
+GateKey = tuple[str, str]  # (block name, "channel" | "spatial")
+Replacement = Callable[[torch.Tensor], torch.Tensor]  # the gate's output -> what the block multiplies F by
 
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -76,14 +92,28 @@ class AttentionCapture:
     ``spatial`` maps block names to the spatial gate's output as (N, H, W), and ``cam_activations`` is the CAM layer's
     output: a graph leaf that requires grad when the forward ran with grad enabled, so ``torch.autograd.grad(score,
     capture.cam_activations)`` yields the CAM gradients without touching anything upstream.
+
+    ``gate_steps`` (True or block names) adds the gate-step recorders, filling ``steps``; ``replace`` maps
+    ``(block, "channel" | "spatial")`` to a function of the gate's output whose result the block uses instead. A key
+    naming a gate the model lacks raises ``CbamVizError`` before any hook is left behind.
     """
 
-    def __init__(self, model: nn.Module, cam_layer: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        cam_layer: nn.Module | None = None,
+        *,
+        gate_steps: bool | Iterable[str] = False,
+        replace: Mapping[GateKey, Replacement] | None = None,
+    ) -> None:
         self.model = model
         self.cam_layer = cam_layer
         self.channel: dict[str, torch.Tensor] = {}
         self.spatial: dict[str, torch.Tensor] = {}
+        self.steps: dict[str, dict[str, torch.Tensor]] = {}  # block -> step name -> tensor, batch first
         self.cam_activations: torch.Tensor | None = None
+        self._step_blocks = gate_steps
+        self._replace = dict(replace or {})
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._lock = model_lock(model)
         self._locked = False
@@ -95,10 +125,19 @@ class AttentionCapture:
         self._owner = threading.get_ident()
         try:
             channel, spatial = gate_modules(self.model)
-            for block, gate in channel.items():
-                self._handles.append(gate.register_forward_hook(self._recorder(self.channel, block, channel=True)))
-            for block, gate in spatial.items():
-                self._handles.append(gate.register_forward_hook(self._recorder(self.spatial, block, channel=False)))
+            gates = {"channel": channel, "spatial": spatial}
+            for block, kind in self._replace:
+                if block not in gates.get(kind, {}):
+                    raise CbamVizError(f"this model has no {kind} gate in block {quote(block)} to replace")
+            for block in _chosen_blocks(self._step_blocks, channel):
+                self._register_steps(block)
+            for kind, store in (("channel", self.channel), ("spatial", self.spatial)):
+                for block, gate in gates[kind].items():
+                    replacement = self._replace.get((block, kind))
+                    if replacement is not None:  # before the recorder, which then sees the gate as applied
+                        self._handles.append(gate.register_forward_hook(self._replacer(replacement)))
+                    recorder = self._recorder(store, block, channel=kind == "channel")
+                    self._handles.append(gate.register_forward_hook(recorder))
             if self.cam_layer is not None:
                 self._handles.append(self.cam_layer.register_forward_hook(self._cam_hook))
         except BaseException:
@@ -133,6 +172,82 @@ class AttentionCapture:
 
         return hook
 
+    def _replacer(self, replacement: Replacement) -> Callable[..., torch.Tensor | None]:
+        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor | None:
+            return replacement(output) if self._mine() else None
+
+        return hook
+
+    def _register_steps(self, block: str) -> None:
+        """Recorders inside one block's gate(s): each keeps a detached view of a tensor the gate really computed.
+
+        CBAM's channel gate calls its shared MLP twice, avg first (``mlp(avg) + mlp(max)`` evaluates left to right),
+        so fc1's inputs and fc2's outputs arrive in that order; the sigmoid's hook closes the record.
+        """
+        attn = _attention_module(self.model, block)
+        gate = getattr(attn, "channel", attn)  # CBAM holds .channel and .spatial; SE is the channel gate itself
+        calls: dict[str, list[torch.Tensor]] = {"in": [], "out": []}
+        mlp_calls = 2 if gate is not attn else 1
+
+        def mlp_in(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if self._mine():
+                calls["in"].append(inputs[0].detach().flatten(1))
+
+        def mlp_out(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if self._mine():
+                calls["out"].append(output.detach().flatten(1))
+
+        def channel_done(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if not self._mine():
+                return
+            record = self.steps.setdefault(block, {})
+            descriptors, mlp = calls["in"][-mlp_calls:], calls["out"][-mlp_calls:]
+            record["avg"], record["mlp_avg"] = descriptors[0], mlp[0]
+            if mlp_calls == 2:
+                record["max"], record["mlp_max"] = descriptors[1], mlp[1]
+            record["logits"] = inputs[0].detach().flatten(1)
+            record["channel_gate"] = output.detach().flatten(1)
+            calls["in"].clear()
+            calls["out"].clear()
+
+        self._handles += [
+            gate.fc1.register_forward_hook(mlp_in),
+            gate.fc2.register_forward_hook(mlp_out),
+            gate.gate.register_forward_hook(channel_done),
+        ]
+        spatial = getattr(attn, "spatial", None)
+        if spatial is None:
+            return
+
+        def conv_seen(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if self._mine():
+                record = self.steps.setdefault(block, {})
+                pooled = inputs[0].detach()
+                record["max_map"], record["mean_map"] = pooled[:, 0], pooled[:, 1]
+                record["conv"] = output.detach()[:, 0]
+
+        def bn_seen(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if self._mine():
+                self.steps.setdefault(block, {})["bn"] = output.detach()[:, 0]
+
+        def spatial_done(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if self._mine():
+                record = self.steps.setdefault(block, {})
+                record["spatial_gate"] = output.detach()[:, 0]
+                bn = spatial.bn
+                record["kernel"] = spatial.conv.weight.detach()[0]  # (2, k, k): [max slice, mean slice]
+                eps = torch.full_like(bn.running_var[:1], bn.eps)  # a fill on the device, no host copy
+                record["bn_params"] = torch.cat(
+                    [bn.running_mean[:1], bn.running_var[:1], eps, bn.weight[:1], bn.bias[:1]]
+                )
+                record["padding"] = torch.full_like(eps, float(spatial.conv.padding[0]))
+
+        self._handles += [
+            spatial.conv.register_forward_hook(conv_seen),
+            spatial.bn.register_forward_hook(bn_seen),
+            spatial.gate.register_forward_hook(spatial_done),
+        ]
+
     def _cam_hook(
         self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
     ) -> torch.Tensor | None:
@@ -145,6 +260,32 @@ class AttentionCapture:
         return leaf
 
 
+def _attention_module(model: nn.Module, block: str) -> nn.Module:
+    stage, index = split_block(block)
+    return getattr(model, f"layer{stage}")[index].attn
+
+
+def _chosen_blocks(choice: bool | Iterable[str], channel_gates: Mapping[str, nn.Module]) -> list[str]:
+    """The blocks whose gate steps to record: all gated blocks for True, none for False, else the named ones.
+
+    A name that is no block of ResNet-50, or a block of a model without gates, is a one-line ``CbamVizError``.
+    """
+    if choice is False:
+        return []
+    if choice is True:
+        return list(channel_gates)
+    if isinstance(choice, str):
+        choice = [choice]
+    names = list(choice)
+    known = set(all_blocks())
+    for name in names:
+        if name not in known:
+            raise CbamVizError(f"gate steps: {quote(name)} is no block of ResNet-50 (e.g. 'layer4.2')")
+        if name not in channel_gates:
+            raise CbamVizError(f"gate steps: block {name} of this model has no attention gate")
+    return list(dict.fromkeys(names))
+
+
 @dataclass
 class CapturedPass:
     """What one forward (and at most one short backward) of one model yields, already on the CPU as numpy."""
@@ -153,23 +294,33 @@ class CapturedPass:
     target_index: int  # the class whose score was differentiated (top-1 unless one was asked for)
     activations: np.ndarray  # (1, C, h, w) float32: the CAM layer's output
     gradients: np.ndarray | None  # (1, C, h, w) float32: d score / d activations; None when not asked for
-    channel: dict[str, np.ndarray]  # block -> (C,) float32
-    spatial: dict[str, np.ndarray]  # block -> (h, w) float32
+    channel: dict[str, np.ndarray]  # block -> (C,) float32, as applied (after any replacement)
+    spatial: dict[str, np.ndarray]  # block -> (h, w) float32, as applied (after any replacement)
+    gate_steps: dict[str, GateSteps] = field(default_factory=dict)  # block -> inside the gate; {} unless asked for
 
 
 def capture_pass(
-    model: nn.Module, input_tensor: torch.Tensor, *, stage: int = 4, target: int | None = None, gradients: bool = True
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    *,
+    stage: int = 4,
+    target: int | None = None,
+    gradients: bool = True,
+    gate_steps: bool | Iterable[str] = False,
+    replace: Mapping[GateKey, Replacement] | None = None,
 ) -> CapturedPass:
     """Run ``model`` once on a (1, 3, H, W) input and collect logits, CAM activations (+ gradients) and all gates.
 
     The backward starts at the target score and stops at the CAM layer's leaf; nothing is accumulated into ``.grad``.
+    ``gate_steps`` (True: every gated block; or names like ``{"layer4.2"}``) also records inside the gates, in this
+    same pass; ``replace`` swaps gate outputs for this pass only (see ``AttentionCapture``).
     """
     if input_tensor.ndim != 4 or input_tensor.shape[0] != 1:
         raise ValueError(f"expected one image as a (1, 3, H, W) tensor, got shape {tuple(input_tensor.shape)}")
     device = next(model.parameters()).device
     input_tensor = input_tensor.detach().to(device)
     with torch.inference_mode(False), torch.set_grad_enabled(gradients):
-        with AttentionCapture(model, stage_layer(model, stage)) as capture:
+        with AttentionCapture(model, stage_layer(model, stage), gate_steps=gate_steps, replace=replace) as capture:
             logits = model(input_tensor)
         activations = capture.cam_activations
         if activations is None:
@@ -178,7 +329,7 @@ def capture_pass(
         if not 0 <= index < logits.shape[1]:
             raise ValueError(f"target class {index} is out of range for {logits.shape[1]} classes")
         grads = torch.autograd.grad(logits[0, index], activations)[0] if gradients else None
-    return _to_numpy(logits[0], index, activations, grads, capture.channel, capture.spatial)
+    return _to_numpy(logits[0], index, activations, grads, capture.channel, capture.spatial, capture.steps)
 
 
 def _to_numpy(
@@ -188,9 +339,13 @@ def _to_numpy(
     grads: torch.Tensor | None,
     channel: dict[str, torch.Tensor],
     spatial: dict[str, torch.Tensor],
+    steps: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> CapturedPass:
     """One device-to-host copy for everything (on a GPU, dozens of small copies would each synchronise)."""
-    parts = [logits, activations, *channel.values(), *spatial.values()] + ([grads] if grads is not None else [])
+    steps = steps or {}
+    step_parts = [tensor for record in steps.values() for tensor in record.values()]
+    parts = [logits, activations, *channel.values(), *spatial.values(), *step_parts]
+    parts += [grads] if grads is not None else []
     flat = torch.cat([part.detach().float().reshape(-1) for part in parts]).cpu().numpy()
     pieces = np.split(flat, np.cumsum([part.numel() for part in parts])[:-1])
     shapes = [tuple(part.shape) for part in parts]
@@ -198,5 +353,8 @@ def _to_numpy(
     host_logits, host_activations = next(arrays), next(arrays)
     host_channel = {block: next(arrays)[0] for block in channel}
     host_spatial = {block: next(arrays)[0] for block in spatial}
+    host_steps = {
+        block: steps_from_arrays(block, {name: next(arrays) for name in record}) for block, record in steps.items()
+    }
     host_grads = next(arrays) if grads is not None else None
-    return CapturedPass(host_logits, index, host_activations, host_grads, host_channel, host_spatial)
+    return CapturedPass(host_logits, index, host_activations, host_grads, host_channel, host_spatial, host_steps)

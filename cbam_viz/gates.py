@@ -1,0 +1,210 @@
+"""Inside the gate: every intermediate of one block's attention on one picture, and the equations they fill in.
+
+``capture.capture_pass(..., gate_steps=True)`` (or a set of block names) records these in the analysis's own single
+pass, from hooks on the gate's real submodules, so the numbers are the ones the model computed, not a re-run:
+
+* CBAM channel gate: ``avg`` and ``max`` (the pooled descriptors of F, C each), ``mlp_avg`` and ``mlp_max`` (the
+  shared MLP's output for each), ``logits`` (their sum) and ``gate`` (Mc = sigmoid(logits)).
+* SE: ``avg`` (the squeeze), ``mlp_avg`` (the excitation MLP's output, pre-sigmoid; also ``logits``) and ``gate``.
+  ``max``/``mlp_max`` are None. ``squeeze``/``excitation`` name the same arrays in SE's words.
+* CBAM spatial gate: ``max_map``/``mean_map`` (max_c and mean_c of F' = F * Mc), ``conv`` (the 7x7 conv's response),
+  ``bn`` (after BatchNorm), ``gate`` (Ms), the kernel's two slices in the conv's own input order (``kernel_max`` then
+  ``kernel_mean``: the released weights concatenate [max, mean]) and the BatchNorm's parameters.
+
+``recompose(steps)`` rebuilds (Mc, Ms) from those pieces alone, which is what the equations on the page claim;
+``channel_equation`` / ``spatial_equation`` write one channel's or one position's equation with this picture's
+numbers; ``channel_order`` sorts the channels once by Mc and names the strongest and weakest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cbam_viz.errors import CbamVizError
+
+MARKED = 10  # how many strongest / weakest channels the page marks
+
+
+@dataclass(frozen=True)
+class ChannelSteps:
+    """The channel gate of one block on one picture, each a (C,) float32 array."""
+
+    kind: str  # "cbam" | "se"
+    avg: np.ndarray  # avg-pooled descriptor of F (SE: the squeeze)
+    max: np.ndarray | None  # max-pooled descriptor of F; None for SE
+    mlp_avg: np.ndarray  # MLP(avg) (SE: the excitation, pre-sigmoid)
+    mlp_max: np.ndarray | None  # MLP(max); None for SE
+    logits: np.ndarray  # what the sigmoid got: MLP(avg) + MLP(max) (SE: the excitation)
+    gate: np.ndarray  # Mc, as the gate computed it
+
+    @property
+    def squeeze(self) -> np.ndarray:
+        return self.avg
+
+    @property
+    def excitation(self) -> np.ndarray:
+        return self.mlp_avg
+
+
+@dataclass(frozen=True)
+class SpatialSteps:
+    """CBAM's spatial gate of one block on one picture: (h, w) float32 maps, the kernel and the BN parameters."""
+
+    max_map: np.ndarray  # max over channels of F' (the conv's first input channel)
+    mean_map: np.ndarray  # mean over channels of F' (its second input channel)
+    conv: np.ndarray  # the 7x7 conv's response
+    bn: np.ndarray  # after BatchNorm (eval: running statistics)
+    gate: np.ndarray  # Ms, as the gate computed it
+    kernel_max: np.ndarray  # (k, k): the slice applied to max_map
+    kernel_mean: np.ndarray  # (k, k): the slice applied to mean_map
+    padding: int
+    bn_mean: float
+    bn_var: float
+    bn_eps: float
+    bn_weight: float
+    bn_bias: float
+
+    def bn_affine(self) -> tuple[float, float]:
+        """(scale, shift) with BN(x) = scale * x + shift, the form a page can print."""
+        scale = self.bn_weight / float(np.sqrt(np.float32(self.bn_var) + np.float32(self.bn_eps)))
+        return scale, self.bn_bias - scale * self.bn_mean
+
+
+@dataclass(frozen=True)
+class GateSteps:
+    """Inside the attention of one block: its channel gate, and for CBAM its spatial gate."""
+
+    block: str  # "layer4.2"
+    channel: ChannelSteps
+    spatial: SpatialSteps | None  # None for SE
+
+
+@dataclass(frozen=True)
+class ChannelOrder:
+    """Channels sorted once by Mc, strongest first, and the ones a page marks."""
+
+    order: np.ndarray  # (C,) channel indices, strongest first (ties by index)
+    strongest: np.ndarray  # the ``MARKED`` strongest, strongest first
+    weakest: np.ndarray  # the ``MARKED`` weakest, weakest first
+
+    def mark(self, channel: int) -> str:
+        """``"strong"``, ``"weak"`` or ``""`` for one channel (what a bar chart colours)."""
+        if channel in self.strongest:
+            return "strong"
+        return "weak" if channel in self.weakest else ""
+
+
+def steps_from_arrays(block: str, arrays: dict[str, np.ndarray]) -> GateSteps:
+    """Build ``GateSteps`` from the host arrays the capture recorded (batch first; the first picture is kept)."""
+    cbam = "max" in arrays
+    channel = ChannelSteps(
+        kind="cbam" if cbam else "se",
+        avg=arrays["avg"][0],
+        max=arrays["max"][0] if cbam else None,
+        mlp_avg=arrays["mlp_avg"][0],
+        mlp_max=arrays["mlp_max"][0] if cbam else None,
+        logits=arrays["logits"][0],
+        gate=arrays["channel_gate"][0],
+    )
+    spatial = None
+    if "spatial_gate" in arrays:
+        mean, var, eps, weight, bias = (float(value) for value in arrays["bn_params"])
+        spatial = SpatialSteps(
+            max_map=arrays["max_map"][0],
+            mean_map=arrays["mean_map"][0],
+            conv=arrays["conv"][0],
+            bn=arrays["bn"][0],
+            gate=arrays["spatial_gate"][0],
+            kernel_max=arrays["kernel"][0],
+            kernel_mean=arrays["kernel"][1],
+            padding=int(arrays["padding"][0]),
+            bn_mean=mean,
+            bn_var=var,
+            bn_eps=eps,
+            bn_weight=weight,
+            bn_bias=bias,
+        )
+    return GateSteps(block, channel, spatial)
+
+
+def recompose(steps: GateSteps) -> tuple[np.ndarray, np.ndarray | None]:
+    """(Mc, Ms) recomputed from the shown pieces only: sigmoid of the MLP sum; sigmoid(BN(conv([max; mean]))).
+
+    Float32, the model's own precision, so the result matches the captured gates to rounding. Ms is None for SE.
+    """
+    channel = steps.channel
+    logits = torch.from_numpy(channel.mlp_avg)
+    if channel.mlp_max is not None:
+        logits = logits + torch.from_numpy(channel.mlp_max)
+    mc = torch.sigmoid(logits).numpy()
+    spatial = steps.spatial
+    if spatial is None:
+        return mc, None
+    pooled = torch.from_numpy(np.stack([spatial.max_map, spatial.mean_map]))[None]
+    kernel = torch.from_numpy(np.stack([spatial.kernel_max, spatial.kernel_mean]))[None]
+    conv = F.conv2d(pooled, kernel, padding=spatial.padding)[0, 0]
+    std = torch.sqrt(torch.tensor(spatial.bn_var, dtype=torch.float32) + spatial.bn_eps)
+    normalised = (conv - spatial.bn_mean) / std * spatial.bn_weight + spatial.bn_bias
+    return mc, torch.sigmoid(normalised).numpy()
+
+
+def channel_equation(steps: GateSteps, channel: int, digits: int = 2) -> str:
+    """Channel ``channel``'s equation with this picture's numbers, e.g.
+    ``Mc[17] = σ(MLP(avg)[17] + MLP(max)[17]) = σ(1.32 + 0.85) = 0.90`` (SE: ``σ(MLP(squeeze)[17]) = σ(1.32)``)."""
+    gate = steps.channel
+    count = gate.gate.shape[0]
+    if isinstance(channel, bool) or not isinstance(channel, int | np.integer) or not 0 <= channel < count:
+        raise CbamVizError(f"channel must be 0-{count - 1} in {steps.block}, got {channel!r}")
+    c = int(channel)
+    value = _number(gate.gate[c], digits)
+    if gate.mlp_max is None:
+        return f"Mc[{c}] = σ(MLP(squeeze)[{c}]) = σ({_number(gate.mlp_avg[c], digits)}) = {value}"
+    terms = _sum(gate.mlp_avg[c], gate.mlp_max[c], digits)
+    return f"Mc[{c}] = σ(MLP(avg)[{c}] + MLP(max)[{c}]) = σ({terms}) = {value}"
+
+
+def spatial_equation(steps: GateSteps, row: int, col: int, digits: int = 2) -> str:
+    """Position (row, col)'s equation, e.g. ``Ms[3,5] = σ(BN(conv7x7([max; mean])[3,5])) = σ(1.90·2.10 - 0.40)
+    = σ(3.59) = 0.97``, BN written as scale·x + shift."""
+    spatial = steps.spatial
+    if spatial is None:
+        raise CbamVizError(f"{steps.block} has no spatial gate (SE attends to channels only)")
+    height, width = spatial.gate.shape
+    if not (0 <= row < height and 0 <= col < width):
+        raise CbamVizError(f"position must be within 0-{height - 1}, 0-{width - 1} in {steps.block}, got {row}, {col}")
+    k = spatial.kernel_max.shape[0]
+    scale, shift = spatial.bn_affine()
+    response = _number(spatial.conv[row, col], digits)
+    product = f"{_number(scale, digits)}·{f'({response})' if response.startswith('-') else response}"
+    return (
+        f"Ms[{row},{col}] = σ(BN(conv{k}x{k}([max; mean])[{row},{col}])) = σ({_sum_text(product, shift, digits)}) "
+        f"= σ({_number(spatial.bn[row, col], digits)}) = {_number(spatial.gate[row, col], digits)}"
+    )
+
+
+def channel_order(gate: GateSteps | ChannelSteps | np.ndarray, marked: int = MARKED) -> ChannelOrder:
+    """Sort channels once by Mc (strongest first) and pick the ``marked`` strongest and weakest (never overlapping)."""
+    if isinstance(gate, GateSteps):
+        gate = gate.channel
+    values = np.asarray(gate.gate if isinstance(gate, ChannelSteps) else gate, dtype=np.float64).reshape(-1)
+    order = np.argsort(-values, kind="stable")
+    count = min(marked, values.size // 2)
+    return ChannelOrder(order=order, strongest=order[:count], weakest=order[::-1][:count])
+
+
+def _number(value: float, digits: int) -> str:
+    return f"{float(value):.{digits}f}"
+
+
+def _sum(first: float, second: float, digits: int) -> str:
+    return _sum_text(_number(first, digits), second, digits)
+
+
+def _sum_text(first: str, second: float, digits: int) -> str:
+    """``"1.32 + 0.85"`` or ``"1.32 - 0.85"``: a negative second term reads as a subtraction."""
+    sign = "-" if float(second) < 0 else "+"
+    return f"{first} {sign} {_number(abs(float(second)), digits)}"
