@@ -27,6 +27,8 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,18 @@ MAX_SIDE = 20_000
 MIN_SIDE = 8
 MAX_ASPECT = 20.0
 MAX_WHOLE_ASPECT = 2.0  # "whole" view: the longer side is at most this many times the input size
+# Caps on what Pillow walks in Python, one loop turn per item, so that every accepted file decodes within about 2 s
+# on two cores (tests/test_decode_budget.py measures it); real photos stay far below each one.
+MAX_PNG_CHUNKS = 50_000  # a 25 MB PNG in libpng's 8 KB IDAT chunks has about 3000
+MAX_JPEG_SEGMENTS = 2_000  # header segments before the first scan; cameras write a few dozen
+MAX_JPEG_JUNK = 65_536  # stray or padding bytes between those segments
+MAX_JPEG_SCANS = 100  # progressive encoders write about 10 scans per picture
+MAX_GIF_BLOCKS = 300_000  # sub-blocks walked up to the second frame; 25 MB in 255-byte sub-blocks is 100k
+MAX_GIF_EXTENSION_BYTES = 1_000_000  # comments and other metadata before the second frame
+MAX_TIFF_TAGS = 4_096  # tags on the first page; real files have a few dozen
+MAX_TIFF_PIECES = 65_536  # strips or tiles of the first page; 1-row strips of a 20000-row page are 20000
+MAX_BMP_RLE_BYTES = 1_000_000  # run-length-compressed BMP data (a legacy format for small graphics)
+MAX_RAW_BYTES = 200_000_000  # pixel data as stored: 50 MP of 8-bit RGBA; 16-bit colour is capped at fewer pixels
 DECODE_NOTES_KEY = "cbam_viz_decode_notes"  # image.info[...] -> tuple of plain-words notes on what decoding did
 
 _WHITE = (255, 255, 255)
@@ -90,13 +104,17 @@ def decode_image(
 
     Raises ``ImageError`` with one line saying what is wrong and what to do; ``name`` is how messages call the
     picture (default: the file name, else "the image"). What decoding changed (rotation, transparency, 16-bit
-    scaling, first frame of an animation...) is listed in ``image.info[DECODE_NOTES_KEY]`` (see ``decode_notes``).
+    scaling, first frame of an animation...) is listed in ``image.info[DECODE_NOTES_KEY]`` (see ``decode_notes``);
+    decoding an already decoded picture again keeps those notes.
     """
+    if Image.MAX_IMAGE_PIXELS:  # above Pillow's own limit its readers warn or refuse: never decode such an image
+        max_pixels = min(max_pixels, int(Image.MAX_IMAGE_PIXELS))
     if isinstance(source, Image.Image):
         return _decode_opened(source, label=name or "the image", max_pixels=max_pixels, owned=False)
     data, label = _read_source(source, max_file_bytes, name)
     if not data:
         raise ImageError(f"{label} is empty (0 bytes): use a {FORMATS_IN_WORDS} image")
+    more_frames = _check_structure(data, label, max_pixels)  # before Pillow parses anything
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 89 and 179 megapixels; such an image must not be decoded either. (Python
@@ -105,16 +123,26 @@ def decode_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        size = _header_size(data)
+        if size is not None:
+            _refuse_huge(*size, label=label, max_pixels=max_pixels)
         raise ImageError(
-            f"{label} is too large to decode safely: over {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels "
-            f"(the limit is {max_pixels / 1e6:g}); resize it first"
+            f"{label} is too large to decode safely (the limit is {max_pixels / 1e6:g} megapixels)"
         ) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(_unreadable_message(data, label)) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except ValueError as exc:
+        raise ImageError(_damaged_message(exc, label)) from exc
+    except (OSError, SyntaxError, EOFError) as exc:
         raise ImageError(f"{label} is damaged ({_short(exc)}); re-export or re-download it") from exc
     # The data is in memory, so there is no file handle to close; the image stays usable after return.
-    return _decode_opened(opened, label=label, max_pixels=max_pixels, owned=True)
+    return _decode_opened(opened, label=label, max_pixels=max_pixels, owned=True, more_frames=more_frames)
+
+
+def _damaged_message(exc: BaseException, label: str) -> str:
+    if "MAX_TEXT" in str(exc):  # Pillow's caps on compressed PNG text (zTXt/iTXt/iCCP): a zlib bomb in metadata
+        return f"{label} carries more compressed text than is safe to unpack; re-export it without metadata"
+    return f"{label} is damaged ({_short(exc)}); re-export or re-download it"
 
 
 def _too_large(label: str, size: str, max_file_bytes: int) -> ImageError:
@@ -166,8 +194,8 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def check_size(width: int, height: int, *, label: str = "the image", max_pixels: int = MAX_PIXELS) -> None:
-    """Reject sizes no analysis can use, from the header alone (before any pixel is decoded)."""
+def _refuse_huge(width: int, height: int, *, label: str, max_pixels: int) -> None:
+    """The "too large" half of ``check_size``, for sizes read from a header: the real size, in the message."""
     size = f"{width}x{height} pixels"
     if width * height > max_pixels:
         raise ImageError(
@@ -176,6 +204,12 @@ def check_size(width: int, height: int, *, label: str = "the image", max_pixels:
         )
     if max(width, height) > MAX_SIDE:
         raise ImageError(f"{label} is too large: {size} (the longest side may be at most {MAX_SIDE}); resize it first")
+
+
+def check_size(width: int, height: int, *, label: str = "the image", max_pixels: int = MAX_PIXELS) -> None:
+    """Reject sizes no analysis can use, from the header alone (before any pixel is decoded)."""
+    _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+    size = f"{width}x{height} pixels"
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"{label} is too small: {size} (min {MIN_SIDE}x{MIN_SIDE}); use a larger picture")
     if max(width, height) > MAX_ASPECT * min(width, height):
@@ -185,27 +219,32 @@ def check_size(width: int, height: int, *, label: str = "the image", max_pixels:
         )
 
 
-def _decode_opened(image: Image.Image, *, label: str, max_pixels: int, owned: bool) -> Image.Image:
-    """Check, load, orient and convert an opened image. ``owned``: the image may be changed in place."""
+def _decode_opened(
+    image: Image.Image, *, label: str, max_pixels: int, owned: bool, more_frames: bool | None = None
+) -> Image.Image:
+    """Check, load, orient and convert an opened image. ``owned``: the image may be changed in place.
+    ``more_frames``: whether a second frame exists, when a header scan already found out."""
     if image.format is not None and image.format not in _OPENED_FORMATS:
         raise ImageError(f"{label} is a {image.format} image, which is not accepted: export it as {FORMATS_IN_WORDS}")
     check_size(*image.size, label=label, max_pixels=max_pixels)
-    notes: list[str] = []
+    notes = list(decode_notes(image))  # a picture decoded before keeps what was done to it
     file_format = image.format
     try:
-        frames = getattr(image, "n_frames", 1)
-        image.load()
+        if more_frames is None:
+            more_frames = _has_second_frame(image)
+        # Read before loading: Pillow's TIFF reader turns the page upright itself while loading and drops the tag.
         orientation = image.getexif().get(0x0112, 1)
-        if orientation in range(2, 9):
+        image.load()
+        if image.getexif().get(0x0112, 1) in range(2, 9):
             image = ImageOps.exif_transpose(image)
+        if orientation in range(2, 9):
             notes.append(f"turned upright (EXIF orientation {orientation})")
     except OSError as exc:
         raise ImageError(f"{label} is truncated or damaged ({_short(exc)}); re-export or re-download it") from exc
     except Exception as exc:  # broad on purpose: only Pillow's parsers of untrusted bytes run in this block
-        raise ImageError(f"{label} is damaged ({_short(exc)}); re-export or re-download it") from exc
-    if frames > 1:
-        kind = "pages" if file_format == "TIFF" else "frames"
-        notes.append(f"first of {frames} {kind} used")
+        raise ImageError(_damaged_message(exc, label)) from exc
+    if more_frames:
+        notes.append("first page used" if file_format == "TIFF" else "first frame used")
     rgb = to_rgb(image, notes, label=label)
     if rgb is image and not owned:
         rgb = image.copy()  # never hand back (and later mutate) the caller's own object
@@ -213,23 +252,39 @@ def _decode_opened(image: Image.Image, *, label: str, max_pixels: int, owned: bo
     return rgb
 
 
+def _has_second_frame(image: Image.Image) -> bool:
+    """Whether a second frame exists, without counting frames: Pillow's TIFF and GIF ``n_frames`` walk every page
+    (a TIFF's cost grows with the square of its page count). PNG, WebP and MPO readers set ``n_frames`` from the
+    header (an instance attribute); TIFF sets ``is_animated`` from the first page's link, GIF looks one frame ahead."""
+    frames = vars(image).get("n_frames")
+    if isinstance(frames, int):
+        return frames > 1
+    return bool(getattr(image, "is_animated", False))
+
+
 def to_rgb(image: Image.Image, notes: list[str] | None = None, *, label: str = "the image") -> Image.Image:
     """8-bit RGB from any Pillow mode: 16-bit and float data scaled, palettes expanded, alpha composited on white,
-    colour profiles converted to sRGB. Appends what it did to ``notes``."""
+    colour profiles converted to sRGB. Appends what it did to ``notes``. Each step is one pass over the pixels in C
+    (or a lookup table), so that a 50-megapixel picture converts well within the decoding time budget."""
     notes = notes if notes is not None else []
     if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
         image = _scale_to_8bit(image, notes)
-    if image.mode in ("P", "PA"):
-        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    if image.mode == "P" and image.info.get("transparency") is not None:
+        image = _flatten_palette(image, notes)
+    elif image.mode in ("P", "PA"):
+        image = image.convert("RGBA" if image.mode == "PA" else "RGB")
     elif image.mode not in _ALPHA_MODES and image.info.get("transparency") is not None:
         image = image.convert("RGBA")  # a greyscale or RGB PNG with a transparent colour key (tRNS)
     image = _to_srgb(image, notes)
     if image.mode in _ALPHA_MODES:
         rgba = image.convert("RGBA")
-        if rgba.getchannel("A").getextrema()[0] < 255:
-            notes.append("transparent areas shown on white")
-        background = Image.new("RGBA", rgba.size, _WHITE + (255,))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        alpha = rgba.getchannel("A")
+        if alpha.getextrema()[0] == 255:
+            return rgba.convert("RGB")
+        notes.append("transparent areas shown on white")
+        flat = Image.new("RGB", rgba.size, _WHITE)
+        flat.paste(rgba.convert("RGB"), mask=alpha)
+        return flat
     if image.mode == "RGB":
         return image
     if image.mode == "CMYK":
@@ -242,21 +297,53 @@ def to_rgb(image: Image.Image, notes: list[str] | None = None, *, label: str = "
         ) from exc
 
 
+def _flatten_palette(image: Image.Image, notes: list[str]) -> Image.Image:
+    """A palette picture with transparent entries, on white: the 256 palette colours are composited, not the
+    pixels (no RGBA copy of a 50-megapixel picture). Noted only when a transparent entry is really used."""
+    palette = (image.getpalette("RGB") or []) + [0, 0, 0] * 256
+    alpha = [255] * 256
+    transparency = image.info["transparency"]
+    if isinstance(transparency, int):
+        if 0 <= transparency < 256:
+            alpha[transparency] = 0
+    else:
+        alpha[: len(transparency[:256])] = list(transparency[:256])
+    used = image.histogram()
+    if any(count and alpha[index] < 255 for index, count in enumerate(used[:256])):
+        notes.append("transparent areas shown on white")
+    flat = [
+        (channel * alpha[index] + 255 * (255 - alpha[index]) + 127) // 255
+        for index in range(256)
+        for channel in palette[3 * index : 3 * index + 3]
+    ]
+    image = image.copy()
+    del image.info["transparency"]
+    image.putpalette(flat, "RGB")
+    return image.convert("RGB")
+
+
 def _scale_to_8bit(image: Image.Image, notes: list[str]) -> Image.Image:
-    """Scale 16-bit/32-bit greyscale to 8 bit (Pillow's own conversion clamps: 300 -> 255, so photos turn white)."""
+    """Scale 16-bit/32-bit greyscale to 8 bit (Pillow's own conversion clamps: 300 -> 255, so photos turn white).
+    16-bit data goes through one 65536-entry lookup table in C: round(v * 255 / 65535)."""
+    if image.mode != "F":
+        wide = image if image.mode == "I" else image.convert("I")
+        low, high = wide.getextrema()
+        if low >= 0 and high <= 65535:
+            notes.append("16-bit image scaled to 8 bit")
+            return wide.point(_SIXTEEN_TO_EIGHT, "L")
     values = np.asarray(image)
-    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    low, high = (values.min().item(), values.max().item()) if values.size else (0, 0)
     if image.mode == "F" and low >= 0.0 and high <= 1.0:
         scaled = np.rint(values * 255.0)
         notes.append("floating-point image scaled from 0..1 to 8 bit")
-    elif image.mode != "F" and low >= 0 and high <= 65535:
-        scaled = (values.astype(np.int64) * 255 + 32767) // 65535
-        notes.append("16-bit image scaled to 8 bit")
     else:
         span = high - low if high > low else 1.0
         scaled = np.rint((values.astype(np.float64) - low) * (255.0 / span))
         notes.append(f"{image.mode} image stretched from its range {low:g}..{high:g} to 8 bit")
     return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), mode="L")
+
+
+_SIXTEEN_TO_EIGHT = [(value * 255 + 32767) // 65535 for value in range(65536)]
 
 
 def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
@@ -277,6 +364,226 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
         return image
     notes.append("colour profile converted to sRGB")
     return converted
+
+
+# ---------------------------------------------------------------------------------- header scans, before Pillow
+# Pillow parses headers, chunk lists and block chains in Python, one loop turn per item: a 25 MB file of tiny
+# items (PNG chunks, JPEG markers, GIF sub-blocks, TIFF tiles, BMP runs) costs it seconds to minutes. These scans
+# walk the same structures with a cap on the number of items (and read the sizes the headers promise), so every
+# accepted file is decoded within the time budget (tests/test_decode_budget.py) and the others are refused at once.
+
+
+def _check_structure(data: bytes, label: str, max_pixels: int) -> bool | None:
+    """Refuse what would be too large or too slow to decode, from the header alone; True/False when a scan found
+    out cheaply whether a second frame or page exists (None: not known here)."""
+    try:
+        if data.startswith(b"\x89PNG\r\n\x1a\n"):
+            return _scan_png(data, label, max_pixels)
+        if data.startswith(b"\xff\xd8"):
+            return _scan_jpeg(data, label, max_pixels)
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            return _scan_gif(data, label, max_pixels)
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _scan_tiff(data, label, max_pixels)
+        if data.startswith(b"BM"):
+            _scan_bmp(data, label, max_pixels)
+    except struct.error:
+        pass  # cut short: Pillow says how (truncated, damaged)
+    return None
+
+
+def _too_slow(label: str, what: str) -> ImageError:
+    return ImageError(f"{label} is built to be slow to decode ({what}); re-export it")
+
+
+def _scan_png(data: bytes, label: str, max_pixels: int) -> bool | None:
+    """Every chunk header (Pillow reads them one by one, also after the pixels); the size from IHDR."""
+    position, chunks, more_frames = 8, 0, None
+    while position + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, position)
+        chunks += 1
+        if chunks > MAX_PNG_CHUNKS:
+            raise _too_slow(label, f"more than {MAX_PNG_CHUNKS} PNG chunks")
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack_from(">IIBB", data, position + 8)
+            _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+            _refuse_deep(width, height, depth * _PNG_CHANNELS.get(colour, 1), label)
+        elif kind == b"acTL":
+            more_frames = struct.unpack_from(">I", data, position + 8)[0] > 1
+        elif kind == b"IEND":
+            break
+        position += 12 + length
+    return more_frames
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+
+
+def _refuse_deep(width: int, height: int, bits_per_pixel: int, label: str) -> None:
+    """Refuse more than ``MAX_RAW_BYTES`` of stored pixel data (16-bit colour at 50 MP takes Pillow seconds)."""
+    raw = width * height * bits_per_pixel // 8
+    if raw > MAX_RAW_BYTES:
+        raise ImageError(
+            f"{label} is too large: {width}x{height} pixels at {bits_per_pixel} bits each, {raw / 1e6:.0f} MB of "
+            f"pixel data (the limit is {MAX_RAW_BYTES / 1e6:g} MB); save it with 8 bits per channel or smaller"
+        )
+
+
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # frame headers (DHT, JPG and DAC share the range)
+_FILL = re.compile(rb"\xff+")
+
+
+def _scan_jpeg(data: bytes, label: str, max_pixels: int) -> None:
+    """The marker segments up to the first scan (Pillow walks them, and junk bytes, one at a time), the size from
+    the frame header, and the number of scans (libjpeg decodes every progressive scan over the whole image)."""
+    position, segments, junk = 2, 0, 0
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            following = data.find(b"\xff", position)
+            junk += (following if following >= 0 else len(data)) - position
+            if following < 0:
+                break
+            position = following
+        else:
+            fill = _FILL.match(data, position)
+            junk += fill.end() - position - 1  # padding 0xFF bytes: one turn each in Pillow's loop
+            position = fill.end() - 1
+            if position + 4 > len(data):
+                break
+            marker = data[position + 1]
+            if marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD8:  # stuffed byte, TEM, RSTn, SOI: no length
+                position += 2
+                continue
+            segments += 1
+            if marker in _JPEG_SOF:
+                height, width = struct.unpack_from(">HH", data, position + 5)
+                _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+            if marker in (0xDA, 0xD9):  # start of scan (Pillow's parse ends here) or end of image
+                break
+            position += 2 + struct.unpack_from(">H", data, position + 2)[0]
+        if segments > MAX_JPEG_SEGMENTS or junk > MAX_JPEG_JUNK:
+            raise _too_slow(label, f"more than {MAX_JPEG_SEGMENTS} JPEG header segments or {MAX_JPEG_JUNK} junk bytes")
+    scans = data.count(b"\xff\xda")  # entropy-coded data never holds FF DA (an FF there is followed by 00 or RSTn)
+    if scans > MAX_JPEG_SCANS:
+        raise _too_slow(label, f"{scans} progressive scans (at most {MAX_JPEG_SCANS})")
+
+
+def _gif_blocks(data: bytes, position: int, budget: list[int], label: str) -> tuple[int, int]:
+    """Skip a chain of GIF sub-blocks; (position after it, bytes it held). ``budget``: sub-blocks left to walk."""
+    held = 0
+    while position < len(data):
+        size = data[position]
+        position += 1 + size
+        held += size
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _too_slow(label, f"more than {MAX_GIF_BLOCKS} GIF data blocks before its second frame")
+        if size == 0:
+            break
+    return position, held
+
+
+def _scan_gif(data: bytes, label: str, max_pixels: int) -> bool | None:
+    """The logical screen and the first frame's extent (Pillow makes the picture as large as both), and whether a
+    second frame follows, walking at most ``MAX_GIF_BLOCKS`` blocks and ``MAX_GIF_EXTENSION_BYTES`` of metadata."""
+    width, height, flags = struct.unpack_from("<HHB", data, 6)
+    _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+    position = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    budget, metadata, frames = [MAX_GIF_BLOCKS], 0, 0
+    while position < len(data):
+        kind = data[position]
+        if kind == 0x21:  # extension: label, then sub-blocks
+            position, held = _gif_blocks(data, position + 2, budget, label)
+            metadata += held
+            if metadata > MAX_GIF_EXTENSION_BYTES:
+                raise _too_slow(label, f"more than {MAX_GIF_EXTENSION_BYTES // 1_000_000} MB of GIF comments")
+        elif kind == 0x2C:  # image descriptor
+            if frames:
+                return True
+            left, top, frame_width, frame_height, frame_flags = struct.unpack_from("<HHHHB", data, position + 1)
+            _refuse_huge(
+                max(width, left + frame_width), max(height, top + frame_height), label=label, max_pixels=max_pixels
+            )
+            position += 10 + (3 << ((frame_flags & 7) + 1) if frame_flags & 0x80 else 0) + 1  # + LZW code size
+            position, _ = _gif_blocks(data, position, budget, label)
+            frames += 1
+        else:  # trailer, or something Pillow will call damaged
+            break
+    return False if frames else None
+
+
+_TIFF_LAYOUTS = {42: (4, "I", "H", "HHI4s", 12), 43: (8, "Q", "Q", "HHQ8s", 20)}  # classic TIFF, BigTIFF
+_TIFF_SCALARS = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8
+
+
+def _scan_tiff(data: bytes, label: str, max_pixels: int) -> bool | None:
+    """The first page's tags: its size, and into how many strips or tiles it is cut (Pillow builds one Python
+    tile per piece, libtiff decodes each on its own). True when the page links to a second one (never counted)."""
+    order = "<" if data[:2] == b"II" else ">"
+    first, offset_format, count_format, entry_format, entry_size = _TIFF_LAYOUTS[
+        struct.unpack_from(order + "H", data, 2)[0]
+    ]
+    ifd = struct.unpack_from(order + offset_format, data, first)[0]
+    count = struct.unpack_from(order + count_format, data, ifd)[0]
+    if count > MAX_TIFF_TAGS:
+        raise _too_slow(label, f"{count} tags on its first TIFF page (at most {MAX_TIFF_TAGS})")
+    start = ifd + struct.calcsize(order + count_format)
+    table = data[start : start + count * entry_size]
+    tags = {tag: (kind, number, value) for tag, kind, number, value in struct.iter_unpack(order + entry_format, table)}
+
+    def scalar(tag: int) -> int | None:
+        """The tag's first value (stored in the entry, or where the entry points when several do not fit)."""
+        kind, number, value = tags.get(tag, (0, 0, b""))
+        code = _TIFF_SCALARS.get(kind)
+        if code is None or number == 0:
+            return None
+        if number * struct.calcsize(code) <= len(value):
+            return struct.unpack_from(order + code, value)[0]
+        return struct.unpack_from(order + code, data, struct.unpack_from(order + offset_format, value)[0])[0]
+
+    width, height = scalar(256) or 0, scalar(257) or 0
+    _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+    _refuse_deep(width, height, (scalar(258) or 1) * (scalar(277) or 1), label)  # first BitsPerSample x samples
+    pieces = max(tags.get(273, (0, 0))[1], tags.get(324, (0, 0))[1])  # StripOffsets, TileOffsets: entry counts
+    tile_width, tile_height, rows = scalar(322), scalar(323), scalar(278)
+    if tile_width and tile_height:
+        pieces = max(pieces, -(-width // tile_width) * -(-height // tile_height))
+    elif rows:
+        pieces = max(pieces, -(-height // rows))
+    if pieces > MAX_TIFF_PIECES:
+        raise _too_slow(label, f"its first TIFF page is cut into {pieces} strips or tiles (at most {MAX_TIFF_PIECES})")
+    if len(table) < count * entry_size:
+        return None
+    following = struct.unpack_from(order + offset_format, data, start + count * entry_size)[0]
+    return 0 < following < len(data)
+
+
+def _scan_bmp(data: bytes, label: str, max_pixels: int) -> None:
+    """The size, and no long run-length-compressed data (Pillow unpacks RLE8/RLE4 in Python, two bytes a turn)."""
+    header_size = struct.unpack_from("<I", data, 14)[0]
+    if header_size < 40:  # OS/2 1.x header: 16-bit sizes, no compression
+        return
+    width, height, _, _, compression = struct.unpack_from("<iiHHI", data, 18)
+    _refuse_huge(abs(width), abs(height), label=label, max_pixels=max_pixels)
+    if compression in (1, 2) and len(data) > MAX_BMP_RLE_BYTES:
+        raise _too_slow(label, f"over {MAX_BMP_RLE_BYTES // 1_000_000} MB of run-length-compressed BMP data")
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """The size the header claims, read by Pillow's own reader for the format but without ``Image.open``'s bomb
+    check, so that a refusal can say how large the picture really is."""
+    Image.init()
+    for file_format in ALLOWED_FORMATS:
+        factory, accept = Image.OPEN.get(file_format, (None, None))
+        if factory is None or (accept is not None and not accept(data[:16])):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return factory(io.BytesIO(data), "").size
+        except Exception:  # broad on purpose: this only looks for a size to report, the refusal stands anyway
+            continue
+    return None
 
 
 def decode_notes(image: Image.Image) -> tuple[str, ...]:

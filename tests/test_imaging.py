@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import time
 import warnings
 import zlib
@@ -153,9 +154,60 @@ def test_every_exif_orientation_is_turned_upright(orientation: int) -> None:
 
 
 def test_notes_say_what_decoding_did(hostile_files: dict[str, Path]) -> None:
-    assert decode_notes(decode_image(hostile_files["animated_gif"])) == ("first of 3 frames used",)
+    assert decode_notes(decode_image(hostile_files["animated_gif"])) == ("first frame used",)
     assert decode_notes(decode_image(hostile_files["png_16bit"])) == ("16-bit image scaled to 8 bit",)
+    assert decode_notes(decode_image(hostile_files["tiff_16bit_big_endian"])) == ("16-bit image scaled to 8 bit",)
+    assert decode_notes(decode_image(hostile_files["cmyk_jpeg"])) == (
+        "CMYK converted without a colour profile: colours are approximate",
+    )
+    assert decode_notes(decode_image(hostile_files["palette_transparent_png"])) == ("transparent areas shown on white",)
+    assert decode_notes(decode_image(hostile_files["rgba_png"])) == ("transparent areas shown on white",)
+    assert decode_notes(decode_image(hostile_files["exif_rotate_6_jpeg"])) == ("turned upright (EXIF orientation 6)",)
     assert decode_notes(decode_image(hostile_files["bmp"])) == ()
+    assert decode_notes(decode_image(hostile_files["webp"])) == ()
+
+
+def test_notes_survive_a_second_decode_and_the_display_copy(hostile_files: dict[str, Path]) -> None:
+    once = decode_image(hostile_files["exif_rotate_8_jpeg"])
+    twice = decode_image(once)
+    assert decode_notes(twice) == decode_notes(once) == ("turned upright (EXIF orientation 8)",)
+    assert twice.size == once.size and twice.tobytes() == once.tobytes()  # not turned a second time
+    assert decode_notes(decode_image(decode_image(hostile_files["animated_gif"]))) == ("first frame used",)
+    big = decode_image(hostile.black_png_bytes(3000, 2000), name="big.png")
+    assert decode_notes(display_image(decode_image(big))) == decode_notes(big) == ()
+
+
+def test_a_palette_with_an_unused_transparent_entry_has_no_transparency_note() -> None:
+    image = Image.new("P", (16, 16), 1)
+    image.putpalette([0, 0, 0, 220, 20, 20] + [0, 0, 0] * 254)
+    image.info["transparency"] = 0  # entry 0 is transparent, but no pixel uses it
+    decoded = decode_image(image)
+    assert decode_notes(decoded) == () and decoded.getpixel((3, 3)) == (220, 20, 20)
+    half = Image.new("P", (16, 16), 0)
+    half.putpalette([0, 0, 255] + [0, 0, 0] * 255)
+    half.info["transparency"] = bytes([128])  # tRNS with partial alpha: blended with white
+    assert decode_image(half).getpixel((3, 3)) == (127, 127, 255)
+
+
+def test_animated_png_and_webp_say_first_frame_used() -> None:
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ((220, 20, 20), (20, 200, 40))]
+    for file_format in ("PNG", "WEBP"):
+        buffer = io.BytesIO()
+        frames[0].save(buffer, file_format, save_all=True, append_images=frames[1:], lossless=True)
+        decoded = decode_image(buffer.getvalue())
+        assert decode_notes(decoded) == ("first frame used",), file_format
+        assert decoded.getpixel((8, 8)) == (220, 20, 20)
+
+
+def test_multi_picture_jpeg_uses_its_first_picture() -> None:
+    pictures = [Image.new("RGB", (32, 16), colour) for colour in ((220, 20, 20), (20, 20, 220))]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, "MPO", save_all=True, append_images=pictures[1:], quality=95)
+    with Image.open(io.BytesIO(buffer.getvalue())) as opened:
+        assert opened.format == "MPO"
+    decoded = decode_image(buffer.getvalue())
+    assert decoded.size == (32, 16) and decode_notes(decoded) == ("first frame used",)
+    assert all(abs(a - b) <= 8 for a, b in zip(decoded.getpixel((16, 8)), (220, 20, 20), strict=True))
 
 
 def test_multi_page_tiff_uses_the_first_page_even_when_rotated() -> None:
@@ -166,7 +218,29 @@ def test_multi_page_tiff_uses_the_first_page_even_when_rotated() -> None:
     pages[0].save(buffer, "TIFF", save_all=True, append_images=pages[1:], exif=exif)
     decoded = decode_image(buffer.getvalue())
     assert decoded.size == (20, 40) and decoded.getpixel((10, 10)) == (200, 0, 0)  # turned once, not twice
-    assert decode_notes(decoded) == ("first of 2 pages used",)  # Pillow's TIFF reader applies the orientation
+    # Pillow's TIFF reader turns the page itself while loading; the note still says so
+    assert decode_notes(decoded) == ("turned upright (EXIF orientation 6)", "first page used")
+    single = io.BytesIO()
+    pages[0].save(single, "TIFF")
+    assert decode_notes(decode_image(single.getvalue())) == ()
+
+
+def test_a_header_over_pillows_limits_is_refused_with_its_real_size() -> None:
+    jpeg = hostile.exif_jpeg_bytes(1)
+    frame = jpeg.index(b"\xff\xc0")
+    huge = jpeg[: frame + 5] + struct.pack(">HH", 12000, 12000) + jpeg[frame + 9 :]  # a 144-megapixel header
+    with pytest.raises(ImageError) as caught:
+        decode_image(huge, name="pano.jpg")
+    assert str(caught.value) == (
+        "pano.jpg is too large: 12000x12000 pixels (144.0 megapixels, the limit is 50); resize it first"
+    )
+    webp = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(webp, "WEBP", lossless=True)
+    vp8l = bytearray(webp.getvalue())  # VP8L: 14-bit width-1 and height-1 after the signature byte
+    bits = (12999) | (12999 << 14)
+    vp8l[21:25] = (bits | (int.from_bytes(vp8l[21:25], "little") & ~((1 << 28) - 1))).to_bytes(4, "little")
+    with pytest.raises(ImageError, match=r"13000x13000 pixels \(169\.0 megapixels"):
+        decode_image(bytes(vp8l))
 
 
 def test_pil_input_is_converted_but_not_mutated() -> None:
