@@ -259,4 +259,4 @@ def test_the_many_page_tiff_really_has_its_pages() -> None:
     with Image.open(io.BytesIO(many_page_tiff(300))) as opened:
         assert opened.n_frames == 300
     with Image.open(io.BytesIO(many_frame_gif(300))) as opened:
-        assert opened.n_frames == 301
+        assert opened.n_frames == 300
