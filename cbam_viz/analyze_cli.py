@@ -1,9 +1,13 @@
 """``python -m cbam_viz analyze``: the comparison figure, the JSON summary and the raw maps for images or folders.
 
 Per image ``<stem>`` it writes ``<stem>.png`` (the comparison figure), ``<stem>.json`` (``Analysis.to_json()`` plus the
-input's path and the list of map files) and ``<stem>/*.npy``: every map resampled once onto the input image as the
-user sees it (EXIF applied; NaN where the model saw nothing) and every channel vector. One unusable file gives a
-one-line error and the rest are still analysed; the exit code is 1 when any file failed.
+input's path and where each map went) and the raw maps. By default (``--maps npz``) that is ONE compressed
+``<stem>.npz`` of every map at its native (feature-grid) size and every channel vector: a few hundred kilobytes,
+where full-resolution float maps are 19 arrays of the photo's size (about 0.9 GB for one 12-megapixel photo), so
+those are opt-in (``--maps image``: ``<stem>/*.npy`` resampled once onto the input as the user sees it, EXIF
+applied, NaN where the model saw nothing; ``--maps native``: the same files at native size). Each analysed image
+gets one line on stdout with every model's top-1. One unusable file gives a one-line error and the rest are still
+analysed; the exit code is 1 when any file failed.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from typing import TYPE_CHECKING
 
 from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import ARCH_ORDER as ARCHS
-from cbam_viz.vocab import CAM_METHODS, STAGES, VIEWS
+from cbam_viz.vocab import ARCH_TITLES, CAM_METHODS, STAGES, VIEWS
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from cbam_viz.analysis import Analysis
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-MAP_MODES = ("image", "native", "none")
+MAP_MODES = ("npz", "image", "native", "none")  # npz: one compressed file of native maps per image (the default)
 
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +36,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "analyze",
         help="compare the three models on images: figure, JSON and raw maps per image",
         description="Compare the models on images. Per image: the comparison figure (<stem>.png), the JSON summary "
-        "(<stem>.json) and the raw maps (<stem>/*.npy, at the image's size unless --maps says otherwise).",
+        "(<stem>.json), the raw maps (<stem>.npz unless --maps says otherwise) and one line with each model's top-1.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or folders of images")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the results (created)")
@@ -50,9 +56,10 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when there is one)")
     parser.add_argument(
         "--maps",
-        default="image",
+        default="npz",
         choices=MAP_MODES,
-        help="raw maps as .npy at the input image's size (image, default), at the models' native size, or none",
+        help="raw maps: one compressed <stem>.npz at the models' native size (npz, default); <stem>/*.npy at the "
+        "input image's full size (image: large) or at native size (native); or none",
     )
     parser.set_defaults(func=run)
 
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
                 device=model_set.device,
             )
             write_outputs(result, path, args.out, _unique_stem(path, stems), args.maps)
+            tqdm.write(top1_line(path, result), file=sys.stdout)
         except CbamVizError as error:
             failed += 1
             tqdm.write(f"error: {path}: {error}", file=sys.stderr)
@@ -122,32 +130,58 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def write_outputs(
-    result: Analysis, source: Path, out_dir: Path, stem: str, maps: str = "image"
-) -> dict[str, list[str]]:
-    """Write ``<stem>.png``, ``<stem>.json`` and (unless ``maps`` is "none") ``<stem>/*.npy``; return the map files."""
+def top1_line(source: Path, result: Analysis) -> str:
+    """``cat.jpg: ResNet-50 tabby 0.62 | SE-ResNet-50 tabby 0.71 | CBAM-ResNet-50 tiger cat 0.55``."""
+    answers = []
+    for arch, model in result.models.items():
+        label, prob = model.top5[0]
+        answers.append(f"{ARCH_TITLES.get(arch, arch)} {label} {prob:.2f}")
+    return f"{source.name}: " + " | ".join(answers)
+
+
+def map_arrays(result: Analysis, maps: str) -> dict[str, dict[str, np.ndarray]]:
+    """Per model, ``{"<arch>_cam": array, "<arch>_spatial_layerS.B": array, "<arch>_channel_layerS.B": vector}``:
+    maps at native size, or resampled once onto the input image ("image"); channel vectors as they are."""
+    import numpy as np
+
+    from cbam_viz.imaging import map_to_image
+
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    for arch, model in result.models.items():
+        view = model.view or result.view
+        grids = {f"{arch}_cam": model.cam}
+        grids.update({f"{arch}_spatial_{block}": grid for block, grid in model.spatial_attention.items()})
+        named = {
+            name: np.asarray(native if maps != "image" else map_to_image(native, view, result.original_size))
+            for name, native in grids.items()
+        }
+        named.update({f"{arch}_channel_{block}": vector for block, vector in model.channel_attention.items()})
+        arrays[arch] = {name: np.asarray(array, dtype=np.float32) for name, array in named.items()}
+    return arrays
+
+
+def write_outputs(result: Analysis, source: Path, out_dir: Path, stem: str, maps: str = "npz") -> dict[str, list[str]]:
+    """Write ``<stem>.png``, ``<stem>.json`` and the maps (``MAP_MODES``); return, per model, where each map went:
+    ``"<stem>.npz:<key>"`` (npz) or ``"<stem>/<key>.npy"`` (image, native)."""
     import numpy as np
 
     from cbam_viz import render
-    from cbam_viz.imaging import map_to_image
 
+    if maps not in MAP_MODES:
+        raise ValueError(f"unknown maps mode {maps!r}; choose one of {', '.join(MAP_MODES)}")
     written: dict[str, list[str]] = {}
-    if maps != "none":
+    if maps == "npz":
+        arrays = map_arrays(result, maps)
+        everything = {name: array for named in arrays.values() for name, array in named.items()}
+        np.savez_compressed(out_dir / f"{stem}.npz", **everything)
+        written = {arch: [f"{stem}.npz:{name}" for name in named] for arch, named in arrays.items()}
+    elif maps != "none":
         folder = out_dir / stem
         folder.mkdir(exist_ok=True)
-        for arch, model in result.models.items():
-            view = model.view or result.view
-            arrays = {f"{arch}_cam": model.cam}
-            arrays.update({f"{arch}_spatial_{block}": grid for block, grid in model.spatial_attention.items()})
-            names = []
-            for name, native in arrays.items():
-                on_image = native if maps == "native" else map_to_image(native, view, result.original_size)
-                np.save(folder / f"{name}.npy", np.asarray(on_image, dtype=np.float32))
-                names.append(f"{stem}/{name}.npy")
-            for block, vector in model.channel_attention.items():
-                np.save(folder / f"{arch}_channel_{block}.npy", np.asarray(vector, dtype=np.float32))
-                names.append(f"{stem}/{arch}_channel_{block}.npy")
-            written[arch] = names
+        for arch, named in map_arrays(result, maps).items():
+            for name, array in named.items():
+                np.save(folder / f"{name}.npy", array)
+            written[arch] = [f"{stem}/{name}.npy" for name in named]
     document = result.to_json()
     document["source"] = str(source)
     document["maps"] = written

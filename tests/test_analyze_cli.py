@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import _models
@@ -16,6 +20,9 @@ from cbam_viz import analysis, analyze_cli, cli, weights
 from cbam_viz.analysis import ANALYSIS_JSON_SCHEMA, CAM_METHODS
 from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet
 from cbam_viz.shapes import CLASSES, render_sample
+from cbam_viz.vocab import ARCH_TITLES
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -89,18 +96,53 @@ def test_folder_with_a_bad_file_writes_everything_for_the_good_ones(
         assert list(document["models"]) == list(ARCHS)
         assert set(document) <= set(ANALYSIS_JSON_SCHEMA["properties"])
         assert set(ANALYSIS_JSON_SCHEMA["required"]) <= set(document)
-        cam = np.load(out / stem / "cbam_resnet50_cam.npy")
-        assert cam.shape == (size[1], size[0]) and cam.dtype == np.float32 and np.nanmin(cam) >= 0
-        spatial = sorted((out / stem).glob("cbam_resnet50_spatial_layer*.npy"))
-        assert len(spatial) == 16 and np.load(out / stem / "cbam_resnet50_spatial_layer3.2.npy").shape == cam.shape
-        assert np.load(out / stem / "se_resnet50_channel_layer4.2.npy").shape == (8 * 8 * 4,)
-        assert not list((out / stem).glob("resnet50_channel_*")) and not list((out / stem).glob("se_*_spatial_*"))
-        listed = {name for names in document["maps"].values() for name in names}
-        assert listed == {f"{stem}/{p.name}" for p in (out / stem).iterdir()}
+        assert not (out / stem).exists()  # the default is one compressed file of native maps, not 19 big arrays
+        with np.load(out / f"{stem}.npz") as maps:
+            cam = maps["cbam_resnet50_cam"]
+            summary = document["models"]["cbam_resnet50"]["cam"]
+            assert cam.shape == (summary["height"], summary["width"]) and cam.dtype == np.float32
+            assert float(cam.max()) == pytest.approx(summary["max"], rel=1e-5)
+            spatial = [key for key in maps.files if key.startswith("cbam_resnet50_spatial_layer")]
+            assert len(spatial) == 16 and maps["cbam_resnet50_spatial_layer4.2"].ndim == 2
+            assert maps["se_resnet50_channel_layer4.2"].shape == (8 * 8 * 4,)
+            assert not [k for k in maps.files if k.startswith("resnet50_channel_") or k.startswith("se_resnet50_spa")]
+            listed = [name for names in document["maps"].values() for name in names]
+            assert sorted(listed) == sorted(f"{stem}.npz:{key}" for key in maps.files)
+            assert document["maps"]["resnet50"] == [f"{stem}.npz:resnet50_cam"]
     assert Image.open(folder / "turned.jpg").size == (80, 60)  # stored sideways; the maps above are upright
     direct = analysis.analyze(io.BytesIO((folder / "wide.png").read_bytes()), weights="demo").to_json()
     document = json.loads((out / "wide.json").read_text())
     assert document["models"] == direct["models"] and document["agreement"] == direct["agreement"]
+    top1 = [line for line in captured.out.splitlines() if line.startswith(("wide.png:", "turned.jpg:"))]
+    assert len(top1) == 2
+    for line in top1:
+        name = line.split(":", 1)[0]
+        models = json.loads((out / f"{Path(name).stem}.json").read_text())["models"]
+        expected = " | ".join(
+            f"{ARCH_TITLES[arch]} {models[arch]['top5'][0]['label']} {models[arch]['top5'][0]['prob']:.2f}"
+            for arch in ARCHS
+        )
+        assert line == f"{name}: {expected}"
+
+
+def test_full_resolution_maps_are_an_option(use_demo_root: Path, tmp_path: Path) -> None:
+    write_image(tmp_path / "turned.jpg", 60, 80, exif_orientation=6)
+    out = tmp_path / "out"
+    assert (
+        cli.main(["analyze", str(tmp_path / "turned.jpg"), "--out", str(out), "--weights", "demo", "--maps", "image"])
+        == 0
+    )
+    stem, size = "turned", (60, 80)
+    document = json.loads((out / f"{stem}.json").read_text())
+    cam = np.load(out / stem / "cbam_resnet50_cam.npy")
+    assert cam.shape == (size[1], size[0]) and cam.dtype == np.float32 and np.nanmin(cam) >= 0
+    spatial = sorted((out / stem).glob("cbam_resnet50_spatial_layer*.npy"))
+    assert len(spatial) == 16 and np.load(out / stem / "cbam_resnet50_spatial_layer3.2.npy").shape == cam.shape
+    assert np.load(out / stem / "se_resnet50_channel_layer4.2.npy").shape == (8 * 8 * 4,)
+    assert not list((out / stem).glob("resnet50_channel_*")) and not list((out / stem).glob("se_*_spatial_*"))
+    listed = {name for names in document["maps"].values() for name in names}
+    assert listed == {f"{stem}/{p.name}" for p in (out / stem).iterdir()}
+    assert not (out / f"{stem}.npz").exists()
 
 
 def test_options_reach_the_engine_and_maps_can_be_native_or_skipped(use_demo_root: Path, tmp_path: Path) -> None:
@@ -192,3 +234,39 @@ def test_missing_inputs_are_reported_and_fail_the_run(
     assert code == 1
     assert "nope.png: no such file or folder" in err and "empty: no images in this folder" in err
     assert (tmp_path / "out" / "ok.json").is_file()
+
+
+def _python(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["analyze", "--help"]])
+def test_help_is_plain_text_and_imports_no_torch(argv: list[str]) -> None:
+    shown = _python("-m", "cbam_viz", *argv)
+    assert shown.returncode == 0, shown.stderr
+    assert "``" not in shown.stdout and "usage: python -m cbam_viz" in shown.stdout
+    if argv == ["--help"]:
+        assert "compare ResNet-50, SE-ResNet-50 and CBAM-ResNet-50" in shown.stdout
+        assert all(name in shown.stdout for name in cli.SUBCOMMANDS)
+    else:
+        assert "npz" in shown.stdout and "--maps" in shown.stdout
+    probe = (
+        "import sys; from cbam_viz import cli\n"
+        f"try:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print('imported:', sorted(m for m in ('torch', 'gradio', 'PIL', 'numpy') if m in sys.modules))"
+    )
+    checked = _python("-c", probe)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip().splitlines()[-1] == "imported: []"
+
+
+def test_the_overview_lists_each_module_s_own_help() -> None:
+    """cli.SUBCOMMANDS (what --help shows without importing) says what each module registers."""
+    parser = cli.build_parser()
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    registered = {choice.dest: choice.help for choice in commands._choices_actions}
+    assert registered == {name: help_text for name, (_, help_text) in cli.SUBCOMMANDS.items()}
+    assert {module for module, _ in cli.SUBCOMMANDS.values()} == set(cli.SUBCOMMAND_MODULES)
+    assert cli.requested_command(["analyze", "x.png", "--out", "o"]) == "analyze"
+    assert cli.requested_command(["--help"]) == "" and cli.requested_command(["nonsense"]) == ""
