@@ -199,6 +199,11 @@ CASES: dict[str, Case] = {
     "gif_screen_60000": Case(lambda: _gif_header(60000, 60000) + _GIF_FRAME + b";", None, "60000x60000 pixels"),
     "png_49mp_grey": Case(lambda: hostile.black_png_bytes(MP49, MP49), (MP49, MP49)),
     "png_49mp_palette_transparent": Case(palette_png_49mp, (MP49, MP49), "transparent areas shown on white"),
+    "png_49mp_rgba_transparent": Case(
+        lambda: _png(MP49, MP49, 8, 6, hostile.zero_zlib_stream((4 * MP49 + 1) * MP49)),
+        (MP49, MP49),
+        "transparent areas shown on white",
+    ),
     "png_49mp_16bit_grey": Case(lambda: sixteen_bit_png(0), (MP49, MP49), "16-bit image scaled to 8 bit"),
     "png_49mp_16bit_rgba": Case(lambda: sixteen_bit_png(6), None, "392 MB of pixel data"),
     "tiff_49mp_deflate": Case(lambda: deflate_tiff(MP49, MP49), (MP49, MP49)),
