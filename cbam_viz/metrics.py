@@ -152,3 +152,140 @@ def _is_flat(values: np.ndarray) -> bool:
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     return finite.size == 0 or float(finite.max() - finite.min()) <= 1e-12 * max(1.0, float(np.abs(finite).max()))
+
+
+# ------------------------------------------------------------------------- sanity checks (issue #15): rank, SSIM
+
+
+def spearman(first: np.ndarray, second: np.ndarray) -> float:
+    """Spearman rank correlation over pixels finite in both maps (scipy's, ties averaged); NaN when either is flat.
+
+    Maps must share a grid. A ReLU'd CAM that became all zero has no ranking at all: NaN, not 0.
+    """
+    from scipy.stats import spearmanr
+
+    a, b = _paired(first, second)
+    valid = np.isfinite(a) & np.isfinite(b)
+    if valid.sum() < 3 or _is_flat(a[valid]) or _is_flat(b[valid]):
+        return math.nan
+    return float(spearmanr(a[valid], b[valid]).statistic)
+
+
+def ssim(first: np.ndarray, second: np.ndarray) -> float:
+    """Structural similarity (skimage's) of two maps on one grid, each min-max scaled to [0, 1] first.
+
+    Scaling first is what Adebayo et al. do for saliency maps: SSIM then compares where the maps look, not their
+    units. The window is 7x7 (skimage's default), or the largest odd size that fits a smaller grid. NaN pixels count
+    as the map's minimum; a flat map (nothing to compare) or a grid under 3x3 gives NaN.
+    """
+    from skimage.metrics import structural_similarity
+
+    a, b = _paired(first, second)
+    window = min(7, *a.shape)
+    window -= 1 - window % 2
+    if window < 3 or _is_flat(a) or _is_flat(b):
+        return math.nan
+    return float(structural_similarity(_unit_range(a), _unit_range(b), win_size=window, data_range=1.0))
+
+
+def _paired(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"expected two 2-D maps of one shape, got {a.shape} and {b.shape}")
+    return a, b
+
+
+def _unit_range(values: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(values)
+    low, high = values[finite].min(), values[finite].max()
+    return np.where(finite, (values - low) / (high - low), 0.0)
+
+
+# ------------------------------------------------------------------ deletion and insertion (Petsiuk et al., RISE)
+
+
+def rank_pixels(saliency: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Flat pixel indices of a 2-D map, most salient first; ties in a seeded random order, NaN pixels last.
+
+    A ReLU'd CAM is zero on much of the image: breaking those ties by position would delete the top rows first,
+    a bias the random tie order avoids while staying repeatable.
+    """
+    values = np.asarray(saliency, dtype=np.float64).reshape(-1)
+    tie_break = np.random.default_rng(seed).permutation(values.size)
+    key = np.where(np.isfinite(values), -values, np.inf)
+    return np.lexsort((tie_break, key))
+
+
+def random_ranking(count: int, seed: int = 0) -> np.ndarray:
+    """The random-order baseline: a seeded permutation of ``count`` pixel indices."""
+    return np.random.default_rng(seed).permutation(count)
+
+
+def step_counts(total: int, steps: int) -> np.ndarray:
+    """How many pixels are touched at each of ``steps + 1`` points: 0, then evenly up to ``total`` (rounded)."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    return np.round(np.linspace(0, total, steps + 1)).astype(np.int64)
+
+
+def blend_steps(start: np.ndarray, end: np.ndarray, order: np.ndarray, steps: int) -> np.ndarray:
+    """(steps + 1, *shape) images: at point k the first ``step_counts[k]`` pixels of ``order`` come from ``end``,
+    the rest from ``start``. Arrays are (H, W) or (C, H, W); a pixel is switched in every channel at once.
+
+    Deletion is ``blend_steps(image, fill, order)``, insertion ``blend_steps(blurred, image, order)``.
+    """
+    start, end = np.asarray(start), np.asarray(end)
+    if start.shape != end.shape or start.ndim not in (2, 3):
+        raise ValueError(f"start and end must be one (H, W) or (C, H, W) shape, got {start.shape} and {end.shape}")
+    pixels = start.shape[-2] * start.shape[-1]
+    order = np.asarray(order, dtype=np.int64)
+    if order.shape != (pixels,):
+        raise ValueError(f"order must rank all {pixels} pixels, got shape {order.shape}")
+    position = np.empty(pixels, dtype=np.int64)
+    position[order] = np.arange(pixels)  # the step rank of each pixel
+    counts = step_counts(pixels, steps)
+    touched = (position[None, :] < counts[:, None]).reshape(steps + 1, *start.shape[-2:])
+    if start.ndim == 3:
+        touched = touched[:, None]
+    return np.where(touched, end[None], start[None])
+
+
+def curve_auc(curve: np.ndarray, fractions: np.ndarray | None = None) -> float:
+    """Area under a curve by the trapezoid rule over the fraction-of-pixels axis (evenly 0..1 unless given)."""
+    values = np.asarray(curve, dtype=np.float64)
+    if values.ndim != 1 or values.size < 2:
+        raise ValueError(f"a curve needs at least two points, got shape {values.shape}")
+    xs = np.linspace(0.0, 1.0, values.size) if fractions is None else np.asarray(fractions, dtype=np.float64)
+    return float(np.sum((values[1:] + values[:-1]) * np.diff(xs)) / 2.0)
+
+
+def monotone_violation(curve: np.ndarray, *, decreasing: bool) -> float:
+    """The largest single-step move against the expected direction (0.0 for a monotone curve).
+
+    A deletion curve is "non-increasing within t" when ``monotone_violation(curve, decreasing=True) <= t``: no step
+    raises the probability by more than t; an insertion curve likewise with ``decreasing=False``.
+    """
+    steps = np.diff(np.asarray(curve, dtype=np.float64))
+    against = steps if decreasing else -steps
+    return float(max(0.0, against.max(initial=0.0)))
+
+
+# ----------------------------------------------------------------------------------- pointing game on a box
+
+
+def box_mask(box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
+    """Boolean (height, width) mask of the pixels whose centres lie in ``box`` = (x0, y0, x1, y1), in pixels of a
+    picture of ``size`` (width, height), edges included. The box is clipped to the picture; ValueError if it is
+    empty, inverted, not finite or misses every pixel centre."""
+    if len(box) != 4 or not all(math.isfinite(float(v)) for v in box):
+        raise ValueError(f"a box is four finite numbers x0, y0, x1, y1, got {box!r}")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"a box needs x0 < x1 and y0 < y1, got {box!r}")
+    width, height = size
+    xs = np.arange(width) + 0.5
+    ys = np.arange(height) + 0.5
+    mask = ((ys >= y0) & (ys <= y1))[:, None] & ((xs >= x0) & (xs <= x1))[None, :]
+    if not mask.any():
+        raise ValueError(f"the box {box!r} covers no pixel of the {width}x{height} picture")
+    return mask
