@@ -34,7 +34,7 @@ from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import ModelView, decode_image, decode_notes, display_image, prepare_input
 from cbam_viz.options import AnalysisOptions, checked_models
 from cbam_viz.vocab import ARCH_ORDER, VIEWS, last_block
-from cbam_viz.weights import Preprocess, load_model, resolve_weights, weights_root
+from cbam_viz.weights import Preprocess, WeightsChoice, load_model, resolve_weights, weights_root
 
 CAM_METHODS: dict[str, type[BaseCAM]] = {  # vocab.CAM_METHODS names each method's grad-cam class
     name: getattr(pytorch_grad_cam, method.grad_cam_class) for name, method in vocab.CAM_METHODS.items()
@@ -235,10 +235,19 @@ class Analysis:
 class ModelSet:
     """Loaded models of one weight set on one device (what ``get_models`` returns and the app warms at start-up)."""
 
-    weights_set: str
-    weights_note: str
+    weights: WeightsChoice  # which weights and why, resolved once
     device: str
     models: dict[str, nn.Module] = field(default_factory=dict)
+
+    @property
+    def weights_set(self) -> str:
+        """The set, entry or file name (the JSON's ``weights.set``)."""
+        return self.weights.name
+
+    @property
+    def weights_note(self) -> str:
+        """One line: which weights and why."""
+        return self.weights.note
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -269,7 +278,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 def get_models(
     models: Sequence[str] = ARCH_ORDER,
-    weights: str = "auto",
+    weights: str | WeightsChoice = "auto",
     device: str | torch.device | None = None,
     *,
     weights_dir: Path | None = None,
@@ -280,9 +289,10 @@ def get_models(
     mode, which the short CAM backward relies on.
     """
     archs = _check_archs(models)
-    weights_set, note = resolve_weights(weights, weights_dir)
+    choice = resolve_weights(weights, weights_dir)
+    weights_set = choice.name
     target = resolve_device(device)
-    loaded = ModelSet(weights_set, note, str(target))
+    loaded = ModelSet(choice, str(target))
     folder = str(weights_root(weights_dir).resolve())
     with _MODEL_CACHE_LOCK:
         for arch in archs:
@@ -290,7 +300,7 @@ def get_models(
             if key in _MODEL_CACHE:
                 _MODEL_CACHE.move_to_end(key)
             else:
-                model = load_model(arch, weights_set, device=target, weights_dir=weights_dir)
+                model = load_model(arch, choice, device=target, weights_dir=weights_dir)
                 model.eval().requires_grad_(False)
                 _MODEL_CACHE[key] = model
                 while len(_MODEL_CACHE) > MODEL_CACHE_SIZE:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from safetensors.torch import load_file
+from cbam_viz.vocab import ARCH_ORDER as ARCHS
 
-from cbam_viz.resnet import ARCHS
-from cbam_viz.train import Recipe
+if TYPE_CHECKING:
+    from cbam_viz.train import Recipe
 
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -20,7 +20,10 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "weights" / "demo"
 
 def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict | None) -> Path:
     """weights/demo/metadata.json: what the demo weights are, how they were made and (once evaluated, through the
-    demo set this file registers) how good they are."""
+    demo set this file registers) how good they are. ``cbam_viz.demo_metadata`` owns the file's fields."""
+    from safetensors.torch import load_file
+
+    from cbam_viz.demo_metadata import model_record, write_demo_metadata
     from cbam_viz.shapes import CLASSES
 
     models = {}
@@ -28,30 +31,22 @@ def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict | None) -> Pa
         path = out_dir / f"{arch}.safetensors"
         tensors = load_file(str(path))
         params = sum(t.numel() for k, t in tensors.items() if not k.endswith(BUFFER_SUFFIXES))
-        models[arch] = {
-            "file": path.name,
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "size_bytes": path.stat().st_size,
-            "params": params,
-            "metrics": evaluation["models"][arch] if evaluation else {},
-        }
-    metadata = {
-        "classes": list(CLASSES),
-        "input_size": recipe.image_size,
-        "preprocess": asdict(recipe.preprocess()),
-        "arch_config": {k: v for k, v in asdict(recipe.arch_config()).items() if k not in ("attention", "num_classes")},
-        "recipe": asdict(recipe),
-        "heldout": {k: v for k, v in (evaluation or {}).items() if k != "models"},
-        "models": models,
-    }
-    target = out_dir / "metadata.json"
-    target.write_text(json.dumps(metadata, indent=2) + "\n")
-    return target
+        models[arch] = model_record(path, params=params, metrics=evaluation["models"][arch] if evaluation else {})
+    return write_demo_metadata(
+        out_dir,
+        classes=list(CLASSES),
+        input_size=recipe.image_size,
+        preprocess=asdict(recipe.preprocess()),
+        arch_config={k: v for k, v in asdict(recipe.arch_config()).items() if k not in ("attention", "num_classes")},
+        recipe=asdict(recipe),
+        heldout={k: v for k, v in (evaluation or {}).items() if k != "models"},
+        models=models,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from cbam_viz.evaluate import evaluate_demo
-    from cbam_viz.train import train_demo
+    from cbam_viz.train import Recipe, train_demo
 
     recipe = Recipe()
     if args.images:

@@ -2,36 +2,49 @@
 
 Modelled on torchvision's ``ResNet50_Weights``: each entry keeps, next to the builder, where the file comes from,
 how to check it, which key layout and architecture switches it has, how images must be prepared for it, its
-categories and its reported accuracy, licence and citation. ``load_model`` never downloads (that is
-``python -m cbam_viz weights download``) and never falls back silently: ``"auto"`` says which set it picked and why.
+categories and its reported accuracy, licence and citation. Each entry lists its sources in order (the publisher,
+re-hosts, timm's Hugging Face copy), each with its own file name, layout and hashes. ``load_model`` never downloads
+(that is ``cbam_viz.download``) and never falls back silently: ``resolve_weights`` returns a ``WeightsChoice`` that
+says which weights and why, decided once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 import os
+import tempfile
+import threading
 import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlparse
 
 import torch
+from safetensors import SafetensorError, safe_open
 
-from cbam_viz.convert import LAYOUTS, load_into_model, read_checkpoint, save_project_safetensors
+from cbam_viz import demo_metadata
+from cbam_viz.convert import LAYOUTS, LoadedCheckpoint, load_into_model, read_checkpoint, save_project_safetensors
 from cbam_viz.errors import WeightsError
 from cbam_viz.resnet import ARCHS, ArchConfig, ResNet
 from cbam_viz.vocab import ARCH_TITLES
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 IMAGENET_SUBDIR = "imagenet"
-DEMO_SUBDIR = "demo"
-DEMO_METADATA = "metadata.json"
+DEMO_SUBDIR = demo_metadata.DEMO_SUBDIR
+DEMO_METADATA = demo_metadata.METADATA_FILE
 DEMO_SUFFIX = ".demo"  # "cbam_resnet50.demo" names one model of the demo set
 DOWNLOAD_HINT = "python -m cbam_viz weights download"
-TRAIN_HINT = "python -m cbam_viz train-demo"
+TRAIN_HINT = demo_metadata.TRAIN_HINT
+SUMS_FILE = "SHA256SUMS"  # under weights/imagenet/: the sha256 of every file at its first download
+ORIGINS_FILE = "origins.json"  # under weights/imagenet/: which source served each file
+HAND_PLACED = "put there by hand"
+DEMO_ORIGIN = f"trained here by `{TRAIN_HINT}`"
+_RECORDS_LOCK = threading.Lock()
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,6 +91,7 @@ class LoadedWeights:
     preprocess: Preprocess
     description: str  # one line for users
     is_demo: bool
+    origin: str = ""  # where the file came from, e.g. "huggingface.co (timm/resnet50.tv_in1k)"
 
 
 IMAGENET_EVAL = Preprocess(256, 224, "bilinear", IMAGENET_MEAN, IMAGENET_STD)
@@ -94,25 +108,105 @@ def imagenet_categories() -> tuple[str, ...]:
     return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
+SOURCE_KINDS = ("http", "drive", "huggingface", "mirror")
+MIRROR_ENV = "CBAM_VIZ_WEIGHTS_MIRROR"  # base URL or folder tried before every entry's own sources
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place an entry's file comes from. Each source keeps its own file name, key layout and hashes, because a
+    Hugging Face ``model.safetensors`` of the same weights is another file than the publisher's ``.pth``."""
+
+    url: str
+    layout: str  # a key of cbam_viz.convert.LAYOUTS
+    filename: str = ""  # kept under weights/imagenet/; default: the last segment of the URL's path
+    kind: str = "http"  # "http" | "drive" (confirmation page) | "huggingface" (announces sha256) | "mirror"
+    sha256: str | None = None  # of the file, where published
+    sha256_prefix: str | None = None  # torchvision/timm/Cadene file names carry the first 8 hex digits
+    sha1: str | None = None  # pytorchcv: SHA-1 (or its first 8 digits) of the .pth inside the .pth.zip
+    page: str = ""  # where a person downloads it by hand; default: the URL itself
+    label: str = ""  # who hosts it, in words, e.g. "huggingface.co (timm/resnet50.tv_in1k)"; default: the host
+
+    def __post_init__(self) -> None:
+        if not self.filename:
+            object.__setattr__(self, "filename", urlparse(self.url).path.rsplit("/", 1)[-1])
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"unknown source kind {self.kind!r}")
+
+    @property
+    def host(self) -> str:
+        parsed = urlparse(self.url)
+        return parsed.hostname or (unquote(parsed.path).rsplit("/", 1)[0] if parsed.scheme == "file" else self.url)
+
+    @property
+    def origin(self) -> str:
+        """Who served the file, for ``weights list`` and the banner: "from <origin>"."""
+        return self.label or self.host
+
+    @property
+    def manual_page(self) -> str:
+        return self.page or self.url
+
+    @property
+    def local_names(self) -> tuple[str, ...]:
+        """File names accepted under weights/imagenet/: pytorchcv's zip or the .pth inside it."""
+        if self.filename.endswith(".pth.zip"):
+            return (self.filename, self.filename.removesuffix(".zip"))
+        return (self.filename,)
+
+
+def huggingface(repo: str, layout: str) -> Source:
+    """timm's copy on the Hugging Face hub; kept as ``<repo>.safetensors`` since every repo names it the same."""
+    owner, name = repo.split("/")
+    return Source(
+        url=f"https://huggingface.co/{repo}/resolve/main/model.safetensors",
+        layout=layout,
+        filename=f"{owner}_{name}.safetensors",
+        kind="huggingface",
+        page=f"https://huggingface.co/{repo}",
+        label=f"huggingface.co ({repo})",
+    )
+
+
+def google_drive(file_id: str, filename: str, layout: str) -> Source:
+    return Source(
+        url=f"https://drive.google.com/uc?export=download&id={file_id}",
+        layout=layout,
+        filename=filename,
+        kind="drive",
+        page=f"https://drive.google.com/file/d/{file_id}/view",
+        label="drive.google.com",
+    )
+
+
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One published checkpoint: where it lives, how to check and convert it, how to use it."""
+    """One published checkpoint: where it lives (sources, in order), how to convert it, how to use it."""
 
     name: str  # "<arch>.<tag>", e.g. "cbam_resnet50.official"
     arch: str
     title: str
-    urls: tuple[str, ...]  # mirrors, tried in order
-    filename: str  # the downloaded file, kept under weights/imagenet/
-    layout: str  # a key of cbam_viz.convert.LAYOUTS
+    sources: tuple[Source, ...]  # tried in order; the first one names the file a mirror and a person provide
     config: ArchConfig
     preprocess: Preprocess
     metrics: dict[str, float] = field(hash=False)  # ImageNet-1k val, single crop, in percent
     license: str = ""
     citation: str = ""
-    sha256: str | None = None  # of the downloaded file, where published
-    sha256_prefix: str | None = None  # torchvision/timm/Cadene file names carry the first 8 hex digits
-    sha1: str | None = None  # pytorchcv: SHA-1 (or its first 8 digits) of the .pth inside the .pth.zip
     notes: str = ""
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return tuple(source.url for source in self.sources)
+
+    @property
+    def filename(self) -> str:
+        """The file a mirror serves and a person puts under weights/imagenet/: the first source's."""
+        return self.sources[0].filename
+
+    @property
+    def layout(self) -> str:
+        """The first source's layout (each source declares its own)."""
+        return self.sources[0].layout
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -124,10 +218,7 @@ class WeightsEntry:
 
     @property
     def local_names(self) -> tuple[str, ...]:
-        """File names accepted under weights/imagenet/: pytorchcv's zip or the .pth inside it."""
-        if self.filename.endswith(".pth.zip"):
-            return (self.filename, self.filename.removesuffix(".zip"))
-        return (self.filename,)
+        return tuple(name for source in self.sources for name in source.local_names)
 
     @property
     def description(self) -> str:
@@ -136,21 +227,21 @@ class WeightsEntry:
         return f"ImageNet weights: {self.title}{accuracy}"
 
 
-def _entry(
-    name: str, title: str, urls: tuple[str, ...], layout: str, config: ArchConfig, **fields: Any
-) -> WeightsEntry:
-    filename = urls[0].rsplit("/", 1)[-1].split("?", 1)[0]
+def _entry(name: str, title: str, sources: tuple[Source, ...], config: ArchConfig, **fields: Any) -> WeightsEntry:
     fields.setdefault("preprocess", IMAGENET_EVAL)
-    return WeightsEntry(
-        name, name.split(".")[0], title, urls, fields.pop("filename", filename), layout, config, **fields
-    )
+    return WeightsEntry(name, name.split(".")[0], title, sources, config, **fields)
 
 
-def _pytorchcv(name: str, title: str, file_stem: str, tag: str, config: ArchConfig, **fields: Any) -> WeightsEntry:
+def _pytorchcv(
+    name: str, title: str, file_stem: str, tag: str, config: ArchConfig, sha1: str, **fields: Any
+) -> WeightsEntry:
     url = f"https://github.com/osmr/imgclsmob/releases/download/{tag}/{file_stem}.pth.zip"
     fields.setdefault("license", "MIT (osmr/imgclsmob)")
-    return _entry(name, title, (url,), "pytorchcv", config, **fields)
+    return _entry(name, title, (Source(url, "pytorchcv", sha1=sha1),), config, **fields)
 
+
+CBAM_DRIVE_ID = "1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO"  # Jongchan/attention-module README since 459efad (2022-09-12)
+CBAM_FILE = "RESNET50_CBAM_new_name_wrap.pth"
 
 ENTRIES: dict[str, WeightsEntry] = {
     entry.name: entry
@@ -158,73 +249,103 @@ ENTRIES: dict[str, WeightsEntry] = {
         _entry(
             "resnet50.tv_v1",
             "ResNet-50, torchvision IMAGENET1K_V1",
-            ("https://download.pytorch.org/models/resnet50-0676ba61.pth",),
-            "torchvision",
+            (
+                # Only the 8-digit prefix in torchvision's file name is certain: a full sha256 for V1 could not be
+                # checked against a published source, so none is claimed (the first download records its own).
+                Source(
+                    "https://download.pytorch.org/models/resnet50-0676ba61.pth", "torchvision", sha256_prefix="0676ba61"
+                ),
+                huggingface("timm/resnet50.tv_in1k", "torchvision"),  # timm's resnet50 keys are torchvision's
+            ),
             V15,
             metrics={"imagenet_top1": 76.13, "imagenet_top5": 92.862},
             license="BSD-3-Clause (torchvision)",
             citation=RESNET_PAPER,
-            sha256="0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a",
-            sha256_prefix="0676ba61",
             notes="reproduces the paper with a simple recipe",
         ),
         _entry(
             "resnet50.tv_v2",
             "ResNet-50, torchvision IMAGENET1K_V2",
-            ("https://download.pytorch.org/models/resnet50-11ad3fa6.pth",),
-            "torchvision",
+            (
+                Source(
+                    "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
+                    "torchvision",
+                    # published by torchvision (its weights table)
+                    sha256="11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca",
+                    sha256_prefix="11ad3fa6",
+                ),
+            ),
             V15,
             preprocess=Preprocess(232, 224, "bilinear", IMAGENET_MEAN, IMAGENET_STD),
             metrics={"imagenet_top1": 80.858, "imagenet_top5": 95.434},
             license="BSD-3-Clause (torchvision)",
             citation=RESNET_PAPER,
-            sha256="11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca",
-            sha256_prefix="11ad3fa6",
             notes="torchvision's newer training recipe; not comparable with the 2018 attention papers",
         ),
         _entry(
             "se_resnet50.caffe",
             "SE-ResNet-50, Caffe original (Hu et al.) via Cadene",
             (
-                "http://data.lip6.fr/cadene/pretrainedmodels/se_resnet50-ce0d4300.pth",
-                "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-cadene/se_resnet50-ce0d4300.pth",
+                Source(
+                    "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-cadene/se_resnet50-ce0d4300.pth",
+                    "cadene",
+                    sha256_prefix="ce0d4300",
+                    label="github.com (timm's re-host of Cadene's file)",
+                ),
+                Source(
+                    "https://data.lip6.fr/cadene/pretrainedmodels/se_resnet50-ce0d4300.pth",
+                    "cadene",
+                    sha256_prefix="ce0d4300",
+                    page="https://github.com/Cadene/pretrained-models.pytorch",
+                ),
+                huggingface("timm/legacy_seresnet50.in1k", "cadene"),  # timm's legacy_seresnet50 keys are Cadene's
             ),
-            "cadene",
             CAFFE_V1,
             metrics={"imagenet_top1": 77.636, "imagenet_top5": 93.752},
             license="Apache-2.0 (as listed by timm for its re-host, legacy_seresnet50.in1k)",
             citation=SE_PAPER,
-            sha256_prefix="ce0d4300",
             notes="v1 (stride in conv1), ceil-mode stem pool; timm re-hosts it as legacy_seresnet50.in1k",
         ),
         _entry(
             "se_resnet50.timm_ra2",
             "SE-ResNet-50, timm ra2",
             (
-                "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/seresnet50_ra_224-8efdb4bb.pth",
+                Source(
+                    "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/seresnet50_ra_224-8efdb4bb.pth",
+                    "timm_seresnet",
+                    sha256_prefix="8efdb4bb",
+                ),
+                huggingface("timm/seresnet50.ra2_in1k", "timm_seresnet"),
             ),
-            "timm_seresnet",
             V15,
             preprocess=Preprocess(256, 224, "bicubic", IMAGENET_MEAN, IMAGENET_STD),
             metrics={"imagenet_top1": 80.26},
             license="Apache-2.0 (timm)",
             citation=f"{SE_PAPER}; {TIMM_CITATION}",
-            sha256_prefix="8efdb4bb",
             notes="timm's RandAugment recipe: stronger than the paper's training",
         ),
         _entry(
             "cbam_resnet50.official",
             "CBAM-ResNet-50, official release (Woo et al.)",
             (
-                "https://www.dropbox.com/s/bt6zty02h9ibufi/RESNET50_CBAM_new_name_wrap.pth?dl=1",
-                "https://drive.usercontent.google.com/download?id=1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO&export=download&confirm=t",
+                google_drive(CBAM_DRIVE_ID, CBAM_FILE, "official_cbam"),
+                Source(  # the same weights re-packed by pytorchcv, checked by the full SHA-1 of the .pth inside
+                    "https://github.com/osmr/imgclsmob/releases/download/v0.0.125/cbam_resnet50-0605-a1172fe6.pth.zip",
+                    "pytorchcv",
+                    sha1="a1172fe679622224dcc88c00020936ad381806fb",
+                    label="github.com (pytorchcv v0.0.125)",
+                ),
+                Source(  # the README's link before 2022-09-12; kept last in case Drive refuses
+                    f"https://www.dropbox.com/s/bt6zty02h9ibufi/{CBAM_FILE}?dl=1",
+                    "official_cbam",
+                    page="https://github.com/Jongchan/attention-module",
+                ),
             ),
-            "official_cbam",
             V15,
             metrics={"imagenet_top1": 77.622, "imagenet_top5": 93.948},
             license="MIT (Jongchan/attention-module)",
             citation=CBAM_PAPER,
-            notes="no published hash; 100-epoch training as in the paper",
+            notes="no published hash for the release file; 100-epoch training as in the paper",
         ),
         _pytorchcv(
             "cbam_resnet50.pytorchcv",
@@ -232,9 +353,9 @@ ENTRIES: dict[str, WeightsEntry] = {
             "cbam_resnet50-0505-d8cf8488",
             "v0.0.537",
             V15,
+            "d8cf8488efb97afecd6b3287a3ca9fa093fc3127",
             metrics={"imagenet_top1": 79.83, "imagenet_top5": 94.95},
             citation=f"{CBAM_PAPER}; {PYTORCHCV_CITATION}",
-            sha1="d8cf8488efb97afecd6b3287a3ca9fa093fc3127",
             notes="osmr's own training",
         ),
         _pytorchcv(
@@ -243,9 +364,9 @@ ENTRIES: dict[str, WeightsEntry] = {
             "cbam_resnet50-0605-a1172fe6",
             "v0.0.125",
             V15,
+            "a1172fe679622224dcc88c00020936ad381806fb",
             metrics={"imagenet_top1": 77.62, "imagenet_top5": 93.95},
             citation=f"{CBAM_PAPER}; {PYTORCHCV_CITATION}",
-            sha1="a1172fe6",
             notes="converted by pytorchcv from the official release; asset availability unverified",
         ),
         _pytorchcv(
@@ -254,9 +375,9 @@ ENTRIES: dict[str, WeightsEntry] = {
             "resnet50b-0638-8a5473ef",
             "v0.0.308",
             V15,
+            "8a5473ef985d65076a3758117ad5700d726bd952",
             metrics={"imagenet_top1": 77.61, "imagenet_top5": 93.62},
             citation=f"{RESNET_PAPER}; {PYTORCHCV_CITATION}",
-            sha1="8a5473ef985d65076a3758117ad5700d726bd952",
             notes="v1.5 (the 'b' variant: stride in conv2)",
         ),
         _pytorchcv(
@@ -265,9 +386,9 @@ ENTRIES: dict[str, WeightsEntry] = {
             "seresnet50b-0539-459e6871",
             "v0.0.387",
             V15,
+            "459e6871e944d1c7102ee9c055ea428b8d9a168c",
             metrics={"imagenet_top1": 79.21, "imagenet_top5": 94.61},
             citation=f"{SE_PAPER}; {PYTORCHCV_CITATION}",
-            sha1="459e6871e944d1c7102ee9c055ea428b8d9a168c",
             notes="v1.5 (the 'b' variant: stride in conv2)",
         ),
         _pytorchcv(
@@ -276,9 +397,9 @@ ENTRIES: dict[str, WeightsEntry] = {
             "resnet50-0633-b00d1c8e",
             "v0.0.329",
             PYTORCHCV_V1,
+            "b00d1c8e52aa7a2badc705b1545aaf6ccece6ce9",
             metrics={"imagenet_top5": 93.67},
             citation=f"{RESNET_PAPER}; {PYTORCHCV_CITATION}",
-            sha1="b00d1c8e52aa7a2badc705b1545aaf6ccece6ce9",
             notes="v1 (stride in conv1); top-1 not recorded here",
         ),
         _pytorchcv(
@@ -287,9 +408,9 @@ ENTRIES: dict[str, WeightsEntry] = {
             "seresnet50-0575-004bfde4",
             "v0.0.441",
             PYTORCHCV_V1,
+            "004bfde422c860c4f11b1e1190bb5a8db477d939",
             metrics={"imagenet_top5": 94.25},
             citation=f"{SE_PAPER}; {PYTORCHCV_CITATION}",
-            sha1="004bfde422c860c4f11b1e1190bb5a8db477d939",
             notes="v1 (stride in conv1); top-1 not recorded here",
         ),
     )
@@ -337,33 +458,147 @@ def converted_path(entry: WeightsEntry, weights_dir: Path | str | None = None) -
     return imagenet_dir(weights_dir) / f"{entry.name}.safetensors"
 
 
-def raw_path(entry: WeightsEntry, weights_dir: Path | str | None = None) -> Path | None:
-    """The downloaded (or hand-placed) original file, if present."""
-    for name in entry.local_names:
-        path = imagenet_dir(weights_dir) / name
-        if path.is_file() and path.stat().st_size > 0:
-            return path
+def mirror_source(entry: WeightsEntry, mirror: str | None = None) -> Source | None:
+    """The entry's file on the local mirror (``CBAM_VIZ_WEIGHTS_MIRROR``: a base URL or a folder), or None.
+
+    The mirror serves ``<base>/<file name of the first source>`` and is checked with that source's hashes and layout,
+    so thirty lab machines can fetch what one teacher downloaded once.
+    """
+    base = (mirror if mirror is not None else os.environ.get(MIRROR_ENV, "")).strip()
+    if not base:
+        return None
+    first = entry.sources[0]
+    if base.startswith(("http://", "https://", "file://")):
+        url = f"{base.rstrip('/')}/{quote(first.filename)}"
+    else:
+        url = f"{Path(base).expanduser().resolve().as_uri()}/{quote(first.filename)}"
+    where = urlparse(url).hostname or display_path(Path(unquote(urlparse(url).path)).parent)
+    return dataclasses.replace(first, url=url, kind="mirror", label=f"mirror {where}")
+
+
+def download_sources(entry: WeightsEntry) -> tuple[Source, ...]:
+    """The sources a download tries, in order: the mirror first when one is set, then the entry's own."""
+    mirror = mirror_source(entry)
+    return (mirror, *entry.sources) if mirror else entry.sources
+
+
+def raw_file(entry: WeightsEntry, weights_dir: Path | str | None = None) -> tuple[Path, Source] | None:
+    """The downloaded (or hand-placed) original file and the source whose name it has, if present.
+
+    Only complete files count: a download in progress lives under a hidden ``.<name>.<id>.part`` name.
+    """
+    for source in entry.sources:
+        for name in source.local_names:
+            path = imagenet_dir(weights_dir) / name
+            if path.is_file() and path.stat().st_size > 0:
+                return path, source
     return None
+
+
+def raw_path(entry: WeightsEntry, weights_dir: Path | str | None = None) -> Path | None:
+    found = raw_file(entry, weights_dir)
+    return found[0] if found else None
 
 
 def entry_status(entry: WeightsEntry, weights_dir: Path | str | None = None) -> str:
     """'converted', 'downloaded' (original file only) or 'missing'."""
     if converted_path(entry, weights_dir).is_file():
         return "converted"
-    return "downloaded" if raw_path(entry, weights_dir) else "missing"
+    return "downloaded" if raw_file(entry, weights_dir) else "missing"
 
 
 def missing_entries(set_name: str, weights_dir: Path | str | None = None) -> list[WeightsEntry]:
     return [ENTRIES[name] for name in SETS[set_name].values() if entry_status(ENTRIES[name], weights_dir) == "missing"]
 
 
+def manual_line(entry: WeightsEntry, weights_dir: Path | str | None = None) -> str:
+    """How to get one file by hand, in one line: the page, the file name, the folder."""
+    first = entry.sources[0]
+    return (
+        f"{entry.name}: download {first.filename} from {first.manual_page} "
+        f"and put it in {display_path(imagenet_dir(weights_dir))}/"
+    )
+
+
 def how_to_get(target: str, entries: list[WeightsEntry], weights_dir: Path | str | None = None) -> str:
     """The one-line instruction shared by every 'weights missing' error."""
     files = ", ".join(entry.filename for entry in entries)
     return (
-        f"run `{DOWNLOAD_HINT} {target}`, or put {files} under {display_path(imagenet_dir(weights_dir))}/, "
-        "or use --weights demo"
+        f"run `{DOWNLOAD_HINT} {target}`, or put {files} under {display_path(imagenet_dir(weights_dir))}/ "
+        f"(`python -m cbam_viz weights list` says where to get each), or use --weights demo"
     )
+
+
+# ------------------------------------------------------------------------------------------------------- records
+
+
+def read_sums(weights_dir: Path | str | None = None) -> dict[str, str]:
+    """weights/imagenet/SHA256SUMS (``sha256sum`` format): file name -> sha256 recorded at its first download."""
+    path = imagenet_dir(weights_dir) / SUMS_FILE
+    sums: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            digest, _, name = line.partition("  ")
+            if len(digest) == 64 and name:
+                sums[name.lstrip("*")] = digest.lower()
+    return sums
+
+
+def read_origins(weights_dir: Path | str | None = None) -> dict[str, dict[str, str]]:
+    """weights/imagenet/origins.json: file name -> {"origin", "url"} of the source that served it."""
+    path = imagenet_dir(weights_dir) / ORIGINS_FILE
+    try:
+        origins = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return origins if isinstance(origins, dict) else {}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temp_name, path)
+    finally:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+
+
+def record_download(name: str, sha256: str, source: Source, weights_dir: Path | str | None = None) -> None:
+    """Remember a downloaded file's sha256 (SHA256SUMS, checkable with ``sha256sum -c``) and where it came from."""
+    folder = imagenet_dir(weights_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with _RECORDS_LOCK:
+        sums = read_sums(weights_dir)
+        sums[name] = sha256
+        _write_atomically(folder / SUMS_FILE, "".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items())))
+        origins = read_origins(weights_dir)
+        origins[name] = {"origin": source.origin, "url": source.url}
+        _write_atomically(folder / ORIGINS_FILE, json.dumps(origins, indent=2, sort_keys=True) + "\n")
+
+
+def file_origin(name: str, weights_dir: Path | str | None = None) -> str:
+    """Who served file ``name`` (recorded at download), or that it was put there by hand."""
+    return read_origins(weights_dir).get(name, {}).get("origin") or HAND_PLACED
+
+
+def entry_origin(entry: WeightsEntry, weights_dir: Path | str | None = None) -> str:
+    """Where the entry's weights came from, as ``weights list`` and the banner say it ("" when missing)."""
+    converted = converted_path(entry, weights_dir)
+    if converted.is_file():
+        try:
+            with safe_open(str(converted), framework="pt") as handle:
+                extra = json.loads((handle.metadata() or {}).get("extra", "{}"))
+            if extra.get("origin"):
+                return str(extra["origin"])
+        except (OSError, ValueError, SafetensorError):
+            pass
+    found = raw_file(entry, weights_dir)
+    return file_origin(found[0].name, weights_dir) if found else ""
+
+
+# -------------------------------------------------------------------------------------------------------- hashes
 
 
 def file_sha256(path: Path) -> str:
@@ -396,34 +631,79 @@ def pytorchcv_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-def hash_problem(entry: WeightsEntry, path: Path, name: str | None = None) -> tuple[str, str | None]:
-    """-> (sha256 of the file, what does not match the published hashes or None).
+def hash_problem(source: Source, path: Path, name: str | None = None) -> tuple[str, str | None]:
+    """-> (sha256 of the file, what does not match the source's published hashes or None).
 
     ``name`` is the file name ``path`` stands for (a download is checked under its temporary name); the full
-    sha256 and the file-name prefix apply to ``entry.filename`` only, the pytorchcv SHA-1 to the zip and the .pth.
+    sha256 and the file-name prefix apply to ``source.filename`` only, the pytorchcv SHA-1 to the zip and the .pth.
     """
     name = name or path.name
     sha256 = file_sha256(path)
-    if name == entry.filename and entry.sha256 and sha256 != entry.sha256:
-        return sha256, f"sha256 {sha256[:12]}... differs from the published {entry.sha256[:12]}..."
-    if name == entry.filename and entry.sha256_prefix and not sha256.startswith(entry.sha256_prefix):
-        return sha256, f"sha256 {sha256[:8]}... does not start with {entry.sha256_prefix}, the hash in its name"
-    if entry.sha1:
+    if name == source.filename and source.sha256 and sha256 != source.sha256:
+        return sha256, f"sha256 {sha256[:12]}... differs from the published {source.sha256[:12]}..."
+    if name == source.filename and source.sha256_prefix and not sha256.startswith(source.sha256_prefix):
+        return sha256, f"sha256 {sha256[:8]}... does not start with {source.sha256_prefix}, the hash in its name"
+    if source.sha1:
         sha1 = pytorchcv_sha1(path)
-        if not sha1.startswith(entry.sha1):
-            return sha256, f"SHA-1 {sha1[:8]}... of the .pth differs from the published {entry.sha1[:8]}..."
+        if not sha1.startswith(source.sha1):
+            return sha256, f"SHA-1 {sha1[:8]}... of the .pth differs from the published {source.sha1[:8]}..."
     return sha256, None
 
 
-def verify_file(entry: WeightsEntry, path: Path) -> str:
-    """Check every hash the entry knows; -> the file's sha256. Raises WeightsError naming the mismatch."""
-    sha256, problem = hash_problem(entry, path)
+def verify_file(entry: WeightsEntry, source: Source, path: Path, weights_dir: Path | str | None = None) -> str:
+    """Check the source's published hashes and the sha256 recorded at download; -> the file's sha256."""
+    sha256, problem = hash_problem(source, path)
+    recorded = read_sums(weights_dir).get(path.name)
+    if problem is None and recorded and recorded != sha256:
+        problem = f"sha256 {sha256[:12]}... differs from the {recorded[:12]}... recorded in {SUMS_FILE} at download"
     if problem:
         raise WeightsError(
             f"{display_path(path)} is not the published {entry.name} file ({problem}): "
             f"delete it and run `{DOWNLOAD_HINT} {entry.name}`"
         )
     return sha256
+
+
+# ---------------------------------------------------------------------------------------------------- conversion
+
+
+def load_source_file(entry: WeightsEntry, source: Source, path: Path, name: str | None = None) -> LoadedCheckpoint:
+    """Strictly load ``path`` (standing for file ``name``) in the source's layout into the entry's architecture.
+
+    A file that is not a checkpoint of the entry's architecture fails here, which is how a download without a
+    published hash is told from a wrong file.
+    """
+    checkpoint = read_checkpoint(path)
+    if name:
+        checkpoint = dataclasses.replace(checkpoint, name=name)
+    return load_into_model(checkpoint, entry.arch, layout=source.layout, config=entry.config)
+
+
+def save_converted(
+    entry: WeightsEntry,
+    source: Source,
+    loaded: LoadedCheckpoint,
+    raw: Path,
+    sha256: str,
+    weights_dir: Path | str | None = None,
+) -> Path:
+    """Write the entry's project safetensors, recording which file, layout and origin it was converted from."""
+    extra = {
+        "entry": entry.name,
+        "source_file": raw.name,
+        "source_sha256": sha256,
+        "layout": source.layout,
+        "origin": file_origin(raw.name, weights_dir),
+    }
+    return save_project_safetensors(
+        converted_path(entry, weights_dir),
+        loaded.model,
+        entry.arch,
+        loaded.config,
+        entry.categories,
+        entry.preprocess,
+        extra,
+    )
 
 
 def prepare_entry(entry: WeightsEntry, weights_dir: Path | str | None = None) -> tuple[ResNet, Path]:
@@ -442,19 +722,17 @@ def prepare_entry(entry: WeightsEntry, weights_dir: Path | str | None = None) ->
                 f"{entry.filename}, or run `{DOWNLOAD_HINT} {entry.name}`"
             ) from error
         return loaded.model, converted
-    raw = raw_path(entry, weights_dir)
-    if raw is None:
+    found = raw_file(entry, weights_dir)
+    if found is None:
         raise WeightsError(
             f"{entry.name} weights are not under {display_path(imagenet_dir(weights_dir))}: "
             + how_to_get(entry.name, [entry], weights_dir)
         )
-    sha256 = verify_file(entry, raw)
-    loaded = load_into_model(read_checkpoint(raw), entry.arch, layout=entry.layout, config=entry.config)
-    extra = {"entry": entry.name, "source_file": raw.name, "source_sha256": sha256, "layout": entry.layout}
+    raw, source = found
+    sha256 = verify_file(entry, source, raw, weights_dir)
+    loaded = load_source_file(entry, source, raw)
     try:
-        save_project_safetensors(
-            converted, loaded.model, entry.arch, loaded.config, entry.categories, entry.preprocess, extra
-        )
+        save_converted(entry, source, loaded, raw, sha256, weights_dir)
     except OSError as error:
         warnings.warn(f"could not cache {entry.name} as {converted.name} ({error}); loaded {raw.name}", stacklevel=2)
         return loaded.model, raw
@@ -465,51 +743,21 @@ def prepare_entry(entry: WeightsEntry, weights_dir: Path | str | None = None) ->
 
 
 def read_demo_metadata(weights_dir: Path | str | None = None) -> dict[str, Any]:
-    """weights/demo/metadata.json, checked for the fields the loader needs."""
-    path = weights_root(weights_dir) / DEMO_SUBDIR / DEMO_METADATA
-    if not path.is_file():
-        raise WeightsError(
-            f"demo weights are missing ({display_path(path)} not found): train them with `{TRAIN_HINT}` "
-            f"or get ImageNet weights with `{DOWNLOAD_HINT} {DEFAULT_SET}`"
-        )
-    try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-        classes = metadata["classes"]
-        Preprocess.from_dict(metadata["preprocess"])
-        ArchConfig(**metadata["arch_config"])
-        models = metadata["models"]
-        valid = isinstance(classes, list) and classes and isinstance(models, dict)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise WeightsError(
-            f"{display_path(path)} is damaged ({type(error).__name__}: {error}); train the demo again"
-        ) from error
-    if not valid:
-        raise WeightsError(f"{display_path(path)} lists no classes or no models; train the demo again")
-    return metadata
+    """weights/demo/metadata.json, checked for the fields the loader needs (``cbam_viz.demo_metadata`` owns it)."""
+    return demo_metadata.read_demo_metadata(weights_root(weights_dir))
 
 
 def demo_available(weights_dir: Path | str | None = None) -> tuple[bool, str]:
     """(present, why not) for the demo set: metadata plus one file per architecture."""
-    demo_dir = weights_root(weights_dir) / DEMO_SUBDIR
+    root = weights_root(weights_dir)
     try:
-        metadata = read_demo_metadata(weights_dir)
-        missing = [arch for arch in ARCHS if not _demo_file(metadata, arch, demo_dir).is_file()]
+        metadata = read_demo_metadata(root)
+        missing = [arch for arch in ARCHS if not demo_metadata.demo_file(metadata, arch, root).is_file()]
     except WeightsError as error:
         return False, str(error)
     if missing:
-        return False, f"demo files missing for {', '.join(missing)} under {display_path(demo_dir)}"
+        return False, f"demo files missing for {', '.join(missing)} under {display_path(root / DEMO_SUBDIR)}"
     return True, ""
-
-
-def _demo_file(metadata: dict[str, Any], arch: str, demo_dir: Path) -> Path:
-    """The demo file of ``arch`` named by the metadata (a bare file name inside weights/demo/)."""
-    model_meta = metadata["models"].get(arch)
-    if not isinstance(model_meta, dict) or "file" not in model_meta:
-        raise WeightsError(f"the demo set has no {arch} model; train the demo again with `{TRAIN_HINT}`")
-    file_name = str(model_meta["file"])
-    if Path(file_name).name != file_name:
-        raise WeightsError(f"demo metadata names {file_name!r}; expected a file name inside {display_path(demo_dir)}")
-    return demo_dir / file_name
 
 
 def _percent(value: float) -> str:
@@ -517,9 +765,9 @@ def _percent(value: float) -> str:
 
 
 def _load_demo(arch: str, weights_dir: Path | str | None) -> tuple[ResNet, LoadedWeights]:
-    metadata = read_demo_metadata(weights_dir)
-    demo_dir = weights_root(weights_dir) / DEMO_SUBDIR
-    path = _demo_file(metadata, arch, demo_dir)
+    root = weights_root(weights_dir)
+    metadata = read_demo_metadata(root)
+    path = demo_metadata.demo_file(metadata, arch, root)
     model_meta = metadata["models"][arch]
     if not path.is_file():
         raise WeightsError(f"demo weights {display_path(path)} are missing; train them with `{TRAIN_HINT}`")
@@ -545,6 +793,7 @@ def _load_demo(arch: str, weights_dir: Path | str | None) -> tuple[ResNet, Loade
         preprocess=Preprocess.from_dict(metadata["preprocess"]),
         description=f"demo weights: {ARCH_TITLES[arch]}{width}, {len(classes)} shapes{accuracy}",
         is_demo=True,
+        origin=DEMO_ORIGIN,
     )
     return loaded.model, info
 
@@ -552,56 +801,81 @@ def _load_demo(arch: str, weights_dir: Path | str | None) -> tuple[ResNet, Loade
 # ------------------------------------------------------------------------------------------------------- resolve
 
 
-def resolve_weights(weights: str = "auto", weights_dir: Path | None = None) -> tuple[str, str]:
-    """-> (set name, entry name or checkpoint path; one-line reason). Raises WeightsError if it cannot be loaded.
+@dataclass(frozen=True)
+class WeightsChoice:
+    """Which weights to load, decided once at the boundary ("auto" resolved) and then passed around as is."""
+
+    kind: str  # "set" (paper, pytorchcv) | "demo" (the set or one "<arch>.demo") | "entry" | "file"
+    name: str  # set name, entry name ("resnet50.tv_v1", "cbam_resnet50.demo") or the checkpoint's path
+    note: str  # one line: why these weights (and, when auto fell back to the demo, how to get ImageNet's)
+    is_demo: bool
+    source: str  # one line: where the files are and where they came from
+    requested: str = "auto"  # what the caller asked for
+
+
+def _is_demo_name(name: str) -> bool:
+    return name == "demo" or (name.endswith(DEMO_SUFFIX) and name.removesuffix(DEMO_SUFFIX) in ARCHS)
+
+
+def _set_source(set_name: str, root: Path) -> str:
+    folder = display_path(imagenet_dir(root))
+    parts = [f"{name} from {entry_origin(ENTRIES[name], root) or 'nowhere yet'}" for name in SETS[set_name].values()]
+    return f"{folder} ({'; '.join(parts)})"
+
+
+def _demo_choice(name: str, note: str, requested: str, root: Path) -> WeightsChoice:
+    source = f"{display_path(root / DEMO_SUBDIR)} ({DEMO_ORIGIN})"
+    return WeightsChoice("demo", name, note, True, source, requested)
+
+
+def resolve_weights(weights: str | WeightsChoice = "auto", weights_dir: Path | str | None = None) -> WeightsChoice:
+    """-> the weights to load and why (one line). A WeightsChoice is returned unchanged. Raises WeightsError.
 
     "auto" is the ImageNet ``paper`` set when all its files are under weights/imagenet/, otherwise ``demo``.
     """
-    weights = str(weights)
+    if isinstance(weights, WeightsChoice):
+        return weights
+    requested = str(weights)
     root = weights_root(weights_dir)
-    if weights == "auto":
+    folder = display_path(imagenet_dir(root))
+    if requested == "auto":
         missing = missing_entries(DEFAULT_SET, root)
         if not missing:
-            return (
-                DEFAULT_SET,
-                f"ImageNet weights found under {display_path(imagenet_dir(root))}: using the {DEFAULT_SET} set",
-            )
+            note = f"auto: ImageNet weights found under {folder}, using the {DEFAULT_SET} set"
+            return WeightsChoice("set", DEFAULT_SET, note, False, _set_source(DEFAULT_SET, root), requested)
         present, why_not = demo_available(root)
         if not present:
-            raise WeightsError(
-                f"no weights to load: ImageNet weights not under {display_path(imagenet_dir(root))} and {why_not}"
-            )
-        return "demo", (
-            f"ImageNet weights not found under {display_path(imagenet_dir(root))} "
-            f"({len(missing)} of 3 missing): using the demo set; `{DOWNLOAD_HINT} {DEFAULT_SET}` gets them"
+            raise WeightsError(f"no weights to load: ImageNet weights not under {folder} and {why_not}")
+        note = (
+            f"auto: ImageNet weights missing ({len(missing)} of 3 files not under {folder}), using demo; "
+            f"`{DOWNLOAD_HINT} {DEFAULT_SET}` gets them"
         )
-    if weights in SETS:
-        missing = missing_entries(weights, root)
+        return _demo_choice("demo", note, requested, root)
+    if requested in SETS:
+        missing = missing_entries(requested, root)
         if missing:
-            raise WeightsError(
-                f"the {weights} set is not under {display_path(imagenet_dir(root))}: "
-                + how_to_get(weights, missing, root)
-            )
-        return weights, f"{weights} set requested"
-    if weights == "demo" or (weights.endswith(DEMO_SUFFIX) and weights.removesuffix(DEMO_SUFFIX) in ARCHS):
+            raise WeightsError(f"the {requested} set is not under {folder}: " + how_to_get(requested, missing, root))
+        return WeightsChoice(
+            "set", requested, f"{requested} set requested", False, _set_source(requested, root), requested
+        )
+    if _is_demo_name(requested):
         present, why_not = demo_available(root)
         if not present:
             raise WeightsError(why_not)
-        return weights, "demo set requested"
-    if weights in ENTRIES:
-        entry = ENTRIES[weights]
+        return _demo_choice(requested, "demo set requested", requested, root)
+    if requested in ENTRIES:
+        entry = ENTRIES[requested]
         if entry_status(entry, root) == "missing":
-            raise WeightsError(
-                f"{weights} is not under {display_path(imagenet_dir(root))}: " + how_to_get(weights, [entry], root)
-            )
-        return weights, f"registered weights {weights} requested"
-    path = Path(weights).expanduser()
+            raise WeightsError(f"{requested} is not under {folder}: " + how_to_get(requested, [entry], root))
+        source = f"{folder} (from {entry_origin(entry, root)})"
+        return WeightsChoice("entry", requested, f"registered weights {requested} requested", False, source, requested)
+    path = Path(requested).expanduser()
     if path.is_file():
-        return str(path), f"local checkpoint {path.name}"
-    if path.suffix or os.sep in weights:
-        raise WeightsError(f"checkpoint file {weights} does not exist: check the path")
+        return WeightsChoice("file", str(path), f"local checkpoint {path.name}", False, str(path), requested)
+    if path.suffix or os.sep in requested:
+        raise WeightsError(f"checkpoint file {requested} does not exist: check the path")
     raise WeightsError(
-        f"unknown weights {weights!r}: use auto, a set ({', '.join(SET_NAMES)}), an entry "
+        f"unknown weights {requested!r}: use auto, a set ({', '.join(SET_NAMES)}), an entry "
         f"(`python -m cbam_viz weights list`) or the path of a checkpoint file"
     )
 
@@ -635,6 +909,7 @@ def _load_file(arch: str, path: Path, stride_in: str | None) -> tuple[ResNet, Lo
         description=f"{path.name}: {ARCH_TITLES[arch]} ({LAYOUTS[loaded.layout].title} layout"
         + (f"; {notes})" if notes else ")"),
         is_demo=False,
+        origin=f"local file {path}",
     )
     return loaded.model, info
 
@@ -651,6 +926,7 @@ def _load_entry(entry: WeightsEntry, set_name: str | None, weights_dir: Path) ->
         preprocess=entry.preprocess,
         description=entry.description,
         is_demo=False,
+        origin=entry_origin(entry, weights_dir),
     )
     return model, info
 
@@ -661,14 +937,14 @@ def default_device() -> torch.device:
 
 def load_model(
     arch: str,
-    weights: str = "auto",
+    weights: str | WeightsChoice = "auto",
     *,
     device: str | torch.device | None = None,
     weights_dir: Path | None = None,
     num_classes: int | None = None,
     stride_in: str | None = None,
 ) -> ResNet:
-    """``arch`` with ``weights`` ("auto", a set, an entry or a checkpoint path): eval mode, frozen, on ``device``.
+    """``arch`` with ``weights`` ("auto", a set, an entry, a checkpoint path or a WeightsChoice): eval mode, frozen.
 
     ``num_classes`` comes from the weights; passing a different one raises. ``stride_in`` ("conv1" | "conv2") is
     only needed for a local pytorchcv file whose name does not tell v1 from v1.5. The model carries
@@ -679,8 +955,8 @@ def load_model(
     if stride_in not in (None, "conv1", "conv2"):
         raise WeightsError(f"stride_in must be 'conv1' or 'conv2', not {stride_in!r}")
     root = weights_root(weights_dir)
-    name, _ = resolve_weights(weights, root)
-    if name == "demo" or (name.endswith(DEMO_SUFFIX) and name.removesuffix(DEMO_SUFFIX) in ARCHS):
+    name = resolve_weights(weights, root).name
+    if _is_demo_name(name):
         if name not in ("demo", f"{arch}{DEMO_SUFFIX}"):
             raise WeightsError(f"{name} holds {name.removesuffix(DEMO_SUFFIX)} weights, not {arch}: use {arch}.demo")
         model, info = _load_demo(arch, root)

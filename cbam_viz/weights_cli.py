@@ -1,14 +1,19 @@
 """``python -m cbam_viz weights list|download|convert``: see, fetch and convert the weights the app can load.
 
-Heavy imports (torch) happen inside the handlers, so that ``python -m cbam_viz --help`` stays quick.
+Heavy imports (torch) happen inside the handlers, so that ``python -m cbam_viz weights --help`` stays quick (a test
+checks that it never imports torch).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-ARCH_CHOICES = ("resnet50", "se_resnet50", "cbam_resnet50")
+from cbam_viz.vocab import ARCH_ORDER
+
+CONNECT_TIMEOUT = 10.0  # cbam_viz.download's defaults, repeated here so that --help needs no torch
+READ_TIMEOUT = 60.0
 
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
@@ -30,10 +35,24 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=run_list)
 
     download = actions.add_parser(
-        "download", parents=[common], help="download a set (default: paper) or one entry and convert it"
+        "download",
+        parents=[common],
+        help="download a set (default: paper) or one entry and convert it; "
+        "CBAM_VIZ_WEIGHTS_MIRROR=<URL or folder> is tried first; an interrupted download resumes",
     )
     download.add_argument("target", nargs="?", default="paper", help="set (paper, pytorchcv) or entry name")
-    download.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a host (default: 60)")
+    download.add_argument(
+        "--timeout",
+        type=float,
+        default=READ_TIMEOUT,
+        help=f"seconds without data before a transfer counts as stalled (default: {READ_TIMEOUT:g})",
+    )
+    download.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=CONNECT_TIMEOUT,
+        help=f"seconds for a host's first answer (default: {CONNECT_TIMEOUT:g})",
+    )
     download.add_argument("--no-progress", action="store_true", help="no progress bar")
     download.set_defaults(func=run_download)
 
@@ -41,7 +60,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "convert", parents=[common], help="convert a checkpoint file (layout auto-detected) to project safetensors"
     )
     convert.add_argument("path", type=Path, help="checkpoint: .pth, .pth.zip, .pt or .safetensors")
-    convert.add_argument("--arch", required=True, choices=ARCH_CHOICES, help="architecture the file holds")
+    convert.add_argument("--arch", required=True, choices=ARCH_ORDER, help="architecture the file holds")
     convert.add_argument("--out", required=True, type=Path, help="output file, ending in .safetensors")
     convert.add_argument(
         "--stride-in",
@@ -64,10 +83,9 @@ def run_list(args: argparse.Namespace) -> int:
     root = weights.weights_root(args.weights_dir)
     print(f"weights folder: {weights.display_path(root)}")
     try:
-        chosen, reason = weights.resolve_weights("auto", root)
-        print(f"auto -> {chosen}: {reason}")
+        print(weights.resolve_weights("auto", root).note)
     except WeightsError as error:
-        print(f"auto -> nothing loadable: {error}")
+        print(f"auto: nothing loadable: {error}")
     print("\nsets:")
     for name, members in weights.SETS.items():
         missing = weights.missing_entries(name, root)
@@ -81,21 +99,52 @@ def run_list(args: argparse.Namespace) -> int:
     else:
         demo_state = f"missing: {why_not}"
     print(f"  {'demo':<10} {demo_state}")
-    print(f"\nentries ({weights.display_path(weights.imagenet_dir(root))}/):")
+    folder = weights.imagenet_dir(root)
+    sums = weights.read_sums(root)
+    print(f"\nentries ({weights.display_path(folder)}/; sha256 recorded in {weights.SUMS_FILE}):")
+    if (mirror := weights.mirror_source(next(iter(weights.ENTRIES.values())))) is not None:
+        print(f"  mirror first ({weights.MIRROR_ENV}): {mirror.url.rsplit('/', 1)[0]}/<file name>")
     print(f"  {'name':<30} {'status':<11} {'top-1':>6}  {'layout':<14} license")
     for entry in weights.ENTRIES.values():
         status = weights.entry_status(entry, root)
         print(f"  {entry.name:<30} {status:<11} {_top1(entry.metrics):>6}  {entry.layout:<14} {entry.license}")
+        for number, source in enumerate(entry.sources, start=1):
+            print(f"      source {number}: {source.url}  ({source.filename}, {source.layout} layout)")
+        found = weights.raw_file(entry, root)
+        if found is not None:
+            path, _ = found
+            digest = sums.get(path.name, "not recorded (put there by hand)")
+            print(f"      file: {path.name}  sha256 {digest}  from {weights.file_origin(path.name, root)}")
+        elif status == "converted":
+            print(f"      converted from {weights.entry_origin(entry, root) or 'an unrecorded source'}")
+        else:
+            print(f"      by hand: {weights.manual_line(entry, root)}")
     return 0
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from cbam_viz.download import download_set
-    from cbam_viz.weights import display_path
+    from cbam_viz.download import DownloadError, download_set
+    from cbam_viz.weights import ENTRIES, display_path, entry_origin
 
-    written = download_set(args.target, args.weights_dir, timeout=args.timeout, progress=not args.no_progress)
+    try:
+        written = download_set(
+            args.target,
+            args.weights_dir,
+            timeout=args.timeout,
+            connect_timeout=args.connect_timeout,
+            progress=not args.no_progress,
+        )
+    except DownloadError as error:
+        for line in error.lines:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted: run the same command again to resume; no partial file is kept as downloaded", file=sys.stderr
+        )
+        return 130
     for name, path in written.items():
-        print(f"{name}: {display_path(path)}")
+        print(f"{name}: {display_path(path)} (from {entry_origin(ENTRIES[name], args.weights_dir)})")
     return 0
 
 

@@ -1,11 +1,11 @@
 """Models for tests: small, frozen, with random BatchNorm statistics so that every gate computes something real."""
 
-import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
+from cbam_viz.demo_metadata import demo_dir, model_record, write_demo_metadata
 from cbam_viz.resnet import ArchConfig, build_resnet
 from cbam_viz.shapes import CLASSES
 from cbam_viz.weights import IMAGENET_MEAN, IMAGENET_STD
@@ -25,22 +25,24 @@ def random_model(arch: str, config: ArchConfig, seed: int = 0, *, frozen: bool =
 
 def write_demo_set(root: Path, models: dict[str, torch.nn.Module], resize: int) -> Path:
     """A weights folder holding ``models`` as a demo set in the bundled set's layout (1/8 width, no stem pool)."""
-    demo = root / "demo"
+    demo = demo_dir(root)
     demo.mkdir(parents=True, exist_ok=True)
+    records = {}
     for arch, model in models.items():
         tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
         save_file(tensors, str(demo / f"{arch}.safetensors"), metadata={"arch": arch})
-    metadata = {
-        "classes": list(CLASSES),
-        "preprocess": {
+        records[arch] = model_record(demo / f"{arch}.safetensors")
+    write_demo_metadata(
+        demo,
+        classes=list(CLASSES),
+        preprocess={
             "resize": resize,
             "crop": None,
             "interpolation": "bilinear",
             "mean": IMAGENET_MEAN,
             "std": IMAGENET_STD,
         },
-        "arch_config": {"base_width": 8, "stem_pool": "none", "num_classes": len(CLASSES)},
-        "models": {arch: {"file": f"{arch}.safetensors"} for arch in models},
-    }
-    (demo / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+        arch_config={"base_width": 8, "stem_pool": "none", "num_classes": len(CLASSES)},
+        models=records,
+    )
     return root

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from _checkpoint_layouts import official_cbam_tensors, one_torch_thread, save_of
 from safetensors.torch import save_file
 
 from cbam_viz import cli
+from cbam_viz.analysis import get_models
 from cbam_viz.convert import LAYOUTS, save_project_safetensors
+from cbam_viz.demo_metadata import model_record, write_demo_metadata
 from cbam_viz.errors import WeightsError
 from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet
 from cbam_viz.shapes import CLASSES
@@ -27,6 +30,7 @@ from cbam_viz.weights import (
     Preprocess,
     converted_path,
     load_model,
+    record_download,
     resolve_weights,
 )
 
@@ -58,23 +62,18 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         model = build_resnet(arch, DEMO_CONFIG)
         path = demo / f"{arch}.safetensors"
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata={"arch": arch})
-        models[arch] = {
-            "file": path.name,
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "size_bytes": path.stat().st_size,
-            "params": sum(p.numel() for p in model.parameters()),
-            "metrics": {"top1": 0.9 + index / 100, "pointing_game": 0.8},
-        }
-    metadata = {
-        "classes": list(CLASSES),
-        "input_size": 96,
-        "preprocess": DEMO_PREPROCESS,
-        "arch_config": {"stride_in": "conv2", "stem_pool": "none", "last_stage_stride": 1, "base_width": 8},
-        "recipe": {"image_size": 96},
-        "models": models,
-        "heldout": {"images": 10},
-    }
-    (demo / "metadata.json").write_text(json.dumps(metadata))
+        params = sum(p.numel() for p in model.parameters())
+        models[arch] = model_record(path, params=params, metrics={"top1": 0.9 + index / 100, "pointing_game": 0.8})
+    write_demo_metadata(
+        demo,
+        classes=list(CLASSES),
+        input_size=96,
+        preprocess=DEMO_PREPROCESS,
+        arch_config={"stride_in": "conv2", "stem_pool": "none", "last_stage_stride": 1, "base_width": 8},
+        recipe={"image_size": 96},
+        heldout={"images": 10},
+        models=models,
+    )
     return root
 
 
@@ -95,15 +94,23 @@ def test_every_entry_is_complete() -> None:
     assert len(ENTRIES) >= 9
     for name, entry in ENTRIES.items():
         assert name == entry.name and name.split(".")[0] == entry.arch and entry.arch in ARCHS
-        assert entry.urls and all(url.startswith(("https://", "http://")) for url in entry.urls)
-        assert entry.filename and "/" not in entry.filename and "?" not in entry.filename
-        assert entry.layout in LAYOUTS
+        assert entry.urls and all(url.startswith("https://") for url in entry.urls)  # no plain-HTTP host left
+        for source in entry.sources:
+            assert source.filename and "/" not in source.filename and "?" not in source.filename
+            assert source.layout in LAYOUTS and source.kind in ("http", "drive", "huggingface")
+            assert source.manual_page.startswith("https://") and source.origin
         assert entry.preprocess.crop == 224 and entry.preprocess.resize >= 224
         assert entry.preprocess.interpolation in ("bilinear", "bicubic")
         assert len(entry.categories) == 1000 == entry.num_classes
         assert entry.metrics and all(50 < value < 100 for value in entry.metrics.values())
         assert entry.license and entry.citation and entry.title
     assert ENTRIES["resnet50.tv_v1"].categories[:2] == ("tench", "goldfish")
+    hub_files = [
+        source.filename for entry in ENTRIES.values() for source in entry.sources if source.kind == "huggingface"
+    ]
+    assert (
+        len(set(hub_files)) == len(hub_files) and "model.safetensors" not in hub_files
+    )  # every hub file is model.safetensors
 
 
 def test_sets_name_one_entry_per_architecture() -> None:
@@ -121,14 +128,59 @@ def test_sets_name_one_entry_per_architecture() -> None:
 
 def test_hashes_agree_with_the_file_names() -> None:
     for entry in ENTRIES.values():
-        if entry.sha256_prefix:
-            assert re.search(rf"-{entry.sha256_prefix}\.pth$", entry.filename)
-        if entry.sha256:
-            assert entry.sha256.startswith(entry.sha256_prefix or "") and len(entry.sha256) == 64
-        if entry.layout == "pytorchcv":
-            assert entry.sha1 and entry.filename.endswith(f"-{entry.sha1[:8]}.pth.zip")
+        for source in entry.sources:
+            if source.sha256_prefix:
+                assert re.search(rf"-{source.sha256_prefix}\.pth$", source.filename)
+            if source.sha256:
+                assert source.sha256.startswith(source.sha256_prefix or "") and len(source.sha256) == 64
+            if source.layout == "pytorchcv":
+                assert source.sha1 and source.filename.endswith(f"-{source.sha1[:8]}.pth.zip")
+                assert len(source.sha1) == 40
+    # V2's full sha256 is published; V1's is not certain, so only the prefix in its name is checked.
+    assert ENTRIES["resnet50.tv_v2"].sources[0].sha256 == (
+        "11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca"
+    )
+    assert ENTRIES["resnet50.tv_v1"].sources[0].sha256 is None
+    assert ENTRIES["resnet50.tv_v1"].sources[0].sha256_prefix == "0676ba61"
+
+
+def test_sources_are_in_the_documented_order() -> None:
+    def hosts(name: str) -> list[str]:
+        return [source.url.split("/")[2] for source in ENTRIES[name].sources]
+
     official = ENTRIES["cbam_resnet50.official"]
-    assert [url.split("/")[2] for url in official.urls] == ["www.dropbox.com", "drive.usercontent.google.com"]
+    assert hosts(official.name) == ["drive.google.com", "github.com", "www.dropbox.com"]
+    assert official.sources[0].kind == "drive" and "1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO" in official.sources[0].url
+    assert official.sources[1].url.endswith("/v0.0.125/cbam_resnet50-0605-a1172fe6.pth.zip")
+    assert official.sources[1].sha1 == "a1172fe679622224dcc88c00020936ad381806fb"
+    assert [source.layout for source in official.sources] == ["official_cbam", "pytorchcv", "official_cbam"]
+    assert hosts("resnet50.tv_v1") == ["download.pytorch.org", "huggingface.co"]
+    assert ENTRIES["resnet50.tv_v1"].sources[1].url == (
+        "https://huggingface.co/timm/resnet50.tv_in1k/resolve/main/model.safetensors"
+    )
+    assert ENTRIES["resnet50.tv_v1"].sources[1].origin == "huggingface.co (timm/resnet50.tv_in1k)"
+    assert hosts("se_resnet50.caffe") == ["github.com", "data.lip6.fr", "huggingface.co"]
+    caffe = ENTRIES["se_resnet50.caffe"].sources
+    assert caffe[0].url.endswith(
+        "rwightman/pytorch-image-models/releases/download/v0.1-cadene/se_resnet50-ce0d4300.pth"
+    )
+    assert caffe[1].url == "https://data.lip6.fr/cadene/pretrainedmodels/se_resnet50-ce0d4300.pth"
+    assert caffe[2].url.endswith("/timm/legacy_seresnet50.in1k/resolve/main/model.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("timm_name", "entry_name"), [("resnet50", "resnet50.tv_v1"), ("legacy_seresnet50", "se_resnet50.caffe")]
+)
+def test_hugging_face_sources_declare_timm_key_names(timm_name: str, entry_name: str) -> None:
+    """timm's state_dict keys are the layout of its Hugging Face files: the declared layout must rename them to ours."""
+    timm = pytest.importorskip("timm")
+    entry = ENTRIES[entry_name]
+    source = next(source for source in entry.sources if source.kind == "huggingface")
+    keys = timm.create_model(timm_name, pretrained=False).state_dict()
+    renamed = LAYOUTS[source.layout].rename(dict(keys))
+    ours = build_resnet(entry.arch, dataclasses.replace(entry.config, base_width=8)).state_dict()
+    assert set(renamed) == set(ours)
+    assert LAYOUTS[source.layout].detect(keys)
 
 
 def test_archs_follow_the_layouts() -> None:
@@ -143,9 +195,27 @@ def test_archs_follow_the_layouts() -> None:
 
 
 def test_auto_uses_the_demo_set_when_imagenet_weights_are_missing(root: Path) -> None:
-    name, reason = resolve_weights("auto", root)
-    assert name == "demo"
-    assert "not found" in reason and "3 of 3 missing" in reason and "weights download paper" in reason
+    choice = resolve_weights("auto", root)
+    assert (choice.kind, choice.name, choice.is_demo, choice.requested) == ("demo", "demo", True, "auto")
+    assert choice.note.startswith("auto: ImageNet weights missing (3 of 3 files not under ")
+    assert "using demo; `python -m cbam_viz weights download paper` gets them" in choice.note
+    assert "\n" not in choice.note and "train-demo" in choice.source
+
+
+def test_a_choice_is_resolved_once_and_passed_through(root: Path) -> None:
+    choice = resolve_weights("auto", root)
+    assert resolve_weights(choice, root) is choice
+    model = load_model("resnet50", choice, weights_dir=root, device="cpu")
+    assert model.weights_info.is_demo and model.weights_info.origin == "trained here by `python -m cbam_viz train-demo`"
+    models = get_models(["resnet50"], choice, "cpu", weights_dir=root)
+    assert models.weights is choice
+    assert (models.weights_set, models.weights_note) == ("demo", choice.note)
+    entry = resolve_weights("cbam_resnet50.demo", root)
+    assert (entry.kind, entry.name, entry.is_demo) == ("demo", "cbam_resnet50.demo", True)
+    file_choice = resolve_weights(str(root / "demo" / "resnet50.safetensors"), root)
+    assert (file_choice.kind, file_choice.is_demo) == ("file", False) and file_choice.name.endswith(
+        "resnet50.safetensors"
+    )
 
 
 def test_auto_uses_the_paper_set_only_when_all_its_files_are_present(root: Path) -> None:
@@ -153,11 +223,13 @@ def test_auto_uses_the_paper_set_only_when_all_its_files_are_present(root: Path)
     imagenet.mkdir()
     (imagenet / "resnet50-0676ba61.pth").write_bytes(b"raw download")
     (imagenet / "se_resnet50.caffe.safetensors").write_bytes(b"converted")
-    assert resolve_weights("auto", root)[0] == "demo"
-    assert "1 of 3 missing" in resolve_weights("auto", root)[1]
+    assert resolve_weights("auto", root).name == "demo"
+    assert "1 of 3 files not under" in resolve_weights("auto", root).note
     (imagenet / "RESNET50_CBAM_new_name_wrap.pth").write_bytes(b"raw download")
-    name, reason = resolve_weights("auto", root)
-    assert name == "paper" and "found" in reason
+    choice = resolve_weights("auto", root)
+    assert (choice.kind, choice.name, choice.is_demo) == ("set", "paper", False) and "found" in choice.note
+    assert "resnet50.tv_v1 from put there by hand" in choice.source
+    assert "cbam_resnet50.official from put there by hand" in choice.source
 
 
 def test_explicit_paper_set_without_files_says_how_to_get_them(root: Path) -> None:
@@ -250,7 +322,11 @@ def test_registry_entry_is_converted_once_then_read_from_safetensors(root: Path)
         imagenet / "RESNET50_CBAM_new_name_wrap.pth", official_cbam_tensors(width=8), extras=True, legacy=True
     )
     image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    record_download(
+        raw.name, hashlib.sha256(raw.read_bytes()).hexdigest(), ENTRIES["cbam_resnet50.official"].sources[0], root
+    )
     first = load_model("cbam_resnet50", "cbam_resnet50.official", weights_dir=root, device="cpu")
+    assert first.weights_info.origin == "drive.google.com"
     converted = converted_path(ENTRIES["cbam_resnet50.official"], root)
     assert first.weights_info.source == str(converted) and converted.is_file()
     raw.unlink()
@@ -262,11 +338,11 @@ def test_registry_entry_is_converted_once_then_read_from_safetensors(root: Path)
         "official_cbam",
         False,
     )
-    assert len(info.categories) == 1000 and info.preprocess.crop == 224
+    assert len(info.categories) == 1000 and info.preprocess.crop == 224 and info.origin == "drive.google.com"
     assert info.description == "ImageNet weights: CBAM-ResNet-50, official release (Woo et al.), top-1 77.6%"
     with torch.no_grad():
         torch.testing.assert_close(again(image), first(image), rtol=0, atol=0)
-    assert _files(imagenet) == ["cbam_resnet50.official.safetensors"]
+    assert _files(imagenet) == ["SHA256SUMS", "cbam_resnet50.official.safetensors", "origins.json"]
 
 
 def test_entry_of_another_arch_is_refused(root: Path) -> None:
@@ -334,7 +410,7 @@ def test_cli_list_shows_entries_sets_and_the_auto_choice(
 ) -> None:
     assert _run_cli(monkeypatch, "weights", "list", "--weights-dir", str(demo_root)) == 0
     out = capsys.readouterr().out
-    assert "auto -> demo: ImageNet weights not found" in out
+    assert "auto: ImageNet weights missing (3 of 3 files not under" in out
     assert re.search(r"paper\s+0/3 present\s+resnet50.tv_v1, se_resnet50.caffe, cbam_resnet50.official", out)
     assert re.search(r"demo\s+present: 10 classes, 96 px input", out)
     for name in ENTRIES:
@@ -388,3 +464,50 @@ def test_cli_convert_errors_are_one_line_with_exit_code_2(
     )
     assert "must end in .safetensors" in capsys.readouterr().err
     assert _files(tmp_path) == ["r.pth"]
+
+
+HELP_IMPORTS = """
+import runpy, sys
+sys.argv = ["python -m cbam_viz", *sys.argv[1:]]
+try:
+    runpy.run_module("cbam_viz", run_name="__main__", alter_sys=True)
+except SystemExit as done:
+    code = done.code
+heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "torchvision", "safetensors", "timm"))
+print("exit", code, "weights_cli" if "cbam_viz.weights_cli" in sys.modules else "-", "heavy:", *heavy[:5])
+"""
+
+
+@pytest.mark.parametrize("action", [[], ["download"], ["list"]])
+def test_weights_help_does_not_import_torch(action: list[str]) -> None:
+    """In a child process (this one has torch loaded): ``weights --help`` leaves torch out of ``sys.modules``."""
+    argv = [sys.executable, "-c", HELP_IMPORTS, "weights", *action, "--help"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert "usage: python -m cbam_viz weights" in done.stdout, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "exit 0 weights_cli heavy:"
+
+
+def test_cli_list_shows_sources_hashes_origins_and_the_manual_fallback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root: Path
+) -> None:
+    imagenet = root / "imagenet"
+    imagenet.mkdir()
+    hub = ENTRIES["resnet50.tv_v1"].sources[1]
+    (imagenet / hub.filename).write_bytes(b"downloaded")
+    record_download(hub.filename, "ab" * 32, hub, root)
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_MIRROR", "http://lab-server.example:8000/")
+    assert _run_cli(monkeypatch, "weights", "list", "--weights-dir", str(root)) == 0
+    out = capsys.readouterr().out
+    assert "mirror first (CBAM_VIZ_WEIGHTS_MIRROR): http://lab-server.example:8000/<file name>" in out
+    assert re.search(r"^  resnet50.tv_v1\s+downloaded\s", out, re.MULTILINE)
+    assert "source 1: https://download.pytorch.org/models/resnet50-0676ba61.pth  (resnet50-0676ba61.pth" in out
+    assert "source 2: https://huggingface.co/timm/resnet50.tv_in1k/resolve/main/model.safetensors" in out
+    assert f"file: {hub.filename}  sha256 {'ab' * 32}  from huggingface.co (timm/resnet50.tv_in1k)" in out
+    assert "SHA256SUMS" in out and (imagenet / "SHA256SUMS").read_text() == f"{'ab' * 32}  {hub.filename}\n"
+    manual = re.search(r"by hand: cbam_resnet50.official: download (\S+) from (\S+) and put it in (\S+)/$", out, re.M)
+    assert manual and manual.groups()[:2] == (
+        "RESNET50_CBAM_new_name_wrap.pth",
+        "https://drive.google.com/file/d/1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO/view",
+    )
+    assert manual.group(3).endswith("imagenet")
+    assert out.count("by hand: ") == len(ENTRIES) - 1
