@@ -110,7 +110,8 @@ class AttentionCapture:
         self.cam_layer = cam_layer
         self.channel: dict[str, torch.Tensor] = {}
         self.spatial: dict[str, torch.Tensor] = {}
-        self.steps: dict[str, dict[str, torch.Tensor]] = {}  # block -> step name -> tensor, batch first
+        self.steps: dict[str, dict[str, torch.Tensor]] = {}  # block -> packed steps (see gates.steps_from_arrays)
+        self.step_constants: dict[str, dict[str, float]] = {}  # block -> BN eps, conv padding (host numbers)
         self.cam_activations: torch.Tensor | None = None
         self._step_blocks = gate_steps
         self._replace = dict(replace or {})
@@ -182,33 +183,29 @@ class AttentionCapture:
         """Recorders inside one block's gate(s): each keeps a detached view of a tensor the gate really computed.
 
         CBAM's channel gate calls its shared MLP twice, avg first (``mlp(avg) + mlp(max)`` evaluates left to right),
-        so fc1's inputs and fc2's outputs arrive in that order; the sigmoid's hook closes the record.
+        so fc1's inputs and fc2's outputs arrive in that order; each sigmoid's hook (whose input is the sum, resp. the
+        BN output) closes the record and packs it into one tensor, so the host copy stays a single ``cat``.
         """
         attn = _attention_module(self.model, block)
         gate = getattr(attn, "channel", attn)  # CBAM holds .channel and .spatial; SE is the channel gate itself
-        calls: dict[str, list[torch.Tensor]] = {"in": [], "out": []}
-        mlp_calls = 2 if gate is not attn else 1
+        calls: list[torch.Tensor] = []  # fc1's inputs, then fc2's outputs; CBAM: avg, max, MLP(avg), MLP(max)
 
         def mlp_in(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if self._mine():
-                calls["in"].append(inputs[0].detach().flatten(1))
+                calls.append(inputs[0].detach().flatten(1))
 
         def mlp_out(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if self._mine():
-                calls["out"].append(output.detach().flatten(1))
+                calls.append(output.detach().flatten(1))
 
         def channel_done(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            if not self._mine():
-                return
-            record = self.steps.setdefault(block, {})
-            descriptors, mlp = calls["in"][-mlp_calls:], calls["out"][-mlp_calls:]
-            record["avg"], record["mlp_avg"] = descriptors[0], mlp[0]
-            if mlp_calls == 2:
-                record["max"], record["mlp_max"] = descriptors[1], mlp[1]
-            record["logits"] = inputs[0].detach().flatten(1)
-            record["channel_gate"] = output.detach().flatten(1)
-            calls["in"].clear()
-            calls["out"].clear()
+            if self._mine():
+                if gate is attn:  # SE: [squeeze, excitation]; the excitation is also the sigmoid's input
+                    parts = [calls[0], calls[1], output.detach().flatten(1)]
+                else:  # CBAM: fc1 ran on avg then max, fc2 gave MLP(avg) then MLP(max), interleaved per call
+                    parts = [calls[0], calls[2], calls[1], calls[3], inputs[0].detach(), output.detach()]
+                self.steps.setdefault(block, {})["channel"] = torch.stack(parts, dim=1)  # (N, steps, C)
+                calls.clear()
 
         self._handles += [
             gate.fc1.register_forward_hook(mlp_in),
@@ -218,33 +215,24 @@ class AttentionCapture:
         spatial = getattr(attn, "spatial", None)
         if spatial is None:
             return
+        conv_seen: list[torch.Tensor] = []
 
-        def conv_seen(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        def conv_done(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if self._mine():
-                record = self.steps.setdefault(block, {})
-                pooled = inputs[0].detach()
-                record["max_map"], record["mean_map"] = pooled[:, 0], pooled[:, 1]
-                record["conv"] = output.detach()[:, 0]
-
-        def bn_seen(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            if self._mine():
-                self.steps.setdefault(block, {})["bn"] = output.detach()[:, 0]
+                conv_seen[:] = [inputs[0].detach(), output.detach()]  # [max_c; mean_c], the conv's response
 
         def spatial_done(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if self._mine():
-                record = self.steps.setdefault(block, {})
-                record["spatial_gate"] = output.detach()[:, 0]
+                maps = torch.cat([*conv_seen, inputs[0].detach(), output.detach()], dim=1)  # + BN output, Ms
                 bn = spatial.bn
-                record["kernel"] = spatial.conv.weight.detach()[0]  # (2, k, k): [max slice, mean slice]
-                eps = torch.full_like(bn.running_var[:1], bn.eps)  # a fill on the device, no host copy
-                record["bn_params"] = torch.cat(
-                    [bn.running_mean[:1], bn.running_var[:1], eps, bn.weight[:1], bn.bias[:1]]
-                )
-                record["padding"] = torch.full_like(eps, float(spatial.conv.padding[0]))
+                params = [spatial.conv.weight.reshape(-1), bn.running_mean, bn.running_var, bn.weight, bn.bias]
+                record = self.steps.setdefault(block, {})
+                record["spatial"] = maps  # (N, 5, h, w): max, mean, conv, bn, Ms
+                record["spatial_params"] = torch.cat([part.detach().reshape(-1) for part in params])
+                self.step_constants[block] = {"bn_eps": float(bn.eps), "padding": int(spatial.conv.padding[0])}
 
         self._handles += [
-            spatial.conv.register_forward_hook(conv_seen),
-            spatial.bn.register_forward_hook(bn_seen),
+            spatial.conv.register_forward_hook(conv_done),
             spatial.gate.register_forward_hook(spatial_done),
         ]
 
@@ -329,7 +317,8 @@ def capture_pass(
         if not 0 <= index < logits.shape[1]:
             raise ValueError(f"target class {index} is out of range for {logits.shape[1]} classes")
         grads = torch.autograd.grad(logits[0, index], activations)[0] if gradients else None
-    return _to_numpy(logits[0], index, activations, grads, capture.channel, capture.spatial, capture.steps)
+    steps = (capture.steps, capture.step_constants)
+    return _to_numpy(logits[0], index, activations, grads, capture.channel, capture.spatial, steps)
 
 
 def _to_numpy(
@@ -339,10 +328,10 @@ def _to_numpy(
     grads: torch.Tensor | None,
     channel: dict[str, torch.Tensor],
     spatial: dict[str, torch.Tensor],
-    steps: dict[str, dict[str, torch.Tensor]] | None = None,
+    gate_steps: tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, float]]] | None = None,
 ) -> CapturedPass:
     """One device-to-host copy for everything (on a GPU, dozens of small copies would each synchronise)."""
-    steps = steps or {}
+    steps, constants = gate_steps or ({}, {})
     step_parts = [tensor for record in steps.values() for tensor in record.values()]
     parts = [logits, activations, *channel.values(), *spatial.values(), *step_parts]
     parts += [grads] if grads is not None else []
@@ -354,7 +343,8 @@ def _to_numpy(
     host_channel = {block: next(arrays)[0] for block in channel}
     host_spatial = {block: next(arrays)[0] for block in spatial}
     host_steps = {
-        block: steps_from_arrays(block, {name: next(arrays) for name in record}) for block, record in steps.items()
+        block: steps_from_arrays(block, {name: next(arrays) for name in record}, constants.get(block, {}))
+        for block, record in steps.items()
     }
     host_grads = next(arrays) if grads is not None else None
     return CapturedPass(host_logits, index, host_activations, host_grads, host_channel, host_spatial, host_steps)

@@ -98,36 +98,42 @@ class ChannelOrder:
         return "weak" if channel in self.weakest else ""
 
 
-def steps_from_arrays(block: str, arrays: dict[str, np.ndarray]) -> GateSteps:
-    """Build ``GateSteps`` from the host arrays the capture recorded (batch first; the first picture is kept)."""
-    cbam = "max" in arrays
-    channel = ChannelSteps(
-        kind="cbam" if cbam else "se",
-        avg=arrays["avg"][0],
-        max=arrays["max"][0] if cbam else None,
-        mlp_avg=arrays["mlp_avg"][0],
-        mlp_max=arrays["mlp_max"][0] if cbam else None,
-        logits=arrays["logits"][0],
-        gate=arrays["channel_gate"][0],
+def steps_from_arrays(block: str, arrays: dict[str, np.ndarray], constants: dict[str, float]) -> GateSteps:
+    """Unpack the capture's host arrays (batch first; the first picture is kept) into ``GateSteps``.
+
+    ``arrays["channel"]`` is (N, 6, C) for CBAM (avg, max, MLP(avg), MLP(max), sum, Mc) or (N, 3, C) for SE
+    (squeeze, excitation, sigmoid); ``arrays["spatial"]`` is (N, 5, h, w) (max_c, mean_c, conv, BN, Ms) and
+    ``arrays["spatial_params"]`` the conv kernel (2 x k x k) then BN running mean, running var, weight and bias.
+    """
+    vectors = arrays["channel"][0]
+    if vectors.shape[0] == 6:
+        avg, max_, mlp_avg, mlp_max, logits, gate = vectors
+        channel = ChannelSteps("cbam", avg, max_, mlp_avg, mlp_max, logits, gate)
+    else:
+        avg, excitation, gate = vectors
+        channel = ChannelSteps("se", avg, None, excitation, None, excitation, gate)
+    if "spatial" not in arrays:
+        return GateSteps(block, channel, None)
+    max_map, mean_map, conv, bn, ms = arrays["spatial"][0]
+    params = arrays["spatial_params"]
+    size = int(round(np.sqrt((params.size - 4) / 2)))
+    kernel = params[: 2 * size * size].reshape(2, size, size)
+    bn_mean, bn_var, bn_weight, bn_bias = (float(value) for value in params[2 * size * size :])
+    spatial = SpatialSteps(
+        max_map=max_map,
+        mean_map=mean_map,
+        conv=conv,
+        bn=bn,
+        gate=ms,
+        kernel_max=kernel[0],
+        kernel_mean=kernel[1],
+        padding=int(constants["padding"]),
+        bn_mean=bn_mean,
+        bn_var=bn_var,
+        bn_eps=float(constants["bn_eps"]),
+        bn_weight=bn_weight,
+        bn_bias=bn_bias,
     )
-    spatial = None
-    if "spatial_gate" in arrays:
-        mean, var, eps, weight, bias = (float(value) for value in arrays["bn_params"])
-        spatial = SpatialSteps(
-            max_map=arrays["max_map"][0],
-            mean_map=arrays["mean_map"][0],
-            conv=arrays["conv"][0],
-            bn=arrays["bn"][0],
-            gate=arrays["spatial_gate"][0],
-            kernel_max=arrays["kernel"][0],
-            kernel_mean=arrays["kernel"][1],
-            padding=int(arrays["padding"][0]),
-            bn_mean=mean,
-            bn_var=var,
-            bn_eps=eps,
-            bn_weight=weight,
-            bn_bias=bias,
-        )
     return GateSteps(block, channel, spatial)
 
 

@@ -256,6 +256,7 @@ class SweepEntry:
     spec: str  # e.g. "layer3:spatial=one"
     target_prob: float
     change: float  # target_prob - base_prob
+    top1: int  # the class the model then predicts
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ class SweepResult:
 
     target_index: int
     base_prob: float
+    base_top1: int
     entries: tuple[SweepEntry, ...]  # stage-major: layer1 channel, layer1 spatial, layer2 channel, ...
 
     def change(self, stage: int, gate: str) -> float:
@@ -276,6 +278,7 @@ class SweepResult:
         return {
             "target_index": self.target_index,
             "base_prob": _number(self.base_prob),
+            "base_top1": self.base_top1,
             "entries": [
                 {
                     "stage": e.stage,
@@ -283,6 +286,7 @@ class SweepResult:
                     "spec": e.spec,
                     "target_prob": _number(e.target_prob),
                     "change": _number(e.change),
+                    "top1": e.top1,
                 }
                 for e in self.entries
             ],
@@ -339,6 +343,7 @@ def sweep(
     if not 0 <= target < host.shape[1]:
         raise CbamVizError(f"target class {target} does not exist: these weights have {host.shape[1]} classes")
     probs = [float(metrics.softmax(row)[target]) for row in host]
+    top1 = [int(row.argmax()) for row in host]
     entries = tuple(
         SweepEntry(
             stage=split_block(intervention.where + ".0")[0],
@@ -346,10 +351,11 @@ def sweep(
             spec=intervention.spec,
             target_prob=prob,
             change=prob - probs[0],
+            top1=predicted,
         )
-        for intervention, prob in zip(interventions, probs[1:], strict=True)
+        for intervention, prob, predicted in zip(interventions, probs[1:], top1[1:], strict=True)
     )
-    return SweepResult(target_index=target, base_prob=probs[0], entries=entries)
+    return SweepResult(target_index=target, base_prob=probs[0], base_top1=top1[0], entries=entries)
 
 
 # ------------------------------------------------------------------------------------------------- replacements

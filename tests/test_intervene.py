@@ -303,9 +303,11 @@ def test_the_sweep_equals_one_intervention_per_stage_and_gate(arch: str, kinds: 
         assert entry.spec == f"layer{entry.stage}:{entry.gate}=one" == single.spec
         assert entry.change == pytest.approx(single.target_prob_change, abs=1e-6)
         assert entry.change == pytest.approx(unbatched.change, abs=1e-6)
+        assert entry.top1 == single.top5[0][0] == unbatched.top1
         assert batched.change(entry.stage, entry.gate) == entry.change
     assert max(abs(e.change) for e in batched.entries) > 1e-4
-    assert sweep(model, x).target_index == int(np.argmax(applied(model, x, None).logits))  # default: the top-1
+    top1 = int(np.argmax(applied(model, x, None).logits))
+    assert sweep(model, x).target_index == top1 == batched.base_top1  # the default target: the top-1
     document = batched.to_json()
     assert document["target_index"] == 4 and len(document["entries"]) == len(kinds) * 4
     assert count_hooks(model) == 0
