@@ -17,7 +17,7 @@ from PIL import Image
 
 from cbam_viz import render
 from cbam_viz.imaging import ModelView, plan_view
-from cbam_viz.weights import ARCH_TITLES
+from cbam_viz.vocab import ARCH_TITLES
 
 WHOLE = ModelView("whole", (224, 224), (0.0, 0.0, 1.0, 1.0), "The model saw the whole picture, resized to 224x224.")
 DEPTHS = {1: 3, 2: 4, 3: 6, 4: 3}
@@ -102,6 +102,30 @@ def test_unknown_colormap_is_a_clear_error() -> None:
         render.overlay(_photo(), _hot((7, 7), 0, 0), WHOLE, cmap="rainbowish")
 
 
+@pytest.mark.parametrize("cmap", ["jet", "viridis", "inferno"])
+def test_overlay_colours_are_the_colormap_table(cmap: str) -> None:
+    """At full opacity a map's maximum is exactly the colormap's top colour, its minimum the bottom one."""
+    colormap = matplotlib.colormaps[cmap]
+    top = tuple(int(round(c * 255)) for c in colormap(1.0)[:3])
+    bottom = tuple(int(round(c * 255)) for c in colormap(0.0)[:3])
+    cam = _hot((7, 7), 2, 4, low=-3.0, high=5.0)
+    only_map = np.asarray(render.overlay(_photo((224, 224)), cam, WHOLE, cmap=cmap, alpha=1.0))
+    assert tuple(only_map[64, 128]) == top and tuple(only_map[223, 0]) == bottom
+    ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32)[None]  # one native cell per table entry
+    view = ModelView("whole", (256, 1), (0.0, 0.0, 1.0, 1.0), "")
+    drawn = np.asarray(render.overlay(Image.new("RGB", (256, 1)), ramp, view, cmap=cmap, alpha=1.0))[0]
+    expected = np.rint(colormap(np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+    assert np.array_equal(drawn, expected)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (8, 160), (160, 8), (11, 11)])
+def test_overlay_of_a_tiny_or_extreme_picture(size: tuple[int, int]) -> None:
+    photo = _photo(size)
+    view = plan_view(photo.size, Prep(), "crop")
+    result = render.overlay(photo, _hot((3, 3), 1, 1), view, alpha=1.0)
+    assert result.size == size
+
+
 def test_overlay_is_fast_on_a_display_sized_picture() -> None:
     photo = _photo((1024, 768))
     render.overlay(photo, _hot((7, 10), 3, 3), WHOLE)
@@ -133,6 +157,43 @@ def test_colorbar_image() -> None:
     assert bar.size == (200, 44) and bar.mode == "RGB"
     pixels = np.asarray(bar)
     assert tuple(pixels[8, 6]) == _jet(0.0) and tuple(pixels[8, 193]) == _jet(1.0)
+
+
+def test_colour_bars_are_cached_per_colormap_size_and_printed_text() -> None:
+    before = render._colorbar.cache_info()
+    first = render.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")
+    built = render._colorbar.cache_info()
+    second = render.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")
+    after = render._colorbar.cache_info()
+    assert built.misses == before.misses + 1
+    assert after.hits == built.hits + 1 and after.misses == built.misses  # not rebuilt
+    assert np.array_equal(np.asarray(first), np.asarray(second)) and first is not second
+    first.paste((255, 0, 0), (0, 0, 173, 44))  # a caller drawing on its copy leaves the cached bar alone
+    assert np.array_equal(np.asarray(render.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")), second)
+    render.colorbar_image("viridis", 0.0, 2.5001, width=173, label="CAM value")  # prints "2.5" too: same bar
+    assert render._colorbar.cache_info().misses == after.misses
+    other = render.colorbar_image("viridis", 0.0, 3.5, width=173, label="CAM value")
+    assert render._colorbar.cache_info().misses == after.misses + 1
+    assert not np.array_equal(np.asarray(other), np.asarray(second))
+
+
+@pytest.mark.parametrize("width", [1, 2, 5, 8, 9, 11, 12, 24, 48, 96, 160, 512])
+def test_colour_bar_fits_any_width(width: int) -> None:
+    texts = (render.format_value(0.0), "CAM value", render.format_value(2.85))
+    sheet = render._colorbar_sheet("jet", width, 44, texts)
+    assert sheet.image.size == (width, 44)
+    ramp = np.asarray(sheet.image)[8, sheet.areas[0][0] : sheet.areas[0][2]]
+    assert len(ramp) >= 1 and tuple(ramp[0]) == _jet(0.0)
+    if width > 1:
+        assert tuple(ramp[-1]) == _jet(1.0)
+    boxes = [box for box, _, _ in sheet.texts]
+    for box in boxes:
+        assert 0 <= box[0] and box[2] <= width and box[3] <= 44
+    boxes.sort()
+    assert all(left[2] <= right[0] for left, right in zip(boxes, boxes[1:], strict=False))
+    if width >= 160:
+        assert [text for _, _, text in sheet.texts] == ["0", "2.85", "CAM value"]
+    assert render.colorbar_image("jet", 0.0, 2.85, width=width, label="CAM value").size == (width, 44)
 
 
 # --------------------------------------------------------------------------------------- channel attention
@@ -190,27 +251,95 @@ def _spatial_maps(view: ModelView, *, last_hot_left: bool = False) -> dict[str, 
     return maps
 
 
+def _tiles(picture: Image.Image) -> list[tuple[int, int, int, int]]:
+    """Boxes (left, top, right, bottom) of the coloured tiles, found in the pixels: text is grey, the page white."""
+    colourful = np.ptp(np.asarray(picture).astype(int), axis=2) > 60
+
+    def runs(profile: np.ndarray) -> list[tuple[int, int]]:
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], profile.astype(int), [0]])))
+        return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+    boxes = []
+    for top, bottom in runs(colourful.any(axis=1)):
+        for left, right in runs(colourful[top:bottom].any(axis=0)):
+            boxes.append((left, top, right, bottom))
+    return boxes
+
+
 def test_spatial_grid_shows_the_last_block_of_each_stage() -> None:
     photo = _photo((200, 150))
     view = plan_view(photo.size, Prep(), "whole")
     grid = render.spatial_attention_grid(_spatial_maps(view, last_hot_left=True), view, photo, alpha=1.0, tile=100)
-    assert grid.size == (4 * 108 + 8, 8 + 22 + 75 + 20)
+    tiles = _tiles(grid)
+    assert [(right - left, bottom - top) for left, top, right, bottom in tiles] == [(100, 75)] * 4  # one line of 4
+    assert len({top for _, top, _, _ in tiles}) == 1
     pixels = np.asarray(grid).astype(int)
-    for tile, stage in enumerate(DEPTHS):
+    for (x0, y0, _, _), stage in zip(tiles, DEPTHS, strict=True):
         stride = 2 ** (stage + 1)
         hot_row = -(-view.input_size[1] // stride) // 2
-        x0, y_mid = 8 + tile * 108, 8 + 22 + round((hot_row * stride + 0.5) / view.input_size[1] * 75 - 0.5)
+        y_mid = y0 + round((hot_row * stride + 0.5) / view.input_size[1] * 75 - 0.5)
         warmth = pixels[y_mid, x0 : x0 + 100, 0] - pixels[y_mid, x0 : x0 + 100, 2]  # jet: red minus blue
-        assert warmth[0] > 100 and warmth[-1] < -100, tile  # the last block is hot on the left, the others right
+        assert warmth[0] > 100 and warmth[-1] < -100, stage  # the last block is hot on the left, the others right
 
 
 def test_spatial_grid_drill_down_lists_every_block_and_wraps() -> None:
     photo = _photo((120, 120))
     view = plan_view(photo.size, Prep(), "crop")
     maps = _spatial_maps(view)
-    grid = render.spatial_attention_grid(maps, view, photo, stage=3, tile=64, columns=4)
-    assert grid.size == (4 * 72 + 8, 2 * (22 + 64 + 20) + 8)  # six blocks: two lines of four
-    assert render.spatial_attention_grid(maps, view, photo, stage=1, tile=64).size == (3 * 72 + 8, 22 + 64 + 20 + 8)
+    tiles = _tiles(render.spatial_attention_grid(maps, view, photo, stage=3, tile=64, columns=4, alpha=1.0))
+    assert len(tiles) == 6  # six blocks: two lines, four then two, in the same columns
+    sizes = {(right - left, bottom - top) for left, top, right, bottom in tiles}  # the seen centre crop of 64x64
+    assert len(sizes) == 1 and 48 < min(sizes.pop()) <= 64
+    lines = sorted({top for _, top, _, _ in tiles})
+    assert len(lines) == 2 and [t[1] for t in tiles] == [lines[0]] * 4 + [lines[1]] * 2
+    assert [t[0] for t in tiles[4:]] == [t[0] for t in tiles[:2]]
+    assert len(_tiles(render.spatial_attention_grid(maps, view, photo, stage=1, tile=64, alpha=1.0))) == 3
+
+
+def _check_layout(sheet: render._Sheet, display_width: int = render.DISPLAY_WIDTH) -> None:
+    """Every label inside the picture, none over another label or over a picture, legible where the app shows it."""
+    width, height = sheet.image.size
+    shown = min(1.0, display_width / width)  # the app shrinks a wider panel to its column, never enlarges one
+    assert sheet.texts and sheet.areas
+    for box, size, text in sheet.texts:
+        assert 0 < box[0] and 0 < box[1] and box[2] < width and box[3] < height, (text, box, sheet.image.size)
+        assert size * shown >= 12, (text, size, shown)
+    for area in sheet.areas:
+        assert 0 <= area[0] and 0 <= area[1] and area[2] <= width and area[3] <= height, area
+
+    def overlap(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    boxes = [box for box, _, _ in sheet.texts]
+    for index, (box, _, text) in enumerate(sheet.texts):
+        assert not [other for other in boxes[index + 1 :] if overlap(box, other)], text
+        assert not [area for area in sheet.areas if overlap(box, area)], text
+
+
+@pytest.mark.parametrize("size", [(200, 150), (96, 96), (8, 8), (8, 160), (160, 8), (1024, 40)])
+def test_spatial_grid_labels_are_legible_clear_of_the_corner_and_never_overlap(size: tuple[int, int]) -> None:
+    photo = _photo(size)
+    view = plan_view(photo.size, Prep(), "whole")
+    maps = _spatial_maps(view)
+    for stage, columns in ((None, 2), (3, 3)):
+        sheet = render._grid_sheet(
+            maps,
+            view,
+            photo,
+            stage=stage,
+            cmap="jet",
+            alpha=0.5,
+            shared_scale=False,
+            tile=220,
+            columns=columns,
+            display_width=400,
+        )
+        _check_layout(sheet)
+        shown = min(1.0, 400 / sheet.image.width)
+        assert min(box[1] for box, _, _ in sheet.texts) * shown >= 24  # below where Gradio's label chip would sit
+        assert len(_tiles(sheet.image)) == len(sheet.areas) == (4 if stage is None else 6)
+        longer = max(max(right - left, bottom - top) for left, top, right, bottom in sheet.areas)
+        assert longer == 220  # small pictures are enlarged to the tile, large ones shrunk
 
 
 def test_spatial_grid_without_spatial_attention_says_so() -> None:
