@@ -380,7 +380,7 @@ def _download_from(
         budget=budget,
     )
     try:
-        _, problem = hash_problem(source, fetched.part, source.filename)
+        _, problem = hash_problem(source, fetched.part, source.filename, fetched.sha256)
         if problem is None and fetched.announced_sha256 and fetched.announced_sha256 != fetched.sha256:
             announced = fetched.announced_sha256[:12]
             problem = f"sha256 {fetched.sha256[:12]}... differs from the {announced}... the host announced"

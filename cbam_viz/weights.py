@@ -631,14 +631,17 @@ def pytorchcv_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-def hash_problem(source: Source, path: Path, name: str | None = None) -> tuple[str, str | None]:
+def hash_problem(
+    source: Source, path: Path, name: str | None = None, sha256: str | None = None
+) -> tuple[str, str | None]:
     """-> (sha256 of the file, what does not match the source's published hashes or None).
 
     ``name`` is the file name ``path`` stands for (a download is checked under its temporary name); the full
     sha256 and the file-name prefix apply to ``source.filename`` only, the pytorchcv SHA-1 to the zip and the .pth.
+    ``sha256`` is the file's, when the caller computed it already (a download hashes what it receives).
     """
     name = name or path.name
-    sha256 = file_sha256(path)
+    sha256 = sha256 or file_sha256(path)
     if name == source.filename and source.sha256 and sha256 != source.sha256:
         return sha256, f"sha256 {sha256[:12]}... differs from the published {source.sha256[:12]}..."
     if name == source.filename and source.sha256_prefix and not sha256.startswith(source.sha256_prefix):

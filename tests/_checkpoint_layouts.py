@@ -120,3 +120,15 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def cadene_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A project/torchvision-keyed SE-ResNet-50 state_dict in Cadene's (= timm ``legacy_seresnet50``'s) key layout."""
+    renamed = {}
+    for key, tensor in state_dict.items():
+        for ours, theirs in (("conv1.", "layer0.conv1."), ("bn1.", "layer0.bn1."), ("fc.", "last_linear.")):
+            if key.startswith(ours):
+                key = theirs + key.removeprefix(ours)
+                break
+        renamed[key.replace(".attn.fc", ".se_module.fc")] = tensor
+    return renamed

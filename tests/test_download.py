@@ -1,55 +1,169 @@
-"""Downloads: mirrors in order, hashes checked, atomic writes, one conversion; never the network (a local server)."""
+"""Downloads against loopback servers that play each host: Drive's forms, Hugging Face redirects, cuts and resumes.
+
+Nothing here reaches the network: every source is an http.server on 127.0.0.1, and the hosts of the real registry are
+replaced by unresolvable ``.invalid`` names where a test must show that no network is handled quickly.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import http.server
 import io
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import torch
-from _checkpoint_layouts import one_torch_thread
+from _checkpoint_layouts import (
+    cadene_tensors,
+    official_cbam_tensors,
+    one_torch_thread,
+    randomize_batchnorm,
+    save_official,
+)
+from safetensors.torch import save_file
 
 from cbam_viz import cli, download
 from cbam_viz.errors import WeightsError
 from cbam_viz.resnet import ArchConfig, build_resnet
-from cbam_viz.weights import ENTRIES, IMAGENET_EVAL, SETS, WeightsEntry, load_model
+from cbam_viz.weights import (
+    CAFFE_V1,
+    ENTRIES,
+    IMAGENET_EVAL,
+    SETS,
+    Source,
+    WeightsEntry,
+    entry_status,
+    load_model,
+    read_origins,
+    read_sums,
+    resolve_weights,
+)
 
 SMALL = ArchConfig(base_width=8)
+DRIVE_ID = "1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO"
+DRIVE_UUID = "0f1e2d3c-aaaa-bbbb-cccc-1234567890ab"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder, plus /html/... (a sign-in page) and /short/... (a transfer cut in the middle)."""
+class Host(http.server.ThreadingHTTPServer):
+    """The state of the loopback hosts: files, scripted failures, and a log of every request with its Range."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.folder = folder
+        self.files: dict[str, bytes] = {}  # URL path -> body
+        self.log: list[tuple[str, str | None]] = []
+        self.fail_once: set[str] = set()  # answer 503 the first time
+        self.cuts: dict[str, int] = {}  # path -> how many more transfers to cut in half
+        self.stall: set[str] = set()  # send half, then wait 2 s before the rest
+        self.no_ranges = False  # a host that ignores Range (answers 200)
+        self.etags: dict[str, str] = {}  # Hugging Face repo -> announced sha256
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: Host
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def _send(self, status: int, body: bytes, content_type: str = "application/octet-stream", **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self) -> None:
-        if self.path.startswith("/html/"):
-            body = b"<!DOCTYPE html><html><body>Sign in to continue</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        if self.path.startswith("/short/"):
-            data = (Path(self.directory) / self.path.removeprefix("/short/")).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
+        host = self.server
+        host.log.append((self.path, self.headers.get("Range")))
+        parts = urlsplit(self.path)
+        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        if parts.path == "/drive/uc":  # Drive's "can't scan this file for viruses" page, its form spread over lines
+            page = f"""<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>
+<p class="uc-warning-caption">Google Drive can't scan this file for viruses.</p>
+<form id="download-form" action="{host.base}/drive/download" method="get">
+  <input type="submit" id="uc-download-link" value="Download anyway"/>
+  <input type="hidden" name="id" value="{query.get("id", "")}">
+  <input type="hidden" name="export" value="download">
+  <input type="hidden" name="confirm" value="t">
+  <input type="hidden" name="uuid" value="{DRIVE_UUID}">
+</form></body></html>"""
+            return self._send(200, page.encode(), "text/html; charset=utf-8")
+        if parts.path == "/drive/download":
+            expected = {"id": DRIVE_ID, "export": "download", "confirm": "t", "uuid": DRIVE_UUID}
+            if query != expected:
+                return self._send(400, b"bad form", "text/plain")
+            return self._file("/drive/file")
+        if parts.path == "/quota/uc":
+            page = (
+                b"<html><body><p class='uc-error-caption'>Sorry, you can't view or download this file at this time."
+                b"</p><p class='uc-error-subcaption'>Too many users have viewed or downloaded this file recently. "
+                b"Please try accessing the file again later.</p></body></html>"
+            )
+            return self._send(200, page, "text/html; charset=utf-8")
+        if parts.path.startswith("/html/"):
+            return self._send(200, b"<!DOCTYPE html><html><body>Sign in to continue</body></html>", "text/html")
+        if parts.path.startswith("/hf/") and parts.path.endswith("/resolve/main/model.safetensors"):
+            repo = parts.path.removeprefix("/hf/").removesuffix("/resolve/main/model.safetensors")
+            headers = {"Location": f"/cdn/{repo}.safetensors"}
+            if repo in host.etags:
+                headers["X_Linked_Etag"] = f'"{host.etags[repo]}"'
+            return self._send(302, b"", "text/plain", **headers)
+        return self._file(parts.path)
+
+    def _file(self, path: str) -> None:
+        host = self.server
+        data = host.files.get(path)
+        if data is None and path.startswith("/static/"):
+            local = host.folder / path.removeprefix("/static/")
+            data = local.read_bytes() if local.is_file() else None
+        if data is None:
+            return self._send(404, b"not found", "text/plain")
+        if path in host.fail_once:
+            host.fail_once.discard(path)
+            return self._send(503, b"busy", "text/plain")
+        start, status, headers = 0, 200, {}
+        asked = self.headers.get("Range", "")
+        if asked.startswith("bytes=") and not host.no_ranges:
+            start = int(asked.removeprefix("bytes=").split("-")[0])
+            status, headers = 206, {"Content_Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
+        body = data[start:]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        if host.cuts.get(path, 0) > 0:
+            host.cuts[path] -= 1
+            self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
             return
-        super().do_GET()
+        if path in host.stall:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            time.sleep(2)
+            body = body[len(body) // 2 :]
+        self.wfile.write(body)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -58,17 +172,21 @@ def _one_thread() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """(base URL, folder) of an HTTP server on 127.0.0.1 in a thread."""
-    folder = tmp_path_factory.mktemp("served")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+@pytest.fixture(autouse=True)
+def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download, "RETRY_DELAY", 0.0)
+    monkeypatch.delenv("CBAM_VIZ_WEIGHTS_MIRROR", raising=False)
+    monkeypatch.delenv("CBAM_VIZ_OFFLINE", raising=False)
+
+
+@pytest.fixture
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+    server = Host(tmp_path_factory.mktemp("served"))
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    yield server
     server.shutdown()
     server.server_close()
-    thread.join()
 
 
 @pytest.fixture(scope="module")
@@ -80,28 +198,29 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/weights.pth"
 
 
-@pytest.fixture(scope="module")
-def checkpoint_bytes() -> bytes:
-    torch.manual_seed(0)
+def _torch_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
     buffer = io.BytesIO()
-    torch.save(build_resnet("resnet50", SMALL).state_dict(), buffer)
+    torch.save(state_dict, buffer)
     return buffer.getvalue()
 
 
-def _entry(urls: tuple[str, ...], filename: str, **hashes: str | None) -> WeightsEntry:
+@pytest.fixture(scope="module")
+def checkpoint_bytes() -> bytes:
+    torch.manual_seed(0)
+    return _torch_bytes(build_resnet("resnet50", SMALL).state_dict())
+
+
+def _entry(*sources: Source, arch: str = "resnet50", config: ArchConfig = SMALL) -> WeightsEntry:
     return WeightsEntry(
-        name="resnet50.test",
-        arch="resnet50",
-        title="ResNet-50 test weights",
-        urls=urls,
-        filename=filename,
-        layout="torchvision",
-        config=SMALL,
+        name=f"{arch}.test",
+        arch=arch,
+        title="test weights",
+        sources=sources,
+        config=config,
         preprocess=IMAGENET_EVAL,
         metrics={"imagenet_top1": 70.0},
         license="test",
         citation="test",
-        **hashes,
     )
 
 
@@ -109,30 +228,40 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
 
 
-def test_download_tries_mirrors_checks_hashes_and_converts_once(
-    served: tuple[str, Path],
-    checkpoint_bytes: bytes,
-    closed_port_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+def _parts(folder: Path) -> list[str]:
+    return [name for name in _files(folder) if name.endswith(".part")]
+
+
+# --------------------------------------------------------------------------------------------------- plain hosts
+
+
+def test_sources_are_tried_in_order_checked_recorded_and_converted_once(
+    host: Host, checkpoint_bytes: bytes, closed_port_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    base, folder = served
     sha256 = hashlib.sha256(checkpoint_bytes).hexdigest()
     filename = f"resnet50-{sha256[:8]}.pth"
-    (folder / filename).write_bytes(checkpoint_bytes)
+    host.files[f"/{filename}"] = checkpoint_bytes
     entry = _entry(
-        (closed_port_url, f"{base}/missing/{filename}", f"{base}/{filename}"),
-        filename,
-        sha256=sha256,
-        sha256_prefix=sha256[:8],
+        Source(closed_port_url, "torchvision", filename=filename),
+        Source(f"{host.base}/missing/{filename}", "torchvision"),
+        Source(f"{host.base}/{filename}", "torchvision", sha256=sha256, sha256_prefix=sha256[:8]),
     )
     monkeypatch.setitem(ENTRIES, entry.name, entry)
     written = download.download_set(entry.name, tmp_path, progress=False, timeout=5)
     assert written == {entry.name: tmp_path / "imagenet" / "resnet50.test.safetensors"}
-    assert _files(tmp_path) == [f"imagenet/{filename}", "imagenet/resnet50.test.safetensors"]
+    assert _files(tmp_path) == [
+        "imagenet/SHA256SUMS",
+        "imagenet/origins.json",
+        f"imagenet/{filename}",
+        "imagenet/resnet50.test.safetensors",
+    ]
+    assert (tmp_path / "imagenet" / "SHA256SUMS").read_text() == f"{sha256}  {filename}\n"  # sha256sum -c format
+    assert read_origins(tmp_path)[filename] == {"origin": "127.0.0.1", "url": f"{host.base}/{filename}"}
     model = load_model("resnet50", entry.name, weights_dir=tmp_path, device="cpu")
     assert model.weights_info.source.endswith("resnet50.test.safetensors") and model.config.base_width == 8
-    offline = _entry((closed_port_url,), filename, sha256=sha256)
+    assert model.weights_info.origin == "127.0.0.1"
+    assert resolve_weights(entry.name, tmp_path).source.endswith("(from 127.0.0.1)")
+    offline = _entry(Source(closed_port_url, "torchvision", filename=filename))
     assert download.download_entry(offline, tmp_path, progress=False) == written[entry.name]
 
 
@@ -144,73 +273,368 @@ def test_download_tries_mirrors_checks_hashes_and_converts_once(
     ],
 )
 def test_hash_mismatch_fails_and_leaves_nothing(
-    served: tuple[str, Path], checkpoint_bytes: bytes, tmp_path: Path, hashes: dict[str, str], expected: str
+    host: Host, checkpoint_bytes: bytes, tmp_path: Path, hashes: dict[str, str], expected: str
 ) -> None:
-    base, folder = served
-    (folder / "resnet50-deadbeef.pth").write_bytes(checkpoint_bytes)
-    entry = _entry((f"{base}/resnet50-deadbeef.pth",), "resnet50-deadbeef.pth", **hashes)
+    host.files["/resnet50-deadbeef.pth"] = checkpoint_bytes
+    entry = _entry(Source(f"{host.base}/resnet50-deadbeef.pth", "torchvision", **hashes))
     with pytest.raises(WeightsError, match=expected):
         download.download_entry(entry, tmp_path, progress=False, timeout=5)
     assert _files(tmp_path) == []
 
 
-def test_web_page_instead_of_the_file_is_refused(served: tuple[str, Path], tmp_path: Path) -> None:
-    base, _ = served
-    entry = _entry((f"{base}/html/weights.pth",), "weights.pth")
+def test_web_page_instead_of_the_file_is_refused(host: Host, tmp_path: Path) -> None:
+    entry = _entry(Source(f"{host.base}/html/weights.pth", "torchvision"))
     with pytest.raises(WeightsError, match="web page instead of the file"):
         download.download_entry(entry, tmp_path, progress=False, timeout=5)
     assert _files(tmp_path) == []
 
 
-def test_transfer_cut_short_leaves_no_partial_file(
-    served: tuple[str, Path], checkpoint_bytes: bytes, tmp_path: Path
-) -> None:
-    base, folder = served
-    (folder / "cut.pth").write_bytes(checkpoint_bytes)
-    entry = _entry((f"{base}/short/cut.pth",), "cut.pth")
-    with pytest.raises(
-        WeightsError, match=r"could not download resnet50.test \(127.0.0.1:\d+: .*(cut short|Incomplete)"
-    ):
-        download.download_entry(entry, tmp_path, progress=False, timeout=5)
-    assert _files(tmp_path) == []
-
-
-def test_unreachable_host_is_a_one_line_error_saying_what_to_do(closed_port_url: str, tmp_path: Path) -> None:
-    entry = _entry((closed_port_url,), "resnet50-0676ba61.pth")
+def test_unreachable_host_is_a_one_line_error_saying_what_to_do_by_hand(closed_port_url: str, tmp_path: Path) -> None:
+    entry = _entry(Source(closed_port_url, "torchvision", filename="resnet50-0676ba61.pth", page="https://pytorch.org"))
     with pytest.raises(WeightsError) as raised:
         download.download_entry(entry, tmp_path, progress=False, timeout=5)
     message = str(raised.value)
-    assert "\n" not in message and "refused" in message.lower()
-    assert "put resnet50-0676ba61.pth under" in message and "imagenet/ yourself, or use --weights demo" in message
+    assert "\n" not in message and "connection to 127.0.0.1 refused" in message
+    assert "by hand: resnet50.test: download resnet50-0676ba61.pth from https://pytorch.org and put it in " in message
+    assert message.endswith("imagenet/, or use --weights demo")
     assert _files(tmp_path) == []
 
 
-def test_pytorchcv_zip_is_checked_by_the_sha1_of_its_pth(
-    served: tuple[str, Path], checkpoint_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    base, folder = served
+def test_pytorchcv_zip_is_checked_by_the_sha1_of_its_pth(host: Host, checkpoint_bytes: bytes, tmp_path: Path) -> None:
     sha1 = hashlib.sha1(checkpoint_bytes).hexdigest()
     filename = f"resnet50b-0638-{sha1[:8]}.pth.zip"
-    with zipfile.ZipFile(folder / filename, "w") as archive:  # pytorchcv's release format: one raw .pth inside
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:  # pytorchcv's release format: one raw .pth inside
         archive.writestr(filename.removesuffix(".zip"), checkpoint_bytes)
-    wrong = _entry((f"{base}/{filename}",), filename, sha1="0123abcd")
+    host.files[f"/{filename}"] = buffer.getvalue()
+    wrong = _entry(Source(f"{host.base}/{filename}", "pytorchcv", sha1="0123abcd"))
     with pytest.raises(WeightsError, match="SHA-1 .* of the .pth differs from the published 0123abcd"):
         download.download_entry(wrong, tmp_path, progress=False, timeout=5)
     assert _files(tmp_path) == []
-    right = _entry((f"{base}/{filename}",), filename, sha1=sha1)
+    right = _entry(Source(f"{host.base}/{filename}", "pytorchcv", sha1=sha1))
     download.download_entry(right, tmp_path, progress=False, timeout=5)
-    assert _files(tmp_path) == sorted([f"imagenet/{filename}", "imagenet/resnet50.test.safetensors"])
+    assert f"imagenet/{filename}" in _files(tmp_path) and entry_status(right, tmp_path) == "converted"
 
 
-def test_interrupted_download_removes_its_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def interrupted(url: str, out: io.BufferedWriter, **_: object) -> str:
-        out.write(b"partial bytes")
-        raise KeyboardInterrupt
+def test_a_file_of_another_architecture_is_deleted_and_the_next_source_tried(
+    host: Host, checkpoint_bytes: bytes, tmp_path: Path
+) -> None:
+    torch.manual_seed(1)
+    host.files["/wrong.pth"] = _torch_bytes(build_resnet("se_resnet50", SMALL).state_dict())
+    host.files["/right.pth"] = checkpoint_bytes
+    entry = _entry(Source(f"{host.base}/wrong.pth", "torchvision"), Source(f"{host.base}/right.pth", "torchvision"))
+    download.download_entry(entry, tmp_path, progress=False, timeout=5)
+    files = _files(tmp_path / "imagenet")
+    assert "wrong.pth" not in files and "right.pth" in files and _parts(tmp_path) == []
+    assert list(read_sums(tmp_path)) == ["right.pth"]
+    alone = _entry(Source(f"{host.base}/wrong.pth", "torchvision", filename="alone.pth"))
+    with pytest.raises(WeightsError, match=r"not a resnet50 checkpoint in torchvision layout, deleted \(.*unexpected"):
+        download.download_entry(alone, tmp_path / "other", progress=False, timeout=5)
+    assert _files(tmp_path / "other") == []
 
-    monkeypatch.setattr(download, "_stream", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        download.fetch("http://127.0.0.1/x", tmp_path / "imagenet" / "x.pth", progress=False)
+
+def test_a_host_that_fails_once_then_works(host: Host, checkpoint_bytes: bytes, tmp_path: Path) -> None:
+    host.files["/flaky.pth"] = checkpoint_bytes
+    host.fail_once.add("/flaky.pth")
+    download.download_entry(_entry(Source(f"{host.base}/flaky.pth", "torchvision")), tmp_path, progress=False)
+    assert [path for path, _ in host.log] == ["/flaky.pth", "/flaky.pth"]
+    assert (tmp_path / "imagenet" / "flaky.pth").read_bytes() == checkpoint_bytes
+
+
+# -------------------------------------------------------------------------------------------- resume and timeouts
+
+
+def test_a_cut_transfer_is_kept_and_resumed_with_a_range_request_on_the_next_run(
+    host: Host, checkpoint_bytes: bytes, tmp_path: Path
+) -> None:
+    host.files["/cut.pth"] = checkpoint_bytes
+    host.cuts["/cut.pth"] = download.ATTEMPTS  # every try of the first run is cut in half
+    entry = _entry(Source(f"{host.base}/cut.pth", "torchvision"))
+    with pytest.raises(WeightsError, match=r"could not download resnet50.test \(127.0.0.1: transfer cut short"):
+        download.download_entry(entry, tmp_path, progress=False, timeout=5)
+    assert entry_status(entry, tmp_path) == "missing" and "imagenet/cut.pth" not in _files(tmp_path)
+    [part] = _parts(tmp_path)
+    half = len(checkpoint_bytes) // 2
+    resumed_at = half + (len(checkpoint_bytes) - half) // 2
+    assert host.log[1] == ("/cut.pth", f"bytes={half}-")  # the retry within the run resumed too (and was cut)
+    assert (tmp_path / part).read_bytes() == checkpoint_bytes[:resumed_at]
+    host.log.clear()
+    download.download_entry(entry, tmp_path, progress=False, timeout=5)
+    assert host.log == [("/cut.pth", f"bytes={resumed_at}-")]
+    assert (tmp_path / "imagenet" / "cut.pth").read_bytes() == checkpoint_bytes and _parts(tmp_path) == []
+
+
+def test_a_host_that_ignores_range_is_downloaded_again_from_the_start(
+    host: Host, checkpoint_bytes: bytes, tmp_path: Path
+) -> None:
+    host.files["/full.pth"] = checkpoint_bytes
+    host.no_ranges = True
+    source = Source(f"{host.base}/full.pth", "torchvision")
+    destination = tmp_path / "imagenet" / "full.pth"
+    destination.parent.mkdir()
+    download.part_path(destination, source.url).write_bytes(b"bytes of an older attempt")
+    download.download_entry(_entry(source), tmp_path, progress=False)
+    assert host.log == [("/full.pth", "bytes=25-")]
+    assert destination.read_bytes() == checkpoint_bytes
+
+
+def test_a_stalled_transfer_stops_at_the_read_timeout_and_keeps_its_bytes(
+    host: Host, checkpoint_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(download, "ATTEMPTS", 1)
+    host.files["/slow.pth"] = checkpoint_bytes
+    host.stall.add("/slow.pth")
+    started = time.monotonic()
+    with pytest.raises(WeightsError, match=r"no data for 0.3 s after \d+ bytes \(kept, resumable\)"):
+        download.download_entry(_entry(Source(f"{host.base}/slow.pth", "torchvision")), tmp_path, timeout=0.3)
+    assert time.monotonic() - started < 1.5
+    assert len(_parts(tmp_path)) == 1
+
+
+def test_ctrl_c_keeps_only_a_hidden_part_and_the_next_run_resumes(
+    host: Host, checkpoint_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host.files["/big.pth"] = checkpoint_bytes
+    entry = _entry(Source(f"{host.base}/big.pth", "torchvision"))
+    monkeypatch.setattr(download, "CHUNK", 4096)
+
+    class Interrupted(download.tqdm):  # type: ignore[name-defined,misc]
+        def update(self, n: float | None = 1) -> bool | None:
+            super().update(n)
+            if self.n >= 3 * 4096:
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.setattr(download, "tqdm", Interrupted)
+    monkeypatch.setitem(ENTRIES, entry.name, entry)
+    with pytest.raises(KeyboardInterrupt):  # a disabled bar counts nothing: this one shows
+        download.download_set(entry.name, tmp_path, progress=True)
+    [part] = _parts(tmp_path)
+    assert Path(part).name.startswith(".big.pth.") and (tmp_path / part).stat().st_size == 3 * 4096
+    assert entry_status(entry, tmp_path) == "missing" and not download.download_running()
+    monkeypatch.undo()
+    monkeypatch.setattr(download, "RETRY_DELAY", 0.0)
+    monkeypatch.setitem(ENTRIES, entry.name, entry)
+    download.download_set(entry.name, tmp_path, progress=False)
+    assert host.log[-1] == ("/big.pth", f"bytes={3 * 4096}-")
+    assert (tmp_path / "imagenet" / "big.pth").read_bytes() == checkpoint_bytes
+
+
+# ---------------------------------------------------------------------------------------- Drive and Hugging Face
+
+
+@pytest.fixture(scope="module")
+def official_small(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("official") / "RESNET50_CBAM_new_name_wrap.pth"
+    return save_official(path, official_cbam_tensors(width=8), extras=True, legacy=False).read_bytes()
+
+
+def test_drive_confirmation_form_is_submitted_with_its_hidden_inputs(
+    host: Host, official_small: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host.files["/drive/file"] = official_small
+    drive = Source(
+        f"{host.base}/drive/uc?export=download&id={DRIVE_ID}",
+        "official_cbam",
+        filename="RESNET50_CBAM_new_name_wrap.pth",
+        kind="drive",
+        label="drive.google.com",
+    )
+    entry = _entry(drive, arch="cbam_resnet50")
+    monkeypatch.setitem(ENTRIES, entry.name, entry)
+    download.download_entry(entry, tmp_path, progress=False, timeout=5)
+    assert [urlsplit(path).path for path, _ in host.log] == ["/drive/uc", "/drive/download"]
+    assert parse_qs(urlsplit(host.log[1][0]).query) == {
+        "id": [DRIVE_ID],
+        "export": ["download"],
+        "confirm": ["t"],
+        "uuid": [DRIVE_UUID],
+    }
+    assert (tmp_path / "imagenet" / "RESNET50_CBAM_new_name_wrap.pth").read_bytes() == official_small
+    model = load_model("cbam_resnet50", entry.name, weights_dir=tmp_path, device="cpu")
+    assert model.weights_info.origin == "drive.google.com" and model.weights_info.layout == "official_cbam"
+
+
+def test_drive_quota_page_says_so_in_one_line_with_the_manual_link(host: Host, tmp_path: Path) -> None:
+    manual = f"https://drive.google.com/file/d/{DRIVE_ID}/view"
+    drive = Source(f"{host.base}/quota/uc?id={DRIVE_ID}", "official_cbam", filename="x.pth", kind="drive", page=manual)
+    with pytest.raises(WeightsError) as raised:
+        download.download_entry(_entry(drive, arch="cbam_resnet50"), tmp_path, progress=False, timeout=5)
+    message = str(raised.value)
+    assert "\n" not in message and "too many users have viewed or downloaded this file recently" in message
+    assert f"quota exceeded): try again later, or download it by hand from {manual}" in message
     assert _files(tmp_path) == []
+
+
+def test_drive_page_of_another_shape_goes_through_gdown(host: Host) -> None:
+    page = '<script>var x = {"downloadUrl":"https://drive.usercontent.google.com/download?id\\u003dabc\\u0026confirm\\u003dt"}'
+    assert download.drive_download_url(page, "https://drive.google.com/uc?id=abc", "manual") == (
+        "https://drive.usercontent.google.com/download?id=abc&confirm=t"
+    )
+    with pytest.raises(WeightsError, match="Google Drive refused .*download it by hand from https://m"):
+        download.drive_download_url("<html><body>Nothing here</body></html>", "https://d/uc", "https://m")
+
+
+def test_hugging_face_safetensors_in_timm_layout_gives_timm_logits(
+    host: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's legacy_seresnet50 file (timm keys) converts to the model timm itself computes."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(3)
+    oracle = randomize_batchnorm(timm.create_model("legacy_seresnet50", pretrained=False), seed=3)
+    buffer = tmp_path / "model.safetensors"
+    save_file({key: value.contiguous() for key, value in oracle.state_dict().items()}, str(buffer))
+    data = buffer.read_bytes()
+    buffer.unlink()
+    repo = "timm/legacy_seresnet50.in1k"
+    host.files[f"/cdn/{repo}.safetensors"] = data
+    host.etags[repo] = hashlib.sha256(data).hexdigest()
+    caffe = ENTRIES["se_resnet50.caffe"]
+    hub = next(source for source in caffe.sources if source.kind == "huggingface")
+    hub = dataclasses.replace(hub, url=f"{host.base}/hf/{repo}/resolve/main/model.safetensors")
+    monkeypatch.setitem(ENTRIES, caffe.name, dataclasses.replace(caffe, sources=(hub,)))
+    download.download_set(caffe.name, tmp_path, progress=False)
+    assert host.log[0][0].startswith("/hf/") and host.log[1][0] == f"/cdn/{repo}.safetensors"
+    model = load_model("se_resnet50", caffe.name, weights_dir=tmp_path, device="cpu")
+    assert model.weights_info.origin == "huggingface.co (timm/legacy_seresnet50.in1k)"
+    assert model.config.stride_in == "conv1" and model.config.stem_pool == "ceil"
+    image = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), oracle(image), rtol=1e-4, atol=1e-4)
+
+
+def test_a_hugging_face_file_that_differs_from_the_announced_sha256_is_refused(
+    host: Host, checkpoint_bytes: bytes, tmp_path: Path
+) -> None:
+    save = tmp_path / "m.safetensors"
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in build_resnet("resnet50", SMALL).state_dict().items()}, str(save))
+    host.files["/cdn/timm/resnet50.tv_in1k.safetensors"] = save.read_bytes()
+    host.etags["timm/resnet50.tv_in1k"] = "f" * 64
+    url = f"{host.base}/hf/timm/resnet50.tv_in1k/resolve/main/model.safetensors"
+    entry = _entry(Source(url, "torchvision", filename="hub.safetensors", kind="huggingface"))
+    with pytest.raises(WeightsError, match=r"differs from the ffffffffffff\.\.\. the host announced"):
+        download.download_entry(entry, tmp_path / "w", progress=False)
+    assert _files(tmp_path / "w") == []
+
+
+# -------------------------------------------------------------------------------------------------------- mirror
+
+
+@pytest.fixture(scope="module")
+def official_full(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full-size checkpoint in the official CBAM release's layout, under the release's file name."""
+    folder = tmp_path_factory.mktemp("mirror")
+    return save_official(folder / "RESNET50_CBAM_new_name_wrap.pth", official_cbam_tensors(), extras=True, legacy=False)
+
+
+@pytest.mark.parametrize("kind", ["folder", "url"])
+def test_the_mirror_variable_is_tried_first_through_the_cli(
+    kind: str, host: Host, official_full: Path, tmp_path: Path
+) -> None:
+    host.folder = official_full.parent
+    mirror = str(official_full.parent) if kind == "folder" else f"{host.base}/static/"
+    env = {**os.environ, "CBAM_VIZ_WEIGHTS_MIRROR": mirror}
+    command = [sys.executable, "-m", "cbam_viz", "weights", "download", "cbam_resnet50.official"]
+    done = subprocess.run(
+        [*command, "--weights-dir", str(tmp_path), "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    where = "127.0.0.1" if kind == "url" else str(official_full.parent)
+    assert done.stdout.startswith("cbam_resnet50.official: ") and f"(from mirror {where})" in done.stdout
+    assert _files(tmp_path) == [
+        "imagenet/RESNET50_CBAM_new_name_wrap.pth",
+        "imagenet/SHA256SUMS",
+        "imagenet/cbam_resnet50.official.safetensors",
+        "imagenet/origins.json",
+    ]
+    sha256 = hashlib.sha256(official_full.read_bytes()).hexdigest()
+    assert read_sums(tmp_path) == {"RESNET50_CBAM_new_name_wrap.pth": sha256}
+    if kind == "url":
+        assert [path for path, _ in host.log] == ["/static/RESNET50_CBAM_new_name_wrap.pth"]
+
+
+# ----------------------------------------------------------------------------------------------------- first run
+
+
+@pytest.fixture
+def small_paper_set(monkeypatch: pytest.MonkeyPatch, official_small: bytes, tmp_path: Path) -> dict[str, bytes]:
+    """The paper entries at 1/8 width, whose own hosts do not resolve; -> the files a mirror must serve."""
+    torch.manual_seed(4)
+    files = {
+        "resnet50-0676ba61.pth": _torch_bytes(build_resnet("resnet50", SMALL).state_dict()),
+        "se_resnet50-ce0d4300.pth": _torch_bytes(
+            cadene_tensors(build_resnet("se_resnet50", dataclasses.replace(CAFFE_V1, base_width=8)).state_dict())
+        ),
+        "RESNET50_CBAM_new_name_wrap.pth": official_small,
+    }
+    for name, filename in zip(SETS["paper"].values(), files, strict=True):
+        entry = ENTRIES[name]
+        source = Source(f"http://cbam-viz-test-host.invalid/{filename}", entry.layout)
+        small = dataclasses.replace(entry, sources=(source,), config=dataclasses.replace(entry.config, base_width=8))
+        monkeypatch.setitem(ENTRIES, name, small)
+    return files
+
+
+def test_first_run_without_network_falls_back_at_once(
+    small_paper_set: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_MIRROR", "http://cbam-viz-mirror.invalid/weights")
+    started = time.monotonic()
+    outcome = download.first_run(tmp_path, progress=False)
+    assert time.monotonic() - started < 3
+    assert not outcome.fetched and "\n" not in outcome.note
+    assert outcome.note == (
+        "no network (DNS lookup for cbam-viz-mirror.invalid failed): using the demo set; "
+        "`python -m cbam_viz weights download paper` gets the ImageNet weights"
+    )
+    monkeypatch.delenv("CBAM_VIZ_WEIGHTS_MIRROR")
+    assert "DNS lookup for cbam-viz-test-host.invalid failed" in download.first_run(tmp_path, progress=False).note
+    assert _files(tmp_path) == []
+
+
+def test_first_run_does_nothing_offline(
+    small_paper_set: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_probe(*args: object) -> None:
+        raise AssertionError("offline mode must not touch the network")
+
+    monkeypatch.setattr(download, "_probe", no_probe)
+    assert download.first_run(tmp_path, offline=True).note.startswith("offline mode: ImageNet weights not downloaded")
+    monkeypatch.setenv("CBAM_VIZ_OFFLINE", "1")
+    assert not download.first_run(tmp_path).fetched
+
+
+def test_first_run_fetches_the_paper_set_from_a_mirror_then_has_nothing_to_do(
+    small_paper_set: dict[str, bytes], host: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, data in small_paper_set.items():
+        host.files[f"/lab/{name}"] = data
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_MIRROR", f"{host.base}/lab")
+    outcome = download.first_run(tmp_path, progress=False)
+    assert outcome.fetched and outcome.note.startswith("downloaded the ImageNet weights into ")
+    choice = resolve_weights("auto", tmp_path)
+    assert (choice.kind, choice.name) == ("set", "paper") and choice.source.count("from mirror 127.0.0.1") == 3
+    again = download.first_run(tmp_path, progress=False)
+    assert not again.fetched and again.note.endswith("nothing to download")
+
+
+# -------------------------------------------------------------------------------------------- the operator decides
+
+
+def test_a_second_download_is_refused_at_once_while_one_runs(tmp_path: Path) -> None:
+    with download.DOWNLOAD_LOCK:
+        assert download.download_running()
+        started = time.monotonic()
+        with pytest.raises(WeightsError, match="^a download is already running: wait for it to finish$"):
+            download.download_set("paper", tmp_path)
+        assert time.monotonic() - started < 0.5
+    assert not download.download_running()
 
 
 def test_demo_and_unknown_sets_are_not_downloaded(tmp_path: Path) -> None:
@@ -220,15 +644,21 @@ def test_demo_and_unknown_sets_are_not_downloaded(tmp_path: Path) -> None:
         download.download_set("imagenet", tmp_path)
 
 
-def test_cli_download_with_an_unreachable_host_exits_2_with_one_line(
+def test_cli_download_with_an_unreachable_host_says_one_line_per_file(
     closed_port_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name in SETS["paper"].values():
-        monkeypatch.setitem(ENTRIES, name, dataclasses.replace(ENTRIES[name], urls=(closed_port_url,)))
+        entry = ENTRIES[name]
+        sources = tuple(
+            dataclasses.replace(source, url=closed_port_url, page=source.manual_page) for source in entry.sources
+        )
+        monkeypatch.setitem(ENTRIES, name, dataclasses.replace(entry, sources=sources))
     monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.weights_cli",))
     code = cli.main(["weights", "download", "--weights-dir", str(tmp_path), "--no-progress", "--timeout", "5"])
-    error = capsys.readouterr().err
-    assert code == 2
-    assert error.count("\n") == 1 and error.startswith("error: could not download resnet50.tv_v1 (127.0.0.1:")
-    assert "put resnet50-0676ba61.pth under" in error and "--weights demo" in error
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(lines) == 3
+    for line, name in zip(lines, SETS["paper"].values(), strict=True):
+        assert line.startswith(f"error: could not download {name} (") and "refused" in line
+        assert f"by hand: {name}: download {ENTRIES[name].filename} from https://" in line
+    assert "https://drive.google.com/file/d/1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO/view" in lines[2]
     assert _files(tmp_path) == []
