@@ -511,3 +511,13 @@ def test_cli_list_shows_sources_hashes_origins_and_the_manual_fallback(
     )
     assert manual.group(3).endswith("imagenet")
     assert out.count("by hand: ") == len(ENTRIES) - 1
+
+
+def test_the_readme_tells_how_to_get_each_paper_file_by_hand() -> None:
+    """The README's manual table says what ``weights list`` says: page, file name and folder of each paper file."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Which weights?", 1)[1].split("\n## ", 1)[0]
+    for name in SETS["paper"].values():
+        first = ENTRIES[name].sources[0]
+        assert f"| `{first.filename}` | {first.manual_page} | `weights/imagenet/` |" in section
+    assert "CBAM_VIZ_WEIGHTS_MIRROR=" in section and "CBAM_VIZ_OFFLINE=1" in section and "--offline" in section
