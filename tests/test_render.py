@@ -13,6 +13,8 @@ from types import SimpleNamespace
 import matplotlib
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
 from PIL import Image
 
 from cbam_viz import render
@@ -232,6 +234,32 @@ def test_channel_attention_plot_for_se_and_cbam(kind: str) -> None:
     assert np.asarray(six_blocks).std() > 10  # something is drawn
 
 
+@pytest.mark.parametrize("width_px", [400, 720, 900])
+@pytest.mark.parametrize("stage", [1, 3, 4])
+def test_channel_attention_plot_is_legible_at_the_displayed_width(width_px: int, stage: int) -> None:
+    """Shown 400 px wide in the app: text 12 px or more there, nothing over anything else, nothing cut at an edge."""
+    vectors = _channel_vectors("se", channels=256)
+    sheet = render._channel_sheet(vectors, stage, title="", width_px=width_px, display_width=400)
+    assert sheet.image.width == width_px
+    _check_layout(sheet, display_width=400)
+    drawn = [text for _, _, text in sheet.texts]
+    assert f"Stage {stage} channel attention" in drawn
+    assert [text for text in drawn if text.startswith(f"layer{stage}.")] == [
+        f"layer{stage}.{i}" for i in range(DEPTHS[stage])
+    ]
+    strip = sheet.areas[0]  # the heat strip spans the channels, sorted strongest left
+    pixels = np.asarray(sheet.image).astype(int)[strip[1] : strip[3], strip[0] : strip[2]]
+    assert strip[2] - strip[0] > width_px * 0.4 and pixels.std() > 10
+
+
+def test_channel_attention_plot_wraps_a_long_title() -> None:
+    title = "Channel attention of stage 3 of SE-ResNet-50 with a title far too long for one line of the plot"
+    sheet = render._channel_sheet(_channel_vectors("cbam"), 3, title=title, width_px=720, display_width=400)
+    _check_layout(sheet, display_width=400)
+    title_lines = [text for _, size, text in sheet.texts if size == max(size for _, size, _ in sheet.texts)]
+    assert len(title_lines) >= 2 and " ".join(title_lines) == title
+
+
 def test_channel_attention_plot_for_the_baseline_says_so() -> None:
     image = render.channel_attention_plot({}, 2)
     assert image.size == (900, 96)
@@ -347,11 +375,49 @@ def test_spatial_grid_without_spatial_attention_says_so() -> None:
     assert image.size == (320, 96)
 
 
+@pytest.mark.parametrize("size", [(8, 8), (8, 160), (160, 8)])
+def test_every_panel_of_a_tiny_or_extreme_picture(size: tuple[int, int]) -> None:
+    """#13: a picture 8 px wide analyses; each panel the app then draws must be drawn too (bundled demo weights)."""
+    from cbam_viz.analysis import analyze
+
+    result = analyze(_photo(size), weights="demo", view="whole", device="cpu")
+    assert result.image.size == size
+    for model in result.models.values():
+        view = result.view_for(model)
+        low, high = render.colour_limits([model.cam], False)[0]
+        picture = render.overlay(result.image, model.cam, view, vmin=low, vmax=high)
+        bar = render.colorbar_image("jet", low, high, width=picture.width, label="CAM value")
+        assert picture.size == size and bar.width == size[0]
+        if model.spatial_attention:
+            sheet = render._grid_sheet(
+                model.spatial_attention,
+                view,
+                result.image,
+                stage=None,
+                cmap="jet",
+                alpha=0.5,
+                shared_scale=False,
+                tile=220,
+                columns=2,
+                display_width=400,
+            )
+            _check_layout(sheet)
+            assert len(_tiles(sheet.image)) == 4
+        if model.channel_attention:
+            sheet = render._channel_sheet(
+                model.channel_attention, result.stage, title="", width_px=720, display_width=400
+            )
+            _check_layout(sheet)
+    assert Image.open(io.BytesIO(render.comparison_figure(result, dpi=50))).format == "PNG"
+
+
 # ------------------------------------------------------------------------------------------- export figure
 
 
-def _fake_analysis(archs: tuple[str, ...], *, mode: str = "whole", targets: tuple[str, ...] = ()) -> SimpleNamespace:
-    photo = _photo((240, 180))
+def _fake_analysis(
+    archs: tuple[str, ...], *, mode: str = "whole", targets: tuple[str, ...] = (), size: tuple[int, int] = (240, 180)
+) -> SimpleNamespace:
+    photo = _photo(size)
     view = plan_view(photo.size, Prep(), mode)
     cam_shape = (-(-view.input_size[1] // 32), -(-view.input_size[0] // 32))
     models = {}
@@ -359,12 +425,12 @@ def _fake_analysis(archs: tuple[str, ...], *, mode: str = "whole", targets: tupl
         label = targets[index] if targets else "tabby cat"
         models[arch] = SimpleNamespace(
             arch=arch,
-            weights=f"demo weights: {ARCH_TITLES[arch]} at 1/8 width, 10 shapes",
+            weights=f"demo weights: {ARCH_TITLES[arch]} at 1/4 width, 10 shapes, top-1 98% on held-out shapes",
             top5=[(label, 0.8)],
             target_index=index if targets else 3,
             target_label=label,
             target_prob=0.8 - 0.1 * index,
-            cam=_hot(cam_shape, 2, 3, high=2.0 + index),
+            cam=_hot(cam_shape, min(2, cam_shape[0] - 1), min(3, cam_shape[1] - 1), high=2.0 + index),
             cam_stage=4,
             channel_attention={} if arch == "resnet50" else _channel_vectors("cbam"),
             spatial_attention=_spatial_maps(view) if arch == "cbam_resnet50" else {},
@@ -402,6 +468,53 @@ def test_comparison_figure_crop_view_and_shared_scale() -> None:
     png = render.comparison_figure(analysis, shared_scale=True, cmap="viridis", alpha=0.7, dpi=60)
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.size[0] > 400
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        {},
+        {"mode": "crop", "shared": True},
+        {"targets": ("German short-haired pointer", "Staffordshire bullterrier, Staffordshire bull terrier", "cat")},
+        {"size": (160, 8)},
+        {"size": (8, 160), "mode": "crop"},
+        {"weights": "weights given by the caller: /home/someone/checkpoints/cbam_resnet50_imagenet_epoch_90.pth"},
+    ],
+)
+def test_comparison_figure_keeps_all_its_text_inside(case: dict) -> None:
+    """No label, title, tick or caption crosses the figure's edge, and row labels keep clear of the panels."""
+    archs = ("resnet50", "se_resnet50", "cbam_resnet50")
+    analysis = _fake_analysis(
+        archs, mode=case.get("mode", "whole"), targets=case.get("targets", ()), size=case.get("size", (240, 180))
+    )
+    if "weights" in case:
+        analysis.models["cbam_resnet50"].weights = case["weights"]
+    figure = render.comparison_figure_object(analysis, shared_scale=case.get("shared", False), dpi=80)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    bounds = figure.bbox
+    texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    assert len(texts) > 20
+    for text in texts:
+        extent = text.get_window_extent(renderer)
+        inside = (
+            extent.x0 >= bounds.x0 - 0.5
+            and extent.y0 >= bounds.y0 - 0.5
+            and extent.x1 <= bounds.x1 + 0.5
+            and extent.y1 <= bounds.y1 + 0.5
+        )
+        assert inside, (text.get_text(), extent, bounds)
+    first_panel = min(axis.get_window_extent(renderer).x0 for axis in figure.axes)
+    for result in analysis.models.values():
+        label = next(t for t in texts if t.get_text().startswith(ARCH_TITLES[result.arch] + "\n"))
+        assert label.get_window_extent(renderer).x1 < first_panel
+        assert "".join(label.get_text().split()) == "".join(f"{ARCH_TITLES[result.arch]}{result.weights}".split())
+    assert png_is(render.comparison_figure(analysis, dpi=40))
+
+
+def png_is(data: bytes) -> bool:
+    return Image.open(io.BytesIO(data)).format == "PNG"
 
 
 def test_comparison_figure_needs_models() -> None:
