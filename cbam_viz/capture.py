@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ from cbam_viz.vocab import STAGES, all_blocks, quote, split_block
 
 GateKey = tuple[str, str]  # (block name, "channel" | "spatial")
 Replacement = Callable[[torch.Tensor], torch.Tensor]  # the gate's output -> what the block multiplies F by
+Closer = Callable[[torch.Tensor, torch.Tensor], None]  # (sigmoid input, sigmoid output) -> closes a gate-step record
 
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -78,6 +80,74 @@ def count_hooks(model: nn.Module) -> int:
     )
 
 
+@dataclass(frozen=True)
+class _GateParts:
+    """The submodules one block's gate-step recorders hook, found once per model (attribute walks cost µs each)."""
+
+    se: bool
+    fc1: nn.Module
+    fc2: nn.Module
+    conv: nn.Module | None = None  # CBAM's spatial gate only, from here on
+    spatial_tensors: tuple[torch.Tensor, ...] = ()  # conv weight, BN running mean, running var, weight, bias
+    bn_eps: float = 0.0
+
+
+_PARTS: weakref.WeakKeyDictionary[nn.Module, dict[str, _GateParts]] = weakref.WeakKeyDictionary()
+_SPATIAL_PARAMS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def _gate_parts(model: nn.Module) -> dict[str, _GateParts]:
+    with _LOCKS_GUARD:
+        parts = _PARTS.get(model)
+    if parts is not None:
+        return parts
+    parts = {}
+    for block in gate_modules(model)[0]:
+        stage, index = split_block(block)
+        attn = getattr(model, f"layer{stage}")[index].attn
+        gate = getattr(attn, "channel", attn)  # CBAM holds .channel and .spatial; SE is the channel gate itself
+        spatial = getattr(attn, "spatial", None)
+        extra = {}
+        if spatial is not None:
+            bn = spatial.bn
+            tensors = (spatial.conv.weight, bn.running_mean, bn.running_var, bn.weight, bn.bias)
+            extra = {"conv": spatial.conv, "spatial_tensors": tensors}
+            extra["bn_eps"] = float(bn.eps)
+        parts[block] = _GateParts(gate is attn, gate.fc1, gate.fc2, **extra)
+    with _LOCKS_GUARD:
+        _PARTS[model] = parts
+    return parts
+
+
+def spatial_params(parts: _GateParts) -> dict[str, Any]:
+    """A CBAM spatial gate's kernel (2, k, k: [max, mean] slices), BN numbers and padding, on the host.
+
+    Weights, not picture data: copied once and reused while every tensor is at the same version (loading weights
+    in place bumps ``_version``), so a pass with gate steps still makes a single device-to-host copy.
+    """
+    key = tuple(t._version for t in parts.spatial_tensors)
+    with _LOCKS_GUARD:
+        cached = _SPATIAL_PARAMS.get(parts.conv)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    weight = parts.spatial_tensors[0]
+    host = torch.cat([t.detach().float().reshape(-1) for t in parts.spatial_tensors]).cpu().numpy()
+    size = weight.shape[-1]
+    mean, var, bn_weight, bias = (float(v) for v in host[2 * size * size :])
+    params = {
+        "kernel": host[: 2 * size * size].reshape(2, size, size),
+        "bn_mean": mean,
+        "bn_var": var,
+        "bn_eps": parts.bn_eps,
+        "bn_weight": bn_weight,
+        "bn_bias": bias,
+        "padding": int(parts.conv.padding[0]),
+    }
+    with _LOCKS_GUARD:
+        _SPATIAL_PARAMS[parts.conv] = (key, params)
+    return params
+
+
 def stage_layer(model: nn.Module, stage: int) -> nn.Module:
     """``model.layer{stage}``: the CAM target layer of a stage (its output is that stage's final feature map)."""
     if stage not in STAGES:
@@ -111,7 +181,7 @@ class AttentionCapture:
         self.channel: dict[str, torch.Tensor] = {}
         self.spatial: dict[str, torch.Tensor] = {}
         self.steps: dict[str, dict[str, torch.Tensor]] = {}  # block -> packed steps (see gates.steps_from_arrays)
-        self.step_constants: dict[str, dict[str, float]] = {}  # block -> BN eps, conv padding (host numbers)
+        self.step_params: dict[str, dict[str, Any]] = {}  # block -> the spatial gate's kernel and BN (host)
         self.cam_activations: torch.Tensor | None = None
         self._step_blocks = gate_steps
         self._replace = dict(replace or {})
@@ -130,15 +200,14 @@ class AttentionCapture:
             for block, kind in self._replace:
                 if block not in gates.get(kind, {}):
                     raise CbamVizError(f"this model has no {kind} gate in block {quote(block)} to replace")
+            closers: dict[GateKey, Closer] = {}
             for block in _chosen_blocks(self._step_blocks, channel):
-                self._register_steps(block)
+                closers.update(self._register_steps(block))
             for kind, store in (("channel", self.channel), ("spatial", self.spatial)):
                 for block, gate in gates[kind].items():
-                    replacement = self._replace.get((block, kind))
-                    if replacement is not None:  # before the recorder, which then sees the gate as applied
-                        self._handles.append(gate.register_forward_hook(self._replacer(replacement)))
-                    recorder = self._recorder(store, block, channel=kind == "channel")
-                    self._handles.append(gate.register_forward_hook(recorder))
+                    key = (block, kind)
+                    hook = self._gate_hook(store, block, kind, self._replace.get(key), closers.get(key))
+                    self._handles.append(gate.register_forward_hook(hook))
             if self.cam_layer is not None:
                 self._handles.append(self.cam_layer.register_forward_hook(self._cam_hook))
         except BaseException:
@@ -165,76 +234,75 @@ class AttentionCapture:
     def _mine(self) -> bool:
         return threading.get_ident() == self._owner
 
-    def _recorder(self, store: dict[str, torch.Tensor], block: str, *, channel: bool) -> Callable[..., None]:
-        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            if self._mine():
-                attention = output.detach()
-                store[block] = attention.flatten(1) if channel else attention[:, 0]
+    def _gate_hook(
+        self,
+        store: dict[str, torch.Tensor],
+        block: str,
+        kind: str,
+        replacement: Replacement | None,
+        closer: Closer | None,
+    ) -> Callable[..., torch.Tensor | None]:
+        """The one hook on a gate's sigmoid: close its gate-step record (the gate as computed), apply any
+        replacement, record the gate as applied. One registration per gate keeps the per-pass cost down."""
+        channel = kind == "channel"
 
-        return hook
-
-    def _replacer(self, replacement: Replacement) -> Callable[..., torch.Tensor | None]:
         def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor | None:
-            return replacement(output) if self._mine() else None
+            if not self._mine():
+                return None
+            if closer is not None:
+                closer(inputs[0], output)
+            replaced = replacement(output) if replacement is not None else None
+            attention = (output if replaced is None else replaced).detach()
+            store[block] = attention.flatten(1) if channel else attention[:, 0]
+            return replaced
 
         return hook
 
-    def _register_steps(self, block: str) -> None:
-        """Recorders inside one block's gate(s): each keeps a detached view of a tensor the gate really computed.
+    def _register_steps(self, block: str) -> dict[GateKey, Closer]:
+        """Recorders inside one block's gate(s), each keeping a tensor the gate really computed; returns the closers
+        that the gates' sigmoid hooks call.
 
         CBAM's channel gate calls its shared MLP twice, avg first (``mlp(avg) + mlp(max)`` evaluates left to right),
-        so fc1's inputs and fc2's outputs arrive in that order; each sigmoid's hook (whose input is the sum, resp. the
-        BN output) closes the record and packs it into one tensor, so the host copy stays a single ``cat``.
+        so fc1's inputs and fc2's outputs arrive in the order avg, MLP(avg), max, MLP(max); each closer gets the
+        sigmoid's input (the sum, resp. the BN output) and output and packs the record into one detached tensor, so
+        the host copy stays a single ``cat``.
         """
-        attn = _attention_module(self.model, block)
-        gate = getattr(attn, "channel", attn)  # CBAM holds .channel and .spatial; SE is the channel gate itself
-        calls: list[torch.Tensor] = []  # fc1's inputs, then fc2's outputs; CBAM: avg, max, MLP(avg), MLP(max)
+        parts = _gate_parts(self.model)[block]
+        se = parts.se
+        calls: list[torch.Tensor] = []
 
         def mlp_in(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if self._mine():
-                calls.append(inputs[0].detach().flatten(1))
+                calls.append(inputs[0])
 
         def mlp_out(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if self._mine():
-                calls.append(output.detach().flatten(1))
+                calls.append(output)
 
-        def channel_done(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            if self._mine():
-                if gate is attn:  # SE: [squeeze, excitation]; the excitation is also the sigmoid's input
-                    parts = [calls[0], calls[1], output.detach().flatten(1)]
-                else:  # CBAM: fc1 ran on avg then max, fc2 gave MLP(avg) then MLP(max), interleaved per call
-                    parts = [calls[0], calls[2], calls[1], calls[3], inputs[0].detach(), output.detach()]
-                self.steps.setdefault(block, {})["channel"] = torch.stack(parts, dim=1)  # (N, steps, C)
-                calls.clear()
+        def channel_done(logits: torch.Tensor, gate: torch.Tensor) -> None:
+            if se:  # SE: squeeze, excitation (also the sigmoid's input), sigmoid; all (N, C, 1, 1)
+                steps = [calls[0], calls[1], gate]
+            else:  # CBAM: avg, max, MLP(avg), MLP(max), their sum, Mc; all (N, C)
+                steps = [calls[0], calls[2], calls[1], calls[3], logits, gate]
+            packed = torch.stack(steps, dim=1).detach()
+            self.steps.setdefault(block, {})["channel"] = packed.reshape(packed.shape[0], len(steps), -1)
+            calls.clear()
 
-        self._handles += [
-            gate.fc1.register_forward_hook(mlp_in),
-            gate.fc2.register_forward_hook(mlp_out),
-            gate.gate.register_forward_hook(channel_done),
-        ]
-        spatial = getattr(attn, "spatial", None)
-        if spatial is None:
-            return
+        self._handles += [parts.fc1.register_forward_hook(mlp_in), parts.fc2.register_forward_hook(mlp_out)]
+        if parts.conv is None:
+            return {(block, "channel"): channel_done}
+        self.step_params[block] = spatial_params(parts)
         conv_seen: list[torch.Tensor] = []
 
         def conv_done(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if self._mine():
-                conv_seen[:] = [inputs[0].detach(), output.detach()]  # [max_c; mean_c], the conv's response
+                conv_seen[:] = [inputs[0], output]  # [max_c; mean_c] (N, 2, h, w) and the conv's response
 
-        def spatial_done(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            if self._mine():
-                maps = torch.cat([*conv_seen, inputs[0].detach(), output.detach()], dim=1)  # + BN output, Ms
-                bn = spatial.bn
-                params = [spatial.conv.weight.reshape(-1), bn.running_mean, bn.running_var, bn.weight, bn.bias]
-                record = self.steps.setdefault(block, {})
-                record["spatial"] = maps  # (N, 5, h, w): max, mean, conv, bn, Ms
-                record["spatial_params"] = torch.cat([part.detach().reshape(-1) for part in params])
-                self.step_constants[block] = {"bn_eps": float(bn.eps), "padding": int(spatial.conv.padding[0])}
+        def spatial_done(bn: torch.Tensor, gate: torch.Tensor) -> None:  # (N, 5, h, w): max_c, mean_c, conv, BN, Ms
+            self.steps.setdefault(block, {})["spatial"] = torch.cat([*conv_seen, bn, gate], 1).detach()
 
-        self._handles += [
-            spatial.conv.register_forward_hook(conv_done),
-            spatial.gate.register_forward_hook(spatial_done),
-        ]
+        self._handles.append(parts.conv.register_forward_hook(conv_done))
+        return {(block, "channel"): channel_done, (block, "spatial"): spatial_done}
 
     def _cam_hook(
         self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
@@ -246,11 +314,6 @@ class AttentionCapture:
             leaf.requires_grad_()
         self.cam_activations = leaf
         return leaf
-
-
-def _attention_module(model: nn.Module, block: str) -> nn.Module:
-    stage, index = split_block(block)
-    return getattr(model, f"layer{stage}")[index].attn
 
 
 def _chosen_blocks(choice: bool | Iterable[str], channel_gates: Mapping[str, nn.Module]) -> list[str]:
@@ -317,7 +380,7 @@ def capture_pass(
         if not 0 <= index < logits.shape[1]:
             raise ValueError(f"target class {index} is out of range for {logits.shape[1]} classes")
         grads = torch.autograd.grad(logits[0, index], activations)[0] if gradients else None
-    steps = (capture.steps, capture.step_constants)
+    steps = (capture.steps, capture.step_params)
     return _to_numpy(logits[0], index, activations, grads, capture.channel, capture.spatial, steps)
 
 
@@ -328,10 +391,10 @@ def _to_numpy(
     grads: torch.Tensor | None,
     channel: dict[str, torch.Tensor],
     spatial: dict[str, torch.Tensor],
-    gate_steps: tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, float]]] | None = None,
+    gate_steps: tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, Any]]] | None = None,
 ) -> CapturedPass:
     """One device-to-host copy for everything (on a GPU, dozens of small copies would each synchronise)."""
-    steps, constants = gate_steps or ({}, {})
+    steps, params = gate_steps or ({}, {})
     step_parts = [tensor for record in steps.values() for tensor in record.values()]
     parts = [logits, activations, *channel.values(), *spatial.values(), *step_parts]
     parts += [grads] if grads is not None else []
@@ -343,7 +406,7 @@ def _to_numpy(
     host_channel = {block: next(arrays)[0] for block in channel}
     host_spatial = {block: next(arrays)[0] for block in spatial}
     host_steps = {
-        block: steps_from_arrays(block, {name: next(arrays) for name in record}, constants.get(block, {}))
+        block: steps_from_arrays(block, {name: next(arrays) for name in record}, params.get(block))
         for block, record in steps.items()
     }
     host_grads = next(arrays) if grads is not None else None

@@ -19,6 +19,7 @@ numbers; ``channel_order`` sorts the channels once by Mc and names the strongest
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,12 +99,12 @@ class ChannelOrder:
         return "weak" if channel in self.weakest else ""
 
 
-def steps_from_arrays(block: str, arrays: dict[str, np.ndarray], constants: dict[str, float]) -> GateSteps:
+def steps_from_arrays(block: str, arrays: dict[str, np.ndarray], params: dict[str, Any] | None) -> GateSteps:
     """Unpack the capture's host arrays (batch first; the first picture is kept) into ``GateSteps``.
 
     ``arrays["channel"]`` is (N, 6, C) for CBAM (avg, max, MLP(avg), MLP(max), sum, Mc) or (N, 3, C) for SE
-    (squeeze, excitation, sigmoid); ``arrays["spatial"]`` is (N, 5, h, w) (max_c, mean_c, conv, BN, Ms) and
-    ``arrays["spatial_params"]`` the conv kernel (2 x k x k) then BN running mean, running var, weight and bias.
+    (squeeze, excitation, sigmoid); ``arrays["spatial"]`` is (N, 5, h, w) (max_c, mean_c, conv, BN, Ms), and
+    ``params`` the spatial gate's kernel (2, k, k), BN numbers and padding (``capture.spatial_params``).
     """
     vectors = arrays["channel"][0]
     if vectors.shape[0] == 6:
@@ -112,27 +113,19 @@ def steps_from_arrays(block: str, arrays: dict[str, np.ndarray], constants: dict
     else:
         avg, excitation, gate = vectors
         channel = ChannelSteps("se", avg, None, excitation, None, excitation, gate)
-    if "spatial" not in arrays:
+    if "spatial" not in arrays or params is None:
         return GateSteps(block, channel, None)
     max_map, mean_map, conv, bn, ms = arrays["spatial"][0]
-    params = arrays["spatial_params"]
-    size = int(round(np.sqrt((params.size - 4) / 2)))
-    kernel = params[: 2 * size * size].reshape(2, size, size)
-    bn_mean, bn_var, bn_weight, bn_bias = (float(value) for value in params[2 * size * size :])
+    numbers = {key: params[key] for key in ("padding", "bn_mean", "bn_var", "bn_eps", "bn_weight", "bn_bias")}
     spatial = SpatialSteps(
         max_map=max_map,
         mean_map=mean_map,
         conv=conv,
         bn=bn,
         gate=ms,
-        kernel_max=kernel[0],
-        kernel_mean=kernel[1],
-        padding=int(constants["padding"]),
-        bn_mean=bn_mean,
-        bn_var=bn_var,
-        bn_eps=float(constants["bn_eps"]),
-        bn_weight=bn_weight,
-        bn_bias=bn_bias,
+        kernel_max=params["kernel"][0],
+        kernel_mean=params["kernel"][1],
+        **numbers,
     )
     return GateSteps(block, channel, spatial)
 

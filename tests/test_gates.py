@@ -128,7 +128,7 @@ def test_gate_steps_are_off_by_default_and_change_no_number() -> None:
     with AttentionCapture(model, stage_layer(model, 4)):
         assert count_hooks(model) == 16 + 16 + 1  # off: no step recorder at all
     with AttentionCapture(model, stage_layer(model, 4), gate_steps={"layer1.0", "layer4.2"}):
-        assert count_hooks(model) == 16 + 16 + 1 + 2 * 5  # per CBAM block: fc1, fc2, sigmoid; conv, sigmoid
+        assert count_hooks(model) == 16 + 16 + 1 + 2 * 3  # per CBAM block: fc1, fc2 and the spatial conv
     assert count_hooks(model) == 0
 
 
