@@ -13,7 +13,9 @@ Two options ride on the same single pass (issue #14, "Attention lab"), both off 
 * ``gate_steps`` (True, or block names such as ``{"layer4.2"}``): extra hooks inside each chosen gate record every
   intermediate on this picture's real tensors (CBAM: avg/max descriptors, the shared MLP's two outputs, their sum,
   Mc; max_c/mean_c maps, the 7x7 conv's response, BN, Ms; SE: squeeze, excitation, sigmoid). They come back as
-  ``CapturedPass.gate_steps`` (``cbam_viz.gates.GateSteps``, numpy) in the same single device-to-host copy.
+  ``CapturedPass.gate_steps`` (``cbam_viz.gates.GateSteps``, numpy) in the same single device-to-host copy (the
+  spatial gates' kernels and BN numbers are weights: copied once per weights version, see ``spatial_params``).
+  Recording all 16 blocks costs a few per cent of an analysis; a set of one or two blocks costs next to nothing.
 * ``replace``: ``{(block, "channel" | "spatial"): fn}``; a hook on that gate's sigmoid returns ``fn(output)``, so the
   block multiplies F by the replaced gate (``cbam_viz.intervene`` builds these from an intervention spec). Like every
   hook here it acts only on the owner thread's forwards, under the model's lock, and is removed in ``finally``.

@@ -3,6 +3,7 @@ without attention, nothing leaks to other threads or outlives a failure, and the
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
 
@@ -15,7 +16,7 @@ from cbam_viz.analysis import run_model
 from cbam_viz.capture import capture_pass, count_hooks, model_lock
 from cbam_viz.errors import CbamVizError
 from cbam_viz.intervene import Intervention, check, run_interventions, sweep
-from cbam_viz.resnet import ArchConfig, build_resnet
+from cbam_viz.resnet import ArchConfig, ResNet, build_resnet
 from cbam_viz.weights import load_model
 
 SMALL = ArchConfig(base_width=8, stem_pool="none", num_classes=10)
@@ -321,6 +322,11 @@ def test_the_sweep_takes_another_how_and_checks_its_input() -> None:
     assert all(entry.spec.endswith("=shuffle") for entry in shuffled.entries)
     single = run_interventions(model, x, ["layer2:spatial=shuffle"], target_index=1)[0]
     assert shuffled.change(2, "spatial") == pytest.approx(single.target_prob_change, abs=1e-6)
+    wrapped = copy.deepcopy(model)  # a forward of its own: the sweep cannot enter stages, so one batch goes through it
+    wrapped.__class__ = type("Wrapped", (ResNet,), {"forward": lambda self, x: ResNet.forward(self, x)})
+    through_forward = sweep(wrapped, x, how="shuffle", target_index=1)
+    for entry, other in zip(shuffled.entries, through_forward.entries, strict=True):
+        assert entry.change == pytest.approx(other.change, abs=1e-6) and entry.top1 == other.top1
     with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
         sweep(model, torch.zeros(2, 3, 32, 32))
     with pytest.raises(CbamVizError, match="target class 10 does not exist"):
