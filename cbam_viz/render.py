@@ -177,6 +177,12 @@ class _Sheet:
         self.areas.append((xy[0], xy[1], xy[0] + picture.width, xy[1] + picture.height))
 
 
+def clear_caches() -> None:
+    """Forget rasterised labels and built colour bars (a benchmark's cold start; memory is bounded anyway)."""
+    for cached in (_text_width, _text_mask, _colorbar):
+        cached.cache_clear()
+
+
 def _finite_range(values: np.ndarray) -> tuple[float, float]:
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
