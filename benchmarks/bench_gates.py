@@ -4,9 +4,11 @@ Contenders per model, timed in interleaved rounds (order shuffled each round), r
 round, median of N warm rounds:
 
 * analysis: ``cbam_viz.analysis.run_model`` (one hooked pass, Grad-CAM of stage 4, top-5, metrics): the unit;
-* + gate steps: the same ``run_model`` with ``capture_pass(gate_steps=True)`` (every block); target <= 1.10;
+* + gate steps: the same ``run_model`` with ``capture_pass(gate_steps=True)`` (every block), and with one block
+  (``{"layer4.2"}``, what a page showing one block asks for); target <= 1.10;
 * one intervention: ``intervene.run_interventions`` with one spec and the base given; target <= 1.2;
-* sweep: ``intervene.sweep`` (every stage x gate kind set to ``one``), batched and one forward each; target <= 9.
+* sweep: ``intervene.sweep`` (every stage x gate kind set to ``one``) as it chooses, and each strategy forced: by
+  stages, as one batch, one forward each; target <= 9.
 
 Sizes: the demo weights (96 px held-out shape) and ImageNet size (224 px, full width, 1000 classes, random weights
 with random BatchNorm statistics).
@@ -41,15 +43,23 @@ from cbam_viz.resnet import ArchConfig  # noqa: E402
 from cbam_viz.shapes import render_sample  # noqa: E402
 from cbam_viz.weights import load_model  # noqa: E402
 
-TARGETS = {"+ gate steps": 1.10, "one intervention": 1.2, "sweep (batched)": 9.0, "sweep (one forward each)": 9.0}
+TARGETS = {
+    "+ gate steps": 1.10,
+    "+ gate steps (layer4.2)": 1.10,
+    "one intervention": 1.2,
+    "sweep": 9.0,
+    "sweep by stages": 9.0,
+    "sweep as one batch": 9.0,
+    "sweep one forward each": 9.0,
+}
 SPEC = {"cbam_resnet50": "layer3:both=one", "se_resnet50": "layer3:channel=one"}
 
 
 @contextlib.contextmanager
-def gate_steps_on() -> Iterator[None]:
-    """``run_model`` with every block's gate steps recorded (patching the name analysis calls)."""
+def gate_steps_on(blocks: bool | set[str] = True) -> Iterator[None]:
+    """``run_model`` with gate steps recorded (patching the name analysis calls)."""
     original = analysis.capture_pass
-    analysis.capture_pass = functools.partial(capture.capture_pass, gate_steps=True)
+    analysis.capture_pass = functools.partial(capture.capture_pass, gate_steps=blocks)
     try:
         yield
     finally:
@@ -59,16 +69,19 @@ def gate_steps_on() -> Iterator[None]:
 def contenders(arch: str, model: torch.nn.Module, x: torch.Tensor) -> dict[str, Callable[[], object]]:
     base = analysis.run_model(arch, model, x)
 
-    def with_steps() -> object:
-        with gate_steps_on():
+    def with_steps(blocks: bool | set[str] = True) -> object:
+        with gate_steps_on(blocks):
             return analysis.run_model(arch, model, x)
 
     return {
         "analysis": lambda: analysis.run_model(arch, model, x),
         "+ gate steps": with_steps,
+        "+ gate steps (layer4.2)": lambda: with_steps({"layer4.2"}),
         "one intervention": lambda: run_interventions(model, x, [SPEC[arch]], base=base),
-        "sweep (batched)": lambda: sweep(model, x, target_index=base.target_index),
-        "sweep (one forward each)": lambda: sweep(model, x, target_index=base.target_index, batch=False),
+        "sweep": lambda: sweep(model, x, target_index=base.target_index),
+        "sweep by stages": lambda: sweep(model, x, target_index=base.target_index, batch="stages"),
+        "sweep as one batch": lambda: sweep(model, x, target_index=base.target_index, batch="whole"),
+        "sweep one forward each": lambda: sweep(model, x, target_index=base.target_index, batch=False),
     }
 
 

@@ -296,8 +296,10 @@ def test_an_intervention_never_leaks_into_other_threads_on_the_same_model() -> N
 @pytest.mark.parametrize("arch, kinds", [("cbam_resnet50", ("channel", "spatial")), ("se_resnet50", ("channel",))])
 def test_the_sweep_equals_one_intervention_per_stage_and_gate(arch: str, kinds: tuple[str, ...]) -> None:
     model, x = small(arch, seed=15), image_tensor(16)
-    batched = sweep(model, x, target_index=4)
+    batched = sweep(model, x, target_index=4, batch="stages")
     alone = sweep(model, x, target_index=4, batch=False)
+    whole = sweep(model, x, target_index=4, batch="whole")
+    auto = sweep(model, x, target_index=4)  # this small picture: one whole batch
     assert [(e.stage, e.gate) for e in batched.entries] == [(s, g) for s in (1, 2, 3, 4) for g in kinds]
     base = run_model(arch, model, x, method="eigencam", target=4)  # the sweep has no CAM: take the cheapest
     assert batched.base_prob == pytest.approx(base.target_prob, abs=1e-6)
@@ -307,6 +309,8 @@ def test_the_sweep_equals_one_intervention_per_stage_and_gate(arch: str, kinds: 
         assert entry.change == pytest.approx(single.target_prob_change, abs=1e-6)
         assert entry.change == pytest.approx(unbatched.change, abs=1e-6)
         assert entry.top1 == single.top5[0][0] == unbatched.top1
+    for other in (whole, auto):
+        assert [e.change for e in other.entries] == pytest.approx([e.change for e in batched.entries], abs=1e-6)
         assert batched.change(entry.stage, entry.gate) == entry.change
     assert max(abs(e.change) for e in batched.entries) > 1e-4
     top1 = int(np.argmax(applied(model, x, None).logits))
@@ -329,5 +333,7 @@ def test_the_sweep_takes_another_how_and_checks_its_input() -> None:
         assert entry.change == pytest.approx(other.change, abs=1e-6) and entry.top1 == other.top1
     with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
         sweep(model, torch.zeros(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="batch must be"):
+        sweep(model, x, batch="sometimes")
     with pytest.raises(CbamVizError, match="target class 10 does not exist"):
         sweep(model, x, target_index=10)
