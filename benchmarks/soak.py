@@ -10,7 +10,7 @@ in-process, as the page's follow-up events would), and checks:
 * memory: resident set size after the warm-up grows by at most ``--rss-limit`` MB (default 50);
 * hooks: the number of module hooks on the cached models is the same before and after (no leaked grad-cam hooks);
 * files: once ``delete_cache`` has run, the Gradio cache holds no more files than before the first request (the
-  example pictures), and the app's export copies older than ``webapp.EXPORT_KEEP_S`` are gone.
+  example pictures), and the app's export copies older than ``export.EXPORT_KEEP_S`` are gone.
 
 Linux only (reads /proc/self/statm). Exits non-zero when a check fails.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.util
 import json
 import os
 import shutil
@@ -74,14 +73,6 @@ def count_files(folder: Path) -> int:
     return sum(1 for path in folder.rglob("*") if path.is_file()) if folder.exists() else 0
 
 
-def load_app():
-    spec = importlib.util.spec_from_file_location("cbam_viz_app", REPO / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("cbam_viz_app", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -117,11 +108,12 @@ def run_soak(
     """``count`` sequential API analyses against an in-process app; see the module docstring for the checks."""
     from gradio_client import Client, handle_file
 
-    from cbam_viz import webapp
     from cbam_viz.analysis import ARCH_ORDER, get_models
     from cbam_viz.capture import count_hooks
+    from cbam_viz.ui import engine as ui_engine
+    from cbam_viz.ui import export, handlers, layout, panels
 
-    webapp.limit_malloc_arenas()  # as app.py does at start-up
+    ui_engine.limit_malloc_arenas()  # as app.py does at start-up
     if warmup < 5:
         raise ValueError(f"the warm-up needs at least 5 analyses (one export and one panel drawing), got {warmup}")
     report = SoakReport(count, warmup, rss_limit_mb=rss_limit_mb)
@@ -134,10 +126,9 @@ def run_soak(
         pictures.append(path)
     downloads = work / "client-downloads"
     with gradio_cache(work / "gradio-cache") as cache:
-        app = load_app()
-        engine = webapp.Engine.start(weights, None, weights_dir)
-        demo = app.build_demo(engine, delete_cache=delete_cache)
-        _, url, _ = app.serve(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, probe_localhost=False)
+        engine = ui_engine.Engine.start(weights, None, weights_dir)
+        demo = layout.build_demo(engine, delete_cache=delete_cache)
+        _, url, _ = layout.serve(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, probe_localhost=False)
         models = get_models(ARCH_ORDER, engine.weights, engine.device, weights_dir=weights_dir).models.values()
         client = Client(url, verbose=False, download_files=str(downloads))
         try:
@@ -149,20 +140,20 @@ def run_soak(
                 if export_every and index % export_every == export_every - 1:
                     client.predict(api_name="/export")
                 if render_every and index % render_every == render_every - 1:
-                    analysis, _, _ = webapp.run_analysis(
+                    result, _, _ = handlers.run_analysis(
                         engine,
                         str(picture),
                         list(ARCH_ORDER),
                         "auto",
-                        webapp.TARGET_TOP1,
+                        "top1",
                         "",
                         "gradcam",
                         4,
                         "whole",
                         False,
                     )
-                    webapp.render_main(analysis, "jet", 0.5, False)
-                    webapp.render_drill(analysis, 2, "viridis", 0.6, True)
+                    panels.render_all(result.analysis, panels.Display.checked("jet", 0.5, False, 4))
+                    panels.render_all(result.analysis, panels.Display.checked("viridis", 0.6, True, 2), "drill")
 
             # Warm-up: every path (analysis, export, panels) runs several times, so one-time caches (fonts, glyphs,
             # allocator arenas of the server's threads) are full before the baseline is taken.
@@ -183,12 +174,12 @@ def run_soak(
             report.hooks_end = sum(count_hooks(model) for model in models)
             time.sleep(sum(delete_cache) + 2)  # let delete_cache's next pass remove everything older than its age
             report.cache_files_end = count_files(cache)
-            webapp.EXPORTS.prune()
+            export.EXPORTS.prune()
             now = time.time()
             report.stale_export_files = sum(
                 1
-                for path in webapp.EXPORTS.folder.rglob("*")
-                if path.is_file() and now - path.stat().st_mtime > webapp.EXPORT_KEEP_S
+                for path in export.EXPORTS.folder.rglob("*")
+                if path.is_file() and now - path.stat().st_mtime > export.EXPORT_KEEP_S
             )
         finally:
             client.close()

@@ -110,6 +110,19 @@ PANELS: dict[str, str] = {
 }
 
 
+WEIGHTS_SOURCES = (
+    "**The ImageNet weights** (the paper's three models) are published by torchvision (ResNet-50), by Hu et al. "
+    "via Cadene's converter (SE-ResNet-50; re-hosted on GitHub and Hugging Face by timm) and by Woo et al. on Google "
+    "Drive (CBAM-ResNet-50). `python -m cbam_viz weights download paper` fetches and checks all three; "
+    "`python -m cbam_viz weights list` names the page of each file for a download by hand."
+)
+
+
+def weights_sources() -> str:
+    """Where the ImageNet weights come from, shown while the demo set answers."""
+    return WEIGHTS_SOURCES
+
+
 def explanation(panel: str) -> str:
     """The Markdown text for one panel; an unknown name is a programming error, so it raises KeyError."""
     return PANELS[panel]

@@ -7,10 +7,8 @@ trained weights and every answer can be compared with ``analysis.analyze`` run d
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,68 +16,35 @@ import gradio as gr
 import httpx
 import numpy as np
 import pytest
-import torch
+from _models import random_model, write_demo_set
 from gradio.data_classes import ImageData
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from safetensors.torch import save_file
 
-from cbam_viz import explain, shapes, webapp
+from cbam_viz import explain, shapes
 from cbam_viz.analysis import ARCH_ORDER, analyze
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import MAX_FILE_BYTES
-from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet
-from cbam_viz.weights import IMAGENET_MEAN, IMAGENET_STD
+from cbam_viz.resnet import ARCHS, ArchConfig
+from cbam_viz.ui import banner as ui_banner
+from cbam_viz.ui import engine as ui_engine
+from cbam_viz.ui import export as ui_export
+from cbam_viz.ui import gallery, handlers, layout, panels
+from cbam_viz.ui.engine import Engine, ServeSettings
+from cbam_viz.ui.errors import one_line_errors
+from cbam_viz.ui.uploads import image_input
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_SIZE = 64  # input size of the random demo set: small keeps every analysis fast on two CPU cores
-PUBLIC_ENDPOINTS = {"analyze", "export", "download_weights"}
-
-
-def load_app_module():
-    """app.py by path (it is a script at the repository root, not part of the package)."""
-    if "cbam_viz_app" in sys.modules:
-        return sys.modules["cbam_viz_app"]
-    spec = importlib.util.spec_from_file_location("cbam_viz_app", REPO / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["cbam_viz_app"] = module
-    spec.loader.exec_module(module)
-    return module
+PUBLIC_ENDPOINTS = {"analyze", "export"}  # and download_weights, only with --allow-download
 
 
 def write_random_demo(root: Path) -> Path:
     """A weights folder with a demo set of random 1/8-width models (the trained set's file layout and metadata)."""
-    demo = root / "demo"
-    demo.mkdir(parents=True, exist_ok=True)
     config = ArchConfig(base_width=8, stem_pool="none", num_classes=len(shapes.CLASSES))
-    models = {}
-    for seed, arch in enumerate(ARCHS):
-        torch.manual_seed(seed)
-        model = build_resnet(arch, config)
-        for module in model.modules():  # random BatchNorm statistics give every map real structure
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.data.uniform_(0.5, 1.5)
-                module.bias.data.uniform_(-0.3, 0.3)
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 2.0)
-        tensors = {key: value.contiguous() for key, value in model.state_dict().items()}
-        save_file(tensors, str(demo / f"{arch}.safetensors"), metadata={"arch": arch})
-        models[arch] = {"file": f"{arch}.safetensors"}
-    metadata = {
-        "classes": list(shapes.CLASSES),
-        "preprocess": {
-            "resize": DEMO_SIZE,
-            "crop": None,
-            "interpolation": "bilinear",
-            "mean": IMAGENET_MEAN,
-            "std": IMAGENET_STD,
-        },
-        "arch_config": {"base_width": 8, "stem_pool": "none", "num_classes": len(shapes.CLASSES)},
-        "models": models,
-    }
-    (demo / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
-    return root
+    models = {arch: random_model(arch, config, seed) for seed, arch in enumerate(ARCHS)}
+    return write_demo_set(root, models, DEMO_SIZE)
 
 
 def free_port() -> int:
@@ -92,22 +57,23 @@ def free_port() -> int:
 def launched_app(
     weights_dir: Path,
     *,
-    settings: webapp.ServeSettings | None = None,
-    delete_cache: tuple[int, int] = webapp.DELETE_CACHE,
+    settings: ServeSettings | None = None,
+    delete_cache: tuple[int, int] = ui_engine.DELETE_CACHE,
     weights: str = "demo",
-) -> Iterator[tuple[str, webapp.Engine, gr.Blocks]]:
-    """The real app (app.build_demo + app.serve, as ``python app.py`` runs it) on a free local port."""
-    app = load_app_module()
-    engine = webapp.Engine.start(weights, "cpu", weights_dir, warm=False)
-    demo = app.build_demo(engine, settings=settings, delete_cache=delete_cache)
-    _, url, _ = app.serve(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, probe_localhost=False)
+    allow_download: bool = False,
+    panel_set: tuple[panels.Panel, ...] = panels.PANELS,
+) -> Iterator[tuple[str, Engine, gr.Blocks]]:
+    """The real app (layout.build_demo + layout.serve, as ``python app.py`` runs them) on a free local port."""
+    engine = Engine.start(weights, "cpu", weights_dir, warm=False, allow_download=allow_download)
+    demo = layout.build_demo(engine, settings=settings, delete_cache=delete_cache, panels=panel_set)
+    _, url, _ = layout.serve(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, probe_localhost=False)
     try:
         yield url, engine, demo
     finally:
         demo.close()
 
 
-def shape_file(folder: Path, label: int, seed: int = webapp.EXAMPLE_SEED, size: int = 96) -> Path:
+def shape_file(folder: Path, label: int, seed: int = gallery.EXAMPLE_SEED, size: int = 96) -> Path:
     """A held-out shape picture as a PNG file."""
     path = folder / f"{shapes.CLASSES[label]}-{seed}-{size}.png"
     Image.fromarray(shapes.render_sample(seed, label, width=size, label=label).image).save(path)
@@ -128,13 +94,13 @@ def demo_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def launched(demo_weights: Path) -> Iterator[tuple[str, webapp.Engine, gr.Blocks]]:
+def launched(demo_weights: Path) -> Iterator[tuple[str, Engine, gr.Blocks]]:
     with launched_app(demo_weights) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def app_url(launched: tuple[str, webapp.Engine, gr.Blocks]) -> str:
+def app_url(launched: tuple[str, Engine, gr.Blocks]) -> str:
     return launched[0]
 
 
@@ -155,7 +121,7 @@ def test_analyze_endpoint_answers_what_analyze_answers(client: Client, demo_weig
     assert summary(document) == summary(direct.to_json())
     assert list(document["models"]) == list(ARCH_ORDER)
     assert document["weights"]["set"] == "demo" and document["device"] == "cpu"
-    assert document["image"] == {"width": 96, "height": 96, "display_width": 96, "display_height": 96}
+    assert document["image"] == {"width": 96, "height": 96, "display_width": 96, "display_height": 96, "notes": []}
     assert "Demo weights, not ImageNet" in banner and "1/8-width" in banner and "cpu" in banner
     assert set(document["agreement"]) == {"resnet50|se_resnet50", "resnet50|cbam_resnet50", "se_resnet50|cbam_resnet50"}
 
@@ -165,7 +131,7 @@ def test_analyze_endpoint_options(client: Client, tmp_path: Path) -> None:
     document, _ = client.predict(
         handle_file(picture),
         models=["cbam_resnet50", "se_resnet50"],
-        target_mode=webapp.TARGET_SHARED,
+        target_mode="shared",
         target_class="hexagon",
         method="gradcam++",
         stage=3,
@@ -185,8 +151,8 @@ def test_analyze_endpoint_options(client: Client, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"target_mode": webapp.TARGET_SHARED, "target_class": "dodecahedron"}, "unknown target class"),
-        ({"target_mode": webapp.TARGET_SHARED, "target_class": ""}, "pick the class"),
+        ({"target_mode": "shared", "target_class": "dodecahedron"}, "unknown target class"),
+        ({"target_mode": "shared", "target_class": ""}, "pick the class"),
         ({"models": []}, "no model chosen"),
     ],
 )
@@ -216,7 +182,7 @@ def test_export_gives_the_figure_and_the_json_of_the_last_analysis(client: Clien
     assert json.loads(Path(json_path).read_text(encoding="utf-8")) == document
 
 
-def test_every_event_is_named_or_private(launched: tuple[str, webapp.Engine, gr.Blocks]) -> None:
+def test_every_event_is_named_or_private(launched: tuple[str, Engine, gr.Blocks]) -> None:
     events = launched[2].fns.values()
     assert len(events) > 10
     assert {event.api_name for event in events if event.api_visibility != "private"} == PUBLIC_ENDPOINTS
@@ -226,7 +192,7 @@ def test_every_event_is_named_or_private(launched: tuple[str, webapp.Engine, gr.
 
 
 def test_server_refuses_paths_monitoring_and_oversized_uploads(
-    launched: tuple[str, webapp.Engine, gr.Blocks], tmp_path: Path
+    launched: tuple[str, Engine, gr.Blocks], tmp_path: Path
 ) -> None:
     app_url = launched[0].rstrip("/")
     small = shape_file(tmp_path, 3)
@@ -253,92 +219,188 @@ def test_server_refuses_paths_monitoring_and_oversized_uploads(
 
 
 @pytest.fixture(scope="module")
-def engine(demo_weights: Path) -> webapp.Engine:
-    return webapp.Engine.start("demo", "cpu", demo_weights, warm=False)
+def engine(demo_weights: Path) -> Engine:
+    return Engine.start("demo", "cpu", demo_weights, warm=False)
+
+
+def _cells() -> handlers.Cells:
+    """Cells as the layout makes them, built inside a Blocks context that is never launched."""
+    cells = handlers.Cells()
+    with gr.Blocks():
+        for panel in panels.PANELS:
+            for key in [panels.PAGE] if panel.page_wide else ARCH_ORDER:
+                layout._cell(panel, key, cells)
+    return cells
+
+
+def _by_key(cells: handlers.Cells, updates: dict) -> dict:
+    """Updates keyed by (panel, arch) and "caption" for the caption cells, for readable assertions."""
+    named = {}
+    for key, component in cells.values.items():
+        if component in updates:
+            named[key] = updates[component]
+    for key, component in cells.captions.items():
+        if component in updates:
+            named[(*key, "caption")] = updates[component]
+    return named
+
+
+def _analyse(engine: Engine, path: Path, models: list[str], weights: str = "auto", **options) -> handlers.Result:
+    result, _, _ = handlers.run_analysis(
+        engine,
+        str(path),
+        models,
+        weights,
+        options.get("target_mode", "top1"),
+        "",
+        options.get("method", "gradcam"),
+        4,
+        "whole",
+        False,
+    )
+    return result
 
 
 def test_display_controls_redraw_without_running_a_model(
-    engine: webapp.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real_analyze = webapp.analyze
-    monkeypatch.setattr(webapp, "analyze", lambda *a, **k: calls.append(1) or real_analyze(*a, **k))
-    result, _, _ = webapp.run_analysis(
-        engine,
-        str(shape_file(tmp_path, 5)),
-        list(ARCH_ORDER),
-        "auto",
-        webapp.TARGET_TOP1,
-        "",
-        "gradcam",
-        4,
-        "whole",
-        False,
-    )
-    first = webapp.render_overlays(result, "jet", 0.5, False)
-    second = webapp.render_overlays(result, "viridis", 0.8, True)
+    real_analyze = handlers.analyze
+    monkeypatch.setattr(handlers, "analyze", lambda *a, **k: calls.append(1) or real_analyze(*a, **k))
+    result = _analyse(engine, shape_file(tmp_path, 5), list(ARCH_ORDER))
+    cells = _cells()
+    first = _by_key(cells, handlers.redraw(cells, "display", result, "jet", 0.5, False, 4, False))
+    second = _by_key(cells, handlers.redraw(cells, "display", result, "viridis", 0.8, True, 4, False))
     assert len(calls) == 1
-    keys = webapp.panel_keys(webapp.OVERLAY_PANELS)
-    assert len(first) == len(keys)
-    cam = keys.index(("cam", "cbam_resnet50"))
-    before, after = np.asarray(first[cam]["value"]), np.asarray(second[cam]["value"])
+    display_keys = {key for key in cells.values if key[0] in {"cam", "spatial"}}
+    assert {key for key in first if len(key) == 2} == display_keys  # only what a display control changes
+    before = np.asarray(first[("cam", "cbam_resnet50")]["value"])
+    after = np.asarray(second[("cam", "cbam_resnet50")]["value"])
     assert before.shape == after.shape and np.abs(before.astype(int) - after.astype(int)).mean() > 5
-    spatial = keys.index(("spatial", "cbam_resnet50"))
-    assert isinstance(second[spatial]["value"], Image.Image)
-    assert second[keys.index(("spatial", "resnet50"))] == gr.skip()  # the baseline keeps its note
+    assert isinstance(second[("spatial", "cbam_resnet50")]["value"], Image.Image)
+    assert "value" not in second[("spatial", "resnet50")]  # the baseline keeps its note
 
 
-def test_render_main_fills_every_panel_and_hides_unchosen_models(engine: webapp.Engine, tmp_path: Path) -> None:
-    result, _, _ = webapp.run_analysis(
-        engine,
-        str(shape_file(tmp_path, 6)),
-        ["resnet50", "cbam_resnet50"],
-        "demo",
-        webapp.TARGET_TOP1,
-        "",
-        "gradcam",
-        4,
-        "whole",
-        False,
-    )
-    values = webapp.render_main(result, "jet", 0.5, False)
-    keys = webapp.panel_keys(webapp.MAIN_PANELS)
-    assert len(values) == len(keys) + 3
-    panels = dict(zip(keys, values[: len(keys)], strict=True))
-    assert all(panels[(panel, "se_resnet50")]["visible"] is False for panel in webapp.MAIN_PANELS)
-    top5 = result.models["cbam_resnet50"].top5
-    assert set(panels[("top5", "cbam_resnet50")]["value"]) == {label for label, _ in top5}
-    assert "CBAM" in panels[("header", "cbam_resnet50")]["value"]
-    assert "p = " in panels[("cam", "resnet50")]["label"]
-    assert isinstance(panels[("channel", "cbam_resnet50")]["value"], Image.Image)
-    assert panels[("channel", "resnet50")] == {"__type__": "update", "visible": True}  # keeps its note
-    agreement, notes, method = values[len(keys) :]
-    assert "ResNet-50 vs CBAM-ResNet-50" in agreement
-    assert "96x96" in notes and "whole picture" in notes
-    assert method == explain.method_note("gradcam")
-    drill_keys = webapp.panel_keys(webapp.DRILL_PANELS)
-    assert webapp.render_drill_if_open(result, False, 2, "jet", 0.5, False) == [gr.skip()] * len(drill_keys)
-    drill = dict(zip(drill_keys, webapp.render_drill_if_open(result, True, 2, "jet", 0.5, False), strict=True))
-    assert "every block of stage 2" in drill[("drill_spatial", "cbam_resnet50")]["label"]
-    assert "stage 2 (4 blocks)" in drill[("drill_channel", "cbam_resnet50")]["label"]
+def test_analysis_panels_fill_every_cell_and_hide_unchosen_models(engine: Engine, tmp_path: Path) -> None:
+    result = _analyse(engine, shape_file(tmp_path, 6), ["resnet50", "cbam_resnet50"], "demo")
+    cells = _cells()
+    page = {name: gr.Markdown(render=False) for name in ("notes", "method_note", "status", "drill_stage", "state")}
+    display = panels.Display.checked("jet", 0.5, False, 4)
+    updates = handlers.page_outputs_after_analysis(cells, result, display, False, page)
+    shown = _by_key(cells, updates)
+    main = [panel for panel in panels.PANELS if panel.section == "main" and not panel.page_wide]
+    assert all(shown[(panel.key, "se_resnet50")]["visible"] is False for panel in main)
+    top5 = result.analysis.models["cbam_resnet50"].top5
+    assert set(shown[("top5", "cbam_resnet50")]["value"]) == {label for label, _ in top5}
+    assert "CBAM" in shown[("header", "cbam_resnet50", "caption")]["value"]
+    assert "p = " in shown[("cam", "resnet50", "caption")]["value"]
+    assert isinstance(shown[("channel", "cbam_resnet50")]["value"], Image.Image)
+    assert shown[("channel", "resnet50")] == {"__type__": "update", "visible": True}  # keeps its note
+    for (panel, arch, *caption), update in shown.items():  # every visible cell names its model
+        if caption and update.get("visible") and arch != panels.PAGE:
+            assert panels.ARCH_TITLES[arch] in update["value"], (panel, arch)
+    assert "ResNet-50 vs CBAM-ResNet-50" in shown[("agreement", panels.PAGE)]["value"]
+    assert "96x96" in updates[page["notes"]] and "whole picture" in updates[page["notes"]]
+    assert updates[page["method_note"]] == explain.method_note("gradcam")
+    assert not any(key[0].startswith("drill") for key in shown)  # the closed drill-down costs nothing
+    drill = _by_key(cells, handlers.redraw(cells, "drill", result, "jet", 0.5, False, 2, True))
+    assert "every block of stage 2" in drill[("drill_spatial", "cbam_resnet50", "caption")]["value"]
+    assert "stage 2 (4 blocks)" in drill[("drill_channel", "cbam_resnet50", "caption")]["value"]
     assert drill[("drill_channel", "se_resnet50")]["visible"] is False  # not chosen
-    redrawn = dict(zip(drill_keys, webapp.redraw_drill_overlays(result, True, 2, "magma", 0.9, True), strict=True))
+    redrawn = _by_key(cells, handlers.redraw(cells, "display", result, "magma", 0.9, True, 2, True))
     assert isinstance(redrawn[("drill_spatial", "cbam_resnet50")]["value"], Image.Image)
-    assert redrawn[("drill_channel", "cbam_resnet50")] == gr.skip()  # channel plots ignore display controls
+    assert ("drill_channel", "cbam_resnet50") not in redrawn  # channel plots ignore display controls
+
+
+def test_a_failed_run_clears_every_result_and_keeps_the_message(engine: Engine, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture", encoding="utf-8")
+    request = gr.Request(session_hash="session-1")
+    with pytest.raises(gr.Error) as caught:
+        handlers.run_analysis(
+            engine, str(notes), list(ARCH_ORDER), "auto", "top1", "", "gradcam", 4, "whole", False, request
+        )
+    assert caught.value.visible is False  # no toast: the message goes under the picture, once
+    cells = _cells()
+    page = {name: gr.Markdown(render=False) for name in ("notes", "status", "state")}
+    updates = handlers.failure_outputs(cells, page, request)
+    assert "not an image we can read" in updates[page["notes"]] and updates[page["state"]] is None
+    cleared = _by_key(cells, updates)
+    assert cleared[("cam", "cbam_resnet50")]["value"] is None and cleared[("top5", "resnet50")]["value"] is None
+
+
+def test_an_upload_is_decoded_once_and_its_notes_reach_the_page(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pixels = shapes.render_sample(3, 2, width=96, label=2).image
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(pixels, k=1)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: the upright picture needs a quarter turn
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, exif=exif, quality=95)
+    from cbam_viz import analysis, imaging
+
+    opened = []
+    real_open = imaging.Image.open
+    monkeypatch.setattr(imaging.Image, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    result = _analyse(engine, path, list(ARCH_ORDER))
+    assert len(opened) == 1  # decoded once: analyze receives the decoded picture
+    assert any("turned upright" in note for note in result.analysis.notes)
+    assert "turned upright" in handlers.image_notes(result.analysis)
+    assert result.analysis.to_json()["image"]["notes"] == list(result.analysis.notes)
+    assert result.picture == "rotated"
+    assert analysis.decode_image is imaging.decode_image
 
 
 def test_nothing_to_render_before_an_analysis() -> None:
-    assert all(value == gr.skip() for value in webapp.render_overlays(None, "jet", 0.5, False))
+    cells = _cells()
+    assert handlers.redraw(cells, "display", None, "jet", 0.5, False, 4, False) == {}
     with pytest.raises(gr.Error, match="analyse an image first"):
-        webapp.export_files(None, "jet", 0.5, False)
+        handlers.export_files(None, "jet", 0.5, False)
     with pytest.raises(CbamVizError, match="unknown colormap"):
-        webapp.Display.checked("rainbow-unicorn", 0.5, False)
+        panels.Display.checked("rainbow-unicorn", 0.5, False)
     with pytest.raises(CbamVizError, match="opacity must be between 0 and 1"):
-        webapp.Display.checked("jet", 1.5, False)
+        panels.Display.checked("jet", 1.5, False)
+
+
+def test_a_new_panel_is_one_object(demo_weights: Path, tmp_path: Path) -> None:
+    """The README's recipe: one Panel and its render function, and the page shows it for every model."""
+
+    def render_mean_cam(analysis, display):
+        return {
+            arch: panels.Shown(f"mean CAM {result.cam.mean():.4f}", panels.model_caption(arch, "mean CAM"))
+            for arch, result in analysis.models.items()
+        }
+
+    dummy = panels.Panel("mean_cam", "Mean of the CAM", None, "markdown", render_mean_cam, panels.ON_ANALYSIS)
+    with launched_app(demo_weights, panel_set=(*panels.PANELS, dummy)) as (url, _, demo):
+        component_ids = {block.elem_id for block in demo.blocks.values()}
+        assert {f"mean_cam-{arch}" for arch in ARCH_ORDER} <= component_ids
+        client = Client(url, verbose=False)
+        document, _ = client.predict(handle_file(shape_file(tmp_path, 4)), api_name="/analyze")
+        client.close()
+    cells = _cells_with(dummy)
+    result = _analyse(Engine.start("demo", "cpu", demo_weights, warm=False), shape_file(tmp_path, 4), list(ARCH_ORDER))
+    page = {name: gr.Markdown(render=False) for name in ("notes", "method_note", "status", "drill_stage", "state")}
+    display = panels.Display.checked("jet", 0.5, False, 4)
+    shown = _by_key(cells, handlers.page_outputs_after_analysis(cells, result, display, False, page))
+    for arch in ARCH_ORDER:
+        assert shown[("mean_cam", arch)]["value"].startswith("mean CAM ")
+        assert panels.ARCH_TITLES[arch] in shown[("mean_cam", arch, "caption")]["value"]
+    assert set(document["models"]) == set(ARCH_ORDER)
+
+
+def _cells_with(extra: panels.Panel) -> handlers.Cells:
+    cells = handlers.Cells(panels=(*panels.PANELS, extra))
+    with gr.Blocks():
+        for panel in cells.panels:
+            for key in [panels.PAGE] if panel.page_wide else ARCH_ORDER:
+                layout._cell(panel, key, cells)
+    return cells
 
 
 def test_unexpected_failures_become_one_line_messages(caplog: pytest.LogCaptureFixture) -> None:
-    @webapp.one_line_errors
+    @one_line_errors
     def broken() -> None:
         raise ZeroDivisionError("division by zero in /srv/secret/path.py")
 
@@ -349,9 +411,9 @@ def test_unexpected_failures_become_one_line_messages(caplog: pytest.LogCaptureF
 
 
 def test_uploaded_image_hands_over_the_file_untouched(tmp_path: Path) -> None:
-    component = webapp.image_input(sources=["upload"], type="filepath", image_mode=None, render=False)
+    component = image_input(sources=["upload"], type="filepath", image_mode=None, render=False)
     assert component.get_block_name() == "image"
-    assert not (REPO / "cbam_viz" / "webapp.pyi").exists()  # no Component subclass, so Gradio writes no stub
+    assert not list((REPO / "cbam_viz").rglob("*.pyi"))  # no Component subclass, so Gradio writes no stub
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     assert component.preprocess(ImageData(path=str(broken))) == str(broken)
@@ -360,8 +422,8 @@ def test_uploaded_image_hands_over_the_file_untouched(tmp_path: Path) -> None:
         component.preprocess(ImageData(url="data:image/png;base64,@@@"))
 
 
-def test_demo_banner_states_the_models_honestly(engine: webapp.Engine) -> None:
-    banner = webapp.banner_markdown(
+def test_demo_banner_states_the_models_honestly(engine: Engine) -> None:
+    banner = ui_banner.banner_markdown(
         engine.weights, engine.weights_note, engine.device, engine.parameters, engine.weights_dir
     )
     assert "1/8-width ResNet-50s" in banner and "0.38-0.42 M parameters" in banner
@@ -370,22 +432,22 @@ def test_demo_banner_states_the_models_honestly(engine: webapp.Engine) -> None:
 
 
 def test_examples_are_held_out_shapes_and_credited_photos(tmp_path: Path) -> None:
-    galleries = webapp.write_examples(["demo", "paper"], tmp_path)
+    galleries = gallery.write_examples(["demo", "paper"], tmp_path)
     (shape_title, shape_items), (photo_title, photo_items) = galleries.items()
     assert [caption for _, caption in shape_items] == list(shapes.CLASSES)
     first = np.asarray(Image.open(shape_items[0][0]))
-    assert first.shape == (webapp.EXAMPLE_SIZE, webapp.EXAMPLE_SIZE, 3)
-    assert np.array_equal(first, shapes.render_sample(webapp.EXAMPLE_SEED, 0, webapp.EXAMPLE_SIZE, label=0).image)
-    assert [Path(path).name for path, _ in photo_items] == [name for name, _, _ in webapp.PHOTOS]
+    assert first.shape == (gallery.EXAMPLE_SIZE, gallery.EXAMPLE_SIZE, 3)
+    assert np.array_equal(first, shapes.render_sample(gallery.EXAMPLE_SEED, 0, gallery.EXAMPLE_SIZE, label=0).image)
+    assert [Path(path).name for path, _ in photo_items] == [name for name, _, _ in gallery.PHOTOS]
     assert Image.open(photo_items[0][0]).size == (451, 300)
-    assert "CC0" in webapp.PHOTO_ATTRIBUTION and "public domain" in webapp.PHOTO_ATTRIBUTION
-    assert "Chelsea the cat (Stefan van der Walt, CC0)" in webapp.credits_markdown(galleries)
-    assert "scikit-image" not in webapp.credits_markdown({webapp.SHAPE_GALLERY: shape_items})
-    assert webapp.write_examples([], tmp_path) == {}
+    assert "CC0" in gallery.PHOTO_ATTRIBUTION and "public domain" in gallery.PHOTO_ATTRIBUTION
+    assert "Chelsea the cat (Stefan van der Walt, CC0)" in gallery.credits_markdown(galleries)
+    assert "scikit-image" not in gallery.credits_markdown({gallery.SHAPE_GALLERY: shape_items})
+    assert gallery.write_examples([], tmp_path) == {}
 
 
 def test_export_copies_are_pruned(tmp_path: Path) -> None:
-    store = webapp.ExportFiles(keep_seconds=60)
+    store = ui_export.ExportFiles(keep_seconds=60)
     path = Path(store.write("figure.png", b"\x89PNG"))
     assert path.read_bytes() == b"\x89PNG" and store.count() == 1
     store.prune(now=path.stat().st_mtime + 30)
@@ -395,30 +457,40 @@ def test_export_copies_are_pruned(tmp_path: Path) -> None:
 
 
 def test_serve_settings_fit_the_device() -> None:
-    cpu, gpu = webapp.ServeSettings.for_device("cpu"), webapp.ServeSettings.for_device("cuda:0")
+    cpu, gpu = ServeSettings.for_device("cpu"), ServeSettings.for_device("cuda:0")
     assert cpu.concurrency == 1 and gpu.concurrency > cpu.concurrency
-    assert webapp.ServeSettings.for_device("cpu", queue_size=5).queue_size == 5
-    options = webapp.launch_options("127.0.0.1", 7860)
+    assert ServeSettings.for_device("cpu", queue_size=5).queue_size == 5
+    options = ui_engine.launch_options("127.0.0.1", 7860)
     assert options["max_file_size"] == MAX_FILE_BYTES == 25_000_000 and options["enable_monitoring"] is False
     assert options["allowed_paths"] == [] and options["share"] is False
 
 
 @pytest.mark.parametrize(
-    ("weights", "words"),
-    [("auto", "pick the ImageNet set"), ("demo", "trained here, not downloaded"), ("nonsense", "unknown weights set")],
+    ("weights", "words"), [("demo", "trained here, not downloaded"), ("nonsense", "unknown weights set")]
 )
-def test_download_refuses_what_cannot_be_downloaded(engine: webapp.Engine, weights: str, words: str) -> None:
+def test_download_refuses_what_cannot_be_downloaded(engine: Engine, weights: str, words: str) -> None:
     with pytest.raises(gr.Error, match=words):
-        webapp.download_weights(engine, weights)
+        handlers.download_weights(engine, weights)
 
 
-def test_weights_choices_say_what_is_ready(engine: webapp.Engine) -> None:
+def test_weights_choices_say_what_is_ready(engine: Engine) -> None:
     labels = dict((value, label) for label, value in engine.weight_choices())
     assert labels["demo"] == "demo (shapes demo, ready)" and labels["paper"] == "paper (ImageNet, not downloaded)"
     assert labels["auto"] == "auto (now: demo)"
-    update, status = webapp.target_choices(engine, "paper")
+    update, status, _ = handlers.target_choices(engine, "paper")
     assert update["choices"] == [] and status.startswith("⚠️") and "download" in status
-    update, status = webapp.target_choices(engine, "auto")
+    update, status, gallery_update = handlers.target_choices(engine, "auto")
     assert update["choices"] == list(shapes.CLASSES) and "10 classes" in status
     with pytest.raises(CbamVizError, match="unknown weights set"):
         engine.resolve("/etc/passwd")  # visitors pick sets; server paths are not theirs to load
+    assert [caption for _, caption in gallery_update["value"]] == list(shapes.CLASSES)  # the gallery follows them
+
+
+def test_downloads_exist_only_when_the_operator_allows_them(demo_weights: Path) -> None:
+    with launched_app(demo_weights, allow_download=True) as (_, _, demo):
+        names = {event.api_name for event in demo.fns.values() if event.api_visibility != "private"}
+        assert names == PUBLIC_ENDPOINTS | {"download_weights"}
+        download = next(event for event in demo.fns.values() if event.api_name == "download_weights")
+        assert download.queue is False  # never occupies the analysis queue
+    with launched_app(demo_weights) as (_, _, demo):
+        assert "download" not in {block.elem_id for block in demo.blocks.values()}

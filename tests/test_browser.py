@@ -43,7 +43,12 @@ pytestmark = [
 PANELS_READY = """
 ([archs, withSpatial, withChannel, previous]) => {
     const image = (id) => document.querySelector(`#${id} img`);
-    const ready = (id) => image(id) && image(id).complete && image(id).naturalWidth > 0;
+    // Gradio's images load lazily, as a visitor scrolls to them: ask for them now instead of scrolling.
+    const ready = (id) => {
+        const i = image(id);
+        if (i && i.loading === 'lazy') i.loading = 'eager';
+        return i && i.complete && i.naturalWidth > 0;
+    };
     for (const arch of archs) {
         if (!ready(`cam-${arch}`)) return false;
         if (previous && image(`cam-${arch}`).src === previous[arch]) return false;
@@ -114,7 +119,7 @@ def test_upload_shows_every_panel_and_survives_a_bad_file(weights_dir: Path, tmp
             page.get_by_text("Every block of one stage").click()
             page.wait_for_function(
                 "ids => ids.every(id => { const i = document.querySelector(`#${id} img`);"
-                " return i && i.complete && i.naturalWidth > 0; })",
+                " if (i) i.loading = 'eager'; return i && i.complete && i.naturalWidth > 0; })",
                 arg=["drill_spatial-cbam_resnet50", "drill_channel-se_resnet50", "drill_channel-cbam_resnet50"],
                 timeout=WAIT_MS,
             )

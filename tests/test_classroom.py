@@ -19,8 +19,10 @@ from gradio_client.exceptions import AppError
 from hostile import EXPECTED, write_hostile_files
 from test_app import launched_app, shape_file, write_random_demo
 
-from cbam_viz import cli, shapes, webapp, weights
+from cbam_viz import cli, shapes, weights
 from cbam_viz.imaging import MAX_FILE_BYTES
+from cbam_viz.ui import handlers
+from cbam_viz.ui.engine import ServeSettings
 
 REPO = Path(__file__).resolve().parent.parent
 CLI_DECODABLE = ("exif_rotate_6_jpeg", "cmyk_jpeg")  # the CLI also writes a figure per image: two are enough here
@@ -132,14 +134,14 @@ def test_concurrent_students_each_get_their_own_answer(app_url: str, tmp_path: P
 def test_a_full_queue_says_busy_and_the_server_recovers(
     demo_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_analyze = webapp.analyze
+    real_analyze = handlers.analyze
 
     def slow_analyze(*args: object, **kwargs: object) -> object:  # a slow model keeps the one queue place taken
         time.sleep(1.5)
         return real_analyze(*args, **kwargs)
 
-    monkeypatch.setattr(webapp, "analyze", slow_analyze)
-    settings = webapp.ServeSettings(concurrency=1, queue_size=1, render_concurrency=1)
+    monkeypatch.setattr(handlers, "analyze", slow_analyze)
+    settings = ServeSettings(concurrency=1, queue_size=1, render_concurrency=1)
     picture = shape_file(tmp_path, shapes.CLASSES.index("cross"))
     with launched_app(demo_weights, settings=settings) as (url, _, _):
         clients = [Client(url, verbose=False, download_files=str(tmp_path)) for _ in range(5)]

@@ -1,0 +1,109 @@
+"""The example pictures: held-out shapes for the demo models, scikit-image's photographs for the ImageNet models.
+
+The gallery follows the weights in use: shapes when the demo set answers, photographs when an ImageNet set does.
+Files are written once under the app's own temporary folder and served from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from cbam_viz import shapes
+from cbam_viz.weights import SETS
+
+LOGGER = logging.getLogger("cbam_viz.app")
+
+EXAMPLE_SEED = 7  # shapes streams 1 and 2 train and validate the demo models: seed 7 was never seen by them
+EXAMPLE_SIZE = 256
+PHOTOS = (  # scikit-image's bundled photographs; licences from the docstrings of skimage.data
+    ("chelsea.png", "Chelsea the cat", "Stefan van der Walt, CC0"),
+    ("coffee.png", "Coffee cup", "Rachel Michetti (courtesy of Pikolo Espresso Bar), CC0"),
+    ("astronaut.png", "Eileen Collins, astronaut", "NASA, public domain"),
+    ("rocket.jpg", "Falcon 9 launching DSCOVR", "SpaceX, released into the public domain"),
+    (
+        "motorcycle_left.png",
+        "Motorcycle",
+        "Middlebury 2014 stereo dataset (Scharstein et al.), as shipped with scikit-image",
+    ),
+)
+PHOTO_ATTRIBUTION = "Photographs bundled with scikit-image: " + "; ".join(
+    f"{caption} ({credit})" for _, caption, credit in PHOTOS
+)
+PHOTO_GALLERY = "Photographs for the ImageNet models"
+SHAPE_GALLERY = "Shapes for the demo models (never seen in training)"
+PAPERS = (
+    "Papers: ResNet (He et al. 2016), SE (Hu et al. 2018), CBAM (Woo et al. 2018). CAMs computed with the grad-cam "
+    "library."
+)
+
+
+def example_root() -> Path:
+    """Where the example pictures are written: under the system temp folder, which Gradio may serve from."""
+    return Path(tempfile.gettempdir()) / "cbam_viz-examples"
+
+
+def write_examples(available_sets: Sequence[str], root: Path) -> dict[str, list[tuple[str, str]]]:
+    """Write the gallery pictures that fit the loaded weights; -> {gallery title: [(path, caption), ...]}.
+
+    Shapes (one per class, from a seed the demo models never trained on) for the demo set; scikit-image's
+    photographs for ImageNet sets. Files are rewritten only when missing, so restarts are instant.
+    """
+    galleries: dict[str, list[tuple[str, str]]] = {}
+    if "demo" in available_sets:
+        folder = root / f"shapes-seed{EXAMPLE_SEED}-{EXAMPLE_SIZE}px"
+        folder.mkdir(parents=True, exist_ok=True)
+        items = []
+        for label, name in enumerate(shapes.CLASSES):
+            path = folder / f"{name}.png"
+            if not path.is_file():
+                sample = shapes.render_sample(EXAMPLE_SEED, label, width=EXAMPLE_SIZE, label=label)
+                _write_atomically(path, lambda target, s=sample: Image.fromarray(s.image).save(target, format="PNG"))
+            items.append((str(path), name))
+        galleries[SHAPE_GALLERY] = items
+    if any(name in SETS for name in available_sets):
+        import skimage.data
+
+        folder = root / "photos"
+        folder.mkdir(parents=True, exist_ok=True)
+        items = []
+        for file_name, caption, _ in PHOTOS:
+            source = Path(skimage.data.data_dir) / file_name
+            if not source.is_file():
+                LOGGER.warning("scikit-image's %s is missing; the photo gallery skips it", file_name)
+                continue
+            path = folder / file_name
+            if not path.is_file():
+                _write_atomically(path, lambda target, s=source: shutil.copyfile(s, target))
+            items.append((str(path), caption))
+        galleries[PHOTO_GALLERY] = items
+    return galleries
+
+
+def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write through a temporary name, so two apps starting at once never read a half-written example."""
+    temporary = path.with_name(f".{path.name}.{threading.get_ident()}.part")
+    write(temporary)
+    temporary.replace(path)
+
+
+def credits_markdown(examples: dict[str, list[tuple[str, str]]]) -> str:
+    """The page's small print: the papers, and the photographs' credits when their gallery is shown."""
+    photos = f"{PHOTO_ATTRIBUTION}. " if PHOTO_GALLERY in examples else ""
+    return f"<small>{photos}{PAPERS}</small>"
+
+
+def items_for(examples: dict[str, list[tuple[str, str]]], demo: bool) -> list[tuple[str, str]]:
+    """The gallery items that fit the weights in use: shapes for the demo set, photographs for ImageNet sets."""
+    return list(examples.get(SHAPE_GALLERY if demo else PHOTO_GALLERY, []))
+
+
+def title_for(demo: bool) -> str:
+    return SHAPE_GALLERY if demo else PHOTO_GALLERY

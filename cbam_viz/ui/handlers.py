@@ -1,0 +1,339 @@
+"""What each event does: analyse an upload, redraw panels from the cached analysis, export, and weights helpers.
+
+Handlers return dicts keyed by component, built from ``panels.PANELS`` and the ``Cells`` the layout made, so no
+ordering contract spans two files. Every handler that a visitor triggers sits behind ``errors.one_line_errors``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from cbam_viz import explain, render
+from cbam_viz.analysis import Analysis, analyze
+from cbam_viz.errors import CbamVizError
+from cbam_viz.options import AnalysisOptions, target_mode_value
+from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, quote
+from cbam_viz.weights import SETS
+
+from . import gallery
+from .banner import banner_markdown
+from .engine import Engine
+from .errors import escape, one_line_errors, pop_message
+from .export import EXPORTS, export_name
+from .panels import PAGE, PANELS, Display, Event, Panel, Shown, model_caption, redrawn_by
+from .uploads import decode_upload
+
+LOGGER = logging.getLogger("cbam_viz.app")
+STALE_NOTE = "⚠️ **Settings changed: press Analyse.** The results below are for the earlier settings."
+
+
+@dataclass
+class Result:
+    """What a browser tab keeps between events: the analysis and the picture's name (for download names)."""
+
+    analysis: Analysis
+    picture: str
+
+
+@dataclass
+class Cells:
+    """The components the layout made for each panel: (panel key, arch or PAGE) -> caption and value."""
+
+    captions: dict[tuple[str, str], Any] = field(default_factory=dict)
+    values: dict[tuple[str, str], Any] = field(default_factory=dict)
+    panels: tuple[Panel, ...] = PANELS
+
+    def keys(self, panels: Iterable[Panel]) -> list[tuple[str, str]]:
+        return [key for panel in panels for key in self._keys(panel)]
+
+    def _keys(self, panel: Panel) -> list[tuple[str, str]]:
+        return [(panel.key, PAGE)] if panel.page_wide else [(panel.key, arch) for arch in ARCH_ORDER]
+
+    def outputs(self, panels: Iterable[Panel]) -> list[Any]:
+        """Every component the given panels write to (captions and values)."""
+        components = []
+        for key in self.keys(panels):
+            if key in self.captions:
+                components.append(self.captions[key])
+            components.append(self.values[key])
+        return components
+
+    def draw(self, panels: Iterable[Panel], analysis: Analysis, display: Display) -> dict[Any, Any]:
+        """Updates for every cell of ``panels``: the model's value, its note, or hidden when not chosen."""
+        updates: dict[Any, Any] = {}
+        for panel in panels:
+            shown = panel.render(analysis, display)
+            for key in self._keys(panel):
+                arch = key[1]
+                chosen = panel.page_wide or arch in analysis.models
+                value = self.values[key]
+                caption = self.captions.get(key)
+                if not chosen:
+                    updates[value] = gr.update(visible=False)
+                    if caption is not None:
+                        updates[caption] = gr.update(visible=False)
+                    continue
+                cell: Shown | None = shown.get(arch)
+                if caption is not None:
+                    updates[caption] = gr.update(value=cell.caption if cell else model_caption(arch), visible=True)
+                if cell is None:  # the model does not have this panel: its note stays
+                    updates[value] = gr.update(visible=True)
+                else:
+                    updates[value] = gr.update(value=cell.value, visible=True)
+        return updates
+
+    def clear(self, panels: Iterable[Panel]) -> dict[Any, Any]:
+        """Empty every cell that shows results, so a failed run never leaves the previous picture's numbers."""
+        updates: dict[Any, Any] = {}
+        for panel in panels:
+            for key in self._keys(panel):
+                if panel.page_wide or panel.applies(key[1]):
+                    updates[self.values[key]] = gr.update(value=None)
+        return updates
+
+
+# --------------------------------------------------------------------------------------------------- analysis
+
+
+def request_options(
+    models: Any,
+    weights: Any,
+    target_mode: Any,
+    target_class: Any,
+    method: Any,
+    stage: Any,
+    view: Any,
+    faithfulness: Any,
+    engine: Engine,
+) -> AnalysisOptions:
+    """The page's or the API's raw values as one checked request (weights "auto" is the start-up set)."""
+    return AnalysisOptions.from_request(
+        models=[] if models is None else models,
+        weights=engine.resolve(weights),
+        target_mode=target_mode_value(target_mode),
+        target_class=target_class,
+        method=method,
+        stage=stage,
+        view=view,
+        faithfulness=bool(faithfulness),
+    )
+
+
+@one_line_errors(toast=False)
+def run_analysis(
+    engine: Engine,
+    image: str | bytes | None,
+    models: list[str],
+    weights: str,
+    target_mode: str,
+    target_class: str | None,
+    method: str,
+    stage: int,
+    view: str,
+    faithfulness: bool,
+    request: gr.Request = None,  # noqa: RUF013 - Gradio injects it by this annotation
+) -> tuple[Result, dict, str]:
+    """Decode the upload once and analyse it with the chosen models; -> (cached result, its JSON, the banner)."""
+    picture, name = decode_upload(image)
+    options = request_options(models, weights, target_mode, target_class, method, stage, view, faithfulness, engine)
+    started = time.perf_counter()
+    analysis = analyze(picture, options, device=engine.device, weights_dir=engine.weights_dir)
+    LOGGER.info(
+        "analysed %dx%d with %s in %.2f s", *picture.size, ",".join(options.models), time.perf_counter() - started
+    )
+    if options.weights == engine.weights:
+        analysis.weights_note = engine.weights_note  # why start-up chose this set, decided once
+    parameters = engine.parameters if options.weights == engine.weights else {}
+    banner = banner_markdown(
+        analysis.weights_set, analysis.weights_note, analysis.device, parameters, engine.weights_dir
+    )
+    return Result(analysis, name), analysis.to_json(), banner
+
+
+def analysis_if_image(
+    engine: Engine,
+    image: str | bytes | None,
+    models: list[str],
+    weights: str,
+    target_mode: str,
+    target_class: str | None,
+    method: str,
+    stage: int,
+    view: str,
+    faithfulness: bool,
+    request: gr.Request = None,  # noqa: RUF013 - Gradio injects it by this annotation
+) -> tuple[Any, Any, Any]:
+    """The same analysis, run when the picture changes; a cleared picture changes nothing (no error)."""
+    if image is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    options = (models, weights, target_mode, target_class, method, stage, view, faithfulness)
+    return run_analysis(engine, image, *options, request)
+
+
+def image_notes(analysis: Analysis) -> str:
+    """What decoding and preprocessing did, in plain words (rotation, transparency, what the models saw)."""
+    width, height = analysis.original_size
+    notes = " ".join(escape(note) for note in (*analysis.notes, analysis.view.note))
+    return f"<small>Your picture: {width}x{height} px. {notes}</small>"
+
+
+def demo_photo_note(analysis: Analysis) -> str:
+    """Beside the results: demo models know 10 shapes only, which matters most when a photograph is analysed."""
+    if not analysis.weights_set.startswith("demo") and not analysis.weights_set.endswith(".demo"):
+        return ""
+    return (
+        "**Demo models:** they know 10 generated shapes only, so on a photograph their top-5 is a guess among shapes. "
+        "For photographs, use the ImageNet weights (`python -m cbam_viz weights download paper`)."
+    )
+
+
+def results_status(result: Result) -> str:
+    analysis = result.analysis
+    models = ", ".join(ARCH_TITLES[arch] for arch in analysis.models)
+    return (
+        f"Results for **{escape(result.picture)}**: {models}; {method_label_of(analysis)}, stage {analysis.stage}. "
+        + demo_photo_note(analysis)
+    )
+
+
+def method_label_of(analysis: Analysis) -> str:
+    from cbam_viz.vocab import method_label
+
+    return method_label(analysis.method)
+
+
+def page_outputs_after_analysis(
+    cells: Cells, result: Result | None, display: Display, drill_open: bool, page: dict[str, Any]
+) -> dict[Any, Any]:
+    """Every panel an analysis redraws (the drill-down only while open), the notes, the method note, the status."""
+    if result is None:
+        return {}
+    panels = [panel for panel in redrawn_by("analysis", panels=cells.panels) if panel.section == "main" or drill_open]
+    updates = cells.draw(panels, result.analysis, display)
+    updates[page["notes"]] = image_notes(result.analysis)
+    updates[page["method_note"]] = explain.method_note(result.analysis.method)
+    updates[page["status"]] = results_status(result)
+    updates[page["drill_stage"]] = result.analysis.stage
+    return updates
+
+
+def failure_outputs(cells: Cells, page: dict[str, Any], request: gr.Request | None) -> dict[Any, Any]:
+    """After a refused run: the message once, under the picture, and no stale results anywhere."""
+    message = pop_message(request)
+    updates = cells.clear(cells.panels)
+    updates[page["notes"]] = f"⚠️ **{escape(message)}**"
+    updates[page["status"]] = "No results: the last run did not complete (see the note under the picture)."
+    updates[page["state"]] = None
+    return updates
+
+
+def stale_status(result: Result | None) -> Any:
+    """An analysis setting changed: the shown results no longer match the controls."""
+    return gr.skip() if result is None else STALE_NOTE
+
+
+@one_line_errors
+def redraw(
+    cells: Cells,
+    event: Event,
+    result: Result | None,
+    cmap: str,
+    opacity: float,
+    shared_scale: bool,
+    drill_stage: int,
+    drill_open: bool,
+) -> dict[Any, Any]:
+    """The panels a display or drill-down change redraws, from the cached analysis (no model runs)."""
+    if result is None:
+        return {}
+    display = Display.checked(cmap, opacity, shared_scale, drill_stage)
+    panels = [panel for panel in redrawn_by(event, panels=cells.panels) if panel.section == "main" or drill_open]
+    if event == "drill":
+        panels = [panel for panel in panels if panel.section == "drill"]
+    return cells.draw(panels, result.analysis, display)
+
+
+# ------------------------------------------------------------------------------------------------------ export
+
+
+@one_line_errors
+def export_files(result: Result | None, cmap: str, opacity: float, shared_scale: bool) -> tuple[str, str]:
+    """The comparison figure (PNG) and the analysis (JSON), named after the picture."""
+    if result is None:
+        raise CbamVizError("nothing to export yet: analyse an image first")
+    display = Display.checked(cmap, opacity, shared_scale)
+    analysis = result.analysis
+    figure = render.comparison_figure(
+        analysis, cmap=display.cmap, alpha=display.opacity, shared_scale=display.shared_scale
+    )
+    document = json.dumps(analysis.to_json(), indent=2, ensure_ascii=False).encode("utf-8")
+    return (
+        EXPORTS.write(export_name(result.picture, "png"), figure),
+        EXPORTS.write(export_name(result.picture, "json"), document),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- weights
+
+
+def target_choices(engine: Engine, weights: str) -> tuple[Any, str, Any]:
+    """The class list and gallery of the chosen set and a status line; a set that is not here says how to get it."""
+    try:
+        categories = engine.categories(weights)
+    except CbamVizError as error:
+        return gr.update(choices=[], value=""), f"⚠️ {escape(str(error))}", gr.skip()
+    set_name = engine.resolve(weights)
+    demo = set_name == "demo"
+    items = gallery.items_for(engine.examples, demo)
+    return (
+        gr.update(choices=list(categories), value=""),
+        f"Using **{set_name}**: {len(categories)} classes.",
+        gr.update(value=items, label=gallery.title_for(demo)),
+    )
+
+
+def target_mode_changed(mode: str) -> Any:
+    """The class picker is only used when one class is explained in every model."""
+    try:
+        return gr.update(interactive=target_mode_value(mode) == "shared")
+    except CbamVizError:
+        return gr.skip()
+
+
+_DOWNLOADING = threading.Lock()
+
+
+@one_line_errors
+def download_weights(
+    engine: Engine,
+    weights: str,
+    progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 - Gradio's idiom
+) -> tuple[str, Any, Any]:
+    """Download a named ImageNet set with a progress bar (only on servers started with --allow-download)."""
+    from cbam_viz.download import download_set
+
+    if weights in (None, "", "auto"):
+        weights = "paper"
+    if weights == "demo":
+        raise CbamVizError("the demo set is trained here, not downloaded: run `python -m cbam_viz train-demo`")
+    if weights not in SETS:
+        raise CbamVizError(f"unknown weights set {quote(weights)}: choose one of {', '.join(SETS)}")
+    if not _DOWNLOADING.acquire(blocking=False):
+        raise CbamVizError("a download is already running: wait for it to finish")
+    try:
+        progress(0, desc=f"downloading the {weights} set")
+        files = download_set(weights, engine.weights_dir, progress=True)
+    finally:
+        _DOWNLOADING.release()
+    engine.refresh_examples()
+    status = f"Downloaded and converted {len(files)} files of the **{weights}** set; pick it to use it."
+    items = gallery.items_for(engine.examples, False)
+    return status, gr.update(choices=engine.weight_choices()), gr.update(value=items, label=gallery.PHOTO_GALLERY)

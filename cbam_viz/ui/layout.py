@@ -1,0 +1,477 @@
+"""The page: layout and wiring only. Rows of panels come from ``panels.PANELS``; what events do is in ``handlers``.
+
+``build_demo(engine)`` returns the Blocks; ``main(argv)`` is what ``python app.py`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from cbam_viz import explain
+from cbam_viz.errors import CbamVizError
+from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, CAM_METHODS, STAGES, TARGET_MODE_LABELS, VIEW_LABELS
+
+from . import engine as engine_module
+from . import gallery, handlers
+from .banner import banner_markdown
+from .engine import Engine, ServeSettings
+from .panels import COLORMAPS, PAGE, PANELS, Panel, panels_in
+from .uploads import image_input
+
+TITLE = "cbam_viz: where does attention look?"
+CSS = """
+#banner {border-left: 4px solid var(--color-accent); padding: 4px 12px; background: var(--block-background-fill);}
+.panel-caption p {margin: 0; font-size: 0.95em;}
+#results-status {min-height: 1.5em;}
+"""
+LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
+
+def _explanation(text: str, **options: Any) -> gr.Markdown:
+    """Plain words with equations: $...$ inline and $$...$$ displayed."""
+    return gr.Markdown(text, latex_delimiters=LATEX, **options)
+
+
+def _cell(panel: Panel, key: str, cells: handlers.Cells) -> None:
+    """One cell: the caption that names its model, then the panel's component."""
+    if not panel.page_wide:
+        cells.captions[(panel.key, key)] = gr.Markdown(
+            f"**{ARCH_TITLES[key]}**", elem_id=f"{panel.key}-{key}-caption", elem_classes="panel-caption"
+        )
+    cells.values[(panel.key, key)] = panel.component(key)
+
+
+def _panel_row(panel: Panel, cells: handlers.Cells) -> None:
+    """A panel's heading, its explanation and one cell per model (or one for the page)."""
+    if panel.heading:
+        gr.Markdown(f"#### {panel.heading}")
+    if panel.explanation:
+        with gr.Accordion("What am I looking at?", open=False):
+            _explanation(explain.explanation(panel.explanation))
+    if panel.page_wide:
+        _cell(panel, PAGE, cells)
+        return
+    with gr.Row(equal_height=False):
+        for arch in ARCH_ORDER:
+            with gr.Column(min_width=240):
+                _cell(panel, arch, cells)
+
+
+def build_demo(
+    engine: Engine,
+    *,
+    delete_cache: tuple[int, int] = engine_module.DELETE_CACHE,
+    settings: ServeSettings | None = None,
+    panels: tuple[Panel, ...] = PANELS,
+) -> gr.Blocks:
+    """The page: input and controls on top, one column per model below, then the drill-down and export."""
+    settings = settings or ServeSettings.for_device(engine.device)
+    cells = handlers.Cells(panels=panels)
+    with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
+        state = gr.State(None, time_to_live=engine_module.STATE_TTL_S)
+        gr.Markdown("# Where does attention look?\nResNet-50, SE-ResNet-50 and CBAM-ResNet-50 on the same picture.")
+        banner = gr.Markdown(
+            banner_markdown(engine.weights, engine.weights_note, engine.device, engine.parameters, engine.weights_dir),
+            elem_id="banner",
+        )
+        with gr.Accordion("What am I looking at?", open=False):
+            _explanation(explain.explanation("overview"))
+
+        with gr.Row():
+            with gr.Column(scale=5):
+                image = image_input(
+                    sources=["upload", "webcam", "clipboard"],
+                    type="filepath",
+                    image_mode=None,
+                    label="Your picture (upload, webcam or paste)",
+                    height=320,
+                    elem_id="input-image",
+                )
+                analyse = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                notes = gr.Markdown(elem_id="image-notes")
+                examples = gr.Gallery(
+                    gallery.items_for(engine.examples, engine.is_demo),
+                    label=gallery.title_for(engine.is_demo),
+                    columns=5,
+                    height="auto",
+                    allow_preview=False,
+                    elem_id="examples",
+                )
+            with gr.Column(scale=6):
+                models = gr.CheckboxGroup(
+                    [(ARCH_TITLES[arch], arch) for arch in ARCH_ORDER],
+                    value=list(ARCH_ORDER),
+                    label="Models to compare",
+                )
+                with gr.Row():
+                    target_mode = gr.Radio(
+                        [(label, value) for value, label in TARGET_MODE_LABELS.items()], value="top1", label="Explain"
+                    )
+                    target_class = gr.Dropdown(
+                        list(engine.categories(engine.weights)),
+                        value="",
+                        filterable=True,
+                        allow_custom_value=True,
+                        interactive=False,
+                        label="Class for every model (type to search)",
+                    )
+                with gr.Row():
+                    method = gr.Dropdown(
+                        [(method.label, name) for name, method in CAM_METHODS.items()],
+                        value="gradcam",
+                        label="CAM method",
+                    )
+                    stage = gr.Radio(list(STAGES), value=4, label="Stage (CAM and channel plot)")
+                with gr.Row():
+                    view = gr.Radio(
+                        [(label, value) for value, label in VIEW_LABELS.items()],
+                        value="whole",
+                        label="What the models see",
+                    )
+                    faithfulness = gr.Checkbox(False, label="Measure faithfulness (ROAD, slower)")
+                with gr.Accordion("Display: redraws at once, without re-running the models", open=True):
+                    with gr.Row():
+                        cmap = gr.Dropdown(list(COLORMAPS), value="jet", label="Colormap")
+                        opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Map opacity")
+                        shared_scale = gr.Checkbox(False, label="One colour scale for all models")
+                    with gr.Accordion("What do these change?", open=False):
+                        _explanation(explain.explanation("display") + "\n\n" + explain.explanation("view"))
+                with gr.Accordion("Weights", open=False):
+                    weights = gr.Dropdown(engine.weight_choices(), value="auto", label="Weights set")
+                    weights_status = gr.Markdown(explain.weights_sources() if engine.is_demo else "")
+                    download = (
+                        gr.Button("Download the chosen ImageNet set", size="sm", elem_id="download")
+                        if engine.allow_download
+                        else None
+                    )
+
+        status = gr.Markdown(elem_id="results-status")
+        for panel in panels_in("main", panels):
+            _panel_row(panel, cells)
+            if panel.key == "cam":
+                method_note = _explanation(explain.method_note("gradcam"), elem_id="method-note")
+        with gr.Accordion("Faithfulness: does the model rely on the hot pixels?", open=False):
+            _explanation(explain.explanation("faithfulness"))
+
+        drill_open = gr.State(False)
+        with gr.Accordion("Every block of one stage", open=False, elem_id="drill") as drill_box:
+            _explanation(explain.explanation("blocks"))
+            drill_stage = gr.Radio(list(STAGES), value=4, label="Stage to show block by block")
+            with gr.Row(equal_height=False):
+                for arch in ARCH_ORDER:
+                    with gr.Column(min_width=240):
+                        for panel in panels_in("drill", panels):
+                            _cell(panel, arch, cells)
+
+        with gr.Accordion("Export and raw numbers", open=False):
+            with gr.Row():
+                export = gr.Button("Make the comparison figure and the JSON", elem_id="export")
+                figure_file = gr.File(label="Comparison figure (PNG)", interactive=False)
+                json_file = gr.File(label="Analysis (JSON)", interactive=False)
+            result_json = gr.JSON(label="Analysis (the /analyze API answer)")
+
+        gr.Markdown(gallery.credits_markdown(engine.examples))
+
+        # ------------------------------------------------------------------------------------------------ wiring
+        page = {
+            "notes": notes,
+            "method_note": method_note,
+            "status": status,
+            "drill_stage": drill_stage,
+            "state": state,
+        }
+        analysis_inputs = [image, models, weights, target_mode, target_class, method, stage, view, faithfulness]
+        display_inputs = [cmap, opacity, shared_scale, drill_stage, drill_open]
+        all_outputs = cells.outputs(panels)
+        after_outputs = [*all_outputs, notes, method_note, status, drill_stage]
+        models_queue = {"concurrency_id": "models", "concurrency_limit": settings.concurrency}
+        render_queue = {"concurrency_id": "render", "concurrency_limit": settings.render_concurrency}
+        progress_on = [cells.values[("cam", arch)] for arch in ARCH_ORDER]
+
+        def show(result: Any, cmap_: str, opacity_: float, shared_: bool, drill_stage_: int, open_: bool) -> dict:
+            display = handlers.Display.checked(cmap_, opacity_, shared_, result.analysis.stage if result else 4)
+            return handlers.page_outputs_after_analysis(cells, result, display, open_, page)
+
+        def failed(request: gr.Request) -> dict:
+            return handlers.failure_outputs(cells, page, request)
+
+        # Plain functions, not partials: Gradio hands a gr.Request only to parameters it finds in type hints.
+        def analyse_now(
+            image: Any,
+            models: Any,
+            weights: Any,
+            target_mode: Any,
+            target_class: Any,
+            method: Any,
+            stage: Any,
+            view: Any,
+            faithfulness: Any,
+            request: gr.Request,
+        ) -> Any:
+            values = (models, weights, target_mode, target_class, method, stage, view, faithfulness)
+            return handlers.run_analysis(engine, image, *values, request)
+
+        def analyse_changed(
+            image: Any,
+            models: Any,
+            weights: Any,
+            target_mode: Any,
+            target_class: Any,
+            method: Any,
+            stage: Any,
+            view: Any,
+            faithfulness: Any,
+            request: gr.Request,
+        ) -> Any:
+            values = (models, weights, target_mode, target_class, method, stage, view, faithfulness)
+            return handlers.analysis_if_image(engine, image, *values, request)
+
+        def after(event: Any, name: str) -> None:
+            event.success(
+                handlers.one_line_errors(show),
+                [state, *display_inputs],
+                after_outputs,
+                api_name=f"{name}_panels",
+                api_visibility="private",
+                show_progress_on=progress_on,
+                **render_queue,
+            )
+            event.failure(
+                failed,
+                None,
+                [*all_outputs, notes, status, state],
+                api_name=f"{name}_failed",
+                api_visibility="private",
+                queue=False,
+                show_progress="hidden",
+            )
+
+        after(
+            analyse.click(
+                analyse_now,
+                analysis_inputs,
+                [state, result_json, banner],
+                api_name="analyze",
+                show_progress_on=progress_on,
+                **models_queue,
+            ),
+            "analyze",
+        )
+        after(
+            image.change(
+                analyse_changed,
+                analysis_inputs,
+                [state, result_json, banner],
+                api_name="analyze_on_change",
+                api_visibility="private",
+                show_progress_on=progress_on,
+                trigger_mode="always_last",
+                **models_queue,
+            ),
+            "analyze_on_change",
+        )
+
+        def pick(weights_: str, selection: gr.SelectData) -> Any:
+            return pick_example(engine, weights_, selection)
+
+        examples.select(
+            pick,
+            [weights],
+            [image],
+            api_name="pick_example",
+            api_visibility="private",
+            queue=False,
+        )
+        for name, control in (
+            ("models", models),
+            ("target_mode", target_mode),
+            ("target_class", target_class),
+            ("method", method),
+            ("stage", stage),
+            ("view", view),
+            ("faithfulness", faithfulness),
+            ("weights", weights),
+        ):
+            control.input(
+                handlers.stale_status,
+                [state],
+                [status],
+                api_name=f"stale_{name}",
+                api_visibility="private",
+                queue=False,
+                show_progress="hidden",
+            )
+
+        display_outputs = cells.outputs([panel for panel in panels if "display" in panel.redraw_on])
+        drill_outputs = cells.outputs([panel for panel in panels if panel.section == "drill"])
+        for name, trigger in (("cmap", cmap.input), ("shared_scale", shared_scale.input), ("opacity", opacity.release)):
+            trigger(
+                partial(handlers.redraw, cells, "display"),
+                [state, *display_inputs],
+                display_outputs,
+                api_name=f"redraw_{name}",
+                api_visibility="private",
+                show_progress="minimal",
+                **render_queue,
+            )
+        drill_stage.input(
+            partial(handlers.redraw, cells, "drill"),
+            [state, *display_inputs],
+            drill_outputs,
+            api_name="drill",
+            api_visibility="private",
+            **render_queue,
+        )
+        drill_box.expand(
+            lambda: True, None, drill_open, api_name="drill_open", api_visibility="private", queue=False
+        ).then(
+            partial(handlers.redraw, cells, "drill"),
+            [state, *display_inputs],
+            drill_outputs,
+            api_name="drill_opened",
+            api_visibility="private",
+            **render_queue,
+        )
+        drill_box.collapse(
+            lambda: False, None, drill_open, api_name="drill_closed", api_visibility="private", queue=False
+        )
+        export.click(
+            handlers.export_files,
+            [state, cmap, opacity, shared_scale],
+            [figure_file, json_file],
+            api_name="export",
+            **render_queue,
+        )
+        target_mode.change(
+            handlers.target_mode_changed,
+            [target_mode],
+            [target_class],
+            api_name="target_mode",
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
+        weights.input(
+            partial(handlers.target_choices, engine),
+            [weights],
+            [target_class, weights_status, examples],
+            api_name="weights_choice",
+            api_visibility="private",
+            **models_queue,
+        )
+        if download is not None:
+            download.click(
+                partial(handlers.download_weights, engine),
+                [weights],
+                [weights_status, weights, examples],
+                api_name="download_weights",
+                concurrency_id="download",
+                concurrency_limit=1,
+                queue=False,
+            )
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.render_concurrency)
+    return demo
+
+
+def pick_example(engine: Engine, weights: str, selection: gr.SelectData) -> Any:
+    """A click on a gallery thumbnail puts that picture into the input (which starts its analysis)."""
+    demo = engine.resolve(weights) == "demo"
+    items = gallery.items_for(engine.examples, demo)
+    index = selection.index if isinstance(selection.index, int) else 0
+    if not 0 <= index < len(items):
+        return gr.skip()
+    return items[index][0]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="cbam_viz web app: ResNet-50, SE-ResNet-50 and CBAM-ResNet-50.")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="address to listen on; 0.0.0.0 opens it to the network (default 127.0.0.1, or $GRADIO_SERVER_NAME)",
+    )
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument(
+        "--weights",
+        default="auto",
+        choices=engine_module.WEIGHT_CHOICES,
+        help="auto (the ImageNet paper set if downloaded, else demo) or a set name",
+    )
+    parser.add_argument("--weights-dir", type=Path, default=None, help="a weights folder other than ./weights")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when there is one)")
+    parser.add_argument("--queue-size", type=int, default=None, help="waiting requests before 'busy' (64 CPU, 256 GPU)")
+    parser.add_argument(
+        "--offline", action="store_true", help="never download weights at start-up (also: CBAM_VIZ_OFFLINE=1)"
+    )
+    parser.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="show the in-page Download button and the /download_weights API (operator's choice)",
+    )
+    parser.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (opt-in)")
+    return parser.parse_args(argv)
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on ``host:port`` (checked before the models load), or None."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return f"cannot listen on {host}:{port} ({error.strerror or error}): pick another with --port"
+    return None
+
+
+def serve(
+    demo: gr.Blocks,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    prevent_thread_lock: bool = False,
+    probe_localhost: bool = True,
+) -> tuple[Any, str, str]:
+    """Launch with the app's limits (upload size, no monitoring route, no extra served paths).
+
+    ``probe_localhost=False`` skips Gradio's start-up probe of the page (three-second timeout), which a busy
+    test machine can miss; Gradio would then refuse to start without a share link.
+    """
+    return demo.launch(
+        **engine_module.launch_options(host, port, share),
+        prevent_thread_lock=prevent_thread_lock,
+        css=CSS,
+        theme=gr.themes.Soft(),
+        _frontend=probe_localhost,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    engine_module.limit_malloc_arenas()  # before any server thread allocates: keeps a long-running server flat
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    problem = port_problem(args.host, args.port)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        engine = Engine.start(
+            args.weights, args.device, args.weights_dir, offline=args.offline, allow_download=args.allow_download
+        )
+    except CbamVizError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"weights: {engine.weights} ({engine.weights_note})")
+    print(f"device: {engine.device}")
+    settings = ServeSettings.for_device(engine.device, args.queue_size)
+    print(f"queue: {settings.queue_size} waiting at most, {settings.concurrency} analysis at a time")
+    print(f"open http://{args.host}:{args.port}")
+    serve(build_demo(engine, settings=settings), args.host, args.port, args.share)
+    return 0

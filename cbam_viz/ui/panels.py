@@ -1,0 +1,331 @@
+"""Every panel of the page, declared once: a ``Panel`` says what it shows, for which models, and when it redraws.
+
+To add a view, write its render function and append one ``Panel`` to ``PANELS``; the layout builds its row (a
+heading, its "What am I looking at?" text, one cell per model) and the handlers redraw it on the events it names.
+A render function takes the cached ``Analysis`` and the ``Display`` options and returns ``{arch: Shown}`` for the
+models that have something to show (or ``{PAGE: Shown}`` for a page-wide panel). Nothing else has to be touched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gradio as gr
+
+from cbam_viz import render
+from cbam_viz.analysis import Analysis, ModelResult
+from cbam_viz.errors import CbamVizError
+from cbam_viz.imaging import display_image
+from cbam_viz.vocab import (
+    ARCH_TITLES,
+    CAM_METHODS,
+    STAGE_DEPTHS,
+    STAGES,
+    has_channel_attention,
+    has_spatial_attention,
+    method_label,
+    quote,
+)
+
+from .errors import escape
+
+PAGE = "page"  # the key of a page-wide panel's single cell
+COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "cividis")
+DISPLAY_SIDE = 512  # overlays are drawn at most this large: a third of a page, crisp on high-DPI screens
+IMAGE_HEIGHT = 360  # px: an explicit height keeps image cells from collapsing to 0 px in stacked (narrow) layouts
+
+Event = Literal["analysis", "display", "drill"]
+Section = Literal["main", "drill"]
+
+
+@dataclass(frozen=True)
+class Display:
+    """The display-only controls: changing them redraws from the cached analysis, never re-runs a model."""
+
+    cmap: str = "jet"
+    opacity: float = 0.5
+    shared_scale: bool = False
+    drill_stage: int = 4
+
+    @classmethod
+    def checked(cls, cmap: str, opacity: float, shared_scale: bool, drill_stage: int | None = 4) -> Display:
+        if cmap not in COLORMAPS:
+            raise CbamVizError(f"unknown colormap {quote(cmap)}: choose one of {', '.join(COLORMAPS)}")
+        try:
+            opacity = float(opacity)
+        except (TypeError, ValueError):
+            raise CbamVizError(f"opacity must be a number between 0 and 1, got {quote(opacity)}") from None
+        if not 0.0 <= opacity <= 1.0:
+            raise CbamVizError(f"opacity must be between 0 and 1, got {opacity:g}")
+        stage = 4 if drill_stage in (None, "") else drill_stage
+        if stage not in STAGES:
+            raise CbamVizError(f"stage must be 1, 2, 3 or 4 (got {quote(drill_stage)})")
+        return cls(cmap, opacity, bool(shared_scale), int(stage))
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What one cell shows: its value and the caption above it (which always names the model)."""
+
+    value: Any
+    caption: str
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One view of the analysis: a row of cells, one per model (or one for the page)."""
+
+    key: str
+    heading: str
+    explanation: str | None  # key of explain.PANELS, shown under "What am I looking at?"
+    kind: Literal["image", "label", "markdown"]
+    render: Callable[[Analysis, Display], dict[str, Shown]]
+    redraw_on: frozenset[Event]
+    section: Section = "main"
+    applies: Callable[[str], bool] = lambda arch: True
+    missing: Callable[[str], str] = lambda arch: ""  # the note shown in place of a panel a model does not have
+    page_wide: bool = False
+
+    def component(self, arch: str) -> gr.components.Component:
+        """The value component of one cell (created inside the layout's Blocks context)."""
+        elem_id = self.key if self.page_wide else f"{self.key}-{arch}"
+        if not self.page_wide and not self.applies(arch):
+            return gr.Markdown(self.missing(arch), elem_id=elem_id, elem_classes="panel-missing")
+        if self.kind == "image":
+            return gr.Image(
+                interactive=False,
+                show_label=False,
+                buttons=["download", "fullscreen"],
+                height=IMAGE_HEIGHT,
+                elem_id=elem_id,
+                elem_classes="panel-image",
+            )
+        if self.kind == "label":
+            return gr.Label(num_top_classes=5, show_label=False, elem_id=elem_id)
+        return gr.Markdown(elem_id=elem_id, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+
+
+def model_caption(arch: str, detail: str = "") -> str:
+    """The line above every cell: the model's name first, so a stacked phone layout still says whose it is."""
+    return f"**{ARCH_TITLES[arch]}**" + (f" · {escape(detail)}" if detail else "")
+
+
+# ----------------------------------------------------------------------------------------------- render functions
+
+
+def render_header(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return {
+        arch: Shown(f"<small>{escape(result.weights)}</small>", model_caption(arch))
+        for arch, result in analysis.models.items()
+    }
+
+
+def render_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return {
+        arch: Shown({label: float(prob) for label, prob in result.top5}, model_caption(arch, "top-5"))
+        for arch, result in analysis.models.items()
+    }
+
+
+def cam_title(analysis: Analysis, result: ModelResult) -> str:
+    """What the CAM shows; a class-independent method (EigenCAM) does not pretend to explain one class."""
+    method = method_label(analysis.method)
+    if not CAM_METHODS[analysis.method].class_dependent:
+        return f"{method}, stage {analysis.stage} (the same for every class)"
+    return f"{method}, stage {analysis.stage}: “{result.target_label}” (p = {result.target_prob:.1%})"
+
+
+def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The CAM laid over the picture with its colour bar; one colour scale for all models when asked."""
+    base = display_image(analysis.image, DISPLAY_SIDE)
+    results = list(analysis.models.values())
+    limits = render.colour_limits([result.cam for result in results], display.shared_scale)
+    shown = {}
+    for result, (low, high) in zip(results, limits, strict=True):
+        picture = render.overlay(
+            base, result.cam, analysis.view_for(result), cmap=display.cmap, alpha=display.opacity, vmin=low, vmax=high
+        )
+        legend = render.colorbar_image(display.cmap, low, high, width=picture.width, label="CAM value")
+        shown[result.arch] = Shown(_stack(picture, legend), model_caption(result.arch, cam_title(analysis, result)))
+    return shown
+
+
+def _spatial(analysis: Analysis, display: Display, stage: int | None) -> dict[str, Shown]:
+    shown = {}
+    for arch, result in analysis.models.items():
+        if not result.spatial_attention:
+            continue
+        grid = render.spatial_attention_grid(
+            result.spatial_attention,
+            analysis.view_for(result),
+            analysis.image,
+            stage=stage,
+            cmap=display.cmap,
+            alpha=display.opacity,
+            shared_scale=display.shared_scale,
+            tile=220,
+            columns=2 if stage is None else 3,
+        )
+        where = "last block of each stage" if stage is None else f"every block of stage {stage}"
+        shown[arch] = Shown(grid, model_caption(arch, f"spatial attention Ms, {where}"))
+    return shown
+
+
+def _channel(analysis: Analysis, stage: int) -> dict[str, Shown]:
+    shown = {}
+    for arch, result in analysis.models.items():
+        if not result.channel_attention:
+            continue
+        plot = render.channel_attention_plot(result.channel_attention, stage, width_px=720)
+        blocks = STAGE_DEPTHS[stage - 1]
+        shown[arch] = Shown(plot, model_caption(arch, f"channel attention, stage {stage} ({blocks} blocks)"))
+    return shown
+
+
+def render_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return _spatial(analysis, display, None)
+
+
+def render_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return _channel(analysis, analysis.stage)
+
+
+def render_drill_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return _spatial(analysis, display, display.drill_stage)
+
+
+def render_drill_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return _channel(analysis, display.drill_stage)
+
+
+METRIC_LABELS = {
+    "target_prob": "probability of the explained class",
+    "cam_spatial_correlation": "CAM vs own spatial attention: correlation",
+    "cam_spatial_top20_iou": "CAM vs own spatial attention: top-20 % IoU",
+    "faithfulness_morf": "faithfulness, ROAD MoRF (more negative = better)",
+    "faithfulness_lerf": "faithfulness, ROAD LeRF (near 0 = better)",
+    "faithfulness_road": "faithfulness, ROAD combined (higher = better)",
+}
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def render_numbers(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The model's own numbers as a short list (the explanation sits in the row's "what am I looking at")."""
+    return {
+        arch: Shown(
+            "\n".join(
+                f"- {METRIC_LABELS.get(name, name)}: **{number(value, 3)}**" for name, value in result.metrics.items()
+            ),
+            model_caption(arch, "numbers"),
+        )
+        for arch, result in analysis.models.items()
+    }
+
+
+def render_agreement(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """Pairwise CAM agreement as a table; one model alone has nothing to agree with."""
+    if not analysis.agreement:
+        return {PAGE: Shown("Pick at least two models to compare where their evidence lies.", "")}
+    rows = []
+    for pair, values in analysis.agreement.items():
+        first, second = pair.split("|")
+        rows.append(
+            f"| {ARCH_TITLES[first]} vs {ARCH_TITLES[second]} | {number(values.get('cam_correlation'))} "
+            f"| {number(values.get('top20_iou'))} |"
+        )
+    table = "| models | CAM correlation | top-20 % IoU |\n|---|---|---|\n" + "\n".join(rows)
+    return {PAGE: Shown(table, "")}
+
+
+def _stack(top: Any, bottom: Any) -> Any:
+    from PIL import Image
+
+    sheet = Image.new("RGB", (max(top.width, bottom.width), top.height + bottom.height), (255, 255, 255))
+    sheet.paste(top, (0, 0))
+    sheet.paste(bottom, (0, top.height))
+    return sheet
+
+
+def _no_attention(kind: str) -> Callable[[str], str]:
+    def note(arch: str) -> str:
+        if arch == "resnet50":
+            return f"**No {kind} attention.** Plain ResNet-50 has no attention module."
+        return f"**No {kind} attention.** SE re-weights whole channels, never places."
+
+    return note
+
+
+ON_ANALYSIS = frozenset({"analysis"})
+ON_DISPLAY = frozenset({"analysis", "display"})
+
+PANELS: tuple[Panel, ...] = (
+    Panel("header", "", None, "markdown", render_header, ON_ANALYSIS),
+    Panel("top5", "Top-5 predictions", "top5", "label", render_top5, ON_ANALYSIS),
+    Panel("cam", "Where the evidence is: class activation map", "gradcam", "image", render_cam, ON_DISPLAY),
+    Panel(
+        "spatial",
+        "Spatial attention, each stage (CBAM)",
+        "spatial",
+        "image",
+        render_spatial,
+        ON_DISPLAY,
+        applies=has_spatial_attention,
+        missing=_no_attention("spatial"),
+    ),
+    Panel(
+        "channel",
+        "Channel attention of the analysed stage (SE, CBAM)",
+        "channel",
+        "image",
+        render_channel,
+        ON_ANALYSIS,
+        applies=has_channel_attention,
+        missing=_no_attention("channel"),
+    ),
+    Panel("numbers", "The model's numbers", "numbers", "markdown", render_numbers, ON_ANALYSIS),
+    Panel("agreement", "Do the models agree?", "agreement", "markdown", render_agreement, ON_ANALYSIS, page_wide=True),
+    Panel(
+        "drill_spatial",
+        "",
+        None,
+        "image",
+        render_drill_spatial,
+        frozenset({"analysis", "display", "drill"}),
+        section="drill",
+        applies=has_spatial_attention,
+        missing=_no_attention("spatial"),
+    ),
+    Panel(
+        "drill_channel",
+        "",
+        None,
+        "image",
+        render_drill_channel,
+        frozenset({"analysis", "drill"}),
+        section="drill",
+        applies=has_channel_attention,
+        missing=_no_attention("channel"),
+    ),
+)
+
+
+def panels_in(section: Section, panels: tuple[Panel, ...] = PANELS) -> list[Panel]:
+    return [panel for panel in panels if panel.section == section]
+
+
+def redrawn_by(event: Event, section: Section | None = None, panels: tuple[Panel, ...] = PANELS) -> list[Panel]:
+    """The panels an event redraws (a display change redraws only what depends on the display)."""
+    return [panel for panel in panels if event in panel.redraw_on and (section is None or panel.section == section)]
+
+
+def render_all(
+    analysis: Analysis, display: Display, event: Event = "analysis", panels: tuple[Panel, ...] = PANELS
+) -> dict[str, dict[str, Shown]]:
+    """Every panel an event redraws, off the page: what benchmarks and soak runs draw (panel key -> cells)."""
+    return {panel.key: panel.render(analysis, display) for panel in redrawn_by(event, panels=panels)}
