@@ -34,7 +34,7 @@ PANELS: dict[str, str] = {
         "feature map changes (the gradient), and averages that over the map to get one weight per channel:\n\n"
         "$$\\alpha_k^c = \\frac{1}{Z} \\sum_{i,j} \\frac{\\partial y^c}{\\partial A^k_{ij}}$$\n\n"
         "$$L^c_{\\text{Grad-CAM}} = \\mathrm{ReLU}\\Big(\\sum_k \\alpha_k^c A^k\\Big)$$\n\n"
-        "Warm colours = evidence *for* the class. The map is coarse (stage 4 is 7x7 for a 224-pixel input, 3x3 for "
+        "Warm colours = evidence *for* the class. The map is coarse (stage 4 is 7x7 for a 224-pixel input, 6x6 for "
         "the 96-pixel demo models) and is stretched over the image, so read it as *roughly where*, not as an "
         "outline. Grey areas are parts of the photo the model never saw (outside its crop). The title gives the "
         "probability of the explained class."

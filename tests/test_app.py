@@ -64,7 +64,7 @@ def launched_app(
     panel_set: tuple[panels.Panel, ...] = panels.PANELS,
 ) -> Iterator[tuple[str, Engine, gr.Blocks]]:
     """The real app (layout.build_demo + layout.serve, as ``python app.py`` runs them) on a free local port."""
-    engine = Engine.start(weights, "cpu", weights_dir, warm=False, allow_download=allow_download)
+    engine = Engine.start(weights, "cpu", weights_dir, warm=False, offline=True, allow_download=allow_download)
     demo = layout.build_demo(engine, settings=settings, delete_cache=delete_cache, panels=panel_set)
     _, url, _ = layout.serve(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, probe_localhost=False)
     try:

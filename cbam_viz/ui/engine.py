@@ -55,13 +55,23 @@ class Engine:
         weights_dir: Path | None = None,
         warm: bool = True,
         *,
-        offline: bool = True,
+        offline: bool = False,
         allow_download: bool = False,
     ) -> Engine:
         """Resolve and load the three models (GPU when present), write the example pictures, run one warm-up pass.
 
+        With ``auto``, the first start fetches the ImageNet paper set (``download.first_run``: console progress bars,
+        at most about 15 s when no host answers) unless ``offline``; falling back to the demo set says why.
+
         Raises ``CbamVizError`` when no weights can be loaded; app.py prints it as one line and exits.
         """
+        fetched_note = None
+        if weights == "auto":
+            from cbam_viz.download import first_run
+
+            outcome = first_run(weights_dir, offline=offline)
+            print(f"weights: {outcome.note}", flush=True)
+            fetched_note = None if outcome.fetched else outcome.note
         target = resolve_device(device)
         model_set = get_models(ARCH_ORDER, weights, target, weights_dir=weights_dir)
         engine = cls(
@@ -72,6 +82,8 @@ class Engine:
             parameters={arch: sum(p.numel() for p in m.parameters()) for arch, m in model_set.models.items()},
             allow_download=allow_download,
         )
+        if fetched_note and engine.weights == "demo":
+            engine.weights_note = fetched_note  # the banner says why the first run fell back to the demo set
         engine.examples = gallery.write_examples(engine.available_sets(), gallery.example_root())
         if warm:
             engine.warm_up()
