@@ -65,7 +65,7 @@ PANELS: dict[str, str] = {
     "blocks": (
         "Every bottleneck block of the chosen stage, one by one: the channel attention (SE, CBAM) and the spatial "
         "attention (CBAM) each block computed. Early blocks react to edges and colours, late blocks to object parts. "
-        "Pick a block to compare the three models at the same depth."
+        "Pick a stage to compare the three models block by block at the same depth."
     ),
     "agreement": (
         "How much two models agree on *where* the evidence is. Both Grad-CAM maps are put on the same grid, then:\n\n"
@@ -97,7 +97,8 @@ PANELS: dict[str, str] = {
         "extra forward passes, so they are off unless you tick *Measure faithfulness*."
     ),
     "view": (
-        "**Whole image** squeezes the entire photo into the model's input size, so nothing is cut off. **Centre "
+        "**Whole image** resizes the entire photo, keeping its aspect ratio, so that its shorter side is the model's "
+        "input size: nothing is cut off. **Centre "
         "crop** does what the models were evaluated with (shorter side resized, then the middle square kept), which "
         "can score higher but ignores the borders; those borders are greyed out on every map."
     ),

@@ -130,7 +130,9 @@ def build_demo(
                         value="gradcam",
                         label="CAM method",
                     )
-                    stage = gr.Radio(list(STAGES), value=4, label="Stage (CAM and channel plot)")
+                    stage = gr.Radio(
+                        list(STAGES), value=4, label="Stage (CAM and channel plot)", elem_id="analysis-stage"
+                    )
                 with gr.Row():
                     view = gr.Radio(
                         [(label, value) for value, label in VIEW_LABELS.items()],
