@@ -134,3 +134,34 @@ def test_upload_shows_every_panel_and_survives_a_bad_file(weights_dir: Path, tmp
             page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
         finally:
             browser.close()
+
+
+def test_phone_viewport_shows_every_map_with_its_model_name(weights_dir: Path, tmp_path: Path) -> None:
+    """At 390x844 the stacked layout keeps every map panel tall and says whose it is."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    from cbam_viz.vocab import ARCH_TITLES
+
+    star = shape_file(tmp_path, shapes.CLASSES.index("star"), size=256)
+    maps = [f"cam-{arch}" for arch in ARCH_ORDER] + ["spatial-cbam_resnet50"]
+    maps += ["channel-se_resnet50", "channel-cbam_resnet50"]
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.locator("#input-image").wait_for(timeout=WAIT_MS)
+            upload(page, star)
+            expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
+            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            for elem_id in maps:
+                box = page.locator(f"#{elem_id}").bounding_box()
+                assert box and box["height"] > 100 and box["width"] > 200, (elem_id, box)
+                arch = elem_id.split("-", 1)[1]
+                caption = page.locator(f"#{elem_id}-caption").inner_text()
+                assert ARCH_TITLES[arch] in caption, (elem_id, caption)
+            if os.environ.get("CBAM_VIZ_PHONE_SCREENSHOT"):
+                page.screenshot(path=os.environ["CBAM_VIZ_PHONE_SCREENSHOT"], full_page=False)
+        finally:
+            browser.close()
