@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import io
-import json
 import os
 import resource
 import statistics
@@ -44,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from cbam_viz import analysis, render  # noqa: E402
 from cbam_viz.attention import channel_gates, spatial_gates  # noqa: E402
+from cbam_viz.demo_metadata import write_demo_metadata  # noqa: E402
 from cbam_viz.imaging import display_image, prepare_input  # noqa: E402
 from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet  # noqa: E402
 from cbam_viz.shapes import CLASSES, render_sample  # noqa: E402
@@ -70,17 +70,8 @@ def write_random_set(root: Path, config: ArchConfig, classes: list[str], preproc
         tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
         save_file(tensors, str(demo / f"{arch}.safetensors"), metadata={"arch": arch})
         models[arch] = {"file": f"{arch}.safetensors"}
-    metadata = {
-        "classes": classes,
-        "preprocess": preprocess,
-        "arch_config": {
-            "base_width": config.base_width,
-            "stem_pool": config.stem_pool,
-            "num_classes": config.num_classes,
-        },
-        "models": models,
-    }
-    (demo / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    arch_config = {"base_width": config.base_width, "stem_pool": config.stem_pool, "num_classes": config.num_classes}
+    write_demo_metadata(demo, classes=classes, preprocess=preprocess, arch_config=arch_config, models=models)
     return root
 
 

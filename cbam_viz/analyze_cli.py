@@ -89,12 +89,22 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from cbam_viz import analysis
+    from cbam_viz.options import AnalysisOptions
 
-    analysis.validate_options(args.method, args.stage, args.view)
+    options = AnalysisOptions(  # checked once, here at the boundary; "auto" resolved once just below
+        models=args.models,
+        weights=args.weights,
+        target=args.target,
+        method=args.method,
+        stage=args.stage,
+        view=args.view,
+        faithfulness=args.faithfulness,
+    )
     files, problems, any_folder = collect_inputs(args.inputs)
-    model_set = analysis.get_models(args.models, args.weights, args.device)
+    model_set = analysis.get_models(options.models, options.weights, args.device)
     print(f"weights: {model_set.weights_set} - {model_set.weights_note}", flush=True)
-    target = analysis.resolve_target(args.target, model_set.categories)
+    target = analysis.resolve_target(options.target, model_set.categories)
+    options = options.with_(weights=model_set.weights, models=tuple(model_set.models), target=target)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -106,17 +116,7 @@ def run(args: argparse.Namespace) -> int:
     progress = tqdm(files, desc="analyse", unit="image", disable=not any_folder, file=sys.stderr)
     for path in progress:
         try:
-            result = analysis.analyze(
-                path,
-                weights=model_set.weights_set,
-                models=list(model_set.models),
-                method=args.method,
-                target=target,
-                stage=args.stage,
-                view=args.view,
-                faithfulness=args.faithfulness,
-                device=model_set.device,
-            )
+            result = analysis.analyze(path, options, device=model_set.device)
             write_outputs(result, path, args.out, _unique_stem(path, stems), args.maps)
             tqdm.write(top1_line(path, result), file=sys.stdout)
         except CbamVizError as error:
