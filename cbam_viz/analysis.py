@@ -9,6 +9,7 @@ normalise for display and ``imaging.map_to_image`` aligns any map with the image
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import threading
 from collections import OrderedDict
@@ -16,12 +17,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import PIL.Image
 import pytorch_grad_cam
+import pytorch_grad_cam.score_cam
 import torch
+import tqdm
 from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirstAverage, ROADMostRelevantFirstAverage
 from pytorch_grad_cam.utils.image import scale_cam_image
@@ -35,6 +39,9 @@ from cbam_viz.imaging import ModelView, decode_image, decode_notes, display_imag
 from cbam_viz.options import AnalysisOptions, checked_models
 from cbam_viz.vocab import ARCH_ORDER, VIEWS, last_block
 from cbam_viz.weights import Preprocess, WeightsChoice, load_model, resolve_weights, weights_root
+
+# grad-cam's Score-CAM draws a tqdm bar per CAM on stderr, which floods a server's log: the engine is quiet.
+pytorch_grad_cam.score_cam.tqdm = SimpleNamespace(tqdm=functools.partial(tqdm.tqdm, disable=True))
 
 CAM_METHODS: dict[str, type[BaseCAM]] = {  # vocab.CAM_METHODS names each method's grad-cam class
     name: getattr(pytorch_grad_cam, method.grad_cam_class) for name, method in vocab.CAM_METHODS.items()

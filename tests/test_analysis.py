@@ -401,3 +401,11 @@ def test_alignment_holds_for_non_square_and_large_images() -> None:
     assert found["energy"] >= 2 * found["area"], (
         f"{found['energy']:.0%} of the CAM lies on objects covering {found['area']:.0%} of the images"
     )
+
+
+def test_score_cam_draws_no_progress_bar(capfd: pytest.CaptureFixture[str]) -> None:
+    """grad-cam's Score-CAM would print a tqdm bar per CAM; a server's log must stay readable."""
+    import pytorch_grad_cam.score_cam
+
+    list(pytorch_grad_cam.score_cam.tqdm.tqdm(range(3)))
+    assert capfd.readouterr().err == ""
