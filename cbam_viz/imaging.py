@@ -648,7 +648,7 @@ def plan_view(size: tuple[int, int], preprocess: Preprocess, mode: str = "whole"
     box = (left / resized[0], top / resized[1], (left + crop) / resized[0], (top + crop) / resized[1])
     protocol = "the weights' evaluation protocol" if preprocess.crop else "a square like the training pictures"
     note = (
-        f"The picture was resized to {resized[0]}x{resized[1]} and the model saw its centre {crop}x{crop} square "
+        f"The picture was resized to {resized[0]}x{resized[1]} and the model saw its centre {crop}x{crop} crop "
         f"({protocol}); the greyed border was not seen."
     )
     if box == (0.0, 0.0, 1.0, 1.0):

@@ -919,6 +919,7 @@ def _load_file(arch: str, path: Path, stride_in: str | None) -> tuple[ResNet, Lo
 
 def _load_entry(entry: WeightsEntry, set_name: str | None, weights_dir: Path) -> tuple[ResNet, LoadedWeights]:
     model, source = prepare_entry(entry, weights_dir)
+    origin = entry_origin(entry, weights_dir)
     info = LoadedWeights(
         arch=entry.arch,
         set_name=set_name,
@@ -927,9 +928,9 @@ def _load_entry(entry: WeightsEntry, set_name: str | None, weights_dir: Path) ->
         layout=entry.layout,
         categories=entry.categories,
         preprocess=entry.preprocess,
-        description=entry.description,
+        description=entry.description + (f", from {origin}" if origin else ""),  # each model's header says it
         is_demo=False,
-        origin=entry_origin(entry, weights_dir),
+        origin=origin,
     )
     return model, info
 

@@ -9,6 +9,7 @@ more pixels than Pillow itself allows. Run with ``-s`` to see the measured times
 
 from __future__ import annotations
 
+import gc
 import io
 import struct
 import time
@@ -234,15 +235,20 @@ def test_decodes_or_is_refused_within_the_budget(key: str) -> None:
     data = case.make()
     made = time.perf_counter() - start
     assert len(data) <= MAX_FILE_BYTES
-    start = time.perf_counter()
+    gc.collect()  # the previous case's garbage is not this decode's cost
+    # The decoder's own CPU time: what the file costs the server's thread, whatever else shares the two cores
+    # (in a full test run, wall time also counts other work and doubled on this machine).
+    start, cpu_start = time.perf_counter(), time.thread_time()
     try:
         image = decode_image(data, name=f"{key}.bin")
         outcome: str | Image.Image = image
     except ImageError as error:
         outcome = str(error)
-    spent = time.perf_counter() - start
-    print(f"\n{key}: {len(data) / 1e6:.2f} MB, made in {made:.2f} s, decoded or refused in {spent:.2f} s")
-    assert spent < BUDGET_S, f"{key} took {spent:.2f} s"
+    spent, wall = time.thread_time() - cpu_start, time.perf_counter() - start
+    print(
+        f"\n{key}: {len(data) / 1e6:.2f} MB, made in {made:.2f} s, decoded or refused in {spent:.2f} s CPU ({wall:.2f} s)"
+    )
+    assert spent < BUDGET_S, f"{key} took {spent:.2f} s of CPU"
     if case.size is None:
         assert isinstance(outcome, str), f"{key} should have been refused"
         assert "\n" not in outcome and len(outcome) < 200 and outcome.startswith(f"{key}.bin "), outcome

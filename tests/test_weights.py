@@ -339,7 +339,9 @@ def test_registry_entry_is_converted_once_then_read_from_safetensors(root: Path)
         False,
     )
     assert len(info.categories) == 1000 and info.preprocess.crop == 224 and info.origin == "drive.google.com"
-    assert info.description == "ImageNet weights: CBAM-ResNet-50, official release (Woo et al.), top-1 77.6%"
+    assert info.description == (  # each model's header names the source that served its file
+        "ImageNet weights: CBAM-ResNet-50, official release (Woo et al.), top-1 77.6%, from drive.google.com"
+    )
     with torch.no_grad():
         torch.testing.assert_close(again(image), first(image), rtol=0, atol=0)
     assert _files(imagenet) == ["SHA256SUMS", "cbam_resnet50.official.safetensors", "origins.json"]
