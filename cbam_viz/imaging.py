@@ -277,7 +277,7 @@ def to_rgb(image: Image.Image, notes: list[str] | None = None, *, label: str = "
         image = image.convert("RGBA")  # a greyscale or RGB PNG with a transparent colour key (tRNS)
     image = _to_srgb(image, notes)
     if image.mode in _ALPHA_MODES:
-        rgba = image.convert("RGBA")
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")  # converting to its own mode is a copy
         alpha = rgba.getchannel("A")
         if alpha.getextrema()[0] == 255:
             return rgba.convert("RGB")
