@@ -20,7 +20,7 @@ from cbam_viz import explain, render
 from cbam_viz.analysis import Analysis, analyze
 from cbam_viz.errors import CbamVizError
 from cbam_viz.options import AnalysisOptions, target_mode_value
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, quote
+from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, method_label, quote
 from cbam_viz.weights import SETS
 
 from . import gallery
@@ -158,24 +158,14 @@ def run_analysis(
     return Result(analysis, name), analysis.to_json(), banner
 
 
-def analysis_if_image(
-    engine: Engine,
-    image: str | bytes | None,
-    models: list[str],
-    weights: str,
-    target_mode: str,
-    target_class: str | None,
-    method: str,
-    stage: int,
-    view: str,
-    faithfulness: bool,
-    request: gr.Request = None,  # noqa: RUF013 - Gradio injects it by this annotation
-) -> tuple[Any, Any, Any]:
-    """The same analysis, run when the picture changes; a cleared picture changes nothing (no error)."""
+def analysis_if_image(engine: Engine, image: str | bytes | None, *options: Any) -> tuple[Any, Any, Any]:
+    """The same analysis, run when the picture changes; a cleared picture changes nothing (no error).
+
+    ``options`` are ``run_analysis``'s after the image, the visitor's request last.
+    """
     if image is None:
         return gr.skip(), gr.skip(), gr.skip()
-    options = (models, weights, target_mode, target_class, method, stage, view, faithfulness)
-    return run_analysis(engine, image, *options, request)
+    return run_analysis(engine, image, *options)
 
 
 def image_notes(analysis: Analysis) -> str:
@@ -205,8 +195,6 @@ def results_status(result: Result) -> str:
 
 
 def method_label_of(analysis: Analysis) -> str:
-    from cbam_viz.vocab import method_label
-
     return method_label(analysis.method)
 
 

@@ -206,36 +206,8 @@ def build_demo(
         def failed(request: gr.Request) -> dict:
             return handlers.failure_outputs(cells, page, request)
 
-        # Plain functions, not partials: Gradio hands a gr.Request only to parameters it finds in type hints.
-        def analyse_now(
-            image: Any,
-            models: Any,
-            weights: Any,
-            target_mode: Any,
-            target_class: Any,
-            method: Any,
-            stage: Any,
-            view: Any,
-            faithfulness: Any,
-            request: gr.Request,
-        ) -> Any:
-            values = (models, weights, target_mode, target_class, method, stage, view, faithfulness)
-            return handlers.run_analysis(engine, image, *values, request)
-
-        def analyse_changed(
-            image: Any,
-            models: Any,
-            weights: Any,
-            target_mode: Any,
-            target_class: Any,
-            method: Any,
-            stage: Any,
-            view: Any,
-            faithfulness: Any,
-            request: gr.Request,
-        ) -> Any:
-            values = (models, weights, target_mode, target_class, method, stage, view, faithfulness)
-            return handlers.analysis_if_image(engine, image, *values, request)
+        analyse_now = _page_event(handlers.run_analysis, engine)
+        analyse_changed = _page_event(handlers.analysis_if_image, engine)
 
         def after(event: Any, name: str) -> None:
             event.success(
@@ -382,6 +354,28 @@ def build_demo(
             )
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.render_concurrency)
     return demo
+
+
+def _page_event(handler: Any, engine: Engine) -> Any:
+    """``handler(engine, ...)`` as an event function. A plain function, not a partial: Gradio hands a gr.Request
+    only to parameters it finds in type hints, and its parameter names are the API's keyword names."""
+
+    def event(
+        image: Any,
+        models: Any,
+        weights: Any,
+        target_mode: Any,
+        target_class: Any,
+        method: Any,
+        stage: Any,
+        view: Any,
+        faithfulness: Any,
+        request: gr.Request,
+    ) -> Any:
+        values = (models, weights, target_mode, target_class, method, stage, view, faithfulness)
+        return handler(engine, image, *values, request)
+
+    return event
 
 
 def pick_example(engine: Engine, weights: str, selection: gr.SelectData) -> Any:
