@@ -278,12 +278,11 @@ def to_rgb(image: Image.Image, notes: list[str] | None = None, *, label: str = "
     image = _to_srgb(image, notes)
     if image.mode in _ALPHA_MODES:
         rgba = image if image.mode == "RGBA" else image.convert("RGBA")  # converting to its own mode is a copy
-        alpha = rgba.getchannel("A")
-        if alpha.getextrema()[0] == 255:
+        if rgba.getchannel("A").getextrema()[0] == 255:
             return rgba.convert("RGB")
         notes.append("transparent areas shown on white")
         flat = Image.new("RGB", rgba.size, _WHITE)
-        flat.paste(rgba.convert("RGB"), mask=alpha)
+        flat.paste(rgba, mask=rgba)  # the picture is its own mask: no RGB copy and no alpha copy in between
         return flat
     if image.mode == "RGB":
         return image
