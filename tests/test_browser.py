@@ -165,3 +165,77 @@ def test_phone_viewport_shows_every_map_with_its_model_name(weights_dir: Path, t
                 page.screenshot(path=os.environ["CBAM_VIZ_PHONE_SCREENSHOT"], full_page=False)
         finally:
             browser.close()
+
+
+BOXES = """
+ids => ids.map(id => {
+    const rect = (el) => { if (!el) return null; const r = el.getBoundingClientRect();
+        return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; };
+    const cell = document.querySelector(`#${id}`);
+    return {
+        id,
+        image: rect(cell.querySelector('img')),
+        caption: rect(document.querySelector(`#${id}-caption`)),
+        labels: [...cell.querySelectorAll('[data-testid="block-label"], label')].map(rect),
+    };
+})
+"""
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+def test_names_labels_stale_results_and_escaped_errors(weights_dir: Path, tmp_path: Path) -> None:
+    """At 1280 px: downloads carry the picture, model, panel and stage; no caption or label chip covers a figure; a
+    changed setting marks the results stale; a refused run clears them and shows its message once, as plain text."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    star = shape_file(tmp_path, shapes.CLASSES.index("star"), size=256)
+    maps = [f"cam-{arch}" for arch in ARCH_ORDER] + ["spatial-cbam_resnet50"]
+    maps += ["channel-se_resnet50", "channel-cbam_resnet50"]
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.locator("#input-image").wait_for(timeout=WAIT_MS)
+            upload(page, star)
+            expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
+            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+
+            names = {
+                elem_id: page.locator(f"#{elem_id} a[download]").first.get_attribute("download") for elem_id in maps
+            }
+            assert names["cam-resnet50"] == f"{star.stem}-resnet50-cam-stage4.webp", names
+            assert names["channel-se_resnet50"] == f"{star.stem}-se_resnet50-channel-stage4.webp", names
+            assert names["spatial-cbam_resnet50"] == f"{star.stem}-cbam_resnet50-spatial.webp", names
+            assert len(set(names.values())) == len(names), names
+
+            for box in page.evaluate(BOXES, maps):
+                assert box["image"] and box["caption"], box
+                assert not _overlap(box["image"], box["caption"]), box
+                for label in box["labels"]:
+                    assert not _overlap(box["image"], label), box
+
+            assert "Settings changed" not in page.locator("#results-status").inner_text()
+            page.get_by_role("radio", name="One class for all models").check()
+            page.locator("#results-status").get_by_text("Settings changed").wait_for(timeout=WAIT_MS)
+            assert page.locator("#cam-resnet50 img").count() == 1  # marked stale, still shown until Analyse
+
+            typed = page.get_by_label("Class for every model (type to search)")
+            typed.fill("<b>oops</b>")
+            typed.press("Enter")
+            page.locator("#analyse").click()
+            notes = page.locator("#image-notes")
+            notes.get_by_text("<b>oops</b>").wait_for(timeout=WAIT_MS)
+            assert notes.locator("b", has_text="oops").count() == 0  # shown as text, never as markup
+            assert page.get_by_text("<b>oops</b>").count() == 1  # once, under the picture: no toast repeats it
+            page.wait_for_function(
+                "ids => ids.every(id => !document.querySelector(`#${id} img`))", arg=maps, timeout=WAIT_MS
+            )
+            assert "No results" in page.locator("#results-status").inner_text()
+            assert "%" not in page.locator("#top5-resnet50").inner_text()
+        finally:
+            browser.close()

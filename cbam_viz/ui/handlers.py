@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
+from gradio import processing_utils
+from PIL import Image
 
 from cbam_viz import explain, render
 from cbam_viz.analysis import Analysis, analyze
@@ -66,8 +68,11 @@ class Cells:
             components.append(self.values[key])
         return components
 
-    def draw(self, panels: Iterable[Panel], analysis: Analysis, display: Display) -> dict[Any, Any]:
-        """Updates for every cell of ``panels``: the model's value, its note, or hidden when not chosen."""
+    def draw(
+        self, panels: Iterable[Panel], analysis: Analysis, display: Display, picture: str = "image"
+    ) -> dict[Any, Any]:
+        """Updates for every cell of ``panels``: the model's value, its note, or hidden when not chosen. Images are
+        saved under their download name, ``<picture>-<model>-<panel>-stage<S>.webp``."""
         updates: dict[Any, Any] = {}
         for panel in panels:
             shown = panel.render(analysis, display)
@@ -86,6 +91,9 @@ class Cells:
                     updates[caption] = gr.update(value=cell.caption if cell else model_caption(arch), visible=True)
                 if cell is None:  # the model does not have this panel: its note stays
                     updates[value] = gr.update(visible=True)
+                elif isinstance(cell.value, Image.Image) and isinstance(value, gr.Image):
+                    name = export_name(picture, "webp", model=arch, panel=panel.key, stage=cell.stage)
+                    updates[value] = gr.update(value=_named_image(cell.value, value, name), visible=True)
                 else:
                     updates[value] = gr.update(value=cell.value, visible=True)
         return updates
@@ -98,6 +106,13 @@ class Cells:
                 if panel.page_wide or panel.applies(key[1]):
                     updates[self.values[key]] = gr.update(value=None)
         return updates
+
+
+def _named_image(image: Image.Image, component: gr.Image, name: str) -> str:
+    """The image written into Gradio's own cache under ``name``: the browser's download button uses the file name
+    (a PIL value would be saved as ``image.webp``). Gradio's cache is cleaned by ``delete_cache`` like any output."""
+    stem = name.rsplit(".", 1)[0]
+    return processing_utils.save_pil_to_cache(image, component.GRADIO_CACHE, name=stem, format="webp")
 
 
 # --------------------------------------------------------------------------------------------------- analysis
@@ -205,7 +220,7 @@ def page_outputs_after_analysis(
     if result is None:
         return {}
     panels = [panel for panel in redrawn_by("analysis", panels=cells.panels) if panel.section == "main" or drill_open]
-    updates = cells.draw(panels, result.analysis, display)
+    updates = cells.draw(panels, result.analysis, display, result.picture)
     updates[page["notes"]] = image_notes(result.analysis)
     updates[page["method_note"]] = explain.method_note(result.analysis.method)
     updates[page["status"]] = results_status(result)
@@ -246,7 +261,7 @@ def redraw(
     panels = [panel for panel in redrawn_by(event, panels=cells.panels) if panel.section == "main" or drill_open]
     if event == "drill":
         panels = [panel for panel in panels if panel.section == "drill"]
-    return cells.draw(panels, result.analysis, display)
+    return cells.draw(panels, result.analysis, display, result.picture)
 
 
 # ------------------------------------------------------------------------------------------------------ export

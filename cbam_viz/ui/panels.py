@@ -72,6 +72,7 @@ class Shown:
 
     value: Any
     caption: str
+    stage: int | None = None  # the stage an image shows, for its download name (None: several stages)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,8 @@ def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
             base, result.cam, analysis.view_for(result), cmap=display.cmap, alpha=display.opacity, vmin=low, vmax=high
         )
         legend = render.colorbar_image(display.cmap, low, high, width=picture.width, label="CAM value")
-        shown[result.arch] = Shown(_stack(picture, legend), model_caption(result.arch, cam_title(analysis, result)))
+        caption = model_caption(result.arch, cam_title(analysis, result))
+        shown[result.arch] = Shown(_stack(picture, legend), caption, analysis.stage)
     return shown
 
 
@@ -170,7 +172,7 @@ def _spatial(analysis: Analysis, display: Display, stage: int | None) -> dict[st
             columns=2 if stage is None else 3,
         )
         where = "last block of each stage" if stage is None else f"every block of stage {stage}"
-        shown[arch] = Shown(grid, model_caption(arch, f"spatial attention Ms, {where}"))
+        shown[arch] = Shown(grid, model_caption(arch, f"spatial attention Ms, {where}"), stage)
     return shown
 
 
@@ -181,7 +183,7 @@ def _channel(analysis: Analysis, stage: int) -> dict[str, Shown]:
             continue
         plot = render.channel_attention_plot(result.channel_attention, stage, width_px=720)
         blocks = STAGE_DEPTHS[stage - 1]
-        shown[arch] = Shown(plot, model_caption(arch, f"channel attention, stage {stage} ({blocks} blocks)"))
+        shown[arch] = Shown(plot, model_caption(arch, f"channel attention, stage {stage} ({blocks} blocks)"), stage)
     return shown
 
 
