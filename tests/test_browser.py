@@ -161,7 +161,9 @@ def test_phone_viewport_shows_every_map_with_its_model_name(weights_dir: Path, t
                 arch = elem_id.split("-", 1)[1]
                 caption = page.locator(f"#{elem_id}-caption").inner_text()
                 assert ARCH_TITLES[arch] in caption, (elem_id, caption)
-            if os.environ.get("CBAM_VIZ_PHONE_SCREENSHOT"):
+            if os.environ.get("CBAM_VIZ_PHONE_SCREENSHOT"):  # what a phone shows: the maps, each with its model's name
+                page.evaluate("document.querySelector('#cam-resnet50-caption').scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(300)
                 page.screenshot(path=os.environ["CBAM_VIZ_PHONE_SCREENSHOT"], full_page=False)
         finally:
             browser.close()
