@@ -473,6 +473,17 @@ def test_download_refuses_what_cannot_be_downloaded(engine: Engine, weights: str
         handlers.download_weights(engine, weights)
 
 
+def test_download_with_auto_fetches_the_paper_set(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "auto (now: demo)" is what a newcomer leaves chosen: Download then fetches the paper set, not "pick a set"."""
+    import cbam_viz.download
+
+    asked = []
+    monkeypatch.setattr(cbam_viz.download, "download_set", lambda name, *_, **__: asked.append(name) or ["a", "b", "c"])
+    monkeypatch.setattr(engine, "refresh_examples", lambda: None)
+    status, _, _ = handlers.download_weights(engine, "auto", progress=lambda *_, **__: None)
+    assert asked == ["paper"] and "3 files of the **paper** set" in status
+
+
 def test_weights_choices_say_what_is_ready(engine: Engine) -> None:
     labels = dict((value, label) for label, value in engine.weight_choices())
     assert labels["demo"] == "demo (shapes demo, ready)" and labels["paper"] == "paper (ImageNet, not downloaded)"
