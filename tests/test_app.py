@@ -212,7 +212,12 @@ def test_server_refuses_paths_monitoring_and_oversized_uploads(
     assert answer.status_code == 413
 
     demo = launched[2]
-    assert demo.max_file_size == MAX_FILE_BYTES and demo.show_error is True and demo.enable_monitoring is False
+    assert (
+        demo.max_file_size == MAX_FILE_BYTES
+        and demo.show_error is False
+        and demo.enable_monitoring is False
+        and demo.run_history is False
+    )
 
 
 # ------------------------------------------------------------------------------------------- pure handlers
@@ -274,10 +279,10 @@ def test_display_controls_redraw_without_running_a_model(
     assert len(calls) == 1
     display_keys = {key for key in cells.values if key[0] in {"cam", "spatial"}}
     assert {key for key in first if len(key) == 2} == display_keys  # only what a display control changes
-    before = np.asarray(first[("cam", "cbam_resnet50")]["value"])
-    after = np.asarray(second[("cam", "cbam_resnet50")]["value"])
+    before = np.asarray(Image.open(first[("cam", "cbam_resnet50")]["value"]))
+    after = np.asarray(Image.open(second[("cam", "cbam_resnet50")]["value"]))
     assert before.shape == after.shape and np.abs(before.astype(int) - after.astype(int)).mean() > 5
-    assert isinstance(second[("spatial", "cbam_resnet50")]["value"], Image.Image)
+    assert Path(second[("spatial", "cbam_resnet50")]["value"]).name == "star-7-96-cbam_resnet50-spatial.webp"
     assert "value" not in second[("spatial", "resnet50")]  # the baseline keeps its note
 
 
@@ -294,7 +299,7 @@ def test_analysis_panels_fill_every_cell_and_hide_unchosen_models(engine: Engine
     assert set(shown[("top5", "cbam_resnet50")]["value"]) == {label for label, _ in top5}
     assert "CBAM" in shown[("header", "cbam_resnet50", "caption")]["value"]
     assert "p = " in shown[("cam", "resnet50", "caption")]["value"]
-    assert isinstance(shown[("channel", "cbam_resnet50")]["value"], Image.Image)
+    assert Path(shown[("channel", "cbam_resnet50")]["value"]).name.endswith("-cbam_resnet50-channel-stage4.webp")
     assert shown[("channel", "resnet50")] == {"__type__": "update", "visible": True}  # keeps its note
     for (panel, arch, *caption), update in shown.items():  # every visible cell names its model
         if caption and update.get("visible") and arch != panels.PAGE:
@@ -308,7 +313,9 @@ def test_analysis_panels_fill_every_cell_and_hide_unchosen_models(engine: Engine
     assert "stage 2 (4 blocks)" in drill[("drill_channel", "cbam_resnet50", "caption")]["value"]
     assert drill[("drill_channel", "se_resnet50")]["visible"] is False  # not chosen
     redrawn = _by_key(cells, handlers.redraw(cells, "display", result, "magma", 0.9, True, 2, True))
-    assert isinstance(redrawn[("drill_spatial", "cbam_resnet50")]["value"], Image.Image)
+    assert Path(redrawn[("drill_spatial", "cbam_resnet50")]["value"]).name.endswith(
+        "-cbam_resnet50-drill_spatial-stage2.webp"
+    )
     assert ("drill_channel", "cbam_resnet50") not in redrawn  # channel plots ignore display controls
 
 

@@ -180,8 +180,9 @@ def launch_options(host: str, port: int, share: bool = False) -> dict[str, Any]:
         "server_port": port,
         "share": share,
         "max_file_size": MAX_FILE_BYTES,
-        "show_error": True,  # messages are one line from gr.Error: no tracebacks to hide
+        "show_error": False,  # our messages are gr.Error lines; Gradio's own (wrong argument counts) carry object reprs
         "enable_monitoring": False,
+        "run_history": False,  # no /gradio_api/runs page, nothing of a visitor's runs kept in browsers
         "allowed_paths": [],  # only Gradio's own cache (uploads, rendered panels, examples) is served
         "footer_links": ["api"],
         "state_session_capacity": STATE_SESSIONS,

@@ -21,7 +21,7 @@ from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, CAM_METHODS, STAGES, TARGET_MODE_LABELS, VIEW_LABELS
 
 from . import engine as engine_module
-from . import gallery, handlers
+from . import gallery, guard, handlers
 from .banner import banner_markdown
 from .engine import Engine, ServeSettings
 from .panels import COLORMAPS, PAGE, PANELS, Panel, panels_in
@@ -442,6 +442,7 @@ def serve(
     """
     return demo.launch(
         **engine_module.launch_options(host, port, share),
+        app_kwargs=guard.app_kwargs(demo),
         prevent_thread_lock=prevent_thread_lock,
         css=CSS,
         theme=gr.themes.Soft(),
