@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -94,3 +98,58 @@ def test_a_port_in_use_is_one_line_before_any_model_loads(weights_dir: Path) -> 
     assert done.stderr.strip().count("\n") == 0 and "--port" in done.stderr and "Traceback" not in done.stderr
     assert "weights:" not in done.stdout  # refused before loading anything
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_the_app_owns_its_temp_folder_clears_leftovers_and_removes_it_on_stop(
+    weights_dir: Path, tmp_path: Path, stop: signal.Signals
+) -> None:
+    root = tmp_path / "tmp" / "cbam_viz"
+    stale = root / "run-999999" / "gradio" / "abc"
+    stale.mkdir(parents=True)
+    (stale / "old-upload.png").write_bytes(b"left by a killed run")
+    other = root / "run-1"  # a running instance's folder: its lock is held, so it stays
+    other.mkdir()
+    with open(other / ".lock", "ab") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        port = _free_port()
+        process, lines, _ = _start(
+            ["--weights-dir", str(weights_dir), "--port", str(port), "--offline"],
+            {"CBAM_VIZ_TEMP": str(tmp_path / "tmp")},
+        )
+        try:
+            output = "\n".join(lines)
+            own = root / f"run-{process.pid}"
+            assert f"temporary files: {own} (1 left by earlier runs removed)" in output, output
+            assert not (root / "run-999999").exists() and other.exists() and own.is_dir()
+            boundary = "cbamviz"
+            body = (
+                (
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="mine.png"\r\n'
+                    "Content-Type: image/png\r\n\r\n"
+                ).encode()
+                + b"\x89PNG picture"
+                + f"\r\n--{boundary}--\r\n".encode()
+            )
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/gradio_api/upload",
+                data=body,
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
+            deadline = time.monotonic() + 120  # "open http://" is printed just before the server listens
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                stored = Path(json.loads(answer.read())[0])
+            assert own / "gradio" in stored.parents and stored.exists()  # uploads land in the app's own folder
+            process.send_signal(stop)
+            assert process.wait(timeout=30) == 128 + stop
+            assert not own.exists() and other.exists()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)

@@ -21,7 +21,7 @@ from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, CAM_METHODS, STAGES, TARGET_MODE_LABELS, VIEW_LABELS
 
 from . import engine as engine_module
-from . import gallery, guard, handlers
+from . import gallery, guard, handlers, tempdir
 from .banner import banner_markdown
 from .engine import Engine, ServeSettings
 from .panels import COLORMAPS, PAGE, PANELS, Panel, panels_in
@@ -458,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    run = tempdir.own()  # before any component exists: Gradio's cache is read when each one is made
+    stale = f" ({run.cleared} left by earlier runs removed)" if run.cleared else ""
+    print(f"temporary files: {run.path}{stale}")
     try:
         engine = Engine.start(
             args.weights, args.device, args.weights_dir, offline=args.offline, allow_download=args.allow_download

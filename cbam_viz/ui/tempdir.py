@@ -1,0 +1,94 @@
+"""The app's own temporary folder: Gradio's upload cache and the export files live under one directory per run.
+
+``python app.py`` calls ``own()`` before the page is built. It makes ``<tmp>/cbam_viz/run-<pid>``, holds an
+exclusive ``flock`` on a lock file inside it for as long as the process lives, points Gradio's cache there
+(``GRADIO_TEMP_DIR``, read by every component when it is created) and the export folder too. Then it deletes every
+other ``run-*`` folder whose lock nobody holds: what a killed or crashed earlier run left (a folder of another
+running instance stays, its lock is held). SIGTERM and SIGINT remove the folder before the process ends, and so does
+a normal exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from .export import EXPORTS
+
+LOCK_NAME = ".lock"
+
+
+def default_root() -> Path:
+    """``$CBAM_VIZ_TEMP`` or the system's temporary directory, then ``cbam_viz``."""
+    return Path(os.environ.get("CBAM_VIZ_TEMP") or tempfile.gettempdir()) / "cbam_viz"
+
+
+@dataclass
+class RunFolder:
+    """One run's folder; ``cleared``: how many stale folders of earlier runs were deleted at start-up."""
+
+    path: Path
+    cleared: int
+    _lock: IO[bytes]
+
+    @property
+    def gradio_cache(self) -> Path:
+        return self.path / "gradio"
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._lock.close()
+
+
+def clear_stale(root: Path, keep: Path | None = None) -> int:
+    """Delete every ``run-*`` folder under ``root`` whose lock is free (its process is gone); -> how many."""
+    cleared = 0
+    for folder in sorted(root.glob("run-*")):
+        if folder == keep or not folder.is_dir():
+            continue
+        try:
+            with open(folder / LOCK_NAME, "ab") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # another instance is running and owns it
+        except OSError:
+            pass  # no lock file: a folder cut short while it was made, stale all the same
+        shutil.rmtree(folder, ignore_errors=True)
+        cleared += 1
+    return cleared
+
+
+def own(root: Path | None = None, *, handle_signals: bool = True) -> RunFolder:
+    """Make and lock this run's folder, point Gradio's cache and the exports at it, clear stale runs."""
+    root = root or default_root()
+    path = root / f"run-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    lock = open(path / LOCK_NAME, "ab")  # noqa: SIM115 - held open for the life of the process
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    cleared = clear_stale(root, keep=path)
+    run = RunFolder(path, cleared, lock)
+    run.gradio_cache.mkdir(exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(run.gradio_cache)
+    EXPORTS.parent = path
+    atexit.register(run.remove)
+    if handle_signals:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, _remove_then_exit(run))
+    return run
+
+
+def _remove_then_exit(run: RunFolder):
+    def handler(number: int, frame: FrameType | None) -> None:
+        run.remove()
+        sys.exit(128 + number)
+
+    return handler
