@@ -31,18 +31,11 @@ from .engine import Engine
 from .errors import escape, one_line_errors, pop_message
 from .export import EXPORTS, export_name
 from .panels import PAGE, PANELS, Display, Event, Panel, Shown, model_caption, redrawn_by
+from .results import Result
 from .uploads import decode_upload
 
 LOGGER = logging.getLogger("cbam_viz.app")
 STALE_NOTE = "⚠️ **Settings changed: press Analyse.** The results below are for the earlier settings."
-
-
-@dataclass
-class Result:
-    """What a browser tab keeps between events: the analysis and the picture's name (for download names)."""
-
-    analysis: Analysis
-    picture: str
 
 
 @dataclass
@@ -170,7 +163,7 @@ def run_analysis(
     banner = banner_markdown(
         analysis.weights_set, analysis.weights_note, analysis.device, parameters, engine.weights_dir
     )
-    return Result(analysis, name), analysis.to_json(), banner
+    return Result.keep(analysis, name), analysis.to_json(), banner
 
 
 def analysis_if_image(engine: Engine, image: str | bytes | None, *options: Any) -> tuple[Any, Any, Any]:
