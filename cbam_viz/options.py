@@ -43,6 +43,31 @@ def checked_models(value: Any) -> tuple[str, ...]:
     return tuple(arch for arch in ARCH_ORDER if arch in requested)
 
 
+SWEEP = "sweep"  # the spec that asks for the per-stage sweep (every stage x gate set to one)
+
+
+def checked_interventions(value: Any) -> tuple[str, ...]:
+    """Intervention specs in canonical form, each once, in the order given; ``"sweep"`` asks for the sweep."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise CbamVizError(f"interventions must be a list of specs, not {quote(value)}") from None
+    if len(items) > 32:
+        raise CbamVizError(f"at most 32 interventions per analysis, not {len(items)}")
+    from cbam_viz.intervene import Intervention  # torch only when interventions are asked for
+
+    specs: list[str] = []
+    for item in items:
+        spec = SWEEP if isinstance(item, str) and item.strip().lower() == SWEEP else Intervention.parse(item).spec
+        if spec not in specs:
+            specs.append(spec)
+    return tuple(specs)
+
+
 def _target(value: Any) -> int | str | None:
     if value is None:
         return None
@@ -91,6 +116,8 @@ class AnalysisOptions:
     stage: int = 4
     view: str = "whole"
     faithfulness: bool = False
+    # gate interventions (intervene.py SPECs, canonical form) and "sweep"; () = none, the analysis is unchanged
+    interventions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -104,6 +131,7 @@ class AnalysisOptions:
         if isinstance(self.weights, str) and len(self.weights) > 1000:
             raise CbamVizError(f"the weights name is {len(self.weights)} characters long: use a set name or a path")
         set_(self, "faithfulness", bool(self.faithfulness))
+        set_(self, "interventions", checked_interventions(self.interventions))
 
     @classmethod
     def from_request(cls, *, target_mode: Any = "top1", target_class: Any = None, **values: Any) -> AnalysisOptions:
