@@ -277,6 +277,7 @@ class ModelResult:
     sweep: Any = None
     intervention_notes: dict[str, str] = field(default_factory=dict)
     intervention_labels: dict[int, str] = field(default_factory=dict)  # class index -> label, for their top-5s
+    gate_steps: dict = field(default_factory=dict)  # block -> gates.GateSteps, with options.gate_steps; else {}
 
 
 @dataclass
@@ -452,6 +453,7 @@ def analyze(
             stage=options.stage,
             target=target_index,
             faithfulness=options.faithfulness,
+            gate_steps=options.gate_steps,
         )
         result.view = model_view
         if plan:
@@ -539,6 +541,7 @@ def run_model(
     target: int | None = None,
     faithfulness: bool = False,
     categories: Sequence[str] | None = None,
+    gate_steps: Sequence[str] = (),
 ) -> ModelResult:
     """One model on one prepared (1, 3, H, W) input: the single hooked pass, the CAM, top-5 and per-model metrics.
 
@@ -549,7 +552,14 @@ def run_model(
     info = getattr(model, "weights_info", None)
     names = tuple(categories) if categories is not None else (info.categories if info else ())
     cam_method = cam_method_for(method, model)
-    captured = capture_pass(model, input_tensor, stage=stage, target=target, gradients=cam_method.uses_gradients)
+    captured = capture_pass(
+        model,
+        input_tensor,
+        stage=stage,
+        target=target,
+        gradients=cam_method.uses_gradients,
+        gate_steps=set(gate_steps) if gate_steps else False,
+    )
     cam = compute_cam(cam_method, model, input_tensor, captured, stage)
     probs = metrics.softmax(captured.logits)
     index = captured.target_index
@@ -566,6 +576,7 @@ def run_model(
         channel_attention=captured.channel,
         spatial_attention=captured.spatial,
         metrics={"target_prob": float(probs[index])},
+        gate_steps=captured.gate_steps,
     )
     last = last_block(captured.spatial, stage)
     if last is not None:

@@ -68,6 +68,21 @@ def checked_interventions(value: Any) -> tuple[str, ...]:
     return tuple(specs)
 
 
+def checked_blocks(value: Any) -> tuple[str, ...]:
+    """Block names like ``layer4.2`` (a stage 1-4 and a block index), each once, in the order given."""
+    import re
+
+    if isinstance(value, str):
+        value = [value]
+    blocks: list[str] = []
+    for item in value or ():
+        if not isinstance(item, str) or re.fullmatch(r"layer[1-4]\.\d{1,2}", item.strip()) is None:
+            raise CbamVizError(f"gate steps need block names like layer4.2, not {quote(item)}")
+        if item.strip() not in blocks:
+            blocks.append(item.strip())
+    return tuple(blocks)
+
+
 def _target(value: Any) -> int | str | None:
     if value is None:
         return None
@@ -118,6 +133,8 @@ class AnalysisOptions:
     faithfulness: bool = False
     # gate interventions (intervene.py SPECs, canonical form) and "sweep"; () = none, the analysis is unchanged
     interventions: tuple[str, ...] = ()
+    # blocks ("layer4.2") whose gates record every step in the same single hooked pass (gates.GateSteps); () = off
+    gate_steps: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -132,6 +149,7 @@ class AnalysisOptions:
             raise CbamVizError(f"the weights name is {len(self.weights)} characters long: use a set name or a path")
         set_(self, "faithfulness", bool(self.faithfulness))
         set_(self, "interventions", checked_interventions(self.interventions))
+        set_(self, "gate_steps", checked_blocks(self.gate_steps))
 
     @classmethod
     def from_request(cls, *, target_mode: Any = "top1", target_class: Any = None, **values: Any) -> AnalysisOptions:

@@ -443,3 +443,16 @@ def test_score_cam_draws_no_progress_bar(capfd: pytest.CaptureFixture[str]) -> N
 
     list(pytorch_grad_cam.score_cam.tqdm.tqdm(range(3)))
     assert capfd.readouterr().err == ""
+
+
+def test_gate_steps_ride_on_the_analysis_pass_only_when_asked(random_demo_dir: Path) -> None:
+    picture = sample_image(5, 2)
+    plain = analyze(picture, weights="demo", weights_dir=random_demo_dir, models=["cbam_resnet50"])
+    asked = analyze(
+        picture, weights="demo", weights_dir=random_demo_dir, models=["cbam_resnet50"], gate_steps=["layer4.2"]
+    )
+    assert plain.models["cbam_resnet50"].gate_steps == {}
+    assert set(asked.models["cbam_resnet50"].gate_steps) == {"layer4.2"}
+    assert asked.models["cbam_resnet50"].target_prob == plain.models["cbam_resnet50"].target_prob
+    with pytest.raises(CbamVizError, match="block names like layer4.2"):
+        analyze(picture, weights="demo", weights_dir=random_demo_dir, gate_steps=["layer9"])
