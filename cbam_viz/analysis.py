@@ -36,7 +36,7 @@ from cbam_viz import metrics, vocab
 from cbam_viz.capture import CapturedPass, capture_pass, stage_layer
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import ModelView, decode_image, decode_notes, display_image, prepare_input
-from cbam_viz.options import AnalysisOptions, checked_models
+from cbam_viz.options import SWEEP, AnalysisOptions, checked_models
 from cbam_viz.vocab import ARCH_ORDER, VIEWS, last_block
 from cbam_viz.weights import Preprocess, WeightsChoice, load_model, resolve_weights, weights_root
 
@@ -49,7 +49,7 @@ CAM_METHODS: dict[str, type[BaseCAM]] = {  # vocab.CAM_METHODS names each method
 ROAD_PERCENTILES = (20, 40, 60, 80)  # four removal levels: ROAD's trend at a quarter of grad-cam's default cost
 SCORECAM_BATCH = 32
 MODEL_CACHE_SIZE = 6  # two weight sets of three models; ImageNet-size models are ~100 MB each
-JSON_SCHEMA_VERSION = 2  # 2: image.notes
+JSON_SCHEMA_VERSION = 3  # 2: image.notes; 3: models.<arch>.interventions and .sweep (gate interventions)
 
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -67,6 +67,81 @@ _VIEW_SCHEMA = {
     },
 }
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
+_CHANGE = {"type": ["number", "null"], "minimum": -1, "maximum": 1}
+# one intervention (intervene.py SPEC) in one model: its top-5, the target (the analysis's own) and the CAM after it
+_INTERVENTION_SCHEMA = {
+    "type": "object",
+    "required": ["spec", "top5", "target", "target_prob", "target_prob_change", "cam"],
+    "additionalProperties": False,
+    "properties": {
+        "spec": {"type": "string"},
+        "top5": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "label", "prob"],
+                "additionalProperties": False,
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "label": {"type": "string"},
+                    "prob": _PROBABILITY,
+                },
+            },
+        },
+        "target": {
+            "type": "object",
+            "required": ["index", "label"],
+            "additionalProperties": False,
+            "properties": {"index": {"type": "integer", "minimum": 0}, "label": {"type": "string"}},
+        },
+        "target_prob": _PROBABILITY,
+        "target_prob_change": _CHANGE,
+        "cam": {
+            "type": "object",
+            "required": ["height", "width", "mean", "min", "max", "correlation"],
+            "additionalProperties": False,
+            "properties": {
+                "height": {"type": "integer", "minimum": 1},
+                "width": {"type": "integer", "minimum": 1},
+                **_STATS,
+                "correlation": _NUMBER_OR_NULL,  # Pearson, with the un-intervened CAM; null when either is constant
+            },
+        },
+    },
+}
+# a spec this model has no gate for, while another chosen model has it: one line instead of a result
+_INTERVENTION_NOTE_SCHEMA = {
+    "type": "object",
+    "required": ["spec", "note"],
+    "additionalProperties": False,
+    "properties": {"spec": {"type": "string"}, "note": {"type": "string"}},
+}
+_SWEEP_SCHEMA = {
+    "type": "object",
+    "required": ["target_index", "base_prob", "base_top1", "entries"],
+    "additionalProperties": False,
+    "properties": {
+        "target_index": {"type": "integer", "minimum": 0},
+        "base_prob": _PROBABILITY,
+        "base_top1": {"type": "integer", "minimum": 0},
+        "entries": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["stage", "gate", "spec", "target_prob", "change", "top1"],
+                "additionalProperties": False,
+                "properties": {
+                    "stage": {"type": "integer", "minimum": 1, "maximum": 4},
+                    "gate": {"enum": ["channel", "spatial"]},
+                    "spec": {"type": "string"},
+                    "target_prob": _PROBABILITY,
+                    "change": _CHANGE,
+                    "top1": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
+}
 _MODEL_SCHEMA = {
     "type": "object",
     "required": ["weights", "top5", "target", "cam", "channel_attention", "spatial_attention", "metrics"],
@@ -129,6 +204,8 @@ _MODEL_SCHEMA = {
         },
         "metrics": {"type": "object", "required": ["target_prob"], "additionalProperties": _NUMBER_OR_NULL},
         "view": _VIEW_SCHEMA,
+        "interventions": {"type": "array", "items": {"oneOf": [_INTERVENTION_SCHEMA, _INTERVENTION_NOTE_SCHEMA]}},
+        "sweep": _SWEEP_SCHEMA,
     },
 }
 # JSON Schema (draft 2020-12) of ``Analysis.to_json()``; the CLI adds "source" and "maps" (see analyze_cli).
@@ -194,6 +271,13 @@ class ModelResult:
     spatial_attention: dict[str, np.ndarray]  # "layer1.0" -> (h, w) float32 in (0, 1); CBAM only, else {}
     metrics: dict[str, float]  # target_prob; cam_spatial_* (CBAM); faithfulness_* on request
     view: ModelView | None = None  # what this model saw; None means Analysis.view (all shipped sets share one)
+    # options.interventions: results in the order asked (intervene.InterventionResult), the sweep (SweepResult),
+    # and for a spec this model has no gate for, one line saying so (spec -> note)
+    interventions: list = field(default_factory=list)
+    sweep: Any = None
+    intervention_notes: dict[str, str] = field(default_factory=dict)
+    intervention_labels: dict[int, str] = field(default_factory=dict)  # class index -> label, for their top-5s
+    gate_steps: dict = field(default_factory=dict)  # block -> gates.GateSteps, with options.gate_steps; else {}
 
 
 @dataclass
@@ -353,6 +437,7 @@ def analyze(
     picture = decode_image(image)
     model_set = get_models(options.models, options.weights, device, weights_dir=weights_dir)
     target_index = resolve_target(options.target, model_set.categories)
+    plan = intervention_plan(model_set.models, options.interventions)
     inputs: dict[Preprocess, tuple[torch.Tensor, ModelView]] = {}
     results: dict[str, ModelResult] = {}
     for arch, model in model_set.models.items():
@@ -368,8 +453,11 @@ def analyze(
             stage=options.stage,
             target=target_index,
             faithfulness=options.faithfulness,
+            gate_steps=options.gate_steps,
         )
         result.view = model_view
+        if plan:
+            _intervene(result, model, input_tensor, plan[arch], options)
         results[arch] = result
     first_view = next(iter(results.values())).view
     return Analysis(
@@ -388,6 +476,61 @@ def analyze(
     )
 
 
+def intervention_plan(models: dict[str, nn.Module], specs: Sequence[str]) -> dict[str, dict[str, str | None]]:
+    """Per model, spec -> None (run it) or the one line why this model cannot (checked before any work starts).
+
+    A spec that no chosen model can take (anything on ResNet-50 alone, ``spatial`` without CBAM) is a one-line error;
+    when another chosen model has the gate, the model without it gets a note instead, so a comparison still runs.
+    """
+    if not specs:
+        return {}
+    from cbam_viz import intervene
+
+    plan: dict[str, dict[str, str | None]] = {arch: {} for arch in models}
+    for spec in specs:
+        errors = []
+        for arch, model in models.items():
+            try:
+                if spec == SWEEP:
+                    intervene.sweep_interventions(model)
+                else:
+                    intervene.Intervention.parse(spec).replacements(model)
+                plan[arch][spec] = None
+            except CbamVizError as error:
+                plan[arch][spec] = str(error)
+                errors.append(str(error))
+        if len(errors) == len(models):
+            raise CbamVizError(errors[0])
+    return plan
+
+
+def _intervene(
+    result: ModelResult, model: nn.Module, input_tensor: torch.Tensor, plan: dict[str, str | None], options
+) -> None:
+    """Run this model's planned interventions against its own un-intervened ``result`` (same target, method, stage)."""
+    from cbam_viz import intervene
+
+    specs = [spec for spec, note in plan.items() if note is None and spec != SWEEP]
+    result.intervention_notes = {spec: note for spec, note in plan.items() if note is not None}
+    if specs:
+        result.interventions = intervene.run_interventions(
+            model,
+            input_tensor,
+            specs,
+            method=options.method,
+            stage=options.stage,
+            target_index=result.target_index,
+            base=result,
+        )
+        info = getattr(model, "weights_info", None)
+        names = info.categories if info else ()
+        result.intervention_labels = {
+            index: _label(names, index) for done in result.interventions for index, _ in done.top5
+        }
+    if plan.get(SWEEP, "") is None:
+        result.sweep = intervene.sweep(model, input_tensor, target_index=result.target_index)
+
+
 def run_model(
     arch: str,
     model: nn.Module,
@@ -398,6 +541,7 @@ def run_model(
     target: int | None = None,
     faithfulness: bool = False,
     categories: Sequence[str] | None = None,
+    gate_steps: Sequence[str] = (),
 ) -> ModelResult:
     """One model on one prepared (1, 3, H, W) input: the single hooked pass, the CAM, top-5 and per-model metrics.
 
@@ -408,7 +552,14 @@ def run_model(
     info = getattr(model, "weights_info", None)
     names = tuple(categories) if categories is not None else (info.categories if info else ())
     cam_method = cam_method_for(method, model)
-    captured = capture_pass(model, input_tensor, stage=stage, target=target, gradients=cam_method.uses_gradients)
+    captured = capture_pass(
+        model,
+        input_tensor,
+        stage=stage,
+        target=target,
+        gradients=cam_method.uses_gradients,
+        gate_steps=set(gate_steps) if gate_steps else False,
+    )
     cam = compute_cam(cam_method, model, input_tensor, captured, stage)
     probs = metrics.softmax(captured.logits)
     index = captured.target_index
@@ -425,6 +576,7 @@ def run_model(
         channel_attention=captured.channel,
         spatial_attention=captured.spatial,
         metrics={"target_prob": float(probs[index])},
+        gate_steps=captured.gate_steps,
     )
     last = last_block(captured.spatial, stage)
     if last is not None:
@@ -594,4 +746,19 @@ def _model_json(result: ModelResult, shared_view: ModelView) -> dict:
     }
     if result.view is not None and result.view != shared_view:
         document["view"] = _view_json(result.view)
+    if result.interventions or result.intervention_notes:
+        document["interventions"] = [_intervention_json(result, done) for done in result.interventions] + [
+            {"spec": spec, "note": note} for spec, note in result.intervention_notes.items()
+        ]
+    if result.sweep is not None:
+        document["sweep"] = result.sweep.to_json()
+    return document
+
+
+def _intervention_json(result: ModelResult, done: Any) -> dict:
+    """One ``InterventionResult`` with class labels (this model's) and the top-1 before, for the schema's entry."""
+    document = done.to_json()
+    for row in document["top5"]:
+        row["label"] = result.intervention_labels.get(row["index"], f"class {row['index']}")
+    document["target"] = {"index": done.target_index, "label": result.target_label}
     return document

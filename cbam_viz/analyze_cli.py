@@ -61,6 +61,14 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         help="raw maps: one compressed <stem>.npz at the models' native size (npz, default); <stem>/*.npy at the "
         "input image's full size (image: large) or at native size (native); or none",
     )
+    parser.add_argument(
+        "--intervene",
+        nargs="+",
+        default=(),
+        metavar="SPEC",
+        help="gate interventions, each <where>:<gate>=<how> (e.g. layer3:spatial=one, all:channel=mean, "
+        "layer4.2:both=one, layer2:channel=keep-top-k:16), or sweep (every stage's gates set to one in turn)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -99,9 +107,11 @@ def run(args: argparse.Namespace) -> int:
         stage=args.stage,
         view=args.view,
         faithfulness=args.faithfulness,
+        interventions=args.intervene,
     )
     files, problems, any_folder = collect_inputs(args.inputs)
     model_set = analysis.get_models(options.models, options.weights, args.device)
+    analysis.intervention_plan(model_set.models, options.interventions)  # a spec no chosen model takes: stop here
     print(f"weights: {model_set.weights_set} - {model_set.weights_note}", flush=True)
     target = analysis.resolve_target(options.target, model_set.categories)
     options = options.with_(weights=model_set.weights, models=tuple(model_set.models), target=target)
@@ -139,6 +149,11 @@ def top1_line(source: Path, result: Analysis) -> str:
     return f"{source.name}: " + " | ".join(answers)
 
 
+def intervened_key(spec: str) -> str:
+    """A spec as part of a map's key and file name: ``layer3:spatial=one`` -> ``layer3_spatial-one``."""
+    return spec.replace(":", "_").replace("=", "-")
+
+
 def map_arrays(result: Analysis, maps: str) -> dict[str, dict[str, np.ndarray]]:
     """Per model, ``{"<arch>_cam": array, "<arch>_spatial_layerS.B": array, "<arch>_channel_layerS.B": vector}``:
     maps at native size, or resampled once onto the input image ("image"); channel vectors as they are."""
@@ -151,6 +166,7 @@ def map_arrays(result: Analysis, maps: str) -> dict[str, dict[str, np.ndarray]]:
         view = model.view or result.view
         grids = {f"{arch}_cam": model.cam}
         grids.update({f"{arch}_spatial_{block}": grid for block, grid in model.spatial_attention.items()})
+        grids.update({f"{arch}_cam_{intervened_key(done.spec)}": done.cam for done in model.interventions})
         named = {
             name: np.asarray(native if maps != "image" else map_to_image(native, view, result.original_size))
             for name, native in grids.items()

@@ -43,6 +43,46 @@ def checked_models(value: Any) -> tuple[str, ...]:
     return tuple(arch for arch in ARCH_ORDER if arch in requested)
 
 
+SWEEP = "sweep"  # the spec that asks for the per-stage sweep (every stage x gate set to one)
+
+
+def checked_interventions(value: Any) -> tuple[str, ...]:
+    """Intervention specs in canonical form, each once, in the order given; ``"sweep"`` asks for the sweep."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise CbamVizError(f"interventions must be a list of specs, not {quote(value)}") from None
+    if len(items) > 32:
+        raise CbamVizError(f"at most 32 interventions per analysis, not {len(items)}")
+    from cbam_viz.intervene import Intervention  # torch only when interventions are asked for
+
+    specs: list[str] = []
+    for item in items:
+        spec = SWEEP if isinstance(item, str) and item.strip().lower() == SWEEP else Intervention.parse(item).spec
+        if spec not in specs:
+            specs.append(spec)
+    return tuple(specs)
+
+
+def checked_blocks(value: Any) -> tuple[str, ...]:
+    """Block names like ``layer4.2`` (a stage 1-4 and a block index), each once, in the order given."""
+    import re
+
+    if isinstance(value, str):
+        value = [value]
+    blocks: list[str] = []
+    for item in value or ():
+        if not isinstance(item, str) or re.fullmatch(r"layer[1-4]\.\d{1,2}", item.strip()) is None:
+            raise CbamVizError(f"gate steps need block names like layer4.2, not {quote(item)}")
+        if item.strip() not in blocks:
+            blocks.append(item.strip())
+    return tuple(blocks)
+
+
 def _target(value: Any) -> int | str | None:
     if value is None:
         return None
@@ -91,6 +131,10 @@ class AnalysisOptions:
     stage: int = 4
     view: str = "whole"
     faithfulness: bool = False
+    # gate interventions (intervene.py SPECs, canonical form) and "sweep"; () = none, the analysis is unchanged
+    interventions: tuple[str, ...] = ()
+    # blocks ("layer4.2") whose gates record every step in the same single hooked pass (gates.GateSteps); () = off
+    gate_steps: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -104,6 +148,8 @@ class AnalysisOptions:
         if isinstance(self.weights, str) and len(self.weights) > 1000:
             raise CbamVizError(f"the weights name is {len(self.weights)} characters long: use a set name or a path")
         set_(self, "faithfulness", bool(self.faithfulness))
+        set_(self, "interventions", checked_interventions(self.interventions))
+        set_(self, "gate_steps", checked_blocks(self.gate_steps))
 
     @classmethod
     def from_request(cls, *, target_mode: Any = "top1", target_class: Any = None, **values: Any) -> AnalysisOptions:

@@ -208,6 +208,10 @@ def validate(document: object, schema: dict, path: str = "$") -> list[str]:
 
         if not any(matches(kind) for kind in wanted):
             return [f"{path}: {document!r} is not of type {wanted}"]
+    if "oneOf" in schema:
+        fits = [option for option in schema["oneOf"] if not validate(document, option, path)]
+        if len(fits) != 1:
+            problems.append(f"{path}: matches {len(fits)} of oneOf")
     if "const" in schema and document != schema["const"]:
         problems.append(f"{path}: {document!r} != {schema['const']!r}")
     if "enum" in schema and document not in schema["enum"]:
@@ -260,6 +264,36 @@ def test_analyze_end_to_end_and_json_schema(random_demo_dir: Path) -> None:
     del broken["models"]["resnet50"]["top5"]
     broken["stage"] = 5
     assert validate(broken, ANALYSIS_JSON_SCHEMA) == ["$.stage: 5 > 4", "$.models.resnet50: missing 'top5'"]
+
+
+def test_analyze_with_interventions_and_sweep(random_demo_dir: Path) -> None:
+    picture = sample_image(5, 1)
+    plain = analyze(picture, weights="demo", weights_dir=random_demo_dir)
+    specs = ["layer3:spatial=one", "all:channel=mean", "sweep"]
+    result = analyze(picture, weights="demo", weights_dir=random_demo_dir, interventions=specs)
+    for arch in ARCHS:  # the un-intervened numbers are unchanged
+        assert result.models[arch].target_prob == plain.models[arch].target_prob
+        assert count_hooks(get_models(weights="demo", weights_dir=random_demo_dir).models[arch]) == 0
+    cbam, se, base = (result.models[a] for a in ("cbam_resnet50", "se_resnet50", "resnet50"))
+    assert [done.spec for done in cbam.interventions] == specs[:2] and cbam.sweep is not None
+    assert len(cbam.sweep.entries) == 8 and len(se.sweep.entries) == 4 and base.sweep is None
+    assert [done.spec for done in se.interventions] == ["all:channel=mean"]
+    assert "no spatial gate" in se.intervention_notes["layer3:spatial=one"]
+    assert set(base.intervention_notes) == set(specs) and base.interventions == []
+    first = cbam.interventions[0]
+    assert first.target_prob_change == pytest.approx(first.target_prob - cbam.target_prob)
+    document = result.to_json()
+    json.dumps(document, allow_nan=False)
+    assert document["schema_version"] == 3 and validate(document, ANALYSIS_JSON_SCHEMA) == []
+    entry = document["models"]["cbam_resnet50"]["interventions"][0]
+    assert entry["spec"] == "layer3:spatial=one" and entry["top5"][0]["label"] in CLASSES
+    assert entry["target"]["label"] == cbam.target_label and -1 <= entry["cam"]["correlation"] <= 1
+    assert len(document["models"]["resnet50"]["interventions"]) == 3
+    assert "interventions" not in plain.to_json()["models"]["cbam_resnet50"]
+    with pytest.raises(CbamVizError, match="no attention gates"):
+        analyze(picture, weights="demo", weights_dir=random_demo_dir, models=["resnet50"], interventions=["sweep"])
+    with pytest.raises(CbamVizError, match="bad intervention"):
+        analyze(picture, weights="demo", weights_dir=random_demo_dir, interventions=["layer3-spatial"])
 
 
 def test_analyze_options_and_errors(random_demo_dir: Path) -> None:
@@ -409,3 +443,16 @@ def test_score_cam_draws_no_progress_bar(capfd: pytest.CaptureFixture[str]) -> N
 
     list(pytorch_grad_cam.score_cam.tqdm.tqdm(range(3)))
     assert capfd.readouterr().err == ""
+
+
+def test_gate_steps_ride_on_the_analysis_pass_only_when_asked(random_demo_dir: Path) -> None:
+    picture = sample_image(5, 2)
+    plain = analyze(picture, weights="demo", weights_dir=random_demo_dir, models=["cbam_resnet50"])
+    asked = analyze(
+        picture, weights="demo", weights_dir=random_demo_dir, models=["cbam_resnet50"], gate_steps=["layer4.2"]
+    )
+    assert plain.models["cbam_resnet50"].gate_steps == {}
+    assert set(asked.models["cbam_resnet50"].gate_steps) == {"layer4.2"}
+    assert asked.models["cbam_resnet50"].target_prob == plain.models["cbam_resnet50"].target_prob
+    with pytest.raises(CbamVizError, match="block names like layer4.2"):
+        analyze(picture, weights="demo", weights_dir=random_demo_dir, gate_steps=["layer9"])

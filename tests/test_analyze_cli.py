@@ -270,3 +270,32 @@ def test_the_overview_lists_each_module_s_own_help() -> None:
     assert {module for module, _ in cli.SUBCOMMANDS.values()} == set(cli.SUBCOMMAND_MODULES)
     assert cli.requested_command(["analyze", "x.png", "--out", "o"]) == "analyze"
     assert cli.requested_command(["--help"]) == "" and cli.requested_command(["nonsense"]) == ""
+
+
+def test_interventions_from_the_command_line(use_demo_root: Path, tmp_path: Path) -> None:
+    write_image(tmp_path / "a.png", 64, 64)
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "cbam_viz", "analyze", str(tmp_path / "a.png"), "--out", str(out)]
+    done = subprocess.run(
+        [*base, "--weights", "demo", "--intervene", "layer3:spatial=one", "sweep"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads((out / "a.json").read_text())
+    cbam = document["models"]["cbam_resnet50"]
+    assert cbam["interventions"][0]["spec"] == "layer3:spatial=one" and len(cbam["sweep"]["entries"]) == 8
+    assert document["models"]["se_resnet50"]["interventions"][0]["note"].startswith("SE-ResNet-50 has no spatial")
+    with np.load(out / "a.npz") as maps:
+        assert maps["cbam_resnet50_cam_layer3_spatial-one"].shape == maps["cbam_resnet50_cam"].shape
+    plain = subprocess.run(
+        [*base, "--weights", "demo", "--models", "resnet50", "--intervene", "all:channel=one"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert plain.returncode == 2 and len(plain.stderr.strip().splitlines()) == 1
+    assert "ResNet-50 has no attention gates" in plain.stderr
