@@ -37,7 +37,7 @@ from cbam_viz.capture import CapturedPass, capture_pass, stage_layer
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import ModelView, decode_image, decode_notes, display_image, prepare_input
 from cbam_viz.options import SWEEP, AnalysisOptions, checked_models
-from cbam_viz.vocab import ARCH_ORDER, VIEWS, last_block
+from cbam_viz.vocab import ARCH_ORDER, VIEWS, has_channel_attention, last_block
 from cbam_viz.weights import Preprocess, WeightsChoice, load_model, resolve_weights, weights_root
 
 # grad-cam's Score-CAM draws a tqdm bar per CAM on stderr, which floods a server's log: the engine is quiet.
@@ -453,7 +453,7 @@ def analyze(
             stage=options.stage,
             target=target_index,
             faithfulness=options.faithfulness,
-            gate_steps=options.gate_steps,
+            gate_steps=options.gate_steps if has_channel_attention(arch) else (),  # ResNet-50 has no gate to open
         )
         result.view = model_view
         if plan:

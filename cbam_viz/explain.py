@@ -108,6 +108,39 @@ PANELS: dict[str, str] = {
         "a stronger signal; unticked, each map is stretched to its own range (Grad-CAM's usual habit), which shows "
         "each map's shape but hides how strong it is."
     ),
+    "gate": (
+        "An attention gate is a small calculator inside each block. It reads the block's feature maps $F$ (one map "
+        "per channel, each a feature detector) and answers two questions with numbers between 0 and 1:\n\n"
+        "* **What?** (the *channel* gate, SE and CBAM): how much each feature detector matters for this picture. "
+        "It squeezes each channel's map to one number, passes those numbers through a small network (the MLP) "
+        "and squashes the result into 0..1 with the sigmoid $\\sigma$.\n"
+        "* **Where?** (the *spatial* gate, CBAM only): which places in the picture matter. It squeezes the channels "
+        "at each place into two numbers (the strongest and the average response), slides a 7x7 filter over those "
+        "two maps, normalises (BatchNorm) and squashes with $\\sigma$.\n\n"
+        "$$M_c = \\sigma\\big(\\mathrm{MLP}(\\mathrm{AvgPool}(F)) + \\mathrm{MLP}(\\mathrm{MaxPool}(F))\\big)"
+        "\\qquad M_s = \\sigma\\big(\\mathrm{BN}(f^{7\\times7}([\\max_c F'; \\mathrm{mean}_c F']))\\big)$$\n\n"
+        "**Why max-pooling as well as average-pooling?** The average says how active a detector is over the whole "
+        "picture; the maximum says whether it fired strongly *anywhere*. A small object lights up a few places only: "
+        "its average stays low, but its maximum stands out. CBAM's authors found that using both works better than "
+        "either alone; SE uses the average only.\n\n"
+        "Every strip below is this picture's real numbers, channels sorted once by the final gate value $M_c$ "
+        "(strongest on the left) and kept in that order, so you can follow one channel from its pooled values to "
+        "its gate. The equations fill in one channel (type its number) and the most attended place."
+    ),
+    "intervene": (
+        "Does the attention matter for *this* prediction? Switch some gates off and run the picture again: the "
+        "model is the same, only the chosen gates are replaced.\n\n"
+        "* **one**: the gate lets everything through ($M_c = 1$ or $M_s = 1$), as if the module were not there.\n"
+        "* **mean**: the gate's output is replaced by its own average, which keeps the overall scale but removes "
+        "the preferences.\n"
+        "* **shuffle**: the channel weights are handed to the wrong channels (a fixed shuffle).\n"
+        "* **keep-top-k**: only the $k$ strongest channels pass; the rest are set to 0.\n\n"
+        "Then compare the top-5, the change of the explained class's probability ($\\Delta p$; negative: the "
+        "model needed those gates) and the Grad-CAM before and after on one colour scale. **Each stage, one click** "
+        "switches off each stage's channel gates, then its spatial gates, one stage at a time, and lists "
+        "$\\Delta p$ for each: a class sees at once which stage's attention this prediction depends on. The SENet "
+        "paper found late-stage channel gates close to 1 for most pictures; here you can test that on yours."
+    ),
 }
 
 

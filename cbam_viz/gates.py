@@ -88,7 +88,7 @@ class GateSteps:
 class ChannelOrder:
     """Channels sorted once by Mc, strongest first, and the ones a page marks."""
 
-    order: np.ndarray  # (C,) channel indices, strongest first (ties by index)
+    order: np.ndarray  # (C,) channel indices, strongest first (ties by the sigmoid's input, then by index)
     strongest: np.ndarray  # the ``MARKED`` strongest, strongest first
     weakest: np.ndarray  # the ``MARKED`` weakest, weakest first
 
@@ -190,7 +190,10 @@ def channel_order(gate: GateSteps | ChannelSteps | np.ndarray, marked: int = MAR
     if isinstance(gate, GateSteps):
         gate = gate.channel
     values = np.asarray(gate.gate if isinstance(gate, ChannelSteps) else gate, dtype=np.float64).reshape(-1)
-    order = np.argsort(-values, kind="stable")
+    if isinstance(gate, ChannelSteps):  # ties of a saturated sigmoid (many Mc of exactly 1.0) go by what it got
+        order = np.lexsort((np.arange(values.size), -np.asarray(gate.logits, dtype=np.float64), -values))
+    else:
+        order = np.argsort(-values, kind="stable")
     count = min(marked, values.size // 2)
     return ChannelOrder(order=order, strongest=order[:count], weakest=order[::-1][:count])
 
@@ -207,3 +210,65 @@ def _sum_text(first: str, second: float, digits: int) -> str:
     """``"1.32 + 0.85"`` or ``"1.32 - 0.85"``: a negative second term reads as a subtraction."""
     sign = "-" if float(second) < 0 else "+"
     return f"{first} {sign} {_number(abs(float(second)), digits)}"
+
+
+def strongest_position(steps: GateSteps) -> tuple[int, int]:
+    """(row, col) of the largest Ms (the first in reading order on ties): the default spatial equation."""
+    if steps.spatial is None:
+        raise CbamVizError(f"{steps.block} has no spatial gate (SE attends to channels only)")
+    row, col = np.unravel_index(int(np.argmax(steps.spatial.gate)), steps.spatial.gate.shape)
+    return int(row), int(col)
+
+
+def recomposition_error(steps: GateSteps) -> dict[str, float | None]:
+    """Largest absolute difference between the recomposed and the captured Mc and Ms (the page's own check)."""
+    mc, ms = recompose(steps)
+    spatial = None if ms is None else float(np.max(np.abs(ms - steps.spatial.gate)))
+    return {"channel": float(np.max(np.abs(mc - steps.channel.gate))), "spatial": spatial}
+
+
+def steps_json(steps: GateSteps, channel: int | None = None) -> dict:
+    """The ``/gate_steps`` answer: every step as plain lists, the channel order, the equations and the check.
+
+    ``channel`` is the one the channel equation is written for (None: the strongest)."""
+    order = channel_order(steps)
+    chosen = int(order.order[0]) if channel is None else channel
+    gate = steps.channel
+    vectors = {"avg": gate.avg, "max": gate.max, "mlp_avg": gate.mlp_avg, "mlp_max": gate.mlp_max}
+    document: dict[str, Any] = {
+        "block": steps.block,
+        "kind": gate.kind,
+        "channels": int(gate.gate.shape[0]),
+        "channel": {
+            **{name: None if values is None else _floats(values) for name, values in vectors.items()},
+            "logits": _floats(gate.logits),
+            "gate": _floats(gate.gate),
+        },
+        "order": [int(i) for i in order.order],
+        "strongest": [int(i) for i in order.strongest],
+        "weakest": [int(i) for i in order.weakest],
+        "equation_channel": chosen,
+        "channel_equation": channel_equation(steps, chosen),
+        "spatial": None,
+        "recomposition_error": recomposition_error(steps),
+    }
+    spatial = steps.spatial
+    if spatial is not None:
+        row, col = strongest_position(steps)
+        scale, shift = spatial.bn_affine()
+        maps = {"max_map": spatial.max_map, "mean_map": spatial.mean_map, "conv": spatial.conv, "bn": spatial.bn}
+        document["spatial"] = {
+            **{name: _floats(values) for name, values in maps.items()},
+            "gate": _floats(spatial.gate),
+            "kernel_max": _floats(spatial.kernel_max),
+            "kernel_mean": _floats(spatial.kernel_mean),
+            "bn_scale": scale,
+            "bn_shift": shift,
+            "position": [row, col],
+            "equation": spatial_equation(steps, row, col),
+        }
+    return document
+
+
+def _floats(values: np.ndarray) -> list:
+    return np.asarray(values, dtype=np.float64).tolist()

@@ -598,20 +598,56 @@ def _grid_sheet(
         names = stage_blocks(maps, stage)
     if not names:
         return _Sheet(_message_image("no spatial attention (SE/baseline)", width=max(tile, 320)))
+    limits = colour_limits([maps[name] for name in names], shared_scale)
+    titles = [f"stage {split_block(name)[0]}: {name}" if stage is None else name for name in names]
+    natives = [_native(maps[name]) for name in names]
+    return _tile_sheet(titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width)
+
+
+def map_tiles(
+    maps: Sequence[tuple[str, np.ndarray]],
+    view: ModelView,
+    image: Image.Image,
+    *,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    tile: int = 220,
+    columns: int = 3,
+    display_width: int = DISPLAY_WIDTH,
+) -> Image.Image:
+    """Titled maps laid over the picture, each on its own colour scale (printed under it), in the spatial grid's
+    geometry: the gate view's steps (max_c, mean_c, the convolution, BatchNorm, Ms) on the picture."""
+    if not maps:
+        return _message_image("nothing to show", width=max(tile, 320))
+    natives = [_native(values) for _, values in maps]
+    limits = colour_limits(natives, False)
+    titles = [title for title, _ in maps]
+    return _tile_sheet(titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width).image
+
+
+def _tile_sheet(
+    titles: Sequence[str],
+    natives: Sequence[np.ndarray],
+    limits: Sequence[tuple[float, float]],
+    view: ModelView,
+    image: Image.Image,
+    cmap: str,
+    alpha: float,
+    tile: int,
+    columns: int,
+    display_width: int,
+) -> _Sheet:
     if tile < 1 or columns < 1 or display_width < 1:
         raise ValueError(f"tile, columns and display_width must be positive, got {tile}, {columns}, {display_width}")
     base = _fit_picture(image, tile)
-    limits = colour_limits([maps[name] for name in names], shared_scale)
-    natives = [_native(maps[name]) for name in names]
-    cells = min(columns, len(names))
-    lines = -(-len(names) // cells)
+    cells = min(columns, len(titles))
+    lines = -(-len(titles) // cells)
     scale = max(1.0, (cells * (base.width + 8) + 8) / display_width)
 
     def px(value: float) -> int:
         return max(1, round(value * scale))
 
     title_px, caption_px = px(TEXT_PX + 1), px(TEXT_PX)
-    titles = [f"stage {split_block(name)[0]}: {name}" if stage is None else name for name in names]
     parts = [
         (f"{n.shape[0]}x{n.shape[1]} map", format_range(low, high))
         for n, (low, high) in zip(natives, limits, strict=True)

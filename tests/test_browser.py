@@ -241,3 +241,86 @@ def test_names_labels_stale_results_and_escaped_errors(weights_dir: Path, tmp_pa
             assert "%" not in page.locator("#top5-resnet50").inner_text()
         finally:
             browser.close()
+
+
+def _signed_numbers(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"[-+]\d+\.\d+", text)
+
+
+def test_inside_the_gate_and_interventions_show_the_apis_numbers(weights_dir: Path, tmp_path: Path) -> None:
+    """Open "Inside the gate" and "Switch gates off" after an analysis: the equations, the change of probability and
+    the sweep on the page are the numbers ``/gate_steps``, ``/intervene`` and ``/sweep`` answer for the same picture."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from gradio_client import Client, handle_file
+    from playwright.sync_api import sync_playwright
+
+    star = shape_file(tmp_path, shapes.CLASSES.index("star"), size=256)
+    request = [handle_file(str(star)), list(ARCH_ORDER), "auto", "top1", "", "gradcam", 4, "whole"]
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        client = Client(url, verbose=False)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.locator("#input-image").wait_for(timeout=WAIT_MS)
+            upload(page, star)
+            expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
+            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+
+            page.get_by_text("Inside the gate: how the attention is computed").click()
+            equations = page.locator("#gate_equations")
+            equations.get_by_text("Ms[").wait_for(timeout=WAIT_MS)
+            page.wait_for_function(
+                "ids => ids.every(id => { const i = document.querySelector(`#${id} img`);"
+                " if (i) i.loading = 'eager'; return i && i.complete && i.naturalWidth > 300; })",
+                arg=["gate_channel", "gate_spatial"],
+                timeout=WAIT_MS,
+            )
+            shown = equations.inner_text()
+            answer = client.predict(
+                handle_file(str(star)), "cbam_resnet50", "", None, "auto", "whole", api_name="/gate_steps"
+            )
+            assert answer["block"] == "layer4.2" and "layer4.2" in shown
+            assert answer["channel_equation"] in shown, (answer["channel_equation"], shown)
+            assert answer["spatial"]["equation"] in shown, (answer["spatial"]["equation"], shown)
+            assert answer["recomposition_error"]["channel"] <= 1e-6 and answer["recomposition_error"]["spatial"] <= 1e-6
+            if os.environ.get("CBAM_VIZ_GATE_SCREENSHOT"):
+                page.locator("#gate").screenshot(path=os.environ["CBAM_VIZ_GATE_SCREENSHOT"])
+
+            page.locator("#gate-model input").click()
+            page.get_by_role("option", name="SE-ResNet-50").click()
+            equations.get_by_text("MLP(squeeze)").wait_for(timeout=WAIT_MS)
+            se = client.predict(
+                handle_file(str(star)), "se_resnet50", "", None, "auto", "whole", api_name="/gate_steps"
+            )
+            assert se["spatial"] is None and se["channel_equation"] in equations.inner_text()
+
+            page.get_by_text("Switch gates off: does the attention matter for this prediction?").click()
+            page.locator("#intervene-run").click()
+            top5 = page.locator("#intervene_top5-cbam_resnet50")
+            top5.get_by_text("Δp").wait_for(timeout=WAIT_MS)
+            intervened = client.predict(*request, "layer4:channel=one", api_name="/intervene")
+            done = intervened["models"]["cbam_resnet50"]["interventions"][0]
+            assert done["spec"] == "layer4:channel=one"
+            assert f"Δp = {done['target_prob_change']:+.3f}" in top5.inner_text(), top5.inner_text()
+            assert "no attention gates to switch off" in page.locator("#intervene_top5-resnet50").inner_text()
+            page.wait_for_function(
+                "id => { const i = document.querySelector(`#${id} img`); if (i) i.loading = 'eager';"
+                " return i && i.complete && i.naturalWidth > 300; }",
+                arg="intervene_cam-cbam_resnet50",
+                timeout=WAIT_MS,
+            )
+            caption = page.locator("#intervene_cam-cbam_resnet50-caption").inner_text()
+            assert f"correlation {done['cam']['correlation']:.2f}" in caption, caption
+
+            page.locator("#sweep-run").click()
+            table = page.locator("#sweep-cbam_resnet50")
+            table.get_by_text("spatial gates off").wait_for(timeout=WAIT_MS)
+            swept = client.predict(*request, api_name="/sweep")["models"]["cbam_resnet50"]["sweep"]
+            on_page = _signed_numbers(table.inner_text())
+            assert on_page == [f"{entry['change']:+.3f}" for entry in swept["entries"]], (on_page, swept)
+        finally:
+            browser.close()
+            client.close()

@@ -6,6 +6,7 @@ ordering contract spans two files. Every handler that a visitor triggers sits be
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -22,15 +23,16 @@ from cbam_viz import explain, render
 from cbam_viz.analysis import Analysis, analyze
 from cbam_viz.errors import CbamVizError
 from cbam_viz.options import AnalysisOptions, target_mode_value
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, method_label, quote
+from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, method_label, quote
 from cbam_viz.weights import SETS
 
-from . import gallery
+from . import gallery, gate_view, intervene_view
 from .banner import banner_markdown
 from .engine import Engine
 from .errors import escape, one_line_errors, pop_message
 from .export import EXPORTS, export_name
-from .panels import PAGE, PANELS, Display, Event, Panel, Shown, model_caption, redrawn_by
+from .gate_view import GatePick
+from .panels import PAGE, PANELS, Display, Event, Panel, Section, Shown, model_caption, redrawn_by
 from .results import Result
 from .uploads import decode_upload
 
@@ -81,7 +83,8 @@ class Cells:
                     continue
                 cell: Shown | None = shown.get(arch)
                 if caption is not None:
-                    updates[caption] = gr.update(value=cell.caption if cell else model_caption(arch), visible=True)
+                    default = "" if panel.page_wide else model_caption(arch)
+                    updates[caption] = gr.update(value=cell.caption if cell else default, visible=True)
                 if cell is None:  # the model does not have this panel: its note stays
                     updates[value] = gr.update(visible=True)
                 elif isinstance(cell.value, Image.Image) and isinstance(value, gr.Image):
@@ -147,11 +150,16 @@ def run_analysis(
     stage: int,
     view: str,
     faithfulness: bool,
+    gate_open: bool = False,
     request: gr.Request = None,  # noqa: RUF013 - Gradio injects it by this annotation
 ) -> tuple[Result, dict, str]:
-    """Decode the upload once and analyse it with the chosen models; -> (cached result, its JSON, the banner)."""
+    """Decode the upload once and analyse it with the chosen models; -> (cached result, its JSON, the banner).
+
+    With "Inside the gate" open, the same pass also records every gate's steps (``gate_open``)."""
     picture, name = decode_upload(image)
     options = request_options(models, weights, target_mode, target_class, method, stage, view, faithfulness, engine)
+    if gate_open:
+        options = dataclasses.replace(options, gate_steps=tuple(all_blocks()))
     started = time.perf_counter()
     analysis = analyze(picture, options, device=engine.device, weights_dir=engine.weights_dir)
     LOGGER.info(
@@ -207,18 +215,33 @@ def method_label_of(analysis: Analysis) -> str:
 
 
 def page_outputs_after_analysis(
-    cells: Cells, result: Result | None, display: Display, drill_open: bool, page: dict[str, Any]
+    cells: Cells,
+    result: Result | None,
+    display: Display,
+    drill_open: bool,
+    page: dict[str, Any],
+    gate_open: bool = False,
 ) -> dict[Any, Any]:
-    """Every panel an analysis redraws (the drill-down only while open), the notes, the method note, the status."""
+    """Every panel an analysis redraws (the drill-down and the gate only while open), the notes, the method note,
+    the status; the intervention results of the previous analysis are cleared (they were for another run)."""
     if result is None:
         return {}
-    panels = [panel for panel in redrawn_by("analysis", panels=cells.panels) if panel.section == "main" or drill_open]
-    updates = cells.draw(panels, result.analysis, display, result.picture)
+    sections = open_sections(drill_open, gate_open)
+    panels = [panel for panel in redrawn_by("analysis", panels=cells.panels) if panel.section in sections]
+    updates = cells.clear([panel for panel in cells.panels if panel.section == "intervene"])
+    updates.update(cells.draw(panels, result.analysis, display, result.picture))
     updates[page["notes"]] = image_notes(result.analysis)
     updates[page["method_note"]] = explain.method_note(result.analysis.method)
     updates[page["status"]] = results_status(result)
     updates[page["drill_stage"]] = result.analysis.stage
+    if "gate_block" in page:
+        updates[page["gate_block"]] = gate_view.default_block(result.analysis.stage)
     return updates
+
+
+def open_sections(drill_open: bool, gate_open: bool) -> set[Section]:
+    """The sections a redraw reaches: the main rows always, a closed accordion never (its cells stay as they were)."""
+    return {"main"} | ({"drill"} if drill_open else set()) | ({"gate"} if gate_open else set())
 
 
 def failure_outputs(cells: Cells, page: dict[str, Any], request: gr.Request | None) -> dict[Any, Any]:
@@ -246,15 +269,112 @@ def redraw(
     shared_scale: bool,
     drill_stage: int,
     drill_open: bool,
+    gate_open: bool = False,
+    gate_model: str = "cbam_resnet50",
+    gate_block: str | None = None,
+    gate_channel: str | float | None = None,
 ) -> dict[Any, Any]:
-    """The panels a display or drill-down change redraws, from the cached analysis (no model runs)."""
+    """The panels a display, drill-down or gate change redraws, from the cached analysis (no model runs)."""
     if result is None:
         return {}
-    display = Display.checked(cmap, opacity, shared_scale, drill_stage)
-    panels = [panel for panel in redrawn_by(event, panels=cells.panels) if panel.section == "main" or drill_open]
-    if event == "drill":
-        panels = [panel for panel in panels if panel.section == "drill"]
+    gate = GatePick.checked(gate_model, gate_block, gate_channel) if gate_open else None
+    display = Display.checked(cmap, opacity, shared_scale, drill_stage, gate)
+    sections = open_sections(drill_open, gate_open)
+    panels = [panel for panel in redrawn_by(event, panels=cells.panels) if panel.section in sections]
+    if event in ("drill", "gate"):
+        panels = [panel for panel in panels if panel.section == event]
     return cells.draw(panels, result.analysis, display, result.picture)
+
+
+@one_line_errors
+def show_gate(
+    engine: Engine,
+    cells: Cells,
+    result: Result | None,
+    image: str | bytes | None,
+    cmap: str,
+    opacity: float,
+    shared_scale: bool,
+    drill_stage: int,
+    drill_open: bool,
+    gate_open: bool,
+    gate_model: str,
+    gate_block: str | None,
+    gate_channel: str | float | None,
+) -> dict[Any, Any]:
+    """Draw the picked gate; when the analysis ran with the panel closed, run the picked model once more on the
+    same picture with the gate recorders on (the first pass kept nothing of the gates' insides)."""
+    if result is None or not gate_open:
+        return {}
+    pick = GatePick.checked(gate_model, gate_block, gate_channel)
+    analysis = result.analysis
+    model = analysis.models.get(pick.arch)
+    if model is not None and not model.gate_steps:
+        picture, _ = decode_upload(image)
+        gate_view.ensure_steps(analysis, pick.arch, picture, engine.device, engine.weights_dir)
+    values = (cmap, opacity, shared_scale, drill_stage, drill_open, gate_open, gate_model, gate_block)
+    return redraw(cells, "gate", result, *values, gate_channel)
+
+
+@one_line_errors
+def gate_steps_api(
+    engine: Engine, image: str | bytes | None, model: str, block: str, channel: float | None, weights: str, view: str
+) -> dict:
+    """The ``/gate_steps`` answer: one block's gate, step by step, on this picture (``gates.steps_json``)."""
+    from cbam_viz import gates
+
+    pick = GatePick.checked(model, block, channel)
+    picture, _ = decode_upload(image)
+    options = request_options([pick.arch], weights, "top1", "", "gradcam", 4, view, False, engine)
+    name = pick.block or block_name(4, STAGE_DEPTHS[-1] - 1)  # the API's default: the last block
+    options = dataclasses.replace(options, gate_steps=(name,))
+    analysis = analyze(picture, options, device=engine.device, weights_dir=engine.weights_dir)
+    _, steps = gate_view.steps_for(analysis, dataclasses.replace(pick, block=name))
+    return {"model": pick.arch, "weights": analysis.weights_set, **gates.steps_json(steps, pick.channel)}
+
+
+# ------------------------------------------------------------------------------------------- interventions
+
+
+@one_line_errors
+def intervention_spec(gate: str, where: str, stage: int, block: int | None, how: str, k: float | None) -> str:
+    return intervene_view.spec_from_controls(gate, where, stage, block, how, k)
+
+
+@one_line_errors(toast=False)
+def run_intervention(
+    engine: Engine,
+    image: str | bytes | None,
+    models: list[str],
+    weights: str,
+    target_mode: str,
+    target_class: str | None,
+    method: str,
+    stage: int,
+    view: str,
+    spec: str,
+    request: gr.Request = None,  # noqa: RUF013 - Gradio injects it by this annotation
+) -> tuple[Result, dict]:
+    """The analysis again with one intervention (or "sweep") in place: -> (cached result, its JSON)."""
+    picture, name = decode_upload(image)
+    options = request_options(models, weights, target_mode, target_class, method, stage, view, False, engine)
+    options = dataclasses.replace(options, interventions=(spec,) if isinstance(spec, str) else spec)
+    started = time.perf_counter()
+    analysis = analyze(picture, options, device=engine.device, weights_dir=engine.weights_dir)
+    LOGGER.info("intervention %s on %s in %.2f s", quote(spec), ",".join(options.models), time.perf_counter() - started)
+    return Result.keep(analysis, name), analysis.to_json()
+
+
+@one_line_errors
+def show_intervention(cells: Cells, result: Result | None, cmap: str, opacity: float) -> dict[Any, Any]:
+    """The intervention panels from the intervened analysis (the sweep's cells keep theirs, and the other way round)."""
+    if result is None:
+        return {}
+    display = Display.checked(cmap, opacity, False)
+    analysis = result.analysis
+    swept = analysis.options.interventions == ("sweep",)
+    panels = [panel for panel in cells.panels if panel.section == "intervene" and (panel.key == "sweep") == swept]
+    return cells.draw(panels, analysis, display, result.picture)
 
 
 # ------------------------------------------------------------------------------------------------------ export

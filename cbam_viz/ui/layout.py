@@ -18,10 +18,19 @@ import gradio as gr
 
 from cbam_viz import explain
 from cbam_viz.errors import CbamVizError
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, CAM_METHODS, STAGES, TARGET_MODE_LABELS, VIEW_LABELS
+from cbam_viz.vocab import (
+    ARCH_ORDER,
+    ARCH_TITLES,
+    CAM_METHODS,
+    STAGE_DEPTHS,
+    STAGES,
+    TARGET_MODE_LABELS,
+    VIEW_LABELS,
+    all_blocks,
+)
 
 from . import engine as engine_module
-from . import gallery, guard, handlers, tempdir
+from . import gallery, gate_view, guard, handlers, intervene_view, tempdir
 from .banner import banner_markdown
 from .engine import Engine, ServeSettings
 from .panels import COLORMAPS, PAGE, PANELS, Panel, panels_in
@@ -43,10 +52,10 @@ def _explanation(text: str, **options: Any) -> gr.Markdown:
 
 def _cell(panel: Panel, key: str, cells: handlers.Cells) -> None:
     """One cell: the caption that names its model, then the panel's component."""
-    if not panel.page_wide:
-        cells.captions[(panel.key, key)] = gr.Markdown(
-            f"**{ARCH_TITLES[key]}**", elem_id=f"{panel.key}-{key}-caption", elem_classes="panel-caption"
-        )
+    title = "" if panel.page_wide else f"**{ARCH_TITLES[key]}**"
+    cells.captions[(panel.key, key)] = gr.Markdown(
+        title, elem_id=f"{panel.key}-{key}-caption", elem_classes="panel-caption"
+    )
     cells.values[(panel.key, key)] = panel.component(key)
 
 
@@ -174,6 +183,71 @@ def build_demo(
                         for panel in panels_in("drill", panels):
                             _cell(panel, arch, cells)
 
+        gate_open = gr.State(False)
+        with gr.Accordion("Inside the gate: how the attention is computed", open=False, elem_id="gate") as gate_box:
+            _explanation(explain.explanation("gate"))
+            with gr.Row():
+                gate_model = gr.Dropdown(
+                    [(ARCH_TITLES[arch], arch) for arch in gate_view.GATED],
+                    value=gate_view.GATED[-1],
+                    allow_custom_value=True,  # the API's one-line answer for a model without gates
+                    label="Model",
+                    elem_id="gate-model",
+                )
+                gate_block = gr.Dropdown(
+                    all_blocks(),
+                    value=gate_view.default_block(4),
+                    allow_custom_value=True,
+                    label="Block (at first: the last block of the analysed stage)",
+                    elem_id="gate-block",
+                )
+                gate_channel = gr.Textbox(  # a Number cannot be empty, and empty means "the strongest"
+                    "",
+                    max_lines=1,
+                    max_length=8,
+                    label="Channel for the equation (empty: the strongest)",
+                    elem_id="gate-channel",
+                )
+            for panel in panels_in("gate", panels):
+                _cell(panel, PAGE, cells)
+            with gr.Accordion("Raw numbers: the /gate_steps answer", open=False):
+                gate_raw = gr.Button("Show every step's numbers", size="sm", elem_id="gate-raw")
+                gate_json = gr.JSON(label="/gate_steps", elem_id="gate-json")
+
+        with gr.Accordion(
+            "Switch gates off: does the attention matter for this prediction?", open=False, elem_id="intervene"
+        ):
+            _explanation(explain.explanation("intervene"))
+            with gr.Row():
+                iv_gate = gr.Radio(["channel", "spatial", "both"], value="channel", label="Which gate")
+                iv_where = gr.Radio(
+                    [(label, value) for value, label in intervene_view.WHERE_CHOICES.items()],
+                    value="stage",
+                    label="Where",
+                )
+                iv_stage = gr.Radio(list(STAGES), value=4, label="Stage")
+                iv_block = gr.Slider(0, max(STAGE_DEPTHS) - 1, value=2, step=1, label="Block of that stage (from 0)")
+            with gr.Row():
+                iv_how = gr.Radio(
+                    [(label, value) for value, label in intervene_view.HOW_LABELS.items()], value="one", label="How"
+                )
+                iv_k = gr.Slider(1, 512, value=16, step=1, label="k, for keep-top-k")
+            spec = gr.Textbox(
+                intervene_view.DEFAULT_SPEC,
+                label="The intervention, as the CLI's --intervene SPEC (edit it freely)",
+                max_length=200,
+                elem_id="intervene-spec",
+            )
+            sweep_spec = gr.State("sweep")
+            with gr.Row():
+                intervene = gr.Button("Switch off and compare", variant="primary", elem_id="intervene-run")
+                sweep = gr.Button("Each stage, one click", elem_id="sweep-run")
+            intervention_state = gr.State(None, time_to_live=engine_module.STATE_TTL_S)
+            for panel in panels_in("intervene", panels):
+                _panel_row(panel, cells)
+            with gr.Accordion("Raw numbers: the /intervene answer", open=False):
+                intervention_json = gr.JSON(label="/intervene", elem_id="intervene-json")
+
         with gr.Accordion("Export and raw numbers", open=False):
             with gr.Row():
                 export = gr.Button("Make the comparison figure and the JSON", elem_id="export")
@@ -190,18 +264,46 @@ def build_demo(
             "status": status,
             "drill_stage": drill_stage,
             "state": state,
+            "gate_block": gate_block,
         }
-        analysis_inputs = [image, models, weights, target_mode, target_class, method, stage, view, faithfulness]
-        display_inputs = [cmap, opacity, shared_scale, drill_stage, drill_open]
+        request_inputs = [image, models, weights, target_mode, target_class, method, stage, view]
+        analysis_inputs = [*request_inputs, faithfulness, gate_open]
+        # in the order of handlers.redraw's parameters after the result:
+        display_inputs = [
+            cmap,
+            opacity,
+            shared_scale,
+            drill_stage,
+            drill_open,
+            gate_open,
+            gate_model,
+            gate_block,
+            gate_channel,
+        ]
         all_outputs = cells.outputs(panels)
-        after_outputs = [*all_outputs, notes, method_note, status, drill_stage]
+        after_outputs = [*all_outputs, notes, method_note, status, drill_stage, gate_block]
         models_queue = {"concurrency_id": "models", "concurrency_limit": settings.concurrency}
         render_queue = {"concurrency_id": "render", "concurrency_limit": settings.render_concurrency}
         progress_on = [cells.values[("cam", arch)] for arch in ARCH_ORDER]
 
-        def show(result: Any, cmap_: str, opacity_: float, shared_: bool, drill_stage_: int, open_: bool) -> dict:
-            display = handlers.Display.checked(cmap_, opacity_, shared_, result.analysis.stage if result else 4)
-            return handlers.page_outputs_after_analysis(cells, result, display, open_, page)
+        def show(
+            result: Any,
+            cmap_: str,
+            opacity_: float,
+            shared_: bool,
+            drill_stage_: int,
+            open_: bool,
+            gate_open_: bool,
+            gate_model_: str,
+            gate_block_: str,
+            gate_channel_: float | None,
+        ) -> dict:
+            if result is None:
+                return {}
+            stage_ = result.analysis.stage
+            gate = handlers.GatePick.checked(gate_model_, None, gate_channel_) if gate_open_ else None
+            display = handlers.Display.checked(cmap_, opacity_, shared_, stage_, gate)
+            return handlers.page_outputs_after_analysis(cells, result, display, open_, page, gate_open_)
 
         def failed(request: gr.Request) -> dict:
             return handlers.failure_outputs(cells, page, request)
@@ -287,6 +389,8 @@ def build_demo(
 
         display_outputs = cells.outputs([panel for panel in panels if "display" in panel.redraw_on])
         drill_outputs = cells.outputs([panel for panel in panels if panel.section == "drill"])
+        gate_outputs = cells.outputs([panel for panel in panels if panel.section == "gate"])
+        intervene_outputs = cells.outputs([panel for panel in panels if panel.section == "intervene"])
         for name, trigger in (("cmap", cmap.input), ("shared_scale", shared_scale.input), ("opacity", opacity.release)):
             trigger(
                 partial(handlers.redraw, cells, "display"),
@@ -318,6 +422,66 @@ def build_demo(
         drill_box.collapse(
             lambda: False, None, drill_open, api_name="drill_closed", api_visibility="private", queue=False
         )
+        gate_box.expand(
+            lambda: True, None, gate_open, api_name="gate_open", api_visibility="private", queue=False
+        ).then(
+            partial(handlers.show_gate, engine, cells),
+            [state, image, *display_inputs],
+            gate_outputs,
+            api_name="gate_opened",
+            api_visibility="private",
+            **models_queue,
+        )
+        gate_box.collapse(lambda: False, None, gate_open, api_name="gate_closed", api_visibility="private", queue=False)
+        for name, trigger in (
+            ("model", gate_model.input),
+            ("block", gate_block.input),
+            ("channel", gate_channel.submit),
+            ("channel_blur", gate_channel.blur),
+        ):
+            trigger(
+                partial(handlers.show_gate, engine, cells),
+                [state, image, *display_inputs],
+                gate_outputs,
+                api_name=f"gate_{name}",
+                api_visibility="private",
+                trigger_mode="always_last",
+                **models_queue,
+            )
+        gate_raw.click(
+            _gate_steps_event(engine),
+            [image, gate_model, gate_block, gate_channel, weights, view],
+            [gate_json],
+            api_name="gate_steps",
+            **models_queue,
+        )
+        iv_controls = [iv_gate, iv_where, iv_stage, iv_block, iv_how, iv_k]
+        for name, control in zip(("gate", "where", "stage", "block", "how", "k"), iv_controls, strict=True):
+            (control.release if isinstance(control, gr.Slider) else control.input)(
+                handlers.intervention_spec,
+                iv_controls,
+                [spec],
+                api_name=f"intervene_{name}",
+                api_visibility="private",
+                queue=False,
+                show_progress="hidden",
+            )
+        for name, button, spec_input in (("intervene", intervene, spec), ("sweep", sweep, sweep_spec)):
+            button.click(
+                _intervene_event(engine),
+                [*request_inputs, spec_input],
+                [intervention_state, intervention_json],
+                api_name=name,
+                show_progress_on=intervene_outputs[:1],
+                **models_queue,
+            ).success(
+                partial(handlers.show_intervention, cells),
+                [intervention_state, cmap, opacity],
+                intervene_outputs,
+                api_name=f"{name}_panels",
+                api_visibility="private",
+                **render_queue,
+            )
         export.click(
             handlers.export_files,
             [state, cmap, opacity, shared_scale],
@@ -370,10 +534,41 @@ def _page_event(handler: Any, engine: Engine) -> Any:
         stage: Any,
         view: Any,
         faithfulness: Any,
+        gate_open: Any,
         request: gr.Request,
     ) -> Any:
-        values = (models, weights, target_mode, target_class, method, stage, view, faithfulness)
+        values = (models, weights, target_mode, target_class, method, stage, view, faithfulness, bool(gate_open))
         return handler(engine, image, *values, request)
+
+    return event
+
+
+def _intervene_event(engine: Engine) -> Any:
+    """``handlers.run_intervention`` as an event function whose parameter names are the API's."""
+
+    def event(
+        image: Any,
+        models: Any,
+        weights: Any,
+        target_mode: Any,
+        target_class: Any,
+        method: Any,
+        stage: Any,
+        view: Any,
+        spec: Any,
+        request: gr.Request,
+    ) -> Any:
+        values = (models, weights, target_mode, target_class, method, stage, view, spec)
+        return handlers.run_intervention(engine, image, *values, request)
+
+    return event
+
+
+def _gate_steps_event(engine: Engine) -> Any:
+    """``handlers.gate_steps_api`` as an event function whose parameter names are the API's."""
+
+    def event(image: Any, model: Any, block: Any, channel: Any, weights: Any, view: Any) -> Any:
+        return handlers.gate_steps_api(engine, image, model, block, channel, weights, view)
 
     return event
 

@@ -28,17 +28,20 @@ from cbam_viz.vocab import (
     has_spatial_attention,
     method_label,
     quote,
+    split_block,
 )
 
+from . import gate_view, intervene_view
 from .errors import escape
+from .gate_view import GatePick
 
 PAGE = "page"  # the key of a page-wide panel's single cell
 COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "cividis")
 DISPLAY_SIDE = 512  # overlays are drawn at most this large: a third of a page, crisp on high-DPI screens
 IMAGE_HEIGHT = 360  # px: an explicit height keeps image cells from collapsing to 0 px in stacked (narrow) layouts
 
-Event = Literal["analysis", "display", "drill"]
-Section = Literal["main", "drill"]
+Event = Literal["analysis", "display", "drill", "gate", "intervene"]
+Section = Literal["main", "drill", "gate", "intervene"]
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,12 @@ class Display:
     opacity: float = 0.5
     shared_scale: bool = False
     drill_stage: int = 4
+    gate: GatePick = GatePick()  # the gate "Inside the gate" opens
 
     @classmethod
-    def checked(cls, cmap: str, opacity: float, shared_scale: bool, drill_stage: int | None = 4) -> Display:
+    def checked(
+        cls, cmap: str, opacity: float, shared_scale: bool, drill_stage: int | None = 4, gate: GatePick | None = None
+    ) -> Display:
         if cmap not in COLORMAPS:
             raise CbamVizError(f"unknown colormap {quote(cmap)}: choose one of {', '.join(COLORMAPS)}")
         try:
@@ -63,7 +69,7 @@ class Display:
         stage = 4 if drill_stage in (None, "") else drill_stage
         if stage not in STAGES:
             raise CbamVizError(f"stage must be 1, 2, 3 or 4 (got {quote(drill_stage)})")
-        return cls(cmap, opacity, bool(shared_scale), int(stage))
+        return cls(cmap, opacity, bool(shared_scale), int(stage), gate or GatePick())
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class Panel:
     applies: Callable[[str], bool] = lambda arch: True
     missing: Callable[[str], str] = lambda arch: ""  # the note shown in place of a panel a model does not have
     page_wide: bool = False
+    height: int = IMAGE_HEIGHT  # px of an image cell (a page-wide figure of many strips needs more)
 
     def component(self, arch: str) -> gr.components.Component:
         """The value component of one cell (created inside the layout's Blocks context)."""
@@ -100,7 +107,7 @@ class Panel:
                 interactive=False,
                 show_label=False,
                 buttons=["download", "fullscreen"],
-                height=IMAGE_HEIGHT,
+                height=self.height,
                 elem_id=elem_id,
                 elem_classes="panel-image",
             )
@@ -245,6 +252,69 @@ def render_agreement(analysis: Analysis, display: Display) -> dict[str, Shown]:
     return {PAGE: Shown(table, "")}
 
 
+def _gate(analysis: Analysis, display: Display, draw: Callable[..., Any]) -> dict[str, Shown]:
+    """One gate-view cell for the picked gate; a gate that cannot be shown says why in its caption."""
+    pick = display.gate
+    try:
+        result, steps = gate_view.steps_for(analysis, pick)
+    except CbamVizError as error:
+        return {PAGE: Shown(None, f"⚠️ {escape(str(error))}")}
+    return {PAGE: draw(analysis, result, steps, gate_view.chosen_channel(steps, pick), display)}
+
+
+def render_gate_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
+        what = "squeeze, excitation and σ" if steps.channel.kind == "se" else "channel gate step by step"
+        image = gate_view.channel_figure(steps, channel)
+        return Shown(image, model_caption(result.arch, f"{steps.block}: {what}"), split_block(steps.block)[0])
+
+    return _gate(analysis, display, draw)
+
+
+def render_gate_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
+        image = gate_view.spatial_figure(steps, analysis, result, display.cmap, display.opacity)
+        if image is None:
+            return Shown(None, model_caption(result.arch, "no spatial gate: SE re-weights whole channels"))
+        caption = model_caption(result.arch, f"{steps.block}: spatial gate step by step")
+        return Shown(image, caption, split_block(steps.block)[0])
+
+    return _gate(analysis, display, draw)
+
+
+def render_gate_equations(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
+        caption = model_caption(result.arch, "the equations with this picture's numbers")
+        return Shown(gate_view.equations_markdown(steps, channel), caption)
+
+    return _gate(analysis, display, draw)
+
+
+def render_intervene_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return {
+        arch: Shown(intervene_view.top5_markdown(result), model_caption(arch, "top-5 before and after"))
+        for arch, result in analysis.models.items()
+        if result.interventions or result.intervention_notes
+    }
+
+
+def render_intervene_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    shown = {}
+    for arch, result in analysis.models.items():
+        pair = intervene_view.cam_pair(analysis, result, display.cmap, display.opacity)
+        if pair is not None:
+            shown[arch] = Shown(pair, model_caption(arch, intervene_view.cam_caption(result)), analysis.stage)
+    return shown
+
+
+def render_sweep(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return {
+        arch: Shown(intervene_view.sweep_markdown(result), model_caption(arch, "each stage's gates switched off"))
+        for arch, result in analysis.models.items()
+        if result.sweep is not None
+    }
+
+
 def _stack(top: Any, bottom: Any) -> Any:
     from PIL import Image
 
@@ -252,6 +322,10 @@ def _stack(top: Any, bottom: Any) -> Any:
     sheet.paste(top, (0, 0))
     sheet.paste(bottom, (0, top.height))
     return sheet
+
+
+def _no_gates(arch: str) -> str:
+    return "**No gates to switch off.** Plain ResNet-50 has no attention module."
 
 
 def _no_attention(kind: str) -> Callable[[str], str]:
@@ -265,6 +339,9 @@ def _no_attention(kind: str) -> Callable[[str], str]:
 
 ON_ANALYSIS = frozenset({"analysis"})
 ON_DISPLAY = frozenset({"analysis", "display"})
+ON_GATE = frozenset({"analysis", "gate"})
+ON_GATE_DISPLAY = frozenset({"analysis", "gate", "display"})
+ON_INTERVENE = frozenset({"intervene"})
 
 PANELS: tuple[Panel, ...] = (
     Panel("header", "", None, "markdown", render_header, ON_ANALYSIS),
@@ -313,6 +390,52 @@ PANELS: tuple[Panel, ...] = (
         section="drill",
         applies=has_channel_attention,
         missing=_no_attention("channel"),
+    ),
+    Panel("gate_equations", "", None, "markdown", render_gate_equations, ON_GATE, section="gate", page_wide=True),
+    Panel("gate_channel", "", None, "image", render_gate_channel, ON_GATE, section="gate", page_wide=True, height=640),
+    Panel(
+        "gate_spatial",
+        "",
+        None,
+        "image",
+        render_gate_spatial,
+        ON_GATE_DISPLAY,
+        section="gate",
+        page_wide=True,
+        height=760,
+    ),
+    Panel(
+        "intervene_top5",
+        "",
+        None,
+        "markdown",
+        render_intervene_top5,
+        ON_INTERVENE,
+        section="intervene",
+        applies=has_channel_attention,
+        missing=_no_gates,
+    ),
+    Panel(
+        "intervene_cam",
+        "",
+        None,
+        "image",
+        render_intervene_cam,
+        ON_INTERVENE,
+        section="intervene",
+        applies=has_channel_attention,
+        missing=_no_gates,
+    ),
+    Panel(
+        "sweep",
+        "",
+        None,
+        "markdown",
+        render_sweep,
+        ON_INTERVENE,
+        section="intervene",
+        applies=has_channel_attention,
+        missing=_no_gates,
     ),
 )
 

@@ -1,0 +1,234 @@
+"""Inside the gate: which block the visitor picked, and the pictures and equations of that gate's steps.
+
+The steps themselves (``gates.GateSteps``) come from the analysis's own hooked pass when the panel was open while it
+ran; opened later, the picked model runs once more with the gate recorders on (``ensure_steps``), since the first
+pass kept nothing of the gates' insides. ``panels.py`` declares the three panels that draw from here.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+
+import numpy as np
+from PIL import Image
+
+from cbam_viz import gates, render
+from cbam_viz.analysis import Analysis, ModelResult, analyze
+from cbam_viz.errors import CbamVizError
+from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, has_channel_attention, quote
+
+GATED: tuple[str, ...] = tuple(arch for arch in ARCH_ORDER if has_channel_attention(arch))
+STRONG, WEAK, CHOSEN = "#1a9850", "#d73027", "#3b4cc0"
+
+
+@dataclass(frozen=True)
+class GatePick:
+    """The gate the visitor opened: a model, a block (None: the last block of the analysed stage), a channel for
+    the equation (None: the strongest)."""
+
+    arch: str = "cbam_resnet50"
+    block: str | None = None
+    channel: int | None = None
+
+    @classmethod
+    def checked(cls, arch: str, block: str | None, channel: float | str | None) -> GatePick:
+        """The page's or the API's raw values, checked once: a model with gates, a block name such as ``layer4.2``
+        (empty: the last block of the analysed stage) and a channel (empty: the strongest)."""
+        if arch == "resnet50":
+            raise CbamVizError("plain ResNet-50 has no gates: pick SE-ResNet-50 or CBAM-ResNet-50")
+        if arch not in GATED:
+            raise CbamVizError(f"unknown model {quote(arch)}: choose {' or '.join(GATED)}")
+        if block in (None, ""):
+            block = None
+        elif not isinstance(block, str) or block.strip() not in all_blocks():
+            raise CbamVizError(f"block must be a name like layer4.2 (layer1.0 to layer4.2), not {quote(block)}")
+        else:
+            block = block.strip()
+        if isinstance(channel, str):  # the page's box: empty means the strongest
+            channel = channel.strip()
+            if not channel:
+                return cls(arch, block, None)
+            if not channel.isdigit():
+                raise CbamVizError(f"channel must be a whole number, got {quote(channel)}")
+            channel = int(channel)
+        if channel is None:
+            return cls(arch, block, None)
+        if isinstance(channel, bool) or not isinstance(channel, int | float) or int(channel) != channel:
+            raise CbamVizError(f"channel must be a whole number, got {quote(channel)}")
+        return cls(arch, block, int(channel))
+
+    def block_for(self, analysis: Analysis) -> str:
+        return self.block or default_block(analysis.stage)
+
+
+def default_block(stage: int) -> str:
+    """The block the gate view opens on: the last of the analysed stage, whose output the CAM and plots show."""
+    return block_name(stage, STAGE_DEPTHS[stage - 1] - 1)
+
+
+def steps_for(analysis: Analysis, pick: GatePick) -> tuple[ModelResult, gates.GateSteps]:
+    """The picked model's result and its recorded gate steps (one-line errors when they are not there)."""
+    result = analysis.models.get(pick.arch)
+    if result is None:
+        raise CbamVizError(f"{ARCH_TITLES[pick.arch]} was not analysed: tick it under 'Models to compare'")
+    block = pick.block_for(analysis)
+    steps = result.gate_steps.get(block)
+    if steps is None:
+        raise CbamVizError(f"the gate steps of {block} were not recorded: open 'Inside the gate' and press Analyse")
+    if pick.channel is not None and not 0 <= pick.channel < steps.channel.gate.shape[0]:
+        raise CbamVizError(f"{block} has channels 0-{steps.channel.gate.shape[0] - 1}, not {pick.channel}")
+    return result, steps
+
+
+def ensure_steps(analysis: Analysis, arch: str, picture: Image.Image, device: str, weights_dir=None) -> None:
+    """Record every gate of ``arch`` on the analysed picture, when the analysis ran with the panel closed.
+
+    The same picture (decoded once by the caller), weights and view, so the numbers are those the analysis saw."""
+    result = analysis.models.get(arch)
+    if result is None or result.gate_steps:
+        return
+    options = replace(analysis.options, models=(arch,), gate_steps=tuple(all_blocks()), interventions=())
+    again = analyze(picture, options, device=device, weights_dir=weights_dir)
+    result.gate_steps = again.models[arch].gate_steps
+
+
+# -------------------------------------------------------------------------------------------------- drawing
+
+
+def channel_figure(steps: gates.GateSteps, chosen: int, width_px: int = 900) -> Image.Image:
+    """Every channel step as aligned strips, channels sorted once by Mc (strongest left) in every strip; the 10
+    strongest and weakest shaded, the equation's channel marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    gate = steps.channel
+    order = gates.channel_order(steps)
+    rows = [
+        ("avg-pool of F", gate.avg),
+        ("max-pool of F", gate.max),
+        ("MLP(avg)", gate.mlp_avg),
+        ("MLP(max)", gate.mlp_max),
+        ("sum", gate.logits if gate.max is not None else None),
+        ("Mc = σ(sum)", gate.gate),
+    ]
+    if gate.kind == "se":
+        rows = [
+            ("squeeze: avg-pool of F", gate.avg),
+            ("excitation: MLP(squeeze)", gate.mlp_avg),
+            ("σ(excitation)", gate.gate),
+        ]
+    rows = [(title, values) for title, values in rows if values is not None]
+    count = gate.gate.shape[0]
+    x = np.arange(count)
+    rank = {int(channel): position for position, channel in enumerate(order.order)}
+    dpi = 100
+    figure = Figure(figsize=(width_px / dpi, 1.0 * len(rows) + 0.9), dpi=dpi)
+    axes = figure.subplots(len(rows), 1, sharex=True)
+    marked = order.strongest.size
+    for ax, (title, values) in zip(np.atleast_1d(axes), rows, strict=True):
+        sorted_values = np.asarray(values, dtype=np.float64)[order.order]
+        ax.axvspan(-0.5, marked - 0.5, color=STRONG, alpha=0.15, lw=0)
+        ax.axvspan(count - marked - 0.5, count - 0.5, color=WEAK, alpha=0.15, lw=0)
+        ax.fill_between(x, 0, sorted_values, step="mid", color="#4a4a4a", lw=0)
+        ax.axhline(0, color="#999999", lw=0.5)
+        ax.axvline(rank[chosen], color=CHOSEN, lw=1.2)
+        ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.margins(x=0)
+    last = np.atleast_1d(axes)[-1]
+    last.set_xlabel(
+        f"the {count} channels of {steps.block}, sorted by Mc (strongest left)\n"
+        f"shaded: the {marked} strongest (green) and the {marked} weakest (red); blue line: channel {chosen}",
+        fontsize=9,
+    )
+    height = figure.get_figheight()
+    figure.subplots_adjust(left=0.23, right=0.98, top=1 - 0.15 / height, bottom=0.75 / height, hspace=0.15)
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure).print_png(buffer)
+    return Image.open(buffer).convert("RGB")
+
+
+def kernel_figure(spatial: gates.SpatialSteps, width_px: int = 560) -> Image.Image:
+    """The 7x7 kernel's two slices with their weights printed, on one diverging scale."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    kernels = (("weights on max_c(F')", spatial.kernel_max), ("weights on mean_c(F')", spatial.kernel_mean))
+    limit = float(max(np.abs(spatial.kernel_max).max(), np.abs(spatial.kernel_mean).max(), 1e-12))
+    dpi = 100
+    figure = Figure(figsize=(width_px / dpi, width_px / dpi / 2 + 0.3), dpi=dpi)
+    axes = figure.subplots(1, 2)
+    for ax, (title, kernel) in zip(axes, kernels, strict=True):
+        image = ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        size = kernel.shape[0]
+        if size <= 9:
+            for (row, col), value in np.ndenumerate(kernel):
+                colour = "white" if abs(value) > 0.6 * limit else "black"
+                ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=6.5, color=colour)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.colorbar(image, ax=list(axes), shrink=0.8, pad=0.02)
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure)
+    figure.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
+    return Image.open(buffer).convert("RGB")
+
+
+def spatial_figure(
+    steps: gates.GateSteps, analysis: Analysis, result: ModelResult, cmap: str, alpha: float
+) -> Image.Image | None:
+    """max_c and mean_c of F', the 7x7 convolution's response, after BatchNorm and Ms, on the picture with the
+    app's own map geometry; then the kernel."""
+    spatial = steps.spatial
+    if spatial is None:
+        return None
+    tiles = render.map_tiles(
+        [
+            ("1. max over channels of F'", spatial.max_map),
+            ("2. mean over channels of F'", spatial.mean_map),
+            ("3. 7x7 convolution of [1; 2]", spatial.conv),
+            ("4. after BatchNorm", spatial.bn),
+            ("5. Ms = σ(4)", spatial.gate),
+        ],
+        analysis.view_for(result),
+        analysis.image,
+        cmap=cmap,
+        alpha=alpha,
+        tile=220,
+        columns=3,
+        display_width=900,
+    )
+    kernel = kernel_figure(spatial, width_px=min(tiles.width, 640))
+    sheet = Image.new("RGB", (max(tiles.width, kernel.width), tiles.height + kernel.height), (255, 255, 255))
+    sheet.paste(tiles, (0, 0))
+    sheet.paste(kernel, ((sheet.width - kernel.width) // 2, tiles.height))
+    return sheet
+
+
+def equations_markdown(steps: gates.GateSteps, chosen: int) -> str:
+    """The gate's equations with this picture's numbers, and the check that the pieces give the gate's output."""
+    gate = steps.channel
+    lines = [f"**{steps.block}**, channel {chosen} of {gate.gate.shape[0]}:", ""]
+    if gate.max is not None:
+        lines.append(f"- avg-pool of F = {gate.avg[chosen]:.3f}, max-pool of F = {gate.max[chosen]:.3f}")
+    else:
+        lines.append(f"- squeeze (avg-pool of F) = {gate.avg[chosen]:.3f}")
+    lines.append(f"- `{gates.channel_equation(steps, chosen)}`")
+    if steps.spatial is not None:
+        row, col = gates.strongest_position(steps)
+        lines.append(
+            f"- the most attended position, row {row}, column {col}: `{gates.spatial_equation(steps, row, col)}`"
+        )
+    error = gates.recomposition_error(steps)
+    checked = f"{error['channel']:.1e}" + ("" if error["spatial"] is None else f" (Mc), {error['spatial']:.1e} (Ms)")
+    lines += [
+        "",
+        f"<small>Recomputed from the pieces shown: at most {checked} away from the gate's own output.</small>",
+    ]
+    return "\n".join(lines)
+
+
+def chosen_channel(steps: gates.GateSteps, pick: GatePick) -> int:
+    return int(gates.channel_order(steps).order[0]) if pick.channel is None else pick.channel

@@ -1,0 +1,125 @@
+"""Gate interventions on the page: the spec the pickers spell, and what switching the gates off changed.
+
+The engine does the work (``analysis.analyze(..., interventions=[spec])``, hooks owned by the capture); this module
+turns the page's pickers into one spec (the CLI's own grammar, shown in an editable box, so the page teaches the
+CLI) and draws the results: top-5 before and after, the change of the explained class's probability, the CAM
+before and after on one colour scale with their correlation, and the per-stage sweep.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PIL import Image
+
+from cbam_viz import render
+from cbam_viz.analysis import Analysis, ModelResult
+from cbam_viz.errors import CbamVizError
+from cbam_viz.imaging import display_image
+from cbam_viz.intervene import Intervention
+from cbam_viz.vocab import STAGE_DEPTHS, STAGES, block_name, quote
+
+WHERE_CHOICES = {"block": "one block", "stage": "one stage", "all": "all stages"}
+HOW_LABELS = {
+    "one": "one: the gate passes everything (Mc = 1 or Ms = 1)",
+    "mean": "mean: the gate's own mean everywhere (same overall scale)",
+    "shuffle": "shuffle: the channel weights permuted (fixed seed)",
+    "keep-top-k": "keep-top-k: only the k strongest channels pass",
+}
+DEFAULT_SPEC = "layer4:channel=one"
+MATTERS = 0.01  # a drop of the explained class's probability smaller than this is read as "not needed"
+
+
+def spec_from_controls(gate: str, where: str, stage: int, block_index: int | None, how: str, k: float | None) -> str:
+    """The pickers as one canonical spec, e.g. ``layer3:spatial=one`` (one-line errors for impossible picks)."""
+    if where not in WHERE_CHOICES:
+        raise CbamVizError(f"where must be one of {', '.join(WHERE_CHOICES)}, not {quote(where)}")
+    if where == "all":
+        place = "all"
+    else:
+        if stage not in STAGES:
+            raise CbamVizError(f"stage must be 1, 2, 3 or 4 (got {quote(stage)})")
+        place = f"layer{stage}"
+        if where == "block":
+            depth = STAGE_DEPTHS[int(stage) - 1]
+            index = depth - 1 if block_index in (None, "") else int(block_index)
+            if not 0 <= index < depth:
+                raise CbamVizError(f"stage {stage} has blocks 0-{depth - 1}, not {index}")
+            place = block_name(int(stage), index)
+    if how == "keep-top-k":
+        if k is None or (isinstance(k, float) and not math.isfinite(k)):
+            raise CbamVizError("keep-top-k needs k, the number of channels that pass")
+        how = f"keep-top-k:{int(k)}"
+    return Intervention.parse(f"{place}:{gate}={how}").spec
+
+
+def top5_markdown(result: ModelResult, titles: dict[int, str] | None = None) -> str:
+    """The intervened top-5 beside the original's, and how the explained class's probability moved."""
+    if result.intervention_notes and not result.interventions:
+        return "\n".join(f"_{note}_" for note in result.intervention_notes.values())
+    if not result.interventions:
+        return ""
+    done = result.interventions[0]
+    labels = result.intervention_labels
+    rows = ["| # | before | after |", "|---|---|---|"]
+    for rank, (before, after) in enumerate(zip(result.top5, done.top5, strict=False), start=1):
+        index, prob = after
+        rows.append(f"| {rank} | {before[0]} ({before[1]:.1%}) | {labels.get(index, f'class {index}')} ({prob:.1%}) |")
+    change = done.target_prob_change
+    arrow = "▼" if change < 0 else "▲" if change > 0 else "="
+    summary = (
+        f"`{done.spec}`: p(“{result.target_label}”) {result.target_prob:.1%} → {done.target_prob:.1%} "
+        f"(**Δp = {change:+.3f}** {arrow})"
+    )
+    return summary + "\n\n" + "\n".join(rows)
+
+
+def cam_pair(analysis: Analysis, result: ModelResult, cmap: str, alpha: float) -> Image.Image | None:
+    """The CAM before and after the intervention, side by side on one colour scale, with one colour bar."""
+    if not result.interventions:
+        return None
+    done = result.interventions[0]
+    (low, high), _ = render.colour_limits([result.cam, done.cam], True)
+    view = analysis.view_for(result)
+    base = display_image(analysis.image, 320)
+    before = render.overlay(base, result.cam, view, cmap=cmap, alpha=alpha, vmin=low, vmax=high)
+    after = render.overlay(base, done.cam, view, cmap=cmap, alpha=alpha, vmin=low, vmax=high)
+    gap = 8
+    bar = render.colorbar_image(cmap, low, high, width=before.width * 2 + gap, label="CAM value (one scale)")
+    sheet = Image.new("RGB", (before.width * 2 + gap, before.height + bar.height), (255, 255, 255))
+    sheet.paste(before, (0, 0))
+    sheet.paste(after, (before.width + gap, 0))
+    sheet.paste(bar, (0, before.height))
+    return sheet
+
+
+def cam_caption(result: ModelResult) -> str:
+    done = result.interventions[0]
+    correlation = "n/a" if not math.isfinite(done.cam_correlation) else f"{done.cam_correlation:.2f}"
+    return f"CAM before (left) and after `{done.spec}` (right); correlation {correlation}"
+
+
+def sweep_markdown(result: ModelResult) -> str:
+    """Δp of the explained class when each stage's gates of one kind are set to ``one``."""
+    sweep = result.sweep
+    if sweep is None:
+        notes = [note for spec, note in result.intervention_notes.items() if spec == "sweep"]
+        return f"_{notes[0]}_" if notes else ""
+    kinds = [kind for kind in ("channel", "spatial") if any(e.gate == kind for e in sweep.entries)]
+    header = "| stage | " + " | ".join(f"{kind} gates off: Δp" for kind in kinds) + " |"
+    rows = [header, "|---|" + "---|" * len(kinds)]
+    strongest = min(sweep.entries, key=lambda entry: entry.change)
+    for stage in STAGES:
+        cells = []
+        for kind in kinds:
+            change = sweep.change(stage, kind)
+            bar = "█" * min(10, round(abs(change) * 10))
+            mark = " ◀" if (stage, kind) == (strongest.stage, strongest.gate) and strongest.change <= -MATTERS else ""
+            cells.append(f"{change:+.3f} {bar}{mark}")
+        rows.append(f"| {stage} | " + " | ".join(cells) + " |")
+    lead = f"p(“{result.target_label}”) = {sweep.base_prob:.1%} with every gate on. "
+    if strongest.change > -MATTERS:
+        lead += f"Switching off any one stage's gates lowers it by less than {MATTERS}: no stage's attention is needed."
+    else:
+        lead += f"It depends most on the {strongest.gate} gates of stage {strongest.stage} (◀)."
+    return lead + "\n\n" + "\n".join(rows)

@@ -1,0 +1,39 @@
+"""The fast subset of ``benchmarks/hostile.py`` against the real app in this process: every probe answers as it
+must (one line, the expected words) and an ordinary analysis sent alongside is still answered. The script's own
+figures, timed on a launched app, are in benchmarks/README.md; here only the answers are checked, never the times."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+from test_app import launched_app, write_random_demo
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("hostile_bench", REPO / "benchmarks" / "hostile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fast_probes_answer_in_one_line_while_an_ordinary_analysis_goes_on(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    script = _script()
+    fast = [name for name, case in script.PROBES.items() if case.fast]
+    assert {"tiff_200k_pages", "body_50_mb", "fn_index_999", "class_name_1_mb"} <= set(fast)
+    with launched_app(write_random_demo(tmp_path_factory.mktemp("weights"))) as (url, _, _):
+        rows = script.run_probes(url, os.getpid(), fast)
+    table = script.table(rows)
+    for row in rows:
+        assert row.ok, (row.probe, row.answer, table)
+        assert row.alongside_answer == "analysed", (row.probe, row.alongside_answer, table)
+        assert len(row.answer) <= script.ANSWER_WIDTH and "Traceback" not in row.answer
+    answers = {row.probe: row.answer for row in rows}
+    assert answers["body_50_mb"].startswith("413 ") and answers["fn_index_999"].startswith("404 ")
+    assert answers["tiff_200k_pages"] == "200 analysed"
