@@ -129,7 +129,9 @@ def sse_outcome(stream: str) -> str:
             if event == "complete":
                 return "analysed"
             data = _json(line.split(":", 1)[1].strip().encode())
-            return data if isinstance(data, str) else "error (no message)" if data is None else str(data)
+            if isinstance(data, dict):  # Gradio 6: {"error": message, "duration", "visible", "title"}
+                data = data.get("error")
+            return data if isinstance(data, str) else "error (no message)"
     return f"no answer ({event or 'empty stream'})"
 
 
@@ -259,7 +261,7 @@ PROBES: dict[str, Case] = {
     "models_list_10k": Case(many_models, "model", fast=True),
     "body_50_mb": Case(huge_body, "larger than 4 MB", fast=True),
     "picture_9_px_wide": Case(narrow_picture, "analysed", fast=True),
-    "malformed_call": Case(malformed_call, "", fast=True),
+    "malformed_call": Case(malformed_call, "does not match this endpoint's parameters", fast=True),
     "fn_index_999": Case(unknown_fn_index, "unknown fn_index 999", fast=True),
     "run_history": Case(get("/gradio_api/runs"), "404"),
     "monitoring": Case(get("/gradio_api/monitoring"), "404"),

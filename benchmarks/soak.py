@@ -1,11 +1,14 @@
 """Soak test: many sequential analyses in ONE process (the app and its client), checking that nothing accumulates.
 
     python benchmarks/soak.py --count 1000
+    python benchmarks/soak.py --count 600 --sessions --size 1600x1200 --rss-limit 150   # issue #13's figure
 
 It launches the real app in-process (``app.build_demo`` + ``app.serve``) with its Gradio cache in a fresh folder,
 sends ``--warmup`` analyses (exporting and drawing every panel every 5th), then ``--count`` analyses through the API
 one after the other (an export every ``--export-every``, and every ``--render-every`` it also draws all panels
-in-process, as the page's follow-up events would), and checks:
+in-process, as the page's follow-up events would), and checks. With ``--sessions`` every analysis comes from a new
+browser session (a fresh session hash), as 600 visitors would, each leaving its state behind; ``--size`` sets the
+pictures' size (JPEG photos of that size instead of 256 px PNG shapes):
 
 * memory: resident set size after the warm-up grows by at most ``--rss-limit`` MB (default 50);
 * hooks: the number of module hooks on the cached models is the same before and after (no leaked grad-cam hooks);
@@ -45,6 +48,8 @@ PICTURE_SEED = 13  # held out from the demo training streams (1 and 2)
 class SoakReport:
     analyses: int
     warmup: int
+    sessions: bool = False  # each analysis from a new session
+    picture_size: str = "256 px shapes"
     seconds: float = 0.0
     rss_mb_after_warmup: float = 0.0
     rss_mb_end: float = 0.0
@@ -104,6 +109,8 @@ def run_soak(
     render_every: int = 25,
     rss_limit_mb: float = 50.0,
     work_dir: Path | None = None,
+    sessions: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> SoakReport:
     """``count`` sequential API analyses against an in-process app; see the module docstring for the checks."""
     from gradio_client import Client, handle_file
@@ -116,13 +123,18 @@ def run_soak(
     ui_engine.limit_malloc_arenas()  # as app.py does at start-up
     if warmup < 5:
         raise ValueError(f"the warm-up needs at least 5 analyses (one export and one panel drawing), got {warmup}")
-    report = SoakReport(count, warmup, rss_limit_mb=rss_limit_mb)
+    report = SoakReport(count, warmup, sessions, "256 px shapes" if size is None else f"{size[0]}x{size[1]} JPEG")
+    report.rss_limit_mb = rss_limit_mb
     work = Path(work_dir or tempfile.mkdtemp(prefix="cbam_viz-soak-"))
     pictures = []
     for index in range(5):
-        path = work / "pictures" / f"soak-{index}.png"
+        shape = Image.fromarray(shapes.render_sample(PICTURE_SEED, index, width=256).image)
+        path = work / "pictures" / (f"soak-{index}.png" if size is None else f"soak-{index}.jpg")
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(shapes.render_sample(PICTURE_SEED, index, width=256).image).save(path)
+        if size is None:
+            shape.save(path)
+        else:  # a photo's size and format: the decoded picture, the display copy and the maps are what they would be
+            shape.resize(size, Image.Resampling.BICUBIC).save(path, quality=85)
         pictures.append(path)
     downloads = work / "client-downloads"
     with gradio_cache(work / "gradio-cache") as cache:
@@ -136,6 +148,8 @@ def run_soak(
 
             def one(index: int, export_every: int, render_every: int) -> None:
                 picture = pictures[index % len(pictures)]
+                if sessions:
+                    client.reset_session()  # a new visitor: Gradio keeps the previous session's state
                 client.predict(handle_file(str(picture)), api_name="/analyze")
                 if export_every and index % export_every == export_every - 1:
                     client.predict(api_name="/export")
@@ -211,7 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-every", type=int, default=25)
     parser.add_argument("--rss-limit", type=float, default=50.0, help="MB of growth allowed after the warm-up")
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--sessions", action="store_true", help="every analysis from a new session")
+    parser.add_argument("--size", help="pictures of WIDTHxHEIGHT px as JPEG photos (default: 256 px PNG shapes)")
     args = parser.parse_args(argv)
+    size = None
+    if args.size:
+        width, _, height = args.size.lower().partition("x")
+        size = (int(width), int(height))
     report = run_soak(
         args.count,
         warmup=args.warmup,
@@ -220,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         export_every=args.export_every,
         render_every=args.render_every,
         rss_limit_mb=args.rss_limit,
+        sessions=args.sessions,
+        size=size,
     )
     document = {**asdict(report), "ok": report.ok}
     print(json.dumps(document, indent=2))

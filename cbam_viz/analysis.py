@@ -49,7 +49,7 @@ CAM_METHODS: dict[str, type[BaseCAM]] = {  # vocab.CAM_METHODS names each method
 ROAD_PERCENTILES = (20, 40, 60, 80)  # four removal levels: ROAD's trend at a quarter of grad-cam's default cost
 SCORECAM_BATCH = 32
 MODEL_CACHE_SIZE = 6  # two weight sets of three models; ImageNet-size models are ~100 MB each
-JSON_SCHEMA_VERSION = 3  # 2: image.notes; 3: models.<arch>.interventions and .sweep (gate interventions)
+JSON_SCHEMA_VERSION = 4  # 2: image.notes; 3: models.<arch>.interventions and .sweep; 4: pointing, sanity, curves
 
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -208,7 +208,114 @@ _MODEL_SCHEMA = {
         "sweep": _SWEEP_SCHEMA,
     },
 }
-# JSON Schema (draft 2020-12) of ``Analysis.to_json()``; the CLI adds "source" and "maps" (see analyze_cli).
+_HIT = {
+    "type": "object",
+    "required": ["hit", "energy"],
+    "additionalProperties": False,
+    "properties": {"hit": {"type": ["boolean", "null"]}, "energy": _NUMBER_OR_NULL},
+}
+# the pointing game on a box (sanity.box_game): does each map's peak fall in it, which share of its mass lies there
+_POINTING_SCHEMA = {
+    "type": "object",
+    "required": ["region", "models"],
+    "additionalProperties": False,
+    "properties": {
+        "region": {
+            "type": "object",
+            "required": ["kind", "area_share"],
+            "properties": {
+                "kind": {"enum": ["box", "mask"]},
+                "box": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number"}},
+                "area_share": _NUMBER_OR_NULL,
+            },
+        },
+        "models": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["cam", "spatial", "blocks"],
+                "additionalProperties": False,
+                "properties": {
+                    "cam": _HIT,
+                    "spatial": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": ["block", "hit", "energy"],
+                            "properties": {"block": {"type": "string"}, **_HIT["properties"]},
+                        },
+                    },
+                    "blocks": {"type": "object", "additionalProperties": _HIT},
+                },
+            },
+        },
+    },
+}
+_TARGET = {
+    "type": "object",
+    "required": ["index", "label", "prob"],
+    "properties": {"index": {"type": "integer"}, "label": {"type": "string"}, "prob": _NUMBER_OR_NULL},
+}
+_COMPARISON = {
+    "type": "object",
+    "required": ["spearman", "spearman_abs", "ssim", "cam_empty"],
+    "properties": {
+        "step": {"type": "string"},
+        "randomised": {"type": "array", "items": {"type": "string"}},
+        "spearman": _NUMBER_OR_NULL,
+        "spearman_abs": _NUMBER_OR_NULL,
+        "ssim": _NUMBER_OR_NULL,
+        "target_prob": _NUMBER_OR_NULL,
+        "cam_empty": {"type": "boolean"},
+    },
+}
+# sanity.SanityReport.to_json(): cascading and independent randomisation, the random-logit test (/sanity, --sanity)
+_SANITY_SCHEMA = {
+    "type": "object",
+    "required": ["method", "stage", "seed", "weights", "cascade_order", "models"],
+    "properties": {
+        "models": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["target", "cascading"],
+                "properties": {
+                    "target": _TARGET,
+                    "cascading": {"type": "array", "items": _COMPARISON},
+                    "independent": {"type": "array", "items": _COMPARISON},
+                    "random_logit": {"type": ["object", "null"]},
+                },
+            },
+        },
+    },
+}
+_CURVE = {
+    "type": "object",
+    "required": ["probs", "auc"],
+    "properties": {"probs": {"type": "array", "items": _NUMBER_OR_NULL}, "auc": _NUMBER_OR_NULL},
+}
+# sanity.CurvesReport.to_json(): deletion and insertion by each model's CAM and by a random order
+_CURVES_SCHEMA = {
+    "type": "object",
+    "required": ["steps", "fractions", "seed", "deletion_fill", "models"],
+    "properties": {
+        "fractions": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
+        "models": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["target", "deletion", "insertion"],
+                "properties": {
+                    "target": _TARGET,
+                    "deletion": {"type": "object", "required": ["cam"], "additionalProperties": _CURVE},
+                    "insertion": {"type": "object", "required": ["cam"], "additionalProperties": _CURVE},
+                },
+            },
+        },
+    },
+}
+# JSON Schema (draft 2020-12) of ``Analysis.to_json()``; the CLI adds "source" and "maps" (see analyze_cli), and
+# "sanity" and "deletion_insertion" when asked for (also the answers of the app's /sanity and /deletion_insertion).
 ANALYSIS_JSON_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "cbam_viz analysis",
@@ -249,6 +356,9 @@ ANALYSIS_JSON_SCHEMA: dict = {
                 "properties": {"cam_correlation": _NUMBER_OR_NULL, "top20_iou": _NUMBER_OR_NULL},
             },
         },
+        "pointing": _POINTING_SCHEMA,
+        "sanity": _SANITY_SCHEMA,
+        "deletion_insertion": _CURVES_SCHEMA,
         "source": {"type": "string"},
         "maps": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
     },
@@ -296,6 +406,7 @@ class Analysis:
     weights_note: str  # one line: which weights and why
     device: str  # "cpu" | "cuda:0"
     options: AnalysisOptions = field(default_factory=AnalysisOptions)  # what was asked for
+    pointing: Any = None  # sanity.PointingReport of options.box (or of a box scored later, on the page)
 
     def view_for(self, result: ModelResult) -> ModelView:
         """What ``result``'s model saw: its own view when its weights prepare pictures differently."""
@@ -319,6 +430,7 @@ class Analysis:
             "device": self.device,
             "models": {arch: _model_json(result, self.view) for arch, result in self.models.items()},
             "agreement": {pair: {k: _number(v) for k, v in values.items()} for pair, values in self.agreement.items()},
+            **({"pointing": self.pointing.to_json()} if self.pointing is not None else {}),
         }
 
 
@@ -460,7 +572,7 @@ def analyze(
             _intervene(result, model, input_tensor, plan[arch], options)
         results[arch] = result
     first_view = next(iter(results.values())).view
-    return Analysis(
+    analysis = Analysis(
         image=display_image(picture),
         original_size=picture.size,
         notes=decode_notes(picture),
@@ -474,6 +586,20 @@ def analyze(
         device=model_set.device,
         options=options,
     )
+    if options.box is not None:
+        analysis.pointing = pointing_on_box(analysis, options.box)
+    return analysis
+
+
+def pointing_on_box(analysis: Analysis, box: Sequence[float]) -> Any:
+    """The pointing game (``sanity.box_game``) on a box given in pixels of the picture as the user sees it (EXIF
+    applied, full size), scaled onto the displayed copy the maps are laid on; the report keeps the given pixels."""
+    from cbam_viz import sanity  # it builds on this module
+
+    scale = analysis.image.width / analysis.original_size[0]
+    report = sanity.box_game(analysis, [value * scale for value in box])
+    report.region["box"] = [round(value / scale, 2) for value in report.region["box"]]
+    return report
 
 
 def intervention_plan(models: dict[str, nn.Module], specs: Sequence[str]) -> dict[str, dict[str, str | None]]:

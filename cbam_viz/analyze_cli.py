@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import ARCH_ORDER as ARCHS
@@ -69,6 +69,25 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         help="gate interventions, each <where>:<gate>=<how> (e.g. layer3:spatial=one, all:channel=mean, "
         "layer4.2:both=one, layer2:channel=keep-top-k:16), or sweep (every stage's gates set to one in turn)",
     )
+    parser.add_argument(
+        "--box",
+        default=None,
+        metavar="X0,Y0,X1,Y1",
+        help="a box around the object, in pixels of the picture as you see it (EXIF applied): the pointing game "
+        "(does each map's peak fall in it, and which share of its mass)",
+    )
+    parser.add_argument(
+        "--sanity",
+        action="store_true",
+        help="also randomise each model's weights from the head down, and one layer at a time, and compare the CAMs "
+        "(Spearman, SSIM), plus the CAM of a random other class",
+    )
+    parser.add_argument(
+        "--deletion-insertion",
+        action="store_true",
+        help="also blur away (deletion) or reveal (insertion) the pixels in the order each CAM ranks them, 20 steps, "
+        "against a random order",
+    )
     parser.set_defaults(func=run)
 
 
@@ -108,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         view=args.view,
         faithfulness=args.faithfulness,
         interventions=args.intervene,
+        box=args.box,
     )
     files, problems, any_folder = collect_inputs(args.inputs)
     model_set = analysis.get_models(options.models, options.weights, args.device)
@@ -127,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     for path in progress:
         try:
             result = analysis.analyze(path, options, device=model_set.device)
-            write_outputs(result, path, args.out, _unique_stem(path, stems), args.maps)
+            extra, extra_maps = trust_checks(path, options, model_set.device, args.sanity, args.deletion_insertion)
+            write_outputs(result, path, args.out, _unique_stem(path, stems), args.maps, extra, extra_maps)
             tqdm.write(top1_line(path, result), file=sys.stdout)
         except CbamVizError as error:
             failed += 1
@@ -138,6 +159,23 @@ def run(args: argparse.Namespace) -> int:
     done = len(files) - (failed - len(problems))
     print(f"analysed {done} of {len(files)} image(s) into {args.out}" + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0
+
+
+def trust_checks(
+    path: Path, options: Any, device: str, sanity_checks: bool, curves: bool
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The optional checks of the maps (``sanity.py``): -> (JSON entries, randomised CAMs keyed ``sanity_<...>``)."""
+    from cbam_viz import sanity
+
+    document: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    if sanity_checks:
+        report = sanity.sanity_report(path, options, independent=True, device=device)
+        document["sanity"] = report.to_json()
+        arrays = {f"sanity_{key}": grid for key, grid in report.maps().items()}
+    if curves:
+        document["deletion_insertion"] = sanity.curves_report(path, options, device=device).to_json()
+    return document, arrays
 
 
 def top1_line(source: Path, result: Analysis) -> str:
@@ -176,9 +214,18 @@ def map_arrays(result: Analysis, maps: str) -> dict[str, dict[str, np.ndarray]]:
     return arrays
 
 
-def write_outputs(result: Analysis, source: Path, out_dir: Path, stem: str, maps: str = "npz") -> dict[str, list[str]]:
+def write_outputs(
+    result: Analysis,
+    source: Path,
+    out_dir: Path,
+    stem: str,
+    maps: str = "npz",
+    extra: dict[str, Any] | None = None,
+    extra_maps: dict[str, np.ndarray] | None = None,
+) -> dict[str, list[str]]:
     """Write ``<stem>.png``, ``<stem>.json`` and the maps (``MAP_MODES``); return, per model, where each map went:
-    ``"<stem>.npz:<key>"`` (npz) or ``"<stem>/<key>.npy"`` (image, native)."""
+    ``"<stem>.npz:<key>"`` (npz) or ``"<stem>/<key>.npy"`` (image, native). ``extra`` joins the JSON (the checks
+    of the maps) and ``extra_maps`` (the randomised CAMs, at native size) the maps, listed under ``"sanity"``."""
     import numpy as np
 
     from cbam_viz import render
@@ -188,17 +235,22 @@ def write_outputs(result: Analysis, source: Path, out_dir: Path, stem: str, maps
     written: dict[str, list[str]] = {}
     if maps == "npz":
         arrays = map_arrays(result, maps)
+        if extra_maps:
+            arrays["sanity"] = {name: np.asarray(grid, dtype=np.float32) for name, grid in extra_maps.items()}
         everything = {name: array for named in arrays.values() for name, array in named.items()}
         np.savez_compressed(out_dir / f"{stem}.npz", **everything)
         written = {arch: [f"{stem}.npz:{name}" for name in named] for arch, named in arrays.items()}
     elif maps != "none":
         folder = out_dir / stem
         folder.mkdir(exist_ok=True)
-        for arch, named in map_arrays(result, maps).items():
+        arrays = map_arrays(result, maps)
+        if extra_maps:
+            arrays["sanity"] = {name: np.asarray(grid, dtype=np.float32) for name, grid in extra_maps.items()}
+        for arch, named in arrays.items():
             for name, array in named.items():
                 np.save(folder / f"{name}.npy", array)
             written[arch] = [f"{stem}/{name}.npy" for name in named]
-    document = result.to_json()
+    document = {**result.to_json(), **(extra or {})}
     document["source"] = str(source)
     document["maps"] = written
     (out_dir / f"{stem}.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")

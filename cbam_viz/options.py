@@ -7,6 +7,7 @@ one-line ``CbamVizError`` that quotes at most about 100 characters of what was s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,6 +84,26 @@ def checked_blocks(value: Any) -> tuple[str, ...]:
     return tuple(blocks)
 
 
+def checked_box(value: Any) -> tuple[float, float, float, float] | None:
+    """A box as four numbers ``x0, y0, x1, y1`` (a list, or text such as ``"10,20,200,180"``); empty means none.
+
+    Only its form is checked here; whether it lies on the picture is checked against the picture (``sanity.box_game``).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    parts = value.replace(";", ",").split(",") if isinstance(value, str) else value
+    try:
+        numbers = tuple(float(part) for part in parts)
+    except (TypeError, ValueError):
+        raise CbamVizError(f"a box is four numbers x0,y0,x1,y1 in pixels, not {quote(value)}") from None
+    if len(numbers) != 4 or not all(math.isfinite(number) for number in numbers):
+        raise CbamVizError(f"a box is four numbers x0,y0,x1,y1 in pixels, not {quote(value)}")
+    x0, y0, x1, y1 = numbers
+    if not (x0 < x1 and y0 < y1):
+        raise CbamVizError(f"a box needs x0 < x1 and y0 < y1 (its corners left-top, right-bottom), got {quote(value)}")
+    return numbers
+
+
 def _target(value: Any) -> int | str | None:
     if value is None:
         return None
@@ -135,6 +156,8 @@ class AnalysisOptions:
     interventions: tuple[str, ...] = ()
     # blocks ("layer4.2") whose gates record every step in the same single hooked pass (gates.GateSteps); () = off
     gate_steps: tuple[str, ...] = ()
+    # a box (x0, y0, x1, y1) in pixels of the displayed picture around the object: the pointing game (sanity.py)
+    box: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -150,6 +173,7 @@ class AnalysisOptions:
         set_(self, "faithfulness", bool(self.faithfulness))
         set_(self, "interventions", checked_interventions(self.interventions))
         set_(self, "gate_steps", checked_blocks(self.gate_steps))
+        set_(self, "box", checked_box(self.box))
 
     @classmethod
     def from_request(cls, *, target_mode: Any = "top1", target_class: Any = None, **values: Any) -> AnalysisOptions:

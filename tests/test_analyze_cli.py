@@ -299,3 +299,43 @@ def test_interventions_from_the_command_line(use_demo_root: Path, tmp_path: Path
     )
     assert plain.returncode == 2 and len(plain.stderr.strip().splitlines()) == 1
     assert "ResNet-50 has no attention gates" in plain.stderr
+
+
+def test_checks_of_the_maps_from_the_command_line(tmp_path: Path) -> None:
+    """--box, --sanity and --deletion-insertion: the JSON gains pointing, sanity and deletion_insertion (schema-valid),
+    the randomised CAMs join the maps, and the box is in the picture's own pixels (here twice the displayed size)."""
+    from test_analysis import validate
+
+    from cbam_viz.analysis import ANALYSIS_JSON_SCHEMA
+
+    write_image(tmp_path / "wide.png", 2048, 1024)
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "cbam_viz", "analyze", str(tmp_path / "wide.png"), "--out", str(out)]
+    done = subprocess.run(
+        [*base, "--weights", "demo", "--box", "0,0,1024,1024", "--sanity", "--deletion-insertion"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads((out / "wide.json").read_text())
+    assert validate(document, ANALYSIS_JSON_SCHEMA) == []
+    assert document["image"]["display_width"] == 1024  # the maps lie on a copy half the picture's size
+    region = document["pointing"]["region"]
+    assert region["box"] == [0.0, 0.0, 1024.0, 1024.0] and abs(region["area_share"] - 0.5) < 0.01
+    assert set(document["pointing"]["models"]["cbam_resnet50"]["spatial"]) == {"1", "2", "3", "4"}
+    steps = [step["step"] for step in document["sanity"]["models"]["cbam_resnet50"]["cascading"]]
+    assert steps == ["fc", "layer4", "layer3", "layer2", "layer1", "stem"]
+    assert len(document["sanity"]["models"]["resnet50"]["independent"]) == 6
+    curves = document["deletion_insertion"]["models"]["se_resnet50"]
+    assert len(curves["deletion"]["cam"]["probs"]) == len(document["deletion_insertion"]["fractions"]) == 21
+    assert set(curves["insertion"]) == {"cam", "random"}
+    with np.load(out / "wide.npz") as maps:
+        assert maps["sanity_cbam_resnet50.cascading.stem"].shape == maps["cbam_resnet50_cam"].shape
+    assert "wide.npz:sanity_resnet50.random_logit" in document["maps"]["sanity"]
+    refused = subprocess.run(
+        [*base, "--weights", "demo", "--box", "10,10,5,100"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "x0 < x1 and y0 < y1" in refused.stderr

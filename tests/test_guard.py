@@ -146,3 +146,4 @@ def test_a_malformed_call_answers_without_reprs_or_paths(app_url: str) -> None:
     connection.close()
     assert "event: error" in stream
     assert "object at 0x" not in stream and "/tmp" not in stream and "/work" not in stream, stream
+    assert guard.MALFORMED_CALL in stream and '"error": null' not in stream, stream  # it says what to fix

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 def _script():
     spec = importlib.util.spec_from_file_location("hostile_bench", REPO / "benchmarks" / "hostile.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

@@ -206,3 +206,17 @@ def test_the_intervention_panels_show_before_and_after(engine: Engine, picture: 
     )
     table = panels.render_sweep(swept.analysis, display)["cbam_resnet50"].value
     assert all(f"\n| {stage} | " in table for stage in (1, 2, 3, 4)) and "spatial gates off" in table
+
+
+def test_a_picture_cleared_from_the_cache_asks_for_a_new_upload(engine: Engine, picture: Path, tmp_path: Path) -> None:
+    gone = tmp_path / "gone.png"
+    gone.write_bytes(picture.read_bytes())
+    result = _analyse(engine, gone, gate_open=False)
+    gone.unlink()  # what delete_cache does to an upload after a few minutes
+    with pytest.raises(gr.Error, match="cleared from the server after a few minutes: upload it again"):
+        handlers.run_intervention(
+            engine, str(gone), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole", "layer4:channel=one"
+        )
+    cells = handlers.Cells()
+    with pytest.raises(gr.Error, match="upload it again"):
+        handlers.show_gate(engine, cells, result, str(gone), "jet", 0.5, False, 4, False, True, "cbam_resnet50", "", "")

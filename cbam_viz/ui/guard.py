@@ -1,7 +1,7 @@
 """The gate in front of Gradio's routes: bounded request bodies, a per-client upload budget, clean 4xx answers.
 
 One ASGI middleware, given to Gradio's FastAPI app through ``launch(app_kwargs=...)``, so that it runs before any
-route reads a byte. It does four things, each a one-line JSON ``detail`` the client can show:
+route reads a byte. It does five things, each a one-line JSON ``detail`` the client can show:
 
 - a non-upload request body larger than ``MAX_BODY_BYTES`` is refused with 413 before it is read whole (a 50 MB
   ``target_class`` never reaches the app; pictures go through ``/gradio_api/upload``, as the browser and
@@ -9,7 +9,8 @@ route reads a byte. It does four things, each a one-line JSON ``detail`` the cli
 - uploads count against ``UPLOAD_BYTES_PER_MINUTE`` per client address over a sliding minute; past it, 429 "too many
   uploads, wait a minute";
 - a queue join for an ``fn_index`` the app does not have answers 404 (Gradio itself raises a KeyError: HTTP 500);
-- Gradio's "Queue is full. Max size is ..." becomes "The app is busy (N waiting): try again in a few seconds".
+- Gradio's "Queue is full. Max size is ..." becomes "The app is busy (N waiting): try again in a few seconds";
+- an event stream's error that Gradio left without a message (a malformed call) says what to fix.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ DISCARD_CAP = 128_000_000  # a refused body is read and dropped up to this size,
 UPLOAD_PATH = "/gradio_api/upload"
 JOIN_PATHS = ("/gradio_api/queue/join", "/gradio_api/call/")
 _QUEUE_FULL = re.compile(rb"Queue is full\. Max size is \d+ and size is (\d+)\.")
+STREAM_PATHS = ("/gradio_api/call/", "/gradio_api/queue/data")  # the event streams a client reads results from
+_NAMELESS_ERROR = re.compile(rb'"error":\s*null')
+MALFORMED_CALL = "the call does not match this endpoint's parameters: /gradio_api/info lists them"
 
 
 def busy_message(waiting: int) -> str:
@@ -78,6 +82,9 @@ class Guard:
         self.budget = budget or UploadBudget()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "GET" and scope.get("path", "").startswith(STREAM_PATHS):
+            await self.app(scope, receive, _nameless_error_rewriter(send))
+            return
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
@@ -188,6 +195,19 @@ def _busy_rewriter(send: Send) -> Send:
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": body, "more_body": False})
             return
+        await send(message)
+
+    return wrapped
+
+
+def _nameless_error_rewriter(send: Send) -> Send:
+    """An event stream's error without a message (Gradio's own refusals of a malformed call, hidden because
+    ``show_error`` is off) gets one line that says what to fix; every other event passes untouched."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.body" and b'"error"' in message.get("body", b""):
+            text = json.dumps(MALFORMED_CALL).encode()
+            message = {**message, "body": _NAMELESS_ERROR.sub(b'"error": ' + text, message["body"])}
         await send(message)
 
     return wrapped

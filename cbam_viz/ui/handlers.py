@@ -28,7 +28,7 @@ from cbam_viz.weights import SETS
 
 from . import gallery, gate_view, intervene_view
 from .banner import banner_markdown
-from .engine import Engine
+from .engine import BIG_PICTURE_PIXELS, Engine, release_memory
 from .errors import escape, one_line_errors, pop_message
 from .export import EXPORTS, export_name
 from .gate_view import GatePick
@@ -165,6 +165,9 @@ def run_analysis(
     LOGGER.info(
         "analysed %dx%d with %s in %.2f s", *picture.size, ",".join(options.models), time.perf_counter() - started
     )
+    if picture.width * picture.height > BIG_PICTURE_PIXELS:
+        del picture
+        release_memory()  # the decoded copy is gone: give its pages back, or the server stays that much larger
     if options.weights == engine.weights:
         analysis.weights_note = engine.weights_note  # why start-up chose this set, decided once
     parameters = engine.parameters if options.weights == engine.weights else {}

@@ -72,6 +72,8 @@ def decode_upload(value: str | bytes | None) -> tuple[Image.Image, str]:
     """The upload decoded once (notes kept on the picture) and a short name for files made from it."""
     source = uploaded_source(value)
     if isinstance(source, str):
+        if not Path(source).is_file():  # the server's cache keeps uploads for a few minutes (engine.DELETE_CACHE)
+            raise CbamVizError("the picture has been cleared from the server after a few minutes: upload it again")
         return decode_image(source), safe_stem(Path(source).stem)
     return decode_image(source, name="the pasted image"), "pasted"
 
