@@ -116,7 +116,7 @@ class Visitor:
         image = {"path": server_path, "meta": {"_type": "gradio.FileData"}, "orig_name": Path(server_path).name}
         models = ["resnet50", "se_resnet50", "cbam_resnet50"] if models is None else models
         mode = "shared" if target_class else "top1"
-        return self.call("analyze", [image, models, "auto", mode, target_class, "gradcam", 4, "whole", False])
+        return self.call("analyze", [image, models, "auto", mode, target_class, "gradcam", 4, "whole", False, ""])
 
 
 def sse_outcome(stream: str) -> str:
@@ -226,7 +226,7 @@ def upload_flood(visitor: Visitor, _: str) -> tuple[int, str]:
 def queue_flood(visitor: Visitor, picture: str) -> tuple[int, str]:
     """Slow analyses (faithfulness on) from 24 clients at once, more than the launched app's queue holds."""
     image = {"path": picture, "meta": {"_type": "gradio.FileData"}, "orig_name": "picture.png"}
-    data = [image, ["resnet50", "se_resnet50", "cbam_resnet50"], "auto", "top1", "", "gradcam", 4, "whole", True]
+    data = [image, ["resnet50", "se_resnet50", "cbam_resnet50"], "auto", "top1", "", "gradcam", 4, "whole", True, ""]
     answers: list[str] = []
 
     def one(index: int) -> None:

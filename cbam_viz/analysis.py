@@ -407,6 +407,8 @@ class Analysis:
     device: str  # "cpu" | "cuda:0"
     options: AnalysisOptions = field(default_factory=AnalysisOptions)  # what was asked for
     pointing: Any = None  # sanity.PointingReport of options.box (or of a box scored later, on the page)
+    sanity: Any = None  # sanity.SanityReport, run on request (--sanity, /sanity, the page's button)
+    curves: Any = None  # sanity.CurvesReport, run on request (--deletion-insertion, /deletion_insertion)
 
     def view_for(self, result: ModelResult) -> ModelView:
         """What ``result``'s model saw: its own view when its weights prepare pictures differently."""
@@ -431,6 +433,8 @@ class Analysis:
             "models": {arch: _model_json(result, self.view) for arch, result in self.models.items()},
             "agreement": {pair: {k: _number(v) for k, v in values.items()} for pair, values in self.agreement.items()},
             **({"pointing": self.pointing.to_json()} if self.pointing is not None else {}),
+            **({"sanity": self.sanity.to_json()} if self.sanity is not None else {}),
+            **({"deletion_insertion": self.curves.to_json()} if self.curves is not None else {}),
         }
 
 

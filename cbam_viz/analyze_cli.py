@@ -147,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
     for path in progress:
         try:
             result = analysis.analyze(path, options, device=model_set.device)
-            extra, extra_maps = trust_checks(path, options, model_set.device, args.sanity, args.deletion_insertion)
-            write_outputs(result, path, args.out, _unique_stem(path, stems), args.maps, extra, extra_maps)
+            extra_maps = trust_checks(result, path, options, model_set.device, args.sanity, args.deletion_insertion)
+            write_outputs(result, path, args.out, _unique_stem(path, stems), args.maps, extra_maps)
             tqdm.write(top1_line(path, result), file=sys.stdout)
         except CbamVizError as error:
             failed += 1
@@ -162,20 +162,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def trust_checks(
-    path: Path, options: Any, device: str, sanity_checks: bool, curves: bool
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The optional checks of the maps (``sanity.py``): -> (JSON entries, randomised CAMs keyed ``sanity_<...>``)."""
+    result: Analysis, path: Path, options: Any, device: str, sanity_checks: bool, curves: bool
+) -> dict[str, np.ndarray]:
+    """The optional checks of the maps (``sanity.py``), attached to ``result`` (its JSON then carries them);
+    -> the randomised CAMs, keyed ``sanity_<arch>.<map>``."""
     from cbam_viz import sanity
 
-    document: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
     if sanity_checks:
-        report = sanity.sanity_report(path, options, independent=True, device=device)
-        document["sanity"] = report.to_json()
-        arrays = {f"sanity_{key}": grid for key, grid in report.maps().items()}
+        result.sanity = sanity.sanity_report(path, options, independent=True, device=device)
+        arrays = {f"sanity_{key}": grid for key, grid in result.sanity.maps().items()}
     if curves:
-        document["deletion_insertion"] = sanity.curves_report(path, options, device=device).to_json()
-    return document, arrays
+        result.curves = sanity.curves_report(path, options, device=device)
+    return arrays
 
 
 def top1_line(source: Path, result: Analysis) -> str:
@@ -220,12 +219,11 @@ def write_outputs(
     out_dir: Path,
     stem: str,
     maps: str = "npz",
-    extra: dict[str, Any] | None = None,
     extra_maps: dict[str, np.ndarray] | None = None,
 ) -> dict[str, list[str]]:
     """Write ``<stem>.png``, ``<stem>.json`` and the maps (``MAP_MODES``); return, per model, where each map went:
-    ``"<stem>.npz:<key>"`` (npz) or ``"<stem>/<key>.npy"`` (image, native). ``extra`` joins the JSON (the checks
-    of the maps) and ``extra_maps`` (the randomised CAMs, at native size) the maps, listed under ``"sanity"``."""
+    ``"<stem>.npz:<key>"`` (npz) or ``"<stem>/<key>.npy"`` (image, native). ``extra_maps`` (the randomised CAMs,
+    at native size) join the maps, listed under ``"sanity"``."""
     import numpy as np
 
     from cbam_viz import render
@@ -250,7 +248,7 @@ def write_outputs(
             for name, array in named.items():
                 np.save(folder / f"{name}.npy", array)
             written[arch] = [f"{stem}/{name}.npy" for name in named]
-    document = {**result.to_json(), **(extra or {})}
+    document = result.to_json()
     document["source"] = str(source)
     document["maps"] = written
     (out_dir / f"{stem}.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")

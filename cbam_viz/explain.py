@@ -127,6 +127,36 @@ PANELS: dict[str, str] = {
         "(strongest on the left) and kept in that order, so you can follow one channel from its pooled values to "
         "its gate. The equations fill in one channel (type its number) and the most attended place."
     ),
+    "trust": (
+        "A heat map is only evidence if it depends on the model and on the class it explains. Three checks, each "
+        "run when you ask for it: **randomise the model** (does the map change?), **deletion and insertion** (do "
+        "the hot pixels really carry the prediction?) and the **pointing game** (does the map land on the object "
+        "you mark?). The paper's claim that CBAM's Grad-CAM covers the object better is only as good as these."
+    ),
+    "sanity": (
+        "Adebayo et al. (2018) asked: does the map still look the same when the model is destroyed? A copy of each "
+        "model gets random weights from the top down (first the classifier `fc`, then stage 4, 3, ...; the model "
+        "you use is never touched), and after each step the CAM is computed again. Each tile gives the **rank "
+        "correlation** $\\rho$ (Spearman) and **SSIM** with the trained model's map.\n\n"
+        "**Passing:** the maps fall apart and $\\rho$ drops towards 0 as more layers are random: the map depended "
+        "on what the model learned. **Failing:** the map keeps its shape with random weights: it shows the picture's "
+        "edges, not the model's reasons. The last tile is the CAM for a random *other class*: a map that explains a "
+        "class should differ for another one (EigenCAM is the same for every class by design)."
+    ),
+    "curves": (
+        "Petsiuk et al. (2018): if the map is right, the pixels it ranks highest carry the prediction. **Deletion** "
+        "blurs away the pixels in the map's order, 5 % at a time: the probability of the explained class should "
+        "fall fast, so a **low area** under the curve is good. **Insertion** starts from a blurred picture and "
+        "reveals the pixels in the same order: the probability should rise fast, so a **high area** is good. The "
+        "dashed lines use a random order: a map worth anything beats them."
+    ),
+    "pointing": (
+        "Mark the object: click two opposite corners of a box on the picture (or type the box). For each model: does "
+        "the map's hottest point fall inside (**peak inside?**), and which share of the map's total lies inside? "
+        "Compare that share with the box's own share of the picture: a map that ignores the object would get about "
+        "that much. For CBAM the same is asked of each stage's spatial attention map. For the example shapes the "
+        "true outline of the object is known and used without drawing."
+    ),
     "intervene": (
         "Does the attention matter for *this* prediction? Switch some gates off and run the picture again: the "
         "model is the same, only the chosen gates are replaced.\n\n"

@@ -614,15 +614,19 @@ def map_tiles(
     tile: int = 220,
     columns: int = 3,
     display_width: int = DISPLAY_WIDTH,
+    captions: Sequence[str] | None = None,
+    shared_scale: bool = False,
 ) -> Image.Image:
-    """Titled maps laid over the picture, each on its own colour scale (printed under it), in the spatial grid's
-    geometry: the gate view's steps (max_c, mean_c, the convolution, BatchNorm, Ms) on the picture."""
+    """Titled maps laid over the picture, each on its own colour scale (printed under it) unless ``shared_scale``,
+    in the spatial grid's geometry: the gate view's steps on the picture, a sanity check's row of CAMs. ``captions``
+    replace the printed size and range (one line each)."""
     if not maps:
         return _message_image("nothing to show", width=max(tile, 320))
     natives = [_native(values) for _, values in maps]
-    limits = colour_limits(natives, False)
+    limits = colour_limits(natives, shared_scale)
     titles = [title for title, _ in maps]
-    return _tile_sheet(titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width).image
+    sheet = _tile_sheet(titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width, captions)
+    return sheet.image
 
 
 def _tile_sheet(
@@ -636,6 +640,7 @@ def _tile_sheet(
     tile: int,
     columns: int,
     display_width: int,
+    own_captions: Sequence[str] | None = None,
 ) -> _Sheet:
     if tile < 1 or columns < 1 or display_width < 1:
         raise ValueError(f"tile, columns and display_width must be positive, got {tile}, {columns}, {display_width}")
@@ -653,8 +658,10 @@ def _tile_sheet(
         for n, (low, high) in zip(natives, limits, strict=True)
     ]
     widest_title = max(_text_width(text, title_px, True) for text in titles)
-    one_line = [f"{size}, {span}" for size, span in parts]
-    if max(_text_width(text, caption_px) for text in one_line) <= max(base.width, widest_title):
+    one_line = [f"{size}, {span}" for size, span in parts] if own_captions is None else list(own_captions)
+    if own_captions is not None or max(_text_width(text, caption_px) for text in one_line) <= max(
+        base.width, widest_title
+    ):
         captions = [[text] for text in one_line]
     else:
         captions = [list(pair) for pair in parts]

@@ -37,13 +37,8 @@ from cbam_viz.ui.uploads import image_input
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_SIZE = 64  # input size of the random demo set: small keeps every analysis fast on two CPU cores
-PUBLIC_ENDPOINTS = {
-    "analyze",
-    "export",
-    "gate_steps",
-    "intervene",
-    "sweep",
-}  # and download_weights, only with --allow-download
+# and download_weights, only with --allow-download:
+PUBLIC_ENDPOINTS = {"analyze", "export", "gate_steps", "intervene", "sweep", "sanity", "deletion_insertion"}
 
 
 def write_random_demo(root: Path) -> Path:

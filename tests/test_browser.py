@@ -324,3 +324,69 @@ def test_inside_the_gate_and_interventions_show_the_apis_numbers(weights_dir: Pa
         finally:
             browser.close()
             client.close()
+
+
+def test_a_box_drawn_on_the_picture_plays_the_pointing_game(weights_dir: Path, tmp_path: Path) -> None:
+    """Two clicks on the picture in "Can we trust these maps?" draw a box; each model's hit and share appear, and
+    they are what /analyze answers for that box. The randomisation check then fills its row."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from gradio_client import Client, handle_file
+    from playwright.sync_api import sync_playwright
+
+    star = shape_file(tmp_path, shapes.CLASSES.index("star"), size=200)
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        client = Client(url, verbose=False)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.locator("#input-image").wait_for(timeout=WAIT_MS)
+            upload(page, star)
+            expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
+            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            page.get_by_text("Can we trust these maps?").click()
+            picture = page.locator("#box-picture img")
+            picture.wait_for(timeout=WAIT_MS)
+            picture.scroll_into_view_if_needed()
+            shown = picture.bounding_box()
+            natural = page.evaluate("() => document.querySelector('#box-picture img').naturalWidth")
+            assert shown and natural == 200
+            # Gradio draws it "scale-down": at most its natural size, centred in the element
+            side = 200 * min(1.0, shown["width"] / 200, shown["height"] / 200)
+            left, top = (shown["width"] - side) / 2, (shown["height"] - side) / 2
+
+            def at(share: float) -> dict:
+                return {"x": left + side * share, "y": top + side * share}
+
+            before = picture.get_attribute("src")
+            picture.click(position=at(0.25))
+            page.wait_for_function(  # the first corner is marked on a new picture
+                "src => { const i = document.querySelector('#box-picture img'); return i && i.src !== src; }",
+                arg=before,
+                timeout=WAIT_MS,
+            )
+            picture = page.locator("#box-picture img")
+            picture.click(position=at(0.75))
+            pointing = page.locator("#pointing-cbam_resnet50")
+            pointing.get_by_text("peak inside?").wait_for(timeout=WAIT_MS)
+            box = page.locator("#box textarea, #box input").first.input_value()
+            x0, y0, x1, y1 = (float(value) for value in box.split(","))
+            assert 40 <= x0 <= 60 and 40 <= y0 <= 60 and 140 <= x1 <= 160 and 140 <= y1 <= 160, box
+            document, _ = client.predict(handle_file(str(star)), box=box, api_name="/analyze")
+            for arch in ARCH_ORDER:
+                cam = document["pointing"]["models"][arch]["cam"]
+                text = page.locator(f"#pointing-{arch}").inner_text()
+                assert ("yes" if cam["hit"] else "no") in text.split("CAM", 1)[1].split("\n")[0], text
+                assert f"{cam['energy']:.0%}" in text, (cam, text)
+            if os.environ.get("CBAM_VIZ_TRUST_SCREENSHOT"):
+                page.locator("#sanity-run").click()
+                page.wait_for_function(
+                    "id => { const i = document.querySelector(`#${id} img`); if (i) i.loading = 'eager';"
+                    " return i && i.complete && i.naturalWidth > 300; }",
+                    arg="sanity-cbam_resnet50",
+                    timeout=WAIT_MS,
+                )
+                page.locator("#trust").screenshot(path=os.environ["CBAM_VIZ_TRUST_SCREENSHOT"])
+        finally:
+            browser.close()
+            client.close()

@@ -30,7 +30,7 @@ from . import gallery
 
 LOGGER = logging.getLogger("cbam_viz.app")
 WEIGHT_CHOICES = ("auto", *SET_NAMES)
-STATE_SESSIONS = 256  # cached analyses kept (one per browser tab); a tab evicted beyond that analyses again
+STATE_SESSIONS = 96  # browser tabs whose state is kept; each costs Gradio about 1 MB (its per-session page config)
 STATE_TTL_S = 3600
 DELETE_CACHE = (60, 300)  # every minute, delete uploads and rendered panels older than 5 minutes
 

@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from cbam_viz.options import AnalysisOptions, target_mode_value
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, method_label, quote
 from cbam_viz.weights import SETS
 
-from . import gallery, gate_view, intervene_view
+from . import gallery, gate_view, intervene_view, trust_view
 from .banner import banner_markdown
 from .engine import BIG_PICTURE_PIXELS, Engine, release_memory
 from .errors import escape, one_line_errors, pop_message
@@ -151,6 +151,7 @@ def run_analysis(
     view: str,
     faithfulness: bool,
     gate_open: bool = False,
+    box: str | None = None,
     request: gr.Request = None,  # noqa: RUF013 - Gradio injects it by this annotation
 ) -> tuple[Result, dict, str]:
     """Decode the upload once and analyse it with the chosen models; -> (cached result, its JSON, the banner).
@@ -158,13 +159,18 @@ def run_analysis(
     With "Inside the gate" open, the same pass also records every gate's steps (``gate_open``)."""
     picture, name = decode_upload(image)
     options = request_options(models, weights, target_mode, target_class, method, stage, view, faithfulness, engine)
-    if gate_open:
-        options = dataclasses.replace(options, gate_steps=tuple(all_blocks()))
+    options = dataclasses.replace(options, box=box, gate_steps=tuple(all_blocks()) if gate_open else ())
     started = time.perf_counter()
     analysis = analyze(picture, options, device=engine.device, weights_dir=engine.weights_dir)
     LOGGER.info(
         "analysed %dx%d with %s in %.2f s", *picture.size, ",".join(options.models), time.perf_counter() - started
     )
+    if options.box is None and analysis.weights_set == "demo":  # a gallery shape: its true outline is known
+        mask = trust_view.example_mask(analysis, picture, name, gallery.EXAMPLE_SEED, gallery.EXAMPLE_SIZE)
+        if mask is not None:
+            from cbam_viz import sanity
+
+            analysis.pointing = sanity.mask_game(analysis, mask)
     if picture.width * picture.height > BIG_PICTURE_PIXELS:
         del picture
         release_memory()  # the decoded copy is gone: give its pages back, or the server stays that much larger
@@ -224,14 +230,15 @@ def page_outputs_after_analysis(
     drill_open: bool,
     page: dict[str, Any],
     gate_open: bool = False,
+    trust_open: bool = False,
 ) -> dict[Any, Any]:
-    """Every panel an analysis redraws (the drill-down and the gate only while open), the notes, the method note,
-    the status; the intervention results of the previous analysis are cleared (they were for another run)."""
+    """Every panel an analysis redraws (the drill-down, the gate and the checks only while open), the notes, the
+    method note, the status; the interventions and checks of the previous analysis are cleared (another run's)."""
     if result is None:
         return {}
-    sections = open_sections(drill_open, gate_open)
+    sections = open_sections(drill_open, gate_open, trust_open)
     panels = [panel for panel in redrawn_by("analysis", panels=cells.panels) if panel.section in sections]
-    updates = cells.clear([panel for panel in cells.panels if panel.section == "intervene"])
+    updates = cells.clear([panel for panel in cells.panels if panel.section in ("intervene", "trust")])
     updates.update(cells.draw(panels, result.analysis, display, result.picture))
     updates[page["notes"]] = image_notes(result.analysis)
     updates[page["method_note"]] = explain.method_note(result.analysis.method)
@@ -239,12 +246,19 @@ def page_outputs_after_analysis(
     updates[page["drill_stage"]] = result.analysis.stage
     if "gate_block" in page:
         updates[page["gate_block"]] = gate_view.default_block(result.analysis.stage)
+    if "box_picture" in page:
+        analysis = result.analysis
+        box = analysis.options.box
+        updates[page["box_picture"]] = trust_view.picture_with_box(analysis, box)
+        updates[page["box"]] = trust_view.box_text(box) if box is not None else gr.skip()
+        updates[page["box_corner"]] = None
     return updates
 
 
-def open_sections(drill_open: bool, gate_open: bool) -> set[Section]:
+def open_sections(drill_open: bool, gate_open: bool, trust_open: bool = False) -> set[Section]:
     """The sections a redraw reaches: the main rows always, a closed accordion never (its cells stay as they were)."""
-    return {"main"} | ({"drill"} if drill_open else set()) | ({"gate"} if gate_open else set())
+    opened = {"drill": drill_open, "gate": gate_open, "trust": trust_open}
+    return {"main"} | {section for section, is_open in opened.items() if is_open}
 
 
 def failure_outputs(cells: Cells, page: dict[str, Any], request: gr.Request | None) -> dict[Any, Any]:
@@ -378,6 +392,143 @@ def show_intervention(cells: Cells, result: Result | None, cmap: str, opacity: f
     swept = analysis.options.interventions == ("sweep",)
     panels = [panel for panel in cells.panels if panel.section == "intervene" and (panel.key == "sweep") == swept]
     return cells.draw(panels, analysis, display, result.picture)
+
+
+# --------------------------------------------------------------------------------------------- trust checks
+
+
+def _checked_request(engine: Engine, image: Any, values: tuple) -> tuple[Image.Image, AnalysisOptions]:
+    picture, _ = decode_upload(image)
+    return picture, request_options(*values, False, engine)
+
+
+@one_line_errors
+def run_sanity(
+    engine: Engine,
+    result: Result | None,
+    image: str | bytes | None,
+    *values: Any,
+    progress: gr.Progress | None = None,
+) -> dict:
+    """Cascading and independent randomisation and the random logit, model by model (a progress step each); the
+    report joins the tab's cached analysis when there is one. ``values``: ``request_options``' up to the view."""
+    from cbam_viz import sanity
+
+    picture, options = _checked_request(engine, image, values)
+    reports = {}
+    for arch in _steps(progress, options.models, "randomising a copy of"):
+        one = sanity.sanity_report(
+            picture,
+            options.with_(models=(arch,)),
+            independent=True,
+            device=engine.device,
+            weights_dir=engine.weights_dir,
+        )
+        reports.update(one.models)
+    report = sanity.SanityReport(options.method, options.stage, 0, one.weights_set, reports)
+    _attach(result, sanity=report)
+    return report.to_json()
+
+
+@one_line_errors
+def run_curves(
+    engine: Engine,
+    result: Result | None,
+    image: str | bytes | None,
+    *values: Any,
+    progress: gr.Progress | None = None,
+) -> dict:
+    """Deletion and insertion at 20 steps for every model, each ranked by its own CAM, against a random order."""
+    from cbam_viz import sanity
+
+    picture, options = _checked_request(engine, image, values)
+    curves = {}
+    for arch in _steps(progress, options.models, "deleting and inserting pixels for"):
+        one = sanity.curves_report(
+            picture, options.with_(models=(arch,)), device=engine.device, weights_dir=engine.weights_dir
+        )
+        curves.update(one.models)
+    report = sanity.CurvesReport(one.steps, one.seed, one.deletion_fill, one.blur, one.weights_set, curves)
+    _attach(result, curves=report)
+    return report.to_json()
+
+
+def _steps(progress: gr.Progress | None, models: tuple[str, ...], doing: str) -> Iterator[str]:
+    """The models one by one, the progress bar saying which one is being checked."""
+    for index, arch in enumerate(models):
+        if progress is not None:
+            progress((index, len(models)), desc=f"{doing} {ARCH_TITLES[arch]}")
+        yield arch
+
+
+def _attach(result: Result | None, **reports: Any) -> None:
+    """A check's report onto the tab's analysis, when the tab has one (an API call alone has none)."""
+    if result is None:
+        return
+    try:
+        analysis = result.analysis
+    except CbamVizError:
+        return  # dropped from the cache: the check's own answer still stands
+    for name, report in reports.items():
+        setattr(analysis, name, report)
+
+
+@one_line_errors
+def show_trust(cells: Cells, result: Result | None, cmap: str, opacity: float) -> dict[Any, Any]:
+    """The checks' panels from the tab's analysis (what was run of them)."""
+    if result is None:
+        return {}
+    display = Display.checked(cmap, opacity, False)
+    panels = [panel for panel in cells.panels if panel.section == "trust"]
+    return cells.draw(panels, result.analysis, display, result.picture)
+
+
+@one_line_errors
+def box_clicked(
+    cells: Cells,
+    page: dict[str, Any],
+    result: Result | None,
+    corner: list | None,
+    cmap: str,
+    opacity: float,
+    selection: gr.SelectData,
+) -> dict[Any, Any]:
+    """A click on the picture: the first corner is marked; the second closes the box and scores it at once."""
+    if result is None:
+        raise CbamVizError("analyse a picture first, then click two corners of a box around the object")
+    analysis = result.analysis
+    point = selection.index if isinstance(selection.index, list | tuple) else None
+    if point is None or len(point) != 2:
+        return {}
+    if corner is None:
+        return {
+            page["box_picture"]: trust_view.picture_with_box(analysis, None, point),
+            page["box_corner"]: list(point),
+        }
+    box = trust_view.box_text(trust_view.corners_to_box(corner, point, analysis))
+    return {**score_box(cells, page, result, box, cmap, opacity), page["box"]: box, page["box_corner"]: None}
+
+
+@one_line_errors
+def score_box(
+    cells: Cells, page: dict[str, Any], result: Result | None, box: str, cmap: str, opacity: float
+) -> dict[Any, Any]:
+    """The pointing game on the typed or drawn box, from the cached analysis (no model runs)."""
+    from cbam_viz.analysis import pointing_on_box
+    from cbam_viz.options import checked_box
+
+    if result is None:
+        raise CbamVizError("analyse a picture first, then mark the object with a box")
+    checked = checked_box(box)
+    if checked is None:
+        raise CbamVizError("draw a box first: click two opposite corners on the picture, or type x0,y0,x1,y1")
+    analysis = result.analysis
+    analysis.pointing = pointing_on_box(analysis, checked)
+    display = Display.checked(cmap, opacity, False)
+    pointing = [panel for panel in cells.panels if panel.key == "pointing"]
+    updates = cells.draw(pointing, analysis, display, result.picture)
+    updates[page["box_picture"]] = trust_view.picture_with_box(analysis, checked)
+    return updates
 
 
 # ------------------------------------------------------------------------------------------------------ export

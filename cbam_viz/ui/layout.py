@@ -33,7 +33,7 @@ from . import engine as engine_module
 from . import gallery, gate_view, guard, handlers, intervene_view, tempdir
 from .banner import banner_markdown
 from .engine import Engine, ServeSettings
-from .panels import COLORMAPS, PAGE, PANELS, Panel, panels_in
+from .panels import COLORMAPS, IMAGE_HEIGHT, PAGE, PANELS, Panel, panels_in
 from .uploads import image_input
 
 TITLE = "cbam_viz: where does attention look?"
@@ -248,6 +248,36 @@ def build_demo(
             with gr.Accordion("Raw numbers: the /intervene answer", open=False):
                 intervention_json = gr.JSON(label="/intervene", elem_id="intervene-json")
 
+        trust_open = gr.State(False)
+        with gr.Accordion("Can we trust these maps?", open=False, elem_id="trust") as trust_box:
+            _explanation(explain.explanation("trust"))
+            with gr.Row():
+                with gr.Column(scale=3):
+                    box_picture = gr.Image(
+                        interactive=False,
+                        label="Click two opposite corners of a box around the object",
+                        height=IMAGE_HEIGHT,
+                        buttons=[],
+                        elem_id="box-picture",
+                    )
+                with gr.Column(scale=2):
+                    box = gr.Textbox(
+                        "",
+                        max_lines=1,
+                        max_length=100,
+                        label="Box x0,y0,x1,y1 in your picture's pixels (or click two corners)",
+                        elem_id="box",
+                    )
+                    box_score = gr.Button("Score the box", size="sm", elem_id="box-score")
+                    sanity_run = gr.Button("Randomise the models and compare", elem_id="sanity-run")
+                    curves_run = gr.Button("Deletion and insertion curves", elem_id="curves-run")
+            box_corner = gr.State(None)
+            for panel in panels_in("trust", panels):
+                _panel_row(panel, cells)
+            with gr.Accordion("Raw numbers: the /sanity and /deletion_insertion answers", open=False):
+                sanity_json = gr.JSON(label="/sanity", elem_id="sanity-json")
+                curves_json = gr.JSON(label="/deletion_insertion", elem_id="curves-json")
+
         with gr.Accordion("Export and raw numbers", open=False):
             with gr.Row():
                 export = gr.Button("Make the comparison figure and the JSON", elem_id="export")
@@ -265,9 +295,12 @@ def build_demo(
             "drill_stage": drill_stage,
             "state": state,
             "gate_block": gate_block,
+            "box_picture": box_picture,
+            "box": box,
+            "box_corner": box_corner,
         }
         request_inputs = [image, models, weights, target_mode, target_class, method, stage, view]
-        analysis_inputs = [*request_inputs, faithfulness, gate_open]
+        analysis_inputs = [*request_inputs, faithfulness, box, gate_open]
         # in the order of handlers.redraw's parameters after the result:
         display_inputs = [
             cmap,
@@ -280,8 +313,19 @@ def build_demo(
             gate_block,
             gate_channel,
         ]
+        show_inputs = [state, *display_inputs, trust_open]
         all_outputs = cells.outputs(panels)
-        after_outputs = [*all_outputs, notes, method_note, status, drill_stage, gate_block]
+        after_outputs = [
+            *all_outputs,
+            notes,
+            method_note,
+            status,
+            drill_stage,
+            gate_block,
+            box_picture,
+            box,
+            box_corner,
+        ]
         models_queue = {"concurrency_id": "models", "concurrency_limit": settings.concurrency}
         render_queue = {"concurrency_id": "render", "concurrency_limit": settings.render_concurrency}
         progress_on = [cells.values[("cam", arch)] for arch in ARCH_ORDER]
@@ -296,14 +340,15 @@ def build_demo(
             gate_open_: bool,
             gate_model_: str,
             gate_block_: str,
-            gate_channel_: float | None,
+            gate_channel_: str | None,
+            trust_open_: bool,
         ) -> dict:
             if result is None:
                 return {}
             stage_ = result.analysis.stage
             gate = handlers.GatePick.checked(gate_model_, None, gate_channel_) if gate_open_ else None
             display = handlers.Display.checked(cmap_, opacity_, shared_, stage_, gate)
-            return handlers.page_outputs_after_analysis(cells, result, display, open_, page, gate_open_)
+            return handlers.page_outputs_after_analysis(cells, result, display, open_, page, gate_open_, trust_open_)
 
         def failed(request: gr.Request) -> dict:
             return handlers.failure_outputs(cells, page, request)
@@ -314,7 +359,7 @@ def build_demo(
         def after(event: Any, name: str) -> None:
             event.success(
                 handlers.one_line_errors(show),
-                [state, *display_inputs],
+                show_inputs,
                 after_outputs,
                 api_name=f"{name}_panels",
                 api_visibility="private",
@@ -455,6 +500,63 @@ def build_demo(
             api_name="gate_steps",
             **models_queue,
         )
+        trust_outputs = cells.outputs([panel for panel in panels if panel.section == "trust"])
+        pointing_outputs = cells.outputs([panel for panel in panels if panel.key == "pointing"])
+        trust_box.expand(
+            lambda: True, None, trust_open, api_name="trust_open", api_visibility="private", queue=False
+        ).then(
+            partial(handlers.show_trust, cells),
+            [state, cmap, opacity],
+            trust_outputs,
+            api_name="trust_opened",
+            api_visibility="private",
+            **render_queue,
+        )
+        trust_box.collapse(
+            lambda: False, None, trust_open, api_name="trust_closed", api_visibility="private", queue=False
+        )
+        for name, run, output in (
+            ("sanity", handlers.run_sanity, sanity_json),
+            ("deletion_insertion", handlers.run_curves, curves_json),
+        ):
+            sanity_run_button = sanity_run if name == "sanity" else curves_run
+            sanity_run_button.click(
+                _checks_event(run, engine),
+                [*request_inputs, state],
+                [output],
+                api_name=name,
+                show_progress_on=[output],
+                **models_queue,
+            ).success(
+                partial(handlers.show_trust, cells),
+                [state, cmap, opacity],
+                trust_outputs,
+                api_name=f"{name}_panels",
+                api_visibility="private",
+                **render_queue,
+            )
+
+        def box_click(result: Any, corner: Any, cmap_: str, opacity_: float, selection: gr.SelectData) -> dict:
+            return handlers.box_clicked(cells, page, result, corner, cmap_, opacity_, selection)
+
+        box_picture.select(
+            box_click,
+            [state, box_corner, cmap, opacity],
+            [box_picture, box, box_corner, *pointing_outputs],
+            api_name="box_click",
+            api_visibility="private",
+            show_progress="hidden",  # an overlay on the picture would catch the second click
+            **render_queue,
+        )
+        for name, trigger in (("box_score", box_score.click), ("box_submit", box.submit)):
+            trigger(
+                partial(handlers.score_box, cells, page),
+                [state, box, cmap, opacity],
+                [box_picture, *pointing_outputs],
+                api_name=name,
+                api_visibility="private",
+                **render_queue,
+            )
         iv_controls = [iv_gate, iv_where, iv_stage, iv_block, iv_how, iv_k]
         for name, control in zip(("gate", "where", "stage", "block", "how", "k"), iv_controls, strict=True):
             (control.release if isinstance(control, gr.Slider) else control.input)(
@@ -534,11 +636,34 @@ def _page_event(handler: Any, engine: Engine) -> Any:
         stage: Any,
         view: Any,
         faithfulness: Any,
+        box: Any,
         gate_open: Any,
         request: gr.Request,
     ) -> Any:
-        values = (models, weights, target_mode, target_class, method, stage, view, faithfulness, bool(gate_open))
+        values = (models, weights, target_mode, target_class, method, stage, view, faithfulness, bool(gate_open), box)
         return handler(engine, image, *values, request)
+
+    return event
+
+
+def _checks_event(handler: Any, engine: Engine) -> Any:
+    """``handlers.run_sanity`` / ``run_curves`` as an event function: the API's parameter names, a progress bar,
+    and the tab's state (hidden from the API) to keep the report for the panels."""
+
+    def event(
+        image: Any,
+        models: Any,
+        weights: Any,
+        target_mode: Any,
+        target_class: Any,
+        method: Any,
+        stage: Any,
+        view: Any,
+        result: Any,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's idiom
+    ) -> Any:
+        values = (models, weights, target_mode, target_class, method, stage, view)
+        return handler(engine, result, image, *values, progress=progress)
 
     return event
 

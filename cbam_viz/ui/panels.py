@@ -31,7 +31,7 @@ from cbam_viz.vocab import (
     split_block,
 )
 
-from . import gate_view, intervene_view
+from . import gate_view, intervene_view, trust_view
 from .errors import escape
 from .gate_view import GatePick
 
@@ -40,8 +40,8 @@ COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "cividis")
 DISPLAY_SIDE = 512  # overlays are drawn at most this large: a third of a page, crisp on high-DPI screens
 IMAGE_HEIGHT = 360  # px: an explicit height keeps image cells from collapsing to 0 px in stacked (narrow) layouts
 
-Event = Literal["analysis", "display", "drill", "gate", "intervene"]
-Section = Literal["main", "drill", "gate", "intervene"]
+Event = Literal["analysis", "display", "drill", "gate", "intervene", "trust"]
+Section = Literal["main", "drill", "gate", "intervene", "trust"]
 
 
 @dataclass(frozen=True)
@@ -315,6 +315,36 @@ def render_sweep(analysis: Analysis, display: Display) -> dict[str, Shown]:
     }
 
 
+def render_sanity(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """Each model's CAM as its weights are randomised from the head down, and for another class."""
+    if analysis.sanity is None:
+        return {}
+    shown = {}
+    for arch, report in analysis.sanity.models.items():
+        result = analysis.models.get(arch)
+        if result is None:
+            continue
+        tiles = trust_view.sanity_tiles(analysis, result, report, display.cmap, display.opacity)
+        shown[arch] = Shown(tiles, model_caption(arch, trust_view.sanity_markdown(report)), analysis.sanity.stage)
+    return shown
+
+
+def render_curves(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    if analysis.curves is None:
+        return {PAGE: Shown(None, "Press **Deletion and insertion curves** to draw them.")}
+    caption = f"Each model's own CAM ranks the pixels; dashed: a random order ({analysis.curves.steps} steps)."
+    return {PAGE: Shown(trust_view.curves_figure(analysis.curves), caption)}
+
+
+def render_pointing(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    if analysis.pointing is None:
+        return {}
+    return {
+        arch: Shown(trust_view.pointing_markdown(analysis.pointing, arch), model_caption(arch, "pointing game"))
+        for arch in analysis.models
+    }
+
+
 def _stack(top: Any, bottom: Any) -> Any:
     from PIL import Image
 
@@ -342,6 +372,7 @@ ON_DISPLAY = frozenset({"analysis", "display"})
 ON_GATE = frozenset({"analysis", "gate"})
 ON_GATE_DISPLAY = frozenset({"analysis", "gate", "display"})
 ON_INTERVENE = frozenset({"intervene"})
+ON_TRUST = frozenset({"analysis", "trust"})
 
 PANELS: tuple[Panel, ...] = (
     Panel("header", "", None, "markdown", render_header, ON_ANALYSIS),
@@ -436,6 +467,27 @@ PANELS: tuple[Panel, ...] = (
         section="intervene",
         applies=has_channel_attention,
         missing=_no_gates,
+    ),
+    Panel("pointing", "Pointing game on your box", "pointing", "markdown", render_pointing, ON_TRUST, section="trust"),
+    Panel(
+        "sanity",
+        "Randomise the model: does the map change?",
+        "sanity",
+        "image",
+        render_sanity,
+        ON_TRUST,
+        section="trust",
+    ),
+    Panel(
+        "curves",
+        "Deletion and insertion",
+        "curves",
+        "image",
+        render_curves,
+        ON_TRUST,
+        section="trust",
+        page_wide=True,
+        height=420,
     ),
 )
 
