@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from PIL import Image
 
-from cbam_viz.analysis import get_models, run_model
-from cbam_viz.evaluate import HELDOUT_SEED
-from cbam_viz.imaging import prepare_input
-from cbam_viz.resnet import build_resnet
-from cbam_viz.sanity import model_curves, model_sanity
-from cbam_viz.shapes import render_sample
-from cbam_viz.vocab import ARCH_ORDER
-from cbam_viz.weights import Preprocess
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script from anywhere
+
+from cbam_viz.analysis import get_models, run_model  # noqa: E402
+from cbam_viz.evaluate import HELDOUT_SEED  # noqa: E402
+from cbam_viz.imaging import prepare_input  # noqa: E402
+from cbam_viz.resnet import build_resnet  # noqa: E402
+from cbam_viz.sanity import model_curves, model_sanity  # noqa: E402
+from cbam_viz.shapes import render_sample  # noqa: E402
+from cbam_viz.vocab import ARCH_ORDER  # noqa: E402
+from cbam_viz.weights import Preprocess  # noqa: E402
 
 
 def best(work: Callable[[], object], repeat: int) -> float:

@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -25,12 +26,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cbam_viz.analysis import analyze, get_models
-from cbam_viz.evaluate import HELDOUT_SEED
-from cbam_viz.imaging import prepare_input
-from cbam_viz.sanity import CASCADE_ORDER, mask_game, model_curves, model_sanity
-from cbam_viz.shapes import render_sample
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGES
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script from anywhere
+
+from cbam_viz.analysis import analyze, get_models  # noqa: E402
+from cbam_viz.evaluate import HELDOUT_SEED  # noqa: E402
+from cbam_viz.imaging import prepare_input  # noqa: E402
+from cbam_viz.sanity import CASCADE_ORDER, mask_game, model_curves, model_sanity  # noqa: E402
+from cbam_viz.shapes import render_sample  # noqa: E402
+from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGES  # noqa: E402
 
 
 def _mean(values: list[float]) -> float:

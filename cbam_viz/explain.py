@@ -127,6 +127,14 @@ PANELS: dict[str, str] = {
         "(strongest on the left) and kept in that order, so you can follow one channel from its pooled values to "
         "its gate. The equations fill in one channel (type its number) and the most attended place."
     ),
+    "live": (
+        "Hold something up to the webcam, turn it, cover half of it: every frame goes through the chosen models "
+        "(the models ticked above) and each one's Grad-CAM, and CBAM's spatial attention of the chosen stage, are "
+        "painted over it as it comes. The line under the pictures gives the frame rate and, per model, its best "
+        "guess and where its map is hottest. When the models fall behind, old frames are skipped, never queued, "
+        "so what you see is always recent. **Freeze** sends the current frame to the full analysis below. With the "
+        "demo models, show the camera a drawn shape (circle, star, arrow, ...): they know 10 shapes only."
+    ),
     "trust": (
         "A heat map is only evidence if it depends on the model and on the class it explains. Three checks, each "
         "run when you ask for it: **randomise the model** (does the map change?), **deletion and insertion** (do "

@@ -871,3 +871,25 @@ def _add_colour_bars(
         if limits is None:
             colourbar.set_ticks([0.0, 1.0], labels=["low", "high"])
         colourbar.set_label(label, fontsize=6, labelpad=1)
+
+
+# ------------------------------------------------------------------------------------------------ live frames
+
+
+def captioned_row(tiles: Sequence[tuple[str, str, Image.Image]], text_px: int = TEXT_PX, gap: int = 6) -> Image.Image:
+    """Pictures side by side, each with a bold title and a caption line above it: the live view's one frame
+    (text is rasterised once per string and size, so a frame costs the pastes only)."""
+    if not tiles:
+        return _message_image("nothing to show")
+    line = _line_height(text_px + 1)
+    width = sum(picture.width for _, _, picture in tiles) + gap * (len(tiles) + 1)
+    height = max(picture.height for _, _, picture in tiles) + 2 * line + 3 * gap
+    sheet = _Sheet.blank(width, height)
+    x = gap
+    for title, caption, picture in tiles:
+        centre = x + picture.width / 2
+        sheet.text((centre, gap), title, text_px + 1, anchor="ma", bold=True)
+        sheet.text((centre, gap + line), caption, text_px, anchor="ma", fill=_MUTED)
+        sheet.paste(picture, (x, 2 * gap + 2 * line))
+        x += picture.width + gap
+    return sheet.image

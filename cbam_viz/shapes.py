@@ -159,6 +159,16 @@ def _target_colour(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
     return np.where(under > 127, 0.0, 255.0)  # the opposite corner of the RGB cube is always far enough
 
 
+def backdrop(seed: int, index: int, width: int, height: int) -> np.ndarray:
+    """The background and clutter of a sample without its target shape (uint8 RGB): a scene to move a shape across,
+    as the live mode's fake camera does."""
+    rng = np.random.default_rng([seed, index, 1])
+    background = _background(rng, height, width)
+    clutter = Image.fromarray(background.astype(np.uint8)).resize((width * SUPERSAMPLE, height * SUPERSAMPLE))
+    _draw_clutter(rng, clutter, min(width, height))
+    return np.asarray(clutter.resize((width, height), Image.BOX), dtype=np.uint8)
+
+
 def render_sample(
     seed: int, index: int, width: int = 96, height: int | None = None, label: int | None = None
 ) -> Sample:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from test_app import launched_app, shape_file, write_random_demo
@@ -390,3 +391,102 @@ def test_a_box_drawn_on_the_picture_plays_the_pointing_game(weights_dir: Path, t
         finally:
             browser.close()
             client.close()
+
+
+LIVE_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+def _start_webcam(page) -> None:
+    page.get_by_text("Live: point a webcam and watch the attention move").click()
+    page.locator("#live-cam").get_by_text("Click to Access Webcam").click()
+    page.locator("#live-cam button.capture-button").click(timeout=WAIT_MS)  # "Record": the stream starts
+
+
+STRIP_ROWS = """
+() => {
+    // the first tile of the shown row, as render.captioned_row lays it out: 6 px from the left and the bottom
+    const img = document.querySelector('#live-view img');
+    if (!img || !img.complete || !img.naturalWidth) return null;
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+    const context = canvas.getContext('2d');
+    context.drawImage(img, 0, 0);
+    const top = img.naturalHeight - 6 - 192;
+    const data = context.getImageData(6, top, 256, 192).data;
+    return {src: img.src, status: document.querySelector('#live-status').innerText, pixels: Array.from(data)};
+}
+"""
+
+
+def _live_frames(page, count: int) -> list[tuple[int, str]]:
+    """(frame number read off the shown overlay's first tile, the status line shown with it), ``count`` times."""
+    from _camera import frame_number
+
+    seen: list[tuple[int, str]] = []
+    previous = None
+    for _ in range(count * 20):
+        if len(seen) >= count:
+            break
+        shown = page.evaluate(STRIP_ROWS)
+        if shown and shown["src"] != previous and "fps" in shown["status"]:
+            previous = shown["src"]
+            tile = np.array(shown["pixels"], dtype=np.uint8).reshape(192, 256, 4)
+            number = frame_number(tile)
+            if number is not None:
+                seen.append((number, shown["status"]))
+        page.wait_for_timeout(100)
+    assert len(seen) >= count, f"only {len(seen)} frames could be read"
+    return seen
+
+
+def test_live_mode_follows_a_moving_shape_with_a_fake_camera(weights_dir: Path, tmp_path: Path) -> None:
+    """A fake camera plays a star crossing a cluttered scene: overlays appear, the fps counter moves, the CAMs'
+    hottest points follow the star, a second viewer is told the live view is busy, and stopping frees the slot."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    import re
+
+    from _camera import clip_frames, shape_centres, write_y4m
+    from playwright.sync_api import sync_playwright
+
+    from cbam_viz.ui.engine import ServeSettings
+
+    clip = write_y4m(tmp_path / "clip.y4m", clip_frames())
+    centres = shape_centres()
+    args = [*CHROMIUM_ARGS, *LIVE_ARGS, f"--use-file-for-fake-video-capture={clip}"]
+    settings = ServeSettings(concurrency=1, queue_size=16, render_concurrency=1, live_sessions=1)
+    with launched_app(weights_dir, weights="auto", settings=settings) as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            first = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"]).new_page()
+            first.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)
+            first.locator("#input-image").wait_for(timeout=WAIT_MS)
+            opacity = first.locator("input[aria-label='number input for Map opacity']")
+            opacity.fill("0")  # the overlays show the plain frames: the frame number strip stays readable
+            opacity.press("Enter")
+            first.get_by_role("radio", name="3").last.check()  # stage 3: a finer CAM grid for the peak
+            _start_webcam(first)
+            first.locator("#live-status").get_by_text("fps").wait_for(timeout=WAIT_MS)
+            frames = _live_frames(first, 12)
+            fps = [float(re.search(r"([\d.]+) fps", status).group(1)) for _, status in frames]
+            assert max(fps) > 0.5, fps
+            peaks = {}
+            for number, status in frames:
+                across = [int(value) / 100 for value in re.findall(r"hottest at (\d+)% across", status)]
+                assert len(across) == 3, status
+                peaks.setdefault(number % len(centres), []).append(across)
+            left = [value for n, rows in peaks.items() if centres[n] < 0.4 for value in np.mean(rows, axis=0)]
+            right = [value for n, rows in peaks.items() if centres[n] > 0.6 for value in np.mean(rows, axis=0)]
+            assert left and right, peaks
+            moved = np.mean(right) - np.mean(left)
+            assert 0.2 < moved < 0.9, (moved, peaks)  # the star moves 0.2 -> 0.8 of the width: the maps follow
+
+            second = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"]).new_page()
+            second.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)
+            second.locator("#input-image").wait_for(timeout=WAIT_MS)
+            _start_webcam(second)
+            second.locator("#live-status").get_by_text("live view is busy").wait_for(timeout=WAIT_MS)
+
+            first.close()  # the first viewer leaves: its slot is free after the lease
+            second.locator("#live-status").get_by_text("fps").wait_for(timeout=WAIT_MS)
+        finally:
+            browser.close()

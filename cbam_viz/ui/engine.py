@@ -182,12 +182,13 @@ class ServeSettings:
     concurrency: int
     queue_size: int
     render_concurrency: int
+    live_sessions: int = 2  # webcams streamed at once; the next viewer is told to use photo mode
 
     @classmethod
     def for_device(cls, device: str, queue_size: int | None = None) -> ServeSettings:
         if device.startswith("cuda"):
-            return cls(concurrency=4, queue_size=queue_size or 256, render_concurrency=4)
-        return cls(concurrency=1, queue_size=queue_size or 64, render_concurrency=1)
+            return cls(concurrency=4, queue_size=queue_size or 256, render_concurrency=4, live_sessions=6)
+        return cls(concurrency=1, queue_size=queue_size or 64, render_concurrency=1, live_sessions=2)
 
 
 def launch_options(host: str, port: int, share: bool = False) -> dict[str, Any]:

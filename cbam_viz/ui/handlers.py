@@ -26,7 +26,7 @@ from cbam_viz.options import AnalysisOptions, target_mode_value
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, method_label, quote
 from cbam_viz.weights import SETS
 
-from . import gallery, gate_view, intervene_view, trust_view
+from . import gallery, gate_view, intervene_view, live, trust_view
 from .banner import banner_markdown
 from .engine import BIG_PICTURE_PIXELS, Engine, release_memory
 from .errors import escape, one_line_errors, pop_message
@@ -161,7 +161,8 @@ def run_analysis(
     options = request_options(models, weights, target_mode, target_class, method, stage, view, faithfulness, engine)
     options = dataclasses.replace(options, box=box, gate_steps=tuple(all_blocks()) if gate_open else ())
     started = time.perf_counter()
-    analysis = analyze(picture, options, device=engine.device, weights_dir=engine.weights_dir)
+    with live.photo_turn():  # live frames step aside meanwhile
+        analysis = analyze(picture, options, device=engine.device, weights_dir=engine.weights_dir)
     LOGGER.info(
         "analysed %dx%d with %s in %.2f s", *picture.size, ",".join(options.models), time.perf_counter() - started
     )
@@ -392,6 +393,63 @@ def show_intervention(cells: Cells, result: Result | None, cmap: str, opacity: f
     swept = analysis.options.interventions == ("sweep",)
     panels = [panel for panel in cells.panels if panel.section == "intervene" and (panel.key == "sweep") == swept]
     return cells.draw(panels, analysis, display, result.picture)
+
+
+# ---------------------------------------------------------------------------------------------------- live
+
+
+@one_line_errors
+def live_step(
+    engine: Engine,
+    slots: live.LiveSlots,
+    frame: Any,
+    models: list[str],
+    weights: str,
+    stage: int,
+    cmap: str,
+    opacity: float,
+    clock: live.FrameClock | None,
+    request: gr.Request = None,  # noqa: RUF013 - Gradio injects it by this annotation
+) -> tuple[Any, Any, Any, Any]:
+    """One webcam frame: -> (the row of overlays, the status line, the tab's frame clock, the frame for Freeze).
+
+    A frame that arrives while photo mode analyses is skipped; one beyond the live slots gets the busy line."""
+    if frame is None:
+        return gr.skip(), gr.skip(), clock, gr.skip()
+    session = getattr(request, "session_hash", None) or "local"
+    if not slots.hold(session):
+        return gr.skip(), live.BUSY.format(count=slots.capacity), clock, gr.skip()
+    if live.photo_waiting():
+        return gr.skip(), gr.skip(), clock, gr.skip()
+    options = request_options(models, weights, "top1", "", "gradcam", stage, "whole", False, engine)
+    display = Display.checked(cmap, opacity, False)
+    picture = live.frame_picture(frame)
+    shown = live.analyse_frame(
+        picture,
+        options.models,
+        options.weights,
+        stage=options.stage,
+        cmap=display.cmap,
+        alpha=display.opacity,
+        device=engine.device,
+        weights_dir=engine.weights_dir,
+    )
+    clock = clock or live.FrameClock()
+    return shown.image, live.status_line(shown, clock.tick()), clock, picture
+
+
+def live_stopped(slots: live.LiveSlots, request: gr.Request = None) -> None:  # noqa: RUF013
+    """The webcam stopped: its slot is free at once (not only after the lease runs out)."""
+    slots.release(getattr(request, "session_hash", None) or "local")
+
+
+@one_line_errors
+def freeze_frame(picture: Image.Image | None) -> str:
+    """The last live frame into the picture input, which analyses it in full (every panel below)."""
+    if picture is None:
+        raise CbamVizError("start the webcam first: there is no live frame to freeze")
+    cache = gr.Image().GRADIO_CACHE
+    return processing_utils.save_pil_to_cache(picture, cache, name="webcam-frame", format="png")
 
 
 # --------------------------------------------------------------------------------------------- trust checks

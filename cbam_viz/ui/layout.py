@@ -30,13 +30,14 @@ from cbam_viz.vocab import (
 )
 
 from . import engine as engine_module
-from . import gallery, gate_view, guard, handlers, intervene_view, tempdir
+from . import gallery, gate_view, guard, handlers, intervene_view, live, tempdir
 from .banner import banner_markdown
 from .engine import Engine, ServeSettings
 from .panels import COLORMAPS, IMAGE_HEIGHT, PAGE, PANELS, Panel, panels_in
 from .uploads import image_input
 
 TITLE = "cbam_viz: where does attention look?"
+LIVE_TIME_LIMIT_S = 120  # one webcam stream's server time; pressing the webcam button again starts another
 CSS = """
 #banner {border-left: 4px solid var(--color-accent); padding: 4px 12px; background: var(--block-background-fill);}
 .panel-caption p {margin: 0; font-size: 0.95em;}
@@ -164,6 +165,31 @@ def build_demo(
                         if engine.allow_download
                         else None
                     )
+
+        with gr.Accordion("Live: point a webcam and watch the attention move", open=False, elem_id="live"):
+            _explanation(explain.explanation("live"))
+            with gr.Row():
+                with gr.Column(scale=2, min_width=240):
+                    live_cam = gr.Image(
+                        sources=["webcam"],
+                        streaming=True,
+                        type="numpy",
+                        label="Webcam",
+                        height=240,
+                        webcam_options=gr.WebcamOptions(mirror=False),  # as the class sees it: text reads right
+                        elem_id="live-cam",
+                    )
+                    live_stage = gr.Radio(list(STAGES), value=4, label="Stage (CAM and CBAM's spatial map)")
+                    freeze = gr.Button("Freeze: analyse this frame in full", elem_id="live-freeze")
+                with gr.Column(scale=5):
+                    live_view = gr.Image(
+                        interactive=False, format="jpeg", show_label=False, height=IMAGE_HEIGHT, elem_id="live-view"
+                    )
+                    live_status = gr.Markdown(
+                        "Start the webcam: its frames are analysed as they come.", elem_id="live-status"
+                    )
+            live_clock = gr.State(None)
+            live_frame = gr.State(None)
 
         status = gr.Markdown(elem_id="results-status")
         for panel in panels_in("main", panels):
@@ -584,6 +610,38 @@ def build_demo(
                 api_visibility="private",
                 **render_queue,
             )
+        slots = live.LiveSlots(settings.live_sessions)
+
+        def live_frame_in(
+            frame: Any,
+            models_: Any,
+            weights_: Any,
+            stage_: Any,
+            cmap_: Any,
+            opacity_: Any,
+            clock: Any,
+            request: gr.Request,
+        ) -> Any:
+            return handlers.live_step(engine, slots, frame, models_, weights_, stage_, cmap_, opacity_, clock, request)
+
+        live_cam.stream(
+            live_frame_in,
+            [live_cam, models, weights, live_stage, cmap, opacity, live_clock],
+            [live_view, live_status, live_clock, live_frame],
+            api_name="live",
+            api_visibility="private",
+            stream_every=0.1,
+            time_limit=LIVE_TIME_LIMIT_S,
+            show_progress="hidden",
+            concurrency_id="live",
+            concurrency_limit=settings.live_sessions,
+        )
+
+        def live_stop(request: gr.Request) -> None:
+            handlers.live_stopped(slots, request)
+
+        live_cam.clear(live_stop, None, None, api_name="live_stop", api_visibility="private", queue=False)
+        freeze.click(handlers.freeze_frame, [live_frame], [image], api_name="live_freeze", api_visibility="private")
         export.click(
             handlers.export_files,
             [state, cmap, opacity, shared_scale],

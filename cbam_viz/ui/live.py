@@ -1,0 +1,175 @@
+"""Live mode: webcam frames through the chosen models, one lean pass each, drawn as overlays in one JPEG.
+
+Per frame: the frame (already decoded by the browser into an array) is shrunk once to ``LIVE_SIDE``; each model
+runs its one hooked pass (``analysis.run_model``: top-1, the CAM, the gates); the CAM and CBAM's spatial map of
+the chosen stage are laid over the frame with the numpy colour tables; the row goes out as one JPEG. No
+matplotlib, no JSON, no drill-down.
+
+Bounds, in one place:
+
+* frames are dropped, never queued: a Gradio stream is one long event per tab whose input slot each new frame
+  from the browser overwrites (``POST /gradio_api/stream/{event}``), so while a frame is analysed only the newest
+  waiting frame is kept (at most one frame in flight per tab; ``trigger_mode="always_last"`` would stop the stream
+  after its first frame);
+* at most ``ServeSettings.live_sessions`` tabs stream at once (``LiveSlots``: a tab holds its slot while frames
+  keep coming and loses it ``LEASE_S`` after the last one); the next viewer is told to use photo mode;
+* photo mode goes first: while a photo analysis runs or waits (``photo_turn``), live frames are skipped, so a
+  photo analysis waits at most for the one live frame already in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cbam_viz import render
+from cbam_viz.analysis import get_models, run_model
+from cbam_viz.errors import CbamVizError
+from cbam_viz.imaging import display_image, map_to_image, prepare_input
+from cbam_viz.vocab import ARCH_TITLES, has_spatial_attention, last_block
+
+LIVE_SIDE = 256  # px of the analysed and drawn frame: big enough for a projector row of four, cheap to encode
+LEASE_S = 3.0  # a tab whose frames stopped this long ago gives its live slot back
+FPS_WINDOW_S = 3.0
+BUSY = "The live view is busy ({count} webcams at once): use photo mode, or try again in a minute."
+
+
+class LiveSlots:
+    """Which tabs stream now: at most ``capacity``, each kept by its frames (thread-safe)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._last_frame: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, session: str, now: float | None = None) -> bool:
+        """Keep (or take) ``session``'s slot for this frame; False when every slot is another tab's."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            for other in [name for name, seen in self._last_frame.items() if now - seen > LEASE_S]:
+                del self._last_frame[other]
+            if session not in self._last_frame and len(self._last_frame) >= self.capacity:
+                return False
+            self._last_frame[session] = now
+            return True
+
+    def release(self, session: str) -> None:
+        with self._lock:
+            self._last_frame.pop(session, None)
+
+    def __len__(self) -> int:
+        return len(self._last_frame)
+
+
+_PHOTO_WAITING = 0
+_PHOTO_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def photo_turn() -> Iterator[None]:
+    """Around a photo-mode analysis: live frames step aside until it is done."""
+    global _PHOTO_WAITING
+    with _PHOTO_LOCK:
+        _PHOTO_WAITING += 1
+    try:
+        yield
+    finally:
+        with _PHOTO_LOCK:
+            _PHOTO_WAITING -= 1
+
+
+def photo_waiting() -> bool:
+    return _PHOTO_WAITING > 0
+
+
+@dataclass
+class FrameClock:
+    """A tab's recent frame times, for its frames-per-second counter."""
+
+    times: deque = field(default_factory=lambda: deque(maxlen=64))
+
+    def tick(self, now: float | None = None) -> float:
+        """Record one shown frame; -> frames per second over the last ``FPS_WINDOW_S`` seconds."""
+        now = time.monotonic() if now is None else now
+        self.times.append(now)
+        recent = [t for t in self.times if now - t <= FPS_WINDOW_S]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / (recent[-1] - recent[0])
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    """One frame as shown: the row of overlays, each model's top-1 and where its CAM is hottest."""
+
+    image: Image.Image
+    top1: dict[str, tuple[str, float]]
+    peaks: dict[str, tuple[float, float]]  # arch -> (x, y) of the CAM's maximum, as shares of the frame (0-1)
+    frame_id: int | None = None
+
+
+def frame_picture(frame: np.ndarray | Image.Image) -> Image.Image:
+    """The browser's frame as an RGB picture at most ``LIVE_SIDE`` px (the only resize of the frame)."""
+    if isinstance(frame, Image.Image):
+        picture = frame.convert("RGB")
+    else:
+        array = np.asarray(frame)
+        if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
+            raise CbamVizError("the webcam sent a frame this page cannot read: restart the webcam")
+        picture = Image.fromarray(np.ascontiguousarray(array[..., :3]))
+    return display_image(picture, LIVE_SIDE)
+
+
+def analyse_frame(
+    frame: np.ndarray | Image.Image,
+    models: Sequence[str],
+    weights: object,
+    *,
+    stage: int = 4,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    device: str | torch.device | None = None,
+    weights_dir=None,
+) -> LiveResult:
+    """Every chosen model on one frame: its CAM of ``stage`` over the frame, and CBAM's spatial map of that stage."""
+    picture = frame_picture(frame)
+    model_set = get_models(models, weights, device, weights_dir=weights_dir)
+    inputs: dict = {}
+    tiles: list[tuple[str, str, Image.Image]] = []
+    top1: dict[str, tuple[str, float]] = {}
+    peaks: dict[str, tuple[float, float]] = {}
+    for arch, model in model_set.models.items():
+        preprocess = model.weights_info.preprocess
+        if preprocess not in inputs:
+            inputs[preprocess] = prepare_input(picture, preprocess, "whole")
+        tensor, view = inputs[preprocess]
+        result = run_model(arch, model, tensor, method="gradcam", stage=stage)
+        label, prob = result.top5[0]
+        top1[arch] = (label, prob)
+        on_picture = map_to_image(result.cam, view, picture.size)
+        row, col = np.unravel_index(int(np.nanargmax(on_picture)), on_picture.shape)
+        peaks[arch] = ((col + 0.5) / picture.width, (row + 0.5) / picture.height)
+        overlay = render.overlay(picture, result.cam, view, cmap=cmap, alpha=alpha)
+        tiles.append((ARCH_TITLES[arch], f"{label} {prob:.0%}", overlay))
+        block = last_block(result.spatial_attention, stage) if has_spatial_attention(arch) else None
+        if block is not None:
+            spatial = render.overlay(picture, result.spatial_attention[block], view, cmap=cmap, alpha=alpha)
+            tiles.append((f"{ARCH_TITLES[arch]}: where", f"spatial attention, {block}", spatial))
+    return LiveResult(render.captioned_row(tiles), top1, peaks)
+
+
+def status_line(result: LiveResult, fps: float) -> str:
+    """The line under the live view: the frame rate, and per model its top-1 and its CAM's hottest point."""
+    parts = [
+        f"{ARCH_TITLES[arch]}: **{label}** {prob:.0%}, hottest at {peak[0]:.0%} across, {peak[1]:.0%} down"
+        for (arch, (label, prob)), peak in zip(result.top1.items(), result.peaks.values(), strict=True)
+    ]
+    return f"{fps:.1f} fps · " + " · ".join(parts)
