@@ -490,3 +490,38 @@ def test_live_mode_follows_a_moving_shape_with_a_fake_camera(weights_dir: Path, 
             second.locator("#live-status").get_by_text("fps").wait_for(timeout=WAIT_MS)
         finally:
             browser.close()
+
+
+def test_a_lesson_link_opens_its_view_and_the_page_writes_one(weights_dir: Path) -> None:
+    """A link with an example, two models, a method, a stage, a colormap and the gate panel opens that view (and
+    says which part it left out); "Copy link to this view" writes the same settings back."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    query = "?example=star&models=se_resnet50,cbam_resnet50&method=gradcam%2B%2B&stage=3&cmap=viridis&panel=gate"
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + query + "&evil=%3Cscript%3E", wait_until="domcontentloaded", timeout=WAIT_MS)
+            expectations = [["se_resnet50", "cbam_resnet50"], ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
+            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            status = page.locator("#results-status").inner_text()
+            assert status.startswith("Results for star: SE-ResNet-50, CBAM-ResNet-50; Grad-CAM++, stage 3."), status
+            page.locator("#gate_equations").get_by_text("Mc[").wait_for(timeout=WAIT_MS)  # the gate panel is open
+            assert page.locator("#gate_equations").inner_text().count("layer3.5") >= 1
+            assert "'evil' is not a setting" in page.locator("#lesson-note").inner_text()
+            assert "<script>" not in page.content().split("lesson-note", 1)[1][:400]
+            page.locator("#lesson-link-button").click()
+            link = page.locator("#lesson-link textarea, #lesson-link input").first
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#lesson-link textarea, #lesson-link input');"
+                " return i && i.value.startsWith('http'); }",
+                timeout=WAIT_MS,
+            )
+            written = link.input_value()
+            for part in ("example=star", "models=se_resnet50%2Ccbam_resnet50", "stage=3", "cmap=viridis", "panel=gate"):
+                assert part in written, written
+            assert "method=gradcam%2B%2B" in written and written.startswith(url.rstrip("/")), written
+        finally:
+            browser.close()

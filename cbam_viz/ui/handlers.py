@@ -26,7 +26,7 @@ from cbam_viz.options import AnalysisOptions, target_mode_value
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, method_label, quote
 from cbam_viz.weights import SETS
 
-from . import gallery, gate_view, intervene_view, live, trust_view
+from . import gallery, gate_view, intervene_view, lesson, live, trust_view
 from .banner import banner_markdown
 from .engine import BIG_PICTURE_PIXELS, Engine, release_memory
 from .errors import escape, one_line_errors, pop_message
@@ -393,6 +393,79 @@ def show_intervention(cells: Cells, result: Result | None, cmap: str, opacity: f
     swept = analysis.options.interventions == ("sweep",)
     panels = [panel for panel in cells.panels if panel.section == "intervene" and (panel.key == "sweep") == swept]
     return cells.draw(panels, analysis, display, result.picture)
+
+
+# ------------------------------------------------------------------------------------------------ lessons
+
+
+def apply_lesson(
+    engine: Engine,
+    controls: dict[str, Any],
+    accordions: dict[str, Any],
+    opened: dict[str, Any],
+    request: gr.Request | None,
+) -> dict[Any, Any]:
+    """The page opened on a lesson link: its settings into the controls (the example then analyses itself)."""
+    query = dict(getattr(request, "query_params", None) or {})
+    gradios = {"__theme", "view", "presenter", "lang"}  # Gradio's own (?view=api), and the page's own switches
+    query = {key: value for key, value in query.items() if key not in gradios}
+    if not query:
+        return {}
+    examples = lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))
+    choices = [value for _, value in engine.weight_choices()]
+    found = lesson.read(query, examples, choices)
+    updates: dict[Any, Any] = {controls["note"]: f"<small>{escape(found.note())}</small>" if found.ignored else ""}
+    for key, name in (("models", "models"), ("weights", "weights"), ("method", "method"), ("stage", "stage")):
+        if getattr(found, key) is not None:
+            updates[controls[name]] = getattr(found, key)
+    for key, name in (("sees", "view"), ("cmap", "cmap"), ("opacity", "opacity"), ("shared", "shared")):
+        if getattr(found, key) is not None:
+            updates[controls[name]] = getattr(found, key)
+    if found.target is not None:
+        updates[controls["target_mode"]] = "shared"
+        updates[controls["target_class"]] = gr.update(value=found.target, interactive=True)
+    if found.panel is not None:
+        updates[accordions[found.panel]] = gr.update(open=True)
+        updates[opened[found.panel]] = True
+    if found.example is not None:
+        updates[controls["image"]] = found.example  # set last: its change event analyses with the settings above
+    return updates
+
+
+def lesson_link(
+    engine: Engine,
+    image: str | None,
+    models: list[str],
+    weights: str,
+    method: str,
+    stage: int,
+    target_mode: str,
+    target_class: str | None,
+    view: str,
+    cmap: str,
+    opacity: float,
+    shared: bool,
+    opened: dict[str, bool],
+) -> tuple[str, str]:
+    """The query of the view on the page (``lesson.write``) and what the link leaves out."""
+    examples = lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))
+    target = target_class if target_mode_value(target_mode) == "shared" else None
+    panel = next((name for name, is_open in opened.items() if is_open), None)
+    query, note = lesson.write(
+        picture=image if isinstance(image, str) else None,
+        examples=examples,
+        models=list(models or []),
+        weights=str(weights or "auto"),
+        method=str(method),
+        stage=int(stage),
+        target=target,
+        view=str(view),
+        cmap=str(cmap),
+        opacity=float(opacity),
+        shared=bool(shared),
+        panel=panel,
+    )
+    return query, f"<small>{escape(note)}</small>" if note else ""
 
 
 # ---------------------------------------------------------------------------------------------------- live

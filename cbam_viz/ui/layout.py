@@ -166,7 +166,7 @@ def build_demo(
                         else None
                     )
 
-        with gr.Accordion("Live: point a webcam and watch the attention move", open=False, elem_id="live"):
+        with gr.Accordion("Live: point a webcam and watch the attention move", open=False, elem_id="live") as live_box:
             _explanation(explain.explanation("live"))
             with gr.Row():
                 with gr.Column(scale=2, min_width=240):
@@ -191,6 +191,17 @@ def build_demo(
             live_clock = gr.State(None)
             live_frame = gr.State(None)
 
+        with gr.Row():
+            link_button = gr.Button("Copy link to this view", size="sm", scale=0, elem_id="lesson-link-button")
+            lesson_link = gr.Textbox(
+                show_label=False,
+                placeholder="a link that opens this view: for a lesson, hand it to the class",
+                buttons=["copy"],
+                max_lines=1,
+                scale=4,
+                elem_id="lesson-link",
+            )
+        lesson_note = gr.Markdown(elem_id="lesson-note")
         status = gr.Markdown(elem_id="results-status")
         for panel in panels_in("main", panels):
             _panel_row(panel, cells)
@@ -242,7 +253,7 @@ def build_demo(
 
         with gr.Accordion(
             "Switch gates off: does the attention matter for this prediction?", open=False, elem_id="intervene"
-        ):
+        ) as intervene_box:
             _explanation(explain.explanation("intervene"))
             with gr.Row():
                 iv_gate = gr.Radio(["channel", "spatial", "both"], value="channel", label="Which gate")
@@ -642,6 +653,91 @@ def build_demo(
 
         live_cam.clear(live_stop, None, None, api_name="live_stop", api_visibility="private", queue=False)
         freeze.click(handlers.freeze_frame, [live_frame], [image], api_name="live_freeze", api_visibility="private")
+        open_states = {"live": gr.State(False), "intervene": gr.State(False)}
+        for name, box in (("live", live_box), ("intervene", intervene_box)):
+            box.expand(
+                lambda: True, None, open_states[name], api_name=f"{name}_open", api_visibility="private", queue=False
+            )
+            box.collapse(
+                lambda: False, None, open_states[name], api_name=f"{name}_closed", api_visibility="private", queue=False
+            )
+        lesson_controls = {
+            "image": image,
+            "models": models,
+            "weights": weights,
+            "method": method,
+            "stage": stage,
+            "target_mode": target_mode,
+            "target_class": target_class,
+            "view": view,
+            "cmap": cmap,
+            "opacity": opacity,
+            "shared": shared_scale,
+            "note": lesson_note,
+        }
+        accordions = {"live": live_box, "drill": drill_box, "gate": gate_box, "intervene": intervene_box}
+        accordions["trust"] = trust_box
+        panel_open = {"live": open_states["live"], "drill": drill_open, "gate": gate_open}
+        panel_open |= {"intervene": open_states["intervene"], "trust": trust_open}
+
+        def apply_lesson(request: gr.Request) -> dict:
+            return handlers.apply_lesson(engine, lesson_controls, accordions, panel_open, request)
+
+        demo.load(
+            apply_lesson,
+            None,
+            [*lesson_controls.values(), *accordions.values(), *panel_open.values()],
+            api_name="lesson",
+            api_visibility="private",
+            queue=False,
+        )
+
+        def link_to_view(
+            image_: Any,
+            models_: Any,
+            weights_: Any,
+            method_: Any,
+            stage_: Any,
+            target_mode_: Any,
+            target_class_: Any,
+            view_: Any,
+            cmap_: Any,
+            opacity_: Any,
+            shared_: Any,
+            *opened: bool,
+        ) -> tuple[str, str]:
+            settings_ = (
+                models_,
+                weights_,
+                method_,
+                stage_,
+                target_mode_,
+                target_class_,
+                view_,
+                cmap_,
+                opacity_,
+                shared_,
+            )
+            return handlers.lesson_link(engine, image_, *settings_, dict(zip(panel_open, opened, strict=True)))
+
+        link_button.click(
+            link_to_view,
+            [image, models, weights, method, stage, target_mode, target_class, view, cmap, opacity, shared_scale]
+            + list(panel_open.values()),
+            [lesson_link, lesson_note],
+            api_name="lesson_link",
+            api_visibility="private",
+            queue=False,
+        ).then(
+            None,
+            [lesson_link],
+            [lesson_link],
+            js="(query) => { const link = location.origin + location.pathname + query; "
+            "navigator.clipboard && navigator.clipboard.writeText(link).catch(() => {}); return link; }",
+            api_name="lesson_link_full",
+            api_visibility="private",
+            queue=False,
+        )
         export.click(
             handlers.export_files,
             [state, cmap, opacity, shared_scale],

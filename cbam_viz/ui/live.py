@@ -35,6 +35,7 @@ from cbam_viz.analysis import get_models, run_model
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import display_image, map_to_image, prepare_input
 from cbam_viz.vocab import ARCH_TITLES, has_spatial_attention, last_block
+from cbam_viz.weights import Preprocess
 
 LIVE_SIDE = 256  # px of the analysed and drawn frame: big enough for a projector row of four, cheap to encode
 LEASE_S = 3.0  # a tab whose frames stopped this long ago gives its live slot back
@@ -140,17 +141,29 @@ def analyse_frame(
     weights_dir=None,
 ) -> LiveResult:
     """Every chosen model on one frame: its CAM of ``stage`` over the frame, and CBAM's spatial map of that stage."""
-    picture = frame_picture(frame)
     model_set = get_models(models, weights, device, weights_dir=weights_dir)
+    preprocess = {arch: model.weights_info.preprocess for arch, model in model_set.models.items()}
+    return frame_row(frame_picture(frame), model_set.models, preprocess, stage=stage, cmap=cmap, alpha=alpha)
+
+
+def frame_row(
+    picture: Image.Image,
+    models: dict[str, torch.nn.Module],
+    preprocess: dict[str, Preprocess],
+    *,
+    stage: int = 4,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+) -> LiveResult:
+    """The per-frame work on a prepared picture and loaded models (what a benchmark times with any models)."""
     inputs: dict = {}
     tiles: list[tuple[str, str, Image.Image]] = []
     top1: dict[str, tuple[str, float]] = {}
     peaks: dict[str, tuple[float, float]] = {}
-    for arch, model in model_set.models.items():
-        preprocess = model.weights_info.preprocess
-        if preprocess not in inputs:
-            inputs[preprocess] = prepare_input(picture, preprocess, "whole")
-        tensor, view = inputs[preprocess]
+    for arch, model in models.items():
+        if preprocess[arch] not in inputs:
+            inputs[preprocess[arch]] = prepare_input(picture, preprocess[arch], "whole")
+        tensor, view = inputs[preprocess[arch]]
         result = run_model(arch, model, tensor, method="gradcam", stage=stage)
         label, prob = result.top5[0]
         top1[arch] = (label, prob)

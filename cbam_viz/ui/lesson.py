@@ -1,0 +1,157 @@
+"""Lesson links: every setting that defines a view, in the page's URL query, and back.
+
+``?example=star&models=se_resnet50,cbam_resnet50&weights=demo&method=gradcam++&stage=3&target=star&sees=whole
+&cmap=viridis&opacity=0.6&shared=1&panel=gate`` (``sees``: what the models see, whole or crop; Gradio keeps
+``view`` for its own ``?view=api``) opens the page on that view: the example picture (by name, from
+the gallery of the weights in use), the models, the weights set, the CAM method, the stage, the class explained in
+every model, what the models see, the display options and the accordion to open. Uploaded pictures are never put in
+a link (the link says so). A value this page does not know is left out with a one-line note; nothing of the query
+reaches a handler unchecked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+from cbam_viz.vocab import ARCH_ORDER, CAM_METHODS, MAX_CLASS_NAME, STAGES, VIEWS, quote
+
+from .panels import COLORMAPS
+
+PANELS = ("live", "drill", "gate", "intervene", "trust")  # the accordions a link may open
+KEYS = ("example", "models", "weights", "method", "stage", "target", "sees", "cmap", "opacity", "shared", "panel")
+MAX_QUERY = 2000  # characters of a query this page reads at all
+
+
+@dataclass
+class Lesson:
+    """The checked settings of a link (None: not in the link, the page's default stays)."""
+
+    example: str | None = None  # a gallery picture's path
+    models: list[str] | None = None
+    weights: str | None = None
+    method: str | None = None
+    stage: int | None = None
+    target: str | None = None
+    sees: str | None = None
+    cmap: str | None = None
+    opacity: float | None = None
+    shared: bool | None = None
+    panel: str | None = None
+    ignored: list[str] = field(default_factory=list)  # one short note per value left out
+
+    def note(self) -> str:
+        if not self.ignored:
+            return ""
+        return "Parts of this link were left out: " + "; ".join(self.ignored) + "."
+
+
+def read(query: Mapping[str, str], examples: Mapping[str, str], weight_choices: list[str]) -> Lesson:
+    """The lesson in a URL query; ``examples`` maps a gallery picture's name to its path."""
+    lesson = Lesson()
+    if sum(len(key) + len(str(value)) for key, value in query.items()) > MAX_QUERY:
+        lesson.ignored.append(f"the link is longer than {MAX_QUERY} characters")
+        return lesson
+    for key, value in query.items():
+        if key not in KEYS:
+            lesson.ignored.append(f"{quote(key, 30)} is not a setting")
+            continue
+        try:
+            setattr(lesson, key, _checked(key, str(value), examples, weight_choices))
+        except ValueError as error:
+            lesson.ignored.append(f"{key}={quote(str(value), 40)} ({error})")
+    return lesson
+
+
+def _checked(key: str, value: str, examples: Mapping[str, str], weight_choices: list[str]) -> object:
+    value = value.strip()
+    if key == "example":
+        if value not in examples:
+            raise ValueError(f"the examples are {', '.join(sorted(examples))}")
+        return examples[value]
+    if key == "models":
+        models = [name for name in ARCH_ORDER if name in value.split(",")]
+        if not models or len(models) != len(set(value.split(","))):
+            raise ValueError(f"models are {', '.join(ARCH_ORDER)}")
+        return models
+    if key == "weights":
+        return _one_of(value, weight_choices)
+    if key == "method":
+        return _one_of(value, list(CAM_METHODS))
+    if key == "stage":
+        return int(_one_of(value, [str(stage) for stage in STAGES]))
+    if key == "target":
+        if len(value) > MAX_CLASS_NAME or not value:
+            raise ValueError(f"a class name has 1 to {MAX_CLASS_NAME} characters")
+        return value
+    if key == "sees":
+        return _one_of(value, list(VIEWS))
+    if key == "cmap":
+        return _one_of(value, list(COLORMAPS))
+    if key == "opacity":
+        number = float(value)
+        if not math.isfinite(number) or not 0 <= number <= 1:
+            raise ValueError("opacity is between 0 and 1")
+        return number
+    if key == "shared":
+        return _one_of(value, ["0", "1"]) == "1"
+    return _one_of(value, list(PANELS))
+
+
+def _one_of(value: str, choices: list[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"choose {', '.join(choices)}")
+    return value
+
+
+def write(
+    *,
+    picture: str | None,
+    examples: Mapping[str, str],
+    models: list[str],
+    weights: str,
+    method: str,
+    stage: int,
+    target: str | None,
+    view: str,
+    cmap: str,
+    opacity: float,
+    shared: bool,
+    panel: str | None,
+) -> tuple[str, str]:
+    """The query of the page's view, and a note: uploads stay out of links (an example is named instead)."""
+    values: dict[str, str] = {}
+    note = ""
+    example = example_name(picture, examples)
+    if example is not None:
+        values["example"] = example
+    elif picture:
+        note = "Your own picture is not put in the link: whoever opens it uploads theirs (or picks an example)."
+    values |= {"models": ",".join(name for name in ARCH_ORDER if name in models), "weights": weights}
+    values |= {"method": method, "stage": str(stage), "sees": view, "cmap": cmap, "opacity": f"{opacity:g}"}
+    values["shared"] = "1" if shared else "0"
+    if target:
+        values["target"] = target
+    if panel in PANELS:
+        values["panel"] = panel
+    return "?" + urlencode(values), note
+
+
+def example_name(picture: str | None, examples: Mapping[str, str]) -> str | None:
+    """The gallery name of the picture in the input, when it is an example's very file (same bytes)."""
+    if not picture or not Path(picture).is_file():
+        return None
+    data = Path(picture).read_bytes()
+    for name, path in examples.items():
+        candidate = Path(path)
+        if candidate.is_file() and candidate.stat().st_size == len(data) and candidate.read_bytes() == data:
+            return name
+    return None
+
+
+def example_names(items: list[tuple[str, str]]) -> dict[str, str]:
+    """Gallery items (path, caption) by the name a link uses: the file's stem (``star``, ``chelsea``)."""
+    return {Path(path).stem: path for path, _ in items}
