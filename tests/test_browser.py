@@ -525,3 +525,35 @@ def test_a_lesson_link_opens_its_view_and_the_page_writes_one(weights_dir: Path)
             assert "method=gradcam%2B%2B" in written and written.startswith(url.rstrip("/")), written
         finally:
             browser.close()
+
+
+def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
+    """?presenter=1 at 1920x1080: large type, the three models side by side, no control panels, the Analyse button
+    large; with a lesson link it opens on its example. ``CBAM_VIZ_PRESENTER_SCREENSHOT`` saves the screenshot."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(url + "?presenter=1&example=star", wait_until="domcontentloaded", timeout=WAIT_MS)
+            expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
+            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            assert page.evaluate("() => document.body.classList.contains('presenter')")
+            for hidden in ("#controls", "#gate", "#trust", "#export-box", "#lesson-link"):
+                assert not page.locator(hidden).first.is_visible(), hidden
+            assert page.locator("#analyse").is_visible() and page.locator("#examples").is_visible()
+            boxes = [page.locator(f"#cam-{arch}").bounding_box() for arch in ARCH_ORDER]
+            assert all(box and box["height"] >= 500 for box in boxes), boxes
+            assert boxes[0]["y"] == boxes[1]["y"] == boxes[2]["y"] and boxes[2]["x"] > 1200  # side by side
+            size = page.evaluate(
+                "() => parseFloat(getComputedStyle(document.querySelector('#cam-resnet50-caption p')).fontSize)"
+            )
+            assert size >= 20, size
+            if os.environ.get("CBAM_VIZ_PRESENTER_SCREENSHOT"):
+                page.evaluate("document.querySelector('#cam-resnet50-caption').scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(300)
+                page.screenshot(path=os.environ["CBAM_VIZ_PRESENTER_SCREENSHOT"])
+        finally:
+            browser.close()

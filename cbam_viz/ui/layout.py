@@ -44,6 +44,29 @@ CSS = """
 #results-status {min-height: 1.5em;}
 """
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+# ?presenter=1: a projector in a lecture hall. Large type, the three models side by side at full width, no control
+# panels: the picture, its examples and the Analyse button stay, as large buttons.
+PRESENTER_JS = """
+() => {
+    if (new URLSearchParams(location.search).get('presenter') === '1') document.body.classList.add('presenter');
+}
+"""
+PRESENTER_CSS = """
+body.presenter, body.presenter .gradio-container {
+    --text-xxs: 14px; --text-xs: 16px; --text-sm: 18px; --text-md: 22px; --text-lg: 26px; --text-xl: 32px;
+    --text-xxl: 40px; --block-label-text-size: 18px; --block-title-text-size: 22px;
+}
+body.presenter #controls, body.presenter .explain, body.presenter #live, body.presenter #drill,
+body.presenter #gate, body.presenter #intervene, body.presenter #trust, body.presenter #export-box,
+body.presenter #lesson-link-button, body.presenter #lesson-link, body.presenter #banner, body.presenter footer
+    {display: none !important;}
+body.presenter .panel-caption p {font-size: 28px !important;}
+body.presenter .panel-image {height: 520px !important;}
+body.presenter .panel-image img {object-fit: contain !important; width: 100% !important; height: 100% !important;}
+body.presenter #analyse {font-size: 1.6em; min-height: 3em;}
+body.presenter h1 {font-size: 2.2em;}
+body.presenter h4 {font-size: 1.6em;}
+"""
 
 
 def _explanation(text: str, **options: Any) -> gr.Markdown:
@@ -65,7 +88,7 @@ def _panel_row(panel: Panel, cells: handlers.Cells) -> None:
     if panel.heading:
         gr.Markdown(f"#### {panel.heading}")
     if panel.explanation:
-        with gr.Accordion("What am I looking at?", open=False):
+        with gr.Accordion("What am I looking at?", open=False, elem_classes="explain"):
             _explanation(explain.explanation(panel.explanation))
     if panel.page_wide:
         _cell(panel, PAGE, cells)
@@ -93,7 +116,7 @@ def build_demo(
             banner_markdown(engine.weights, engine.weights_note, engine.device, engine.parameters, engine.weights_dir),
             elem_id="banner",
         )
-        with gr.Accordion("What am I looking at?", open=False):
+        with gr.Accordion("What am I looking at?", open=False, elem_classes="explain"):
             _explanation(explain.explanation("overview"))
 
         with gr.Row():
@@ -116,7 +139,7 @@ def build_demo(
                     allow_preview=False,
                     elem_id="examples",
                 )
-            with gr.Column(scale=6):
+            with gr.Column(scale=6, elem_id="controls"):
                 models = gr.CheckboxGroup(
                     [(ARCH_TITLES[arch], arch) for arch in ARCH_ORDER],
                     value=list(ARCH_ORDER),
@@ -207,7 +230,7 @@ def build_demo(
             _panel_row(panel, cells)
             if panel.key == "cam":
                 method_note = _explanation(explain.method_note("gradcam"), elem_id="method-note")
-        with gr.Accordion("Faithfulness: does the model rely on the hot pixels?", open=False):
+        with gr.Accordion("Faithfulness: does the model rely on the hot pixels?", open=False, elem_classes="explain"):
             _explanation(explain.explanation("faithfulness"))
 
         drill_open = gr.State(False)
@@ -315,7 +338,7 @@ def build_demo(
                 sanity_json = gr.JSON(label="/sanity", elem_id="sanity-json")
                 curves_json = gr.JSON(label="/deletion_insertion", elem_id="curves-json")
 
-        with gr.Accordion("Export and raw numbers", open=False):
+        with gr.Accordion("Export and raw numbers", open=False, elem_id="export-box"):
             with gr.Row():
                 export = gr.Button("Make the comparison figure and the JSON", elem_id="export")
                 figure_file = gr.File(label="Comparison figure (PNG)", interactive=False)
@@ -918,7 +941,8 @@ def serve(
         **engine_module.launch_options(host, port, share),
         app_kwargs=guard.app_kwargs(demo),
         prevent_thread_lock=prevent_thread_lock,
-        css=CSS,
+        css=CSS + PRESENTER_CSS,
+        js=PRESENTER_JS,
         theme=gr.themes.Soft(),
         _frontend=probe_localhost,
     )
