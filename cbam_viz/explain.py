@@ -148,8 +148,9 @@ PANELS: dict[str, str] = {
         "correlation** $\\rho$ (Spearman) and **SSIM** with the trained model's map.\n\n"
         "**Passing:** the maps fall apart and $\\rho$ drops towards 0 as more layers are random: the map depended "
         "on what the model learned. **Failing:** the map keeps its shape with random weights: it shows the picture's "
-        "edges, not the model's reasons. The last tile is the CAM for a random *other class*: a map that explains a "
-        "class should differ for another one (EigenCAM is the same for every class by design)."
+        "edges, not the model's reasons. Then comes the CAM for a random *other class*: a map that explains a class "
+        "should differ for another one (EigenCAM is the same for every class by design). The last tiles randomise one "
+        "layer at a time, the rest trained: the layer whose randomisation changes the map most is the one it rests on."
     ),
     "curves": (
         "Petsiuk et al. (2018): if the map is right, the pixels it ranks highest carry the prediction. **Deletion** "

@@ -580,12 +580,13 @@ def build_demo(
             ("deletion_insertion", handlers.run_curves, curves_json),
         ):
             sanity_run_button = sanity_run if name == "sanity" else curves_run
+            shown_on = [cells.values[("sanity", arch)] for arch in ARCH_ORDER] if name == "sanity" else None
             sanity_run_button.click(
                 _checks_event(run, engine),
                 [*request_inputs, state],
                 [output],
                 api_name=name,
-                show_progress_on=[output],
+                show_progress_on=shown_on or [cells.values[("curves", PAGE)]],  # the bar where the result will be
                 **models_queue,
             ).success(
                 partial(handlers.show_trust, cells),

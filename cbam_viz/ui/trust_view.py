@@ -29,8 +29,8 @@ def _number(value: float | None, digits: int = 2) -> str:
 
 
 def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alpha: float) -> Image.Image:
-    """The trained CAM, then the CAM after each cascading randomisation step and for a random other class, each
-    with its Spearman correlation and SSIM against the trained one; one colour scale per map."""
+    """The trained CAM, the CAM after each cascading randomisation step, for a random other class, and with one
+    layer at a time randomised, each with its Spearman correlation and SSIM against the trained one."""
     maps = [("trained", report.cam)]
     captions = [f"p = {report.target_prob:.2f}"]
     for step in report.cascading:
@@ -40,6 +40,9 @@ def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alp
         other = report.random_logit
         maps.append((f"class “{other.label}”", other.comparison.cam))
         captions.append(f"ρ {_number(other.comparison.spearman)}, SSIM {_number(other.comparison.ssim)}")
+    for step in report.independent:  # one layer at a time, the rest trained: which layer does the map rest on?
+        maps.append((f"only {step.step} random", step.cam))
+        captions.append(f"ρ {_number(step.spearman)}, SSIM {_number(step.ssim)}")
     return render.map_tiles(
         maps, analysis.view_for(result), analysis.image, cmap=cmap, alpha=alpha, tile=150, columns=4, captions=captions
     )
