@@ -125,7 +125,7 @@ def browser_run(seconds: float, models: list[str]) -> tuple[float, list[float], 
     from playwright.sync_api import sync_playwright
     from test_app import launched_app
 
-    clip = write_y4m(Path(tempfile.mkdtemp(prefix="cbam_viz-live-")) / "clip.y4m", clip_frames())
+    clip = write_y4m(Path(tempfile.mkdtemp(prefix="cbam_viz-live-")) / "clip.y4m", clip_frames(count=90), fps=30)
     args = [
         "--no-sandbox",
         "--disable-gpu",

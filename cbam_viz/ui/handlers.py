@@ -94,6 +94,11 @@ class Cells:
                     updates[value] = gr.update(value=cell.value, visible=True)
         return updates
 
+    def unchanged(self, panels: Iterable[Panel]) -> dict[Any, Any]:
+        """Updates that change nothing (Gradio reads an empty dict as one value, not as "no updates")."""
+        key = self.keys(panels)[0]
+        return {self.values[key]: gr.skip()}
+
     def clear(self, panels: Iterable[Panel]) -> dict[Any, Any]:
         """Empty every cell that shows results, so a failed run never leaves the previous picture's numbers."""
         updates: dict[Any, Any] = {}
@@ -236,7 +241,7 @@ def page_outputs_after_analysis(
     """Every panel an analysis redraws (the drill-down, the gate and the checks only while open), the notes, the
     method note, the status; the interventions and checks of the previous analysis are cleared (another run's)."""
     if result is None:
-        return {}
+        return cells.unchanged(cells.panels)
     sections = open_sections(drill_open, gate_open, trust_open)
     panels = [panel for panel in redrawn_by("analysis", panels=cells.panels) if panel.section in sections]
     updates = cells.clear([panel for panel in cells.panels if panel.section in ("intervene", "trust")])
@@ -294,13 +299,15 @@ def redraw(
 ) -> dict[Any, Any]:
     """The panels a display, drill-down or gate change redraws, from the cached analysis (no model runs)."""
     if result is None:
-        return {}
+        return cells.unchanged(redrawn_by(event, panels=cells.panels))
     gate = GatePick.checked(gate_model, gate_block, gate_channel) if gate_open else None
     display = Display.checked(cmap, opacity, shared_scale, drill_stage, gate)
     sections = open_sections(drill_open, gate_open)
     panels = [panel for panel in redrawn_by(event, panels=cells.panels) if panel.section in sections]
     if event in ("drill", "gate"):
         panels = [panel for panel in panels if panel.section == event]
+    if not panels:  # its accordion is closed
+        return cells.unchanged(redrawn_by(event, panels=cells.panels))
     return cells.draw(panels, result.analysis, display, result.picture)
 
 
@@ -323,7 +330,7 @@ def show_gate(
     """Draw the picked gate; when the analysis ran with the panel closed, run the picked model once more on the
     same picture with the gate recorders on (the first pass kept nothing of the gates' insides)."""
     if result is None or not gate_open:
-        return {}
+        return cells.unchanged([panel for panel in cells.panels if panel.section == "gate"])
     pick = GatePick.checked(gate_model, gate_block, gate_channel)
     analysis = result.analysis
     model = analysis.models.get(pick.arch)
@@ -387,7 +394,7 @@ def run_intervention(
 def show_intervention(cells: Cells, result: Result | None, cmap: str, opacity: float) -> dict[Any, Any]:
     """The intervention panels from the intervened analysis (the sweep's cells keep theirs, and the other way round)."""
     if result is None:
-        return {}
+        return cells.unchanged([panel for panel in cells.panels if panel.section == "intervene"])
     display = Display.checked(cmap, opacity, False)
     analysis = result.analysis
     swept = analysis.options.interventions == ("sweep",)
@@ -410,7 +417,7 @@ def apply_lesson(
     gradios = {"__theme", "view", "presenter", "lang"}  # Gradio's own (?view=api), and the page's own switches
     query = {key: value for key, value in query.items() if key not in gradios}
     if not query:
-        return {}
+        return {controls["note"]: gr.skip()}
     examples = lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))
     choices = [value for _, value in engine.weight_choices()]
     found = lesson.read(query, examples, choices)
@@ -608,7 +615,7 @@ def _attach(result: Result | None, **reports: Any) -> None:
 def show_trust(cells: Cells, result: Result | None, cmap: str, opacity: float) -> dict[Any, Any]:
     """The checks' panels from the tab's analysis (what was run of them)."""
     if result is None:
-        return {}
+        return cells.unchanged([panel for panel in cells.panels if panel.section == "trust"])
     display = Display.checked(cmap, opacity, False)
     panels = [panel for panel in cells.panels if panel.section == "trust"]
     return cells.draw(panels, result.analysis, display, result.picture)
@@ -630,7 +637,7 @@ def box_clicked(
     analysis = result.analysis
     point = selection.index if isinstance(selection.index, list | tuple) else None
     if point is None or len(point) != 2:
-        return {}
+        return {page["box_picture"]: gr.skip()}
     if corner is None:
         return {
             page["box_picture"]: trust_view.picture_with_box(analysis, None, point),

@@ -38,6 +38,7 @@ from .uploads import image_input
 
 TITLE = "cbam_viz: where does attention look?"
 LIVE_TIME_LIMIT_S = 120  # one webcam stream's server time; pressing the webcam button again starts another
+LIVE_EVERY_S = 0.1  # the browser sends a frame this often: the newest wins, so more often only costs the client
 CSS = """
 #banner {border-left: 4px solid var(--color-accent); padding: 4px 12px; background: var(--block-background-fill);}
 .panel-caption p {margin: 0; font-size: 0.95em;}
@@ -404,7 +405,7 @@ def build_demo(
             trust_open_: bool,
         ) -> dict:
             if result is None:
-                return {}
+                return cells.unchanged(cells.panels)
             stage_ = result.analysis.stage
             gate = handlers.GatePick.checked(gate_model_, None, gate_channel_) if gate_open_ else None
             display = handlers.Display.checked(cmap_, opacity_, shared_, stage_, gate)
@@ -665,7 +666,7 @@ def build_demo(
             [live_view, live_status, live_clock, live_frame],
             api_name="live",
             api_visibility="private",
-            stream_every=0.1,
+            stream_every=LIVE_EVERY_S,
             time_limit=LIVE_TIME_LIMIT_S,
             show_progress="hidden",
             concurrency_id="live",
