@@ -410,18 +410,23 @@ def apply_lesson(
     controls: dict[str, Any],
     accordions: dict[str, Any],
     opened: dict[str, Any],
+    current: Any,
     request: gr.Request | None,
 ) -> dict[Any, Any]:
-    """The page opened on a lesson link: its settings into the controls (the example then analyses itself)."""
+    """The page opened on a lesson link: its settings into the controls (the example then analyses itself).
+
+    The picture input always gets a value (the example, or what it holds): a property update, ``gr.skip()``
+    included, would make Gradio rebuild it for the session without ``uploads.image_input``'s preprocessing."""
     query = dict(getattr(request, "query_params", None) or {})
     gradios = {"__theme", "view", "presenter", "lang"}  # Gradio's own (?view=api), and the page's own switches
     query = {key: value for key, value in query.items() if key not in gradios}
     if not query:
-        return {controls["note"]: gr.skip()}
+        return {controls["image"]: current}
     examples = lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))
     choices = [value for _, value in engine.weight_choices()]
     found = lesson.read(query, examples, choices)
     updates: dict[Any, Any] = {controls["note"]: f"<small>{escape(found.note())}</small>" if found.ignored else ""}
+    updates[controls["image"]] = current
     for key, name in (("models", "models"), ("weights", "weights"), ("method", "method"), ("stage", "stage")):
         if getattr(found, key) is not None:
             updates[controls[name]] = getattr(found, key)

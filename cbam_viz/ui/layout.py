@@ -462,12 +462,12 @@ def build_demo(
             "analyze_on_change",
         )
 
-        def pick(weights_: str, selection: gr.SelectData) -> Any:
-            return pick_example(engine, weights_, selection)
+        def pick(weights_: str, current: Any, selection: gr.SelectData) -> Any:
+            return pick_example(engine, weights_, current, selection)
 
         examples.select(
             pick,
-            [weights],
+            [weights, image],
             [image],
             api_name="pick_example",
             api_visibility="private",
@@ -705,12 +705,12 @@ def build_demo(
         panel_open = {"live": open_states["live"], "drill": drill_open, "gate": gate_open}
         panel_open |= {"intervene": open_states["intervene"], "trust": trust_open}
 
-        def apply_lesson(request: gr.Request) -> dict:
-            return handlers.apply_lesson(engine, lesson_controls, accordions, panel_open, request)
+        def apply_lesson(current: Any, request: gr.Request) -> dict:
+            return handlers.apply_lesson(engine, lesson_controls, accordions, panel_open, current, request)
 
         demo.load(
             apply_lesson,
-            None,
+            [image],
             [*lesson_controls.values(), *accordions.values(), *panel_open.values()],
             api_name="lesson",
             api_visibility="private",
@@ -877,13 +877,17 @@ def _gate_steps_event(engine: Engine) -> Any:
     return event
 
 
-def pick_example(engine: Engine, weights: str, selection: gr.SelectData) -> Any:
-    """A click on a gallery thumbnail puts that picture into the input (which starts its analysis)."""
+def pick_example(engine: Engine, weights: str, current: Any, selection: gr.SelectData) -> Any:
+    """A click on a gallery thumbnail puts that picture into the input (which starts its analysis).
+
+    The input only ever gets a value, never ``gr.skip()`` or another property update: Gradio answers those by
+    building the component anew for the session, and the rebuilt one would lose ``uploads.image_input``'s own
+    preprocessing (Pillow would then open uploads before the app's decoder sees them)."""
     demo = engine.resolve(weights) == "demo"
     items = gallery.items_for(engine.examples, demo)
     index = selection.index if isinstance(selection.index, int) else 0
     if not 0 <= index < len(items):
-        return gr.skip()
+        return current
     return items[index][0]
 
 
