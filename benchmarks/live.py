@@ -28,36 +28,27 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 import numpy as np  # noqa: E402
+from _camera import FRAME_NUMBER_JS  # noqa: E402
 
 from cbam_viz.analysis import ARCH_ORDER  # noqa: E402
 from cbam_viz.vocab import ARCH_TITLES  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-HOOKS = """
-(() => {
-  // the frame number in the strip along a frame's bottom edge (tests/_camera.py: 12 cells, white at both ends)
-  window.__frameNumber = (context, x, y, width, height) => {
-    const row = context.getImageData(x, y + Math.round(height * (1 - 6 / 240)), width, 1).data;
-    const cells = [];
-    for (let i = 0; i < 12; i++) {
-      const at = Math.min(width - 1, Math.floor((i + 0.5) * width * 26 / 320)) * 4;
-      cells.push((row[at] + row[at + 1] + row[at + 2]) / 3 > 127 ? 1 : 0);
-    }
-    if (!cells[0] || !cells[11]) return null;
-    return parseInt(cells.slice(1, 11).join(''), 2);
-  };
-  window.__captured = {};
+HOOKS = f"""
+(() => {{
+  window.__frameNumber = {FRAME_NUMBER_JS};
+  window.__captured = {{}};
   window.__shown = [];
   const draw = CanvasRenderingContext2D.prototype.drawImage;
-  CanvasRenderingContext2D.prototype.drawImage = function (...args) {
+  CanvasRenderingContext2D.prototype.drawImage = function (...args) {{
     const result = draw.apply(this, args);
-    if (args[0] instanceof HTMLVideoElement && !this.__probe) {
+    if (args[0] instanceof HTMLVideoElement && !this.__probe) {{
       const number = window.__frameNumber(this, 0, 0, this.canvas.width, this.canvas.height);
       if (number !== null) window.__captured[number] = performance.now();
-    }
+    }}
     return result;
-  };
-})();
+  }};
+}})();
 """
 WATCH = """
 () => {

@@ -21,7 +21,7 @@ CELL = WIDTH // (BITS + 2)  # px per cell; a white cell at each end marks the st
 STRIP = 12  # px tall
 
 
-def clip_frames(count: int = 30, shape: str = "star", side: int = 110, seed: int = 13) -> list[np.ndarray]:
+def clip_frames(count: int = 30, shape: str = "star", side: int = 110, seed: int = 3) -> list[np.ndarray]:
     """``count`` RGB frames: ``shape`` (a held-out demo shape, cut out by its mask) moving left to right across the
     clutter of another held-out sample; -> frames, the shape's centre x going from 20 % to 80 % of the width."""
     label = shapes.CLASSES.index(shape)
@@ -61,6 +61,22 @@ def frame_number(frame: np.ndarray) -> int | None:
     if not (values[0] and values[-1]):
         return None
     return int("".join("1" if value else "0" for value in values[1:-1]), 2)
+
+
+# The same reading in a page's JavaScript: frameNumber(context, x, y, width, height) of a frame drawn at (x, y) with
+# that size on a canvas context (the live-mode browser test and benchmarks/live.py).
+FRAME_NUMBER_JS = f"""
+(context, x, y, width, height) => {{
+    const row = context.getImageData(x, y + Math.round(height * (1 - {STRIP / 2} / {HEIGHT})), width, 1).data;
+    const cells = [];
+    for (let i = 0; i < {BITS + 2}; i++) {{
+        const at = Math.min(width - 1, Math.floor((i + 0.5) * width * {CELL} / {WIDTH})) * 4;
+        cells.push((row[at] + row[at + 1] + row[at + 2]) / 3 > 127 ? 1 : 0);
+    }}
+    if (!cells[0] || !cells[{BITS + 1}]) return null;
+    return parseInt(cells.slice(1, {BITS + 1}).join(''), 2);
+}}
+"""
 
 
 def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:

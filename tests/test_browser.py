@@ -402,40 +402,35 @@ def _start_webcam(page) -> None:
     page.locator("#live-cam button.capture-button").click(timeout=WAIT_MS)  # "Record": the stream starts
 
 
-STRIP_ROWS = """
-() => {
-    // the first tile of the shown row, as render.captioned_row lays it out: 6 px from the left and the bottom
-    const img = document.querySelector('#live-view img');
-    if (!img || !img.complete || !img.naturalWidth) return null;
-    const canvas = document.createElement('canvas');
-    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
-    const context = canvas.getContext('2d');
-    context.drawImage(img, 0, 0);
-    const top = img.naturalHeight - 6 - 192;
-    const data = context.getImageData(6, top, 256, 192).data;
-    return {src: img.src, status: document.querySelector('#live-status').innerText, pixels: Array.from(data)};
-}
-"""
-
-
 def _live_frames(page, count: int) -> list[tuple[int, str]]:
     """(frame number read off the shown overlay's first tile, the status line shown with it), ``count`` times."""
     import time
 
-    from _camera import frame_number
+    from _camera import FRAME_NUMBER_JS
 
+    # the first tile of the shown row, as render.captioned_row lays it out: 6 px from the left and the bottom
+    read = f"""
+    () => {{
+        const img = document.querySelector('#live-view img');
+        if (!img || !img.complete || !img.naturalWidth) return null;
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+        const context = canvas.getContext('2d');
+        context.drawImage(img, 0, 0);
+        const number = ({FRAME_NUMBER_JS})(context, 6, img.naturalHeight - 6 - 192, 256, 192);
+        return {{src: img.src, status: document.querySelector('#live-status').innerText, number}};
+    }}
+    """
     seen: list[tuple[int, str]] = []
     previous = None
     deadline = time.monotonic() + 180  # a slow shared machine shows a frame every second or two
     while len(seen) < count and time.monotonic() < deadline:
-        shown = page.evaluate(STRIP_ROWS)
+        shown = page.evaluate(read)
         if shown and shown["src"] != previous and "fps" in shown["status"]:
             previous = shown["src"]
-            tile = np.array(shown["pixels"], dtype=np.uint8).reshape(192, 256, 4)
-            number = frame_number(tile)
-            if number is not None:
-                seen.append((number, shown["status"]))
-        page.wait_for_timeout(100)
+            if shown["number"] is not None:
+                seen.append((shown["number"], shown["status"]))
+        page.wait_for_timeout(50)
     assert len(seen) >= count, f"only {len(seen)} frames could be read"
     return seen
 
@@ -464,22 +459,24 @@ def test_live_mode_follows_a_moving_shape_with_a_fake_camera(weights_dir: Path, 
             opacity = first.locator("input[aria-label='number input for Map opacity']")
             opacity.fill("0")  # the overlays show the plain frames: the frame number strip stays readable
             opacity.press("Enter")
-            first.get_by_role("radio", name="3").last.check()  # stage 3: a finer CAM grid for the peak
             _start_webcam(first)
             first.locator("#live-status").get_by_text("fps").wait_for(timeout=WAIT_MS)
-            frames = _live_frames(first, 12)
+            frames = _live_frames(first, 30)  # at about 7 frames a second: the whole 3-second clip
             fps = [float(re.search(r"([\d.]+) fps", status).group(1)) for _, status in frames]
             assert max(fps) > 0.5, fps
-            peaks = {}
+            across: dict[int, list[list[float]]] = {}
             for number, status in frames:
-                across = [int(value) / 100 for value in re.findall(r"hottest at (\d+)% across", status)]
-                assert len(across) == 3, status
-                peaks.setdefault(number % len(centres), []).append(across)
-            left = [value for n, rows in peaks.items() if centres[n] < 0.4 for value in np.mean(rows, axis=0)]
-            right = [value for n, rows in peaks.items() if centres[n] > 0.6 for value in np.mean(rows, axis=0)]
-            assert left and right, peaks
-            moved = np.mean(right) - np.mean(left)
-            assert 0.2 < moved < 0.9, (moved, peaks)  # the star moves 0.2 -> 0.8 of the width: the maps follow
+                values = [int(value) / 100 for value in re.findall(r"hottest at (\d+)% across", status)]
+                assert len(values) == 3, status
+                across.setdefault(number % len(centres), []).append(values)
+            left = [n for n in across if centres[n] < 0.4]
+            right = [n for n in across if centres[n] > 0.6]
+            assert left and right, across
+            expected = np.mean([centres[n] for n in right]) - np.mean([centres[n] for n in left])
+            peak = {n: np.mean(rows, axis=0) for n, rows in across.items()}
+            moved = np.mean([peak[n] for n in right], axis=0) - np.mean([peak[n] for n in left], axis=0)
+            # every model's hottest point crosses the frame with the star (the 6-cell CAM grid: within 0.15)
+            assert np.all(np.abs(moved - expected) < 0.15), (moved, expected, across)
 
             second = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"]).new_page()
             second.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)

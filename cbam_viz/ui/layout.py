@@ -38,6 +38,7 @@ from .uploads import image_input
 
 TITLE = "cbam_viz: where does attention look?"
 LIVE_TIME_LIMIT_S = 120  # one webcam stream's server time; pressing the webcam button again starts another
+LIVE_WAITING = 16  # streams past the live slots that still run (each only says "busy" until a slot frees)
 LIVE_EVERY_S = 0.1  # the browser sends a frame this often: the newest wins, so more often only costs the client
 CSS = """
 #banner {border-left: 4px solid var(--color-accent); padding: 4px 12px; background: var(--block-background-fill);}
@@ -670,7 +671,8 @@ def build_demo(
             time_limit=LIVE_TIME_LIMIT_S,
             show_progress="hidden",
             concurrency_id="live",
-            concurrency_limit=settings.live_sessions,
+            # more than the live slots: a viewer past them must run at once to be told "busy", not wait in the queue
+            concurrency_limit=settings.live_sessions + LIVE_WAITING,
         )
 
         def live_stop(request: gr.Request) -> None:
