@@ -90,3 +90,17 @@ def test_the_fake_cameras_frame_numbers_survive_scaling_and_jpeg(tmp_path: Path)
     header, _, rest = clip.read_bytes().partition(b"\n")
     assert header == b"YUV4MPEG2 W320 H240 F10:1 Ip A1:1 C420jpeg"
     assert len(rest) == 12 * (len(b"FRAME\n") + 320 * 240 * 3 // 2)
+
+
+def test_the_demo_models_get_one_torch_thread_on_a_cpu() -> None:
+    import torch
+
+    from cbam_viz.ui.engine import fit_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert fit_torch_threads("cuda:0", "demo") == 2 and fit_torch_threads("cpu", "paper") == 2
+        assert fit_torch_threads("cpu", "demo") == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -158,6 +158,20 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     return bool(libc.mallopt(_M_ARENA_MAX, arenas))
 
 
+def fit_torch_threads(device: str, weights: str) -> int:
+    """One torch thread for the demo models on a CPU; what torch chose otherwise. -> the threads in use.
+
+    The demo models are small (96 px inputs): on two cores, two torch threads spend their time handing work to each
+    other, and they fight the server's other threads (a live stream, the browser on a one-machine classroom). Measured
+    (`benchmarks/live.py`, three demo models): 6.9 frames/s with two threads, 10.0 (the camera's rate) with one;
+    ImageNet-size models are faster with every core, so their thread count is left alone."""
+    import torch
+
+    if device == "cpu" and (weights == "demo" or weights.endswith(".demo")):
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
+
+
 BIG_PICTURE_PIXELS = 8_000_000  # decoding more than this leaves freed pages that glibc keeps unless asked
 
 

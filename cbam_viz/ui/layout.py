@@ -975,7 +975,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"weights: {engine.weights} ({engine.weights_note})")
-    print(f"device: {engine.device}")
+    threads = engine_module.fit_torch_threads(str(engine.device), engine.weights)
+    print(f"device: {engine.device} ({threads} torch thread{'s' if threads != 1 else ''})")
     settings = ServeSettings.for_device(engine.device, args.queue_size)
     print(f"queue: {settings.queue_size} waiting at most, {settings.concurrency} analysis at a time")
     print(f"open http://{args.host}:{args.port}")
