@@ -33,7 +33,6 @@ from _camera import FRAME_NUMBER_JS  # noqa: E402
 from cbam_viz.analysis import ARCH_ORDER  # noqa: E402
 from cbam_viz.vocab import ARCH_TITLES  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
 HOOKS = f"""
 (() => {{
   window.__frameNumber = {FRAME_NUMBER_JS};
@@ -115,24 +114,15 @@ def browser_run(seconds: float, models: list[str]) -> tuple[float, list[float], 
     from _camera import clip_frames, write_y4m
     from playwright.sync_api import sync_playwright
     from test_app import launched_app
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, LIVE_ARGS
 
     clip = write_y4m(Path(tempfile.mkdtemp(prefix="cbam_viz-live-")) / "clip.y4m", clip_frames(count=90), fps=30)
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={clip}",
-    ]
+    args = [*CHROMIUM_ARGS, *LIVE_ARGS, f"--use-file-for-fake-video-capture={clip}"]
     from cbam_viz.ui.engine import fit_torch_threads
 
     fit_torch_threads("cpu", "demo")  # as `python app.py` does for the demo set on a CPU
     with launched_app(REPO / "weights", weights="demo") as (url, _, _), sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
         try:
             context = browser.new_context(viewport={"width": 1440, "height": 1000}, permissions=["camera"])
             context.add_init_script(HOOKS)

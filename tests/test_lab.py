@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
-from test_app import launched_app, shape_file, write_random_demo
+from test_app import _cells, launched_app, shape_file, write_random_demo
 
 from cbam_viz import gates, shapes
 from cbam_viz.analysis import ARCH_ORDER, analyze
@@ -117,11 +117,7 @@ def test_a_gate_opened_after_the_analysis_runs_that_model_once_more_with_the_sam
     recorded = _analyse(engine, picture, gate_open=True).analysis.models["cbam_resnet50"].gate_steps["layer2.3"]
     result = _analyse(engine, picture, gate_open=False)
     assert all(not model.gate_steps for model in result.analysis.models.values())
-    cells = handlers.Cells()
-    for panel in panels.PANELS:  # stand-ins for the layout's components, keyed as the layout keys them
-        for key in cells._keys(panel):
-            cells.captions[key] = gr.Markdown()
-            cells.values[key] = gr.Image() if panel.kind == "image" else gr.Markdown()
+    cells = _cells()
     values = ("jet", 0.5, False, 4, False, True, "cbam_resnet50", "layer2.3", None)
     updates = handlers.show_gate(engine, cells, result, str(picture), *values)
     again = result.analysis.models["cbam_resnet50"].gate_steps["layer2.3"]
@@ -218,6 +214,6 @@ def test_a_picture_cleared_from_the_cache_asks_for_a_new_upload(engine: Engine, 
         handlers.run_intervention(
             engine, str(gone), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole", "layer4:channel=one"
         )
-    cells = handlers.Cells()
+    cells = _cells()
     with pytest.raises(gr.Error, match="upload it again"):
         handlers.show_gate(engine, cells, result, str(gone), "jet", 0.5, False, 4, False, True, "cbam_resnet50", "", "")

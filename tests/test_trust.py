@@ -15,7 +15,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 from test_analysis import validate
-from test_app import launched_app, shape_file, write_random_demo
+from test_app import _cells, launched_app, shape_file, write_random_demo
 
 from cbam_viz import analysis as analysis_module
 from cbam_viz import sanity, shapes
@@ -97,15 +97,6 @@ def test_a_box_on_analyze_plays_the_pointing_game_in_the_pictures_own_pixels(cli
         with pytest.raises(Exception, match=words) as raised:
             client.predict(handle_file(str(big)), box=box, api_name="/analyze")
         assert "\n" not in str(raised.value)
-
-
-def _cells() -> handlers.Cells:
-    cells = handlers.Cells()
-    for panel in panels.PANELS:  # stand-ins for the layout's components, keyed as the layout keys them
-        for key in cells._keys(panel):
-            cells.captions[key] = gr.Markdown()
-            cells.values[key] = gr.Image() if panel.kind == "image" else gr.Markdown()
-    return cells
 
 
 def test_two_clicks_draw_the_box_and_score_it_without_running_a_model(engine: Engine, picture: Path) -> None:

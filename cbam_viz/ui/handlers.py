@@ -17,6 +17,7 @@ from typing import Any
 
 import gradio as gr
 from gradio import processing_utils
+from gradio import utils as gradio_utils
 from PIL import Image
 
 from cbam_viz import explain, render
@@ -172,7 +173,7 @@ def run_analysis(
         "analysed %dx%d with %s in %.2f s", *picture.size, ",".join(options.models), time.perf_counter() - started
     )
     if options.box is None and analysis.weights_set == "demo":  # a gallery shape: its true outline is known
-        mask = trust_view.example_mask(analysis, picture, name, gallery.EXAMPLE_SEED, gallery.EXAMPLE_SIZE)
+        mask = trust_view.example_mask(picture, name, gallery.EXAMPLE_SEED, gallery.EXAMPLE_SIZE)
         if mask is not None:
             from cbam_viz import sanity
 
@@ -508,9 +509,8 @@ def live_step(
         return gr.skip(), gr.skip(), clock, gr.skip()
     options = request_options(models, weights, "top1", "", "gradcam", stage, "whole", False, engine)
     display = Display.checked(cmap, opacity, False)
-    picture = live.frame_picture(frame)
     shown = live.analyse_frame(
-        picture,
+        frame,
         options.models,
         options.weights,
         stage=options.stage,
@@ -520,7 +520,7 @@ def live_step(
         weights_dir=engine.weights_dir,
     )
     clock = clock or live.FrameClock()
-    return shown.image, live.status_line(shown, clock.tick()), clock, picture
+    return shown.image, live.status_line(shown, clock.tick()), clock, shown.picture
 
 
 def live_stopped(slots: live.LiveSlots, request: gr.Request = None) -> None:  # noqa: RUF013
@@ -533,7 +533,7 @@ def freeze_frame(picture: Image.Image | None) -> str:
     """The last live frame into the picture input, which analyses it in full (every panel below)."""
     if picture is None:
         raise CbamVizError("start the webcam first: there is no live frame to freeze")
-    cache = gr.Image().GRADIO_CACHE
+    cache = gradio_utils.get_upload_folder()  # where Gradio keeps its files (every component's GRADIO_CACHE)
     return processing_utils.save_pil_to_cache(picture, cache, name="webcam-frame", format="png")
 
 

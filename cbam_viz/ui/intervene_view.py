@@ -53,7 +53,7 @@ def spec_from_controls(gate: str, where: str, stage: int, block_index: int | Non
     return Intervention.parse(f"{place}:{gate}={how}").spec
 
 
-def top5_markdown(result: ModelResult, titles: dict[int, str] | None = None) -> str:
+def top5_markdown(result: ModelResult) -> str:
     """The intervened top-5 beside the original's, and how the explained class's probability moved."""
     if result.intervention_notes and not result.interventions:
         return "\n".join(f"_{note}_" for note in result.intervention_notes.values())

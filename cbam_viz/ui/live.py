@@ -114,7 +114,7 @@ class LiveResult:
     image: Image.Image
     top1: dict[str, tuple[str, float]]
     peaks: dict[str, tuple[float, float]]  # arch -> (x, y) of the CAM's maximum, as shares of the frame (0-1)
-    frame_id: int | None = None
+    picture: Image.Image  # the frame as analysed (``LIVE_SIDE``): what Freeze sends to the full analysis
 
 
 def frame_picture(frame: np.ndarray | Image.Image) -> Image.Image:
@@ -176,7 +176,7 @@ def frame_row(
         if block is not None:
             spatial = render.overlay(picture, result.spatial_attention[block], view, cmap=cmap, alpha=alpha)
             tiles.append((f"{ARCH_TITLES[arch]}: where", f"spatial attention, {block}", spatial))
-    return LiveResult(render.captioned_row(tiles), top1, peaks)
+    return LiveResult(render.captioned_row(tiles), top1, peaks, picture)
 
 
 def status_line(result: LiveResult, fps: float) -> str:

@@ -162,7 +162,7 @@ def picture_with_box(analysis: Analysis, box: Sequence[float] | None, corner: Se
     return picture
 
 
-def example_mask(analysis: Analysis, picture: Image.Image, name: str, seed: int, size: int) -> np.ndarray | None:
+def example_mask(picture: Image.Image, name: str, seed: int, size: int) -> np.ndarray | None:
     """The true mask of a gallery shape (its file is named after its class), when the picture is that example."""
     if name not in shapes.CLASSES or picture.size != (size, size):
         return None
