@@ -367,7 +367,7 @@ def intervention_spec(gate: str, where: str, stage: int, block: int | None, how:
     return intervene_view.spec_from_controls(gate, where, stage, block, how, k)
 
 
-@one_line_errors(toast=False)
+@one_line_errors  # shown as a toast: this section has no note of its own under the picture
 def run_intervention(
     engine: Engine,
     image: str | bytes | None,
