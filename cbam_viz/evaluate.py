@@ -18,6 +18,7 @@ from cbam_viz.metrics import energy_inside, pointing_hit
 from cbam_viz.resnet import ARCHS
 from cbam_viz.shapes import CLASSES, render_sample
 from cbam_viz.shapes_reference import render_reference
+from cbam_viz.vocab import STAGES
 
 HELDOUT_SEED = 20_261_121  # never used by training (train seed 1, validation seed 2)
 REFERENCE_SEED = 31_337
@@ -50,7 +51,7 @@ def evaluate(
     the value a map that ignores the object would get)."""
     correct = dict.fromkeys(archs, 0)
     hits = dict.fromkeys(archs, 0)
-    energy: dict[int, list[float]] = {stage: [] for stage in range(1, 5)}
+    energy: dict[int, list[float]] = {stage: [] for stage in STAGES}
     area: list[float] = []
     for index in tqdm(range(count), desc="evaluate", unit="img", disable=not progress):
         pixels, label, mask = sample(index)
@@ -62,7 +63,7 @@ def evaluate(
             if localisation:
                 hits[arch] += int(pointing_hit(map_to_image(model.cam, result.view, size), mask))
             if localisation and model.spatial_attention:
-                for stage in range(1, 5):
+                for stage in STAGES:
                     blocks = [m for name, m in model.spatial_attention.items() if name.startswith(f"layer{stage}.")]
                     on_image = [map_to_image(m, result.view, size) for m in blocks]
                     energy[stage].append(float(np.mean([energy_inside(m, mask) for m in on_image])))
