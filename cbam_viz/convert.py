@@ -105,12 +105,20 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             f"({reason.strip()[:160]}): re-save its state_dict, or convert it where you trust it"
         ) from error
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, SafetensorError, OSError) as error:
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        raise WeightsError(
-            f"cannot read {path.name}: the file is truncated or not a checkpoint ({first}); download it again"
-        ) from error
+        raise WeightsError(_unreadable(path, error)) from error
+    except Exception as error:  # junk bytes reach torch's unpickler as anything (KeyError, IndexError, struct.error)
+        raise WeightsError(_unreadable(path, error, with_type=True)) from error
     tensors, ignored = _unwrap(loaded, path.name)
     return Checkpoint(tensors, {}, container, path.name, ignored)
+
+
+def _unreadable(path: Path, error: BaseException, *, with_type: bool = False) -> str:
+    """One line for a file that is no checkpoint; the reader's own exception type is named when it says more."""
+    text = str(error).strip()
+    first = text.splitlines()[0][:160] if text else ""
+    if with_type or not first:
+        first = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return f"cannot read {path.name}: the file is truncated or not a checkpoint ({first}); download it again"
 
 
 def _is_safetensors(path: Path) -> bool:

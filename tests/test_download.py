@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import io
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -339,6 +340,70 @@ def test_a_host_that_fails_once_then_works(host: Host, checkpoint_bytes: bytes, 
     download.download_entry(_entry(Source(f"{host.base}/flaky.pth", "torchvision")), tmp_path, progress=False)
     assert [path for path, _ in host.log] == ["/flaky.pth", "/flaky.pth"]
     assert (tmp_path / "imagenet" / "flaky.pth").read_bytes() == checkpoint_bytes
+
+
+def _junk_zip() -> bytes:
+    """A zip like pytorchcv's release, but holding junk: torch reads it as an archive and fails inside."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("weights.pth", b"junk")
+    return buffer.getvalue()
+
+
+def _lone_tensor() -> bytes:
+    buffer = io.BytesIO()
+    torch.save(torch.zeros(3), buffer)
+    return buffer.getvalue()
+
+
+JUNK = {  # bytes a host may serve instead of a checkpoint; the first three made torch raise KeyError/IndexError/...
+    "text": b"junk\n",
+    "random bytes": random.Random(2).randbytes(18),
+    "zip of junk": _junk_zip(),
+    "zeros": b"\0" * 16,
+    "bad safetensors header": (5).to_bytes(8, "little") + b"{abc}xyz",
+    "a lone tensor": _lone_tensor(),
+}
+
+
+@pytest.mark.parametrize("kind", list(JUNK))
+def test_junk_from_a_host_is_deleted_and_the_next_source_tried(
+    kind: str, host: Host, checkpoint_bytes: bytes, tmp_path: Path
+) -> None:
+    host.files["/junk.pth"] = JUNK[kind]
+    host.files["/right.pth"] = checkpoint_bytes
+    entry = _entry(Source(f"{host.base}/junk.pth", "torchvision"), Source(f"{host.base}/right.pth", "torchvision"))
+    download.download_entry(entry, tmp_path, progress=False, timeout=5)
+    assert [path for path, _ in host.log] == ["/junk.pth", "/right.pth"]
+    assert _files(tmp_path) == [
+        "imagenet/SHA256SUMS",
+        "imagenet/origins.json",
+        "imagenet/resnet50.test.safetensors",
+        "imagenet/right.pth",
+    ]
+    assert list(read_sums(tmp_path)) == ["right.pth"]
+
+
+def test_junk_from_every_source_is_one_line_through_the_cli_and_leaves_nothing(
+    host: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for number, data in enumerate(JUNK.values()):
+        host.files[f"/junk{number}.pth"] = data
+    entry = _entry(*(Source(f"{host.base}/junk{number}.pth", "torchvision") for number in range(len(JUNK))))
+    monkeypatch.setitem(ENTRIES, entry.name, entry)
+    with pytest.raises(WeightsError) as raised:
+        download.download_entry(entry, tmp_path, progress=False, timeout=5)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith("could not download resnet50.test (127.0.0.1: not a resnet50")
+    assert message.count("not a resnet50 checkpoint in torchvision layout, deleted (") == len(JUNK)
+    assert [path for path, _ in host.log] == [f"/junk{number}.pth" for number in range(len(JUNK))]
+    assert _files(tmp_path) == []
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.weights_cli",))
+    code = cli.main(["weights", "download", entry.name, "--weights-dir", str(tmp_path), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith("error: could not download resnet50.test (")
+    assert _files(tmp_path) == []
 
 
 # -------------------------------------------------------------------------------------------- resume and timeouts
