@@ -4,10 +4,13 @@ Contenders, timed in interleaved rounds so background load hits them equally, me
 
 * floor: a bare forward of the same three models, no hooks, no grad, no rendering;
 * analyze: ``cbam_viz.analysis.analyze`` (decode, preprocess, one hooked pass per model, CAM, attention, agreement);
-* panels: what the app draws after each analysis (``app_panels``): per model a CAM overlay with its colour bar,
-  CBAM's spatial grid (last block of each stage), the channel plot of the analysed stage for SE and CBAM. Each round
-  redraws the same analysis, so labels and colour bars come from render's caches; "panels, cold caches" clears them
-  first, as for a picture whose numbers were never printed before (block names and titles would still recur);
+* panels: what the page draws after each analysis (``app_panels``, the app's own
+  ``cbam_viz.ui.panels.render_all`` with the default display settings, for the rows shown while the drill-down, gate
+  and check sections are closed, as they are when the page opens): per model the header, the top-5, the CAM overlay
+  with its colour bar, CBAM's spatial grid (last block of each stage), the channel plot of the analysed stage for SE
+  and CBAM, the numbers; the agreement table. Each round redraws the same analysis, so labels and colour bars come
+  from render's caches; "panels, cold caches" clears them first, as for a picture whose numbers were never printed
+  before (block names and titles would still recur);
 * analyze + panels: the sum;
 * usual way: per model a grad-cam ``GradCAM`` object in a ``with`` block (trainable parameters, so its backward runs
   through the whole network), a second forward with hooks to collect the attention maps, and a pyplot figure.
@@ -44,7 +47,7 @@ sys.path.insert(0, str(REPO))
 from cbam_viz import analysis, render  # noqa: E402
 from cbam_viz.attention import channel_gates, spatial_gates  # noqa: E402
 from cbam_viz.demo_metadata import write_demo_metadata  # noqa: E402
-from cbam_viz.imaging import display_image, prepare_input  # noqa: E402
+from cbam_viz.imaging import prepare_input  # noqa: E402
 from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet  # noqa: E402
 from cbam_viz.shapes import CLASSES, render_sample  # noqa: E402
 from cbam_viz.train import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
@@ -75,28 +78,14 @@ def write_random_set(root: Path, config: ArchConfig, classes: list[str], preproc
     return root
 
 
-def app_panels(result: analysis.Analysis) -> list[Image.Image]:
-    """Exactly what the app draws after an analysis (``cbam_viz.webapp``'s cam, spatial and channel panels, default
-    display settings): per model the CAM overlay and its colour bar; CBAM's spatial grid (last block of each stage);
-    the channel plot of the analysed stage for SE and CBAM."""
-    base = display_image(result.image, 512)
-    results = list(result.models.values())
-    limits = render.colour_limits([r.cam for r in results], False)
-    pictures = []
-    for model, (low, high) in zip(results, limits, strict=True):
-        view = result.view_for(model)
-        picture = render.overlay(base, model.cam, view, cmap="jet", alpha=0.5, vmin=low, vmax=high)
-        pictures.append(picture)
-        pictures.append(render.colorbar_image("jet", low, high, width=picture.width, label="CAM value"))
-        if model.spatial_attention:
-            pictures.append(
-                render.spatial_attention_grid(
-                    model.spatial_attention, view, result.image, stage=None, tile=220, columns=2
-                )
-            )
-        if model.channel_attention:
-            pictures.append(render.channel_attention_plot(model.channel_attention, result.stage, width_px=720))
-    return pictures
+def app_panels(result: analysis.Analysis) -> dict[str, dict]:
+    """Exactly what the page draws after an analysis: ``render_all`` for the analysis event, default display
+    settings, the rows outside the closed sections (the drill-down, the gate and the checks redraw only while open).
+    Imported here, not at the top, so the peak-RSS child does not load Gradio."""
+    from cbam_viz.ui import panels
+
+    shown = tuple(panels.panels_in("main"))
+    return panels.render_all(result, panels.Display(), "analysis", shown)
 
 
 def usual_way(models: dict[str, torch.nn.Module], x: torch.Tensor, picture: Image.Image) -> bytes:
