@@ -39,6 +39,7 @@ import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from cbam_viz.errors import ImageError
+from cbam_viz.language import text
 from cbam_viz.vocab import VIEWS
 
 if TYPE_CHECKING:
@@ -110,10 +111,10 @@ def decode_image(
     if Image.MAX_IMAGE_PIXELS:  # above Pillow's own limit its readers warn or refuse: never decode such an image
         max_pixels = min(max_pixels, int(Image.MAX_IMAGE_PIXELS))
     if isinstance(source, Image.Image):
-        return _decode_opened(source, label=name or "the image", max_pixels=max_pixels, owned=False)
+        return _decode_opened(source, label=name or text("image.the_image"), max_pixels=max_pixels, owned=False)
     data, label = _read_source(source, max_file_bytes, name)
     if not data:
-        raise ImageError(f"{label} is empty (0 bytes): use a {FORMATS_IN_WORDS} image")
+        raise ImageError(text("image.empty", label=label, formats=FORMATS_IN_WORDS))
     more_frames = _check_structure(data, label, max_pixels)  # before Pillow parses anything
     try:
         with warnings.catch_warnings():
@@ -126,36 +127,31 @@ def decode_image(
         size = _header_size(data)
         if size is not None:
             _refuse_huge(*size, label=label, max_pixels=max_pixels)
-        raise ImageError(
-            f"{label} is too large to decode safely (the limit is {max_pixels / 1e6:g} megapixels)"
-        ) from exc
+        raise ImageError(text("image.too_large_to_decode", label=label, limit=f"{max_pixels / 1e6:g}")) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(_unreadable_message(data, label)) from exc
     except ValueError as exc:
         raise ImageError(_damaged_message(exc, label)) from exc
     except (OSError, SyntaxError, EOFError) as exc:
-        raise ImageError(f"{label} is damaged ({_short(exc)}); re-export or re-download it") from exc
+        raise ImageError(text("image.damaged", label=label, detail=_short(exc))) from exc
     # The data is in memory, so there is no file handle to close; the image stays usable after return.
     return _decode_opened(opened, label=label, max_pixels=max_pixels, owned=True, more_frames=more_frames)
 
 
 def _damaged_message(exc: BaseException, label: str) -> str:
     if "MAX_TEXT" in str(exc):  # Pillow's caps on compressed PNG text (zTXt/iTXt/iCCP): a zlib bomb in metadata
-        return f"{label} carries more compressed text than is safe to unpack; re-export it without metadata"
-    return f"{label} is damaged ({_short(exc)}); re-export or re-download it"
+        return text("image.text_bomb", label=label)
+    return text("image.damaged", label=label, detail=_short(exc))
 
 
 def _too_large(label: str, size: str, max_file_bytes: int) -> ImageError:
-    return ImageError(
-        f"{label} is too large: {size} MB (the limit is {max_file_bytes / 1e6:g} MB); "
-        "save it at a smaller size or stronger compression"
-    )
+    return ImageError(text("image.too_large_file", label=label, size=size, limit=f"{max_file_bytes / 1e6:g}"))
 
 
 def _read_source(source: object, max_file_bytes: int, name: str | None) -> tuple[bytes, str]:
     """The source's bytes and how to call it, refusing more than ``max_file_bytes`` (a huge file is never read)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        label = name or "the image"
+        label = name or text("image.the_image")
         if len(source) > max_file_bytes:
             raise _too_large(label, f"{len(source) / 1e6:.1f}", max_file_bytes)
         return bytes(source), label
@@ -174,10 +170,10 @@ def _read_source(source: object, max_file_bytes: int, name: str | None) -> tuple
         except OSError as exc:
             raise ImageError(f"cannot read {path}: {exc.strerror or exc}; check its permissions") from exc
     if hasattr(source, "read"):
-        label = name or Path(str(getattr(source, "name", ""))).name or "the image"
+        label = name or Path(str(getattr(source, "name", ""))).name or text("image.the_image")
         data = source.read(max_file_bytes + 1)
         if len(data) > max_file_bytes:
-            raise _too_large(label, f"more than {max_file_bytes / 1e6:g}", max_file_bytes)
+            raise _too_large(label, text("image.more_than", limit=f"{max_file_bytes / 1e6:g}"), max_file_bytes)
         return data, label
     raise TypeError(f"decode_image takes a path, bytes, a binary file or a PIL image, not {type(source).__name__}")
 
@@ -185,8 +181,8 @@ def _read_source(source: object, max_file_bytes: int, name: str | None) -> tuple
 def _unreadable_message(data: bytes, label: str) -> str:
     for offset, magic, what in _SIGNATURES:
         if data[offset : offset + len(magic)] == magic:
-            return f"{label} is {what}, which is not accepted: export it as {FORMATS_IN_WORDS}"
-    return f"not an image we can read: {label}. Use {FORMATS_IN_WORDS}"
+            return text("image.not_accepted", label=label, what=what, formats=FORMATS_IN_WORDS)
+    return text("image.unreadable", label=label, formats=FORMATS_IN_WORDS)
 
 
 def _short(exc: BaseException) -> str:
@@ -196,27 +192,24 @@ def _short(exc: BaseException) -> str:
 
 def _refuse_huge(width: int, height: int, *, label: str, max_pixels: int) -> None:
     """The "too large" half of ``check_size``, for sizes read from a header: the real size, in the message."""
-    size = f"{width}x{height} pixels"
+    size = text("image.pixels", width=width, height=height)
     if width * height > max_pixels:
-        raise ImageError(
-            f"{label} is too large: {size} ({width * height / 1e6:.1f} megapixels, the limit is {max_pixels / 1e6:g}); "
-            "resize it first"
-        )
+        megapixels, limit = f"{width * height / 1e6:.1f}", f"{max_pixels / 1e6:g}"
+        raise ImageError(text("image.too_many_pixels", label=label, size=size, megapixels=megapixels, limit=limit))
     if max(width, height) > MAX_SIDE:
-        raise ImageError(f"{label} is too large: {size} (the longest side may be at most {MAX_SIDE}); resize it first")
+        raise ImageError(text("image.too_long_side", label=label, size=size, limit=MAX_SIDE))
 
 
-def check_size(width: int, height: int, *, label: str = "the image", max_pixels: int = MAX_PIXELS) -> None:
+def check_size(width: int, height: int, *, label: str | None = None, max_pixels: int = MAX_PIXELS) -> None:
     """Reject sizes no analysis can use, from the header alone (before any pixel is decoded)."""
+    label = label or text("image.the_image")
     _refuse_huge(width, height, label=label, max_pixels=max_pixels)
-    size = f"{width}x{height} pixels"
+    size = text("image.pixels", width=width, height=height)
     if min(width, height) < MIN_SIDE:
-        raise ImageError(f"{label} is too small: {size} (min {MIN_SIDE}x{MIN_SIDE}); use a larger picture")
+        raise ImageError(text("image.too_small", label=label, size=size, limit=MIN_SIDE))
     if max(width, height) > MAX_ASPECT * min(width, height):
-        ratio = max(width, height) / min(width, height)
-        raise ImageError(
-            f"{label} is too elongated: {size} ({ratio:.0f}:1, at most {MAX_ASPECT:g}:1); crop it to the subject first"
-        )
+        ratio = f"{max(width, height) / min(width, height):.0f}"
+        raise ImageError(text("image.too_elongated", label=label, size=size, ratio=ratio, limit=f"{MAX_ASPECT:g}"))
 
 
 def _decode_opened(
@@ -225,7 +218,7 @@ def _decode_opened(
     """Check, load, orient and convert an opened image. ``owned``: the image may be changed in place.
     ``more_frames``: whether a second frame exists, when a header scan already found out."""
     if image.format is not None and image.format not in _OPENED_FORMATS:
-        raise ImageError(f"{label} is a {image.format} image, which is not accepted: export it as {FORMATS_IN_WORDS}")
+        raise ImageError(text("image.format_not_accepted", label=label, format=image.format, formats=FORMATS_IN_WORDS))
     check_size(*image.size, label=label, max_pixels=max_pixels)
     notes = list(decode_notes(image))  # a picture decoded before keeps what was done to it
     file_format = image.format
@@ -238,13 +231,13 @@ def _decode_opened(
         if image.getexif().get(0x0112, 1) in range(2, 9):
             image = ImageOps.exif_transpose(image)
         if orientation in range(2, 9):
-            notes.append(f"turned upright (EXIF orientation {orientation})")
+            notes.append(text("note.upright", orientation=orientation))
     except OSError as exc:
-        raise ImageError(f"{label} is truncated or damaged ({_short(exc)}); re-export or re-download it") from exc
+        raise ImageError(text("image.truncated", label=label, detail=_short(exc))) from exc
     except Exception as exc:  # broad on purpose: only Pillow's parsers of untrusted bytes run in this block
         raise ImageError(_damaged_message(exc, label)) from exc
     if more_frames:
-        notes.append("first page used" if file_format == "TIFF" else "first frame used")
+        notes.append(text("note.first_page" if file_format == "TIFF" else "note.first_frame"))
     rgb = to_rgb(image, notes, label=label)
     if rgb is image and not owned:
         rgb = image.copy()  # never hand back (and later mutate) the caller's own object
@@ -262,7 +255,7 @@ def _has_second_frame(image: Image.Image) -> bool:
     return bool(getattr(image, "is_animated", False))
 
 
-def to_rgb(image: Image.Image, notes: list[str] | None = None, *, label: str = "the image") -> Image.Image:
+def to_rgb(image: Image.Image, notes: list[str] | None = None, *, label: str | None = None) -> Image.Image:
     """8-bit RGB from any Pillow mode: 16-bit and float data scaled, palettes expanded, alpha composited on white,
     colour profiles converted to sRGB. Appends what it did to ``notes``. Each step is one pass over the pixels in C
     (or a lookup table), so that a 50-megapixel picture converts well within the decoding time budget."""
@@ -280,20 +273,18 @@ def to_rgb(image: Image.Image, notes: list[str] | None = None, *, label: str = "
         rgba = image if image.mode == "RGBA" else image.convert("RGBA")  # converting to its own mode is a copy
         if rgba.getchannel("A").getextrema()[0] == 255:
             return rgba.convert("RGB")
-        notes.append("transparent areas shown on white")
+        notes.append(text("note.transparent"))
         flat = Image.new("RGB", rgba.size, _WHITE)
         flat.paste(rgba, mask=rgba)  # the picture is its own mask: no RGB copy and no alpha copy in between
         return flat
     if image.mode == "RGB":
         return image
     if image.mode == "CMYK":
-        notes.append("CMYK converted without a colour profile: colours are approximate")
+        notes.append(text("note.cmyk"))
     try:
         return image.convert("RGB")
     except ValueError as exc:
-        raise ImageError(
-            f"{label} uses the colour mode {image.mode}, which cannot be shown as RGB; re-export it as 8-bit RGB"
-        ) from exc
+        raise ImageError(text("image.colour_mode", label=label, mode=image.mode)) from exc
 
 
 def _flatten_palette(image: Image.Image, notes: list[str]) -> Image.Image:
@@ -309,7 +300,7 @@ def _flatten_palette(image: Image.Image, notes: list[str]) -> Image.Image:
         alpha[: len(transparency[:256])] = list(transparency[:256])
     used = image.histogram()
     if any(count and alpha[index] < 255 for index, count in enumerate(used[:256])):
-        notes.append("transparent areas shown on white")
+        notes.append(text("note.transparent"))
     flat = [
         (channel * alpha[index] + 255 * (255 - alpha[index]) + 127) // 255
         for index in range(256)
@@ -328,17 +319,17 @@ def _scale_to_8bit(image: Image.Image, notes: list[str]) -> Image.Image:
         wide = image if image.mode == "I" else image.convert("I")
         low, high = wide.getextrema()
         if low >= 0 and high <= 65535:
-            notes.append("16-bit image scaled to 8 bit")
+            notes.append(text("note.sixteen_bit"))
             return wide.point(_SIXTEEN_TO_EIGHT, "L")
     values = np.asarray(image)
     low, high = (values.min().item(), values.max().item()) if values.size else (0, 0)
     if image.mode == "F" and low >= 0.0 and high <= 1.0:
         scaled = np.rint(values * 255.0)
-        notes.append("floating-point image scaled from 0..1 to 8 bit")
+        notes.append(text("note.float"))
     else:
         span = high - low if high > low else 1.0
         scaled = np.rint((values.astype(np.float64) - low) * (255.0 / span))
-        notes.append(f"{image.mode} image stretched from its range {low:g}..{high:g} to 8 bit")
+        notes.append(text("note.stretched", mode=image.mode, low=f"{low:g}", high=f"{high:g}"))
     return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), mode="L")
 
 
@@ -359,9 +350,9 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
         converted = ImageCms.profileToProfile(image, profile, ImageCms.createProfile("sRGB"), outputMode=out_mode)
     except (ImageCms.PyCMSError, OSError, ValueError) as exc:
         LOGGER.warning("ignoring an unusable embedded colour profile: %s", _short(exc))
-        notes.append("embedded colour profile unusable: colours taken as sRGB")
+        notes.append(text("note.profile_unusable"))
         return image
-    notes.append("colour profile converted to sRGB")
+    notes.append(text("note.profile_converted"))
     return converted
 
 
@@ -392,7 +383,7 @@ def _check_structure(data: bytes, label: str, max_pixels: int) -> bool | None:
 
 
 def _too_slow(label: str, what: str) -> ImageError:
-    return ImageError(f"{label} is built to be slow to decode ({what}); re-export it")
+    return ImageError(text("image.too_slow", label=label, what=what))
 
 
 def _scan_png(data: bytes, label: str, max_pixels: int) -> bool | None:
@@ -422,10 +413,8 @@ def _refuse_deep(width: int, height: int, bits_per_pixel: int, label: str) -> No
     """Refuse more than ``MAX_RAW_BYTES`` of stored pixel data (16-bit colour at 50 MP takes Pillow seconds)."""
     raw = width * height * bits_per_pixel // 8
     if raw > MAX_RAW_BYTES:
-        raise ImageError(
-            f"{label} is too large: {width}x{height} pixels at {bits_per_pixel} bits each, {raw / 1e6:.0f} MB of "
-            f"pixel data (the limit is {MAX_RAW_BYTES / 1e6:g} MB); save it with 8 bits per channel or smaller"
-        )
+        values = {"width": width, "height": height, "bits": bits_per_pixel, "megabytes": f"{raw / 1e6:.0f}"}
+        raise ImageError(text("image.too_deep", label=label, limit=f"{MAX_RAW_BYTES / 1e6:g}", **values))
 
 
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # frame headers (DHT, JPG and DAC share the range)
@@ -628,12 +617,9 @@ def plan_view(size: tuple[int, int], preprocess: Preprocess, mode: str = "whole"
         if max(width, height) * scale > cap:
             scale = cap / max(width, height)
         input_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        note = f"The model saw the whole picture, resized to {input_size[0]}x{input_size[1]} pixels."
+        note = text("view.note.whole", width=input_size[0], height=input_size[1])
         if min(input_size) < target:
-            note = (
-                f"The model saw the whole picture, resized to {input_size[0]}x{input_size[1]} pixels (the longer "
-                f"side is capped at {cap}, so the shorter side is below the usual {target})."
-            )
+            note = text("view.note.whole_capped", width=input_size[0], height=input_size[1], cap=cap, target=target)
         return ModelView("whole", input_size, (0.0, 0.0, 1.0, 1.0), note)
     resize = preprocess.resize
     crop = min(preprocess.crop or resize, resize)
@@ -645,13 +631,10 @@ def plan_view(size: tuple[int, int], preprocess: Preprocess, mode: str = "whole"
     left = int(round((resized[0] - crop) / 2.0))
     top = int(round((resized[1] - crop) / 2.0))
     box = (left / resized[0], top / resized[1], (left + crop) / resized[0], (top + crop) / resized[1])
-    protocol = "the weights' evaluation protocol" if preprocess.crop else "a square like the training pictures"
-    note = (
-        f"The picture was resized to {resized[0]}x{resized[1]} and the model saw its centre {crop}x{crop} crop "
-        f"({protocol}); the greyed border was not seen."
-    )
+    protocol = text("view.note.protocol" if preprocess.crop else "view.note.square")
+    note = text("view.note.crop", width=resized[0], height=resized[1], crop=crop, protocol=protocol)
     if box == (0.0, 0.0, 1.0, 1.0):
-        note = f"The model saw the whole picture resized to {crop}x{crop} (the centre crop covers all of it)."
+        note = text("view.note.crop_all", crop=crop)
     return ModelView("crop", (crop, crop), box, note)
 
 

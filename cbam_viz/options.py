@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cbam_viz.errors import CbamVizError
+from cbam_viz.language import LANGUAGES, catalogue
 from cbam_viz.vocab import (
     ARCH_ORDER,
     ARCH_TITLES,
     CAM_METHODS,
     MAX_CLASS_NAME,
     STAGES,
-    TARGET_MODE_LABELS,
     TARGET_MODES,
     VIEWS,
     quote,
@@ -135,8 +135,8 @@ def target_mode_value(mode: Any) -> str:
     """The stable target mode (``top1`` | ``shared``) from its value or its label on the page."""
     if mode in TARGET_MODES:
         return mode
-    for value, label in TARGET_MODE_LABELS.items():
-        if mode == label:
+    for value in TARGET_MODES:  # the page's label in any language
+        if any(mode == catalogue(code)[f"target_mode.{value}"] for code in LANGUAGES):
             return value
     raise CbamVizError(f"unknown target mode {quote(mode)}: choose top1 (each model's top-1) or shared (one class)")
 

@@ -68,12 +68,10 @@ def all_blocks() -> list[str]:
 # --------------------------------------------------------------------------------------------------------- views
 
 VIEWS: tuple[str, ...] = ("whole", "crop")
-VIEW_LABELS: dict[str, str] = {"whole": "Whole image", "crop": "Centre crop (as evaluated)"}
 
 # ------------------------------------------------------------------------------------------------ target modes
 
 TARGET_MODES: tuple[str, ...] = ("top1", "shared")  # stable API values
-TARGET_MODE_LABELS: dict[str, str] = {"top1": "Each model's top-1", "shared": "One class for all models"}
 MAX_CLASS_NAME = 200  # characters: a class name longer than this is refused before any lookup
 
 # --------------------------------------------------------------------------------------------------- CAM methods
@@ -81,74 +79,24 @@ MAX_CLASS_NAME = 200  # characters: a class name longer than this is refused bef
 
 @dataclass(frozen=True)
 class CamMethod:
-    """One CAM method: the grad-cam class that computes it, its label, and one line on what it does."""
+    """One CAM method: the grad-cam class that computes it and its label (its one-line note is in the catalogues)."""
 
     name: str  # stable value used by the API, the CLI and the JSON
     label: str
     grad_cam_class: str  # attribute of the ``pytorch_grad_cam`` package
-    note: str  # one line for the page, Markdown with $...$ maths
     class_dependent: bool = True  # False: the map is the same whatever class is explained (EigenCAM)
 
-
-_SAME_AT_LAST_STAGE = (
-    " At the last stage of a ResNet the class score is a plain average of the stage's output, so the gradient is "
-    "the same at every position and Grad-CAM, HiResCAM and XGrad-CAM give the same map there."
-)
 
 CAM_METHODS: dict[str, CamMethod] = {
     method.name: method
     for method in (
-        CamMethod(
-            "gradcam",
-            "Grad-CAM",
-            "GradCAM",
-            "Grad-CAM: channel weights are the mean of the gradients, $\\alpha_k = \\frac{1}{Z}\\sum_{ij} "
-            "\\partial y / \\partial A^k_{ij}$." + _SAME_AT_LAST_STAGE,
-        ),
-        CamMethod(
-            "gradcam++",
-            "Grad-CAM++",
-            "GradCAMPlusPlus",
-            "Grad-CAM++: like Grad-CAM, but weights positive gradients pixel by pixel, which helps when the class "
-            "appears several times.",
-        ),
-        CamMethod(
-            "hirescam",
-            "HiResCAM",
-            "HiResCAM",
-            "HiResCAM: multiplies gradients and activations element-wise before summing, "
-            "$L = \\mathrm{ReLU}(\\sum_k \\partial y/\\partial A^k \\odot A^k)$, so the map follows exactly what the "
-            "score used." + _SAME_AT_LAST_STAGE,
-        ),
-        CamMethod(
-            "xgradcam",
-            "XGrad-CAM",
-            "XGradCAM",
-            "XGrad-CAM: gradients weighted by the normalised activations, chosen so the map satisfies two "
-            "sensitivity axioms." + _SAME_AT_LAST_STAGE,
-        ),
-        CamMethod(
-            "layercam",
-            "LayerCAM",
-            "LayerCAM",
-            "LayerCAM: keeps only positive gradients, pixel by pixel, $L = \\mathrm{ReLU}(\\sum_k "
-            "\\mathrm{ReLU}(\\partial y/\\partial A^k) \\odot A^k)$; sharper on early stages.",
-        ),
-        CamMethod(
-            "eigencam",
-            "EigenCAM",
-            "EigenCAM",
-            "EigenCAM: the first principal component of the feature maps; it uses no gradient and does not depend "
-            "on the chosen class.",
-            class_dependent=False,
-        ),
-        CamMethod(
-            "scorecam",
-            "Score-CAM",
-            "ScoreCAM",
-            "Score-CAM: masks the image with each feature map and weights the maps by the class score they keep; "
-            "no gradient, but one forward pass per channel (slow on a CPU).",
-        ),
+        CamMethod("gradcam", "Grad-CAM", "GradCAM"),
+        CamMethod("gradcam++", "Grad-CAM++", "GradCAMPlusPlus"),
+        CamMethod("hirescam", "HiResCAM", "HiResCAM"),
+        CamMethod("xgradcam", "XGrad-CAM", "XGradCAM"),
+        CamMethod("layercam", "LayerCAM", "LayerCAM"),
+        CamMethod("eigencam", "EigenCAM", "EigenCAM", class_dependent=False),
+        CamMethod("scorecam", "Score-CAM", "ScoreCAM"),
     )
 }
 

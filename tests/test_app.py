@@ -22,7 +22,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from cbam_viz import explain, shapes
+from cbam_viz import explain, language, shapes
 from cbam_viz.analysis import ARCH_ORDER, analyze
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import MAX_FILE_BYTES
@@ -373,8 +373,11 @@ def test_nothing_to_render_before_an_analysis() -> None:
         panels.Display.checked("jet", 1.5, False)
 
 
-def test_a_new_panel_is_one_object(demo_weights: Path, tmp_path: Path) -> None:
-    """The README's recipe: one Panel and its render function, and the page shows it for every model."""
+def test_a_new_panel_is_one_object(demo_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's recipe: one Panel, its render function and its heading in each language's catalogue, and the
+    page shows it for every model."""
+    for code, heading in (("en", "Mean of the CAM"), ("zh", "CAM 的平均值")):
+        monkeypatch.setitem(language.catalogue(code), "heading.mean_cam", heading)
 
     def render_mean_cam(analysis, display):
         return {
@@ -382,7 +385,7 @@ def test_a_new_panel_is_one_object(demo_weights: Path, tmp_path: Path) -> None:
             for arch, result in analysis.models.items()
         }
 
-    dummy = panels.Panel("mean_cam", "Mean of the CAM", None, "markdown", render_mean_cam, panels.ON_ANALYSIS)
+    dummy = panels.Panel("mean_cam", "heading.mean_cam", None, "markdown", render_mean_cam, panels.ON_ANALYSIS)
     with launched_app(demo_weights, panel_set=(*panels.PANELS, dummy)) as (url, _, demo):
         component_ids = {block.elem_id for block in demo.blocks.values()}
         assert {f"mean_cam-{arch}" for arch in ARCH_ORDER} <= component_ids
@@ -448,10 +451,15 @@ def test_examples_are_held_out_shapes_and_credited_photos(tmp_path: Path) -> Non
     first = np.asarray(Image.open(shape_items[0][0]))
     assert first.shape == (gallery.EXAMPLE_SIZE, gallery.EXAMPLE_SIZE, 3)
     assert np.array_equal(first, shapes.render_sample(gallery.EXAMPLE_SEED, 0, gallery.EXAMPLE_SIZE, label=0).image)
-    assert [Path(path).name for path, _ in photo_items] == [name for name, _, _ in gallery.PHOTOS]
+    assert [Path(path).name for path, _ in photo_items] == [name for name, _ in gallery.PHOTOS]
     assert Image.open(photo_items[0][0]).size == (451, 300)
-    assert "CC0" in gallery.PHOTO_ATTRIBUTION and "public domain" in gallery.PHOTO_ATTRIBUTION
-    assert "Chelsea the cat (Stefan van der Walt, CC0)" in gallery.credits_markdown(galleries)
+    credits = gallery.credits_markdown(galleries)
+    assert "CC0" in credits and "public domain" in credits
+    assert "Chelsea the cat (Stefan van der Walt, CC0)" in credits
+    assert gallery.items_for(galleries, False)[0][1] == "Chelsea the cat"
+    with language.using("zh"):
+        assert gallery.items_for(galleries, True)[0][1] == language.text("shape.circle") != "circle"
+        assert "Stefan van der Walt, CC0" in gallery.credits_markdown(galleries)
     assert "scikit-image" not in gallery.credits_markdown({gallery.SHAPE_GALLERY: shape_items})
     assert gallery.write_examples([], tmp_path) == {}
 
@@ -501,7 +509,7 @@ def test_weights_choices_say_what_is_ready(engine: Engine) -> None:
     update, status, _ = handlers.target_choices(engine, "paper")
     assert update["choices"] == [] and status.startswith("⚠️") and "download" in status
     update, status, gallery_update = handlers.target_choices(engine, "auto")
-    assert update["choices"] == list(shapes.CLASSES) and "10 classes" in status
+    assert update["choices"] == [(name, name) for name in shapes.CLASSES] and "10 classes" in status
     with pytest.raises(CbamVizError, match="unknown weights set"):
         engine.resolve("/etc/passwd")  # visitors pick sets; server paths are not theirs to load
     assert [caption for _, caption in gallery_update["value"]] == list(shapes.CLASSES)  # the gallery follows them

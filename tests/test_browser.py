@@ -18,6 +18,7 @@ from test_app import launched_app, shape_file, write_random_demo
 
 from cbam_viz import shapes
 from cbam_viz.analysis import ARCH_ORDER
+from cbam_viz.language import catalogue
 from cbam_viz.weights import WEIGHTS_DIR, demo_available
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -553,5 +554,63 @@ def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
                 page.evaluate("document.querySelector('#cam-resnet50-caption').scrollIntoView({block: 'start'})")
                 page.wait_for_timeout(300)
                 page.screenshot(path=os.environ["CBAM_VIZ_PRESENTER_SCREENSHOT"])
+        finally:
+            browser.close()
+
+
+def _fixed_words(template: str) -> str:
+    """The longest run of fixed words in a catalogue text (between its fields, without Markdown's stars)."""
+    runs = [run.split("}", 1)[-1].replace("*", "").strip() for run in template.split("{")]
+    return max(runs, key=len)
+
+
+def test_the_page_speaks_the_browsers_language_and_switches(weights_dir: Path, tmp_path: Path) -> None:
+    """A browser set to Chinese gets the page in Chinese: labels, headings, explanations (their equations the same
+    as in English), the banner, the results line, the demo shapes' names and an error; the switch turns the page
+    to English at once, results included. ``CBAM_VIZ_CHINESE_SCREENSHOT`` saves a screenshot of the Chinese page."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    zh, en = catalogue("zh"), catalogue("en")
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}).new_page()
+            page.goto(url + "?example=star", wait_until="domcontentloaded", timeout=WAIT_MS)
+            status = page.locator("#results-status")
+            status.get_by_text(_fixed_words(zh["status.results"])).wait_for(timeout=WAIT_MS)
+            assert page.locator("h1").first.inner_text() == zh["page.heading"].split("\n")[0].removeprefix("# ")
+            assert page.locator("#analyse").inner_text() == zh["page.analyse"]
+            assert _fixed_words(zh["banner.demo"]) in page.locator("#banner").inner_text()
+            assert zh["shape.star"] in page.locator("#top5-cbam_resnet50").inner_text()
+            assert zh["shape.star"] in status.inner_text() or "star" in status.inner_text()  # the picture's name
+            assert page.locator("#language input:checked").get_attribute("value") == "zh"
+
+            # an explanation: Chinese words around the same equations, rendered by KaTeX
+            explain = page.locator(".explain").filter(has_text=zh["page.what_am_i_looking_at"])
+            explain.nth(1).locator("button, .label-wrap").first.click()  # the top-5 row's
+            top5 = page.locator(".explain").nth(1)
+            top5.locator(".katex").first.wait_for(timeout=WAIT_MS)
+            assert zh["explain.top5"][:6] in top5.inner_text()
+            shown = top5.locator("annotation").all_text_contents()
+            english = en["explain.top5"]
+            assert shown and all(f"$${tex}$$" in english or f"${tex}$" in english for tex in shown), shown
+
+            # an error in Chinese: score a box before drawing one
+            page.locator("#trust").locator("button, .label-wrap").first.click()
+            page.locator("#box-score").click()
+            page.get_by_text(zh["error.box_draw_first"]).first.wait_for(timeout=WAIT_MS)
+            if os.environ.get("CBAM_VIZ_CHINESE_SCREENSHOT"):
+                page.evaluate("window.scrollTo(0, 0)")
+                page.screenshot(path=os.environ["CBAM_VIZ_CHINESE_SCREENSHOT"])
+
+            # the switch: the page's own words at once, the server's words and the results after
+            page.locator("#language label").filter(has_text="English").click()
+            page.locator("#analyse").get_by_text("Analyse", exact=True).wait_for(timeout=WAIT_MS)
+            status.get_by_text("Results for star").wait_for(timeout=WAIT_MS)
+            assert "lang=en" in page.url
+            assert page.locator("h1").first.inner_text() == "Where does attention look?"
+            assert "star" in page.locator("#top5-cbam_resnet50").inner_text()
+            assert _fixed_words(en["banner.demo"]) in page.locator("#banner").inner_text()
         finally:
             browser.close()

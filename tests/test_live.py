@@ -15,6 +15,7 @@ from PIL import Image
 from test_app import write_random_demo
 
 from cbam_viz.analysis import ARCH_ORDER
+from cbam_viz.language import text
 from cbam_viz.ui import handlers, live
 from cbam_viz.ui.engine import Engine
 
@@ -67,7 +68,7 @@ def test_the_handler_says_busy_gives_way_to_photo_mode_and_freezes(engine: Engin
     image, line, clock, kept = handlers.live_step(engine, slots, frame, *values, None, _Request("one"))
     assert isinstance(image, Image.Image) and "fps" in line and isinstance(kept, Image.Image)
     _, busy, _, _ = handlers.live_step(engine, slots, frame, *values, None, _Request("two"))
-    assert busy == live.BUSY.format(count=1)
+    assert busy == text("live.busy", count=1)
     with live.photo_turn():  # a photo analysis runs: the live frame steps aside
         skipped = handlers.live_step(engine, slots, frame, *values, clock, _Request("one"))
     assert skipped[0] == gr.skip() and skipped[1] == gr.skip()

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from cbam_viz.analysis import analyze
+from cbam_viz.language import text
 from cbam_viz.ui import handlers
-from cbam_viz.ui.results import DROPPED, AnalysisCache, Result, analysis_bytes
+from cbam_viz.ui.results import AnalysisCache, Result, analysis_bytes
 from cbam_viz.weights import WEIGHTS_DIR
 
 
@@ -39,4 +40,4 @@ def test_a_dropped_analysis_is_one_line_on_the_page(analysis) -> None:
     Result.keep(analysis, "b", cache)  # pushes the first out: the newest always stays
     with pytest.raises(gr.Error) as raised:
         handlers.redraw(handlers.Cells(), "display", gone, "jet", 0.5, False, 4, False)
-    assert raised.value.message == DROPPED and "\n" not in DROPPED
+    assert raised.value.message == text("error.dropped") and "\n" not in raised.value.message

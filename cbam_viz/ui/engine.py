@@ -23,6 +23,7 @@ from cbam_viz import shapes
 from cbam_viz.analysis import analyze, get_models, resolve_device
 from cbam_viz.errors import CbamVizError, WeightsError
 from cbam_viz.imaging import MAX_FILE_BYTES
+from cbam_viz.language import text
 from cbam_viz.vocab import ARCH_ORDER, quote
 from cbam_viz.weights import SET_NAMES, resolve_weights
 
@@ -130,11 +131,11 @@ class Engine:
     def weight_choices(self) -> list[tuple[str, str]]:
         """Dropdown entries that say which sets are ready and which would need a download."""
         ready = set(self.available_sets())
-        labels = [(f"auto (now: {self.weights})", "auto")]
+        labels = [(text("weights.auto_now", name=self.weights), "auto")]
         for name in SET_NAMES:
-            kind = "shapes demo" if name == "demo" else "ImageNet"
-            state = "ready" if name in ready else ("train it first" if name == "demo" else "not downloaded")
-            labels.append((f"{name} ({kind}, {state})", name))
+            kind = text("weights.kind.demo" if name == "demo" else "weights.kind.imagenet")
+            state = "ready" if name in ready else ("train" if name == "demo" else "missing")
+            labels.append((text("weights.choice", name=name, kind=kind, state=text(f"weights.state.{state}")), name))
         return labels
 
 

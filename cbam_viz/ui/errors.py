@@ -19,6 +19,7 @@ import gradio as gr
 import torch
 
 from cbam_viz.errors import CbamVizError
+from cbam_viz.language import text
 
 LOGGER = logging.getLogger("cbam_viz.app")
 P = ParamSpec("P")
@@ -63,7 +64,7 @@ def pop_message(request: gr.Request | None) -> str:
     session = getattr(request, "session_hash", None)
     with _LAST_LOCK:
         message = _LAST_MESSAGES.pop(session, None) if session else None
-    return message or "that did not work: try again"
+    return message or text("error.try_again")
 
 
 def one_line_errors(handler: Callable[P, R] | None = None, *, toast: bool = True) -> Any:
@@ -86,13 +87,10 @@ def one_line_errors(handler: Callable[P, R] | None = None, *, toast: bool = True
                 LOGGER.info("%s refused: %s", function.__name__, message[:200])
             except torch.cuda.OutOfMemoryError:
                 LOGGER.exception("%s ran out of GPU memory", function.__name__)
-                message = "the GPU is out of memory right now: try again in a moment"
+                message = text("error.gpu_memory")
             except Exception as error:  # noqa: BLE001 - the boundary between the app and its visitors
                 LOGGER.exception("%s failed", function.__name__)
-                message = (
-                    f"something went wrong ({type(error).__name__}); try again or another image. "
-                    "The details are in the server log."
-                )
+                message = text("error.unexpected", kind=type(error).__name__)
             remember(_session(args, kwargs), message)
             raise gr.Error(message, print_exception=False, visible=toast) from None
 

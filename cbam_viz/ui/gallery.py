@@ -17,32 +17,24 @@ from typing import Any
 from PIL import Image
 
 from cbam_viz import shapes
+from cbam_viz.language import text
 from cbam_viz.weights import SETS
+
+from .i18n import class_name
 
 LOGGER = logging.getLogger("cbam_viz.app")
 
 EXAMPLE_SEED = 7  # shapes streams 1 and 2 train and validate the demo models: seed 7 was never seen by them
 EXAMPLE_SIZE = 256
-PHOTOS = (  # scikit-image's bundled photographs; licences from the docstrings of skimage.data
-    ("chelsea.png", "Chelsea the cat", "Stefan van der Walt, CC0"),
-    ("coffee.png", "Coffee cup", "Rachel Michetti (courtesy of Pikolo Espresso Bar), CC0"),
-    ("astronaut.png", "Eileen Collins, astronaut", "NASA, public domain"),
-    ("rocket.jpg", "Falcon 9 launching DSCOVR", "SpaceX, released into the public domain"),
-    (
-        "motorcycle_left.png",
-        "Motorcycle",
-        "Middlebury 2014 stereo dataset (Scharstein et al.), as shipped with scikit-image",
-    ),
+PHOTOS = (  # scikit-image's bundled photographs (captions: ``photo.<stem>``); licences from skimage.data
+    ("chelsea.png", "Stefan van der Walt, CC0"),
+    ("coffee.png", "Rachel Michetti (courtesy of Pikolo Espresso Bar), CC0"),
+    ("astronaut.png", "NASA, public domain"),
+    ("rocket.jpg", "SpaceX, released into the public domain"),
+    ("motorcycle_left.png", "Middlebury 2014 stereo dataset (Scharstein et al.), as shipped with scikit-image"),
 )
-PHOTO_ATTRIBUTION = "Photographs bundled with scikit-image: " + "; ".join(
-    f"{caption} ({credit})" for _, caption, credit in PHOTOS
-)
-PHOTO_GALLERY = "Photographs for the ImageNet models"
-SHAPE_GALLERY = "Shapes for the demo models (never seen in training)"
-PAPERS = (
-    "Papers: ResNet (He et al. 2016), SE (Hu et al. 2018), CBAM (Woo et al. 2018). CAMs computed with the grad-cam "
-    "library."
-)
+PHOTO_GALLERY = "photos"  # the galleries' keys; their titles are the catalogue's ``gallery.<key>``
+SHAPE_GALLERY = "shapes"
 
 
 def example_root() -> Path:
@@ -74,7 +66,7 @@ def write_examples(available_sets: Sequence[str], root: Path) -> dict[str, list[
         folder = root / "photos"
         folder.mkdir(parents=True, exist_ok=True)
         items = []
-        for file_name, caption, _ in PHOTOS:
+        for file_name, _ in PHOTOS:
             source = Path(skimage.data.data_dir) / file_name
             if not source.is_file():
                 LOGGER.warning("scikit-image's %s is missing; the photo gallery skips it", file_name)
@@ -82,7 +74,7 @@ def write_examples(available_sets: Sequence[str], root: Path) -> dict[str, list[
             path = folder / file_name
             if not path.is_file():
                 _write_atomically(path, lambda target, s=source: shutil.copyfile(s, target))
-            items.append((str(path), caption))
+            items.append((str(path), Path(file_name).stem))
         galleries[PHOTO_GALLERY] = items
     return galleries
 
@@ -96,14 +88,18 @@ def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
 
 def credits_markdown(examples: dict[str, list[tuple[str, str]]]) -> str:
     """The page's small print: the papers, and the photographs' credits when their gallery is shown."""
-    photos = f"{PHOTO_ATTRIBUTION}. " if PHOTO_GALLERY in examples else ""
-    return f"<small>{photos}{PAPERS}</small>"
+    credits = "; ".join(f"{text(f'photo.{Path(name).stem}')} ({credit})" for name, credit in PHOTOS)
+    photos = text("gallery.photo_credits", credits=credits) + ". " if PHOTO_GALLERY in examples else ""
+    return f"<small>{photos}{text('gallery.papers')}</small>"
 
 
 def items_for(examples: dict[str, list[tuple[str, str]]], demo: bool) -> list[tuple[str, str]]:
-    """The gallery items that fit the weights in use: shapes for the demo set, photographs for ImageNet sets."""
-    return list(examples.get(SHAPE_GALLERY if demo else PHOTO_GALLERY, []))
+    """The gallery items that fit the weights in use: shapes for the demo set, photographs for ImageNet sets, each
+    captioned in the page's language (the path's stem is the name a lesson link uses)."""
+    if demo:
+        return [(path, class_name(name, True)) for path, name in examples.get(SHAPE_GALLERY, [])]
+    return [(path, text(f"photo.{name}")) for path, name in examples.get(PHOTO_GALLERY, [])]
 
 
 def title_for(demo: bool) -> str:
-    return SHAPE_GALLERY if demo else PHOTO_GALLERY
+    return text(f"gallery.{SHAPE_GALLERY if demo else PHOTO_GALLERY}")

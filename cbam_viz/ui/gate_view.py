@@ -16,6 +16,7 @@ from PIL import Image
 from cbam_viz import gates, render
 from cbam_viz.analysis import Analysis, ModelResult, analyze
 from cbam_viz.errors import CbamVizError
+from cbam_viz.language import text
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, has_channel_attention, quote
 
 GATED: tuple[str, ...] = tuple(arch for arch in ARCH_ORDER if has_channel_attention(arch))
@@ -36,13 +37,13 @@ class GatePick:
         """The page's or the API's raw values, checked once: a model with gates, a block name such as ``layer4.2``
         (empty: the last block of the analysed stage) and a channel (empty: the strongest)."""
         if arch == "resnet50":
-            raise CbamVizError("plain ResNet-50 has no gates: pick SE-ResNet-50 or CBAM-ResNet-50")
+            raise CbamVizError(text("error.gate_resnet"))
         if arch not in GATED:
-            raise CbamVizError(f"unknown model {quote(arch)}: choose {' or '.join(GATED)}")
+            raise CbamVizError(text("error.gate_model", model=quote(arch), choices=" | ".join(GATED)))
         if block in (None, ""):
             block = None
         elif not isinstance(block, str) or block.strip() not in all_blocks():
-            raise CbamVizError(f"block must be a name like layer4.2 (layer1.0 to layer4.2), not {quote(block)}")
+            raise CbamVizError(text("error.gate_block", block=quote(block)))
         else:
             block = block.strip()
         if isinstance(channel, str):  # the page's box: empty means the strongest
@@ -50,12 +51,12 @@ class GatePick:
             if not channel:
                 return cls(arch, block, None)
             if not channel.isdigit():
-                raise CbamVizError(f"channel must be a whole number, got {quote(channel)}")
+                raise CbamVizError(text("error.gate_channel", channel=quote(channel)))
             channel = int(channel)
         if channel is None:
             return cls(arch, block, None)
         if isinstance(channel, bool) or not isinstance(channel, int | float) or int(channel) != channel:
-            raise CbamVizError(f"channel must be a whole number, got {quote(channel)}")
+            raise CbamVizError(text("error.gate_channel", channel=quote(channel)))
         return cls(arch, block, int(channel))
 
     def block_for(self, analysis: Analysis) -> str:
@@ -71,13 +72,15 @@ def steps_for(analysis: Analysis, pick: GatePick) -> tuple[ModelResult, gates.Ga
     """The picked model's result and its recorded gate steps (one-line errors when they are not there)."""
     result = analysis.models.get(pick.arch)
     if result is None:
-        raise CbamVizError(f"{ARCH_TITLES[pick.arch]} was not analysed: tick it under 'Models to compare'")
+        raise CbamVizError(text("error.gate_not_analysed", model=ARCH_TITLES[pick.arch]))
     block = pick.block_for(analysis)
     steps = result.gate_steps.get(block)
     if steps is None:
-        raise CbamVizError(f"the gate steps of {block} were not recorded: open 'Inside the gate' and press Analyse")
+        raise CbamVizError(text("error.gate_not_recorded", block=block))
     if pick.channel is not None and not 0 <= pick.channel < steps.channel.gate.shape[0]:
-        raise CbamVizError(f"{block} has channels 0-{steps.channel.gate.shape[0] - 1}, not {pick.channel}")
+        raise CbamVizError(
+            text("error.gate_channel_range", block=block, last=steps.channel.gate.shape[0] - 1, channel=pick.channel)
+        )
     return result, steps
 
 
@@ -210,22 +213,20 @@ def spatial_figure(
 def equations_markdown(steps: gates.GateSteps, chosen: int) -> str:
     """The gate's equations with this picture's numbers, and the check that the pieces give the gate's output."""
     gate = steps.channel
-    lines = [f"**{steps.block}**, channel {chosen} of {gate.gate.shape[0]}:", ""]
+    lines = [text("gate.equations_head", block=steps.block, channel=chosen, count=gate.gate.shape[0]), ""]
     if gate.max is not None:
-        lines.append(f"- avg-pool of F = {gate.avg[chosen]:.3f}, max-pool of F = {gate.max[chosen]:.3f}")
+        lines.append(text("gate.pools", avg=f"{gate.avg[chosen]:.3f}", max=f"{gate.max[chosen]:.3f}"))
     else:
-        lines.append(f"- squeeze (avg-pool of F) = {gate.avg[chosen]:.3f}")
+        lines.append(text("gate.squeeze", avg=f"{gate.avg[chosen]:.3f}"))
     lines.append(f"- `{gates.channel_equation(steps, chosen)}`")
     if steps.spatial is not None:
         row, col = gates.strongest_position(steps)
-        lines.append(
-            f"- the most attended position, row {row}, column {col}: `{gates.spatial_equation(steps, row, col)}`"
-        )
+        lines.append(text("gate.position", row=row, col=col, equation=gates.spatial_equation(steps, row, col)))
     error = gates.recomposition_error(steps)
     checked = f"{error['channel']:.1e}" + ("" if error["spatial"] is None else f" (Mc), {error['spatial']:.1e} (Ms)")
     lines += [
         "",
-        f"<small>Recomputed from the pieces shown: at most {checked} away from the gate's own output.</small>",
+        text("gate.checked", error=checked),
     ]
     return "\n".join(lines)
 

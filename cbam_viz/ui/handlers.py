@@ -20,12 +20,14 @@ from gradio import processing_utils
 from gradio import utils as gradio_utils
 from PIL import Image
 
-from cbam_viz import explain, render
+from cbam_viz import explain, language, render
 from cbam_viz.analysis import Analysis, analyze
 from cbam_viz.errors import CbamVizError
+from cbam_viz.language import text
 from cbam_viz.options import AnalysisOptions, target_mode_value
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, method_label, quote
 from cbam_viz.weights import SETS
+from cbam_viz.weights import _is_demo_name as is_demo_set  # TODO public
 
 from . import gallery, gate_view, intervene_view, lesson, live, trust_view
 from .banner import banner_markdown
@@ -33,12 +35,12 @@ from .engine import BIG_PICTURE_PIXELS, Engine, release_memory
 from .errors import escape, one_line_errors, pop_message
 from .export import EXPORTS, export_name
 from .gate_view import GatePick
+from .i18n import class_choices
 from .panels import PAGE, PANELS, Display, Event, Panel, Section, Shown, model_caption, redrawn_by
 from .results import Result
 from .uploads import decode_upload
 
 LOGGER = logging.getLogger("cbam_viz.app")
-STALE_NOTE = "⚠️ **Settings changed: press Analyse.** The results below are for the earlier settings."
 
 
 @dataclass
@@ -183,11 +185,17 @@ def run_analysis(
         release_memory()  # the decoded copy is gone: give its pages back, or the server stays that much larger
     if options.weights == engine.weights:
         analysis.weights_note = engine.weights_note  # why start-up chose this set, decided once
-    parameters = engine.parameters if options.weights == engine.weights else {}
-    banner = banner_markdown(
-        analysis.weights_set, analysis.weights_note, analysis.device, parameters, engine.weights_dir
-    )
-    return Result.keep(analysis, name), analysis.to_json(), banner
+    return Result.keep(analysis, name), analysis.to_json(), analysis_banner(engine, analysis)
+
+
+def analysis_banner(engine: Engine, analysis: Analysis | None) -> str:
+    """The banner for the weights that answered ``analysis`` (the start-up set's before any analysis)."""
+    if analysis is None:
+        return banner_markdown(
+            engine.weights, engine.weights_note, engine.device, engine.parameters, engine.weights_dir
+        )
+    parameters = engine.parameters if analysis.weights_set == engine.weights else {}
+    return banner_markdown(analysis.weights_set, analysis.weights_note, analysis.device, parameters, engine.weights_dir)
 
 
 def analysis_if_image(engine: Engine, image: str | bytes | None, *options: Any) -> tuple[Any, Any, Any]:
@@ -204,26 +212,20 @@ def image_notes(analysis: Analysis) -> str:
     """What decoding and preprocessing did, in plain words (rotation, transparency, what the models saw)."""
     width, height = analysis.original_size
     notes = " ".join(escape(note) for note in (*analysis.notes, analysis.view.note))
-    return f"<small>Your picture: {width}x{height} px. {notes}</small>"
+    return f"<small>{text('notes.picture', width=width, height=height, notes=notes)}</small>"
 
 
 def demo_photo_note(analysis: Analysis) -> str:
     """Beside the results: demo models know 10 shapes only, which matters most when a photograph is analysed."""
-    if not analysis.weights_set.startswith("demo") and not analysis.weights_set.endswith(".demo"):
-        return ""
-    return (
-        "**Demo models:** they know 10 generated shapes only, so on a photograph their top-5 is a guess among shapes. "
-        "For photographs, use the ImageNet weights (`python -m cbam_viz weights download paper`)."
-    )
+    return text("status.demo_photo") if is_demo_set(analysis.weights_set) else ""
 
 
 def results_status(result: Result) -> str:
     analysis = result.analysis
     models = ", ".join(ARCH_TITLES[arch] for arch in analysis.models)
-    return (
-        f"Results for **{escape(result.picture)}**: {models}; {method_label_of(analysis)}, stage {analysis.stage}. "
-        + demo_photo_note(analysis)
-    )
+    method = method_label_of(analysis)
+    words = text("status.results", picture=escape(result.picture), models=models, method=method, stage=analysis.stage)
+    return words + demo_photo_note(analysis)
 
 
 def method_label_of(analysis: Analysis) -> str:
@@ -273,14 +275,14 @@ def failure_outputs(cells: Cells, page: dict[str, Any], request: gr.Request | No
     message = pop_message(request)
     updates = cells.clear(cells.panels)
     updates[page["notes"]] = f"⚠️ **{escape(message)}**"
-    updates[page["status"]] = "No results: the last run did not complete (see the note under the picture)."
+    updates[page["status"]] = text("status.failed")
     updates[page["state"]] = None
     return updates
 
 
 def stale_status(result: Result | None) -> Any:
     """An analysis setting changed: the shown results no longer match the controls."""
-    return gr.skip() if result is None else STALE_NOTE
+    return gr.skip() if result is None else text("status.stale")
 
 
 @one_line_errors
@@ -403,6 +405,31 @@ def show_intervention(cells: Cells, result: Result | None, cmap: str, opacity: f
     return cells.draw(panels, analysis, display, result.picture)
 
 
+# ------------------------------------------------------------------------------------------------ language
+
+
+def page_words(engine: Engine, words: dict[str, Any], result: Result | None, weights: str) -> dict[Any, Any]:
+    """What the server writes into the page outside the panels, in the visitor's language: on page load and when the
+    language switch changes (the panels follow through the usual redraw). ``words`` names the components."""
+    try:
+        demo = engine.resolve(weights) == "demo"
+        categories = engine.categories(weights)
+    except CbamVizError:
+        demo, categories = engine.is_demo, engine.categories(engine.weights)
+    try:
+        analysis = result.analysis if result is not None else None
+    except CbamVizError:
+        analysis = None  # dropped from the cache: the start-up banner
+    return {
+        words["language"]: language.current(),
+        words["banner"]: analysis_banner(engine, analysis),
+        words["examples"]: gr.update(value=gallery.items_for(engine.examples, demo), label=gallery.title_for(demo)),
+        words["weights"]: gr.update(choices=engine.weight_choices()),
+        words["target_class"]: gr.update(choices=class_choices(categories, demo)),
+        words["credits"]: gallery.credits_markdown(engine.examples),
+    }
+
+
 # ------------------------------------------------------------------------------------------------ lessons
 
 
@@ -504,7 +531,7 @@ def live_step(
         return gr.skip(), gr.skip(), clock, gr.skip()
     session = getattr(request, "session_hash", None) or "local"
     if not slots.hold(session):
-        return gr.skip(), live.BUSY.format(count=slots.capacity), clock, gr.skip()
+        return gr.skip(), text("live.busy", count=slots.capacity), clock, gr.skip()
     if live.photo_waiting():
         return gr.skip(), gr.skip(), clock, gr.skip()
     options = request_options(models, weights, "top1", "", "gradcam", stage, "whole", False, engine)
@@ -532,7 +559,7 @@ def live_stopped(slots: live.LiveSlots, request: gr.Request = None) -> None:  # 
 def freeze_frame(picture: Image.Image | None) -> str:
     """The last live frame into the picture input, which analyses it in full (every panel below)."""
     if picture is None:
-        raise CbamVizError("start the webcam first: there is no live frame to freeze")
+        raise CbamVizError(text("error.freeze_first"))
     cache = gradio_utils.get_upload_folder()  # where Gradio keeps its files (every component's GRADIO_CACHE)
     return processing_utils.save_pil_to_cache(picture, cache, name="webcam-frame", format="png")
 
@@ -559,7 +586,7 @@ def run_sanity(
 
     picture, options = _checked_request(engine, image, values)
     reports = {}
-    for arch in _steps(progress, options.models, "randomising a copy of"):
+    for arch in _steps(progress, options.models, "progress.sanity"):
         one = sanity.sanity_report(
             picture,
             options.with_(models=(arch,)),
@@ -586,7 +613,7 @@ def run_curves(
 
     picture, options = _checked_request(engine, image, values)
     curves = {}
-    for arch in _steps(progress, options.models, "deleting and inserting pixels for"):
+    for arch in _steps(progress, options.models, "progress.curves"):
         one = sanity.curves_report(
             picture, options.with_(models=(arch,)), device=engine.device, weights_dir=engine.weights_dir
         )
@@ -600,7 +627,7 @@ def _steps(progress: gr.Progress | None, models: tuple[str, ...], doing: str) ->
     """The models one by one, the progress bar saying which one is being checked."""
     for index, arch in enumerate(models):
         if progress is not None:
-            progress((index, len(models)), desc=f"{doing} {ARCH_TITLES[arch]}")
+            progress((index, len(models)), desc=text(doing, model=ARCH_TITLES[arch]))
         yield arch
 
 
@@ -638,7 +665,7 @@ def box_clicked(
 ) -> dict[Any, Any]:
     """A click on the picture: the first corner is marked; the second closes the box and scores it at once."""
     if result is None:
-        raise CbamVizError("analyse a picture first, then click two corners of a box around the object")
+        raise CbamVizError(text("error.box_analyse_first"))
     analysis = result.analysis
     point = selection.index if isinstance(selection.index, list | tuple) else None
     if point is None or len(point) != 2:
@@ -661,10 +688,10 @@ def score_box(
     from cbam_viz.options import checked_box
 
     if result is None:
-        raise CbamVizError("analyse a picture first, then mark the object with a box")
+        raise CbamVizError(text("error.box_mark_first"))
     checked = checked_box(box)
     if checked is None:
-        raise CbamVizError("draw a box first: click two opposite corners on the picture, or type x0,y0,x1,y1")
+        raise CbamVizError(text("error.box_draw_first"))
     analysis = result.analysis
     analysis.pointing = pointing_on_box(analysis, checked)
     display = Display.checked(cmap, opacity, False)
@@ -681,7 +708,7 @@ def score_box(
 def export_files(result: Result | None, cmap: str, opacity: float, shared_scale: bool) -> tuple[str, str]:
     """The comparison figure (PNG) and the analysis (JSON), named after the picture."""
     if result is None:
-        raise CbamVizError("nothing to export yet: analyse an image first")
+        raise CbamVizError(text("error.export_first"))
     display = Display.checked(cmap, opacity, shared_scale)
     analysis = result.analysis
     figure = render.comparison_figure(
@@ -707,8 +734,8 @@ def target_choices(engine: Engine, weights: str) -> tuple[Any, str, Any]:
     demo = set_name == "demo"
     items = gallery.items_for(engine.examples, demo)
     return (
-        gr.update(choices=list(categories), value=""),
-        f"Using **{set_name}**: {len(categories)} classes.",
+        gr.update(choices=class_choices(categories, demo), value=""),
+        text("weights.using", name=set_name, count=len(categories)),
         gr.update(value=items, label=gallery.title_for(demo)),
     )
 
@@ -733,20 +760,22 @@ def download_weights(
     """Download a named ImageNet set with a progress bar (only on servers started with --allow-download)."""
     from cbam_viz.download import download_set
 
+    requested = weights or "auto"
     if weights in (None, "", "auto"):
         weights = "paper"
     if weights == "demo":
-        raise CbamVizError("the demo set is trained here, not downloaded: run `python -m cbam_viz train-demo`")
+        raise CbamVizError(text("error.demo_not_downloaded"))
     if weights not in SETS:
-        raise CbamVizError(f"unknown weights set {quote(weights)}: choose one of {', '.join(SETS)}")
+        raise CbamVizError(text("error.unknown_set", name=quote(weights), choices=", ".join(SETS)))
     if not _DOWNLOADING.acquire(blocking=False):
-        raise CbamVizError("a download is already running: wait for it to finish")
+        raise CbamVizError(text("error.download_running"))
     try:
-        progress(0, desc=f"downloading the {weights} set")
+        progress(0, desc=text("progress.download", name=weights))
         files = download_set(weights, engine.weights_dir, progress=True)
     finally:
         _DOWNLOADING.release()
     engine.refresh_examples()
-    status = f"Downloaded and converted {len(files)} files of the **{weights}** set; pick it to use it."
-    items = gallery.items_for(engine.examples, False)
-    return status, gr.update(choices=engine.weight_choices()), gr.update(value=items, label=gallery.PHOTO_GALLERY)
+    status = text("weights.downloaded", count=len(files), name=weights)
+    demo = engine.resolve(requested) == "demo"  # the gallery follows the set the dropdown now means
+    items = gallery.items_for(engine.examples, demo)
+    return status, gr.update(choices=engine.weight_choices()), gr.update(value=items, label=gallery.title_for(demo))

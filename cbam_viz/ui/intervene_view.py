@@ -17,15 +17,11 @@ from cbam_viz.analysis import Analysis, ModelResult
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import display_image
 from cbam_viz.intervene import Intervention
+from cbam_viz.language import text
 from cbam_viz.vocab import STAGE_DEPTHS, STAGES, block_name, quote
 
-WHERE_CHOICES = {"block": "one block", "stage": "one stage", "all": "all stages"}
-HOW_LABELS = {
-    "one": "one: the gate passes everything (Mc = 1 or Ms = 1)",
-    "mean": "mean: the gate's own mean everywhere (same overall scale)",
-    "shuffle": "shuffle: the channel weights permuted (fixed seed)",
-    "keep-top-k": "keep-top-k: only the k strongest channels pass",
-}
+WHERE_CHOICES = ("block", "stage", "all")  # the page's words: the catalogue's ``where.<choice>``
+HOWS = ("one", "mean", "shuffle", "keep-top-k")  # the page's words: the catalogue's ``how.<choice>``
 DEFAULT_SPEC = "layer4:channel=one"
 MATTERS = 0.01  # a drop of the explained class's probability smaller than this is read as "not needed"
 
@@ -33,22 +29,22 @@ MATTERS = 0.01  # a drop of the explained class's probability smaller than this 
 def spec_from_controls(gate: str, where: str, stage: int, block_index: int | None, how: str, k: float | None) -> str:
     """The pickers as one canonical spec, e.g. ``layer3:spatial=one`` (one-line errors for impossible picks)."""
     if where not in WHERE_CHOICES:
-        raise CbamVizError(f"where must be one of {', '.join(WHERE_CHOICES)}, not {quote(where)}")
+        raise CbamVizError(text("error.iv_where", choices=", ".join(WHERE_CHOICES), where=quote(where)))
     if where == "all":
         place = "all"
     else:
         if stage not in STAGES:
-            raise CbamVizError(f"stage must be 1, 2, 3 or 4 (got {quote(stage)})")
+            raise CbamVizError(text("error.stage", stage=quote(stage)))
         place = f"layer{stage}"
         if where == "block":
             depth = STAGE_DEPTHS[int(stage) - 1]
             index = depth - 1 if block_index in (None, "") else int(block_index)
             if not 0 <= index < depth:
-                raise CbamVizError(f"stage {stage} has blocks 0-{depth - 1}, not {index}")
+                raise CbamVizError(text("error.iv_block", stage=stage, last=depth - 1, index=index))
             place = block_name(int(stage), index)
     if how == "keep-top-k":
         if k is None or (isinstance(k, float) and not math.isfinite(k)):
-            raise CbamVizError("keep-top-k needs k, the number of channels that pass")
+            raise CbamVizError(text("error.iv_k"))
         how = f"keep-top-k:{int(k)}"
     return Intervention.parse(f"{place}:{gate}={how}").spec
 
@@ -61,10 +57,11 @@ def top5_markdown(result: ModelResult) -> str:
         return ""
     done = result.interventions[0]
     labels = result.intervention_labels
-    rows = ["| # | before | after |", "|---|---|---|"]
+    rows = [text("intervene.head"), "|---|---|---|"]
     for rank, (before, after) in enumerate(zip(result.top5, done.top5, strict=False), start=1):
         index, prob = after
-        rows.append(f"| {rank} | {before[0]} ({before[1]:.1%}) | {labels.get(index, f'class {index}')} ({prob:.1%}) |")
+        name = labels.get(index) or text("intervene.class", index=index)
+        rows.append(f"| {rank} | {before[0]} ({before[1]:.1%}) | {name} ({prob:.1%}) |")
     change = done.target_prob_change
     arrow = "▼" if change < 0 else "▲" if change > 0 else "="
     summary = (
@@ -95,8 +92,8 @@ def cam_pair(analysis: Analysis, result: ModelResult, cmap: str, alpha: float) -
 
 def cam_caption(result: ModelResult) -> str:
     done = result.interventions[0]
-    correlation = "n/a" if not math.isfinite(done.cam_correlation) else f"{done.cam_correlation:.2f}"
-    return f"CAM before (left) and after `{done.spec}` (right); correlation {correlation}"
+    correlation = text("number.missing") if not math.isfinite(done.cam_correlation) else f"{done.cam_correlation:.2f}"
+    return text("intervene.cam_caption", spec=done.spec, correlation=correlation)
 
 
 def sweep_markdown(result: ModelResult) -> str:
@@ -106,7 +103,8 @@ def sweep_markdown(result: ModelResult) -> str:
         notes = [note for spec, note in result.intervention_notes.items() if spec == "sweep"]
         return f"_{notes[0]}_" if notes else ""
     kinds = [kind for kind in ("channel", "spatial") if any(e.gate == kind for e in sweep.entries)]
-    header = "| stage | " + " | ".join(f"{kind} gates off: Δp" for kind in kinds) + " |"
+    columns = " | ".join(text("sweep.column", kind=text(f"gate.kind.{kind}")) for kind in kinds)
+    header = f"| {text('sweep.stage')} | {columns} |"
     rows = [header, "|---|" + "---|" * len(kinds)]
     strongest = min(sweep.entries, key=lambda entry: entry.change)
     for stage in STAGES:
@@ -117,9 +115,9 @@ def sweep_markdown(result: ModelResult) -> str:
             mark = " ◀" if (stage, kind) == (strongest.stage, strongest.gate) and strongest.change <= -MATTERS else ""
             cells.append(f"{change:+.3f} {bar}{mark}")
         rows.append(f"| {stage} | " + " | ".join(cells) + " |")
-    lead = f"p(“{result.target_label}”) = {sweep.base_prob:.1%} with every gate on. "
+    lead = text("sweep.lead", label=result.target_label, prob=f"{sweep.base_prob:.1%}")
     if strongest.change > -MATTERS:
-        lead += f"Switching off any one stage's gates lowers it by less than {MATTERS}: no stage's attention is needed."
+        lead += text("sweep.none_needed", threshold=MATTERS)
     else:
-        lead += f"It depends most on the {strongest.gate} gates of stage {strongest.stage} (◀)."
+        lead += text("sweep.depends", gate=text(f"gate.kind.{strongest.gate}"), stage=strongest.stage)
     return lead + "\n\n" + "\n".join(rows)

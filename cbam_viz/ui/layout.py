@@ -16,7 +16,6 @@ from typing import Any
 
 import gradio as gr
 
-from cbam_viz import explain
 from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import (
     ARCH_ORDER,
@@ -24,15 +23,16 @@ from cbam_viz.vocab import (
     CAM_METHODS,
     STAGE_DEPTHS,
     STAGES,
-    TARGET_MODE_LABELS,
-    VIEW_LABELS,
+    TARGET_MODES,
+    VIEWS,
     all_blocks,
 )
 
 from . import engine as engine_module
-from . import gallery, gate_view, guard, handlers, intervene_view, live, tempdir
+from . import gallery, gate_view, guard, handlers, i18n, intervene_view, live, tempdir
 from .banner import banner_markdown
 from .engine import Engine, ServeSettings
+from .i18n import T
 from .panels import COLORMAPS, IMAGE_HEIGHT, PAGE, PANELS, Panel, panels_in
 from .uploads import image_input
 
@@ -88,10 +88,10 @@ def _cell(panel: Panel, key: str, cells: handlers.Cells) -> None:
 def _panel_row(panel: Panel, cells: handlers.Cells) -> None:
     """A panel's heading, its explanation and one cell per model (or one for the page)."""
     if panel.heading:
-        gr.Markdown(f"#### {panel.heading}")
+        gr.Markdown(T(panel.heading), elem_classes="panel-heading")
     if panel.explanation:
-        with gr.Accordion("What am I looking at?", open=False, elem_classes="explain"):
-            _explanation(explain.explanation(panel.explanation))
+        with gr.Accordion(T("page.what_am_i_looking_at"), open=False, elem_classes="explain"):
+            _explanation(T(f"explain.{panel.explanation}"))
     if panel.page_wide:
         _cell(panel, PAGE, cells)
         return
@@ -110,16 +110,19 @@ def build_demo(
 ) -> gr.Blocks:
     """The page: input and controls on top, one column per model below, then the drill-down and export."""
     settings = settings or ServeSettings.for_device(engine.device)
+    i18n.follow_visitors()  # what handlers write is in the language of the visitor whose event it is
     cells = handlers.Cells(panels=panels)
     with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
         state = gr.State(None, time_to_live=engine_module.STATE_TTL_S)
-        gr.Markdown("# Where does attention look?\nResNet-50, SE-ResNet-50 and CBAM-ResNet-50 on the same picture.")
+        with gr.Row(equal_height=True):
+            gr.Markdown(T("page.heading"))
+            language_choice = i18n.switch()
         banner = gr.Markdown(
             banner_markdown(engine.weights, engine.weights_note, engine.device, engine.parameters, engine.weights_dir),
             elem_id="banner",
         )
-        with gr.Accordion("What am I looking at?", open=False, elem_classes="explain"):
-            _explanation(explain.explanation("overview"))
+        with gr.Accordion(T("page.what_am_i_looking_at"), open=False, elem_classes="explain"):
+            _explanation(T("explain.overview"))
 
         with gr.Row():
             with gr.Column(scale=5):
@@ -127,11 +130,11 @@ def build_demo(
                     sources=["upload", "webcam", "clipboard"],
                     type="filepath",
                     image_mode=None,
-                    label="Your picture (upload, webcam or paste)",
+                    label=T("page.picture"),
                     height=320,
                     elem_id="input-image",
                 )
-                analyse = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                analyse = gr.Button(T("page.analyse"), variant="primary", elem_id="analyse")
                 notes = gr.Markdown(elem_id="image-notes")
                 examples = gr.Gallery(
                     gallery.items_for(engine.examples, engine.is_demo),
@@ -145,11 +148,13 @@ def build_demo(
                 models = gr.CheckboxGroup(
                     [(ARCH_TITLES[arch], arch) for arch in ARCH_ORDER],
                     value=list(ARCH_ORDER),
-                    label="Models to compare",
+                    label=T("page.models"),
                 )
                 with gr.Row():
                     target_mode = gr.Radio(
-                        [(label, value) for value, label in TARGET_MODE_LABELS.items()], value="top1", label="Explain"
+                        [(T(f"target_mode.{mode}"), mode) for mode in TARGET_MODES],
+                        value="top1",
+                        label=T("page.explain"),
                     )
                     target_class = gr.Dropdown(
                         list(engine.categories(engine.weights)),
@@ -157,70 +162,65 @@ def build_demo(
                         filterable=True,
                         allow_custom_value=True,
                         interactive=False,
-                        label="Class for every model (type to search)",
+                        label=T("page.target_class"),
                     )
                 with gr.Row():
                     method = gr.Dropdown(
                         [(method.label, name) for name, method in CAM_METHODS.items()],
                         value="gradcam",
-                        label="CAM method",
+                        label=T("page.method"),
                     )
-                    stage = gr.Radio(
-                        list(STAGES), value=4, label="Stage (CAM and channel plot)", elem_id="analysis-stage"
-                    )
+                    stage = gr.Radio(list(STAGES), value=4, label=T("page.stage"), elem_id="analysis-stage")
                 with gr.Row():
                     view = gr.Radio(
-                        [(label, value) for value, label in VIEW_LABELS.items()],
+                        [(T(f"view.{view_}"), view_) for view_ in VIEWS],
                         value="whole",
-                        label="What the models see",
+                        label=T("page.view"),
                     )
-                    faithfulness = gr.Checkbox(False, label="Measure faithfulness (ROAD, slower)")
-                with gr.Accordion("Display: redraws at once, without re-running the models", open=True):
+                    faithfulness = gr.Checkbox(False, label=T("page.faithfulness"))
+                with gr.Accordion(T("page.display"), open=True):
                     with gr.Row():
-                        cmap = gr.Dropdown(list(COLORMAPS), value="jet", label="Colormap")
-                        opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Map opacity")
-                        shared_scale = gr.Checkbox(False, label="One colour scale for all models")
-                    with gr.Accordion("What do these change?", open=False):
-                        _explanation(explain.explanation("display") + "\n\n" + explain.explanation("view"))
-                with gr.Accordion("Weights", open=False):
-                    weights = gr.Dropdown(engine.weight_choices(), value="auto", label="Weights set")
-                    weights_status = gr.Markdown(explain.weights_sources() if engine.is_demo else "")
+                        cmap = gr.Dropdown(list(COLORMAPS), value="jet", label=T("page.cmap"))
+                        opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label=T("page.opacity"))
+                        shared_scale = gr.Checkbox(False, label=T("page.shared_scale"))
+                    with gr.Accordion(T("page.what_do_these_change"), open=False):
+                        _explanation(T("explain.display"))
+                        _explanation(T("explain.view"))
+                with gr.Accordion(T("page.weights"), open=False):
+                    weights = gr.Dropdown(engine.weight_choices(), value="auto", label=T("page.weights_set"))
+                    weights_status = gr.Markdown(T("explain.weights_sources") if engine.is_demo else "")
                     download = (
-                        gr.Button("Download the chosen ImageNet set", size="sm", elem_id="download")
-                        if engine.allow_download
-                        else None
+                        gr.Button(T("page.download"), size="sm", elem_id="download") if engine.allow_download else None
                     )
 
-        with gr.Accordion("Live: point a webcam and watch the attention move", open=False, elem_id="live") as live_box:
-            _explanation(explain.explanation("live"))
+        with gr.Accordion(T("page.live"), open=False, elem_id="live") as live_box:
+            _explanation(T("explain.live"))
             with gr.Row():
                 with gr.Column(scale=2, min_width=240):
                     live_cam = gr.Image(
                         sources=["webcam"],
                         streaming=True,
                         type="numpy",
-                        label="Webcam",
+                        label=T("page.webcam"),
                         height=240,
                         webcam_options=gr.WebcamOptions(mirror=False),  # as the class sees it: text reads right
                         elem_id="live-cam",
                     )
-                    live_stage = gr.Radio(list(STAGES), value=4, label="Stage (CAM and CBAM's spatial map)")
-                    freeze = gr.Button("Freeze: analyse this frame in full", elem_id="live-freeze")
+                    live_stage = gr.Radio(list(STAGES), value=4, label=T("page.live_stage"))
+                    freeze = gr.Button(T("page.freeze"), elem_id="live-freeze")
                 with gr.Column(scale=5):
                     live_view = gr.Image(
                         interactive=False, format="jpeg", show_label=False, height=IMAGE_HEIGHT, elem_id="live-view"
                     )
-                    live_status = gr.Markdown(
-                        "Start the webcam: its frames are analysed as they come.", elem_id="live-status"
-                    )
+                    live_status = gr.Markdown(T("page.live_start"), elem_id="live-status")
             live_clock = gr.State(None)
             live_frame = gr.State(None)
 
         with gr.Row():
-            link_button = gr.Button("Copy link to this view", size="sm", scale=0, elem_id="lesson-link-button")
+            link_button = gr.Button(T("page.copy_link"), size="sm", scale=0, elem_id="lesson-link-button")
             lesson_link = gr.Textbox(
                 show_label=False,
-                placeholder="a link that opens this view: for a lesson, hand it to the class",
+                placeholder=T("page.link_placeholder"),
                 buttons=["copy"],
                 max_lines=1,
                 scale=4,
@@ -231,14 +231,14 @@ def build_demo(
         for panel in panels_in("main", panels):
             _panel_row(panel, cells)
             if panel.key == "cam":
-                method_note = _explanation(explain.method_note("gradcam"), elem_id="method-note")
-        with gr.Accordion("Faithfulness: does the model rely on the hot pixels?", open=False, elem_classes="explain"):
-            _explanation(explain.explanation("faithfulness"))
+                method_note = _explanation(T("method.gradcam.note"), elem_id="method-note")
+        with gr.Accordion(T("page.faithfulness_box"), open=False, elem_classes="explain"):
+            _explanation(T("explain.faithfulness"))
 
         drill_open = gr.State(False)
-        with gr.Accordion("Every block of one stage", open=False, elem_id="drill") as drill_box:
-            _explanation(explain.explanation("blocks"))
-            drill_stage = gr.Radio(list(STAGES), value=4, label="Stage to show block by block")
+        with gr.Accordion(T("page.drill"), open=False, elem_id="drill") as drill_box:
+            _explanation(T("explain.blocks"))
+            drill_stage = gr.Radio(list(STAGES), value=4, label=T("page.drill_stage"))
             with gr.Row(equal_height=False):
                 for arch in ARCH_ORDER:
                     with gr.Column(min_width=240):
@@ -246,78 +246,80 @@ def build_demo(
                             _cell(panel, arch, cells)
 
         gate_open = gr.State(False)
-        with gr.Accordion("Inside the gate: how the attention is computed", open=False, elem_id="gate") as gate_box:
-            _explanation(explain.explanation("gate"))
+        with gr.Accordion(T("page.gate"), open=False, elem_id="gate") as gate_box:
+            _explanation(T("explain.gate"))
             with gr.Row():
                 gate_model = gr.Dropdown(
                     [(ARCH_TITLES[arch], arch) for arch in gate_view.GATED],
                     value=gate_view.GATED[-1],
                     allow_custom_value=True,  # the API's one-line answer for a model without gates
-                    label="Model",
+                    label=T("page.model"),
                     elem_id="gate-model",
                 )
                 gate_block = gr.Dropdown(
                     all_blocks(),
                     value=gate_view.default_block(4),
                     allow_custom_value=True,
-                    label="Block (at first: the last block of the analysed stage)",
+                    label=T("page.gate_block"),
                     elem_id="gate-block",
                 )
                 gate_channel = gr.Textbox(  # a Number cannot be empty, and empty means "the strongest"
                     "",
                     max_lines=1,
                     max_length=8,
-                    label="Channel for the equation (empty: the strongest)",
+                    label=T("page.gate_channel"),
                     elem_id="gate-channel",
                 )
             for panel in panels_in("gate", panels):
                 _cell(panel, PAGE, cells)
-            with gr.Accordion("Raw numbers: the /gate_steps answer", open=False):
-                gate_raw = gr.Button("Show every step's numbers", size="sm", elem_id="gate-raw")
+            with gr.Accordion(T("page.gate_raw_box"), open=False):
+                gate_raw = gr.Button(T("page.gate_raw"), size="sm", elem_id="gate-raw")
                 gate_json = gr.JSON(label="/gate_steps", elem_id="gate-json")
 
-        with gr.Accordion(
-            "Switch gates off: does the attention matter for this prediction?", open=False, elem_id="intervene"
-        ) as intervene_box:
-            _explanation(explain.explanation("intervene"))
+        with gr.Accordion(T("page.intervene"), open=False, elem_id="intervene") as intervene_box:
+            _explanation(T("explain.intervene"))
             with gr.Row():
-                iv_gate = gr.Radio(["channel", "spatial", "both"], value="channel", label="Which gate")
-                iv_where = gr.Radio(
-                    [(label, value) for value, label in intervene_view.WHERE_CHOICES.items()],
-                    value="stage",
-                    label="Where",
+                iv_gate = gr.Radio(
+                    [(T(f"gate.which.{gate}"), gate) for gate in ("channel", "spatial", "both")],
+                    value="channel",
+                    label=T("page.iv_gate"),
                 )
-                iv_stage = gr.Radio(list(STAGES), value=4, label="Stage")
-                iv_block = gr.Slider(0, max(STAGE_DEPTHS) - 1, value=2, step=1, label="Block of that stage (from 0)")
+                iv_where = gr.Radio(
+                    [(T(f"where.{where}"), where) for where in intervene_view.WHERE_CHOICES],
+                    value="stage",
+                    label=T("page.iv_where"),
+                )
+                iv_stage = gr.Radio(list(STAGES), value=4, label=T("page.iv_stage"))
+                iv_block = gr.Slider(0, max(STAGE_DEPTHS) - 1, value=2, step=1, label=T("page.iv_block"))
             with gr.Row():
                 iv_how = gr.Radio(
-                    [(label, value) for value, label in intervene_view.HOW_LABELS.items()], value="one", label="How"
+                    [(T(f"how.{how}"), how) for how in intervene_view.HOWS], value="one", label=T("page.iv_how")
                 )
-                iv_k = gr.Slider(1, 512, value=16, step=1, label="k, for keep-top-k")
+                iv_k = gr.Slider(1, 512, value=16, step=1, label=T("page.iv_k"))
             spec = gr.Textbox(
                 intervene_view.DEFAULT_SPEC,
-                label="The intervention, as the CLI's --intervene SPEC (edit it freely)",
+                label=T("page.iv_spec"),
                 max_length=200,
                 elem_id="intervene-spec",
             )
             sweep_spec = gr.State("sweep")
             with gr.Row():
-                intervene = gr.Button("Switch off and compare", variant="primary", elem_id="intervene-run")
-                sweep = gr.Button("Each stage, one click", elem_id="sweep-run")
+                intervene = gr.Button(T("page.iv_run"), variant="primary", elem_id="intervene-run")
+                sweep = gr.Button(T("page.sweep_run"), elem_id="sweep-run")
             intervention_state = gr.State(None, time_to_live=engine_module.STATE_TTL_S)
             for panel in panels_in("intervene", panels):
                 _panel_row(panel, cells)
-            with gr.Accordion("Raw numbers: the /intervene answer", open=False):
+            with gr.Accordion(T("page.iv_raw_box"), open=False):
                 intervention_json = gr.JSON(label="/intervene", elem_id="intervene-json")
 
         trust_open = gr.State(False)
-        with gr.Accordion("Can we trust these maps?", open=False, elem_id="trust") as trust_box:
-            _explanation(explain.explanation("trust"))
+        with gr.Accordion(T("page.trust"), open=False, elem_id="trust") as trust_box:
+            _explanation(T("explain.trust"))
             with gr.Row():
                 with gr.Column(scale=3):
                     box_picture = gr.Image(
                         interactive=False,
-                        label="Click two opposite corners of a box around the object",
+                        label=T("page.box_picture"),
                         height=IMAGE_HEIGHT,
                         buttons=[],
                         elem_id="box-picture",
@@ -327,27 +329,27 @@ def build_demo(
                         "",
                         max_lines=1,
                         max_length=100,
-                        label="Box x0,y0,x1,y1 in your picture's pixels (or click two corners)",
+                        label=T("page.box"),
                         elem_id="box",
                     )
-                    box_score = gr.Button("Score the box", size="sm", elem_id="box-score")
-                    sanity_run = gr.Button("Randomise the models and compare", elem_id="sanity-run")
-                    curves_run = gr.Button("Deletion and insertion curves", elem_id="curves-run")
+                    box_score = gr.Button(T("page.box_score"), size="sm", elem_id="box-score")
+                    sanity_run = gr.Button(T("page.sanity_run"), elem_id="sanity-run")
+                    curves_run = gr.Button(T("page.curves_run"), elem_id="curves-run")
             box_corner = gr.State(None)
             for panel in panels_in("trust", panels):
                 _panel_row(panel, cells)
-            with gr.Accordion("Raw numbers: the /sanity and /deletion_insertion answers", open=False):
+            with gr.Accordion(T("page.trust_raw_box"), open=False):
                 sanity_json = gr.JSON(label="/sanity", elem_id="sanity-json")
                 curves_json = gr.JSON(label="/deletion_insertion", elem_id="curves-json")
 
-        with gr.Accordion("Export and raw numbers", open=False, elem_id="export-box"):
+        with gr.Accordion(T("page.export_box"), open=False, elem_id="export-box"):
             with gr.Row():
-                export = gr.Button("Make the comparison figure and the JSON", elem_id="export")
-                figure_file = gr.File(label="Comparison figure (PNG)", interactive=False)
-                json_file = gr.File(label="Analysis (JSON)", interactive=False)
-            result_json = gr.JSON(label="Analysis (the /analyze API answer)")
+                export = gr.Button(T("page.export"), elem_id="export")
+                figure_file = gr.File(label=T("page.figure_file"), interactive=False)
+                json_file = gr.File(label=T("page.json_file"), interactive=False)
+            result_json = gr.JSON(label=T("page.result_json"))
 
-        gr.Markdown(gallery.credits_markdown(engine.examples))
+        credits = gr.Markdown(gallery.credits_markdown(engine.examples))
 
         # ------------------------------------------------------------------------------------------------ wiring
         page = {
@@ -765,6 +767,39 @@ def build_demo(
             api_visibility="private",
             queue=False,
         )
+        words = {"language": language_choice, "banner": banner, "examples": examples, "weights": weights}
+        words |= {"target_class": target_class, "credits": credits}
+
+        def page_words(result: Any, weights_: str) -> dict:
+            return handlers.page_words(engine, words, result, weights_)
+
+        def switched(language_: str, result: Any, weights_: str) -> dict:  # the language is the page's URL's now
+            return handlers.page_words(engine, words, result, weights_)
+
+        demo.load(page_words, [state, weights], list(words.values()), api_name="words", api_visibility="private")
+        language_choice.input(
+            switched,
+            [language_choice, state, weights],
+            list(words.values()),
+            js=i18n.SWITCH_JS,  # the page's own words change in the browser first, then the server's follow
+            api_name="language",
+            api_visibility="private",
+            queue=False,
+        ).then(
+            handlers.one_line_errors(show),
+            show_inputs,
+            after_outputs,
+            api_name="language_panels",
+            api_visibility="private",
+            **render_queue,
+        ).then(
+            partial(handlers.show_intervention, cells),
+            [intervention_state, cmap, opacity],
+            intervene_outputs,
+            api_name="language_intervention",
+            api_visibility="private",
+            **render_queue,
+        )
         export.click(
             handlers.export_files,
             [state, cmap, opacity, shared_scale],
@@ -950,7 +985,8 @@ def serve(
         app_kwargs=guard.app_kwargs(demo),
         prevent_thread_lock=prevent_thread_lock,
         css=CSS + PRESENTER_CSS,
-        js=PRESENTER_JS,
+        js=f"() => {{ ({PRESENTER_JS.strip()})(); ({i18n.LANGUAGE_JS.strip()})(); }}",
+        i18n=i18n.catalogues(),
         theme=gr.themes.Soft(),
         _frontend=probe_localhost,
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
+from cbam_viz.language import text
 from cbam_viz.vocab import ARCH_ORDER, CAM_METHODS, MAX_CLASS_NAME, STAGES, VIEWS, quote
 
 from .panels import COLORMAPS
@@ -46,18 +47,18 @@ class Lesson:
     def note(self) -> str:
         if not self.ignored:
             return ""
-        return "Parts of this link were left out: " + "; ".join(self.ignored) + "."
+        return text("lesson.left_out", parts="; ".join(self.ignored))
 
 
 def read(query: Mapping[str, str], examples: Mapping[str, str], weight_choices: list[str]) -> Lesson:
     """The lesson in a URL query; ``examples`` maps a gallery picture's name to its path."""
     lesson = Lesson()
     if sum(len(key) + len(str(value)) for key, value in query.items()) > MAX_QUERY:
-        lesson.ignored.append(f"the link is longer than {MAX_QUERY} characters")
+        lesson.ignored.append(text("lesson.too_long", limit=MAX_QUERY))
         return lesson
     for key, value in query.items():
         if key not in KEYS:
-            lesson.ignored.append(f"{quote(key, 30)} is not a setting")
+            lesson.ignored.append(text("lesson.not_a_setting", key=quote(key, 30)))
             continue
         try:
             setattr(lesson, key, _checked(key, str(value), examples, weight_choices))
@@ -70,12 +71,12 @@ def _checked(key: str, value: str, examples: Mapping[str, str], weight_choices: 
     value = value.strip()
     if key == "example":
         if value not in examples:
-            raise ValueError(f"the examples are {', '.join(sorted(examples))}")
+            raise ValueError(text("lesson.examples_are", names=", ".join(sorted(examples))))
         return examples[value]
     if key == "models":
         models = [name for name in ARCH_ORDER if name in value.split(",")]
         if not models or len(models) != len(set(value.split(","))):
-            raise ValueError(f"models are {', '.join(ARCH_ORDER)}")
+            raise ValueError(text("lesson.models_are", names=", ".join(ARCH_ORDER)))
         return models
     if key == "weights":
         return _one_of(value, weight_choices)
@@ -85,7 +86,7 @@ def _checked(key: str, value: str, examples: Mapping[str, str], weight_choices: 
         return int(_one_of(value, [str(stage) for stage in STAGES]))
     if key == "target":
         if len(value) > MAX_CLASS_NAME or not value:
-            raise ValueError(f"a class name has 1 to {MAX_CLASS_NAME} characters")
+            raise ValueError(text("lesson.class_length", limit=MAX_CLASS_NAME))
         return value
     if key == "sees":
         return _one_of(value, list(VIEWS))
@@ -94,7 +95,7 @@ def _checked(key: str, value: str, examples: Mapping[str, str], weight_choices: 
     if key == "opacity":
         number = float(value)
         if not math.isfinite(number) or not 0 <= number <= 1:
-            raise ValueError("opacity is between 0 and 1")
+            raise ValueError(text("lesson.opacity"))
         return number
     if key == "shared":
         return _one_of(value, ["0", "1"]) == "1"
@@ -103,7 +104,7 @@ def _checked(key: str, value: str, examples: Mapping[str, str], weight_choices: 
 
 def _one_of(value: str, choices: list[str]) -> str:
     if value not in choices:
-        raise ValueError(f"choose {', '.join(choices)}")
+        raise ValueError(text("lesson.choose", choices=", ".join(choices)))
     return value
 
 
@@ -129,7 +130,7 @@ def write(
     if example is not None:
         values["example"] = example
     elif picture:
-        note = "Your own picture is not put in the link: whoever opens it uploads theirs (or picks an example)."
+        note = text("lesson.no_upload")
     values |= {"models": ",".join(name for name in ARCH_ORDER if name in models), "weights": weights}
     values |= {"method": method, "stage": str(stage), "sees": view, "cmap": cmap, "opacity": f"{opacity:g}"}
     values["shared"] = "1" if shared else "0"

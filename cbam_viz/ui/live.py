@@ -34,13 +34,13 @@ from cbam_viz import render
 from cbam_viz.analysis import get_models, run_model
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import display_image, map_to_image, prepare_input
+from cbam_viz.language import text
 from cbam_viz.vocab import ARCH_TITLES, has_spatial_attention, last_block
 from cbam_viz.weights import Preprocess
 
 LIVE_SIDE = 256  # px of the analysed and drawn frame: big enough for a projector row of four, cheap to encode
 LEASE_S = 3.0  # a tab whose frames stopped this long ago gives its live slot back
 FPS_WINDOW_S = 3.0
-BUSY = "The live view is busy ({count} webcams at once): use photo mode, or try again in a minute."
 
 
 class LiveSlots:
@@ -124,7 +124,7 @@ def frame_picture(frame: np.ndarray | Image.Image) -> Image.Image:
     else:
         array = np.asarray(frame)
         if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
-            raise CbamVizError("the webcam sent a frame this page cannot read: restart the webcam")
+            raise CbamVizError(text("error.live_frame"))
         picture = Image.fromarray(np.ascontiguousarray(array[..., :3]))
     return display_image(picture, LIVE_SIDE)
 
@@ -182,7 +182,14 @@ def frame_row(
 def status_line(result: LiveResult, fps: float) -> str:
     """The line under the live view: the frame rate, and per model its top-1 and its CAM's hottest point."""
     parts = [
-        f"{ARCH_TITLES[arch]}: **{label}** {prob:.0%}, hottest at {peak[0]:.0%} across, {peak[1]:.0%} down"
+        text(
+            "live.model",
+            model=ARCH_TITLES[arch],
+            label=label,
+            prob=f"{prob:.0%}",
+            across=f"{peak[0]:.0%}",
+            down=f"{peak[1]:.0%}",
+        )
         for (arch, (label, prob)), peak in zip(result.top1.items(), result.peaks.values(), strict=True)
     ]
     return f"{fps:.1f} fps · " + " · ".join(parts)

@@ -19,6 +19,7 @@ from cbam_viz import render
 from cbam_viz.analysis import Analysis, ModelResult
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import display_image
+from cbam_viz.language import current, has, text
 from cbam_viz.vocab import (
     ARCH_TITLES,
     CAM_METHODS,
@@ -30,10 +31,12 @@ from cbam_viz.vocab import (
     quote,
     split_block,
 )
+from cbam_viz.weights import _is_demo_name as is_demo_set  # TODO public
 
 from . import gate_view, intervene_view, trust_view
 from .errors import escape
 from .gate_view import GatePick
+from .i18n import T, class_name
 
 PAGE = "page"  # the key of a page-wide panel's single cell
 COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "cividis")
@@ -86,14 +89,14 @@ class Panel:
     """One view of the analysis: a row of cells, one per model (or one for the page)."""
 
     key: str
-    heading: str
-    explanation: str | None  # key of explain.PANELS, shown under "What am I looking at?"
+    heading: str  # catalogue key of the row's heading ("": none)
+    explanation: str | None  # the panel's "What am I looking at?" text: catalogue key ``explain.<this>``
     kind: Literal["image", "label", "markdown"]
     render: Callable[[Analysis, Display], dict[str, Shown]]
     redraw_on: frozenset[Event]
     section: Section = "main"
     applies: Callable[[str], bool] = lambda arch: True
-    missing: Callable[[str], str] = lambda arch: ""  # the note shown in place of a panel a model does not have
+    missing: Callable[[str], str] = lambda arch: ""  # catalogue key of the note in place of a panel a model lacks
     page_wide: bool = False
     height: int = IMAGE_HEIGHT  # px of an image cell (a page-wide figure of many strips needs more)
 
@@ -101,7 +104,7 @@ class Panel:
         """The value component of one cell (created inside the layout's Blocks context)."""
         elem_id = self.key if self.page_wide else f"{self.key}-{arch}"
         if not self.page_wide and not self.applies(arch):
-            return gr.Markdown(self.missing(arch), elem_id=elem_id, elem_classes="panel-missing")
+            return gr.Markdown(T(self.missing(arch)), elem_id=elem_id, elem_classes="panel-missing")
         if self.kind == "image":
             return gr.Image(
                 interactive=False,
@@ -132,8 +135,12 @@ def render_header(analysis: Analysis, display: Display) -> dict[str, Shown]:
 
 
 def render_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    demo = is_demo_set(analysis.weights_set)
+    caption = "caption.top5" if demo or current() == "en" else "caption.top5_imagenet"
     return {
-        arch: Shown({label: float(prob) for label, prob in result.top5}, model_caption(arch, "top-5"))
+        arch: Shown(
+            {class_name(label, demo): float(prob) for label, prob in result.top5}, model_caption(arch, text(caption))
+        )
         for arch, result in analysis.models.items()
     }
 
@@ -142,8 +149,9 @@ def cam_title(analysis: Analysis, result: ModelResult) -> str:
     """What the CAM shows; a class-independent method (EigenCAM) does not pretend to explain one class."""
     method = method_label(analysis.method)
     if not CAM_METHODS[analysis.method].class_dependent:
-        return f"{method}, stage {analysis.stage} (the same for every class)"
-    return f"{method}, stage {analysis.stage}: “{result.target_label}” (p = {result.target_prob:.1%})"
+        return text("caption.cam_any_class", method=method, stage=analysis.stage)
+    label = class_name(result.target_label, is_demo_set(analysis.weights_set))
+    return text("caption.cam", method=method, stage=analysis.stage, label=label, prob=f"{result.target_prob:.1%}")
 
 
 def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
@@ -156,7 +164,7 @@ def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
         picture = render.overlay(
             base, result.cam, analysis.view_for(result), cmap=display.cmap, alpha=display.opacity, vmin=low, vmax=high
         )
-        legend = render.colorbar_image(display.cmap, low, high, width=picture.width, label="CAM value")
+        legend = render.colorbar_image(display.cmap, low, high, width=picture.width, label=text("caption.cam_value"))
         caption = model_caption(result.arch, cam_title(analysis, result))
         shown[result.arch] = Shown(_stack(picture, legend), caption, analysis.stage)
     return shown
@@ -178,8 +186,8 @@ def _spatial(analysis: Analysis, display: Display, stage: int | None) -> dict[st
             tile=220,
             columns=2 if stage is None else 3,
         )
-        where = "last block of each stage" if stage is None else f"every block of stage {stage}"
-        shown[arch] = Shown(grid, model_caption(arch, f"spatial attention Ms, {where}"), stage)
+        where = text("caption.spatial_each_stage") if stage is None else text("caption.spatial_blocks", stage=stage)
+        shown[arch] = Shown(grid, model_caption(arch, where), stage)
     return shown
 
 
@@ -190,7 +198,7 @@ def _channel(analysis: Analysis, stage: int) -> dict[str, Shown]:
             continue
         plot = render.channel_attention_plot(result.channel_attention, stage, width_px=720)
         blocks = STAGE_DEPTHS[stage - 1]
-        shown[arch] = Shown(plot, model_caption(arch, f"channel attention, stage {stage} ({blocks} blocks)"), stage)
+        shown[arch] = Shown(plot, model_caption(arch, text("caption.channel", stage=stage, blocks=blocks)), stage)
     return shown
 
 
@@ -210,28 +218,21 @@ def render_drill_channel(analysis: Analysis, display: Display) -> dict[str, Show
     return _channel(analysis, display.drill_stage)
 
 
-METRIC_LABELS = {
-    "target_prob": "probability of the explained class",
-    "cam_spatial_correlation": "CAM vs own spatial attention: correlation",
-    "cam_spatial_top20_iou": "CAM vs own spatial attention: top-20 % IoU",
-    "faithfulness_morf": "faithfulness, ROAD MoRF (more negative = better)",
-    "faithfulness_lerf": "faithfulness, ROAD LeRF (near 0 = better)",
-    "faithfulness_road": "faithfulness, ROAD combined (higher = better)",
-}
+def metric_label(name: str) -> str:
+    """A metric's words on the page (the catalogue's ``metric.<name>``), or its JSON name if it has none."""
+    return text(f"metric.{name}") if has(f"metric.{name}") else name
 
 
 def number(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+    return text("number.missing") if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def render_numbers(analysis: Analysis, display: Display) -> dict[str, Shown]:
     """The model's own numbers as a short list (the explanation sits in the row's "what am I looking at")."""
     return {
         arch: Shown(
-            "\n".join(
-                f"- {METRIC_LABELS.get(name, name)}: **{number(value, 3)}**" for name, value in result.metrics.items()
-            ),
-            model_caption(arch, "numbers"),
+            "\n".join(f"- {metric_label(name)}: **{number(value, 3)}**" for name, value in result.metrics.items()),
+            model_caption(arch, text("caption.numbers")),
         )
         for arch, result in analysis.models.items()
     }
@@ -240,15 +241,16 @@ def render_numbers(analysis: Analysis, display: Display) -> dict[str, Shown]:
 def render_agreement(analysis: Analysis, display: Display) -> dict[str, Shown]:
     """Pairwise CAM agreement as a table; one model alone has nothing to agree with."""
     if not analysis.agreement:
-        return {PAGE: Shown("Pick at least two models to compare where their evidence lies.", "")}
+        return {PAGE: Shown(text("agreement.one_model"), "")}
     rows = []
     for pair, values in analysis.agreement.items():
         first, second = pair.split("|")
         rows.append(
-            f"| {ARCH_TITLES[first]} vs {ARCH_TITLES[second]} | {number(values.get('cam_correlation'))} "
+            f"| {text('agreement.pair', first=ARCH_TITLES[first], second=ARCH_TITLES[second])} "
+            f"| {number(values.get('cam_correlation'))} "
             f"| {number(values.get('top20_iou'))} |"
         )
-    table = "| models | CAM correlation | top-20 % IoU |\n|---|---|---|\n" + "\n".join(rows)
+    table = text("agreement.table_head") + "\n|---|---|---|\n" + "\n".join(rows)
     return {PAGE: Shown(table, "")}
 
 
@@ -264,7 +266,7 @@ def _gate(analysis: Analysis, display: Display, draw: Callable[..., Any]) -> dic
 
 def render_gate_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
-        what = "squeeze, excitation and σ" if steps.channel.kind == "se" else "channel gate step by step"
+        what = text("caption.se_steps" if steps.channel.kind == "se" else "caption.channel_steps")
         image = gate_view.channel_figure(steps, channel)
         return Shown(image, model_caption(result.arch, f"{steps.block}: {what}"), split_block(steps.block)[0])
 
@@ -275,8 +277,8 @@ def render_gate_spatial(analysis: Analysis, display: Display) -> dict[str, Shown
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
         image = gate_view.spatial_figure(steps, analysis, result, display.cmap, display.opacity)
         if image is None:
-            return Shown(None, model_caption(result.arch, "no spatial gate: SE re-weights whole channels"))
-        caption = model_caption(result.arch, f"{steps.block}: spatial gate step by step")
+            return Shown(None, model_caption(result.arch, text("caption.no_spatial_gate")))
+        caption = model_caption(result.arch, f"{steps.block}: {text('caption.spatial_steps')}")
         return Shown(image, caption, split_block(steps.block)[0])
 
     return _gate(analysis, display, draw)
@@ -284,7 +286,7 @@ def render_gate_spatial(analysis: Analysis, display: Display) -> dict[str, Shown
 
 def render_gate_equations(analysis: Analysis, display: Display) -> dict[str, Shown]:
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
-        caption = model_caption(result.arch, "the equations with this picture's numbers")
+        caption = model_caption(result.arch, text("caption.equations"))
         return Shown(gate_view.equations_markdown(steps, channel), caption)
 
     return _gate(analysis, display, draw)
@@ -292,7 +294,7 @@ def render_gate_equations(analysis: Analysis, display: Display) -> dict[str, Sho
 
 def render_intervene_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
     return {
-        arch: Shown(intervene_view.top5_markdown(result), model_caption(arch, "top-5 before and after"))
+        arch: Shown(intervene_view.top5_markdown(result), model_caption(arch, text("caption.intervene_top5")))
         for arch, result in analysis.models.items()
         if result.interventions or result.intervention_notes
     }
@@ -309,7 +311,7 @@ def render_intervene_cam(analysis: Analysis, display: Display) -> dict[str, Show
 
 def render_sweep(analysis: Analysis, display: Display) -> dict[str, Shown]:
     return {
-        arch: Shown(intervene_view.sweep_markdown(result), model_caption(arch, "each stage's gates switched off"))
+        arch: Shown(intervene_view.sweep_markdown(result), model_caption(arch, text("caption.sweep")))
         for arch, result in analysis.models.items()
         if result.sweep is not None
     }
@@ -331,8 +333,8 @@ def render_sanity(analysis: Analysis, display: Display) -> dict[str, Shown]:
 
 def render_curves(analysis: Analysis, display: Display) -> dict[str, Shown]:
     if analysis.curves is None:
-        return {PAGE: Shown(None, "Press **Deletion and insertion curves** to draw them.")}
-    caption = f"Each model's own CAM ranks the pixels; dashed: a random order ({analysis.curves.steps} steps)."
+        return {PAGE: Shown(None, text("curves.press"))}
+    caption = text("curves.caption", steps=analysis.curves.steps)
     return {PAGE: Shown(trust_view.curves_figure(analysis.curves), caption)}
 
 
@@ -340,7 +342,9 @@ def render_pointing(analysis: Analysis, display: Display) -> dict[str, Shown]:
     if analysis.pointing is None:
         return {}
     return {
-        arch: Shown(trust_view.pointing_markdown(analysis.pointing, arch), model_caption(arch, "pointing game"))
+        arch: Shown(
+            trust_view.pointing_markdown(analysis.pointing, arch), model_caption(arch, text("caption.pointing"))
+        )
         for arch in analysis.models
     }
 
@@ -355,14 +359,12 @@ def _stack(top: Any, bottom: Any) -> Any:
 
 
 def _no_gates(arch: str) -> str:
-    return "**No gates to switch off.** Plain ResNet-50 has no attention module."
+    return "missing.no_gates"
 
 
 def _no_attention(kind: str) -> Callable[[str], str]:
     def note(arch: str) -> str:
-        if arch == "resnet50":
-            return f"**No {kind} attention.** Plain ResNet-50 has no attention module."
-        return f"**No {kind} attention.** SE re-weights whole channels, never places."
+        return f"missing.{'resnet' if arch == 'resnet50' else 'se'}.{kind}"
 
     return note
 
@@ -376,11 +378,11 @@ ON_TRUST = frozenset({"analysis", "trust"})
 
 PANELS: tuple[Panel, ...] = (
     Panel("header", "", None, "markdown", render_header, ON_ANALYSIS),
-    Panel("top5", "Top-5 predictions", "top5", "label", render_top5, ON_ANALYSIS),
-    Panel("cam", "Where the evidence is: class activation map", "gradcam", "image", render_cam, ON_DISPLAY),
+    Panel("top5", "heading.top5", "top5", "label", render_top5, ON_ANALYSIS),
+    Panel("cam", "heading.cam", "gradcam", "image", render_cam, ON_DISPLAY),
     Panel(
         "spatial",
-        "Spatial attention, each stage (CBAM)",
+        "heading.spatial",
         "spatial",
         "image",
         render_spatial,
@@ -390,7 +392,7 @@ PANELS: tuple[Panel, ...] = (
     ),
     Panel(
         "channel",
-        "Channel attention of the analysed stage (SE, CBAM)",
+        "heading.channel",
         "channel",
         "image",
         render_channel,
@@ -398,8 +400,8 @@ PANELS: tuple[Panel, ...] = (
         applies=has_channel_attention,
         missing=_no_attention("channel"),
     ),
-    Panel("numbers", "The model's numbers", "numbers", "markdown", render_numbers, ON_ANALYSIS),
-    Panel("agreement", "Do the models agree?", "agreement", "markdown", render_agreement, ON_ANALYSIS, page_wide=True),
+    Panel("numbers", "heading.numbers", "numbers", "markdown", render_numbers, ON_ANALYSIS),
+    Panel("agreement", "heading.agreement", "agreement", "markdown", render_agreement, ON_ANALYSIS, page_wide=True),
     Panel(
         "drill_spatial",
         "",
@@ -468,10 +470,10 @@ PANELS: tuple[Panel, ...] = (
         applies=has_channel_attention,
         missing=_no_gates,
     ),
-    Panel("pointing", "Pointing game on your box", "pointing", "markdown", render_pointing, ON_TRUST, section="trust"),
+    Panel("pointing", "heading.pointing", "pointing", "markdown", render_pointing, ON_TRUST, section="trust"),
     Panel(
         "sanity",
-        "Randomise the model: does the map change?",
+        "heading.sanity",
         "sanity",
         "image",
         render_sanity,
@@ -480,7 +482,7 @@ PANELS: tuple[Panel, ...] = (
     ),
     Panel(
         "curves",
-        "Deletion and insertion",
+        "heading.curves",
         "curves",
         "image",
         render_curves,

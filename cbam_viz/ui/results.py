@@ -17,9 +17,9 @@ import numpy as np
 
 from cbam_viz.analysis import Analysis
 from cbam_viz.errors import CbamVizError
+from cbam_viz.language import text
 
 RESULTS_BUDGET_BYTES = 96_000_000  # about 40 analyses of 1600x1200 photos, thousands of demo shapes
-DROPPED = "these results were dropped to keep the server's memory flat: press Analyse again"
 
 
 def analysis_bytes(analysis: Analysis) -> int:
@@ -82,5 +82,5 @@ class Result:
     def analysis(self) -> Analysis:
         analysis = self.cache.get(self.key)
         if analysis is None:
-            raise CbamVizError(DROPPED)
+            raise CbamVizError(text("error.dropped"))
         return analysis

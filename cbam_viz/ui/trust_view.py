@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from cbam_viz import render, shapes
 from cbam_viz.analysis import Analysis, ModelResult
+from cbam_viz.language import text
 from cbam_viz.vocab import ARCH_TITLES, STAGES
 
 BOX_COLOUR = (255, 40, 200)
@@ -25,7 +26,7 @@ STEP_TITLES |= {"layer1": "+ layer1", "stem": "+ stem (all)"}
 
 
 def _number(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+    return text("number.missing") if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alpha: float) -> Image.Image:
@@ -54,14 +55,14 @@ def sanity_markdown(report) -> str:
     if last is None:
         return ""
     changed = last.spearman is None or not math.isfinite(last.spearman) or last.spearman < 0.5
-    verdict = "passes: the map changes once the weights are random" if changed else "**fails**: the map survives"
-    lines = [f"Fully randomised: ρ = {_number(last.spearman)} ({verdict})."]
+    verdict = text("sanity.passes" if changed else "sanity.fails")
+    lines = [text("sanity.fully", rho=_number(last.spearman), verdict=verdict)]
     if report.random_logit is not None:
         other = report.random_logit.comparison
         same = other.spearman is not None and math.isfinite(other.spearman) and other.spearman > 0.9
         lines.append(
-            f"Another class (“{report.random_logit.label}”): ρ = {_number(other.spearman)}"
-            + (" — nearly the same map: it does not depend on the class." if same else ".")
+            text("sanity.other_class", label=report.random_logit.label, rho=_number(other.spearman))
+            + (text("sanity.same_map") if same else ".")
         )
     return " ".join(lines)
 
@@ -104,11 +105,11 @@ def pointing_markdown(pointing, arch: str) -> str:
     if model is None:
         return ""
     area = pointing.region.get("area_share")
-    where = "The object's true mask" if pointing.region.get("kind") == "mask" else "Your box"
+    where = text("pointing.mask" if pointing.region.get("kind") == "mask" else "pointing.box")
     lines = [
-        f"{where} covers {_number(area * 100 if area is not None else None, 0)} % of what the model saw.",
+        text("pointing.covers", where=where, percent=_number(area * 100 if area is not None else None, 0)),
         "",
-        "| map | peak inside? | share of the map inside |",
+        text("pointing.head"),
         "|---|---|---|",
         f"| CAM | {_yes(model['cam']['hit'])} | {_share(model['cam']['energy'])} |",
     ]
@@ -116,16 +117,16 @@ def pointing_markdown(pointing, arch: str) -> str:
         entry = model["spatial"].get(str(stage))
         if entry is not None:
             hit, share = _yes(entry["hit"]), _share(entry["energy"])
-            lines.append(f"| spatial, stage {stage} ({entry['block']}) | {hit} | {share} |")
+            lines.append(f"| {text('pointing.spatial', stage=stage, block=entry['block'])} | {hit} | {share} |")
     return "\n".join(lines)
 
 
 def _yes(hit: bool | None) -> str:
-    return "n/a" if hit is None else "**yes**" if hit else "no"
+    return text("number.missing") if hit is None else text("pointing.yes" if hit else "pointing.no")
 
 
 def _share(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.0%}"
+    return text("number.missing") if value is None or not math.isfinite(value) else f"{value:.0%}"
 
 
 # ---------------------------------------------------------------------------------------------------- the box

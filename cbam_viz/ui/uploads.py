@@ -18,6 +18,7 @@ from PIL import Image
 
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import MAX_FILE_BYTES, decode_image
+from cbam_viz.language import text
 
 
 def image_input(**options: Any) -> gr.Image:
@@ -44,14 +45,14 @@ def raw_image_payload(payload: Any) -> str | bytes | None:
         except CbamVizError as error:
             raise gr.Error(str(error), print_exception=False) from None
     if payload.path is None:
-        raise gr.Error("the image arrived without a file: upload it again", print_exception=False)
+        raise gr.Error(text("error.no_file"), print_exception=False)
     return str(payload.path)
 
 
 def uploaded_source(value: str | bytes | None) -> str | bytes:
     """What the image input handed over, checked: a cached upload path, or bytes of a pasted data URL."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise CbamVizError("choose an image first: upload one, use the webcam, paste one or click an example")
+        raise CbamVizError(text("error.no_image"))
     return value
 
 
@@ -59,13 +60,13 @@ def data_url_bytes(url: str) -> bytes:
     """Bytes of a ``data:image/...;base64,`` URL (how pastes may arrive), size-checked before decoding."""
     header, _, payload = url.partition(",")
     if not header.startswith("data:") or ";base64" not in header:
-        raise CbamVizError("the pasted image is not base64 data: upload the file instead")
+        raise CbamVizError(text("error.paste_not_base64"))
     if len(payload) > MAX_FILE_BYTES * 4 // 3 + 4:
-        raise CbamVizError(f"the pasted image is larger than {MAX_FILE_BYTES / 1e6:g} MB: upload a smaller one")
+        raise CbamVizError(text("error.paste_too_large", limit=f"{MAX_FILE_BYTES / 1e6:g}"))
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as error:
-        raise CbamVizError("the pasted image is damaged (bad base64): copy it again or upload the file") from error
+        raise CbamVizError(text("error.paste_damaged")) from error
 
 
 def decode_upload(value: str | bytes | None) -> tuple[Image.Image, str]:
@@ -73,9 +74,9 @@ def decode_upload(value: str | bytes | None) -> tuple[Image.Image, str]:
     source = uploaded_source(value)
     if isinstance(source, str):
         if not Path(source).is_file():  # the server's cache keeps uploads for a few minutes (engine.DELETE_CACHE)
-            raise CbamVizError("the picture has been cleared from the server after a few minutes: upload it again")
+            raise CbamVizError(text("error.upload_cleared"))
         return decode_image(source), safe_stem(Path(source).stem)
-    return decode_image(source, name="the pasted image"), "pasted"
+    return decode_image(source, name=text("upload.pasted")), "pasted"
 
 
 def safe_stem(stem: str, limit: int = 60) -> str:

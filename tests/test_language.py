@@ -1,0 +1,135 @@
+"""The catalogues: every key in every language, the same placeholders and equations, and every key the code uses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from cbam_viz import language, shapes
+from cbam_viz.language import LANGUAGES, catalogue, pick, text, using
+from cbam_viz.ui import gallery, i18n, intervene_view
+from cbam_viz.ui.panels import PANELS
+from cbam_viz.vocab import CAM_METHODS, TARGET_MODES, VIEWS
+
+ROOT = Path(__file__).resolve().parents[1]
+MATHS = re.compile(r"\$\$.+?\$\$|\$[^$]+\$", re.DOTALL)
+FIELDS = re.compile(r"(?<!\\)\{(\w+)\}")  # a format field; LaTeX groups ({ij}, {1}) sit in texts without fields
+
+
+def _fields(value: str) -> list[str]:
+    return sorted(FIELDS.findall(MATHS.sub("", value)))
+
+
+@pytest.mark.parametrize("code", LANGUAGES[1:])
+def test_every_key_exists_in_every_language(code: str) -> None:
+    english, other = catalogue("en"), catalogue(code)
+    assert sorted(other) == sorted(english)
+    assert all(value.strip() for value in other.values())
+
+
+@pytest.mark.parametrize("code", LANGUAGES[1:])
+def test_translations_keep_placeholders_equations_and_markup(code: str) -> None:
+    """A translation fills in the same values, shows the same equations, and keeps bold, tables and code."""
+    english, other = catalogue("en"), catalogue(code)
+    for key, source in english.items():
+        translated = other[key]
+        assert _fields(translated) == _fields(source), key
+        assert MATHS.findall(translated) == MATHS.findall(source), key  # the equations stay the same
+        for mark in ("**", "|", "`", "<small>", "\n\n", "$$"):
+            assert translated.count(mark) == source.count(mark), (key, mark)
+        if _fields(source):
+            translated.format(**{name: "x" for name in _fields(source)})  # and it formats
+
+
+def test_the_chinese_page_is_chinese() -> None:
+    """Not English copied over: the explanations and labels carry Chinese characters (the names of models stay)."""
+    chinese = catalogue("zh")
+    han = re.compile(r"[\u4e00-\u9fff]")
+    for key, value in chinese.items():
+        if key.startswith(("explain.", "page.", "heading.", "error.", "shape.")):
+            assert han.search(value), key
+    assert chinese["shape.star"] != "star" and chinese["page.analyse"] != "Analyse"
+
+
+def _keys_in_code() -> set[str]:
+    """Literal keys handed to ``text(...)`` or ``T(...)`` anywhere in the package."""
+    found = set()
+    for path in (ROOT / "cbam_viz").rglob("*.py"):
+        found |= set(re.findall(r"""\b(?:text|T)\(\s*["']([a-z_.+-]+)["']""", path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_every_key_the_code_uses_is_in_the_catalogue() -> None:
+    english = catalogue("en")
+    used = _keys_in_code()
+    assert len(used) > 150
+    assert sorted(used - set(english)) == []
+    families = (
+        [f"explain.{panel.explanation}" for panel in PANELS if panel.explanation]
+        + [panel.heading for panel in PANELS if panel.heading]
+        + [panel.missing(arch) for panel in PANELS for arch in ("resnet50", "se_resnet50") if not panel.applies(arch)]
+        + [f"method.{name}.note" for name in CAM_METHODS]
+        + [f"view.{view}" for view in VIEWS]
+        + [f"target_mode.{mode}" for mode in TARGET_MODES]
+        + [f"shape.{name}" for name in shapes.CLASSES]
+        + [f"photo.{Path(name).stem}" for name, _ in gallery.PHOTOS]
+        + [f"where.{where}" for where in intervene_view.WHERE_CHOICES]
+        + [f"how.{how}" for how in intervene_view.HOWS]
+        + [f"gate.which.{gate}" for gate in ("channel", "spatial", "both")]
+        + [f"gallery.{name}" for name in (gallery.SHAPE_GALLERY, gallery.PHOTO_GALLERY)]
+    )
+    assert sorted(set(families) - set(english)) == []
+
+
+def test_text_follows_the_language_it_runs_under() -> None:
+    assert text("page.analyse") == "Analyse"
+    with using("zh"):
+        assert text("page.analyse") == catalogue("zh")["page.analyse"]
+        assert text("live.busy", count=2).count("2") == 1
+        with using("en"):
+            assert text("page.analyse") == "Analyse"
+        assert language.current() == "zh"
+    assert language.current() == "en"
+    with using("xx"):  # an unknown language is the default one
+        assert language.current() == "en"
+    with pytest.raises(KeyError):
+        text("no.such.key")
+
+
+@pytest.mark.parametrize(
+    ("choices", "expected"),
+    [
+        (("zh",), "zh"),
+        ((None, "zh-CN,zh;q=0.9,en;q=0.8"), "zh"),
+        (("", "en-GB,en;q=0.9"), "en"),
+        (("fr", "fr-FR, zh;q=0.8, en;q=0.5"), "zh"),
+        (("de;q=1, en;q=0.2, zh;q=0.7",), "zh"),
+        (("ja", "*"), "en"),
+        (("zh-TW",), "zh"),
+        ((), "en"),
+    ],
+)
+def test_a_language_is_picked_from_a_query_or_a_header(choices: tuple, expected: str) -> None:
+    assert pick(*choices) == expected
+
+
+def test_a_visitor_language_comes_from_the_page_query_then_the_browser() -> None:
+    request = SimpleNamespace(query_params={"lang": "zh"}, headers={"accept-language": "en-US"})
+    assert i18n.visitor_language(request) == "zh"
+    request = SimpleNamespace(query_params={}, headers={"accept-language": "zh-CN,zh;q=0.9"})
+    assert i18n.visitor_language(request) == "zh"
+    request = SimpleNamespace(query_params={"lang": "<script>"}, headers={})
+    assert i18n.visitor_language(request) == "en"
+    assert i18n.visitor_language(None) is None
+
+
+def test_demo_shapes_are_named_in_the_page_language_imagenet_classes_stay() -> None:
+    with using("zh"):
+        assert i18n.class_name("star", demo=True) == catalogue("zh")["shape.star"]
+        assert i18n.class_name("star", demo=False) == "star"  # an ImageNet set's class keeps the dataset's name
+        assert i18n.class_choices(["circle"], True) == [(catalogue("zh")["shape.circle"], "circle")]
+    with pytest.raises(KeyError):
+        i18n.T("no.such.key")
