@@ -36,6 +36,7 @@ from cbam_viz import metrics, vocab
 from cbam_viz.capture import CapturedPass, capture_pass, stage_layer
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import ModelView, decode_image, decode_notes, display_image, prepare_input
+from cbam_viz.language import text
 from cbam_viz.options import SWEEP, AnalysisOptions, checked_models
 from cbam_viz.vocab import ARCH_ORDER, VIEWS, has_channel_attention, last_block
 from cbam_viz.weights import Preprocess, WeightsChoice, load_model, resolve_weights, weights_root
@@ -786,17 +787,13 @@ def resolve_target(target: int | str | None, categories: Sequence[str]) -> int |
     if len(matches) == 1:
         return matches[0]
     if matches:  # ImageNet names a few classes twice ("crane" the bird and the machine)
-        raise CbamVizError(
-            f"{target.strip()!r} names {len(matches)} classes ({', '.join(map(str, matches))}): give the index instead"
-        )
+        indices = ", ".join(map(str, matches))
+        raise CbamVizError(text("error.class_twice", name=repr(target.strip()), count=len(matches), indices=indices))
     close = difflib.get_close_matches(wanted, normalised, n=5, cutoff=0.6)
     close += [name for name in normalised if wanted in name and name not in close][: 5 - len(close)]
-    hint = (
-        f"did you mean {', '.join(repr(categories[normalised.index(name)]) for name in close)}?"
-        if close
-        else (f"give a class index 0-{count - 1} or one of the names the weights list")
-    )
-    raise CbamVizError(f"unknown target class {target.strip()!r}: {hint}")
+    names = ", ".join(repr(categories[normalised.index(name)]) for name in close)
+    hint = text("error.class_hint_close", names=names) if close else text("error.class_hint_index", last=count - 1)
+    raise CbamVizError(text("error.unknown_class", name=repr(target.strip()), hint=hint))
 
 
 def _normalise_name(name: str) -> str:

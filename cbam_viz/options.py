@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cbam_viz.errors import CbamVizError
-from cbam_viz.language import LANGUAGES, catalogue
+from cbam_viz.language import LANGUAGES, catalogue, text
 from cbam_viz.vocab import (
     ARCH_ORDER,
     ARCH_TITLES,
@@ -40,7 +40,7 @@ def checked_models(value: Any) -> tuple[str, ...]:
         raise CbamVizError(f"unknown model {quote(unknown[0])}: choose from {', '.join(ARCH_ORDER)}")
     if not requested:
         titles = ", ".join(ARCH_TITLES[arch] for arch in ARCH_ORDER)
-        raise CbamVizError(f"no model chosen: tick at least one of {titles}")
+        raise CbamVizError(text("error.no_model", models=titles))
     return tuple(arch for arch in ARCH_ORDER if arch in requested)
 
 
@@ -95,12 +95,12 @@ def checked_box(value: Any) -> tuple[float, float, float, float] | None:
     try:
         numbers = tuple(float(part) for part in parts)
     except (TypeError, ValueError):
-        raise CbamVizError(f"a box is four numbers x0,y0,x1,y1 in pixels, not {quote(value)}") from None
+        raise CbamVizError(text("error.box_numbers", box=quote(value))) from None
     if len(numbers) != 4 or not all(math.isfinite(number) for number in numbers):
-        raise CbamVizError(f"a box is four numbers x0,y0,x1,y1 in pixels, not {quote(value)}")
+        raise CbamVizError(text("error.box_numbers", box=quote(value)))
     x0, y0, x1, y1 = numbers
     if not (x0 < x1 and y0 < y1):
-        raise CbamVizError(f"a box needs x0 < x1 and y0 < y1 (its corners left-top, right-bottom), got {quote(value)}")
+        raise CbamVizError(text("error.box_order", box=quote(value)))
     return numbers
 
 
@@ -125,9 +125,9 @@ def _stage(value: Any) -> int:
     try:
         stage = int(value)
     except (TypeError, ValueError):
-        raise CbamVizError(f"stage must be 1, 2, 3 or 4 (got {quote(value)})") from None
+        raise CbamVizError(text("error.stage", stage=quote(value))) from None
     if stage not in STAGES or isinstance(value, bool) or (isinstance(value, float) and value != stage):
-        raise CbamVizError(f"stage must be 1, 2, 3 or 4 (got {quote(value)})")
+        raise CbamVizError(text("error.stage", stage=quote(value)))
     return stage
 
 
@@ -183,7 +183,7 @@ class AnalysisOptions:
         if mode == "shared":
             target = _target(target_class)
             if target is None:
-                raise CbamVizError('pick the class to explain in every model, or choose "Each model\'s top-1"')
+                raise CbamVizError(text("error.pick_class", top1=text("target_mode.top1")))
         return cls(target=target, **values)
 
     def with_(self, **changes: Any) -> AnalysisOptions:

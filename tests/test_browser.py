@@ -519,7 +519,15 @@ def test_a_lesson_link_opens_its_view_and_the_page_writes_one(weights_dir: Path)
                 timeout=WAIT_MS,
             )
             written = link.input_value()
-            for part in ("example=star", "models=se_resnet50%2Ccbam_resnet50", "stage=3", "cmap=viridis", "panel=gate"):
+            parts = (
+                "example=star",
+                "models=se_resnet50%2Ccbam_resnet50",
+                "stage=3",
+                "cmap=viridis",
+                "panel=gate",
+                "lang=en",
+            )
+            for part in parts:
                 assert part in written, written
             assert "method=gradcam%2B%2B" in written and written.startswith(url.rstrip("/")), written
         finally:

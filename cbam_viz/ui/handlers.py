@@ -35,7 +35,7 @@ from .engine import BIG_PICTURE_PIXELS, Engine, release_memory
 from .errors import escape, one_line_errors, pop_message
 from .export import EXPORTS, export_name
 from .gate_view import GatePick
-from .i18n import class_choices
+from .i18n import class_choices, class_from_name
 from .panels import PAGE, PANELS, Display, Event, Panel, Section, Shown, model_caption, redrawn_by
 from .results import Result
 from .uploads import decode_upload
@@ -138,7 +138,7 @@ def request_options(
         models=[] if models is None else models,
         weights=engine.resolve(weights),
         target_mode=target_mode_value(target_mode),
-        target_class=target_class,
+        target_class=class_from_name(target_class),
         method=method,
         stage=stage,
         view=view,
@@ -504,6 +504,7 @@ def lesson_link(
         opacity=float(opacity),
         shared=bool(shared),
         panel=panel,
+        language=language.current(),
     )
     return query, f"<small>{escape(note)}</small>" if note else ""
 
@@ -547,7 +548,8 @@ def live_step(
         weights_dir=engine.weights_dir,
     )
     clock = clock or live.FrameClock()
-    return shown.image, live.status_line(shown, clock.tick()), clock, shown.picture
+    demo = is_demo_set(str(options.weights))
+    return shown.image, live.status_line(shown, clock.tick(), demo), clock, shown.picture
 
 
 def live_stopped(slots: live.LiveSlots, request: gr.Request = None) -> None:  # noqa: RUF013

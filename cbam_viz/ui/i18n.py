@@ -94,3 +94,16 @@ def class_name(label: str, demo: bool) -> str:
 def class_choices(categories: tuple[str, ...] | list[str], demo: bool) -> list[tuple[str, str]]:
     """The class picker's entries: each class as the page names it, its value the model's own name."""
     return [(class_name(name, demo), name) for name in categories]
+
+
+def class_from_name(name: object) -> object:
+    """A demo shape typed as the page names it, in any language (``星形``), as the models' own class name; any
+    other value is left for the analysis to check."""
+    if not isinstance(name, str):
+        return name
+    wanted = name.strip()
+    for code in LANGUAGES:
+        for key, value in language.catalogue(code).items():
+            if key.startswith("shape.") and value == wanted:
+                return key.removeprefix("shape.")
+    return name

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-from cbam_viz.language import text
+from cbam_viz.language import LANGUAGES, text
 from cbam_viz.vocab import ARCH_ORDER, CAM_METHODS, MAX_CLASS_NAME, STAGES, VIEWS, quote
 
 from .panels import COLORMAPS
@@ -122,8 +122,10 @@ def write(
     opacity: float,
     shared: bool,
     panel: str | None,
+    language: str | None = None,
 ) -> tuple[str, str]:
-    """The query of the page's view, and a note: uploads stay out of links (an example is named instead)."""
+    """The query of the page's view, and a note: uploads stay out of links (an example is named instead). The page's
+    language travels too (``lang``), so the class reads the lesson in the teacher's language."""
     values: dict[str, str] = {}
     note = ""
     example = example_name(picture, examples)
@@ -138,6 +140,8 @@ def write(
         values["target"] = target
     if panel in PANELS:
         values["panel"] = panel
+    if language in LANGUAGES:
+        values["lang"] = language
     return "?" + urlencode(values), note
 
 

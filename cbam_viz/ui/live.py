@@ -38,6 +38,8 @@ from cbam_viz.language import text
 from cbam_viz.vocab import ARCH_TITLES, has_spatial_attention, last_block
 from cbam_viz.weights import Preprocess
 
+from .i18n import class_name
+
 LIVE_SIDE = 256  # px of the analysed and drawn frame: big enough for a projector row of four, cheap to encode
 LEASE_S = 3.0  # a tab whose frames stopped this long ago gives its live slot back
 FPS_WINDOW_S = 3.0
@@ -179,13 +181,14 @@ def frame_row(
     return LiveResult(render.captioned_row(tiles), top1, peaks, picture)
 
 
-def status_line(result: LiveResult, fps: float) -> str:
-    """The line under the live view: the frame rate, and per model its top-1 and its CAM's hottest point."""
+def status_line(result: LiveResult, fps: float, demo: bool = False) -> str:
+    """The line under the live view: the frame rate, and per model its top-1 (a demo shape named in the page's
+    language) and its CAM's hottest point."""
     parts = [
         text(
             "live.model",
             model=ARCH_TITLES[arch],
-            label=label,
+            label=class_name(label, demo),
             prob=f"{prob:.0%}",
             across=f"{peak[0]:.0%}",
             down=f"{peak[1]:.0%}",

@@ -164,7 +164,8 @@ def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
         picture = render.overlay(
             base, result.cam, analysis.view_for(result), cmap=display.cmap, alpha=display.opacity, vmin=low, vmax=high
         )
-        legend = render.colorbar_image(display.cmap, low, high, width=picture.width, label=text("caption.cam_value"))
+        # words drawn into pictures stay English: the pictures' font (DejaVu) has no Chinese glyphs
+        legend = render.colorbar_image(display.cmap, low, high, width=picture.width, label="CAM value")
         caption = model_caption(result.arch, cam_title(analysis, result))
         shown[result.arch] = Shown(_stack(picture, legend), caption, analysis.stage)
     return shown
