@@ -22,10 +22,12 @@ import http.client
 import os
 import re
 import socket
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ from cbam_viz.weights import (
     TRAIN_HINT,
     Source,
     WeightsEntry,
+    check_raw,
     display_path,
     download_sources,
     entry_status,
@@ -50,9 +53,11 @@ from cbam_viz.weights import (
     load_source_file,
     manual_line,
     missing_entries,
+    one_line,
     prepare_entry,
     record_download,
     save_converted,
+    set_aside,
     weights_root,
 )
 
@@ -217,12 +222,12 @@ def _open(url: str, headers: dict[str, str], redirects: _Redirects, connect_time
         if isinstance(reason, ConnectionRefusedError):
             raise WeightsError(f"connection to {host} refused") from error
         if isinstance(reason, TimeoutError):
-            raise WeightsError(f"no answer from {host} within {connect_timeout:.0f} s") from error
+            raise WeightsError(f"no answer from {host} within {connect_timeout:g} s") from error
         if isinstance(reason, FileNotFoundError):
             raise WeightsError("no such file in the mirror folder") from error
         raise WeightsError(_one_line(reason if isinstance(reason, BaseException) else error)) from error
     except TimeoutError as error:
-        raise WeightsError(f"no answer from {host} within {connect_timeout:.0f} s") from error
+        raise WeightsError(f"no answer from {host} within {connect_timeout:g} s") from error
     except (http.client.HTTPException, ConnectionError) as error:
         raise Transient(_one_line(error)) from error
     except (OSError, ValueError) as error:
@@ -285,16 +290,19 @@ def fetch_part(
     source: Source,
     destination: Path,
     *,
-    connect_timeout: float = CONNECT_TIMEOUT,
-    read_timeout: float = READ_TIMEOUT,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
     progress: bool = True,
     budget: Budget | None = None,
 ) -> Fetched:
     """Bring ``source``'s file completely into its ``.part`` file next to ``destination``, resuming what is there.
 
     Nothing is written under ``destination``: the caller checks the bytes first. Network failures keep the part
-    (Ctrl-C included) for the next try; an empty or HTML answer leaves it as it was.
+    (Ctrl-C included) for the next try; an empty or HTML answer leaves it as it was. Timeouts left out are the
+    module's CONNECT_TIMEOUT and READ_TIMEOUT at the time of the call.
     """
+    connect_timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+    read_timeout = READ_TIMEOUT if read_timeout is None else read_timeout
     destination.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(destination, source.url)
     budget = budget or Budget()
@@ -380,7 +388,10 @@ def _download_from(
         budget=budget,
     )
     try:
-        _, problem = hash_problem(source, fetched.part, source.filename, fetched.sha256)
+        try:
+            _, problem = hash_problem(source, fetched.part, source.filename, fetched.sha256)
+        except Exception as error:  # junk that looks like a zip can fail zipfile in many ways
+            problem = f"its hashes cannot be checked ({type(error).__name__}: {_one_line(error)})"
         if problem is None and fetched.announced_sha256 and fetched.announced_sha256 != fetched.sha256:
             announced = fetched.announced_sha256[:12]
             problem = f"sha256 {fetched.sha256[:12]}... differs from the {announced}... the host announced"
@@ -389,8 +400,10 @@ def _download_from(
         try:
             loaded = load_source_file(entry, source, fetched.part, source.filename)
         except WeightsError as error:
-            raise WeightsError(f"not a {entry.arch} checkpoint in {source.layout} layout, deleted ({error})") from error
-    except WeightsError:
+            raise WeightsError(
+                f"not a {entry.arch} checkpoint in {source.layout} layout, deleted ({one_line(error)})"
+            ) from error
+    except Exception:  # whatever went wrong, the bytes are not kept: the next source starts clean
         fetched.part.unlink(missing_ok=True)
         raise
     os.replace(fetched.part, destination)
@@ -399,21 +412,41 @@ def _download_from(
     return save_converted(entry, source, loaded, destination, fetched.sha256, weights_dir)
 
 
+def _notice(line: str) -> None:
+    print(f"note: {line}", file=sys.stderr)
+
+
+def _failed_at(source: Source) -> str:
+    """Who failed, in a failure line: a mirror is tried once per file name, so the name is said."""
+    return f"{source.origin} ({source.filename})" if source.kind == "mirror" else source.origin
+
+
 def download_entry(
     entry: WeightsEntry,
     weights_dir: Path | str | None = None,
     *,
-    timeout: float = READ_TIMEOUT,
-    connect_timeout: float = CONNECT_TIMEOUT,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
     progress: bool = True,
     budget: Budget | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Path:
     """Make sure ``entry`` is under weights/imagenet/ and converted; -> the project safetensors path.
 
     Sources are tried in order (the mirror first when set); a file already there (downloaded or put by hand) is not
-    fetched again. ``timeout`` is the read timeout once a host answers.
+    fetched again unless it does not load as the entry's architecture: then it is set aside as ``<name>.broken``
+    (``notify`` says so in one line, on stderr by default) and fetched again. ``timeout`` is the read timeout once a
+    host answers; timeouts left out are the module's READ_TIMEOUT and CONNECT_TIMEOUT at the time of the call.
     """
-    if entry_status(entry, weights_dir) == "missing":
+    status = entry_status(entry, weights_dir)
+    if status == "broken":
+        check = check_raw(entry, weights_dir)
+        assert check is not None and check.problem
+        moved = set_aside(check, weights_dir)
+        (notify or _notice)(
+            f"{display_path(check.path)} is {check.problem}: set aside as {moved.name}, fetching {entry.name} again"
+        )
+    if status in ("missing", "broken"):
         failures = []
         budget = budget or Budget()
         for source in download_sources(entry):
@@ -422,13 +455,13 @@ def download_entry(
                     entry,
                     source,
                     weights_dir,
-                    connect_timeout=connect_timeout,
-                    read_timeout=timeout,
+                    connect_timeout=CONNECT_TIMEOUT if connect_timeout is None else connect_timeout,
+                    read_timeout=READ_TIMEOUT if timeout is None else timeout,
                     progress=progress,
                     budget=budget,
                 )
             except WeightsError as error:
-                failures.append(f"{source.origin}: {error}")
+                failures.append(f"{_failed_at(source)}: {one_line(error)}")
         raise WeightsError(
             f"could not download {entry.name} ({'; '.join(failures)}); by hand: {manual_line(entry, weights_dir)}, "
             "or use --weights demo"
@@ -446,10 +479,11 @@ def download_set(
     target: str = DEFAULT_SET,
     weights_dir: Path | str | None = None,
     *,
-    timeout: float = READ_TIMEOUT,
-    connect_timeout: float = CONNECT_TIMEOUT,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
     progress: bool = True,
     budget: Budget | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
     """Download a set (``paper``, ``pytorchcv``) or one entry; -> {entry name: converted file}.
 
@@ -482,6 +516,7 @@ def download_set(
                     connect_timeout=connect_timeout,
                     progress=progress,
                     budget=budget,
+                    notify=notify,
                 )
             except WeightsError as error:
                 failed.append(str(error))

@@ -186,7 +186,7 @@ class WeightsEntry:
     name: str  # "<arch>.<tag>", e.g. "cbam_resnet50.official"
     arch: str
     title: str
-    sources: tuple[Source, ...]  # tried in order; the first one names the file a mirror and a person provide
+    sources: tuple[Source, ...]  # tried in order; the first one names the file a person provides
     config: ArchConfig
     preprocess: Preprocess
     metrics: dict[str, float] = field(hash=False)  # ImageNet-1k val, single crop, in percent
@@ -200,7 +200,7 @@ class WeightsEntry:
 
     @property
     def filename(self) -> str:
-        """The file a mirror serves and a person puts under weights/imagenet/: the first source's."""
+        """The file a person puts under weights/imagenet/ by hand: the first source's (a mirror may serve any)."""
         return self.sources[0].filename
 
     @property
@@ -458,28 +458,39 @@ def converted_path(entry: WeightsEntry, weights_dir: Path | str | None = None) -
     return imagenet_dir(weights_dir) / f"{entry.name}.safetensors"
 
 
-def mirror_source(entry: WeightsEntry, mirror: str | None = None) -> Source | None:
-    """The entry's file on the local mirror (``CBAM_VIZ_WEIGHTS_MIRROR``: a base URL or a folder), or None.
-
-    The mirror serves ``<base>/<file name of the first source>`` and is checked with that source's hashes and layout,
-    so thirty lab machines can fetch what one teacher downloaded once.
-    """
+def mirror_base(mirror: str | None = None) -> str | None:
+    """The local mirror's base URL (``CBAM_VIZ_WEIGHTS_MIRROR``; a folder becomes a file:// URL), or None."""
     base = (mirror if mirror is not None else os.environ.get(MIRROR_ENV, "")).strip()
     if not base:
         return None
-    first = entry.sources[0]
     if base.startswith(("http://", "https://", "file://")):
-        url = f"{base.rstrip('/')}/{quote(first.filename)}"
-    else:
-        url = f"{Path(base).expanduser().resolve().as_uri()}/{quote(first.filename)}"
-    where = urlparse(url).hostname or display_path(Path(unquote(urlparse(url).path)).parent)
-    return dataclasses.replace(first, url=url, kind="mirror", label=f"mirror {where}")
+        return base.rstrip("/")
+    return Path(base).expanduser().resolve().as_uri()
+
+
+def mirror_sources(entry: WeightsEntry, mirror: str | None = None) -> tuple[Source, ...]:
+    """The entry's files on the local mirror, one per source in order: ``<base>/<that source's file name>``.
+
+    The teacher's copy came from whichever source answered (Drive, the pytorchcv zip, a Hugging Face safetensors), so
+    every source's file name is tried, each checked with that source's hashes and layout; () when no mirror is set.
+    """
+    base = mirror_base(mirror)
+    if base is None:
+        return ()
+    parsed = urlparse(base)
+    where = parsed.hostname or display_path(Path(unquote(parsed.path)))
+    mirrored: list[Source] = []
+    for source in entry.sources:
+        if any(known.filename == source.filename for known in mirrored):
+            continue  # two hosts of the same file (GitHub and lip6): one name on the mirror
+        url = f"{base}/{quote(source.filename)}"
+        mirrored.append(dataclasses.replace(source, url=url, kind="mirror", label=f"mirror {where}"))
+    return tuple(mirrored)
 
 
 def download_sources(entry: WeightsEntry) -> tuple[Source, ...]:
-    """The sources a download tries, in order: the mirror first when one is set, then the entry's own."""
-    mirror = mirror_source(entry)
-    return (mirror, *entry.sources) if mirror else entry.sources
+    """The sources a download tries, in order: the mirror's files first when one is set, then the entry's own."""
+    return (*mirror_sources(entry), *entry.sources)
 
 
 def raw_file(entry: WeightsEntry, weights_dir: Path | str | None = None) -> tuple[Path, Source] | None:
@@ -500,15 +511,83 @@ def raw_path(entry: WeightsEntry, weights_dir: Path | str | None = None) -> Path
     return found[0] if found else None
 
 
+@dataclass(frozen=True)
+class RawCheck:
+    """An entry's original file under weights/imagenet/, checked: its sha256 and why it cannot be used, if so."""
+
+    path: Path
+    source: Source  # the source whose file name it has
+    sha256: str  # computed from the file ("" when it could not be read)
+    problem: str | None  # one line; None when it matches its hashes and loads strictly into the entry's architecture
+
+
+_RAW_CHECKS: dict[tuple[Any, ...], tuple[str, str | None]] = {}
+
+
+def check_raw(entry: WeightsEntry, weights_dir: Path | str | None = None) -> RawCheck | None:
+    """Check the entry's original file (hashes, then a strict load); None when there is none.
+
+    A file put there by hand, or damaged since its download, must not count as present: only loading it tells. The
+    outcome is kept while the file's size and modification time and its recorded sha256 stay the same.
+    """
+    found = raw_file(entry, weights_dir)
+    if found is None:
+        return None
+    path, source = found
+    stat = path.stat()
+    recorded = read_sums(weights_dir).get(path.name)
+    key = (entry, str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, recorded)
+    with _RECORDS_LOCK:
+        outcome = _RAW_CHECKS.get(key)
+    if outcome is None:
+        outcome = _check_file(entry, source, path, weights_dir)
+        with _RECORDS_LOCK:
+            _RAW_CHECKS[key] = outcome
+    return RawCheck(path, source, *outcome)
+
+
+def _check_file(
+    entry: WeightsEntry, source: Source, path: Path, weights_dir: Path | str | None
+) -> tuple[str, str | None]:
+    """-> (sha256, problem) of a file in the weights folder; any failure to read it is a problem, never a crash."""
+    try:
+        sha256, problem = file_problem(source, path, weights_dir)
+    except Exception as error:  # a junk zip can fail zipfile in many ways
+        return "", f"not the published {entry.name} file ({type(error).__name__}: {one_line(error)})"
+    if problem:
+        return sha256, f"not the published {entry.name} file ({problem})"
+    try:
+        load_source_file(entry, source, path)
+    except WeightsError as error:
+        return sha256, not_a_checkpoint(entry, source, error)
+    return sha256, None
+
+
 def entry_status(entry: WeightsEntry, weights_dir: Path | str | None = None) -> str:
-    """'converted', 'downloaded' (original file only) or 'missing'."""
+    """'converted', 'downloaded' (original file only, checked), 'broken' (original file unusable) or 'missing'."""
     if converted_path(entry, weights_dir).is_file():
         return "converted"
-    return "downloaded" if raw_file(entry, weights_dir) else "missing"
+    check = check_raw(entry, weights_dir)
+    if check is None:
+        return "missing"
+    return "broken" if check.problem else "downloaded"
 
 
 def missing_entries(set_name: str, weights_dir: Path | str | None = None) -> list[WeightsEntry]:
-    return [ENTRIES[name] for name in SETS[set_name].values() if entry_status(ENTRIES[name], weights_dir) == "missing"]
+    """The set's entries without usable weights here: missing, or only a broken original file."""
+    entries = [ENTRIES[name] for name in SETS[set_name].values()]
+    return [entry for entry in entries if entry_status(entry, weights_dir) in ("missing", "broken")]
+
+
+def set_aside(check: RawCheck, weights_dir: Path | str | None = None) -> Path:
+    """Move a broken original file to ``<name>.broken`` and forget its records; -> the new path.
+
+    It may be a file someone fetched by hand, so it is kept for them to look at (nothing ever loads that name).
+    """
+    target = check.path.with_name(f"{check.path.name}.broken")
+    os.replace(check.path, target)
+    forget_download(check.path.name, weights_dir)
+    return target
 
 
 def manual_line(entry: WeightsEntry, weights_dir: Path | str | None = None) -> str:
@@ -578,22 +657,47 @@ def record_download(name: str, sha256: str, source: Source, weights_dir: Path | 
         _write_atomically(folder / ORIGINS_FILE, json.dumps(origins, indent=2, sort_keys=True) + "\n")
 
 
+def forget_download(name: str, weights_dir: Path | str | None = None) -> None:
+    """Drop file ``name`` from SHA256SUMS and origins.json (it was set aside: its records no longer describe it)."""
+    folder = imagenet_dir(weights_dir)
+    with _RECORDS_LOCK:
+        sums, origins = read_sums(weights_dir), read_origins(weights_dir)
+        if sums.pop(name, None) is not None:
+            _write_atomically(
+                folder / SUMS_FILE, "".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items()))
+            )
+        if origins.pop(name, None) is not None:
+            _write_atomically(folder / ORIGINS_FILE, json.dumps(origins, indent=2, sort_keys=True) + "\n")
+
+
 def file_origin(name: str, weights_dir: Path | str | None = None) -> str:
     """Who served file ``name`` (recorded at download), or that it was put there by hand."""
     return read_origins(weights_dir).get(name, {}).get("origin") or HAND_PLACED
 
 
+def from_origin(origin: str) -> str:
+    """``origin`` as the end of a sentence: "from drive.google.com", or "put there by hand"."""
+    return origin if origin == HAND_PLACED else f"from {origin}"
+
+
+def converted_extra(entry: WeightsEntry, weights_dir: Path | str | None = None) -> dict[str, Any]:
+    """What the entry's project safetensors says it was converted from (file, sha256, layout, origin); {} if none."""
+    converted = converted_path(entry, weights_dir)
+    if not converted.is_file():
+        return {}
+    try:
+        with safe_open(str(converted), framework="pt") as handle:
+            extra = json.loads((handle.metadata() or {}).get("extra", "{}"))
+    except (OSError, ValueError, SafetensorError):
+        return {}
+    return extra if isinstance(extra, dict) else {}
+
+
 def entry_origin(entry: WeightsEntry, weights_dir: Path | str | None = None) -> str:
     """Where the entry's weights came from, as ``weights list`` and the banner say it ("" when missing)."""
-    converted = converted_path(entry, weights_dir)
-    if converted.is_file():
-        try:
-            with safe_open(str(converted), framework="pt") as handle:
-                extra = json.loads((handle.metadata() or {}).get("extra", "{}"))
-            if extra.get("origin"):
-                return str(extra["origin"])
-        except (OSError, ValueError, SafetensorError):
-            pass
+    origin = converted_extra(entry, weights_dir).get("origin")
+    if origin:
+        return str(origin)
     found = raw_file(entry, weights_dir)
     return file_origin(found[0].name, weights_dir) if found else ""
 
@@ -653,12 +757,18 @@ def hash_problem(
     return sha256, None
 
 
-def verify_file(entry: WeightsEntry, source: Source, path: Path, weights_dir: Path | str | None = None) -> str:
-    """Check the source's published hashes and the sha256 recorded at download; -> the file's sha256."""
+def file_problem(source: Source, path: Path, weights_dir: Path | str | None = None) -> tuple[str, str | None]:
+    """-> (sha256, what does not match the source's published hashes or the sha256 recorded at download, or None)."""
     sha256, problem = hash_problem(source, path)
     recorded = read_sums(weights_dir).get(path.name)
     if problem is None and recorded and recorded != sha256:
         problem = f"sha256 {sha256[:12]}... differs from the {recorded[:12]}... recorded in {SUMS_FILE} at download"
+    return sha256, problem
+
+
+def verify_file(entry: WeightsEntry, source: Source, path: Path, weights_dir: Path | str | None = None) -> str:
+    """Check the source's published hashes and the sha256 recorded at download; -> the file's sha256."""
+    sha256, problem = file_problem(source, path, weights_dir)
     if problem:
         raise WeightsError(
             f"{display_path(path)} is not the published {entry.name} file ({problem}): "
@@ -670,16 +780,35 @@ def verify_file(entry: WeightsEntry, source: Source, path: Path, weights_dir: Pa
 # ---------------------------------------------------------------------------------------------------- conversion
 
 
+def one_line(error: BaseException | str) -> str:
+    """An error as one line (readers' messages may span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def not_a_checkpoint(entry: WeightsEntry, source: Source, error: BaseException | str) -> str:
+    """The one line for a file that does not load as the entry's architecture in the source's layout."""
+    return f"not a {entry.arch} checkpoint in {source.layout} layout ({one_line(error)})"
+
+
 def load_source_file(entry: WeightsEntry, source: Source, path: Path, name: str | None = None) -> LoadedCheckpoint:
     """Strictly load ``path`` (standing for file ``name``) in the source's layout into the entry's architecture.
 
     A file that is not a checkpoint of the entry's architecture fails here, which is how a download without a
-    published hash is told from a wrong file.
+    published hash is told from a wrong file. Whatever the bytes are, the failure is a WeightsError: a reader's own
+    exception (junk reaches torch's unpickler as anything) would skip the next source and end in a traceback.
     """
-    checkpoint = read_checkpoint(path)
-    if name:
-        checkpoint = dataclasses.replace(checkpoint, name=name)
-    return load_into_model(checkpoint, entry.arch, layout=source.layout, config=entry.config)
+    try:
+        checkpoint = read_checkpoint(path)
+        if name:
+            checkpoint = dataclasses.replace(checkpoint, name=name)
+        return load_into_model(checkpoint, entry.arch, layout=source.layout, config=entry.config)
+    except WeightsError:
+        raise
+    except Exception as error:
+        raise WeightsError(
+            f"cannot read {name or path.name}: the file is truncated or not a checkpoint "
+            f"({type(error).__name__}: {one_line(error)})"
+        ) from error
 
 
 def save_converted(
@@ -733,7 +862,13 @@ def prepare_entry(entry: WeightsEntry, weights_dir: Path | str | None = None) ->
         )
     raw, source = found
     sha256 = verify_file(entry, source, raw, weights_dir)
-    loaded = load_source_file(entry, source, raw)
+    try:
+        loaded = load_source_file(entry, source, raw)
+    except WeightsError as error:
+        raise WeightsError(
+            f"{display_path(raw)} is {not_a_checkpoint(entry, source, error)}: run `{DOWNLOAD_HINT} {entry.name}` "
+            "to set it aside and fetch it again"
+        ) from error
     try:
         save_converted(entry, source, loaded, raw, sha256, weights_dir)
     except OSError as error:
@@ -822,7 +957,9 @@ def _is_demo_name(name: str) -> bool:
 
 def _set_source(set_name: str, root: Path) -> str:
     folder = display_path(imagenet_dir(root))
-    parts = [f"{name} from {entry_origin(ENTRIES[name], root) or 'nowhere yet'}" for name in SETS[set_name].values()]
+    parts = [
+        f"{name} {from_origin(entry_origin(ENTRIES[name], root) or 'nowhere yet')}" for name in SETS[set_name].values()
+    ]
     return f"{folder} ({'; '.join(parts)})"
 
 
@@ -849,8 +986,10 @@ def resolve_weights(weights: str | WeightsChoice = "auto", weights_dir: Path | s
         present, why_not = demo_available(root)
         if not present:
             raise WeightsError(f"no weights to load: ImageNet weights not under {folder} and {why_not}")
+        broken = [check.path.name for entry in missing if (check := check_raw(entry, root)) and check.problem]
+        where = f"missing or broken under {folder}; broken: {', '.join(broken)}" if broken else f"not under {folder}"
         note = (
-            f"auto: ImageNet weights missing ({len(missing)} of 3 files not under {folder}), using demo; "
+            f"auto: ImageNet weights missing ({len(missing)} of 3 files {where}), using demo; "
             f"`{DOWNLOAD_HINT} {DEFAULT_SET}` gets them"
         )
         return _demo_choice("demo", note, requested, root)
@@ -870,7 +1009,7 @@ def resolve_weights(weights: str | WeightsChoice = "auto", weights_dir: Path | s
         entry = ENTRIES[requested]
         if entry_status(entry, root) == "missing":
             raise WeightsError(f"{requested} is not under {folder}: " + how_to_get(requested, [entry], root))
-        source = f"{folder} (from {entry_origin(entry, root)})"
+        source = f"{folder} ({from_origin(entry_origin(entry, root))})"
         return WeightsChoice("entry", requested, f"registered weights {requested} requested", False, source, requested)
     path = Path(requested).expanduser()
     if path.is_file():
@@ -928,7 +1067,7 @@ def _load_entry(entry: WeightsEntry, set_name: str | None, weights_dir: Path) ->
         layout=entry.layout,
         categories=entry.categories,
         preprocess=entry.preprocess,
-        description=entry.description + (f", from {origin}" if origin else ""),  # each model's header says it
+        description=entry.description + (f", {from_origin(origin)}" if origin else ""),  # each model's header says it
         is_demo=False,
         origin=origin,
     )

@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cbam_viz.vocab import ARCH_ORDER
+
+if TYPE_CHECKING:
+    from cbam_viz.weights import WeightsEntry
 
 CONNECT_TIMEOUT = 10.0  # cbam_viz.download's defaults, repeated here so that --help needs no torch
 READ_TIMEOUT = 60.0
@@ -102,29 +106,53 @@ def run_list(args: argparse.Namespace) -> int:
     folder = weights.imagenet_dir(root)
     sums = weights.read_sums(root)
     print(f"\nentries ({weights.display_path(folder)}/; sha256 recorded in {weights.SUMS_FILE}):")
-    if (mirror := weights.mirror_source(next(iter(weights.ENTRIES.values())))) is not None:
-        print(f"  mirror first ({weights.MIRROR_ENV}): {mirror.url.rsplit('/', 1)[0]}/<file name>")
+    if (mirror := weights.mirror_base()) is not None:
+        print(f"  mirror first ({weights.MIRROR_ENV}): {mirror}/<file name> (each source's file name, in order)")
     print(f"  {'name':<30} {'status':<11} {'top-1':>6}  {'layout':<14} license")
     for entry in weights.ENTRIES.values():
         status = weights.entry_status(entry, root)
         print(f"  {entry.name:<30} {status:<11} {_top1(entry.metrics):>6}  {entry.layout:<14} {entry.license}")
         for number, source in enumerate(entry.sources, start=1):
             print(f"      source {number}: {source.url}  ({source.filename}, {source.layout} layout)")
-        found = weights.raw_file(entry, root)
-        if found is not None:
-            path, _ = found
-            digest = sums.get(path.name, "not recorded (put there by hand)")
-            print(f"      file: {path.name}  sha256 {digest}  from {weights.file_origin(path.name, root)}")
-        elif status == "converted":
-            print(f"      converted from {weights.entry_origin(entry, root) or 'an unrecorded source'}")
-        else:
-            print(f"      by hand: {weights.manual_line(entry, root)}")
+        for line in _file_lines(entry, status, sums, root):
+            print(f"      {line}")
     return 0
+
+
+def _file_lines(entry: WeightsEntry, status: str, sums: dict[str, str], root: Path) -> list[str]:
+    """What ``weights list`` says under an entry: its file, sha256 and origin, why it is broken, or how to get it.
+
+    A file put there by hand has no recorded sha256, so it is computed: that is what a user compares with a colleague's.
+    """
+    from cbam_viz import weights
+
+    found = weights.raw_file(entry, root)
+    if found is not None:
+        path = found[0]
+        check = weights.check_raw(entry, root) if status != "converted" else None
+        recorded = sums.get(path.name)
+        computed = check.sha256 if check is not None and check.sha256 else None
+        if recorded:
+            digest = recorded
+        else:
+            digest = f"{computed or weights.file_sha256(path)} (computed now: not recorded at download)"
+        lines = [f"file: {path.name}  sha256 {digest}  {weights.from_origin(weights.file_origin(path.name, root))}"]
+        if check is not None and check.problem:
+            hint = f"`{weights.DOWNLOAD_HINT} {entry.name}` sets it aside and fetches it again"
+            lines.append(f"broken: {check.problem}; {hint}")
+        return lines
+    if status == "converted":
+        extra = weights.converted_extra(entry, root)
+        origin = weights.from_origin(str(extra.get("origin") or "an unrecorded source"))
+        digest = str(extra.get("source_sha256") or "")
+        original = f"; original {extra.get('source_file') or 'file'} (gone) had sha256 {digest}" if digest else ""
+        return [f"converted {origin}{original}"]
+    return [f"by hand: {weights.manual_line(entry, root)}"]
 
 
 def run_download(args: argparse.Namespace) -> int:
     from cbam_viz.download import DownloadError, download_set
-    from cbam_viz.weights import ENTRIES, display_path, entry_origin
+    from cbam_viz.weights import ENTRIES, display_path, entry_origin, from_origin
 
     try:
         written = download_set(
@@ -144,7 +172,7 @@ def run_download(args: argparse.Namespace) -> int:
         )
         return 130
     for name, path in written.items():
-        print(f"{name}: {display_path(path)} (from {entry_origin(ENTRIES[name], args.weights_dir)})")
+        print(f"{name}: {display_path(path)} ({from_origin(entry_origin(ENTRIES[name], args.weights_dir))})")
     return 0
 
 

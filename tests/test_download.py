@@ -38,6 +38,7 @@ from cbam_viz.errors import WeightsError
 from cbam_viz.resnet import ArchConfig, build_resnet
 from cbam_viz.weights import (
     CAFFE_V1,
+    CBAM_FILE,
     ENTRIES,
     IMAGENET_EVAL,
     SETS,
@@ -406,6 +407,52 @@ def test_junk_from_every_source_is_one_line_through_the_cli_and_leaves_nothing(
     assert _files(tmp_path) == []
 
 
+def test_a_junk_file_on_disk_is_set_aside_and_fetched_again_by_the_cli(
+    host: Host,
+    official_small: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A file put there by hand that is no checkpoint shows as broken, and ``weights download`` replaces it."""
+    official = ENTRIES["cbam_resnet50.official"]
+    source = dataclasses.replace(official.sources[0], url=f"{host.base}/{CBAM_FILE}", kind="http", label="")
+    small = dataclasses.replace(official, sources=(source,), config=ArchConfig(base_width=8))
+    monkeypatch.setitem(ENTRIES, small.name, small)
+    host.files[f"/{CBAM_FILE}"] = official_small
+    imagenet = tmp_path / "imagenet"
+    imagenet.mkdir()
+    (imagenet / CBAM_FILE).write_bytes(b"junk\n")
+    assert entry_status(small, tmp_path) == "broken" and download.missing_entries("paper", tmp_path)[-1] == small
+    with pytest.raises(WeightsError, match="^[^\n]*is not a cbam_resnet50 checkpoint in official_cbam layout"):
+        load_model("cbam_resnet50", small.name, weights_dir=tmp_path, device="cpu")
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.weights_cli",))
+    code = cli.main(["weights", "download", small.name, "--weights-dir", str(tmp_path), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    [notice] = captured.err.splitlines()
+    assert notice.startswith(f"note: {imagenet / CBAM_FILE} is not a cbam_resnet50 checkpoint in official_cbam layout")
+    assert notice.endswith(f"set aside as {CBAM_FILE}.broken, fetching cbam_resnet50.official again")
+    assert captured.out.startswith("cbam_resnet50.official: ") and "(from 127.0.0.1)" in captured.out
+    assert (imagenet / f"{CBAM_FILE}.broken").read_bytes() == b"junk\n"
+    assert (imagenet / CBAM_FILE).read_bytes() == official_small and entry_status(small, tmp_path) == "converted"
+    assert _parts(tmp_path) == []
+
+
+def test_a_broken_file_on_disk_with_no_source_answering_is_one_line(
+    closed_port_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = _entry(Source(closed_port_url, "torchvision", filename="w.pth"))
+    imagenet = tmp_path / "imagenet"
+    imagenet.mkdir()
+    (imagenet / "w.pth").write_bytes(random.Random(2).randbytes(18))
+    with pytest.raises(WeightsError) as raised:
+        download.download_entry(entry, tmp_path, progress=False)
+    assert "\n" not in str(raised.value) and str(raised.value).startswith("could not download resnet50.test (")
+    assert capsys.readouterr().err.count("set aside as w.pth.broken") == 1
+    assert _files(imagenet) == ["w.pth.broken"] and entry_status(entry, tmp_path) == "missing"
+
+
 # -------------------------------------------------------------------------------------------- resume and timeouts
 
 
@@ -454,6 +501,36 @@ def test_a_stalled_transfer_stops_at_the_read_timeout_and_keeps_its_bytes(
         download.download_entry(_entry(Source(f"{host.base}/slow.pth", "torchvision")), tmp_path, timeout=0.3)
     assert time.monotonic() - started < 1.5
     assert len(_parts(tmp_path)) == 1
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """A loopback host that accepts the TCP connection (the kernel's backlog does) and never answers a byte."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/weights.pth"
+
+
+def test_a_host_that_connects_but_never_answers_is_left_after_the_connect_timeout(
+    silent_url: str, host: Host, checkpoint_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first answer is bounded by CONNECT_TIMEOUT, read when the download runs (here 1 s, not the default 10 s)."""
+    monkeypatch.setattr(download, "CONNECT_TIMEOUT", 1.0)
+    host.files["/next.pth"] = checkpoint_bytes
+    entry = _entry(Source(silent_url, "torchvision", filename="w.pth"), Source(f"{host.base}/next.pth", "torchvision"))
+    monkeypatch.setitem(ENTRIES, entry.name, entry)
+    started = time.monotonic()
+    download.download_set(entry.name, tmp_path, progress=False)
+    assert 0.9 < time.monotonic() - started < 4
+    assert "imagenet/next.pth" in _files(tmp_path) and _parts(tmp_path) == []
+    alone = _entry(Source(silent_url, "torchvision", filename="w.pth"))
+    started = time.monotonic()
+    with pytest.raises(WeightsError) as raised:
+        download.download_entry(alone, tmp_path / "other", progress=False)
+    assert 0.9 < time.monotonic() - started < 3  # not retried: a silent host is not a transient failure
+    assert "\n" not in str(raised.value) and "(127.0.0.1: no answer from 127.0.0.1 within 1 s)" in str(raised.value)
+    assert _files(tmp_path / "other") == []
 
 
 def test_ctrl_c_keeps_only_a_hidden_part_and_the_next_run_resumes(
@@ -624,6 +701,60 @@ def test_the_mirror_variable_is_tried_first_through_the_cli(
         assert [path for path, _ in host.log] == ["/static/RESNET50_CBAM_new_name_wrap.pth"]
 
 
+@pytest.mark.parametrize("kind", ["folder", "url"])
+def test_the_mirror_tries_every_source_file_name_with_that_source_checks(
+    kind: str, host: Host, checkpoint_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The teacher's copy came from a later source (timm's Hugging Face safetensors): the mirror serves only that."""
+    v1 = ENTRIES["resnet50.tv_v1"]
+    offline = tuple(
+        dataclasses.replace(source, url=f"http://cbam-viz-test-host.invalid/{source.filename}") for source in v1.sources
+    )
+    small = dataclasses.replace(v1, sources=offline, config=dataclasses.replace(v1.config, base_width=8))
+    monkeypatch.setitem(ENTRIES, small.name, small)
+    hub_name = v1.sources[1].filename
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in build_resnet("resnet50", SMALL).state_dict().items()}, teacher / hub_name)
+    if kind == "folder":
+        monkeypatch.setenv("CBAM_VIZ_WEIGHTS_MIRROR", str(teacher))
+    else:  # the first source's name is there too, but fails that source's check (the sha256 prefix in its name)
+        host.files[f"/lab/{v1.sources[0].filename}"] = checkpoint_bytes
+        host.files[f"/lab/{hub_name}"] = (teacher / hub_name).read_bytes()
+        monkeypatch.setenv("CBAM_VIZ_WEIGHTS_MIRROR", f"{host.base}/lab/")
+    weights = tmp_path / "weights"
+    written = download.download_set(small.name, weights, progress=False)
+    assert _files(weights) == [
+        "imagenet/SHA256SUMS",
+        "imagenet/origins.json",
+        "imagenet/resnet50.tv_v1.safetensors",
+        f"imagenet/{hub_name}",
+    ]
+    where = "127.0.0.1" if kind == "url" else str(teacher)
+    assert read_origins(weights)[hub_name]["origin"] == f"mirror {where}"
+    if kind == "url":
+        assert [path for path, _ in host.log] == [f"/lab/{v1.sources[0].filename}", f"/lab/{hub_name}"]
+    model = load_model("resnet50", small.name, weights_dir=weights, device="cpu")
+    assert model.weights_info.source == str(written[small.name]) and model.weights_info.layout == "torchvision"
+
+
+def test_a_mirror_without_the_file_says_which_names_it_tried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    v1 = ENTRIES["resnet50.tv_v1"]
+    offline = tuple(
+        dataclasses.replace(source, url=f"http://cbam-viz-test-host.invalid/{source.filename}") for source in v1.sources
+    )
+    monkeypatch.setitem(ENTRIES, v1.name, dataclasses.replace(v1, sources=offline))
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_MIRROR", str(tmp_path / "empty"))
+    with pytest.raises(WeightsError) as raised:
+        download.download_set(v1.name, tmp_path / "weights", progress=False)
+    message = str(raised.value)
+    for source in v1.sources:
+        assert f"mirror {tmp_path / 'empty'} ({source.filename}): no such file in the mirror folder" in message
+    assert "\n" not in message and _files(tmp_path / "weights") == []
+
+
 # ----------------------------------------------------------------------------------------------------- first run
 
 
@@ -687,6 +818,19 @@ def test_first_run_fetches_the_paper_set_from_a_mirror_then_has_nothing_to_do(
     assert (choice.kind, choice.name) == ("set", "paper") and choice.source.count("from mirror 127.0.0.1") == 3
     again = download.first_run(tmp_path, progress=False)
     assert not again.fetched and again.note.endswith("nothing to download")
+
+
+def test_first_run_with_junk_on_the_mirror_falls_back_in_one_line_and_leaves_nothing(
+    small_paper_set: dict[str, bytes], host: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number, name in enumerate(small_paper_set):
+        host.files[f"/lab/{name}"] = list(JUNK.values())[number]
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_MIRROR", f"{host.base}/lab")
+    outcome = download.first_run(tmp_path, progress=False)
+    assert not outcome.fetched and "\n" not in outcome.note
+    assert outcome.note.startswith("could not download 3 ImageNet files (`python -m cbam_viz weights list` says")
+    assert sorted(path for path, _ in host.log) == sorted(f"/lab/{name}" for name in small_paper_set)
+    assert _files(tmp_path) == []
 
 
 # -------------------------------------------------------------------------------------------- the operator decides

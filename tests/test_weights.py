@@ -218,18 +218,42 @@ def test_a_choice_is_resolved_once_and_passed_through(root: Path) -> None:
     )
 
 
-def test_auto_uses_the_paper_set_only_when_all_its_files_are_present(root: Path) -> None:
+@pytest.fixture
+def small_hand_placed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The V1 and official CBAM entries at 1/8 width, V1 without the prefix check: small files can be valid ones."""
+    v1 = ENTRIES["resnet50.tv_v1"]
+    sources = tuple(dataclasses.replace(source, sha256_prefix=None) for source in v1.sources)
+    monkeypatch.setitem(ENTRIES, v1.name, dataclasses.replace(v1, sources=sources, config=V1_SMALL))
+    official = ENTRIES["cbam_resnet50.official"]
+    monkeypatch.setitem(ENTRIES, official.name, dataclasses.replace(official, config=ArchConfig(base_width=8)))
+
+
+V1_SMALL = ArchConfig(base_width=8)
+
+
+@pytest.mark.usefixtures("small_hand_placed")
+def test_auto_uses_the_paper_set_only_when_all_its_files_are_present_and_load(root: Path) -> None:
     imagenet = root / "imagenet"
     imagenet.mkdir()
     (imagenet / "resnet50-0676ba61.pth").write_bytes(b"raw download")
     (imagenet / "se_resnet50.caffe.safetensors").write_bytes(b"converted")
+    (imagenet / "RESNET50_CBAM_new_name_wrap.pth").write_bytes(b"raw download")
+    junk = resolve_weights("auto", root)  # files that are no checkpoints do not count as present
+    assert junk.name == "demo" and "(2 of 3 files missing or broken under " in junk.note
+    assert "; broken: resnet50-0676ba61.pth, RESNET50_CBAM_new_name_wrap.pth), using demo" in junk.note
+    torch.save(build_resnet("resnet50", V1_SMALL).state_dict(), imagenet / "resnet50-0676ba61.pth")
+    (imagenet / "RESNET50_CBAM_new_name_wrap.pth").unlink()
     assert resolve_weights("auto", root).name == "demo"
     assert "1 of 3 files not under" in resolve_weights("auto", root).note
-    (imagenet / "RESNET50_CBAM_new_name_wrap.pth").write_bytes(b"raw download")
+    save_official(
+        imagenet / "RESNET50_CBAM_new_name_wrap.pth", official_cbam_tensors(width=8), extras=True, legacy=False
+    )
     choice = resolve_weights("auto", root)
     assert (choice.kind, choice.name, choice.is_demo) == ("set", "paper", False) and "found" in choice.note
-    assert "resnet50.tv_v1 from put there by hand" in choice.source
-    assert "cbam_resnet50.official from put there by hand" in choice.source
+    assert "resnet50.tv_v1 put there by hand" in choice.source
+    assert "cbam_resnet50.official put there by hand" in choice.source
+    model = load_model("resnet50", "paper", weights_dir=root, device="cpu")
+    assert model.weights_info.description.endswith("top-1 76.1%, put there by hand")
 
 
 def test_explicit_paper_set_without_files_says_how_to_get_them(root: Path) -> None:
@@ -494,18 +518,22 @@ def test_cli_list_shows_sources_hashes_origins_and_the_manual_fallback(
 ) -> None:
     imagenet = root / "imagenet"
     imagenet.mkdir()
-    hub = ENTRIES["resnet50.tv_v1"].sources[1]
-    (imagenet / hub.filename).write_bytes(b"downloaded")
-    record_download(hub.filename, "ab" * 32, hub, root)
+    v1 = ENTRIES["resnet50.tv_v1"]
+    monkeypatch.setitem(ENTRIES, v1.name, dataclasses.replace(v1, config=V1_SMALL))
+    hub = v1.sources[1]
+    state = {key: value.contiguous() for key, value in build_resnet("resnet50", V1_SMALL).state_dict().items()}
+    save_file(state, str(imagenet / hub.filename))
+    sha256 = hashlib.sha256((imagenet / hub.filename).read_bytes()).hexdigest()
+    record_download(hub.filename, sha256, hub, root)
     monkeypatch.setenv("CBAM_VIZ_WEIGHTS_MIRROR", "http://lab-server.example:8000/")
     assert _run_cli(monkeypatch, "weights", "list", "--weights-dir", str(root)) == 0
     out = capsys.readouterr().out
-    assert "mirror first (CBAM_VIZ_WEIGHTS_MIRROR): http://lab-server.example:8000/<file name>" in out
+    assert "mirror first (CBAM_VIZ_WEIGHTS_MIRROR): http://lab-server.example:8000/<file name> (each source's" in out
     assert re.search(r"^  resnet50.tv_v1\s+downloaded\s", out, re.MULTILINE)
     assert "source 1: https://download.pytorch.org/models/resnet50-0676ba61.pth  (resnet50-0676ba61.pth" in out
     assert "source 2: https://huggingface.co/timm/resnet50.tv_in1k/resolve/main/model.safetensors" in out
-    assert f"file: {hub.filename}  sha256 {'ab' * 32}  from huggingface.co (timm/resnet50.tv_in1k)" in out
-    assert "SHA256SUMS" in out and (imagenet / "SHA256SUMS").read_text() == f"{'ab' * 32}  {hub.filename}\n"
+    assert f"file: {hub.filename}  sha256 {sha256}  from huggingface.co (timm/resnet50.tv_in1k)" in out
+    assert "SHA256SUMS" in out and (imagenet / "SHA256SUMS").read_text() == f"{sha256}  {hub.filename}\n"
     manual = re.search(r"by hand: cbam_resnet50.official: download (\S+) from (\S+) and put it in (\S+)/$", out, re.M)
     assert manual and manual.groups()[:2] == (
         "RESNET50_CBAM_new_name_wrap.pth",
@@ -513,6 +541,50 @@ def test_cli_list_shows_sources_hashes_origins_and_the_manual_fallback(
     )
     assert manual.group(3).endswith("imagenet")
     assert out.count("by hand: ") == len(ENTRIES) - 1
+
+
+def test_cli_list_says_a_junk_file_put_there_by_hand_is_broken_with_its_sha256(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root: Path
+) -> None:
+    imagenet = root / "imagenet"
+    imagenet.mkdir()
+    (imagenet / "RESNET50_CBAM_new_name_wrap.pth").write_bytes(b"junk\n")
+    assert _run_cli(monkeypatch, "weights", "list", "--weights-dir", str(root)) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  cbam_resnet50.official\s+broken\s", out, re.MULTILINE)
+    assert "downloaded" not in out and "from put there by hand" not in out
+    sha256 = hashlib.sha256(b"junk\n").hexdigest()
+    assert (
+        f"file: RESNET50_CBAM_new_name_wrap.pth  sha256 {sha256} (computed now: not recorded at download)  "
+        "put there by hand\n" in out
+    )
+    [broken] = re.findall(r"^      broken: .*$", out, re.MULTILINE)
+    assert broken.startswith("      broken: not a cbam_resnet50 checkpoint in official_cbam layout (cannot read ")
+    assert broken.endswith(
+        "; `python -m cbam_viz weights download cbam_resnet50.official` sets it aside and fetches it again"
+    )
+    assert re.search(r"paper\s+0/3 present", out)
+
+
+@pytest.mark.usefixtures("small_official")
+def test_cli_list_shows_the_sha256_of_a_converted_entry_whose_original_is_gone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root: Path
+) -> None:
+    imagenet = root / "imagenet"
+    imagenet.mkdir()
+    raw = save_official(
+        imagenet / "RESNET50_CBAM_new_name_wrap.pth", official_cbam_tensors(width=8), extras=True, legacy=False
+    )
+    sha256 = hashlib.sha256(raw.read_bytes()).hexdigest()
+    load_model("cbam_resnet50", "cbam_resnet50.official", weights_dir=root, device="cpu")  # converts it
+    raw.unlink()
+    assert _run_cli(monkeypatch, "weights", "list", "--weights-dir", str(root)) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  cbam_resnet50.official\s+converted\s", out, re.MULTILINE)
+    assert (
+        f"      converted put there by hand; original RESNET50_CBAM_new_name_wrap.pth (gone) had sha256 {sha256}\n"
+        in out
+    )
 
 
 def test_the_readme_tells_how_to_get_each_paper_file_by_hand() -> None:
