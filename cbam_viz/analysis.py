@@ -410,6 +410,12 @@ class Analysis:
     pointing: Any = None  # sanity.PointingReport of options.box (or of a box scored later, on the page)
     sanity: Any = None  # sanity.SanityReport, run on request (--sanity, /sanity, the page's button)
     curves: Any = None  # sanity.CurvesReport, run on request (--deletion-insertion, /deletion_insertion)
+    weights: WeightsChoice | None = None  # the weights that answered, as resolved once (None: built by hand)
+
+    @property
+    def is_demo(self) -> bool:
+        """Whether the demo set answered (its classes are generated shapes, not ImageNet's)."""
+        return self.weights is not None and self.weights.is_demo
 
     def view_for(self, result: ModelResult) -> ModelView:
         """What ``result``'s model saw: its own view when its weights prepare pictures differently."""
@@ -590,6 +596,7 @@ def analyze(
         weights_note=model_set.weights_note,
         device=model_set.device,
         options=options,
+        weights=model_set.weights,
     )
     if options.box is not None:
         analysis.pointing = pointing_on_box(analysis, options.box)

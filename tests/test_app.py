@@ -7,6 +7,7 @@ trained weights and every answer can be compared with ``analysis.analyze`` run d
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import socket
 from collections.abc import Iterator
@@ -436,9 +437,7 @@ def test_uploaded_image_hands_over_the_file_untouched(tmp_path: Path) -> None:
 
 
 def test_demo_banner_states_the_models_honestly(engine: Engine) -> None:
-    banner = ui_banner.banner_markdown(
-        engine.weights, engine.weights_note, engine.device, engine.parameters, engine.weights_dir
-    )
+    banner = ui_banner.banner_markdown(engine.choice, engine.device, engine.parameters, engine.weights_dir)
     assert "1/8-width ResNet-50s" in banner and "0.38-0.42 M parameters" in banner
     assert "10 generated shape classes" in banner and f"{DEMO_SIZE}x{DEMO_SIZE} px" in banner
     assert "Device: **cpu**" in banner
@@ -523,3 +522,17 @@ def test_downloads_exist_only_when_the_operator_allows_them(demo_weights: Path) 
         assert download.queue is False  # never occupies the analysis queue
     with launched_app(demo_weights) as (_, _, demo):
         assert "download" not in {block.elem_id for block in demo.blocks.values()}
+
+
+def test_the_start_up_choice_and_its_reason_answer_every_auto_analysis(demo_weights: Path, tmp_path: Path) -> None:
+    """Weights are chosen once, as a typed value: an analysis with "auto" is answered by the engine's own choice,
+    its reason included (here, why a first run fell back to the demo set), in the JSON and the banner alike."""
+    engine = Engine.start("demo", "cpu", demo_weights, warm=False)
+    engine.choice = dataclasses.replace(engine.choice, note="no network: the demo set, until the paper set arrives")
+    result, document, banner = handlers.run_analysis(
+        engine, str(shape_file(tmp_path, 5)), ["cbam_resnet50"], "auto", "top1", "", "gradcam", 4, "whole", False
+    )
+    assert result.analysis.weights is engine.choice and result.analysis.is_demo
+    assert document["weights"]["note"] == engine.choice.note
+    assert "no network: the demo set" in banner and "Demo weights" in banner
+    assert engine.choice_for("demo") is engine.choice and engine.choice_for("paper") == "paper"

@@ -8,14 +8,13 @@ from pathlib import Path
 import torch
 
 from cbam_viz.language import text
-from cbam_viz.weights import DEMO_SUFFIX, read_demo_metadata
+from cbam_viz.weights import WeightsChoice, read_demo_metadata
 
 from .errors import escape
 
 
 def banner_markdown(
-    weights_set: str,
-    weights_note: str,
+    weights: WeightsChoice,
     device: str,
     parameters: dict[str, int] | None = None,
     weights_dir: Path | None = None,
@@ -24,11 +23,11 @@ def banner_markdown(
     device_words = device
     if device.startswith("cuda") and torch.cuda.is_available():
         device_words = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    if weights_set == "demo" or weights_set.endswith(DEMO_SUFFIX):
+    if weights.is_demo:
         what = demo_description(parameters or {}, weights_dir)
     else:
-        what = text("banner.imagenet", name=weights_set)
-    return f"{what}  \n<small>{text('banner.why', note=escape(weights_note), device=device_words)}</small>"
+        what = text("banner.imagenet", name=weights.name)
+    return f"{what}  \n<small>{text('banner.why', note=escape(weights.note), device=device_words)}</small>"
 
 
 def demo_description(parameters: dict[str, int], weights_dir: Path | None = None) -> str:

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from cbam_viz.errors import CbamVizError, WeightsError
 from cbam_viz.imaging import MAX_FILE_BYTES
 from cbam_viz.language import text
 from cbam_viz.vocab import ARCH_ORDER, quote
-from cbam_viz.weights import SET_NAMES, resolve_weights
+from cbam_viz.weights import SET_NAMES, WeightsChoice, resolve_weights
 
 from . import gallery
 
@@ -40,8 +40,7 @@ DELETE_CACHE = (60, 300)  # every minute, delete uploads and rendered panels old
 class Engine:
     """The models every visitor shares: resolved and loaded once at start-up, then served from the model cache."""
 
-    weights: str  # the start-up set, as resolved ("demo", "paper", ...)
-    weights_note: str  # resolve_weights' one-line reason
+    choice: WeightsChoice  # the start-up set, resolved once ("auto" decided), with why (the banner's note)
     device: str  # "cpu" | "cuda:0"
     weights_dir: Path | None = None
     examples: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # gallery title -> [(path, caption)]
@@ -75,16 +74,16 @@ class Engine:
             fetched_note = None if outcome.fetched else outcome.note
         target = resolve_device(device)
         model_set = get_models(ARCH_ORDER, weights, target, weights_dir=weights_dir)
+        choice = model_set.weights
+        if fetched_note and choice.is_demo:
+            choice = replace(choice, note=fetched_note)  # why the first run fell back to the demo set
         engine = cls(
-            weights=model_set.weights_set,
-            weights_note=model_set.weights_note,
+            choice=choice,
             device=model_set.device,
             weights_dir=weights_dir,
             parameters={arch: sum(p.numel() for p in m.parameters()) for arch, m in model_set.models.items()},
             allow_download=allow_download,
         )
-        if fetched_note and engine.weights == "demo":
-            engine.weights_note = fetched_note  # the banner says why the first run fell back to the demo set
         engine.examples = gallery.write_examples(engine.available_sets(), gallery.example_root())
         if warm:
             engine.warm_up()
@@ -102,8 +101,17 @@ class Engine:
         self.examples = gallery.write_examples(self.available_sets(), gallery.example_root())
 
     @property
+    def weights(self) -> str:
+        """The start-up set's name ("demo", "paper", ...)."""
+        return self.choice.name
+
+    @property
+    def weights_note(self) -> str:
+        return self.choice.note
+
+    @property
     def is_demo(self) -> bool:
-        return self.weights == "demo"
+        return self.choice.is_demo
 
     def available_sets(self) -> list[str]:
         """The named weight sets whose files are here (each loadable without a download)."""
@@ -123,6 +131,11 @@ class Engine:
         if weights not in SET_NAMES:
             raise CbamVizError(f"unknown weights set {quote(weights)}: choose one of {', '.join(WEIGHT_CHOICES)}")
         return weights
+
+    def choice_for(self, weights: str) -> WeightsChoice | str:
+        """What a visitor's pick loads: the start-up choice itself (its note included) or another set's name."""
+        name = self.resolve(weights)
+        return self.choice if name == self.choice.name else name
 
     def categories(self, weights: str) -> tuple[str, ...]:
         """Class names of a set (loads and caches its models if this is the first use)."""

@@ -27,7 +27,6 @@ from cbam_viz.language import text
 from cbam_viz.options import AnalysisOptions, target_mode_value
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, method_label, quote
 from cbam_viz.weights import SETS
-from cbam_viz.weights import _is_demo_name as is_demo_set  # TODO public
 
 from . import gallery, gate_view, intervene_view, lesson, live, trust_view
 from .banner import banner_markdown
@@ -136,7 +135,7 @@ def request_options(
     """The page's or the API's raw values as one checked request (weights "auto" is the start-up set)."""
     return AnalysisOptions.from_request(
         models=[] if models is None else models,
-        weights=engine.resolve(weights),
+        weights=engine.choice_for(weights),  # the start-up choice keeps its note (why auto chose it)
         target_mode=target_mode_value(target_mode),
         target_class=class_from_name(target_class),
         method=method,
@@ -174,7 +173,7 @@ def run_analysis(
     LOGGER.info(
         "analysed %dx%d with %s in %.2f s", *picture.size, ",".join(options.models), time.perf_counter() - started
     )
-    if options.box is None and analysis.weights_set == "demo":  # a gallery shape: its true outline is known
+    if options.box is None and analysis.is_demo:  # a gallery shape: its true outline is known
         mask = trust_view.example_mask(picture, name, gallery.EXAMPLE_SEED, gallery.EXAMPLE_SIZE)
         if mask is not None:
             from cbam_viz import sanity
@@ -183,19 +182,15 @@ def run_analysis(
     if picture.width * picture.height > BIG_PICTURE_PIXELS:
         del picture
         release_memory()  # the decoded copy is gone: give its pages back, or the server stays that much larger
-    if options.weights == engine.weights:
-        analysis.weights_note = engine.weights_note  # why start-up chose this set, decided once
     return Result.keep(analysis, name), analysis.to_json(), analysis_banner(engine, analysis)
 
 
 def analysis_banner(engine: Engine, analysis: Analysis | None) -> str:
     """The banner for the weights that answered ``analysis`` (the start-up set's before any analysis)."""
-    if analysis is None:
-        return banner_markdown(
-            engine.weights, engine.weights_note, engine.device, engine.parameters, engine.weights_dir
-        )
-    parameters = engine.parameters if analysis.weights_set == engine.weights else {}
-    return banner_markdown(analysis.weights_set, analysis.weights_note, analysis.device, parameters, engine.weights_dir)
+    if analysis is None or analysis.weights is None:
+        return banner_markdown(engine.choice, engine.device, engine.parameters, engine.weights_dir)
+    parameters = engine.parameters if analysis.weights == engine.choice else {}
+    return banner_markdown(analysis.weights, analysis.device, parameters, engine.weights_dir)
 
 
 def analysis_if_image(engine: Engine, image: str | bytes | None, *options: Any) -> tuple[Any, Any, Any]:
@@ -217,7 +212,7 @@ def image_notes(analysis: Analysis) -> str:
 
 def demo_photo_note(analysis: Analysis) -> str:
     """Beside the results: demo models know 10 shapes only, which matters most when a photograph is analysed."""
-    return text("status.demo_photo") if is_demo_set(analysis.weights_set) else ""
+    return text("status.demo_photo") if analysis.is_demo else ""
 
 
 def results_status(result: Result) -> str:
@@ -548,7 +543,7 @@ def live_step(
         weights_dir=engine.weights_dir,
     )
     clock = clock or live.FrameClock()
-    demo = is_demo_set(str(options.weights))
+    demo = engine.resolve(weights) == "demo"  # a visitor picks sets by name: demo or an ImageNet set
     return shown.image, live.status_line(shown, clock.tick(), demo), clock, shown.picture
 
 

@@ -118,7 +118,7 @@ def build_demo(
             gr.Markdown(T("page.heading"))
             language_choice = i18n.switch()
         banner = gr.Markdown(
-            banner_markdown(engine.weights, engine.weights_note, engine.device, engine.parameters, engine.weights_dir),
+            banner_markdown(engine.choice, engine.device, engine.parameters, engine.weights_dir),
             elem_id="banner",
         )
         with gr.Accordion(T("page.what_am_i_looking_at"), open=False, elem_classes="explain"):

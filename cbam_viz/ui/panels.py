@@ -31,7 +31,6 @@ from cbam_viz.vocab import (
     quote,
     split_block,
 )
-from cbam_viz.weights import _is_demo_name as is_demo_set  # TODO public
 
 from . import gate_view, intervene_view, trust_view
 from .errors import escape
@@ -135,7 +134,7 @@ def render_header(analysis: Analysis, display: Display) -> dict[str, Shown]:
 
 
 def render_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
-    demo = is_demo_set(analysis.weights_set)
+    demo = analysis.is_demo
     caption = "caption.top5" if demo or current() == "en" else "caption.top5_imagenet"
     return {
         arch: Shown(
@@ -150,7 +149,7 @@ def cam_title(analysis: Analysis, result: ModelResult) -> str:
     method = method_label(analysis.method)
     if not CAM_METHODS[analysis.method].class_dependent:
         return text("caption.cam_any_class", method=method, stage=analysis.stage)
-    label = class_name(result.target_label, is_demo_set(analysis.weights_set))
+    label = class_name(result.target_label, analysis.is_demo)
     return text("caption.cam", method=method, stage=analysis.stage, label=label, prob=f"{result.target_prob:.1%}")
 
 
