@@ -113,3 +113,16 @@ def test_constraints_pin_every_dependency_at_its_installed_version() -> None:
 
 if __name__ == "__main__":
     print(constraints_text(), end="")
+
+
+def test_where_things_live_names_every_module() -> None:
+    """The README's "Where things live" table stays true: every module of the package is in it, and every path it
+    names exists."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Where things live", 1)[1].split("\n## ", 1)[0].split("### ", 1)[0]
+    named = set(re.findall(r"`(cbam_viz/[\w/.*]+|app\.py)`", table))
+    modules = {
+        str(path.relative_to(ROOT)) for path in (ROOT / "cbam_viz").rglob("*.py") if path.name != "__init__.py"
+    }
+    assert sorted(modules - named) == []
+    assert [name for name in named if not list(ROOT.glob(name))] == []
