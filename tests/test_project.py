@@ -121,8 +121,6 @@ def test_where_things_live_names_every_module() -> None:
     readme = (ROOT / "README.md").read_text()
     table = readme.split("## Where things live", 1)[1].split("\n## ", 1)[0].split("### ", 1)[0]
     named = set(re.findall(r"`(cbam_viz/[\w/.*]+|app\.py)`", table))
-    modules = {
-        str(path.relative_to(ROOT)) for path in (ROOT / "cbam_viz").rglob("*.py") if path.name != "__init__.py"
-    }
+    modules = {str(path.relative_to(ROOT)) for path in (ROOT / "cbam_viz").rglob("*.py") if path.name != "__init__.py"}
     assert sorted(modules - named) == []
     assert [name for name in named if not list(ROOT.glob(name))] == []
