@@ -12,16 +12,6 @@ from cbam_viz.language import has, text
 from cbam_viz.vocab import CAM_METHODS
 
 
-def explanation(panel: str) -> str:
-    """The Markdown text for one panel in the current language; an unknown name is a programming error (KeyError)."""
-    return text(f"explain.{panel}")
-
-
-def weights_sources() -> str:
-    """Where the ImageNet weights come from, shown while the demo set answers."""
-    return text("explain.weights_sources")
-
-
 def method_note(method: str) -> str:
     """One line on the chosen CAM method, shown under the Grad-CAM row so students know what changed."""
     key = f"method.{method}.note"
