@@ -92,7 +92,7 @@ def one_line_errors(handler: Callable[P, R] | None = None, *, toast: bool = True
                 LOGGER.exception("%s failed", function.__name__)
                 message = text("error.unexpected", kind=type(error).__name__)
             remember(_session(args, kwargs), message)
-            raise gr.Error(message, print_exception=False, visible=toast) from None
+            raise gr.Error(message, title=text("error.title"), print_exception=False, visible=toast) from None
 
         return wrapper
 
