@@ -15,6 +15,8 @@ def test_readme_gives_the_app_and_the_test_command() -> None:
     app, tests = _readme_commands()
     assert app.endswith("python app.py") and "requirements.txt" in app
     assert "pytest" in tests and "requirements-test.txt" in tests
+    # The tests run against the pinned versions: unpinned, a release upstream changes what CI installs overnight.
+    assert "-c constraints.txt" in tests
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
