@@ -36,6 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlparse, urlsplit, urlu
 from tqdm import tqdm
 
 from cbam_viz.errors import WeightsError
+from cbam_viz.language import Message
 from cbam_viz.weights import (
     DEFAULT_SET,
     DOWNLOAD_HINT,
@@ -545,7 +546,7 @@ def _probe(url: str, timeout: float) -> str | None:
     parsed = urlparse(url)
     if parsed.scheme == "file":
         folder = Path(urllib.request.url2pathname(parsed.path)).parent
-        return None if folder.is_dir() else f"mirror folder {folder} not found"
+        return None if folder.is_dir() else Message("weights.probe.no_folder", folder=str(folder))
     host = parsed.hostname or ""
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     outcome: list[str | None] = []
@@ -554,7 +555,7 @@ def _probe(url: str, timeout: float) -> str | None:
         try:
             addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError:
-            outcome.append(f"DNS lookup for {host} failed")
+            outcome.append(Message("weights.probe.dns", host=host))
             return
         try:
             family, kind, proto, _, address = addresses[0]
@@ -563,12 +564,12 @@ def _probe(url: str, timeout: float) -> str | None:
                 sock.connect(address)
             outcome.append(None)
         except OSError as error:
-            outcome.append(f"cannot connect to {host} ({_one_line(error)})")
+            outcome.append(Message("weights.probe.refused", host=host, error=_one_line(error)))
 
     worker = threading.Thread(target=attempt, daemon=True)
     worker.start()
     worker.join(timeout)
-    return outcome[0] if outcome else f"no answer from {host} within {timeout:g} s"
+    return outcome[0] if outcome else Message("weights.probe.silent", host=host, seconds=f"{timeout:g}")
 
 
 def network_problem(entries: list[WeightsEntry], timeout: float = PROBE_TIMEOUT) -> str | None:
@@ -598,27 +599,23 @@ def first_run(
     """
     root = weights_root(weights_dir)
     folder = display_path(imagenet_dir(root))
-    hint = f"`{DOWNLOAD_HINT} {DEFAULT_SET}` gets the ImageNet weights"
+    hint = Message("weights.note.hint", command=f"{DOWNLOAD_HINT} {DEFAULT_SET}")
     missing = missing_entries(DEFAULT_SET, root)
     if not missing:
-        return FirstRun(False, f"ImageNet weights present under {folder}: nothing to download")
+        return FirstRun(False, Message("weights.note.present", folder=folder))
     if offline_requested(offline):
-        return FirstRun(False, f"offline mode: ImageNet weights not downloaded, using the demo set; {hint}")
+        return FirstRun(False, Message("weights.note.offline", hint=hint))
     started = time.monotonic()
     problem = network_problem(missing, min(PROBE_TIMEOUT, budget_s))
     if problem:
-        return FirstRun(False, f"no network ({problem}): using the demo set; {hint}")
+        return FirstRun(False, Message("weights.note.no_network", problem=problem, hint=hint))
     budget = Budget(deadline=started + budget_s)
     try:
         download_set(
             DEFAULT_SET, root, connect_timeout=min(CONNECT_TIMEOUT, budget_s), progress=progress, budget=budget
         )
     except DownloadError as error:
-        return FirstRun(
-            False,
-            f"could not download {len(error.lines)} ImageNet files (`python -m cbam_viz weights list` says where to "
-            f"get each by hand): using the demo set; {hint}",
-        )
+        return FirstRun(False, Message("weights.note.files_failed", count=len(error.lines), hint=hint))
     except WeightsError as error:
-        return FirstRun(False, f"could not download the ImageNet weights ({_one_line(error)}): using the demo set")
-    return FirstRun(True, f"downloaded the ImageNet weights into {folder}: using the {DEFAULT_SET} set")
+        return FirstRun(False, Message("weights.note.failed", error=_one_line(error)))
+    return FirstRun(True, Message("weights.note.downloaded", folder=folder, name=DEFAULT_SET))

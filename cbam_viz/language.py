@@ -62,6 +62,39 @@ def text(key: str, /, **values: object) -> str:
     return template.format(**values) if values else template
 
 
+class Message(str):
+    """A catalogue text made before anyone's language is known (at start-up, in the library, for the console).
+
+    It is the English text wherever a plain string goes (the console, logs, the API's JSON, ``==`` in tests), and
+    keeps its key and values so that ``said`` can word it again in the language of the visitor who reads it.
+    """
+
+    key: str
+    values: dict[str, object]
+
+    def __new__(cls, key: str, /, **values: object) -> Message:
+        with using(LANGUAGES[0]):
+            english = text(key, **values)
+        message = super().__new__(cls, english)
+        message.key, message.values = key, values
+        return message
+
+    def __reduce__(self) -> tuple[Callable[..., Message], tuple[str, dict[str, object]]]:
+        return _rebuilt, (self.key, self.values)
+
+
+def _rebuilt(key: str, values: dict[str, object]) -> Message:
+    return Message(key, **values)
+
+
+def said(words: str) -> str:
+    """``words`` in the current language when they are a ``Message`` (and its ``Message`` values), else unchanged."""
+    if not isinstance(words, Message):
+        return words
+    values = {name: said(value) if isinstance(value, str) else value for name, value in words.values.items()}
+    return text(words.key, **values)
+
+
 def has(key: str) -> bool:
     return key in catalogue(LANGUAGES[0])
 

@@ -30,6 +30,7 @@ from safetensors import SafetensorError, safe_open
 from cbam_viz import demo_metadata
 from cbam_viz.convert import LAYOUTS, LoadedCheckpoint, load_into_model, read_checkpoint, save_project_safetensors
 from cbam_viz.errors import WeightsError
+from cbam_viz.language import Message
 from cbam_viz.resnet import ARCHS, ArchConfig, ResNet
 from cbam_viz.vocab import ARCH_TITLES
 
@@ -945,7 +946,7 @@ class WeightsChoice:
 
     kind: str  # "set" (paper, pytorchcv) | "demo" (the set or one "<arch>.demo") | "entry" | "file"
     name: str  # set name, entry name ("resnet50.tv_v1", "cbam_resnet50.demo") or the checkpoint's path
-    note: str  # one line: why these weights (and, when auto fell back to the demo, how to get ImageNet's)
+    note: str  # one line: why these weights (and, when auto fell back to the demo, how to get ImageNet's); a Message
     is_demo: bool
     source: str  # one line: where the files are and where they came from
     requested: str = "auto"  # what the caller asked for
@@ -981,39 +982,42 @@ def resolve_weights(weights: str | WeightsChoice = "auto", weights_dir: Path | s
     if requested == "auto":
         missing = missing_entries(DEFAULT_SET, root)
         if not missing:
-            note = f"auto: ImageNet weights found under {folder}, using the {DEFAULT_SET} set"
+            note = Message("weights.note.auto_found", folder=folder, name=DEFAULT_SET)
             return WeightsChoice("set", DEFAULT_SET, note, False, _set_source(DEFAULT_SET, root), requested)
         present, why_not = demo_available(root)
         if not present:
             raise WeightsError(f"no weights to load: ImageNet weights not under {folder} and {why_not}")
         broken = [check.path.name for entry in missing if (check := check_raw(entry, root)) and check.problem]
-        where = f"missing or broken under {folder}; broken: {', '.join(broken)}" if broken else f"not under {folder}"
-        note = (
-            f"auto: ImageNet weights missing ({len(missing)} of 3 files {where}), using demo; "
-            f"`{DOWNLOAD_HINT} {DEFAULT_SET}` gets them"
+        where = (
+            Message("weights.note.broken_under", folder=folder, names=", ".join(broken))
+            if broken
+            else Message("weights.note.not_under", folder=folder)
         )
+        command = f"{DOWNLOAD_HINT} {DEFAULT_SET}"
+        note = Message("weights.note.auto_missing", count=len(missing), where=where, command=command)
         return _demo_choice("demo", note, requested, root)
     if requested in SETS:
         missing = missing_entries(requested, root)
         if missing:
             raise WeightsError(f"the {requested} set is not under {folder}: " + how_to_get(requested, missing, root))
-        return WeightsChoice(
-            "set", requested, f"{requested} set requested", False, _set_source(requested, root), requested
-        )
+        note = Message("weights.note.set_requested", name=requested)
+        return WeightsChoice("set", requested, note, False, _set_source(requested, root), requested)
     if _is_demo_name(requested):
         present, why_not = demo_available(root)
         if not present:
             raise WeightsError(why_not)
-        return _demo_choice(requested, "demo set requested", requested, root)
+        return _demo_choice(requested, Message("weights.note.demo_requested"), requested, root)
     if requested in ENTRIES:
         entry = ENTRIES[requested]
         if entry_status(entry, root) == "missing":
             raise WeightsError(f"{requested} is not under {folder}: " + how_to_get(requested, [entry], root))
         source = f"{folder} ({from_origin(entry_origin(entry, root))})"
-        return WeightsChoice("entry", requested, f"registered weights {requested} requested", False, source, requested)
+        note = Message("weights.note.entry_requested", name=requested)
+        return WeightsChoice("entry", requested, note, False, source, requested)
     path = Path(requested).expanduser()
     if path.is_file():
-        return WeightsChoice("file", str(path), f"local checkpoint {path.name}", False, str(path), requested)
+        note = Message("weights.note.file_requested", name=path.name)
+        return WeightsChoice("file", str(path), note, False, str(path), requested)
     if path.suffix or os.sep in requested:
         raise WeightsError(f"checkpoint file {requested} does not exist: check the path")
     raise WeightsError(

@@ -20,9 +20,11 @@ from test_app import _cells, launched_app, shape_file, write_random_demo
 from cbam_viz import gates, shapes
 from cbam_viz.analysis import ARCH_ORDER, analyze
 from cbam_viz.errors import CbamVizError
+from cbam_viz.language import using
 from cbam_viz.ui import handlers, intervene_view, panels
 from cbam_viz.ui.engine import Engine
 from cbam_viz.ui.gate_view import GatePick
+from cbam_viz.ui.i18n import class_name
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +197,14 @@ def test_the_intervention_panels_show_before_and_after(engine: Engine, picture: 
     assert f"Δp = {change:+.3f}" in top5["cbam_resnet50"].value and "| before | after |" in top5["cbam_resnet50"].value
     assert "no attention gates" in top5["resnet50"].value
     assert "SE-ResNet-50 has no spatial gate" in top5["se_resnet50"].value  # said, never a silent no-op
+    cbam = analysis.models["cbam_resnet50"]
+    labels = [label for label, _ in cbam.top5] + [cbam.intervention_labels[i] for i, _ in cbam.interventions[0].top5]
+    with using("zh"):  # the shapes are named in the page's language: before, after and in p(...)
+        chinese = panels.render_intervene_top5(analysis, display)["cbam_resnet50"].value
+        names = [class_name(label, True) for label in labels]
+        target = class_name(cbam.target_label, True)
+    assert all(name in chinese for name in names) and f"p(“{target}”)" in chinese
+    assert not any(f" {label} (" in chinese for label in labels if label not in names)  # no English shape left
     cams = panels.render_intervene_cam(analysis, display)
     assert set(cams) == {"cbam_resnet50"} and "correlation" in cams["cbam_resnet50"].caption
     assert panels.render_sweep(analysis, display) == {}  # a single intervention has no sweep

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from cbam_viz import language, shapes
-from cbam_viz.language import LANGUAGES, catalogue, pick, text, using
+from cbam_viz.language import LANGUAGES, Message, catalogue, pick, said, text, using
 from cbam_viz.ui import gallery, i18n, intervene_view
 from cbam_viz.ui.panels import PANELS
 from cbam_viz.vocab import CAM_METHODS, TARGET_MODES, VIEWS
@@ -55,10 +56,10 @@ def test_the_chinese_page_is_chinese() -> None:
 
 
 def _keys_in_code() -> set[str]:
-    """Literal keys handed to ``text(...)`` or ``T(...)`` anywhere in the package."""
+    """Literal keys handed to ``text(...)``, ``T(...)`` or ``Message(...)`` anywhere in the package."""
     found = set()
     for path in (ROOT / "cbam_viz").rglob("*.py"):
-        found |= set(re.findall(r"""\b(?:text|T)\(\s*["']([a-z_.+-]+)["']""", path.read_text(encoding="utf-8")))
+        found |= set(re.findall(r"""\b(?:text|T|Message)\(\s*["']([a-z_.+-]+)["']""", path.read_text(encoding="utf-8")))
     return found
 
 
@@ -97,6 +98,49 @@ def test_text_follows_the_language_it_runs_under() -> None:
         assert language.current() == "en"
     with pytest.raises(KeyError):
         text("no.such.key")
+
+
+def test_a_message_reads_as_english_and_is_said_again_in_the_readers_language() -> None:
+    """Start-up words (why these weights) are made before any visitor: English for the console and the API,
+    Chinese in the Chinese page's banner, with a reason nested inside translated as well."""
+    import json
+    import pickle
+
+    problem = Message("weights.probe.dns", host="mirror.invalid")
+    note = Message("weights.note.no_network", problem=problem, hint=Message("weights.note.hint", command="cbam get"))
+    english = (
+        "no network (DNS lookup for mirror.invalid failed): using the demo set; `cbam get` gets the ImageNet weights"
+    )
+    assert note == english and json.dumps({"note": note}) == json.dumps({"note": english})
+    assert said(note) == english and said("plain words") == "plain words"
+    with using("zh"):
+        chinese = said(note)
+    assert chinese == catalogue("zh")["weights.note.no_network"].format(
+        problem=catalogue("zh")["weights.probe.dns"].format(host="mirror.invalid"),
+        hint=catalogue("zh")["weights.note.hint"].format(command="cbam get"),
+    )
+    assert "mirror.invalid" in chinese and "DNS" in chinese and "no network" not in chinese
+    again = pickle.loads(pickle.dumps(note))
+    assert again == note and again.key == note.key
+    with using("zh"):
+        assert said(again) == chinese
+
+
+def test_the_banner_says_why_these_weights_in_the_page_language(tmp_path: Path) -> None:
+    from cbam_viz import download
+    from cbam_viz.ui.banner import banner_markdown
+    from cbam_viz.weights import resolve_weights
+
+    outcome = download.first_run(tmp_path, offline=True, progress=False)
+    choice = dataclasses.replace(resolve_weights("demo"), note=outcome.note)
+    assert "offline mode: ImageNet weights not downloaded" in banner_markdown(choice, "cpu")
+    with using("zh"):
+        banner = banner_markdown(choice, "cpu")
+    assert catalogue("zh")["weights.note.offline"].split("：")[0] in banner and "offline mode" not in banner
+    assert "weights download paper" in banner  # the command stays as typed
+    for requested, key in (("demo", "weights.note.demo_requested"),):
+        with using("zh"):
+            assert said(resolve_weights(requested).note) == catalogue("zh")[key]
 
 
 @pytest.mark.parametrize(

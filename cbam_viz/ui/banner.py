@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from cbam_viz.language import text
+from cbam_viz.language import said, text
 from cbam_viz.weights import WeightsChoice, read_demo_metadata
 
 from .errors import escape
@@ -27,7 +27,7 @@ def banner_markdown(
         what = demo_description(parameters or {}, weights_dir)
     else:
         what = text("banner.imagenet", name=weights.name)
-    return f"{what}  \n<small>{text('banner.why', note=escape(weights.note), device=device_words)}</small>"
+    return f"{what}  \n<small>{text('banner.why', note=escape(said(weights.note)), device=device_words)}</small>"
 
 
 def demo_description(parameters: dict[str, int], weights_dir: Path | None = None) -> str:

@@ -20,6 +20,8 @@ from cbam_viz.intervene import Intervention
 from cbam_viz.language import text
 from cbam_viz.vocab import STAGE_DEPTHS, STAGES, block_name, quote
 
+from .i18n import class_name
+
 WHERE_CHOICES = ("block", "stage", "all")  # the page's words: the catalogue's ``where.<choice>``
 HOWS = ("one", "mean", "shuffle", "keep-top-k")  # the page's words: the catalogue's ``how.<choice>``
 DEFAULT_SPEC = "layer4:channel=one"
@@ -49,8 +51,9 @@ def spec_from_controls(gate: str, where: str, stage: int, block_index: int | Non
     return Intervention.parse(f"{place}:{gate}={how}").spec
 
 
-def top5_markdown(result: ModelResult) -> str:
-    """The intervened top-5 beside the original's, and how the explained class's probability moved."""
+def top5_markdown(result: ModelResult, demo: bool = False) -> str:
+    """The intervened top-5 beside the original's, and how the explained class's probability moved; the demo's
+    shapes named in the page's language, as everywhere else."""
     if result.intervention_notes and not result.interventions:
         return "\n".join(f"_{note}_" for note in result.intervention_notes.values())
     if not result.interventions:
@@ -60,12 +63,13 @@ def top5_markdown(result: ModelResult) -> str:
     rows = [text("intervene.head"), "|---|---|---|"]
     for rank, (before, after) in enumerate(zip(result.top5, done.top5, strict=False), start=1):
         index, prob = after
-        name = labels.get(index) or text("intervene.class", index=index)
-        rows.append(f"| {rank} | {before[0]} ({before[1]:.1%}) | {name} ({prob:.1%}) |")
+        name = class_name(labels[index], demo) if index in labels else text("intervene.class", index=index)
+        rows.append(f"| {rank} | {class_name(before[0], demo)} ({before[1]:.1%}) | {name} ({prob:.1%}) |")
     change = done.target_prob_change
     arrow = "▼" if change < 0 else "▲" if change > 0 else "="
+    target = class_name(result.target_label, demo)
     summary = (
-        f"`{done.spec}`: p(“{result.target_label}”) {result.target_prob:.1%} → {done.target_prob:.1%} "
+        f"`{done.spec}`: p(“{target}”) {result.target_prob:.1%} → {done.target_prob:.1%} "
         f"(**Δp = {change:+.3f}** {arrow})"
     )
     return summary + "\n\n" + "\n".join(rows)
@@ -96,7 +100,7 @@ def cam_caption(result: ModelResult) -> str:
     return text("intervene.cam_caption", spec=done.spec, correlation=correlation)
 
 
-def sweep_markdown(result: ModelResult) -> str:
+def sweep_markdown(result: ModelResult, demo: bool = False) -> str:
     """Δp of the explained class when each stage's gates of one kind are set to ``one``."""
     sweep = result.sweep
     if sweep is None:
@@ -115,7 +119,7 @@ def sweep_markdown(result: ModelResult) -> str:
             mark = " ◀" if (stage, kind) == (strongest.stage, strongest.gate) and strongest.change <= -MATTERS else ""
             cells.append(f"{change:+.3f} {bar}{mark}")
         rows.append(f"| {stage} | " + " | ".join(cells) + " |")
-    lead = text("sweep.lead", label=result.target_label, prob=f"{sweep.base_prob:.1%}")
+    lead = text("sweep.lead", label=class_name(result.target_label, demo), prob=f"{sweep.base_prob:.1%}")
     if strongest.change > -MATTERS:
         lead += text("sweep.none_needed", threshold=MATTERS)
     else:

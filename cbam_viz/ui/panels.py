@@ -293,8 +293,9 @@ def render_gate_equations(analysis: Analysis, display: Display) -> dict[str, Sho
 
 
 def render_intervene_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    caption = text("caption.intervene_top5")
     return {
-        arch: Shown(intervene_view.top5_markdown(result), model_caption(arch, text("caption.intervene_top5")))
+        arch: Shown(intervene_view.top5_markdown(result, analysis.is_demo), model_caption(arch, caption))
         for arch, result in analysis.models.items()
         if result.interventions or result.intervention_notes
     }
@@ -311,7 +312,7 @@ def render_intervene_cam(analysis: Analysis, display: Display) -> dict[str, Show
 
 def render_sweep(analysis: Analysis, display: Display) -> dict[str, Shown]:
     return {
-        arch: Shown(intervene_view.sweep_markdown(result), model_caption(arch, text("caption.sweep")))
+        arch: Shown(intervene_view.sweep_markdown(result, analysis.is_demo), model_caption(arch, text("caption.sweep")))
         for arch, result in analysis.models.items()
         if result.sweep is not None
     }
@@ -327,7 +328,9 @@ def render_sanity(analysis: Analysis, display: Display) -> dict[str, Shown]:
         if result is None:
             continue
         tiles = trust_view.sanity_tiles(analysis, result, report, display.cmap, display.opacity)
-        shown[arch] = Shown(tiles, model_caption(arch, trust_view.sanity_markdown(report)), analysis.sanity.stage)
+        shown[arch] = Shown(
+            tiles, model_caption(arch, trust_view.sanity_markdown(report, analysis.is_demo)), analysis.sanity.stage
+        )
     return shown
 
 

@@ -20,6 +20,8 @@ from cbam_viz.analysis import Analysis, ModelResult
 from cbam_viz.language import text
 from cbam_viz.vocab import ARCH_TITLES, STAGES
 
+from .i18n import class_name
+
 BOX_COLOUR = (255, 40, 200)
 STEP_TITLES = {"fc": "fc random", "layer4": "+ layer4", "layer3": "+ layer3", "layer2": "+ layer2"}
 STEP_TITLES |= {"layer1": "+ layer1", "stem": "+ stem (all)"}
@@ -49,7 +51,7 @@ def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alp
     )
 
 
-def sanity_markdown(report) -> str:
+def sanity_markdown(report, demo: bool = False) -> str:
     """What the numbers say, in one line: a map that explains the model changes once the model is destroyed."""
     last = report.cascading[-1] if report.cascading else None
     if last is None:
@@ -61,7 +63,7 @@ def sanity_markdown(report) -> str:
         other = report.random_logit.comparison
         same = other.spearman is not None and math.isfinite(other.spearman) and other.spearman > 0.9
         lines.append(
-            text("sanity.other_class", label=report.random_logit.label, rho=_number(other.spearman))
+            text("sanity.other_class", label=class_name(report.random_logit.label, demo), rho=_number(other.spearman))
             + (text("sanity.same_map") if same else ".")
         )
     return " ".join(lines)
