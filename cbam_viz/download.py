@@ -81,6 +81,19 @@ class Transient(WeightsError):
     """A failure worth one more try of the same source (the bytes received so far are kept)."""
 
 
+class DiskError(WeightsError):
+    """This machine cannot write under the weights folder (full, read-only, no permission): every source would fail
+    the same way, so no other source is tried."""
+
+
+def _cannot_write(folder: Path, error: OSError) -> DiskError:
+    reason = error.strerror or _one_line(error)
+    return DiskError(
+        f"cannot write under {display_path(folder)} ({reason}): free some space or make the folder writable, "
+        "then run it again"
+    )
+
+
 class DownloadError(WeightsError):
     """Some files of a set could not be downloaded: ``lines`` holds one line per file, saying how to get it by hand."""
 
@@ -260,6 +273,17 @@ def _receive(response: Any, part: Path, offset: int, *, progress: bool, label: s
         total = int(length) if length and length.isdigit() else None
     mode = "ab" if offset else "wb"
     received = offset
+
+    def read() -> bytes:  # the host's failures: worth another try, the bytes so far kept
+        try:
+            return response.read(CHUNK)
+        except TimeoutError as error:
+            raise Transient(f"no data for {read_timeout:g} s after {received} bytes (kept, resumable)") from error
+        except (http.client.IncompleteRead, ConnectionError, http.client.HTTPException) as error:
+            raise Transient(f"transfer cut short after {received} bytes (kept, resumable)") from error
+        except OSError as error:
+            raise Transient(f"transfer failed after {received} bytes ({_one_line(error)}; kept, resumable)") from error
+
     try:
         with (
             part.open(mode) as out,
@@ -273,14 +297,12 @@ def _receive(response: Any, part: Path, offset: int, *, progress: bool, label: s
                 disable=not progress,
             ) as bar,
         ):
-            while chunk := response.read(CHUNK):
+            while chunk := read():
                 out.write(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
-    except TimeoutError as error:
-        raise Transient(f"no data for {read_timeout:g} s after {received} bytes (kept, resumable)") from error
-    except (http.client.IncompleteRead, ConnectionError, http.client.HTTPException) as error:
-        raise Transient(f"transfer cut short after {received} bytes (kept, resumable)") from error
+    except OSError as error:  # reading fails as Transient, so this is the disk: full, read-only, no permission
+        raise _cannot_write(part.parent, error) from error
     if total is not None and received < total:
         raise Transient(f"transfer cut short: {received} of {total} bytes (kept, resumable)")
     if received == 0:
@@ -304,7 +326,10 @@ def fetch_part(
     """
     connect_timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
     read_timeout = READ_TIMEOUT if read_timeout is None else read_timeout
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _cannot_write(destination.parent, error) from error
     part = part_path(destination, source.url)
     budget = budget or Budget()
     last: Transient | None = None
@@ -407,10 +432,13 @@ def _download_from(
     except Exception:  # whatever went wrong, the bytes are not kept: the next source starts clean
         fetched.part.unlink(missing_ok=True)
         raise
-    os.replace(fetched.part, destination)
-    _discard(destination)
-    record_download(destination.name, fetched.sha256, source, weights_dir)
-    return save_converted(entry, source, loaded, destination, fetched.sha256, weights_dir)
+    try:
+        os.replace(fetched.part, destination)
+        _discard(destination)
+        record_download(destination.name, fetched.sha256, source, weights_dir)
+        return save_converted(entry, source, loaded, destination, fetched.sha256, weights_dir)
+    except OSError as error:
+        raise _cannot_write(destination.parent, error) from error
 
 
 def _notice(line: str) -> None:
@@ -443,7 +471,11 @@ def download_entry(
     if status == "broken":
         check = check_raw(entry, weights_dir)
         assert check is not None and check.problem
-        moved = set_aside(check, weights_dir)
+        try:
+            moved = set_aside(check, weights_dir)
+        except OSError as error:
+            reason = _cannot_write(check.path.parent, error)
+            raise DiskError(f"could not set {entry.name}'s broken file aside: {reason}") from error
         (notify or _notice)(
             f"{display_path(check.path)} is {check.problem}: set aside as {moved.name}, fetching {entry.name} again"
         )
@@ -461,6 +493,8 @@ def download_entry(
                     progress=progress,
                     budget=budget,
                 )
+            except DiskError as error:
+                raise DiskError(f"could not save {entry.name}: {error}") from error
             except WeightsError as error:
                 failures.append(f"{_failed_at(source)}: {one_line(error)}")
         raise WeightsError(
@@ -519,6 +553,8 @@ def download_set(
                     budget=budget,
                     notify=notify,
                 )
+            except DiskError:
+                raise  # the other files would meet the same disk
             except WeightsError as error:
                 failed.append(str(error))
     finally:

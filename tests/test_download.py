@@ -7,6 +7,7 @@ replaced by unresolvable ``.invalid`` names where a test must show that no netwo
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import http.server
 import io
@@ -451,6 +452,76 @@ def test_a_broken_file_on_disk_with_no_source_answering_is_one_line(
     assert "\n" not in str(raised.value) and str(raised.value).startswith("could not download resnet50.test (")
     assert capsys.readouterr().err.count("set aside as w.pth.broken") == 1
     assert _files(imagenet) == ["w.pth.broken"] and entry_status(entry, tmp_path) == "missing"
+
+
+# ------------------------------------------------------------------------------------------------ a full disk
+
+
+class _FullDisk(io.BufferedWriter):
+    """A part file on a disk that fills up after ``room`` bytes, as a real one does: ENOSPC on write or flush."""
+
+    def __init__(self, raw: io.FileIO, room: int) -> None:
+        super().__init__(raw)
+        self.room = room
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self.room < len(data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return super().write(data)
+
+
+def test_a_full_disk_is_one_line_and_no_other_source_is_tried(
+    host: Host,
+    checkpoint_bytes: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    host.files["/a.pth"] = host.files["/b.pth"] = checkpoint_bytes
+    entry = _entry(Source(f"{host.base}/a.pth", "torchvision"), Source(f"{host.base}/b.pth", "torchvision"))
+    monkeypatch.setitem(ENTRIES, entry.name, entry)
+    opened = Path.open
+
+    def open_on_a_full_disk(path: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if path.name.endswith(".part") and mode in ("wb", "ab"):
+            return _FullDisk(io.FileIO(path, mode), room=len(checkpoint_bytes) // 3)
+        return opened(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_on_a_full_disk)
+    monkeypatch.setattr(download, "CHUNK", 4096)  # the disk fills up part-way through
+    with pytest.raises(WeightsError) as raised:
+        download.download_entry(entry, tmp_path, progress=False, timeout=5)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith("could not save resnet50.test: cannot write under ")
+    assert "(No space left on device): free some space or make the folder writable" in message
+    assert [path for path, _ in host.log] == ["/a.pth"]  # every source would meet the same disk
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.weights_cli",))
+    second = dataclasses.replace(entry, name="resnet50.second")
+    monkeypatch.setitem(ENTRIES, second.name, second)
+    monkeypatch.setitem(SETS, "full", {"resnet50": entry.name, "se_resnet50": second.name})
+    code = cli.main(["weights", "download", "full", "--weights-dir", str(tmp_path), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and captured.err.count("\n") == 1  # one line for the set: one disk
+    assert captured.err.startswith("error: could not save resnet50.test: cannot write under ")
+    monkeypatch.setattr(Path, "open", opened)  # space freed: the next run resumes what was written
+    download.download_entry(entry, tmp_path, progress=False, timeout=5)
+    assert entry_status(entry, tmp_path) == "converted" and host.log[-1][1] is not None  # a Range request: resumed
+
+
+def test_a_folder_that_cannot_take_the_converted_file_is_one_line(
+    host: Host, checkpoint_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host.files["/a.pth"] = checkpoint_bytes
+    entry = _entry(Source(f"{host.base}/a.pth", "torchvision"))
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(download, "save_converted", refused)
+    with pytest.raises(WeightsError) as raised:
+        download.download_entry(entry, tmp_path, progress=False, timeout=5)
+    assert "\n" not in str(raised.value) and "(Permission denied): free some space or make the" in str(raised.value)
 
 
 # -------------------------------------------------------------------------------------------- resume and timeouts
