@@ -10,6 +10,8 @@ ENV PYTHONUNBUFFERED=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
     MALLOC_ARENA_MAX=2
 
+# A Chinese face for the words inside pictures on the Chinese page (cbam_viz/fonts.py).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-noto-cjk && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app
 

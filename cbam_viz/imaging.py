@@ -39,7 +39,7 @@ import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from cbam_viz.errors import ImageError
-from cbam_viz.language import text
+from cbam_viz.language import Message, text
 from cbam_viz.vocab import VIEWS
 
 if TYPE_CHECKING:
@@ -617,9 +617,9 @@ def plan_view(size: tuple[int, int], preprocess: Preprocess, mode: str = "whole"
         if max(width, height) * scale > cap:
             scale = cap / max(width, height)
         input_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        note = text("view.note.whole", width=input_size[0], height=input_size[1])
+        note = Message("view.note.whole", width=input_size[0], height=input_size[1])
         if min(input_size) < target:
-            note = text("view.note.whole_capped", width=input_size[0], height=input_size[1], cap=cap, target=target)
+            note = Message("view.note.whole_capped", width=input_size[0], height=input_size[1], cap=cap, target=target)
         return ModelView("whole", input_size, (0.0, 0.0, 1.0, 1.0), note)
     resize = preprocess.resize
     crop = min(preprocess.crop or resize, resize)
@@ -631,10 +631,10 @@ def plan_view(size: tuple[int, int], preprocess: Preprocess, mode: str = "whole"
     left = int(round((resized[0] - crop) / 2.0))
     top = int(round((resized[1] - crop) / 2.0))
     box = (left / resized[0], top / resized[1], (left + crop) / resized[0], (top + crop) / resized[1])
-    protocol = text("view.note.protocol" if preprocess.crop else "view.note.square")
-    note = text("view.note.crop", width=resized[0], height=resized[1], crop=crop, protocol=protocol)
+    protocol = Message("view.note.protocol" if preprocess.crop else "view.note.square")
+    note = Message("view.note.crop", width=resized[0], height=resized[1], crop=crop, protocol=protocol)
     if box == (0.0, 0.0, 1.0, 1.0):
-        note = text("view.note.crop_all", crop=crop)
+        note = Message("view.note.crop_all", crop=crop)
     return ModelView("crop", (crop, crop), box, note)
 
 

@@ -99,6 +99,13 @@ def has(key: str) -> bool:
     return key in catalogue(LANGUAGES[0])
 
 
+def class_name(label: str, demo: bool) -> str:
+    """A class as the page names it: the demo's shapes in the current language, ImageNet's classes in English
+    (their names are the dataset's; the top-5 caption says so)."""
+    key = f"shape.{label}"
+    return text(key) if demo and has(key) else label
+
+
 def pick(*choices: str | None) -> str:
     """The first of ``choices`` that names a language ("zh", "zh-CN", an Accept-Language header); else English.
 

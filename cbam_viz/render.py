@@ -26,7 +26,6 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -38,7 +37,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image, ImageDraw, ImageFont
 
+from cbam_viz import fonts
 from cbam_viz.imaging import ModelView, display_image, map_to_image
+from cbam_viz.language import class_name, said, using
 from cbam_viz.vocab import ARCH_TITLES, STAGES, method_label, split_block, stage_blocks
 
 CHANNEL_CMAP = "viridis"
@@ -49,7 +50,6 @@ _UNSEEN_SCALE, _UNSEEN_OFFSET = 0.35, 70.0  # unseen pixels: grey = luminance * 
 _BACKGROUND = (255, 255, 255)
 _TEXT = (20, 20, 20)
 _MUTED = (90, 90, 90)
-_FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
 
@@ -75,23 +75,18 @@ def _colours(cmap: str, scaled: np.ndarray) -> np.ndarray:
 _THREAD_FONTS = threading.local()
 
 
-def _font_file(bold: bool) -> str:
-    """DejaVu Sans as bundled with matplotlib (crisp hinted TrueType, the same face as the export figure)."""
-    path = _FONT_DIR / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
-    if path.is_file():
-        return str(path)
-    from matplotlib import font_manager
-
-    return font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal"))
-
-
 def _font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
-    """A TrueType face of ``size`` px, one per thread (a FreeType face must not render in two threads at once)."""
-    fonts = _THREAD_FONTS.__dict__.setdefault("by_size", {})
-    key = (max(1, int(size)), bold)
-    if key not in fonts:
-        fonts[key] = ImageFont.truetype(_font_file(bold), key[0])
-    return fonts[key]
+    """A TrueType face of ``size`` px in the pictures' typeface (``fonts.face``: DejaVu Sans, or a Chinese face for
+    the Chinese page), one per thread (a FreeType face must not render in two threads at once)."""
+    return _font_of(fonts.face(bold), size)
+
+
+def _font_of(face: fonts.Face, size: int) -> ImageFont.FreeTypeFont:
+    loaded = _THREAD_FONTS.__dict__.setdefault("by_size", {})
+    key = (face, max(1, int(size)))
+    if key not in loaded:
+        loaded[key] = ImageFont.truetype(face.path, key[1], index=face.index)
+    return loaded[key]
 
 
 def _line_height(size: int) -> int:
@@ -100,7 +95,8 @@ def _line_height(size: int) -> int:
 
 
 def _wrap(text: str, size: int, max_width: float, bold: bool = False) -> list[str]:
-    """Greedy word wrap by measured width; a word wider than the line is broken between characters."""
+    """Greedy word wrap by measured width; a word wider than the line (or a Chinese sentence, which has no spaces)
+    is broken between characters."""
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
@@ -121,17 +117,25 @@ def _wrap(text: str, size: int, max_width: float, bold: bool = False) -> list[st
     return lines
 
 
-@lru_cache(maxsize=4096)
 def _text_width(text: str, size: int, bold: bool = False) -> float:
-    """Advance width of ``text`` in px (layouts measure the same labels again and again)."""
-    return _font(size, bold).getlength(text)
+    """Advance width of ``text`` in px."""
+    return _measured(fonts.face(bold), text, size)
 
 
 @lru_cache(maxsize=4096)
+def _measured(face: fonts.Face, text: str, size: int) -> float:
+    return _font_of(face, size).getlength(text)  # layouts measure the same labels again and again
+
+
 def _text_mask(text: str, size: int, bold: bool, anchor: str) -> tuple[Image.Image, tuple[int, int]]:
     """The coverage mask of ``text`` and its offset from the anchor point. FreeType takes about half a millisecond
     per label, and most labels recur (block names, ticks, titles): each is rasterised once. Callers only read it."""
-    font = _font(size, bold)
+    return _rasterised(fonts.face(bold), text, size, anchor)
+
+
+@lru_cache(maxsize=4096)
+def _rasterised(face: fonts.Face, text: str, size: int, anchor: str) -> tuple[Image.Image, tuple[int, int]]:
+    font = _font_of(face, size)
     left, top, right, bottom = font.getbbox(text, anchor=anchor)
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
     ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font, anchor=anchor)
@@ -179,7 +183,7 @@ class _Sheet:
 
 def clear_caches() -> None:
     """Forget rasterised labels and built colour bars (a benchmark's cold start; memory is bounded anyway)."""
-    for cached in (_text_width, _text_mask, _colorbar):
+    for cached in (_measured, _rasterised, _colorbar):
         cached.cache_clear()
 
 
@@ -200,7 +204,7 @@ def format_range(low: float, high: float) -> str:
     """Both ends with the decimals the span needs, e.g. ``0.00 to 2.85`` (so 2e-06 reads as 0.00 beside 2.85)."""
     span = abs(high - low) or abs(high) or 1.0
     decimals = min(6, max(0, 2 - math.floor(math.log10(span))))
-    return f"{low:.{decimals}f} to {high:.{decimals}f}"
+    return fonts.words("picture.range", low=f"{low:.{decimals}f}", high=f"{high:.{decimals}f}")
 
 
 def _message_image(text: str, width: int = 480, height: int = 96) -> Image.Image:
@@ -300,11 +304,13 @@ def colorbar_image(
     if width < 1 or height < 1:
         raise ValueError(f"a colour bar needs a positive size, got {width}x{height}")
     middle = label or format_value((vmin + vmax) / 2)
-    return _colorbar(cmap, int(width), int(height), (format_value(vmin), middle, format_value(vmax))).copy()
+    texts = (format_value(vmin), middle, format_value(vmax))
+    return _colorbar(cmap, int(width), int(height), texts, fonts.face()).copy()
 
 
 @lru_cache(maxsize=256)
-def _colorbar(cmap: str, width: int, height: int, texts: tuple[str, str, str]) -> Image.Image:
+def _colorbar(cmap: str, width: int, height: int, texts: tuple[str, str, str], face: fonts.Face) -> Image.Image:
+    del face  # a key only: the same texts in another typeface are another picture
     return _colorbar_sheet(cmap, width, height, texts).image
 
 
@@ -420,7 +426,7 @@ def _channel_sheet(
 ) -> _Sheet:
     summary = channel_summary(vectors, stage)
     if summary is None:
-        message = f"no channel attention in stage {stage}\n(the baseline ResNet-50 has none)"
+        message = fonts.words("picture.no_channel", stage=stage)
         return _Sheet(_message_image(message, width_px))
     if width_px < 1 or display_width < 1:
         raise ValueError(f"widths must be positive, got width_px={width_px}, display_width={display_width}")
@@ -445,10 +451,15 @@ def _channel_sheet(
     strip_left = margin + label_w
     strip_w = max(1, width_px - margin - key_w - strip_left)
 
-    overall = f"mean {summary.matrix.mean():.2f} ± {summary.matrix.std():.2f} over {len(blocks)} blocks"
-    title_lines = _wrap(title or f"Stage {stage} channel attention", title_px, inner, bold=True)
+    overall = fonts.words(
+        "picture.channel_overall",
+        mean=f"{summary.matrix.mean():.2f}",
+        std=f"{summary.matrix.std():.2f}",
+        count=len(blocks),
+    )
+    title_lines = _wrap(title or fonts.words("picture.channel_title", stage=stage), title_px, inner, bold=True)
     subtitle_lines = _wrap(overall, text_px, inner)
-    note = f"{channels} channels, sorted by the stage mean (strongest left). Gate 0: channel off, 1: passed on."
+    note = fonts.words("picture.channel_note", channels=channels)
     note_lines = _wrap(note, text_px, inner)
     rows = len(blocks)
     strip_h = max(rows * max(px(20), line + px(2)), math.ceil(2.4 * line))  # room for the key's "1" and "0"
@@ -530,7 +541,7 @@ def _channel_sheet(
 def _legend_rows(text_px: int, left: int, right: int, px: Any) -> tuple[int, list[tuple[str, int, int, int, str]]]:
     """Place the chart's legend items left to right, wrapping to a new row when one would cross ``right``."""
     items, x, row = [], left, 0
-    for kind, text in (("line", "stage mean"), ("band", "± std across blocks")):
+    for kind, text in (("line", fonts.words("picture.stage_mean")), ("band", fonts.words("picture.std_band"))):
         needed = px(22) + px(6) + math.ceil(_text_width(text, text_px))
         if x > left and x + needed > right:
             x, row = left, row + 1
@@ -597,9 +608,12 @@ def _grid_sheet(
     else:
         names = stage_blocks(maps, stage)
     if not names:
-        return _Sheet(_message_image("no spatial attention (SE/baseline)", width=max(tile, 320)))
+        return _Sheet(_message_image(fonts.words("picture.no_spatial"), width=max(tile, 320)))
     limits = colour_limits([maps[name] for name in names], shared_scale)
-    titles = [f"stage {split_block(name)[0]}: {name}" if stage is None else name for name in names]
+    titles = [
+        fonts.words("picture.stage_block", stage=split_block(name)[0], block=name) if stage is None else name
+        for name in names
+    ]
     natives = [_native(maps[name]) for name in names]
     return _tile_sheet(titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width)
 
@@ -621,7 +635,7 @@ def map_tiles(
     in the spatial grid's geometry: the gate view's steps on the picture, a sanity check's row of CAMs. ``captions``
     replace the printed size and range (one line each)."""
     if not maps:
-        return _message_image("nothing to show", width=max(tile, 320))
+        return _message_image(fonts.words("picture.nothing"), width=max(tile, 320))
     natives = [_native(values) for _, values in maps]
     limits = colour_limits(natives, shared_scale)
     titles = [title for title, _ in maps]
@@ -654,7 +668,7 @@ def _tile_sheet(
 
     title_px, caption_px = px(TEXT_PX + 1), px(TEXT_PX)
     parts = [
-        (f"{n.shape[0]}x{n.shape[1]} map", format_range(low, high))
+        (fonts.words("picture.map_size", height=n.shape[0], width=n.shape[1]), format_range(low, high))
         for n, (low, high) in zip(natives, limits, strict=True)
     ]
     widest_title = max(_text_width(text, title_px, True) for text in titles)
@@ -695,6 +709,12 @@ def _last_block_map(spatial: Mapping[str, np.ndarray], stage: int) -> np.ndarray
     return _native(spatial[blocks[-1]]) if blocks else None
 
 
+def _picture_class(label: str, demo: bool) -> str:
+    """A class named as the page names it, in the language the picture can be drawn in."""
+    with using(fonts.picture_language()):
+        return class_name(label, demo)
+
+
 def _same_target(results: Iterable[Any]) -> str | None:
     labels = {result.target_label for result in results}
     return labels.pop() if len(labels) == 1 else None
@@ -704,19 +724,26 @@ def comparison_caption(analysis: Any, *, shared_scale: bool = False) -> str:
     """The export figure's caption in plain words (also useful next to the app's panels)."""
     method = method_label(analysis.method)
     target = _same_target(analysis.models.values())
-    target_words = f"the class “{target}”" if target else "each model's own top class"
-    scale_words = (
-        "Colours use one scale per kind of map across all models (colour bars)."
-        if shared_scale
-        else "Each panel is coloured from its own minimum to maximum (printed under it)."
-    )
+    demo = bool(getattr(analysis, "is_demo", False))
+    if target:
+        target_words = fonts.words("export.target_one", label=_picture_class(target, demo))
+    else:
+        target_words = fonts.words("export.target_each")
+    scale_words = fonts.words("export.scale_shared" if shared_scale else "export.scale_own")
     views = [analysis.view_for(result) for result in analysis.models.values()] or [analysis.view]
     cropped = any(view.box != (0, 0, 1, 1) for view in views)
-    unseen = " Grey: parts of the picture the model did not see." if cropped else ""
-    return (
-        f"Rows: models. Columns: the input, {method} for {target_words} at stage {analysis.stage}, and CBAM's "
-        f"spatial attention in the last block of each stage 1-4. {analysis.view.note} {scale_words}{unseen} "
-        f"Weights: {analysis.weights_note}"
+    unseen = fonts.words("export.unseen") if cropped else ""
+    with using(fonts.picture_language()):  # the notes made earlier, worded in the language the figure can draw
+        view_note, weights_note = said(analysis.view.note), said(analysis.weights_note)
+    return fonts.words(
+        "export.caption",
+        method=method,
+        target=target_words,
+        stage=analysis.stage,
+        view=view_note,
+        scale=scale_words,
+        unseen=unseen,
+        weights=weights_note,
     )
 
 
@@ -749,6 +776,7 @@ def comparison_figure_object(
         raise ValueError("the analysis has no models to draw")
     base = display_image(analysis.image.convert("RGB") if analysis.image.mode != "RGB" else analysis.image, 320)
     method = method_label(analysis.method)
+    demo = bool(getattr(analysis, "is_demo", False))
     cam_limits = colour_limits([result.cam for result in results], shared_scale)
     spatial_maps = [[_last_block_map(result.spatial_attention, s) for s in STAGES] for result in results]
     present = [m for row in spatial_maps for m in row if m is not None]
@@ -765,8 +793,8 @@ def comparison_figure_object(
     ]
     cam_titles = [
         "\n".join(
-            ([f"{method} (stage {analysis.stage})"] if row == 0 else [])
-            + textwrap.wrap(f"{result.target_label} ({result.target_prob:.0%})", 34)
+            ([fonts.words("export.method_stage", method=method, stage=analysis.stage)] if row == 0 else [])
+            + textwrap.wrap(f"{_picture_class(result.target_label, demo)} ({result.target_prob:.0%})", 34)
         )
         for row, result in enumerate(results)
     ]
@@ -774,14 +802,15 @@ def comparison_figure_object(
     panel_hs = [max(picture_h, _lines_height(text.count("\n") + 1, label_points)) for text in row_labels]
     above = [_lines_height(text.count("\n") + 1, title_points) + 0.08 for text in cam_titles]
     below = _lines_height(1, tick_points) + 0.12
-    caption_lines = textwrap.wrap(comparison_caption(analysis, shared_scale=shared_scale), int(width * 16))
+    caption = comparison_caption(analysis, shared_scale=shared_scale)  # wrapped as measured: Chinese has no spaces
+    caption_lines = _wrap(caption, round(caption_points * 10), (width - 0.3) * 72 * 10 * 0.92)  # 8% spare: faces differ
     caption_h = _lines_height(len(caption_lines), caption_points)
     header, bars_h = 0.35, 0.5
     footer = 0.1 + caption_h + 0.12 + bars_h
     height = header + sum(above) + sum(panel_hs) + below * len(results) + footer
     figure = Figure(figsize=(width, height), dpi=dpi)
 
-    column_titles = ["input"] + [f"stage {s} spatial" for s in STAGES]
+    column_titles = [fonts.words("export.input")] + [fonts.words("export.stage_spatial", stage=s) for s in STAGES]
     top = header  # inches from the top of the figure
     for row, result in enumerate(results):
         top += above[row]
@@ -817,12 +846,12 @@ def comparison_figure_object(
         for column, native in enumerate(spatial_maps[row], start=2):
             axis = axes[column]
             if native is None:  # a blank of the picture's shape keeps the panels aligned
-                kind = "SE" if result.channel_attention else "baseline"
+                kind = "SE" if result.channel_attention else fonts.words("export.baseline")
                 axis.imshow(np.full((base.height, base.width, 3), 242, dtype=np.uint8))
                 axis.text(
                     0.5,
                     0.5,
-                    f"no spatial\nattention\n({kind})",
+                    fonts.words("export.no_spatial", kind=kind),
                     ha="center",
                     va="center",
                     fontsize=7,
@@ -838,7 +867,7 @@ def comparison_figure_object(
             for axis, text in zip([axes[0], *axes[2:]], column_titles, strict=True):
                 axis.set_title(text, fontsize=8)
         top += panel_h + below
-    figure.suptitle("Where the models look", fontsize=10, y=1 - 0.08 / height, va="top")
+    figure.suptitle(fonts.words("export.title"), fontsize=10, y=1 - 0.08 / height, va="top")
     figure.text(
         0.02,
         (footer - 0.1) / height,
@@ -849,6 +878,7 @@ def comparison_figure_object(
         color="#333333",
     )
     _add_colour_bars(figure, cmap, width, height, cam_limits[0] if shared_scale else None, shared_attention)
+    fonts.set_figure_fonts(figure)
     return figure
 
 
@@ -861,7 +891,10 @@ def _add_colour_bars(
     attention: tuple[float, float] | None,
 ) -> None:
     """Colour bars under the panels: real values when the scale is shared, otherwise just low -> high."""
-    bars = [("CAM", cam), ("spatial attention", attention)] if cam or attention else [("each panel", None)]
+    if cam or attention:
+        bars = [(fonts.words("export.bar_cam"), cam), (fonts.words("export.bar_spatial"), attention)]
+    else:
+        bars = [(fonts.words("export.bar_each"), None)]
     bar_width = 2.6 / width
     for index, (label, limits) in enumerate(bars):
         axis = figure.add_axes((0.3 + index * (bar_width + 0.08), 0.3 / height, bar_width, 0.1 / height))
@@ -869,7 +902,7 @@ def _add_colour_bars(
         colourbar = figure.colorbar(ScalarMappable(Normalize(low, high), cmap), cax=axis, orientation="horizontal")
         colourbar.ax.tick_params(labelsize=6, length=2)
         if limits is None:
-            colourbar.set_ticks([0.0, 1.0], labels=["low", "high"])
+            colourbar.set_ticks([0.0, 1.0], labels=[fonts.words("export.low"), fonts.words("export.high")])
         colourbar.set_label(label, fontsize=6, labelpad=1)
 
 
@@ -880,7 +913,7 @@ def captioned_row(tiles: Sequence[tuple[str, str, Image.Image]], text_px: int = 
     """Pictures side by side, each with a bold title and a caption line above it: the live view's one frame
     (text is rasterised once per string and size, so a frame costs the pastes only)."""
     if not tiles:
-        return _message_image("nothing to show")
+        return _message_image(fonts.words("picture.nothing"))
     line = _line_height(text_px + 1)
     width = sum(picture.width for _, _, picture in tiles) + gap * (len(tiles) + 1)
     height = max(picture.height for _, _, picture in tiles) + 2 * line + 3 * gap

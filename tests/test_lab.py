@@ -20,11 +20,10 @@ from test_app import _cells, launched_app, shape_file, write_random_demo
 from cbam_viz import gates, shapes
 from cbam_viz.analysis import ARCH_ORDER, analyze
 from cbam_viz.errors import CbamVizError
-from cbam_viz.language import using
+from cbam_viz.language import class_name, using
 from cbam_viz.ui import handlers, intervene_view, panels
 from cbam_viz.ui.engine import Engine
 from cbam_viz.ui.gate_view import GatePick
-from cbam_viz.ui.i18n import class_name
 
 
 @pytest.fixture(scope="module")

@@ -172,8 +172,8 @@ def test_a_visitor_language_comes_from_the_page_query_then_the_browser() -> None
 
 def test_demo_shapes_are_named_in_the_page_language_imagenet_classes_stay() -> None:
     with using("zh"):
-        assert i18n.class_name("star", demo=True) == catalogue("zh")["shape.star"]
-        assert i18n.class_name("star", demo=False) == "star"  # an ImageNet set's class keeps the dataset's name
+        assert language.class_name("star", demo=True) == catalogue("zh")["shape.star"]
+        assert language.class_name("star", demo=False) == "star"  # an ImageNet set's class keeps the dataset's name
         assert i18n.class_choices(["circle"], True) == [(catalogue("zh")["shape.circle"], "circle")]
     with pytest.raises(KeyError):
         i18n.T("no.such.key")

@@ -179,7 +179,7 @@ def test_colour_bars_are_cached_per_colormap_size_and_printed_text() -> None:
     assert not np.array_equal(np.asarray(other), np.asarray(second))
     render.clear_caches()  # a benchmark's cold start: the next bar is built again
     render.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")
-    assert render._colorbar.cache_info().misses == 1 and render._text_mask.cache_info().currsize > 0
+    assert render._colorbar.cache_info().misses == 1 and render._rasterised.cache_info().currsize > 0
 
 
 @pytest.mark.parametrize("width", [1, 2, 5, 8, 9, 11, 12, 24, 48, 96, 160, 512])

@@ -17,10 +17,8 @@ from typing import Any
 from PIL import Image
 
 from cbam_viz import shapes
-from cbam_viz.language import text
+from cbam_viz.language import class_name, text
 from cbam_viz.weights import SETS
-
-from .i18n import class_name
 
 LOGGER = logging.getLogger("cbam_viz.app")
 

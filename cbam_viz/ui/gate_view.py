@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from cbam_viz import gates, render
+from cbam_viz import fonts, gates, render
 from cbam_viz.analysis import Analysis, ModelResult, analyze
 from cbam_viz.errors import CbamVizError
 from cbam_viz.language import text
@@ -108,18 +108,18 @@ def channel_figure(steps: gates.GateSteps, chosen: int, width_px: int = 900) -> 
     gate = steps.channel
     order = gates.channel_order(steps)
     rows = [
-        ("avg-pool of F", gate.avg),
-        ("max-pool of F", gate.max),
+        (fonts.words("picture.avg_pool"), gate.avg),
+        (fonts.words("picture.max_pool"), gate.max),
         ("MLP(avg)", gate.mlp_avg),
         ("MLP(max)", gate.mlp_max),
-        ("sum", gate.logits if gate.max is not None else None),
-        ("Mc = σ(sum)", gate.gate),
+        (fonts.words("picture.sum"), gate.logits if gate.max is not None else None),
+        (fonts.words("picture.mc"), gate.gate),
     ]
     if gate.kind == "se":
         rows = [
-            ("squeeze: avg-pool of F", gate.avg),
-            ("excitation: MLP(squeeze)", gate.mlp_avg),
-            ("σ(excitation)", gate.gate),
+            (fonts.words("picture.squeeze"), gate.avg),
+            (fonts.words("picture.excitation"), gate.mlp_avg),
+            (fonts.words("picture.se_gate"), gate.gate),
         ]
     rows = [(title, values) for title, values in rows if values is not None]
     count = gate.gate.shape[0]
@@ -140,11 +140,9 @@ def channel_figure(steps: gates.GateSteps, chosen: int, width_px: int = 900) -> 
         ax.tick_params(labelsize=8)
         ax.margins(x=0)
     last = np.atleast_1d(axes)[-1]
-    last.set_xlabel(
-        f"the {count} channels of {steps.block}, sorted by Mc (strongest left)\n"
-        f"shaded: the {marked} strongest (green) and the {marked} weakest (red); blue line: channel {chosen}",
-        fontsize=9,
-    )
+    words = fonts.words("picture.channels_axis", count=count, block=steps.block, marked=marked, channel=chosen)
+    last.set_xlabel(words, fontsize=9)
+    fonts.set_figure_fonts(figure)
     height = figure.get_figheight()
     figure.subplots_adjust(left=0.23, right=0.98, top=1 - 0.15 / height, bottom=0.75 / height, hspace=0.15)
     buffer = io.BytesIO()
@@ -157,7 +155,10 @@ def kernel_figure(spatial: gates.SpatialSteps, width_px: int = 560) -> Image.Ima
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    kernels = (("weights on max_c(F')", spatial.kernel_max), ("weights on mean_c(F')", spatial.kernel_mean))
+    kernels = (
+        (fonts.words("picture.kernel_max"), spatial.kernel_max),
+        (fonts.words("picture.kernel_mean"), spatial.kernel_mean),
+    )
     limit = float(max(np.abs(spatial.kernel_max).max(), np.abs(spatial.kernel_mean).max(), 1e-12))
     dpi = 100
     figure = Figure(figsize=(width_px / dpi, width_px / dpi / 2 + 0.3), dpi=dpi)
@@ -173,6 +174,7 @@ def kernel_figure(spatial: gates.SpatialSteps, width_px: int = 560) -> Image.Ima
         ax.set_xticks([])
         ax.set_yticks([])
     figure.colorbar(image, ax=list(axes), shrink=0.8, pad=0.02)
+    fonts.set_figure_fonts(figure)
     buffer = io.BytesIO()
     FigureCanvasAgg(figure)
     figure.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
@@ -189,11 +191,11 @@ def spatial_figure(
         return None
     tiles = render.map_tiles(
         [
-            ("1. max over channels of F'", spatial.max_map),
-            ("2. mean over channels of F'", spatial.mean_map),
-            ("3. 7x7 convolution of [1; 2]", spatial.conv),
-            ("4. after BatchNorm", spatial.bn),
-            ("5. Ms = σ(4)", spatial.gate),
+            (fonts.words("picture.step_max"), spatial.max_map),
+            (fonts.words("picture.step_mean"), spatial.mean_map),
+            (fonts.words("picture.step_conv"), spatial.conv),
+            (fonts.words("picture.step_bn"), spatial.bn),
+            (fonts.words("picture.step_gate"), spatial.gate),
         ],
         analysis.view_for(result),
         analysis.image,

@@ -23,7 +23,7 @@ from PIL import Image
 from cbam_viz import explain, language, render
 from cbam_viz.analysis import Analysis, analyze
 from cbam_viz.errors import CbamVizError
-from cbam_viz.language import text
+from cbam_viz.language import said, text
 from cbam_viz.options import AnalysisOptions, target_mode_value
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, method_label, quote
 from cbam_viz.weights import SETS
@@ -206,7 +206,7 @@ def analysis_if_image(engine: Engine, image: str | bytes | None, *options: Any) 
 def image_notes(analysis: Analysis) -> str:
     """What decoding and preprocessing did, in plain words (rotation, transparency, what the models saw)."""
     width, height = analysis.original_size
-    notes = " ".join(escape(note) for note in (*analysis.notes, analysis.view.note))
+    notes = " ".join(escape(said(note)) for note in (*analysis.notes, analysis.view.note))
     return f"<small>{text('notes.picture', width=width, height=height, notes=notes)}</small>"
 
 

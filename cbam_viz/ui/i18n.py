@@ -16,7 +16,7 @@ from gradio.context import LocalContext
 from gradio.i18n import I18nData
 
 from cbam_viz import language
-from cbam_viz.language import LANGUAGE_NAMES, LANGUAGES, text
+from cbam_viz.language import LANGUAGE_NAMES, LANGUAGES, class_name
 
 QUERY_KEY = "lang"
 FRONT_END_LOCALE = {"en": "en", "zh": "zh-CN"}  # Gradio's own words (Upload, Clear, ...) come in zh-CN
@@ -82,13 +82,6 @@ def switch() -> gr.Radio:
 
 # the switch event runs this in the browser first: its inputs are (language, ...), handed on to the server unchanged
 SWITCH_JS = "async (lang, ...rest) => { await window.cbamVizLanguage(lang); return [lang, ...rest]; }"
-
-
-def class_name(label: str, demo: bool) -> str:
-    """A class as the page names it: the demo's shapes in the page's language, ImageNet's classes in English
-    (their names are the dataset's; the top-5 caption says so)."""
-    key = f"shape.{label}"
-    return text(key) if demo and language.has(key) else label
 
 
 def class_choices(categories: tuple[str, ...] | list[str], demo: bool) -> list[tuple[str, str]]:

@@ -12,15 +12,13 @@ import math
 
 from PIL import Image
 
-from cbam_viz import render
+from cbam_viz import fonts, render
 from cbam_viz.analysis import Analysis, ModelResult
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import display_image
 from cbam_viz.intervene import Intervention
-from cbam_viz.language import text
+from cbam_viz.language import class_name, text
 from cbam_viz.vocab import STAGE_DEPTHS, STAGES, block_name, quote
-
-from .i18n import class_name
 
 WHERE_CHOICES = ("block", "stage", "all")  # the page's words: the catalogue's ``where.<choice>``
 HOWS = ("one", "mean", "shuffle", "keep-top-k")  # the page's words: the catalogue's ``how.<choice>``
@@ -86,7 +84,9 @@ def cam_pair(analysis: Analysis, result: ModelResult, cmap: str, alpha: float) -
     before = render.overlay(base, result.cam, view, cmap=cmap, alpha=alpha, vmin=low, vmax=high)
     after = render.overlay(base, done.cam, view, cmap=cmap, alpha=alpha, vmin=low, vmax=high)
     gap = 8
-    bar = render.colorbar_image(cmap, low, high, width=before.width * 2 + gap, label="CAM value (one scale)")
+    bar = render.colorbar_image(
+        cmap, low, high, width=before.width * 2 + gap, label=fonts.words("picture.cam_value_shared")
+    )
     sheet = Image.new("RGB", (before.width * 2 + gap, before.height + bar.height), (255, 255, 255))
     sheet.paste(before, (0, 0))
     sheet.paste(after, (before.width + gap, 0))

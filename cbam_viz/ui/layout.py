@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 
+from cbam_viz import fonts
 from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import (
     ARCH_ORDER,
@@ -1011,6 +1012,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"weights: {engine.weights} ({engine.weights_note})")
+    if missing_font := fonts.missing_note():
+        print(f"note: {missing_font}")
     threads = engine_module.fit_torch_threads(str(engine.device), engine.weights)
     print(f"device: {engine.device} ({threads} torch thread{'s' if threads != 1 else ''})")
     settings = ServeSettings.for_device(engine.device, args.queue_size)

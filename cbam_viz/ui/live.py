@@ -30,15 +30,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cbam_viz import render
+from cbam_viz import fonts, render
 from cbam_viz.analysis import get_models, run_model
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import display_image, map_to_image, prepare_input
-from cbam_viz.language import text
+from cbam_viz.language import class_name, text
 from cbam_viz.vocab import ARCH_TITLES, has_spatial_attention, last_block
 from cbam_viz.weights import Preprocess
-
-from .i18n import class_name
 
 LIVE_SIDE = 256  # px of the analysed and drawn frame: big enough for a projector row of four, cheap to encode
 LEASE_S = 3.0  # a tab whose frames stopped this long ago gives its live slot back
@@ -145,7 +143,9 @@ def analyse_frame(
     """Every chosen model on one frame: its CAM of ``stage`` over the frame, and CBAM's spatial map of that stage."""
     model_set = get_models(models, weights, device, weights_dir=weights_dir)
     preprocess = {arch: model.weights_info.preprocess for arch, model in model_set.models.items()}
-    return frame_row(frame_picture(frame), model_set.models, preprocess, stage=stage, cmap=cmap, alpha=alpha)
+    demo = model_set.weights.is_demo
+    picture = frame_picture(frame)
+    return frame_row(picture, model_set.models, preprocess, stage=stage, cmap=cmap, alpha=alpha, demo=demo)
 
 
 def frame_row(
@@ -156,8 +156,10 @@ def frame_row(
     stage: int = 4,
     cmap: str = "jet",
     alpha: float = 0.5,
+    demo: bool = False,
 ) -> LiveResult:
-    """The per-frame work on a prepared picture and loaded models (what a benchmark times with any models)."""
+    """The per-frame work on a prepared picture and loaded models (what a benchmark times with any models); the
+    demo's shapes are named in the page's language."""
     inputs: dict = {}
     tiles: list[tuple[str, str, Image.Image]] = []
     top1: dict[str, tuple[str, float]] = {}
@@ -173,11 +175,15 @@ def frame_row(
         row, col = np.unravel_index(int(np.nanargmax(on_picture)), on_picture.shape)
         peaks[arch] = ((col + 0.5) / picture.width, (row + 0.5) / picture.height)
         overlay = render.overlay(picture, result.cam, view, cmap=cmap, alpha=alpha)
-        tiles.append((ARCH_TITLES[arch], f"{label} {prob:.0%}", overlay))
+        tiles.append((ARCH_TITLES[arch], f"{class_name(label, demo)} {prob:.0%}", overlay))
         block = last_block(result.spatial_attention, stage) if has_spatial_attention(arch) else None
         if block is not None:
             spatial = render.overlay(picture, result.spatial_attention[block], view, cmap=cmap, alpha=alpha)
-            tiles.append((f"{ARCH_TITLES[arch]}: where", f"spatial attention, {block}", spatial))
+            words = (
+                fonts.words("picture.live_where", model=ARCH_TITLES[arch]),
+                fonts.words("picture.live_spatial", block=block),
+            )
+            tiles.append((*words, spatial))
     return LiveResult(render.captioned_row(tiles), top1, peaks, picture)
 
 

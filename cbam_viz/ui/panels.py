@@ -15,11 +15,11 @@ from typing import Any, Literal
 
 import gradio as gr
 
-from cbam_viz import render
+from cbam_viz import fonts, render
 from cbam_viz.analysis import Analysis, ModelResult
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import display_image
-from cbam_viz.language import current, has, text
+from cbam_viz.language import class_name, current, has, text
 from cbam_viz.vocab import (
     ARCH_TITLES,
     CAM_METHODS,
@@ -35,7 +35,7 @@ from cbam_viz.vocab import (
 from . import gate_view, intervene_view, trust_view
 from .errors import escape
 from .gate_view import GatePick
-from .i18n import T, class_name
+from .i18n import T
 
 PAGE = "page"  # the key of a page-wide panel's single cell
 COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "cividis")
@@ -164,7 +164,9 @@ def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
             base, result.cam, analysis.view_for(result), cmap=display.cmap, alpha=display.opacity, vmin=low, vmax=high
         )
         # words drawn into pictures stay English: the pictures' font (DejaVu) has no Chinese glyphs
-        legend = render.colorbar_image(display.cmap, low, high, width=picture.width, label="CAM value")
+        legend = render.colorbar_image(
+            display.cmap, low, high, width=picture.width, label=fonts.words("picture.cam_value")
+        )
         caption = model_caption(result.arch, cam_title(analysis, result))
         shown[result.arch] = Shown(_stack(picture, legend), caption, analysis.stage)
     return shown

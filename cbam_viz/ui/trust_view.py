@@ -15,16 +15,21 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from cbam_viz import render, shapes
+from cbam_viz import fonts, render, shapes
 from cbam_viz.analysis import Analysis, ModelResult
-from cbam_viz.language import text
+from cbam_viz.language import class_name, text
 from cbam_viz.vocab import ARCH_TITLES, STAGES
 
-from .i18n import class_name
-
 BOX_COLOUR = (255, 40, 200)
-STEP_TITLES = {"fc": "fc random", "layer4": "+ layer4", "layer3": "+ layer3", "layer2": "+ layer2"}
-STEP_TITLES |= {"layer1": "+ layer1", "stem": "+ stem (all)"}
+
+
+def _step_title(step: str) -> str:
+    """A cascading randomisation step as its tile says it: the head first, then each stage down to the stem."""
+    if step == "fc":
+        return fonts.words("picture.fc_random")
+    if step == "stem":
+        return fonts.words("picture.plus_stem")
+    return fonts.words("picture.plus_layer", layer=step)
 
 
 def _number(value: float | None, digits: int = 2) -> str:
@@ -34,17 +39,18 @@ def _number(value: float | None, digits: int = 2) -> str:
 def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alpha: float) -> Image.Image:
     """The trained CAM, the CAM after each cascading randomisation step, for a random other class, and with one
     layer at a time randomised, each with its Spearman correlation and SSIM against the trained one."""
-    maps = [("trained", report.cam)]
+    maps = [(fonts.words("picture.trained"), report.cam)]
     captions = [f"p = {report.target_prob:.2f}"]
     for step in report.cascading:
-        maps.append((STEP_TITLES.get(step.step, step.step), step.cam))
+        maps.append((_step_title(step.step), step.cam))
         captions.append(f"ρ {_number(step.spearman)}, SSIM {_number(step.ssim)}")
     if report.random_logit is not None:
         other = report.random_logit
-        maps.append((f"class “{other.label}”", other.comparison.cam))
+        label = class_name(other.label, analysis.is_demo)
+        maps.append((fonts.words("picture.other_class", label=label), other.comparison.cam))
         captions.append(f"ρ {_number(other.comparison.spearman)}, SSIM {_number(other.comparison.ssim)}")
     for step in report.independent:  # one layer at a time, the rest trained: which layer does the map rest on?
-        maps.append((f"only {step.step} random", step.cam))
+        maps.append((fonts.words("picture.only_random", layer=step.step), step.cam))
         captions.append(f"ρ {_number(step.spearman)}, SSIM {_number(step.ssim)}")
     return render.map_tiles(
         maps, analysis.view_for(result), analysis.image, cmap=cmap, alpha=alpha, tile=150, columns=4, captions=captions
@@ -77,7 +83,7 @@ def curves_figure(curves_report) -> Image.Image:
     colours = {"resnet50": "#1f77b4", "se_resnet50": "#ff7f0e", "cbam_resnet50": "#2ca02c"}
     figure = Figure(figsize=(9.6, 3.8), dpi=100)
     axes = figure.subplots(1, 2, sharey=True)
-    titles = ("Deletion: lower area is better", "Insertion: higher area is better")
+    titles = (fonts.words("picture.deletion_title"), fonts.words("picture.insertion_title"))
     for ax, kind, title in zip(axes, ("deletion", "insertion"), titles, strict=True):
         for arch, model in curves_report.models.items():
             own = getattr(model, kind)
@@ -86,14 +92,22 @@ def curves_figure(curves_report) -> Image.Image:
             fractions = model.fractions
             ax.plot(fractions, own.probs, color=colour, lw=2, label=f"{ARCH_TITLES[arch]}: {own.auc:.3f}")
             if baseline is not None:
-                ax.plot(fractions, baseline.probs, color=colour, lw=1, ls="--", label=f"  random: {baseline.auc:.3f}")
+                ax.plot(
+                    fractions,
+                    baseline.probs,
+                    color=colour,
+                    lw=1,
+                    ls="--",
+                    label=f"  {fonts.words('picture.random_order')}: {baseline.auc:.3f}",
+                )
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("share of pixels " + ("blurred away" if kind == "deletion" else "revealed"), fontsize=9)
+        ax.set_xlabel(fonts.words(f"picture.{kind}_axis"), fontsize=9)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7.5, title="area under the curve", title_fontsize=7.5)
-    axes[0].set_ylabel("probability of the explained class", fontsize=9)
+        ax.legend(fontsize=7.5, title=fonts.words("picture.auc"), title_fontsize=7.5)
+    axes[0].set_ylabel(fonts.words("picture.class_probability"), fontsize=9)
+    fonts.set_figure_fonts(figure)
     figure.tight_layout()
     buffer = io.BytesIO()
     FigureCanvasAgg(figure).print_png(buffer)
