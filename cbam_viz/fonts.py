@@ -145,19 +145,22 @@ def words(key: str, /, **values: object) -> str:
 
 
 @cache
-def _matplotlib_family(path: str) -> str:
+def _matplotlib_family(han: Face) -> str:
     from matplotlib import font_manager
 
-    font_manager.fontManager.addfont(path)  # a collection registers its first face, which has the glyphs too
-    return font_manager.FontProperties(fname=path).get_name()
+    font_manager.fontManager.addfont(han.path)  # matplotlib 3.11 registers every face of a collection
+    if any(entry.name == han.family for entry in font_manager.fontManager.ttflist):
+        return han.family
+    return font_manager.FontProperties(fname=han.path).get_name()
 
 
 def set_figure_fonts(figure: Figure) -> None:
-    """Give every text of a matplotlib figure drawn now DejaVu Sans with the Chinese face behind it, when pictures
-    speak Chinese: per figure, never the global rc settings that other threads' figures read at the same time."""
+    """Draw every text of a matplotlib figure in the Chinese face (DejaVu Sans behind it for what it lacks) when
+    pictures speak Chinese, as the Pillow pictures are, so that text is measured in the face it is drawn in. Per
+    figure: never the global rc settings, which other threads' figures read at the same time."""
     if picture_language() != "zh":
         return
-    families = ["DejaVu Sans", _matplotlib_family(face().path)]
+    families = [_matplotlib_family(face()), "DejaVu Sans"]
     for artist in figure.findobj(Text):
         artist.set_fontfamily(families)
 

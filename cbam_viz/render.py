@@ -785,11 +785,11 @@ def comparison_figure_object(
     label_points, title_points, tick_points, caption_points = 7.0, 7.0, 6.0, 6.5
     panel_w, gap_w, left, right = 1.9, 0.08, 1.6, 0.2
     width = left + 6 * panel_w + 5 * gap_w + right
-    row_labels = [
-        "\n".join(
-            [ARCH_TITLES.get(result.arch, result.arch), *textwrap.wrap(result.weights, 24, break_on_hyphens=False)]
-        )
-        for result in results
+    with using(fonts.picture_language()):
+        weights = [said(result.weights) for result in results]
+    row_labels = [  # wrapped as measured (Chinese has no spaces), in the width left of the panels
+        "\n".join([ARCH_TITLES.get(result.arch, result.arch), *_wrap(words, round(label_points * 10), 1.4 * 720)])
+        for result, words in zip(results, weights, strict=True)
     ]
     cam_titles = [
         "\n".join(

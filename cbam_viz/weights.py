@@ -224,8 +224,8 @@ class WeightsEntry:
     @property
     def description(self) -> str:
         top1 = self.metrics.get("imagenet_top1")
-        accuracy = f", top-1 {top1:.1f}%" if top1 is not None else ""
-        return f"ImageNet weights: {self.title}{accuracy}"
+        accuracy = Message("weights.header.imagenet_accuracy", percent=f"{top1:.1f}") if top1 is not None else ""
+        return Message("weights.header.imagenet", title=self.title, accuracy=accuracy)
 
 
 def _entry(name: str, title: str, sources: tuple[Source, ...], config: ArchConfig, **fields: Any) -> WeightsEntry:
@@ -676,6 +676,11 @@ def file_origin(name: str, weights_dir: Path | str | None = None) -> str:
     return read_origins(weights_dir).get(name, {}).get("origin") or HAND_PLACED
 
 
+def _origin_words(origin: str) -> Message:
+    """``from_origin`` as a Message, for the model headers that the page words in the visitor's language."""
+    return Message("weights.header.by_hand") if origin == HAND_PLACED else Message("weights.header.from", origin=origin)
+
+
 def from_origin(origin: str) -> str:
     """``origin`` as the end of a sentence: "from drive.google.com", or "put there by hand"."""
     return origin if origin == HAND_PLACED else f"from {origin}"
@@ -920,8 +925,8 @@ def _load_demo(arch: str, weights_dir: Path | str | None) -> tuple[ResNet, Loade
     config = ArchConfig(**{**metadata["arch_config"], "num_classes": len(classes)})
     loaded = load_into_model(read_checkpoint(path), arch, layout="project", config=config)
     top1 = model_meta.get("metrics", {}).get("top1")
-    accuracy = f", top-1 {_percent(float(top1))} on held-out shapes" if top1 is not None else ""
-    width = f" at 1/{64 // config.base_width} width" if config.base_width < 64 else ""
+    accuracy = Message("weights.header.demo_accuracy", percent=_percent(float(top1))) if top1 is not None else ""
+    width = Message("weights.header.demo_width", fraction=64 // config.base_width) if config.base_width < 64 else ""
     info = LoadedWeights(
         arch=arch,
         set_name="demo",
@@ -930,7 +935,9 @@ def _load_demo(arch: str, weights_dir: Path | str | None) -> tuple[ResNet, Loade
         layout="project",
         categories=classes,
         preprocess=Preprocess.from_dict(metadata["preprocess"]),
-        description=f"demo weights: {ARCH_TITLES[arch]}{width}, {len(classes)} shapes{accuracy}",
+        description=Message(
+            "weights.header.demo", model=ARCH_TITLES[arch], width=width, count=len(classes), accuracy=accuracy
+        ),
         is_demo=True,
         origin=DEMO_ORIGIN,
     )
@@ -1071,7 +1078,11 @@ def _load_entry(entry: WeightsEntry, set_name: str | None, weights_dir: Path) ->
         layout=entry.layout,
         categories=entry.categories,
         preprocess=entry.preprocess,
-        description=entry.description + (f", {from_origin(origin)}" if origin else ""),  # each model's header says it
+        description=(  # each model's header says where its file came from
+            Message("weights.header.with_origin", description=entry.description, origin=_origin_words(origin))
+            if origin
+            else entry.description
+        ),
         is_demo=False,
         origin=origin,
     )

@@ -177,3 +177,14 @@ def test_demo_shapes_are_named_in_the_page_language_imagenet_classes_stay() -> N
         assert i18n.class_choices(["circle"], True) == [(catalogue("zh")["shape.circle"], "circle")]
     with pytest.raises(KeyError):
         i18n.T("no.such.key")
+
+
+def test_each_models_header_names_its_weights_in_the_page_language() -> None:
+    from cbam_viz.analysis import get_models
+
+    loaded = get_models(("cbam_resnet50",), "demo", "cpu").models["cbam_resnet50"].weights_info.description
+    assert loaded.startswith("demo weights: CBAM-ResNet-50 at 1/4 width, 10 shapes, top-1 ")  # the API's words
+    with using("zh"):
+        chinese = said(loaded)
+    assert chinese.startswith(catalogue("zh")["weights.header.demo"].split("{")[0] + "CBAM-ResNet-50")
+    assert "demo weights" not in chinese and "held-out" not in chinese

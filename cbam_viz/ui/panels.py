@@ -19,7 +19,7 @@ from cbam_viz import fonts, render
 from cbam_viz.analysis import Analysis, ModelResult
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging import display_image
-from cbam_viz.language import class_name, current, has, text
+from cbam_viz.language import class_name, current, has, said, text
 from cbam_viz.vocab import (
     ARCH_TITLES,
     CAM_METHODS,
@@ -128,7 +128,7 @@ def model_caption(arch: str, detail: str = "") -> str:
 
 def render_header(analysis: Analysis, display: Display) -> dict[str, Shown]:
     return {
-        arch: Shown(f"<small>{escape(result.weights)}</small>", model_caption(arch))
+        arch: Shown(f"<small>{escape(said(result.weights))}</small>", model_caption(arch))
         for arch, result in analysis.models.items()
     }
 
