@@ -393,7 +393,7 @@ def _scan_png(data: bytes, label: str, max_pixels: int) -> bool | None:
         length, kind = struct.unpack_from(">I4s", data, position)
         chunks += 1
         if chunks > MAX_PNG_CHUNKS:
-            raise _too_slow(label, f"more than {MAX_PNG_CHUNKS} PNG chunks")
+            raise _too_slow(label, text("image.png_chunks", count=MAX_PNG_CHUNKS))
         if kind == b"IHDR":
             width, height, depth, colour = struct.unpack_from(">IIBB", data, position + 8)
             _refuse_huge(width, height, label=label, max_pixels=max_pixels)
@@ -450,7 +450,7 @@ def _scan_jpeg(data: bytes, label: str, max_pixels: int) -> None:
                 break
             position += 2 + struct.unpack_from(">H", data, position + 2)[0]
         if segments > MAX_JPEG_SEGMENTS or junk > MAX_JPEG_JUNK:
-            raise _too_slow(label, f"more than {MAX_JPEG_SEGMENTS} JPEG header segments or {MAX_JPEG_JUNK} junk bytes")
+            raise _too_slow(label, text("image.jpeg_segments", segments=MAX_JPEG_SEGMENTS, junk=MAX_JPEG_JUNK))
     scans = data.count(b"\xff\xda")  # entropy-coded data never holds FF DA (an FF there is followed by 00 or RSTn)
     if scans > MAX_JPEG_SCANS:
         raise _too_slow(label, f"{scans} progressive scans (at most {MAX_JPEG_SCANS})")
