@@ -8,6 +8,7 @@ full-page screenshot there.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -606,13 +607,20 @@ def test_the_page_speaks_the_browsers_language_and_switches(weights_dir: Path, t
             english = en["explain.top5"]
             assert shown and all(f"$${tex}$$" in english or f"${tex}$" in english for tex in shown), shown
 
+            if os.environ.get("CBAM_VIZ_CHINESE_SCREENSHOT"):
+                shot = Path(os.environ["CBAM_VIZ_CHINESE_SCREENSHOT"])
+                page.evaluate("window.scrollTo(0, 0)")
+                page.screenshot(path=shot)
+                page.evaluate("document.querySelector('#cam-resnet50-caption').scrollIntoView({block: 'start'})")
+                page.screenshot(path=shot.with_name(f"{shot.stem}-results{shot.suffix}"))
+
             # an error in Chinese: score a box before drawing one
             page.locator("#trust").locator("button, .label-wrap").first.click()
             page.locator("#box-score").click()
             page.get_by_text(zh["error.box_draw_first"]).first.wait_for(timeout=WAIT_MS)
-            if os.environ.get("CBAM_VIZ_CHINESE_SCREENSHOT"):
-                page.evaluate("window.scrollTo(0, 0)")
-                page.screenshot(path=os.environ["CBAM_VIZ_CHINESE_SCREENSHOT"])
+            title = page.locator(".toast-title.error").first  # Gradio's own English word, replaced
+            shown = title.evaluate("(el) => [getComputedStyle(el, '::before').content, getComputedStyle(el).fontSize]")
+            assert shown == [json.dumps(zh["error.title"], ensure_ascii=False), "0px"], shown
 
             # the switch: the page's own words at once, the server's words and the results after
             page.locator("#language label").filter(has_text="English").click()

@@ -26,8 +26,14 @@ LANGUAGE_JS = """
 () => {
     const wanted = new URLSearchParams(location.search).get('lang');
     const locales = __LOCALES__;
+    // the page's language on <html>, for the rules Gradio's own words need (TOAST_CSS): the query's, else the
+    // browser's first one that has a catalogue, as the server picks it from Accept-Language
+    const browser = (navigator.languages || [navigator.language]).map((tag) => tag.split('-')[0].toLowerCase());
+    const first = browser.find((code) => code in locales) || 'en';
+    document.documentElement.dataset.cbamLang = wanted in locales ? wanted : first;
     window.cbamVizLanguage = async (lang) => {
         if (!(lang in locales)) return false;
+        document.documentElement.dataset.cbamLang = lang;
         const query = new URLSearchParams(location.search);
         query.set('lang', lang);
         history.replaceState(null, '', location.pathname + '?' + query.toString() + location.hash);
@@ -40,6 +46,24 @@ LANGUAGE_JS = """
     if (wanted in locales) window.cbamVizLanguage(wanted);
 }
 """.replace("__LOCALES__", json.dumps(FRONT_END_LOCALE))
+
+
+def _toast_css() -> str:
+    """Gradio titles an error toast with its own English word ("Error"), whatever the message's title: on a page
+    in another language that word is hidden and the catalogue's ``error.title`` shown in its place."""
+    rules = []
+    for code in LANGUAGES[1:]:
+        page = f'html[data-cbam-lang="{code}"] .toast-title.error'
+        word = json.dumps(language.catalogue(code)["error.title"], ensure_ascii=False)
+        rules += [
+            f"{page} {{ font-size: 0; }}",
+            f"{page}::before {{ content: {word}; font-size: var(--text-lg); }}",
+            f"{page} .toast-count {{ font-size: var(--text-lg); }}",
+        ]
+    return "\n".join(rules) + "\n"
+
+
+TOAST_CSS = _toast_css()
 
 
 def catalogues() -> gr.I18n:

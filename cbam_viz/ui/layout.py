@@ -985,7 +985,7 @@ def serve(
         **engine_module.launch_options(host, port, share),
         app_kwargs=guard.app_kwargs(demo),
         prevent_thread_lock=prevent_thread_lock,
-        css=CSS + PRESENTER_CSS,
+        css=CSS + PRESENTER_CSS + i18n.TOAST_CSS,
         js=f"() => {{ ({PRESENTER_JS.strip()})(); ({i18n.LANGUAGE_JS.strip()})(); }}",
         i18n=i18n.catalogues(),
         theme=gr.themes.Soft(),
