@@ -621,6 +621,8 @@ def test_the_page_speaks_the_browsers_language_and_switches(weights_dir: Path, t
             title = page.locator(".toast-title.error").first  # Gradio's own English word, replaced
             shown = title.evaluate("(el) => [getComputedStyle(el, '::before').content, getComputedStyle(el).fontSize]")
             assert shown == [json.dumps(zh["error.title"], ensure_ascii=False), "0px"], shown
+            badges = page.locator('[data-testid="status-tracker"] span.error')  # Gradio's, over the panels' text
+            assert badges.count() > 0 and not any(badge.is_visible() for badge in badges.all())
 
             # the switch: the page's own words at once, the server's words and the results after
             page.locator("#language label").filter(has_text="English").click()

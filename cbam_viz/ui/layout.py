@@ -45,6 +45,10 @@ CSS = """
 #banner {border-left: 4px solid var(--color-accent); padding: 4px 12px; background: var(--block-background-fill);}
 .panel-caption p {margin: 0; font-size: 0.95em;}
 #results-status {min-height: 1.5em;}
+/* A refused action says why in one line (a toast, or the line under the picture); Gradio's "Error" badge on each
+   output of that event only covered the panels' own text (a phone's pointing table). */
+[data-testid="status-tracker"] .clear-status, [data-testid="status-tracker"] span.error {display: none;}
+[id^="pointing-"] td:first-child {white-space: nowrap;} /* "CAM" whole in a phone's narrow first column */
 """
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 # ?presenter=1: a projector in a lecture hall. Large type, the three models side by side at full width, no control
