@@ -47,6 +47,7 @@ class Face:
     family: str = ""  # the family name the file gives (for matplotlib)
 
 
+@cache
 def _dejavu(bold: bool) -> Face:
     path = _DEJAVU / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
     if path.is_file():

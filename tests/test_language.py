@@ -56,10 +56,12 @@ def test_the_chinese_page_is_chinese() -> None:
 
 
 def _keys_in_code() -> set[str]:
-    """Literal keys handed to ``text(...)``, ``T(...)`` or ``Message(...)`` anywhere in the package."""
+    """Literal keys handed to ``text``, ``T``, ``Message`` or ``fonts.words`` anywhere in the package."""
     found = set()
     for path in (ROOT / "cbam_viz").rglob("*.py"):
-        found |= set(re.findall(r"""\b(?:text|T|Message)\(\s*["']([a-z_.+-]+)["']""", path.read_text(encoding="utf-8")))
+        found |= set(
+            re.findall(r"""\b(?:text|T|Message|words)\(\s*["']([a-z_.+-]+)["']""", path.read_text(encoding="utf-8"))
+        )
     return found
 
 
@@ -81,6 +83,7 @@ def test_every_key_the_code_uses_is_in_the_catalogue() -> None:
         + [f"how.{how}" for how in intervene_view.HOWS]
         + [f"gate.which.{gate}" for gate in ("channel", "spatial", "both")]
         + [f"gallery.{name}" for name in (gallery.SHAPE_GALLERY, gallery.PHOTO_GALLERY)]
+        + [f"picture.{kind}_axis" for kind in ("deletion", "insertion")]
     )
     assert sorted(set(families) - set(english)) == []
 
