@@ -291,6 +291,11 @@ def test_inside_the_gate_and_interventions_show_the_apis_numbers(weights_dir: Pa
             assert answer["recomposition_error"]["channel"] <= 1e-6 and answer["recomposition_error"]["spatial"] <= 1e-6
             if os.environ.get("CBAM_VIZ_GATE_SCREENSHOT"):
                 page.locator("#gate").screenshot(path=os.environ["CBAM_VIZ_GATE_SCREENSHOT"])
+            page.set_viewport_size({"width": 390, "height": 844})  # on a phone the equations wrap, none runs off
+            page.wait_for_function("() => document.querySelector('#gate_equations').clientWidth < 390")
+            wide, room = equations.evaluate("el => [el.scrollWidth, el.clientWidth]")
+            assert wide <= room + 1, (wide, room)
+            page.set_viewport_size({"width": 1280, "height": 900})
 
             page.locator("#gate-model input").click()
             page.get_by_role("option", name="SE-ResNet-50").click()
