@@ -72,34 +72,47 @@ def draws(face: Face, characters: str) -> bool:
 
 
 def _simplified_face(path: str) -> Face | None:
-    """The face of ``path`` that draws Chinese, preferring a Simplified Chinese one ("... SC") in a collection."""
+    """The face of ``path`` that draws Chinese, preferring a Simplified Chinese one ("... SC") of a plain weight in
+    a collection (PingFang.ttc holds every weight of three scripts)."""
     faces = []
-    for index in range(16):
+    for index in range(32):
         try:
-            family = ImageFont.truetype(path, 16, index=index).getname()[0] or ""
+            family, style = ImageFont.truetype(path, 16, index=index).getname()
         except OSError:
             break
-        if draws(Face(path, index, family), _HAN_PROBE):
-            faces.append(Face(path, index, family))
-    simplified = [face for face in faces if family_is_simplified(face.family)]
-    return (simplified or faces or [None])[0]
+        if draws(Face(path, index, family or ""), _HAN_PROBE):
+            faces.append((not family_is_simplified(family or ""), style not in ("Regular", "Bold"), index, family))
+    if not faces:
+        return None
+    _, _, index, family = min(faces)
+    return Face(path, index, family or "")
 
 
 def family_is_simplified(family: str) -> bool:
     return family.endswith((" SC", "SC")) or "YaHei" in family or "PingFang" in family
 
 
+_OTHER_WEIGHTS = ("black", "heavy", "light", "thin", "medium", "semibold", "extrabold", "demi")
+
+
+def _weight(stem: str) -> str:
+    """ "regular", "bold" or "other" from a lower-case file name (NotoSansCJK-Bold, msyhbd, NotoSansCJK-Light)."""
+    if any(word in stem for word in _OTHER_WEIGHTS):
+        return "other"
+    return "bold" if "bold" in stem or stem.endswith("bd") else "regular"
+
+
 def _candidates() -> list[str]:
+    """Font files on this machine that are likely Chinese faces of a plain weight, best first."""
     from matplotlib import font_manager
 
-    files = font_manager.findSystemFonts(fontext="ttf")
     ranked = []
-    for path in files:
-        name = Path(path).stem.lower()
-        rank = next((position for position, hint in enumerate(_HAN_FILES) if name.startswith(hint)), None)
-        if rank is not None:
-            ranked.append((rank, "bold" in name, path))
-    return [path for _, _, path in sorted(ranked)]
+    for path in font_manager.findSystemFonts(fontext="ttf"):
+        stem = Path(path).stem.lower()
+        rank = next((position for position, hint in enumerate(_HAN_FILES) if stem.startswith(hint)), None)
+        if rank is not None and _weight(stem) != "other":
+            ranked.append((rank, path))
+    return [path for _, path in sorted(ranked)]
 
 
 @cache
@@ -111,7 +124,7 @@ def han_faces() -> tuple[Face, Face] | None:
         return (face, face) if face else None
     regular = bold = None
     for path in _candidates():
-        is_bold = "bold" in Path(path).stem.lower()
+        is_bold = _weight(Path(path).stem.lower()) == "bold"
         if (bold if is_bold else regular) is not None:
             continue
         face = _simplified_face(path)

@@ -128,3 +128,19 @@ def test_a_font_file_named_in_the_environment_is_used_or_ignored(monkeypatch: py
     finally:
         monkeypatch.delenv(fonts.FONT_ENV, raising=False)
         fonts.han_faces.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("stem", "weight"),
+    [
+        ("notosanscjk-regular", "regular"),
+        ("notosanscjk-bold", "bold"),
+        ("msyh", "regular"),
+        ("msyhbd", "bold"),
+        ("notosanscjk-demilight", "other"),
+        ("notosanscjksc-black", "other"),
+        ("sourcehansanssc-semibold", "other"),
+    ],
+)
+def test_only_plain_and_bold_weights_are_candidates(stem: str, weight: str) -> None:
+    assert fonts._weight(stem) == weight
