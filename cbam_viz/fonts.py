@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image, ImageDraw, ImageFont
 
+from cbam_viz import language
 from cbam_viz.language import LANGUAGES, current, text, using
 
 FONT_ENV = "CBAM_VIZ_CJK_FONT"  # a .ttf/.otf/.ttc with Chinese glyphs, for machines where none is found
@@ -156,6 +157,18 @@ def words(key: str, /, **values: object) -> str:
     """``text(key)`` in the language pictures can be drawn in (English where the page is Chinese but no face is)."""
     with using(picture_language()):
         return text(key, **values)
+
+
+def said(words: str) -> str:
+    """``language.said`` in the language pictures can be drawn in: a note made earlier, for a picture's words."""
+    with using(picture_language()):
+        return language.said(words)
+
+
+def class_name(label: str, demo: bool) -> str:
+    """``language.class_name`` in the language pictures can be drawn in: a demo shape's name on a tile."""
+    with using(picture_language()):
+        return language.class_name(label, demo)
 
 
 @cache

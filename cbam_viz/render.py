@@ -39,7 +39,6 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cbam_viz import fonts
 from cbam_viz.imaging import ModelView, display_image, map_to_image
-from cbam_viz.language import class_name, said, using
 from cbam_viz.vocab import ARCH_TITLES, STAGES, method_label, split_block, stage_blocks
 
 CHANNEL_CMAP = "viridis"
@@ -709,12 +708,6 @@ def _last_block_map(spatial: Mapping[str, np.ndarray], stage: int) -> np.ndarray
     return _native(spatial[blocks[-1]]) if blocks else None
 
 
-def _picture_class(label: str, demo: bool) -> str:
-    """A class named as the page names it, in the language the picture can be drawn in."""
-    with using(fonts.picture_language()):
-        return class_name(label, demo)
-
-
 def _same_target(results: Iterable[Any]) -> str | None:
     labels = {result.target_label for result in results}
     return labels.pop() if len(labels) == 1 else None
@@ -726,24 +719,22 @@ def comparison_caption(analysis: Any, *, shared_scale: bool = False) -> str:
     target = _same_target(analysis.models.values())
     demo = bool(getattr(analysis, "is_demo", False))
     if target:
-        target_words = fonts.words("export.target_one", label=_picture_class(target, demo))
+        target_words = fonts.words("export.target_one", label=fonts.class_name(target, demo))
     else:
         target_words = fonts.words("export.target_each")
     scale_words = fonts.words("export.scale_shared" if shared_scale else "export.scale_own")
     views = [analysis.view_for(result) for result in analysis.models.values()] or [analysis.view]
     cropped = any(view.box != (0, 0, 1, 1) for view in views)
     unseen = fonts.words("export.unseen") if cropped else ""
-    with using(fonts.picture_language()):  # the notes made earlier, worded in the language the figure can draw
-        view_note, weights_note = said(analysis.view.note), said(analysis.weights_note)
     return fonts.words(
         "export.caption",
         method=method,
         target=target_words,
         stage=analysis.stage,
-        view=view_note,
+        view=fonts.said(analysis.view.note),
         scale=scale_words,
         unseen=unseen,
-        weights=weights_note,
+        weights=fonts.said(analysis.weights_note),
     )
 
 
@@ -756,6 +747,11 @@ def comparison_figure(
     buffer = io.BytesIO()
     FigureCanvasAgg(figure).print_png(buffer)
     return buffer.getvalue()
+
+
+def _wrap_inches(text: str, points: float, inches: float) -> list[str]:
+    """``_wrap`` for a matplotlib figure: text of ``points`` in lines ``inches`` wide, measured at 10x in pixels."""
+    return _wrap(text, round(points * 10), inches * 72 * 10)
 
 
 def _lines_height(lines: int, points: float) -> float:
@@ -785,16 +781,16 @@ def comparison_figure_object(
     label_points, title_points, tick_points, caption_points = 7.0, 7.0, 6.0, 6.5
     panel_w, gap_w, left, right = 1.9, 0.08, 1.6, 0.2
     width = left + 6 * panel_w + 5 * gap_w + right
-    with using(fonts.picture_language()):
-        weights = [said(result.weights) for result in results]
     row_labels = [  # wrapped as measured (Chinese has no spaces), in the width left of the panels
-        "\n".join([ARCH_TITLES.get(result.arch, result.arch), *_wrap(words, round(label_points * 10), 1.4 * 720)])
-        for result, words in zip(results, weights, strict=True)
+        "\n".join(
+            [ARCH_TITLES.get(result.arch, result.arch), *_wrap_inches(fonts.said(result.weights), label_points, 1.4)]
+        )
+        for result in results
     ]
     cam_titles = [
         "\n".join(
             ([fonts.words("export.method_stage", method=method, stage=analysis.stage)] if row == 0 else [])
-            + textwrap.wrap(f"{_picture_class(result.target_label, demo)} ({result.target_prob:.0%})", 34)
+            + textwrap.wrap(f"{fonts.class_name(result.target_label, demo)} ({result.target_prob:.0%})", 34)
         )
         for row, result in enumerate(results)
     ]
@@ -803,7 +799,7 @@ def comparison_figure_object(
     above = [_lines_height(text.count("\n") + 1, title_points) + 0.08 for text in cam_titles]
     below = _lines_height(1, tick_points) + 0.12
     caption = comparison_caption(analysis, shared_scale=shared_scale)  # wrapped as measured: Chinese has no spaces
-    caption_lines = _wrap(caption, round(caption_points * 10), (width - 0.3) * 72 * 10 * 0.92)  # 8% spare: faces differ
+    caption_lines = _wrap_inches(caption, caption_points, (width - 0.3) * 0.92)  # 8% spare: two renderers' layouts
     caption_h = _lines_height(len(caption_lines), caption_points)
     header, bars_h = 0.35, 0.5
     footer = 0.1 + caption_h + 0.12 + bars_h

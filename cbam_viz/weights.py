@@ -676,14 +676,10 @@ def file_origin(name: str, weights_dir: Path | str | None = None) -> str:
     return read_origins(weights_dir).get(name, {}).get("origin") or HAND_PLACED
 
 
-def _origin_words(origin: str) -> Message:
-    """``from_origin`` as a Message, for the model headers that the page words in the visitor's language."""
+def from_origin(origin: str) -> Message:
+    """``origin`` as the end of a sentence: "from drive.google.com", or "put there by hand" (a Message: the model
+    headers say it in the visitor's language)."""
     return Message("weights.header.by_hand") if origin == HAND_PLACED else Message("weights.header.from", origin=origin)
-
-
-def from_origin(origin: str) -> str:
-    """``origin`` as the end of a sentence: "from drive.google.com", or "put there by hand"."""
-    return origin if origin == HAND_PLACED else f"from {origin}"
 
 
 def converted_extra(entry: WeightsEntry, weights_dir: Path | str | None = None) -> dict[str, Any]:
@@ -1079,7 +1075,7 @@ def _load_entry(entry: WeightsEntry, set_name: str | None, weights_dir: Path) ->
         categories=entry.categories,
         preprocess=entry.preprocess,
         description=(  # each model's header says where its file came from
-            Message("weights.header.with_origin", description=entry.description, origin=_origin_words(origin))
+            Message("weights.header.with_origin", description=entry.description, origin=from_origin(origin))
             if origin
             else entry.description
         ),

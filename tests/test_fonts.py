@@ -47,6 +47,8 @@ def test_the_chinese_page_draws_chinese_words_in_a_face_that_has_them() -> None:
     assert catalogue("zh")["picture.channel_title"].format(stage=4) in drawn and "channel" not in drawn
     assert face != fonts._dejavu(False) and fonts.draws(face, drawn)
     assert not fonts.draws(fonts._dejavu(False), drawn)  # DejaVu would have drawn empty boxes
+    with using("zh"):
+        assert fonts.class_name("star", True) == catalogue("zh")["shape.star"]
     with using("en"):
         english = render._channel_sheet(_channel_vectors("cbam"), 4, title="", width_px=720, display_width=400)
         assert fonts.face() == fonts._dejavu(False)
@@ -101,6 +103,7 @@ def test_without_a_chinese_face_pictures_keep_english_words_and_start_up_says_so
     with using("zh"):
         assert fonts.picture_language() == "en" and fonts.face() == fonts._dejavu(False)
         assert fonts.words("picture.cam_value") == "CAM value"
+        assert fonts.class_name("star", True) == "star"  # a tile's shape name too: never Chinese in DejaVu
         bar = render.colorbar_image("jet", 0.0, 1.0, width=200, label=fonts.words("picture.cam_value"))
         figure = render.comparison_figure_object(_fake_analysis(("cbam_resnet50",)), dpi=60)
     assert isinstance(bar, Image.Image) and np.asarray(bar).std() > 0

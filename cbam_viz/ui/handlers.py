@@ -543,8 +543,7 @@ def live_step(
         weights_dir=engine.weights_dir,
     )
     clock = clock or live.FrameClock()
-    demo = engine.resolve(weights) == "demo"  # a visitor picks sets by name: demo or an ImageNet set
-    return shown.image, live.status_line(shown, clock.tick(), demo), clock, shown.picture
+    return shown.image, live.status_line(shown, clock.tick()), clock, shown.picture
 
 
 def live_stopped(slots: live.LiveSlots, request: gr.Request = None) -> None:  # noqa: RUF013

@@ -115,6 +115,7 @@ class LiveResult:
     top1: dict[str, tuple[str, float]]
     peaks: dict[str, tuple[float, float]]  # arch -> (x, y) of the CAM's maximum, as shares of the frame (0-1)
     picture: Image.Image  # the frame as analysed (``LIVE_SIDE``): what Freeze sends to the full analysis
+    demo: bool = False  # the demo set answered: its shapes are named in the page's language
 
 
 def frame_picture(frame: np.ndarray | Image.Image) -> Image.Image:
@@ -175,7 +176,7 @@ def frame_row(
         row, col = np.unravel_index(int(np.nanargmax(on_picture)), on_picture.shape)
         peaks[arch] = ((col + 0.5) / picture.width, (row + 0.5) / picture.height)
         overlay = render.overlay(picture, result.cam, view, cmap=cmap, alpha=alpha)
-        tiles.append((ARCH_TITLES[arch], f"{class_name(label, demo)} {prob:.0%}", overlay))
+        tiles.append((ARCH_TITLES[arch], f"{fonts.class_name(label, demo)} {prob:.0%}", overlay))
         block = last_block(result.spatial_attention, stage) if has_spatial_attention(arch) else None
         if block is not None:
             spatial = render.overlay(picture, result.spatial_attention[block], view, cmap=cmap, alpha=alpha)
@@ -184,17 +185,17 @@ def frame_row(
                 fonts.words("picture.live_spatial", block=block),
             )
             tiles.append((*words, spatial))
-    return LiveResult(render.captioned_row(tiles), top1, peaks, picture)
+    return LiveResult(render.captioned_row(tiles), top1, peaks, picture, demo)
 
 
-def status_line(result: LiveResult, fps: float, demo: bool = False) -> str:
+def status_line(result: LiveResult, fps: float) -> str:
     """The line under the live view: the frame rate, and per model its top-1 (a demo shape named in the page's
     language) and its CAM's hottest point."""
     parts = [
         text(
             "live.model",
             model=ARCH_TITLES[arch],
-            label=class_name(label, demo),
+            label=class_name(label, result.demo),
             prob=f"{prob:.0%}",
             across=f"{peak[0]:.0%}",
             down=f"{peak[1]:.0%}",

@@ -46,7 +46,7 @@ def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alp
         captions.append(f"ρ {_number(step.spearman)}, SSIM {_number(step.ssim)}")
     if report.random_logit is not None:
         other = report.random_logit
-        label = class_name(other.label, analysis.is_demo)
+        label = fonts.class_name(other.label, analysis.is_demo)
         maps.append((fonts.words("picture.other_class", label=label), other.comparison.cam))
         captions.append(f"ρ {_number(other.comparison.spearman)}, SSIM {_number(other.comparison.ssim)}")
     for step in report.independent:  # one layer at a time, the rest trained: which layer does the map rest on?
