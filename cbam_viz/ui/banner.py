@@ -10,7 +10,7 @@ import torch
 from cbam_viz.language import said, text
 from cbam_viz.weights import WeightsChoice, read_demo_metadata
 
-from .errors import escape
+from cbam_viz.ui.errors import escape
 
 
 def banner_markdown(

@@ -27,7 +27,7 @@ from cbam_viz.language import text
 from cbam_viz.vocab import ARCH_ORDER, quote
 from cbam_viz.weights import SET_NAMES, WeightsChoice, resolve_weights
 
-from . import gallery
+from cbam_viz.ui import gallery
 
 LOGGER = logging.getLogger("cbam_viz.app")
 WEIGHT_CHOICES = ("auto", *SET_NAMES)

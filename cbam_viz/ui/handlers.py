@@ -28,16 +28,16 @@ from cbam_viz.options import AnalysisOptions, target_mode_value
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, method_label, quote
 from cbam_viz.weights import SETS
 
-from . import gallery, gate_view, intervene_view, lesson, live, trust_view
-from .banner import banner_markdown
-from .engine import BIG_PICTURE_PIXELS, Engine, release_memory
-from .errors import escape, one_line_errors, pop_message
-from .export import EXPORTS, export_name
-from .gate_view import GatePick
-from .i18n import class_choices, class_from_name
-from .panels import PAGE, PANELS, Display, Event, Panel, Section, Shown, model_caption, redrawn_by
-from .results import Result
-from .uploads import decode_upload
+from cbam_viz.ui import gallery, gate_view, intervene_view, lesson, live, trust_view
+from cbam_viz.ui.banner import banner_markdown
+from cbam_viz.ui.engine import BIG_PICTURE_PIXELS, Engine, release_memory
+from cbam_viz.ui.errors import escape, one_line_errors, pop_message
+from cbam_viz.ui.export import EXPORTS, export_name
+from cbam_viz.ui.gate_view import GatePick
+from cbam_viz.ui.i18n import class_choices, class_from_name
+from cbam_viz.ui.panels import PAGE, PANELS, Display, Event, Panel, Section, Shown, model_caption, redrawn_by
+from cbam_viz.ui.results import Result
+from cbam_viz.ui.uploads import decode_upload
 
 LOGGER = logging.getLogger("cbam_viz.app")
 

@@ -29,13 +29,13 @@ from cbam_viz.vocab import (
     all_blocks,
 )
 
-from . import engine as engine_module
-from . import gallery, gate_view, guard, handlers, i18n, intervene_view, live, tempdir
-from .banner import banner_markdown
-from .engine import Engine, ServeSettings
-from .i18n import T
-from .panels import COLORMAPS, IMAGE_HEIGHT, PAGE, PANELS, Panel, panels_in
-from .uploads import image_input
+from cbam_viz.ui import engine as engine_module
+from cbam_viz.ui import gallery, gate_view, guard, handlers, i18n, intervene_view, live, tempdir
+from cbam_viz.ui.banner import banner_markdown
+from cbam_viz.ui.engine import Engine, ServeSettings
+from cbam_viz.ui.i18n import T
+from cbam_viz.ui.panels import COLORMAPS, IMAGE_HEIGHT, PAGE, PANELS, Panel, panels_in
+from cbam_viz.ui.uploads import image_input
 
 TITLE = "cbam_viz: where does attention look?"
 LIVE_TIME_LIMIT_S = 120  # one webcam stream's server time; pressing the webcam button again starts another

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from cbam_viz.language import LANGUAGES, text
 from cbam_viz.vocab import ARCH_ORDER, CAM_METHODS, MAX_CLASS_NAME, STAGES, VIEWS, quote
 
-from .panels import COLORMAPS
+from cbam_viz.ui.panels import COLORMAPS
 
 PANELS = ("live", "drill", "gate", "intervene", "trust")  # the accordions a link may open
 KEYS = ("example", "models", "weights", "method", "stage", "target", "sees", "cmap", "opacity", "shared", "panel")

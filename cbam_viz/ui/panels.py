@@ -32,10 +32,10 @@ from cbam_viz.vocab import (
     split_block,
 )
 
-from . import gate_view, intervene_view, trust_view
-from .errors import escape
-from .gate_view import GatePick
-from .i18n import T
+from cbam_viz.ui import gate_view, intervene_view, trust_view
+from cbam_viz.ui.errors import escape
+from cbam_viz.ui.gate_view import GatePick
+from cbam_viz.ui.i18n import T
 
 PAGE = "page"  # the key of a page-wide panel's single cell
 COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "cividis")

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from .export import EXPORTS
+from cbam_viz.ui.export import EXPORTS
 
 LOCK_NAME = ".lock"
 
