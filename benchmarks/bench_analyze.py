@@ -3,9 +3,9 @@
 Contenders, timed in interleaved rounds so background load hits them equally, median of N warm runs:
 
 * floor: a bare forward of the same three models, no hooks, no grad, no rendering;
-* analyze: ``cbam_viz.analysis.analyze`` (decode, preprocess, one hooked pass per model, CAM, attention, agreement);
+* analyze: ``cbam_viz.pipeline.analyze`` (decode, preprocess, one hooked pass per model, CAM, attention, agreement);
 * panels: what the page draws after each analysis (``app_panels``, the app's own
-  ``cbam_viz.ui.panels.render_all`` with the default display settings, for the rows shown while the drill-down, gate
+  ``cbam_viz.ui.panels.registry.render_all`` with the default display settings, for the rows shown while the drill-down, gate
   and check sections are closed, as they are when the page opens): per model the header, the top-5, the CAM overlay
   with its colour bar, CBAM's spatial grid (last block of each stage), the channel plot of the analysed stage for SE
   and CBAM, the numbers; the agreement table. Each round redraws the same analysis, so labels and colour bars come
@@ -44,14 +44,17 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cbam_viz import analysis, render  # noqa: E402
-from cbam_viz.attention import channel_gates, spatial_gates  # noqa: E402
-from cbam_viz.demo_metadata import write_demo_metadata  # noqa: E402
-from cbam_viz.imaging import prepare_input  # noqa: E402
-from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet  # noqa: E402
-from cbam_viz.shapes import CLASSES, render_sample  # noqa: E402
-from cbam_viz.train import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from cbam_viz.weights import WEIGHTS_DIR  # noqa: E402
+from cbam_viz import pipeline
+from cbam_viz.analysis import models as model_cache
+from cbam_viz.analysis import results
+from cbam_viz.demo.shapes import CLASSES, render_sample  # noqa: E402
+from cbam_viz.demo.train import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from cbam_viz.imaging.view import prepare_input  # noqa: E402
+from cbam_viz.model.attention import channel_gates, spatial_gates  # noqa: E402
+from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet  # noqa: E402
+from cbam_viz.render import overlay as render
+from cbam_viz.weights.demo_set import write_demo_metadata  # noqa: E402
+from cbam_viz.weights.files import WEIGHTS_DIR  # noqa: E402
 
 TARGETS = {"analyze / floor": 1.6, "(analyze + panels) / usual way": 0.5, "peak RSS (GB)": 1.5, "GPU p50 (ms)": 25.0}
 PANELS_TARGETS = {"imagenet": 0.5, "demo": 1.0}  # panels / analyze (issue #11)
@@ -78,11 +81,11 @@ def write_random_set(root: Path, config: ArchConfig, classes: list[str], preproc
     return root
 
 
-def app_panels(result: analysis.Analysis) -> dict[str, dict]:
+def app_panels(result: results.Analysis) -> dict[str, dict]:
     """Exactly what the page draws after an analysis: ``render_all`` for the analysis event, default display
     settings, the rows outside the closed sections (the drill-down, the gate and the checks redraw only while open).
     Imported here, not at the top, so the peak-RSS child does not load Gradio."""
-    from cbam_viz.ui import panels
+    from cbam_viz.ui.panels import registry as panels
 
     shown = tuple(panels.panels_in("main"))
     return panels.render_all(result, panels.Display(), "analysis", shown)
@@ -156,13 +159,13 @@ def bench_section(
     device: str = "cpu",
     panels_target: float | None = None,
 ) -> dict[str, float]:
-    model_set = analysis.get_models(weights="demo", device=device, weights_dir=weights_dir)
+    model_set = model_cache.get_models(weights="demo", device=device, weights_dir=weights_dir)
     models = model_set.models
     preprocess = next(iter(models.values())).weights_info.preprocess
     x, model_view = prepare_input(picture, preprocess, view)
     x = x.to(device)
     trainable = {arch: copy.deepcopy(model).requires_grad_(True) for arch, model in models.items()}
-    holder: dict[str, analysis.Analysis] = {}
+    holder: dict[str, results.Analysis] = {}
 
     def floor() -> None:
         with torch.inference_mode():
@@ -170,7 +173,7 @@ def bench_section(
                 model(x)
 
     def run_analyze() -> None:
-        holder["last"] = analysis.analyze(picture, weights="demo", view=view, device=device, weights_dir=weights_dir)
+        holder["last"] = pipeline.analyze(picture, weights="demo", view=view, device=device, weights_dir=weights_dir)
 
     def panels() -> None:
         app_panels(holder["last"])
@@ -207,7 +210,7 @@ def bench_section(
         verdict = "ok" if value <= targets[name] else "OVER TARGET"
         print(f"  {name:<32} {value:5.2f}   target <= {targets[name]}  {verdict}")
     started = time.perf_counter()
-    analysis.analyze(picture, weights="demo", view=view, device=device, weights_dir=weights_dir, faithfulness=True)
+    pipeline.analyze(picture, weights="demo", view=view, device=device, weights_dir=weights_dir, faithfulness=True)
     print(f"  analyze with --faithfulness (ROAD, one run): {(time.perf_counter() - started) * 1e3:.0f} ms", flush=True)
     return {**median, **ratios}
 
@@ -221,8 +224,8 @@ def peak_rss_child(weights_dir: str) -> None:
     from skimage import data
 
     picture = Image.fromarray(data.chelsea())
-    analysis.get_models(weights="demo", device="cpu", weights_dir=Path(weights_dir))
-    analysis.analyze(picture, weights="demo", view="crop", device="cpu", weights_dir=Path(weights_dir))
+    model_cache.get_models(weights="demo", device="cpu", weights_dir=Path(weights_dir))
+    pipeline.analyze(picture, weights="demo", view="crop", device="cpu", weights_dir=Path(weights_dir))
     status = Path("/proc/self/status")
     if status.is_file():
         for line in status.read_text().splitlines():
@@ -310,7 +313,7 @@ def main() -> None:
         bench_section(
             demo_title, demo_dir, shapes_picture, "whole", args.demo_runs, panels_target=PANELS_TARGETS["demo"]
         )
-        analysis.clear_model_cache()
+        model_cache.clear_model_cache()
         peak_rss(imagenet_dir)
         gpu_p50(imagenet_dir, photo, args.runs)
 

@@ -3,7 +3,7 @@
 Contenders per model, timed in interleaved rounds (order shuffled each round), ratios to the analysis of the same
 round, median of N warm rounds:
 
-* analysis: ``cbam_viz.analysis.run_model`` (one hooked pass, Grad-CAM of stage 4, top-5, metrics): the unit;
+* analysis: ``cbam_viz.analysis.run.run_model`` (one hooked pass, Grad-CAM of stage 4, top-5, metrics): the unit;
 * + gate steps: the same ``run_model`` with ``capture_pass(gate_steps=True)`` (every block), and with one block
   (``{"layer4.2"}``, what a page showing one block asks for); target <= 1.10;
 * one intervention: ``intervene.run_interventions`` with one spec and the base given; target <= 1.2;
@@ -35,13 +35,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from cbam_viz import analysis, capture  # noqa: E402
-from cbam_viz.evaluate import HELDOUT_SEED  # noqa: E402
-from cbam_viz.imaging import prepare_input  # noqa: E402
-from cbam_viz.intervene import run_interventions, sweep  # noqa: E402
-from cbam_viz.resnet import ArchConfig  # noqa: E402
-from cbam_viz.shapes import render_sample  # noqa: E402
-from cbam_viz.weights import load_model  # noqa: E402
+from cbam_viz.analysis import capture, results, run
+from cbam_viz.analysis.intervene import run_interventions, sweep  # noqa: E402
+from cbam_viz.demo.evaluate import HELDOUT_SEED  # noqa: E402
+from cbam_viz.demo.shapes import render_sample  # noqa: E402
+from cbam_viz.imaging.view import prepare_input  # noqa: E402
+from cbam_viz.model.resnet import ArchConfig  # noqa: E402
+from cbam_viz.weights.load import load_model  # noqa: E402
 
 TARGETS = {
     "+ gate steps": 1.10,
@@ -58,23 +58,23 @@ SPEC = {"cbam_resnet50": "layer3:both=one", "se_resnet50": "layer3:channel=one"}
 @contextlib.contextmanager
 def gate_steps_on(blocks: bool | set[str] = True) -> Iterator[None]:
     """``run_model`` with gate steps recorded (patching the name analysis calls)."""
-    original = analysis.capture_pass
-    analysis.capture_pass = functools.partial(capture.capture_pass, gate_steps=blocks)
+    original = results.capture_pass
+    results.capture_pass = functools.partial(capture.capture_pass, gate_steps=blocks)
     try:
         yield
     finally:
-        analysis.capture_pass = original
+        results.capture_pass = original
 
 
 def contenders(arch: str, model: torch.nn.Module, x: torch.Tensor) -> dict[str, Callable[[], object]]:
-    base = analysis.run_model(arch, model, x)
+    base = run.run_model(arch, model, x)
 
     def with_steps(blocks: bool | set[str] = True) -> object:
         with gate_steps_on(blocks):
-            return analysis.run_model(arch, model, x)
+            return run.run_model(arch, model, x)
 
     return {
-        "analysis": lambda: analysis.run_model(arch, model, x),
+        "analysis": lambda: run.run_model(arch, model, x),
         "+ gate steps": with_steps,
         "+ gate steps (layer4.2)": lambda: with_steps({"layer4.2"}),
         "one intervention": lambda: run_interventions(model, x, [SPEC[arch]], base=base),

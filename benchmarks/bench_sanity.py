@@ -20,14 +20,16 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
-from cbam_viz.analysis import get_models, run_model  # noqa: E402
-from cbam_viz.evaluate import HELDOUT_SEED  # noqa: E402
-from cbam_viz.imaging import prepare_input  # noqa: E402
-from cbam_viz.resnet import build_resnet  # noqa: E402
-from cbam_viz.sanity import model_curves, model_sanity  # noqa: E402
-from cbam_viz.shapes import render_sample  # noqa: E402
+from cbam_viz.analysis.models import get_models  # noqa: E402
+from cbam_viz.analysis.run import run_model
+from cbam_viz.checks.curves import model_curves  # noqa: E402
+from cbam_viz.checks.randomisation import model_sanity
+from cbam_viz.demo.evaluate import HELDOUT_SEED  # noqa: E402
+from cbam_viz.demo.shapes import render_sample  # noqa: E402
+from cbam_viz.imaging.view import prepare_input  # noqa: E402
+from cbam_viz.model.resnet import build_resnet  # noqa: E402
 from cbam_viz.vocab import ARCH_ORDER  # noqa: E402
-from cbam_viz.weights import Preprocess  # noqa: E402
+from cbam_viz.weights.registry import Preprocess  # noqa: E402
 
 
 def best(work: Callable[[], object], repeat: int) -> float:

@@ -22,9 +22,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from test_app import launched_app, shape_file  # noqa: E402
 from test_browser import CHROMIUM, CHROMIUM_ARGS, PANELS_READY  # noqa: E402
 
-from cbam_viz import shapes  # noqa: E402
+from cbam_viz.demo import shapes
 from cbam_viz.vocab import ARCH_ORDER  # noqa: E402
-from cbam_viz.weights import WEIGHTS_DIR  # noqa: E402
+from cbam_viz.weights.files import WEIGHTS_DIR  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,12 +22,12 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cbam_viz.evaluate import HELDOUT_SEED  # noqa: E402
-from cbam_viz.imaging import prepare_input  # noqa: E402
-from cbam_viz.intervene import sweep  # noqa: E402
-from cbam_viz.shapes import render_sample  # noqa: E402
+from cbam_viz.analysis.intervene import sweep  # noqa: E402
+from cbam_viz.demo.evaluate import HELDOUT_SEED  # noqa: E402
+from cbam_viz.demo.shapes import render_sample  # noqa: E402
+from cbam_viz.imaging.view import prepare_input  # noqa: E402
 from cbam_viz.vocab import ARCH_TITLES, STAGES  # noqa: E402
-from cbam_viz.weights import load_model  # noqa: E402
+from cbam_viz.weights.load import load_model  # noqa: E402
 
 ARCHS = ("se_resnet50", "cbam_resnet50")
 

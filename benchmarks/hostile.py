@@ -281,7 +281,7 @@ def rss_mb(pid: int) -> float:
 
 
 def ordinary_picture() -> bytes:
-    from cbam_viz import shapes
+    from cbam_viz.demo import shapes
 
     buffer = io.BytesIO()
     Image.fromarray(shapes.render_sample(13, 3, width=256).image).save(buffer, format="PNG")

@@ -30,8 +30,10 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 import numpy as np  # noqa: E402
 from _camera import FRAME_NUMBER_JS  # noqa: E402
 
-from cbam_viz.analysis import ARCH_ORDER  # noqa: E402
-from cbam_viz.vocab import ARCH_TITLES  # noqa: E402
+from cbam_viz.vocab import (
+    ARCH_ORDER,
+    ARCH_TITLES,  # noqa: E402
+)
 
 HOOKS = f"""
 (() => {{
@@ -91,7 +93,7 @@ def engine_ms(models: dict, preprocess: dict, frames: int = 12) -> float:
 
 
 def demo_models(archs: list[str]) -> tuple[dict, dict]:
-    from cbam_viz.analysis import get_models
+    from cbam_viz.analysis.models import get_models
 
     loaded = get_models(archs, "demo").models
     return loaded, {arch: model.weights_info.preprocess for arch, model in loaded.items()}
@@ -101,8 +103,8 @@ def imagenet_models(archs: list[str]) -> tuple[dict, dict]:
     """Random ImageNet-size models (1000 classes), fed 224 px on the shorter side as the ImageNet sets are."""
     import _models
 
-    from cbam_viz.resnet import ArchConfig
-    from cbam_viz.weights import Preprocess
+    from cbam_viz.model.resnet import ArchConfig
+    from cbam_viz.weights.registry import Preprocess
 
     imagenet = Preprocess(224, None, "bilinear", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     models = {arch: _models.random_model(arch, ArchConfig(), seed) for seed, arch in enumerate(archs)}
@@ -118,7 +120,7 @@ def browser_run(seconds: float, models: list[str]) -> tuple[float, list[float], 
 
     clip = write_y4m(Path(tempfile.mkdtemp(prefix="cbam_viz-live-")) / "clip.y4m", clip_frames(count=90), fps=30)
     args = [*CHROMIUM_ARGS, *LIVE_ARGS, f"--use-file-for-fake-video-capture={clip}"]
-    from cbam_viz.ui.engine import fit_torch_threads
+    from cbam_viz.ui.server.engine import fit_torch_threads
 
     fit_torch_threads("cpu", "demo")  # as `python app.py` does for the demo set on a CPU
     with launched_app(REPO / "weights", weights="demo") as (url, _, _), sync_playwright() as playwright:

@@ -41,7 +41,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cbam_viz import shapes  # noqa: E402
+from cbam_viz.demo import shapes
 
 PICTURE_SEED = 11  # held out from the demo training streams (1 and 2)
 

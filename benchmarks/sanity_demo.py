@@ -29,11 +29,14 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
-from cbam_viz.analysis import analyze, get_models  # noqa: E402
-from cbam_viz.evaluate import HELDOUT_SEED  # noqa: E402
-from cbam_viz.imaging import prepare_input  # noqa: E402
-from cbam_viz.sanity import CASCADE_ORDER, mask_game, model_curves, model_sanity  # noqa: E402
-from cbam_viz.shapes import render_sample  # noqa: E402
+from cbam_viz.analysis.models import get_models
+from cbam_viz.checks.curves import model_curves
+from cbam_viz.checks.pointing import mask_game
+from cbam_viz.checks.randomisation import CASCADE_ORDER, model_sanity  # noqa: E402
+from cbam_viz.demo.evaluate import HELDOUT_SEED  # noqa: E402
+from cbam_viz.demo.shapes import render_sample  # noqa: E402
+from cbam_viz.imaging.view import prepare_input  # noqa: E402
+from cbam_viz.pipeline import analyze  # noqa: E402
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGES  # noqa: E402
 
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from PIL import Image  # noqa: E402
 
-from cbam_viz import shapes  # noqa: E402
+from cbam_viz.demo import shapes
 
 PICTURE_SEED = 13  # held out from the demo training streams (1 and 2)
 
@@ -115,10 +115,12 @@ def run_soak(
     """``count`` sequential API analyses against an in-process app; see the module docstring for the checks."""
     from gradio_client import Client, handle_file
 
-    from cbam_viz.analysis import ARCH_ORDER, get_models
-    from cbam_viz.capture import count_hooks
-    from cbam_viz.ui import engine as ui_engine
-    from cbam_viz.ui import export, handlers, layout, panels
+    from cbam_viz.analysis.capture import count_hooks
+    from cbam_viz.analysis.models import get_models
+    from cbam_viz.ui import export, handlers, layout
+    from cbam_viz.ui.panels import registry as panels
+    from cbam_viz.ui.server import engine as ui_engine
+    from cbam_viz.vocab import ARCH_ORDER
 
     ui_engine.limit_malloc_arenas()  # as app.py does at start-up
     if warmup < 5:

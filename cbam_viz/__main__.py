@@ -1,5 +1,5 @@
 import sys
 
-from cbam_viz.cli import main
+from cbam_viz.cli.main import main
 
 sys.exit(main())

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cbam_viz import shapes
+from cbam_viz.demo import shapes
 
 WIDTH, HEIGHT = 320, 240
 BITS = 10  # frame numbers up to 1023 in the strip

@@ -5,10 +5,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from cbam_viz.demo_metadata import demo_dir, model_record, write_demo_metadata
-from cbam_viz.resnet import ArchConfig, build_resnet
-from cbam_viz.shapes import CLASSES
-from cbam_viz.weights import IMAGENET_MEAN, IMAGENET_STD
+from cbam_viz.demo.shapes import CLASSES
+from cbam_viz.model.resnet import ArchConfig, build_resnet
+from cbam_viz.weights.demo_set import demo_dir, model_record, write_demo_metadata
+from cbam_viz.weights.registry import IMAGENET_MEAN, IMAGENET_STD
 
 
 def random_model(arch: str, config: ArchConfig, seed: int = 0, *, frozen: bool = True) -> torch.nn.Module:

@@ -17,14 +17,19 @@ from PIL import Image
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from cbam_viz import analysis, metrics
-from cbam_viz.analysis import ANALYSIS_JSON_SCHEMA, CAM_METHODS, analyze, get_models, resolve_target, run_model
-from cbam_viz.capture import count_hooks
+from cbam_viz.analysis import metrics
+from cbam_viz.analysis import models as analysis
+from cbam_viz.analysis.cam import CAM_METHODS, resolve_target
+from cbam_viz.analysis.capture import count_hooks
+from cbam_viz.analysis.models import get_models
+from cbam_viz.analysis.run import run_model
+from cbam_viz.analysis.schema import ANALYSIS_JSON_SCHEMA
+from cbam_viz.demo.shapes import CLASSES, render_sample
 from cbam_viz.errors import CbamVizError, ImageError
-from cbam_viz.imaging import map_to_image
-from cbam_viz.resnet import ARCHS, ArchConfig
-from cbam_viz.shapes import CLASSES, render_sample
-from cbam_viz.weights import WEIGHTS_DIR
+from cbam_viz.imaging.view import map_to_image
+from cbam_viz.model.resnet import ARCHS, ArchConfig
+from cbam_viz.pipeline import analyze
+from cbam_viz.weights.files import WEIGHTS_DIR
 
 SMALL_CONFIG = ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES))
 REAL_DEMO = WEIGHTS_DIR / "demo" / "metadata.json"

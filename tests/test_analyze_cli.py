@@ -16,11 +16,15 @@ import pytest
 import torch
 from PIL import Image
 
-from cbam_viz import analysis, analyze_cli, cli, weights
-from cbam_viz.analysis import ANALYSIS_JSON_SCHEMA, CAM_METHODS
-from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet
-from cbam_viz.shapes import CLASSES, render_sample
+from cbam_viz import pipeline as analysis
+from cbam_viz.analysis.cam import CAM_METHODS
+from cbam_viz.analysis.schema import ANALYSIS_JSON_SCHEMA
+from cbam_viz.cli import analyze as analyze_cli
+from cbam_viz.cli import main as cli
+from cbam_viz.demo.shapes import CLASSES, render_sample
+from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet
 from cbam_viz.vocab import ARCH_TITLES
+from cbam_viz.weights import files as weights
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -306,7 +310,7 @@ def test_checks_of_the_maps_from_the_command_line(tmp_path: Path) -> None:
     the randomised CAMs join the maps, and the box is in the picture's own pixels (here twice the displayed size)."""
     from test_analysis import validate
 
-    from cbam_viz.analysis import ANALYSIS_JSON_SCHEMA
+    from cbam_viz.analysis.schema import ANALYSIS_JSON_SCHEMA
 
     write_image(tmp_path / "wide.png", 2048, 1024)
     out = tmp_path / "out"

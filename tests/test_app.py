@@ -23,18 +23,21 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from cbam_viz import explain, language, shapes
-from cbam_viz.analysis import ARCH_ORDER, analyze
+from cbam_viz.demo import shapes
 from cbam_viz.errors import CbamVizError
-from cbam_viz.imaging import MAX_FILE_BYTES
-from cbam_viz.resnet import ARCHS, ArchConfig
+from cbam_viz.i18n import explain, language
+from cbam_viz.imaging.limits import MAX_FILE_BYTES
+from cbam_viz.model.resnet import ARCHS, ArchConfig
+from cbam_viz.pipeline import analyze
 from cbam_viz.ui import banner as ui_banner
-from cbam_viz.ui import engine as ui_engine
 from cbam_viz.ui import export as ui_export
-from cbam_viz.ui import gallery, handlers, layout, panels
-from cbam_viz.ui.engine import Engine, ServeSettings
+from cbam_viz.ui import gallery, handlers, layout
 from cbam_viz.ui.errors import one_line_errors
+from cbam_viz.ui.panels import registry as panels
+from cbam_viz.ui.server import engine as ui_engine
+from cbam_viz.ui.server.engine import Engine, ServeSettings
 from cbam_viz.ui.uploads import image_input
+from cbam_viz.vocab import ARCH_ORDER
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_SIZE = 64  # input size of the random demo set: small keeps every analysis fast on two CPU cores
@@ -347,7 +350,8 @@ def test_an_upload_is_decoded_once_and_its_notes_reach_the_page(
     exif[0x0112] = 6  # stored rotated: the upright picture needs a quarter turn
     path = tmp_path / "rotated.jpg"
     stored.save(path, exif=exif, quality=95)
-    from cbam_viz import analysis, imaging
+    from cbam_viz.analysis import results as analysis
+    from cbam_viz.imaging import decode as imaging
 
     opened = []
     real_open = imaging.Image.open
@@ -492,10 +496,12 @@ def test_download_refuses_what_cannot_be_downloaded(engine: Engine, weights: str
 
 def test_download_with_auto_fetches_the_paper_set(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """ "auto (now: demo)" is what a newcomer leaves chosen: Download then fetches the paper set, not "pick a set"."""
-    import cbam_viz.download
+    import cbam_viz.weights.download
 
     asked = []
-    monkeypatch.setattr(cbam_viz.download, "download_set", lambda name, *_, **__: asked.append(name) or ["a", "b", "c"])
+    monkeypatch.setattr(
+        cbam_viz.weights.download, "download_set", lambda name, *_, **__: asked.append(name) or ["a", "b", "c"]
+    )
     monkeypatch.setattr(engine, "refresh_examples", lambda: None)
     status, _, _ = handlers.download_weights(engine, "auto", progress=lambda *_, **__: None)
     assert asked == ["paper"] and "3 files of the **paper** set" in status

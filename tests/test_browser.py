@@ -17,10 +17,11 @@ import pytest
 from PIL import Image
 from test_app import launched_app, shape_file, write_random_demo
 
-from cbam_viz import shapes
-from cbam_viz.analysis import ARCH_ORDER
-from cbam_viz.language import catalogue
-from cbam_viz.weights import WEIGHTS_DIR, demo_available
+from cbam_viz.demo import shapes
+from cbam_viz.i18n.language import catalogue
+from cbam_viz.vocab import ARCH_ORDER
+from cbam_viz.weights.files import WEIGHTS_DIR
+from cbam_viz.weights.load import demo_available
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -451,7 +452,7 @@ def test_live_mode_follows_a_moving_shape_with_a_fake_camera(weights_dir: Path, 
     from _camera import clip_frames, shape_centres, write_y4m
     from playwright.sync_api import sync_playwright
 
-    from cbam_viz.ui.engine import ServeSettings
+    from cbam_viz.ui.server.engine import ServeSettings
 
     clip = write_y4m(tmp_path / "clip.y4m", clip_frames())
     centres = shape_centres()

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cbam_viz.capture import AttentionCapture, capture_pass, count_hooks, model_lock, stage_layer
-from cbam_viz.resnet import ArchConfig
+from cbam_viz.analysis.capture import AttentionCapture, capture_pass, count_hooks, model_lock, stage_layer
+from cbam_viz.model.resnet import ArchConfig
 
 DEMO_CONFIG = ArchConfig(base_width=8, stem_pool="none", num_classes=10)
 

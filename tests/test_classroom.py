@@ -19,10 +19,12 @@ from gradio_client.exceptions import AppError
 from hostile import EXPECTED, write_hostile_files
 from test_app import launched_app, shape_file, write_random_demo
 
-from cbam_viz import cli, shapes, weights
-from cbam_viz.imaging import MAX_FILE_BYTES
+from cbam_viz.cli import main as cli
+from cbam_viz.demo import shapes
+from cbam_viz.imaging.limits import MAX_FILE_BYTES
 from cbam_viz.ui import handlers
-from cbam_viz.ui.engine import ServeSettings
+from cbam_viz.ui.server.engine import ServeSettings
+from cbam_viz.weights import files as weights
 
 REPO = Path(__file__).resolve().parent.parent
 CLI_DECODABLE = ("exif_rotate_6_jpeg", "cmyk_jpeg")  # the CLI also writes a figure per image: two are enough here

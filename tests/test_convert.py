@@ -23,10 +23,10 @@ from _checkpoint_layouts import (
 )
 from torch import nn
 
-from cbam_viz.convert import detect_layouts, pytorchcv_stride, read_checkpoint
 from cbam_viz.errors import WeightsError
-from cbam_viz.resnet import ArchConfig, build_resnet
-from cbam_viz.weights import load_model
+from cbam_viz.model.resnet import ArchConfig, build_resnet
+from cbam_viz.weights.convert import detect_layouts, pytorchcv_stride, read_checkpoint
+from cbam_viz.weights.load import load_model
 
 RELATIVE_TOLERANCE = 1e-5
 

@@ -28,7 +28,8 @@ import pytest
 from PIL import Image
 
 from cbam_viz.errors import ImageError
-from cbam_viz.imaging import MAX_FILE_BYTES, decode_image, decode_notes
+from cbam_viz.imaging.decode import decode_image, decode_notes
+from cbam_viz.imaging.limits import MAX_FILE_BYTES
 
 BUDGET_S = 2.0  # per file, on the 2-core development machine
 # The same reference decode there: an ordinary 49-megapixel RGB PNG, the first big decode of a fresh process (0.5 s

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from cbam_viz.evaluate import HELDOUT_SEED, REFERENCE_SEED, _generator_sample, _reference_sample, evaluate
+from cbam_viz.demo.evaluate import HELDOUT_SEED, REFERENCE_SEED, _generator_sample, _reference_sample, evaluate
 from cbam_viz.ui.banner import demo_description
-from cbam_viz.weights import ARCH_TITLES, read_demo_metadata
+from cbam_viz.weights.load import ARCH_TITLES, read_demo_metadata
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

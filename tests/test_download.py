@@ -34,23 +34,13 @@ from _checkpoint_layouts import (
 )
 from safetensors.torch import save_file
 
-from cbam_viz import cli, download
+from cbam_viz.cli import main as cli
 from cbam_viz.errors import WeightsError
-from cbam_viz.resnet import ArchConfig, build_resnet
-from cbam_viz.weights import (
-    CAFFE_V1,
-    CBAM_FILE,
-    ENTRIES,
-    IMAGENET_EVAL,
-    SETS,
-    Source,
-    WeightsEntry,
-    entry_status,
-    load_model,
-    read_origins,
-    read_sums,
-    resolve_weights,
-)
+from cbam_viz.model.resnet import ArchConfig, build_resnet
+from cbam_viz.weights import download
+from cbam_viz.weights.files import entry_status, read_origins, read_sums
+from cbam_viz.weights.load import load_model, resolve_weights
+from cbam_viz.weights.registry import CAFFE_V1, CBAM_FILE, ENTRIES, IMAGENET_EVAL, SETS, Source, WeightsEntry
 
 SMALL = ArchConfig(base_width=8)
 DRIVE_ID = "1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO"
@@ -400,7 +390,7 @@ def test_junk_from_every_source_is_one_line_through_the_cli_and_leaves_nothing(
     assert message.count("not a resnet50 checkpoint in torchvision layout, deleted (") == len(JUNK)
     assert [path for path, _ in host.log] == [f"/junk{number}.pth" for number in range(len(JUNK))]
     assert _files(tmp_path) == []
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.weights_cli",))
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.cli.weights",))
     code = cli.main(["weights", "download", entry.name, "--weights-dir", str(tmp_path), "--no-progress"])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
@@ -427,7 +417,7 @@ def test_a_junk_file_on_disk_is_set_aside_and_fetched_again_by_the_cli(
     assert entry_status(small, tmp_path) == "broken" and download.missing_entries("paper", tmp_path)[-1] == small
     with pytest.raises(WeightsError, match="^[^\n]*is not a cbam_resnet50 checkpoint in official_cbam layout"):
         load_model("cbam_resnet50", small.name, weights_dir=tmp_path, device="cpu")
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.weights_cli",))
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.cli.weights",))
     code = cli.main(["weights", "download", small.name, "--weights-dir", str(tmp_path), "--no-progress"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -496,7 +486,7 @@ def test_a_full_disk_is_one_line_and_no_other_source_is_tried(
     assert "\n" not in message and message.startswith("could not save resnet50.test: cannot write under ")
     assert "(No space left on device): free some space or make the folder writable" in message
     assert [path for path, _ in host.log] == ["/a.pth"]  # every source would meet the same disk
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.weights_cli",))
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.cli.weights",))
     second = dataclasses.replace(entry, name="resnet50.second")
     monkeypatch.setitem(ENTRIES, second.name, second)
     monkeypatch.setitem(SETS, "full", {"resnet50": entry.name, "se_resnet50": second.name})
@@ -933,7 +923,7 @@ def test_cli_download_with_an_unreachable_host_says_one_line_per_file(
             dataclasses.replace(source, url=closed_port_url, page=source.manual_page) for source in entry.sources
         )
         monkeypatch.setitem(ENTRIES, name, dataclasses.replace(entry, sources=sources))
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.weights_cli",))
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.cli.weights",))
     code = cli.main(["weights", "download", "--weights-dir", str(tmp_path), "--no-progress", "--timeout", "5"])
     lines = capsys.readouterr().err.splitlines()
     assert code == 2 and len(lines) == 3

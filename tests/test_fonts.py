@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 from test_render import _channel_vectors, _fake_analysis
 
-from cbam_viz import fonts, render
-from cbam_viz.language import catalogue, using
+from cbam_viz.i18n.language import catalogue, using
+from cbam_viz.render import attention, export, fonts, overlay, text
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -42,7 +42,7 @@ def test_the_chinese_page_draws_chinese_words_in_a_face_that_has_them() -> None:
     with using("zh"):
         assert fonts.picture_language() == "zh"
         face = fonts.face()
-        sheet = render._channel_sheet(_channel_vectors("cbam"), 4, title="", width_px=720, display_width=400)
+        sheet = attention._channel_sheet(_channel_vectors("cbam"), 4, title="", width_px=720, display_width=400)
     drawn = " ".join(words for _, _, words in sheet.texts)
     assert catalogue("zh")["picture.channel_title"].format(stage=4) in drawn and "channel" not in drawn
     assert face != fonts._dejavu(False) and fonts.draws(face, drawn)
@@ -50,7 +50,7 @@ def test_the_chinese_page_draws_chinese_words_in_a_face_that_has_them() -> None:
     with using("zh"):
         assert fonts.class_name("star", True) == catalogue("zh")["shape.star"]
     with using("en"):
-        english = render._channel_sheet(_channel_vectors("cbam"), 4, title="", width_px=720, display_width=400)
+        english = attention._channel_sheet(_channel_vectors("cbam"), 4, title="", width_px=720, display_width=400)
         assert fonts.face() == fonts._dejavu(False)
     assert not HAN.search(" ".join(words for _, _, words in english.texts))
 
@@ -59,8 +59,8 @@ def test_the_chinese_page_draws_chinese_words_in_a_face_that_has_them() -> None:
 def test_a_chinese_sentence_is_wrapped_inside_the_picture() -> None:
     with using("zh"):
         note = catalogue("zh")["picture.channel_note"].format(channels=512)
-        lines = render._wrap(note, 13, 200)
-        assert len(lines) > 1 and all(render._text_width(line, 13) <= 200 for line in lines)
+        lines = text._wrap(note, 13, 200)
+        assert len(lines) > 1 and all(text._text_width(line, 13) <= 200 for line in lines)
         assert "".join(lines).replace(" ", "") == note.replace(" ", "")  # nothing lost, a space at a break
 
 
@@ -93,7 +93,7 @@ def test_matplotlib_figures_get_the_chinese_face_per_figure() -> None:
 def test_the_export_figure_speaks_chinese_without_empty_boxes() -> None:
     analysis = _fake_analysis(("resnet50", "se_resnet50", "cbam_resnet50"))
     with using("zh"):
-        figure = render.comparison_figure_object(analysis, dpi=60)
+        figure = export.comparison_figure_object(analysis, dpi=60)
     words = " ".join(text.get_text() for text in figure.findobj(lambda artist: hasattr(artist, "get_text")))
     assert catalogue("zh")["export.title"] in words and "Where the models look" not in words
     assert _missing_glyph_warnings(figure) == []
@@ -104,8 +104,8 @@ def test_without_a_chinese_face_pictures_keep_english_words_and_start_up_says_so
         assert fonts.picture_language() == "en" and fonts.face() == fonts._dejavu(False)
         assert fonts.words("picture.cam_value") == "CAM value"
         assert fonts.class_name("star", True) == "star"  # a tile's shape name too: never Chinese in DejaVu
-        bar = render.colorbar_image("jet", 0.0, 1.0, width=200, label=fonts.words("picture.cam_value"))
-        figure = render.comparison_figure_object(_fake_analysis(("cbam_resnet50",)), dpi=60)
+        bar = overlay.colorbar_image("jet", 0.0, 1.0, width=200, label=fonts.words("picture.cam_value"))
+        figure = export.comparison_figure_object(_fake_analysis(("cbam_resnet50",)), dpi=60)
     assert isinstance(bar, Image.Image) and np.asarray(bar).std() > 0
     assert _missing_glyph_warnings(figure) == []  # English words: nothing DejaVu cannot draw
     note = fonts.missing_note()

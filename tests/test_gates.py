@@ -11,9 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cbam_viz.capture import AttentionCapture, capture_pass, count_hooks, stage_layer
-from cbam_viz.errors import CbamVizError
-from cbam_viz.gates import (
+from cbam_viz.analysis.capture import AttentionCapture, capture_pass, count_hooks, stage_layer
+from cbam_viz.analysis.gates import (
     ChannelSteps,
     GateSteps,
     SpatialSteps,
@@ -22,8 +21,9 @@ from cbam_viz.gates import (
     recompose,
     spatial_equation,
 )
-from cbam_viz.resnet import ArchConfig
-from cbam_viz.weights import load_model
+from cbam_viz.errors import CbamVizError
+from cbam_viz.model.resnet import ArchConfig
+from cbam_viz.weights.load import load_model
 
 SMALL = ArchConfig(base_width=8, stem_pool="none", num_classes=10)
 GATED = ("se_resnet50", "cbam_resnet50")

@@ -1,4 +1,4 @@
-"""The guard in front of Gradio's routes (``cbam_viz.ui.guard``): raw HTTP against the real app, and the ASGI
+"""The guard in front of Gradio's routes (``cbam_viz.ui.server.guard``): raw HTTP against the real app, and the ASGI
 middleware alone with a stand-in app where a real queue would have to be filled first."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from test_app import launched_app, write_random_demo
 
-from cbam_viz.ui import guard
+from cbam_viz.ui.server import guard
 
 
 @pytest.fixture(scope="module")

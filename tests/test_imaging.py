@@ -19,12 +19,13 @@ from PIL import Image, ImageCms
 from torch import nn
 
 from cbam_viz.errors import ImageError
-from cbam_viz.imaging import ModelView, decode_image, decode_notes, display_image, map_to_image, prepare_input
+from cbam_viz.imaging.decode import decode_image, decode_notes, display_image
+from cbam_viz.imaging.view import ModelView, map_to_image, prepare_input
 
 
 @dataclass(frozen=True)
 class Prep:
-    """Stands in for cbam_viz.weights.Preprocess (same fields)."""
+    """Stands in for cbam_viz.weights.registry.Preprocess (same fields)."""
 
     resize: int
     crop: int | None
@@ -423,7 +424,7 @@ def test_map_values_stay_within_the_native_range_and_identity_at_input_size() ->
 def test_map_geometry_matches_where_the_network_actually_looks() -> None:
     """Oracle: a ResNet-50 (narrow) with every conv a plain average and BatchNorm the identity responds most, at a
     stage-4 cell, to a vertical line through that cell's centre. map_to_image must put the cell's peak there."""
-    from cbam_viz.resnet import ArchConfig, build_resnet
+    from cbam_viz.model.resnet import ArchConfig, build_resnet
 
     model = build_resnet("resnet50", ArchConfig(base_width=8, num_classes=2)).eval()
     for module in model.modules():

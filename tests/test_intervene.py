@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from cbam_viz.analysis import run_model
-from cbam_viz.capture import capture_pass, count_hooks, model_lock
+from cbam_viz.analysis.capture import capture_pass, count_hooks, model_lock
+from cbam_viz.analysis.intervene import Intervention, check, run_interventions, sweep
+from cbam_viz.analysis.run import run_model
 from cbam_viz.errors import CbamVizError
-from cbam_viz.intervene import Intervention, check, run_interventions, sweep
-from cbam_viz.resnet import ArchConfig, ResNet, build_resnet
-from cbam_viz.weights import load_model
+from cbam_viz.model.resnet import ArchConfig, ResNet, build_resnet
+from cbam_viz.weights.load import load_model
 
 SMALL = ArchConfig(base_width=8, stem_pool="none", num_classes=10)
 

@@ -17,13 +17,17 @@ from gradio_client import Client, handle_file
 from PIL import Image
 from test_app import _cells, launched_app, shape_file, write_random_demo
 
-from cbam_viz import gates, shapes
-from cbam_viz.analysis import ARCH_ORDER, analyze
+from cbam_viz.analysis import gates
+from cbam_viz.demo import shapes
 from cbam_viz.errors import CbamVizError
-from cbam_viz.language import class_name, using
-from cbam_viz.ui import handlers, intervene_view, panels
-from cbam_viz.ui.engine import Engine
-from cbam_viz.ui.gate_view import GatePick
+from cbam_viz.i18n.language import class_name, using
+from cbam_viz.pipeline import analyze
+from cbam_viz.ui import handlers
+from cbam_viz.ui.panels import interventions as intervene_view
+from cbam_viz.ui.panels import registry as panels
+from cbam_viz.ui.panels.gate import GatePick
+from cbam_viz.ui.server.engine import Engine
+from cbam_viz.vocab import ARCH_ORDER
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from cbam_viz import language, shapes
-from cbam_viz.language import LANGUAGES, Message, catalogue, pick, said, text, using
-from cbam_viz.ui import gallery, i18n, intervene_view
-from cbam_viz.ui.panels import PANELS
+from cbam_viz.demo import shapes
+from cbam_viz.i18n import language
+from cbam_viz.i18n.language import LANGUAGES, Message, catalogue, pick, said, text, using
+from cbam_viz.ui import gallery, i18n
+from cbam_viz.ui.panels import interventions as intervene_view
+from cbam_viz.ui.panels.registry import PANELS
 from cbam_viz.vocab import CAM_METHODS, TARGET_MODES, VIEWS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,9 +132,9 @@ def test_a_message_reads_as_english_and_is_said_again_in_the_readers_language() 
 
 
 def test_the_banner_says_why_these_weights_in_the_page_language(tmp_path: Path) -> None:
-    from cbam_viz import download
     from cbam_viz.ui.banner import banner_markdown
-    from cbam_viz.weights import resolve_weights
+    from cbam_viz.weights import download
+    from cbam_viz.weights.load import resolve_weights
 
     outcome = download.first_run(tmp_path, offline=True, progress=False)
     choice = dataclasses.replace(resolve_weights("demo"), note=outcome.note)
@@ -183,7 +185,7 @@ def test_demo_shapes_are_named_in_the_page_language_imagenet_classes_stay() -> N
 
 
 def test_each_models_header_names_its_weights_in_the_page_language() -> None:
-    from cbam_viz.analysis import get_models
+    from cbam_viz.analysis.models import get_models
 
     loaded = get_models(("cbam_resnet50",), "demo", "cpu").models["cbam_resnet50"].weights_info.description
     assert loaded.startswith("demo weights: CBAM-ResNet-50 at 1/4 width, 10 shapes, top-1 ")  # the API's words

@@ -14,10 +14,10 @@ from _camera import clip_frames, frame_number, shape_centres, write_y4m
 from PIL import Image
 from test_app import write_random_demo
 
-from cbam_viz.analysis import ARCH_ORDER
-from cbam_viz.language import text
+from cbam_viz.i18n.language import text
 from cbam_viz.ui import handlers, live
-from cbam_viz.ui.engine import Engine
+from cbam_viz.ui.server.engine import Engine
+from cbam_viz.vocab import ARCH_ORDER
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_the_fake_cameras_frame_numbers_survive_scaling_and_jpeg(tmp_path: Path)
 def test_the_demo_models_get_one_torch_thread_on_a_cpu() -> None:
     import torch
 
-    from cbam_viz.ui.engine import fit_torch_threads
+    from cbam_viz.ui.server.engine import fit_torch_threads
 
     before = torch.get_num_threads()
     try:

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from cbam_viz import metrics
-from cbam_viz.sanity import perturbation_curve
+from cbam_viz.analysis import metrics
+from cbam_viz.checks.curves import perturbation_curve
 
 
 def test_spearman_is_a_rank_correlation_and_nan_for_a_flat_map() -> None:

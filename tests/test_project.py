@@ -38,8 +38,14 @@ EXTRA_REQUIREMENTS = ("gdown",)
 
 
 def _requirement_lines(path: Path) -> list[str]:
+    """Requirement lines of a requirements file; ``-e .`` stands for this package's own dependencies."""
+    import tomllib
+
     lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
-    return [line for line in lines if line and not line.startswith("-")]
+    found = [line for line in lines if line and not line.startswith("-")]
+    if "-e ." in lines:
+        found += tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return found
 
 
 def _dependency_closure(files: tuple[str, ...]) -> dict[str, tuple[str, str]]:

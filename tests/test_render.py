@@ -17,8 +17,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 from PIL import Image
 
-from cbam_viz import render
-from cbam_viz.imaging import ModelView, plan_view
+from cbam_viz.imaging.view import ModelView, plan_view
+from cbam_viz.render import attention, export, overlay
+from cbam_viz.render import text as render_text
 from cbam_viz.vocab import ARCH_TITLES
 
 WHOLE = ModelView("whole", (224, 224), (0.0, 0.0, 1.0, 1.0), "The model saw the whole picture, resized to 224x224.")
@@ -54,54 +55,54 @@ def _hot(shape: tuple[int, int], row: int, column: int, low: float = 0.0, high: 
 
 def test_overlay_keeps_size_and_mode() -> None:
     photo = _photo((170, 90)).convert("L")
-    result = render.overlay(photo, _hot((7, 7), 3, 3), WHOLE)
+    result = overlay.overlay(photo, _hot((7, 7), 3, 3), WHOLE)
     assert result.size == (170, 90) and result.mode == "RGB"
 
 
 def test_alpha_zero_returns_the_picture_and_alpha_one_the_colours() -> None:
     photo = _photo((224, 224))
     cam = _hot((7, 7), 2, 4)
-    assert np.array_equal(np.asarray(render.overlay(photo, cam, WHOLE, alpha=0.0)), np.asarray(photo))
-    only_map = np.asarray(render.overlay(photo, cam, WHOLE, alpha=1.0))
+    assert np.array_equal(np.asarray(overlay.overlay(photo, cam, WHOLE, alpha=0.0)), np.asarray(photo))
+    only_map = np.asarray(overlay.overlay(photo, cam, WHOLE, alpha=1.0))
     assert tuple(only_map[64, 128]) == _jet(1.0)  # the hot cell (row 2, column 4) is centred on pixel (128, 64)
     assert tuple(only_map[223, 0]) == _jet(0.0)
-    half = np.asarray(render.overlay(photo, cam, WHOLE, alpha=0.5)).astype(int)
+    half = np.asarray(overlay.overlay(photo, cam, WHOLE, alpha=0.5)).astype(int)
     expected = (np.asarray(photo).astype(float)[64, 128] + np.array(_jet(1.0))) / 2
     assert np.abs(half[64, 128] - expected).max() <= 1
     with pytest.raises(ValueError, match="alpha"):
-        render.overlay(photo, cam, WHOLE, alpha=1.5)
+        overlay.overlay(photo, cam, WHOLE, alpha=1.5)
 
 
 def test_limits_decide_the_colours() -> None:
     photo = _photo((64, 64))
     flat = np.full((4, 4), 0.5, np.float32)
     view = ModelView("whole", (128, 128), (0, 0, 1, 1), "")
-    middle = np.asarray(render.overlay(photo, flat, view, alpha=1.0, vmin=0.0, vmax=1.0))
+    middle = np.asarray(overlay.overlay(photo, flat, view, alpha=1.0, vmin=0.0, vmax=1.0))
     assert tuple(middle[30, 30]) == _jet(0.5)
-    own = np.asarray(render.overlay(photo, flat, view, alpha=1.0))  # a flat map on its own scale: the low end
+    own = np.asarray(overlay.overlay(photo, flat, view, alpha=1.0))  # a flat map on its own scale: the low end
     assert tuple(own[30, 30]) == _jet(0.0)
-    clipped = np.asarray(render.overlay(photo, flat, view, alpha=1.0, vmin=0.0, vmax=0.25))
+    clipped = np.asarray(overlay.overlay(photo, flat, view, alpha=1.0, vmin=0.0, vmax=0.25))
     assert tuple(clipped[30, 30]) == _jet(1.0)
 
 
 def test_unseen_pixels_are_grey_and_dim_not_coloured() -> None:
     photo = _photo((320, 240))
     view = plan_view(photo.size, Prep(), "crop")
-    result = np.asarray(render.overlay(photo, _hot((7, 7), 3, 3), view, alpha=0.6)).astype(int)
+    result = np.asarray(overlay.overlay(photo, _hot((7, 7), 3, 3), view, alpha=0.6)).astype(int)
     left_edge = int(view.box[0] * 320)
     outside = result[:, : left_edge - 1].reshape(-1, 3)
     assert (outside[:, 0] == outside[:, 1]).all() and (outside[:, 1] == outside[:, 2]).all()
     assert outside.max() <= round(255 * 0.35 + 70)
     inside = result[120, left_edge + 2 : int(view.box[2] * 320) - 2]
     assert (np.ptp(inside, axis=1) > 0).any()  # coloured: not grey
-    still_marked = np.asarray(render.overlay(photo, _hot((7, 7), 3, 3), view, alpha=0.0)).astype(int)
+    still_marked = np.asarray(overlay.overlay(photo, _hot((7, 7), 3, 3), view, alpha=0.0)).astype(int)
     assert np.array_equal(still_marked[:, : left_edge - 1], result[:, : left_edge - 1])
     assert np.array_equal(still_marked[120, left_edge + 2], np.asarray(photo)[120, left_edge + 2])
 
 
 def test_unknown_colormap_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown colormap 'rainbowish'"):
-        render.overlay(_photo(), _hot((7, 7), 0, 0), WHOLE, cmap="rainbowish")
+        overlay.overlay(_photo(), _hot((7, 7), 0, 0), WHOLE, cmap="rainbowish")
 
 
 @pytest.mark.parametrize("cmap", ["jet", "viridis", "inferno"])
@@ -111,11 +112,11 @@ def test_overlay_colours_are_the_colormap_table(cmap: str) -> None:
     top = tuple(int(round(c * 255)) for c in colormap(1.0)[:3])
     bottom = tuple(int(round(c * 255)) for c in colormap(0.0)[:3])
     cam = _hot((7, 7), 2, 4, low=-3.0, high=5.0)
-    only_map = np.asarray(render.overlay(_photo((224, 224)), cam, WHOLE, cmap=cmap, alpha=1.0))
+    only_map = np.asarray(overlay.overlay(_photo((224, 224)), cam, WHOLE, cmap=cmap, alpha=1.0))
     assert tuple(only_map[64, 128]) == top and tuple(only_map[223, 0]) == bottom
     ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32)[None]  # one native cell per table entry
     view = ModelView("whole", (256, 1), (0.0, 0.0, 1.0, 1.0), "")
-    drawn = np.asarray(render.overlay(Image.new("RGB", (256, 1)), ramp, view, cmap=cmap, alpha=1.0))[0]
+    drawn = np.asarray(overlay.overlay(Image.new("RGB", (256, 1)), ramp, view, cmap=cmap, alpha=1.0))[0]
     expected = np.rint(colormap(np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
     assert np.array_equal(drawn, expected)
 
@@ -124,16 +125,16 @@ def test_overlay_colours_are_the_colormap_table(cmap: str) -> None:
 def test_overlay_of_a_tiny_or_extreme_picture(size: tuple[int, int]) -> None:
     photo = _photo(size)
     view = plan_view(photo.size, Prep(), "crop")
-    result = render.overlay(photo, _hot((3, 3), 1, 1), view, alpha=1.0)
+    result = overlay.overlay(photo, _hot((3, 3), 1, 1), view, alpha=1.0)
     assert result.size == size
 
 
 def test_overlay_is_fast_on_a_display_sized_picture() -> None:
     photo = _photo((1024, 768))
-    render.overlay(photo, _hot((7, 10), 3, 3), WHOLE)
+    overlay.overlay(photo, _hot((7, 10), 3, 3), WHOLE)
     start = time.process_time()  # CPU time: the test machine may be busy with other work
     for _ in range(5):
-        render.overlay(photo, _hot((7, 10), 3, 3), WHOLE)
+        overlay.overlay(photo, _hot((7, 10), 3, 3), WHOLE)
     assert (time.process_time() - start) / 5 < 0.2
 
 
@@ -142,50 +143,50 @@ def test_overlay_is_fast_on_a_display_sized_picture() -> None:
 
 def test_colour_limits_per_map_and_shared() -> None:
     maps = [np.array([[0.0, 2.0]]), np.array([[1.0, np.nan, 5.0]]), np.array([[np.nan]])]
-    assert render.colour_limits(maps, shared=False) == [(0.0, 2.0), (1.0, 5.0), (0.0, 1.0)]
-    assert render.colour_limits(maps[:2], shared=True) == [(0.0, 5.0), (0.0, 5.0)]
-    assert render.colour_limits([], shared=True) == []
+    assert overlay.colour_limits(maps, shared=False) == [(0.0, 2.0), (1.0, 5.0), (0.0, 1.0)]
+    assert overlay.colour_limits(maps[:2], shared=True) == [(0.0, 5.0), (0.0, 5.0)]
+    assert overlay.colour_limits([], shared=True) == []
 
 
 def test_format_range_uses_the_decimals_the_span_needs() -> None:
-    assert render.format_range(2e-6, 2.85) == "0.00 to 2.85"
-    assert render.format_range(0.31, 0.874) == "0.310 to 0.874"
-    assert render.format_range(120.0, 4000.0) == "120 to 4000"
-    assert render.format_range(0.5, 0.5) == "0.500 to 0.500"
+    assert render_text.format_range(2e-6, 2.85) == "0.00 to 2.85"
+    assert render_text.format_range(0.31, 0.874) == "0.310 to 0.874"
+    assert render_text.format_range(120.0, 4000.0) == "120 to 4000"
+    assert render_text.format_range(0.5, 0.5) == "0.500 to 0.500"
 
 
 def test_colorbar_image() -> None:
-    bar = render.colorbar_image("jet", 0.0, 3.5, width=200, label="Grad-CAM")
+    bar = overlay.colorbar_image("jet", 0.0, 3.5, width=200, label="Grad-CAM")
     assert bar.size == (200, 44) and bar.mode == "RGB"
     pixels = np.asarray(bar)
     assert tuple(pixels[8, 6]) == _jet(0.0) and tuple(pixels[8, 193]) == _jet(1.0)
 
 
 def test_colour_bars_are_cached_per_colormap_size_and_printed_text() -> None:
-    before = render._colorbar.cache_info()
-    first = render.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")
-    built = render._colorbar.cache_info()
-    second = render.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")
-    after = render._colorbar.cache_info()
+    before = overlay._colorbar.cache_info()
+    first = overlay.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")
+    built = overlay._colorbar.cache_info()
+    second = overlay.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")
+    after = overlay._colorbar.cache_info()
     assert built.misses == before.misses + 1
     assert after.hits == built.hits + 1 and after.misses == built.misses  # not rebuilt
     assert np.array_equal(np.asarray(first), np.asarray(second)) and first is not second
     first.paste((255, 0, 0), (0, 0, 173, 44))  # a caller drawing on its copy leaves the cached bar alone
-    assert np.array_equal(np.asarray(render.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")), second)
-    render.colorbar_image("viridis", 0.0, 2.5001, width=173, label="CAM value")  # prints "2.5" too: same bar
-    assert render._colorbar.cache_info().misses == after.misses
-    other = render.colorbar_image("viridis", 0.0, 3.5, width=173, label="CAM value")
-    assert render._colorbar.cache_info().misses == after.misses + 1
+    assert np.array_equal(np.asarray(overlay.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")), second)
+    overlay.colorbar_image("viridis", 0.0, 2.5001, width=173, label="CAM value")  # prints "2.5" too: same bar
+    assert overlay._colorbar.cache_info().misses == after.misses
+    other = overlay.colorbar_image("viridis", 0.0, 3.5, width=173, label="CAM value")
+    assert overlay._colorbar.cache_info().misses == after.misses + 1
     assert not np.array_equal(np.asarray(other), np.asarray(second))
-    render.clear_caches()  # a benchmark's cold start: the next bar is built again
-    render.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")
-    assert render._colorbar.cache_info().misses == 1 and render._rasterised.cache_info().currsize > 0
+    overlay.clear_caches()  # a benchmark's cold start: the next bar is built again
+    overlay.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")
+    assert overlay._colorbar.cache_info().misses == 1 and render_text._rasterised.cache_info().currsize > 0
 
 
 @pytest.mark.parametrize("width", [1, 2, 5, 8, 9, 11, 12, 24, 48, 96, 160, 512])
 def test_colour_bar_fits_any_width(width: int) -> None:
-    texts = (render.format_value(0.0), "CAM value", render.format_value(2.85))
-    sheet = render._colorbar_sheet("jet", width, 44, texts)
+    texts = (render_text.format_value(0.0), "CAM value", render_text.format_value(2.85))
+    sheet = overlay._colorbar_sheet("jet", width, 44, texts)
     assert sheet.image.size == (width, 44)
     ramp = np.asarray(sheet.image)[8, sheet.areas[0][0] : sheet.areas[0][2]]
     assert len(ramp) >= 1 and tuple(ramp[0]) == _jet(0.0)
@@ -198,7 +199,7 @@ def test_colour_bar_fits_any_width(width: int) -> None:
     assert all(left[2] <= right[0] for left, right in zip(boxes, boxes[1:], strict=False))
     if width >= 160:
         assert [text for _, _, text in sheet.texts] == ["0", "2.85", "CAM value"]
-    assert render.colorbar_image("jet", 0.0, 2.85, width=width, label="CAM value").size == (width, 44)
+    assert overlay.colorbar_image("jet", 0.0, 2.85, width=width, label="CAM value").size == (width, 44)
 
 
 # --------------------------------------------------------------------------------------- channel attention
@@ -216,22 +217,22 @@ def _channel_vectors(kind: str, channels: int = 32, seed: int = 0) -> dict[str, 
 
 def test_channel_summary_sorts_by_the_stage_mean() -> None:
     vectors = {"layer2.1": np.array([0.9, 0.1, 0.5]), "layer2.0": np.array([0.7, 0.3, 0.5]), "layer3.0": np.ones(6)}
-    summary = render.channel_summary(vectors, 2)
+    summary = attention.channel_summary(vectors, 2)
     assert summary.blocks == ("layer2.0", "layer2.1")
     assert summary.order.tolist() == [0, 2, 1]
     assert np.allclose(summary.matrix, [[0.7, 0.5, 0.3], [0.9, 0.5, 0.1]])
     assert np.allclose(summary.stage_mean, [0.8, 0.5, 0.2]) and np.allclose(summary.spread, [0.1, 0.0, 0.1])
     assert np.allclose(summary.block_mean, [0.5, 0.5])
-    assert render.channel_summary(vectors, 1) is None
+    assert attention.channel_summary(vectors, 1) is None
     with pytest.raises(ValueError, match="different channel counts"):
-        render.channel_summary({"layer1.0": np.ones(3), "layer1.1": np.ones(4)}, 1)
+        attention.channel_summary({"layer1.0": np.ones(3), "layer1.1": np.ones(4)}, 1)
 
 
 @pytest.mark.parametrize("kind", ["se", "cbam"])
 def test_channel_attention_plot_for_se_and_cbam(kind: str) -> None:
     vectors = _channel_vectors(kind)
-    three_blocks = render.channel_attention_plot(vectors, 4)
-    six_blocks = render.channel_attention_plot(vectors, 3, title="stage 3")
+    three_blocks = attention.channel_attention_plot(vectors, 4)
+    six_blocks = attention.channel_attention_plot(vectors, 3, title="stage 3")
     assert three_blocks.mode == "RGB" and three_blocks.width == 900
     assert 300 < three_blocks.height < six_blocks.height < 900
     assert np.asarray(six_blocks).std() > 10  # something is drawn
@@ -242,7 +243,7 @@ def test_channel_attention_plot_for_se_and_cbam(kind: str) -> None:
 def test_channel_attention_plot_is_legible_at_the_displayed_width(width_px: int, stage: int) -> None:
     """Shown 400 px wide in the app: text 12 px or more there, nothing over anything else, nothing cut at an edge."""
     vectors = _channel_vectors("se", channels=256)
-    sheet = render._channel_sheet(vectors, stage, title="", width_px=width_px, display_width=400)
+    sheet = attention._channel_sheet(vectors, stage, title="", width_px=width_px, display_width=400)
     assert sheet.image.width == width_px
     _check_layout(sheet, display_width=400)
     drawn = [text for _, _, text in sheet.texts]
@@ -257,14 +258,14 @@ def test_channel_attention_plot_is_legible_at_the_displayed_width(width_px: int,
 
 def test_channel_attention_plot_wraps_a_long_title() -> None:
     title = "Channel attention of stage 3 of SE-ResNet-50 with a title far too long for one line of the plot"
-    sheet = render._channel_sheet(_channel_vectors("cbam"), 3, title=title, width_px=720, display_width=400)
+    sheet = attention._channel_sheet(_channel_vectors("cbam"), 3, title=title, width_px=720, display_width=400)
     _check_layout(sheet, display_width=400)
     title_lines = [text for _, size, text in sheet.texts if size == max(size for _, size, _ in sheet.texts)]
     assert len(title_lines) >= 2 and " ".join(title_lines) == title
 
 
 def test_channel_attention_plot_for_the_baseline_says_so() -> None:
-    image = render.channel_attention_plot({}, 2)
+    image = attention.channel_attention_plot({}, 2)
     assert image.size == (900, 96)
 
 
@@ -300,7 +301,7 @@ def _tiles(picture: Image.Image) -> list[tuple[int, int, int, int]]:
 def test_spatial_grid_shows_the_last_block_of_each_stage() -> None:
     photo = _photo((200, 150))
     view = plan_view(photo.size, Prep(), "whole")
-    grid = render.spatial_attention_grid(_spatial_maps(view, last_hot_left=True), view, photo, alpha=1.0, tile=100)
+    grid = attention.spatial_attention_grid(_spatial_maps(view, last_hot_left=True), view, photo, alpha=1.0, tile=100)
     tiles = _tiles(grid)
     assert [(right - left, bottom - top) for left, top, right, bottom in tiles] == [(100, 75)] * 4  # one line of 4
     assert len({top for _, top, _, _ in tiles}) == 1
@@ -317,17 +318,17 @@ def test_spatial_grid_drill_down_lists_every_block_and_wraps() -> None:
     photo = _photo((120, 120))
     view = plan_view(photo.size, Prep(), "crop")
     maps = _spatial_maps(view)
-    tiles = _tiles(render.spatial_attention_grid(maps, view, photo, stage=3, tile=64, columns=4, alpha=1.0))
+    tiles = _tiles(attention.spatial_attention_grid(maps, view, photo, stage=3, tile=64, columns=4, alpha=1.0))
     assert len(tiles) == 6  # six blocks: two lines, four then two, in the same columns
     sizes = {(right - left, bottom - top) for left, top, right, bottom in tiles}  # the seen centre crop of 64x64
     assert len(sizes) == 1 and 48 < min(sizes.pop()) <= 64
     lines = sorted({top for _, top, _, _ in tiles})
     assert len(lines) == 2 and [t[1] for t in tiles] == [lines[0]] * 4 + [lines[1]] * 2
     assert [t[0] for t in tiles[4:]] == [t[0] for t in tiles[:2]]
-    assert len(_tiles(render.spatial_attention_grid(maps, view, photo, stage=1, tile=64, alpha=1.0))) == 3
+    assert len(_tiles(attention.spatial_attention_grid(maps, view, photo, stage=1, tile=64, alpha=1.0))) == 3
 
 
-def _check_layout(sheet: render._Sheet, display_width: int = render.DISPLAY_WIDTH) -> None:
+def _check_layout(sheet: render_text._Sheet, display_width: int = render_text.DISPLAY_WIDTH) -> None:
     """Every label inside the picture, none over another label or over a picture, legible where the app shows it."""
     width, height = sheet.image.size
     shown = min(1.0, display_width / width)  # the app shrinks a wider panel to its column, never enlarges one
@@ -353,7 +354,7 @@ def test_spatial_grid_labels_are_legible_clear_of_the_corner_and_never_overlap(s
     view = plan_view(photo.size, Prep(), "whole")
     maps = _spatial_maps(view)
     for stage, columns in ((None, 2), (3, 3)):
-        sheet = render._grid_sheet(
+        sheet = attention._grid_sheet(
             maps,
             view,
             photo,
@@ -374,25 +375,25 @@ def test_spatial_grid_labels_are_legible_clear_of_the_corner_and_never_overlap(s
 
 
 def test_spatial_grid_without_spatial_attention_says_so() -> None:
-    image = render.spatial_attention_grid({}, WHOLE, _photo())
+    image = attention.spatial_attention_grid({}, WHOLE, _photo())
     assert image.size == (320, 96)
 
 
 @pytest.mark.parametrize("size", [(8, 8), (8, 160), (160, 8)])
 def test_every_panel_of_a_tiny_or_extreme_picture(size: tuple[int, int]) -> None:
     """#13: a picture 8 px wide analyses; each panel the app then draws must be drawn too (bundled demo weights)."""
-    from cbam_viz.analysis import analyze
+    from cbam_viz.pipeline import analyze
 
     result = analyze(_photo(size), weights="demo", view="whole", device="cpu")
     assert result.image.size == size
     for model in result.models.values():
         view = result.view_for(model)
-        low, high = render.colour_limits([model.cam], False)[0]
-        picture = render.overlay(result.image, model.cam, view, vmin=low, vmax=high)
-        bar = render.colorbar_image("jet", low, high, width=picture.width, label="CAM value")
+        low, high = overlay.colour_limits([model.cam], False)[0]
+        picture = overlay.overlay(result.image, model.cam, view, vmin=low, vmax=high)
+        bar = overlay.colorbar_image("jet", low, high, width=picture.width, label="CAM value")
         assert picture.size == size and bar.width == size[0]
         if model.spatial_attention:
-            sheet = render._grid_sheet(
+            sheet = attention._grid_sheet(
                 model.spatial_attention,
                 view,
                 result.image,
@@ -407,11 +408,11 @@ def test_every_panel_of_a_tiny_or_extreme_picture(size: tuple[int, int]) -> None
             _check_layout(sheet)
             assert len(_tiles(sheet.image)) == 4
         if model.channel_attention:
-            sheet = render._channel_sheet(
+            sheet = attention._channel_sheet(
                 model.channel_attention, result.stage, title="", width_px=720, display_width=400
             )
             _check_layout(sheet)
-    assert Image.open(io.BytesIO(render.comparison_figure(result, dpi=50))).format == "PNG"
+    assert Image.open(io.BytesIO(export.comparison_figure(result, dpi=50))).format == "PNG"
 
 
 # ------------------------------------------------------------------------------------------- export figure
@@ -455,9 +456,9 @@ def _fake_analysis(
 
 
 def test_comparison_figure_is_a_png_with_one_row_per_model() -> None:
-    one = Image.open(io.BytesIO(render.comparison_figure(_fake_analysis(("cbam_resnet50",)), dpi=60)))
+    one = Image.open(io.BytesIO(export.comparison_figure(_fake_analysis(("cbam_resnet50",)), dpi=60)))
     three = Image.open(
-        io.BytesIO(render.comparison_figure(_fake_analysis(("resnet50", "se_resnet50", "cbam_resnet50")), dpi=60))
+        io.BytesIO(export.comparison_figure(_fake_analysis(("resnet50", "se_resnet50", "cbam_resnet50")), dpi=60))
     )
     assert one.format == three.format == "PNG"
     assert one.width == three.width
@@ -468,7 +469,7 @@ def test_comparison_figure_is_a_png_with_one_row_per_model() -> None:
 
 def test_comparison_figure_crop_view_and_shared_scale() -> None:
     analysis = _fake_analysis(("resnet50", "cbam_resnet50"), mode="crop")
-    png = render.comparison_figure(analysis, shared_scale=True, cmap="viridis", alpha=0.7, dpi=60)
+    png = export.comparison_figure(analysis, shared_scale=True, cmap="viridis", alpha=0.7, dpi=60)
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.size[0] > 400
 
@@ -492,7 +493,7 @@ def test_comparison_figure_keeps_all_its_text_inside(case: dict) -> None:
     )
     if "weights" in case:
         analysis.models["cbam_resnet50"].weights = case["weights"]
-    figure = render.comparison_figure_object(analysis, shared_scale=case.get("shared", False), dpi=80)
+    figure = export.comparison_figure_object(analysis, shared_scale=case.get("shared", False), dpi=80)
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     renderer = canvas.get_renderer()
@@ -513,7 +514,7 @@ def test_comparison_figure_keeps_all_its_text_inside(case: dict) -> None:
         label = next(t for t in texts if t.get_text().startswith(ARCH_TITLES[result.arch] + "\n"))
         assert label.get_window_extent(renderer).x1 < first_panel
         assert "".join(label.get_text().split()) == "".join(f"{ARCH_TITLES[result.arch]}{result.weights}".split())
-    assert png_is(render.comparison_figure(analysis, dpi=40))
+    assert png_is(export.comparison_figure(analysis, dpi=40))
 
 
 def png_is(data: bytes) -> bool:
@@ -522,15 +523,15 @@ def png_is(data: bytes) -> bool:
 
 def test_comparison_figure_needs_models() -> None:
     with pytest.raises(ValueError, match="no models"):
-        render.comparison_figure(_fake_analysis(()))
+        export.comparison_figure(_fake_analysis(()))
 
 
 def test_caption_names_the_choices() -> None:
-    same = render.comparison_caption(_fake_analysis(("resnet50", "cbam_resnet50")))
+    same = export.comparison_caption(_fake_analysis(("resnet50", "cbam_resnet50")))
     assert "Grad-CAM for the class “tabby cat” at stage 4" in same
     assert "last block of each stage" in same and "own minimum to maximum" in same
     assert "Weights: demo weights: ImageNet weights not found" in same and "Grey:" not in same
-    differ = render.comparison_caption(
+    differ = export.comparison_caption(
         _fake_analysis(("resnet50", "cbam_resnet50"), mode="crop", targets=("cat", "dog")), shared_scale=True
     )
     assert "each model's own top class" in differ and "one scale" in differ and "Grey:" in differ
@@ -539,10 +540,10 @@ def test_caption_names_the_choices() -> None:
 def test_a_model_with_its_own_view_is_drawn_with_it() -> None:
     analysis = _fake_analysis(("resnet50", "cbam_resnet50"))
     analysis.models["resnet50"].view = plan_view(analysis.image.size, Prep(), "crop")
-    assert "Grey:" in render.comparison_caption(analysis)
-    own_view = Image.open(io.BytesIO(render.comparison_figure(analysis, dpi=50)))
+    assert "Grey:" in export.comparison_caption(analysis)
+    own_view = Image.open(io.BytesIO(export.comparison_figure(analysis, dpi=50)))
     analysis.models["resnet50"].view = None
-    shared_view = Image.open(io.BytesIO(render.comparison_figure(analysis, dpi=50)))
+    shared_view = Image.open(io.BytesIO(export.comparison_figure(analysis, dpi=50)))
     assert own_view.size == shared_view.size
     assert not np.array_equal(np.asarray(own_view), np.asarray(shared_view))
 
@@ -555,8 +556,8 @@ def test_rendering_from_threads_gives_identical_pictures() -> None:
     photo = _photo((320, 240))
 
     def work(_: int) -> tuple[bytes, bytes]:
-        plot = render.channel_attention_plot(vectors, 1, width_px=400)
-        return plot.tobytes(), render.overlay(photo, _hot((8, 10), 4, 4), WHOLE).tobytes()
+        plot = attention.channel_attention_plot(vectors, 1, width_px=400)
+        return plot.tobytes(), overlay.overlay(photo, _hot((8, 10), 4, 4), WHOLE).tobytes()
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(work, range(3)))
@@ -565,7 +566,8 @@ def test_rendering_from_threads_gives_identical_pictures() -> None:
 
 def test_render_never_uses_pyplot() -> None:
     """pyplot keeps global state and is not thread-safe; the app renders from several request threads."""
-    tree = ast.parse(Path(render.__file__).read_text())
+    package = Path(overlay.__file__).parent
+    tree = ast.Module(body=[ast.parse(path.read_text()) for path in sorted(package.glob("*.py"))], type_ignores=[])
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {
         f"{node.module}.{alias.name}"

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cbam_viz.analysis import analyze
-from cbam_viz.language import text
+from cbam_viz.i18n.language import text
+from cbam_viz.pipeline import analyze
 from cbam_viz.ui import handlers
 from cbam_viz.ui.results import AnalysisCache, Result, analysis_bytes
-from cbam_viz.weights import WEIGHTS_DIR
+from cbam_viz.weights.files import WEIGHTS_DIR
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,20 @@ import pytest
 import torch
 from PIL import Image
 
-from cbam_viz import metrics, sanity
-from cbam_viz.analysis import Analysis, ModelResult, get_models, run_model
+from cbam_viz.analysis import metrics
+from cbam_viz.analysis.models import get_models
+from cbam_viz.analysis.results import Analysis, ModelResult
+from cbam_viz.analysis.run import run_model
+from cbam_viz.checks import common as checks_common
+from cbam_viz.checks import curves as checks_curves
+from cbam_viz.checks import pointing as checks_pointing
+from cbam_viz.checks import randomisation as checks_randomisation
+from cbam_viz.demo.evaluate import HELDOUT_SEED
+from cbam_viz.demo.shapes import CLASSES, render_sample
 from cbam_viz.errors import CbamVizError
-from cbam_viz.evaluate import HELDOUT_SEED
-from cbam_viz.imaging import ModelView, prepare_input
-from cbam_viz.resnet import ARCHS, ArchConfig
-from cbam_viz.shapes import CLASSES, render_sample
-from cbam_viz.weights import WEIGHTS_DIR
+from cbam_viz.imaging.view import ModelView, prepare_input
+from cbam_viz.model.resnet import ARCHS, ArchConfig
+from cbam_viz.weights.files import WEIGHTS_DIR
 
 SMALL_CONFIG = ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES))
 REAL_DEMO = WEIGHTS_DIR / "demo" / "metadata.json"
@@ -56,8 +62,8 @@ def demo_inputs(arch: str, count: int) -> list[tuple[torch.Tensor, int, np.ndarr
 def test_randomising_a_layer_changes_exactly_that_layer_of_the_copy_with_default_init() -> None:
     model = tiny()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    duplicate = sanity.private_copy(model)
-    sanity.randomise_layer_(duplicate, "layer3", seed=0)
+    duplicate = checks_common.private_copy(model)
+    checks_randomisation.randomise_layer_(duplicate, "layer3", seed=0)
     after = duplicate.state_dict()
     for key, value in before.items():
         changed = not torch.equal(value, after[key])
@@ -68,12 +74,12 @@ def test_randomising_a_layer_changes_exactly_that_layer_of_the_copy_with_default
     assert torch.all(after["layer3.0.bn1.running_mean"] == 0) and torch.all(after["layer3.0.bn1.running_var"] == 1)
     assert torch.all(after["layer3.0.bn3.weight"] == 1)  # BatchNorm's own default, not the ResNet's zero bn3
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the original is untouched
-    again = sanity.private_copy(model)
-    sanity.randomise_layer_(again, "layer3", seed=0)
+    again = checks_common.private_copy(model)
+    checks_randomisation.randomise_layer_(again, "layer3", seed=0)
     assert torch.equal(again.layer3[1].conv2.weight, duplicate.layer3[1].conv2.weight)  # repeatable
-    sanity.randomise_layer_(again, "layer3", seed=1)
+    checks_randomisation.randomise_layer_(again, "layer3", seed=1)
     assert not torch.equal(again.layer3[1].conv2.weight, duplicate.layer3[1].conv2.weight)
-    sanity.randomise_layer_(again, "stem", seed=0)
+    checks_randomisation.randomise_layer_(again, "stem", seed=0)
     assert not torch.equal(again.conv1.weight, model.conv1.weight) and torch.all(again.bn1.running_var == 1)
 
 
@@ -81,17 +87,19 @@ def test_signed_cam_after_relu_is_the_apps_cam() -> None:
     model, x = tiny(), tiny_input()
     for method in ("gradcam", "gradcam++", "layercam", "eigencam"):
         shown = run_model("cbam_resnet50", model, x, method=method, stage=3, target=2, categories=CLASSES).cam
-        found = sanity._cam_pass(model, x, method, 3, 2)
+        found = checks_common._cam_pass(model, x, method, 3, 2)
         assert np.array_equal(found.cam, shown), method
         assert np.allclose(np.maximum(found.signed, 0), shown, atol=1e-6), method
 
 
 def test_cascade_reports_every_step_and_independent_steps_restore_the_trained_weights() -> None:
     model, x = tiny(), tiny_input()
-    report = sanity.model_sanity("cbam_resnet50", model, x, target=3, independent=True, categories=CLASSES)
-    assert [step.step for step in report.cascading] == list(sanity.CASCADE_ORDER)
+    report = checks_randomisation.model_sanity(
+        "cbam_resnet50", model, x, target=3, independent=True, categories=CLASSES
+    )
+    assert [step.step for step in report.cascading] == list(checks_randomisation.CASCADE_ORDER)
     assert report.cascading[2].randomised == ("fc", "layer4", "layer3")
-    assert [step.randomised for step in report.independent] == [(name,) for name in sanity.CASCADE_ORDER]
+    assert [step.randomised for step in report.independent] == [(name,) for name in checks_randomisation.CASCADE_ORDER]
     # same seed scheme: randomising only fc is the cascade's first step, whatever the mode
     assert np.array_equal(report.independent[0].cam, report.cascading[0].cam)
     # independent layer4 alone starts again from trained weights, so it differs from the cascade fc + layer4
@@ -116,7 +124,7 @@ def test_randomisation_never_changes_the_served_weights_while_another_thread_ana
     worker.start()
     try:
         for _ in range(2):
-            sanity.model_sanity("cbam_resnet50", model, x, stage=3, independent=True)
+            checks_randomisation.model_sanity("cbam_resnet50", model, x, stage=3, independent=True)
     finally:
         stop.set()
         worker.join()
@@ -130,14 +138,14 @@ def test_randomisation_never_changes_the_served_weights_while_another_thread_ana
 
 def test_random_logit_is_never_the_target_and_eigencam_is_class_independent() -> None:
     for seed in range(20):
-        assert sanity.random_other_class(4, 10, seed) != 4
-    assert len({sanity.random_other_class(4, 10, seed) for seed in range(40)}) == 9
+        assert checks_randomisation.random_other_class(4, 10, seed) != 4
+    assert len({checks_randomisation.random_other_class(4, 10, seed) for seed in range(40)}) == 9
     model, x = tiny("se_resnet50"), tiny_input()
-    report = sanity.model_sanity("se_resnet50", model, x, method="eigencam", target=1, cascading=False)
+    report = checks_randomisation.model_sanity("se_resnet50", model, x, method="eigencam", target=1, cascading=False)
     logit = report.random_logit
     assert logit.index != 1 and not logit.class_dependent and logit.comparison.spearman == pytest.approx(1.0)
     with pytest.raises(CbamVizError):
-        sanity.model_sanity("se_resnet50", model, x, method="nope")
+        checks_randomisation.model_sanity("se_resnet50", model, x, method="nope")
 
 
 @needs_demo
@@ -149,7 +157,7 @@ def test_randomising_the_whole_network_decorrelates_a_trained_demo_cam(arch: str
     before = checksum(model)
     values = []
     for x, label, _ in demo_inputs(arch, 20):
-        last = sanity.model_sanity(arch, model, x, target=label, random_logit=False).cascading[-1]
+        last = checks_randomisation.model_sanity(arch, model, x, target=label, random_logit=False).cascading[-1]
         values.append(last.spearman)
     low = sum(1 for value in values if not value >= 0.5)  # NaN is not >= 0.5
     assert low >= 15, values
@@ -164,20 +172,20 @@ def test_each_curve_is_one_batched_forward() -> None:
     batches: list[int] = []
     handle = model.register_forward_pre_hook(lambda module, inputs: batches.append(inputs[0].shape[0]))
     try:
-        curves = sanity.model_curves(model, x, np.random.default_rng(0).random((6, 6)), 2, steps=20)
+        curves = checks_curves.model_curves(model, x, np.random.default_rng(0).random((6, 6)), 2, steps=20)
     finally:
         handle.remove()
     assert batches == [21, 21, 21, 21]  # deletion, insertion, and their random-order baselines
     assert curves.fractions.tolist() == pytest.approx(np.linspace(0, 1, 21).tolist(), abs=1e-3)
-    probs = sanity.class_probabilities(model, x.numpy(), 2)
+    probs = checks_curves.class_probabilities(model, x.numpy(), 2)
     assert curves.deletion.probs[0] == pytest.approx(probs[0], abs=1e-5)  # 0 % touched: the picture itself
     assert curves.insertion.probs[-1] == pytest.approx(probs[0], abs=1e-5)  # 100 % revealed: the picture
     document = json.loads(json.dumps(curves.to_json(), allow_nan=False))
     assert len(document["deletion"]["cam"]["probs"]) == 21 and "random" in document["insertion"]
     with pytest.raises(CbamVizError):
-        sanity.model_curves(model, x, np.ones((6, 6)), 2, steps=0)
+        checks_curves.model_curves(model, x, np.ones((6, 6)), 2, steps=0)
     with pytest.raises(CbamVizError):
-        sanity.model_curves(model, x, np.ones((6, 6)), 2, deletion_fill="black")
+        checks_curves.model_curves(model, x, np.ones((6, 6)), 2, deletion_fill="black")
 
 
 @needs_demo
@@ -190,7 +198,7 @@ def test_the_true_mask_beats_a_random_order_and_its_curves_are_monotone(arch: st
     model = get_models([arch], "demo", "cpu").models[arch]
     deletion, insertion, deletion_random, insertion_random, mean_deletion = [], [], [], [], []
     for x, label, mask in demo_inputs(arch, 5):
-        oracle = sanity.model_curves(model, x, mask.astype(np.float32), label)
+        oracle = checks_curves.model_curves(model, x, mask.astype(np.float32), label)
         deletion.append(oracle.deletion.auc)
         insertion.append(oracle.insertion.auc)
         deletion_random.append(oracle.deletion_random.auc)
@@ -222,7 +230,9 @@ def hand_analysis() -> Analysis:
 
 
 def test_box_game_matches_a_hand_made_case() -> None:
-    report = sanity.box_game(hand_analysis(), (4, 2, 8, 6)).to_json()  # holds (row 3, col 5) and (row 4, col 6)
+    report = checks_pointing.box_game(
+        hand_analysis(), (4, 2, 8, 6)
+    ).to_json()  # holds (row 3, col 5) and (row 4, col 6)
     scores = report["models"]["cbam_resnet50"]
     assert scores["cam"] == {"hit": True, "energy": pytest.approx(0.75)}
     assert scores["spatial"]["1"]["block"] == "layer1.2" and scores["spatial"]["1"]["hit"] is True
@@ -232,20 +242,20 @@ def test_box_game_matches_a_hand_made_case() -> None:
     json.dumps(report, allow_nan=False)
     for bad in ((8, 2, 4, 6), (100, 100, 200, 200), ("a", 1, 2, 3), (1, 2)):
         with pytest.raises(CbamVizError, match="box"):
-            sanity.box_game(hand_analysis(), bad)
+            checks_pointing.box_game(hand_analysis(), bad)
 
 
 def test_mask_game_takes_the_displayed_or_original_size() -> None:
     mask = np.zeros((12, 16), dtype=bool)
     mask[9:11, 11:14] = True  # holds the CAM's second peak only
-    shown = sanity.mask_game(hand_analysis(), mask).to_json()["models"]["cbam_resnet50"]["cam"]
+    shown = checks_pointing.mask_game(hand_analysis(), mask).to_json()["models"]["cbam_resnet50"]["cam"]
     assert shown == {"hit": False, "energy": pytest.approx(0.25)}
     original = np.kron(mask, np.ones((2, 2), dtype=bool))  # the 32x24 original
-    assert sanity.mask_game(hand_analysis(), original).to_json()["models"]["cbam_resnet50"]["cam"] == shown
+    assert checks_pointing.mask_game(hand_analysis(), original).to_json()["models"]["cbam_resnet50"]["cam"] == shown
     with pytest.raises(CbamVizError, match="mask"):
-        sanity.mask_game(hand_analysis(), np.ones((5, 5), dtype=bool))
+        checks_pointing.mask_game(hand_analysis(), np.ones((5, 5), dtype=bool))
     with pytest.raises(CbamVizError, match="empty"):
-        sanity.mask_game(hand_analysis(), np.zeros((12, 16), dtype=bool))
+        checks_pointing.mask_game(hand_analysis(), np.zeros((12, 16), dtype=bool))
 
 
 # ------------------------------------------------------------------------------------------- per-picture reports
@@ -255,13 +265,15 @@ def test_picture_reports_are_plain_json_with_maps(tmp_path: Path) -> None:
     models = {arch: tiny(arch, seed) for seed, arch in enumerate(ARCHS)}
     root = _models.write_demo_set(tmp_path, models, resize=48)
     picture = Image.fromarray(render_sample(HELDOUT_SEED, 0, width=48).image)
-    report = sanity.sanity_report(picture, weights="demo", weights_dir=root, device="cpu", stage=3, target=2)
+    report = checks_randomisation.sanity_report(
+        picture, weights="demo", weights_dir=root, device="cpu", stage=3, target=2
+    )
     document = json.loads(json.dumps(report.to_json(), allow_nan=False))
     assert list(document["models"]) == list(ARCHS) and document["grids"] == {"spearman": "native", "ssim": "input"}
     assert all(model["target"]["index"] == 2 for model in document["models"].values())
     maps = report.maps()
     assert maps["cbam_resnet50.cascading.stem"].shape == maps["cbam_resnet50.cam"].shape
-    curves = sanity.curves_report(picture, weights="demo", weights_dir=root, device="cpu", steps=10)
+    curves = checks_curves.curves_report(picture, weights="demo", weights_dir=root, device="cpu", steps=10)
     document = json.loads(json.dumps(curves.to_json(), allow_nan=False))
     assert len(document["fractions"]) == 11 and document["deletion_fill"] == "blur"
     assert all(len(model["insertion"]["random"]["probs"]) == 11 for model in document["models"].values())

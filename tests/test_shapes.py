@@ -5,8 +5,8 @@ import pytest
 from scipy import ndimage
 from skimage.measure import regionprops
 
-from cbam_viz.shapes import CLASSES, CLUTTER_MAX_EXTENT, EXTENT_RANGE, generate, render_sample
-from cbam_viz.shapes_reference import render_reference
+from cbam_viz.demo.shapes import CLASSES, CLUTTER_MAX_EXTENT, EXTENT_RANGE, generate, render_sample
+from cbam_viz.demo.shapes_reference import render_reference
 
 CONVEX = {"circle", "square", "triangle", "pentagon", "hexagon"}
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from _models import random_model
 
-from cbam_viz.analysis import cam_method_for, compute_cam
-from cbam_viz.capture import capture_pass
-from cbam_viz.imaging import ModelView, cell_centre_pixels, map_to_image
-from cbam_viz.shapes import generate
-from cbam_viz.train import Recipe, _resumable, class_map, localisation_loss, train_one
+from cbam_viz.analysis.cam import cam_method_for, compute_cam
+from cbam_viz.analysis.capture import capture_pass
+from cbam_viz.demo.shapes import generate
+from cbam_viz.demo.train import Recipe, _resumable, class_map, localisation_loss, train_one
+from cbam_viz.imaging.view import ModelView, cell_centre_pixels, map_to_image
 
 
 def _tiny(localisation: float = 0.0) -> tuple[Recipe, tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -17,11 +17,17 @@ from PIL import Image
 from test_analysis import validate
 from test_app import _cells, launched_app, shape_file, write_random_demo
 
-from cbam_viz import analysis as analysis_module
-from cbam_viz import sanity, shapes
-from cbam_viz.analysis import ARCH_ORDER, analyze
-from cbam_viz.ui import gallery, handlers, panels, trust_view
-from cbam_viz.ui.engine import Engine
+from cbam_viz.analysis import schema as analysis_module
+from cbam_viz.checks import curves as checks_curves
+from cbam_viz.checks import pointing as checks_pointing
+from cbam_viz.checks import randomisation as checks_randomisation
+from cbam_viz.demo import shapes
+from cbam_viz.pipeline import analyze
+from cbam_viz.ui import gallery, handlers
+from cbam_viz.ui.panels import registry as panels
+from cbam_viz.ui.panels import trust as trust_view
+from cbam_viz.ui.server.engine import Engine
+from cbam_viz.vocab import ARCH_ORDER
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +64,9 @@ def test_the_checks_answer_through_the_api_as_the_engine_computes_them(
 ) -> None:
     checks = client.predict(handle_file(str(picture)), api_name="/sanity")
     assert validate(checks, _schema("sanity")) == [] and set(checks["models"]) == set(ARCH_ORDER)
-    engine_checks = sanity.sanity_report(Image.open(picture), weights="demo", weights_dir=weights_dir, independent=True)
+    engine_checks = checks_randomisation.sanity_report(
+        Image.open(picture), weights="demo", weights_dir=weights_dir, independent=True
+    )
     for arch, model in engine_checks.to_json()["models"].items():
         answered = checks["models"][arch]
         assert answered["cascading"] == model["cascading"] and answered["random_logit"] == model["random_logit"]
@@ -72,7 +80,7 @@ def test_the_checks_answer_through_the_api_as_the_engine_computes_them(
         ]
     curves = client.predict(handle_file(str(picture)), ["cbam_resnet50"], api_name="/deletion_insertion")
     assert validate(curves, _schema("deletion_insertion")) == [] and list(curves["models"]) == ["cbam_resnet50"]
-    engine_curves = sanity.curves_report(
+    engine_curves = checks_curves.curves_report(
         Image.open(picture), weights="demo", weights_dir=weights_dir, models=["cbam_resnet50"]
     )
     assert (
@@ -113,7 +121,7 @@ def test_two_clicks_draw_the_box_and_score_it_without_running_a_model(engine: En
         cells, page, result, [20, 30], "jet", 0.5, gr.SelectData(None, {"index": [90, 100], "value": None})
     )
     assert second[page["box"]] == "20,30,91,101" and second[page["box_corner"]] is None
-    expected = sanity.box_game(result.analysis, (20, 30, 91, 101)).to_json()["models"]
+    expected = checks_pointing.box_game(result.analysis, (20, 30, 91, 101)).to_json()["models"]
     assert result.analysis.pointing.to_json()["models"] == expected
     markdown = second[cells.values[("pointing", "cbam_resnet50")]]["value"]
     assert "| CAM |" in markdown and "spatial, stage 4" in markdown
@@ -131,7 +139,9 @@ def test_a_gallery_shape_is_scored_on_its_true_mask(engine: Engine, tmp_path: Pa
         engine, str(path), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole", False
     )
     assert document["pointing"]["region"]["kind"] == "mask"
-    expected = sanity.mask_game(analyze(Image.open(path), weights="demo", weights_dir=engine.weights_dir), sample.mask)
+    expected = checks_pointing.mask_game(
+        analyze(Image.open(path), weights="demo", weights_dir=engine.weights_dir), sample.mask
+    )
     assert document["pointing"]["models"] == expected.to_json()["models"]
     other = tmp_path / "ring-copy.png"  # the same pixels under another name: not known to be the example
     Image.fromarray(np.ascontiguousarray(sample.image[:, ::-1])).save(other)

@@ -16,23 +16,16 @@ import torch
 from _checkpoint_layouts import official_cbam_tensors, one_torch_thread, save_official
 from safetensors.torch import save_file
 
-from cbam_viz import cli
-from cbam_viz.analysis import get_models
-from cbam_viz.convert import LAYOUTS, save_project_safetensors
-from cbam_viz.demo_metadata import model_record, write_demo_metadata
+from cbam_viz.analysis.models import get_models
+from cbam_viz.cli import main as cli
+from cbam_viz.demo.shapes import CLASSES
 from cbam_viz.errors import WeightsError
-from cbam_viz.resnet import ARCHS, ArchConfig, build_resnet
-from cbam_viz.shapes import CLASSES
-from cbam_viz.weights import (
-    DEFAULT_SET,
-    ENTRIES,
-    SETS,
-    Preprocess,
-    converted_path,
-    load_model,
-    record_download,
-    resolve_weights,
-)
+from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet
+from cbam_viz.weights.convert import LAYOUTS, save_project_safetensors
+from cbam_viz.weights.demo_set import model_record, write_demo_metadata
+from cbam_viz.weights.files import converted_path, record_download
+from cbam_viz.weights.load import load_model, resolve_weights
+from cbam_viz.weights.registry import DEFAULT_SET, ENTRIES, SETS, Preprocess
 
 DEMO_CONFIG = ArchConfig(base_width=8, stem_pool="none", last_stage_stride=1, num_classes=len(CLASSES))
 DEMO_PREPROCESS = {
@@ -427,7 +420,7 @@ def test_project_safetensors_keeps_arch_config_categories_and_preprocess(tmp_pat
 
 
 def _run_cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.weights_cli",))
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cbam_viz.cli.weights",))
     return cli.main(list(argv))
 
 
@@ -500,7 +493,7 @@ try:
 except SystemExit as done:
     code = done.code
 heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "torchvision", "safetensors", "timm"))
-print("exit", code, "weights_cli" if "cbam_viz.weights_cli" in sys.modules else "-", "heavy:", *heavy[:5])
+print("exit", code, "weights_cli" if "cbam_viz.cli.weights" in sys.modules else "-", "heavy:", *heavy[:5])
 """
 
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import torch
 
-from cbam_viz.language import said, text
-from cbam_viz.weights import WeightsChoice, read_demo_metadata
-
+from cbam_viz.i18n.language import said, text
 from cbam_viz.ui.errors import escape
+from cbam_viz.weights.load import WeightsChoice, read_demo_metadata
 
 
 def banner_markdown(

@@ -19,7 +19,7 @@ import gradio as gr
 import torch
 
 from cbam_viz.errors import CbamVizError
-from cbam_viz.language import text
+from cbam_viz.i18n.language import text
 
 LOGGER = logging.getLogger("cbam_viz.app")
 P = ParamSpec("P")

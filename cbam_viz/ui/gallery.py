@@ -16,9 +16,9 @@ from typing import Any
 
 from PIL import Image
 
-from cbam_viz import shapes
-from cbam_viz.language import class_name, text
-from cbam_viz.weights import SETS
+from cbam_viz.demo import shapes
+from cbam_viz.i18n.language import class_name, text
+from cbam_viz.weights.registry import SETS
 
 LOGGER = logging.getLogger("cbam_viz.app")
 

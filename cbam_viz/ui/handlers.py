@@ -20,24 +20,28 @@ from gradio import processing_utils
 from gradio import utils as gradio_utils
 from PIL import Image
 
-from cbam_viz import explain, language, render
-from cbam_viz.analysis import Analysis, analyze
+from cbam_viz.analysis.options import AnalysisOptions, target_mode_value
+from cbam_viz.analysis.results import Analysis
 from cbam_viz.errors import CbamVizError
-from cbam_viz.language import said, text
-from cbam_viz.options import AnalysisOptions, target_mode_value
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, method_label, quote
-from cbam_viz.weights import SETS
-
-from cbam_viz.ui import gallery, gate_view, intervene_view, lesson, live, trust_view
+from cbam_viz.i18n import explain, language
+from cbam_viz.i18n.language import said, text
+from cbam_viz.pipeline import analyze
+from cbam_viz.render import export as render
+from cbam_viz.ui import gallery, lesson, live
 from cbam_viz.ui.banner import banner_markdown
-from cbam_viz.ui.engine import BIG_PICTURE_PIXELS, Engine, release_memory
 from cbam_viz.ui.errors import escape, one_line_errors, pop_message
 from cbam_viz.ui.export import EXPORTS, export_name
-from cbam_viz.ui.gate_view import GatePick
 from cbam_viz.ui.i18n import class_choices, class_from_name
-from cbam_viz.ui.panels import PAGE, PANELS, Display, Event, Panel, Section, Shown, model_caption, redrawn_by
+from cbam_viz.ui.panels import gate as gate_view
+from cbam_viz.ui.panels import interventions as intervene_view
+from cbam_viz.ui.panels import trust as trust_view
+from cbam_viz.ui.panels.gate import GatePick
+from cbam_viz.ui.panels.registry import PAGE, PANELS, Display, Event, Panel, Section, Shown, model_caption, redrawn_by
 from cbam_viz.ui.results import Result
+from cbam_viz.ui.server.engine import BIG_PICTURE_PIXELS, Engine, release_memory
 from cbam_viz.ui.uploads import decode_upload
+from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, method_label, quote
+from cbam_viz.weights.registry import SETS
 
 LOGGER = logging.getLogger("cbam_viz.app")
 
@@ -176,9 +180,9 @@ def run_analysis(
     if options.box is None and analysis.is_demo:  # a gallery shape: its true outline is known
         mask = trust_view.example_mask(picture, name, gallery.EXAMPLE_SEED, gallery.EXAMPLE_SIZE)
         if mask is not None:
-            from cbam_viz import sanity
+            from cbam_viz.checks import pointing as checks_pointing
 
-            analysis.pointing = sanity.mask_game(analysis, mask)
+            analysis.pointing = checks_pointing.mask_game(analysis, mask)
     if picture.width * picture.height > BIG_PICTURE_PIXELS:
         del picture
         release_memory()  # the decoded copy is gone: give its pages back, or the server stays that much larger
@@ -344,7 +348,7 @@ def gate_steps_api(
     engine: Engine, image: str | bytes | None, model: str, block: str, channel: float | None, weights: str, view: str
 ) -> dict:
     """The ``/gate_steps`` answer: one block's gate, step by step, on this picture (``gates.steps_json``)."""
-    from cbam_viz import gates
+    from cbam_viz.analysis import gates
 
     pick = GatePick.checked(model, block, channel)
     picture, _ = decode_upload(image)
@@ -578,12 +582,12 @@ def run_sanity(
 ) -> dict:
     """Cascading and independent randomisation and the random logit, model by model (a progress step each); the
     report joins the tab's cached analysis when there is one. ``values``: ``request_options``' up to the view."""
-    from cbam_viz import sanity
+    from cbam_viz.checks import randomisation as checks_randomisation
 
     picture, options = _checked_request(engine, image, values)
     reports = {}
     for arch in _steps(progress, options.models, "progress.sanity"):
-        one = sanity.sanity_report(
+        one = checks_randomisation.sanity_report(
             picture,
             options.with_(models=(arch,)),
             independent=True,
@@ -591,7 +595,7 @@ def run_sanity(
             weights_dir=engine.weights_dir,
         )
         reports.update(one.models)
-    report = sanity.SanityReport(options.method, options.stage, 0, one.weights_set, reports)
+    report = checks_randomisation.SanityReport(options.method, options.stage, 0, one.weights_set, reports)
     _attach(result, sanity=report)
     return report.to_json()
 
@@ -605,16 +609,16 @@ def run_curves(
     progress: gr.Progress | None = None,
 ) -> dict:
     """Deletion and insertion at 20 steps for every model, each ranked by its own CAM, against a random order."""
-    from cbam_viz import sanity
+    from cbam_viz.checks import curves as checks_curves
 
     picture, options = _checked_request(engine, image, values)
     curves = {}
     for arch in _steps(progress, options.models, "progress.curves"):
-        one = sanity.curves_report(
+        one = checks_curves.curves_report(
             picture, options.with_(models=(arch,)), device=engine.device, weights_dir=engine.weights_dir
         )
         curves.update(one.models)
-    report = sanity.CurvesReport(one.steps, one.seed, one.deletion_fill, one.blur, one.weights_set, curves)
+    report = checks_curves.CurvesReport(one.steps, one.seed, one.deletion_fill, one.blur, one.weights_set, curves)
     _attach(result, curves=report)
     return report.to_json()
 
@@ -680,8 +684,8 @@ def score_box(
     cells: Cells, page: dict[str, Any], result: Result | None, box: str, cmap: str, opacity: float
 ) -> dict[Any, Any]:
     """The pointing game on the typed or drawn box, from the cached analysis (no model runs)."""
-    from cbam_viz.analysis import pointing_on_box
-    from cbam_viz.options import checked_box
+    from cbam_viz.analysis.options import checked_box
+    from cbam_viz.pipeline import pointing_on_box
 
     if result is None:
         raise CbamVizError(text("error.box_mark_first"))
@@ -754,7 +758,7 @@ def download_weights(
     progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 - Gradio's idiom
 ) -> tuple[str, Any, Any]:
     """Download a named ImageNet set with a progress bar (only on servers started with --allow-download)."""
-    from cbam_viz.download import download_set
+    from cbam_viz.weights.download import download_set
 
     requested = weights or "auto"
     if weights in (None, "", "auto"):

@@ -15,8 +15,8 @@ import gradio as gr
 from gradio.context import LocalContext
 from gradio.i18n import I18nData
 
-from cbam_viz import language
-from cbam_viz.language import LANGUAGE_NAMES, LANGUAGES, class_name
+from cbam_viz.i18n import language
+from cbam_viz.i18n.language import LANGUAGE_NAMES, LANGUAGES, class_name
 
 QUERY_KEY = "lang"
 FRONT_END_LOCALE = {"en": "en", "zh": "zh-CN"}  # Gradio's own words (Upload, Clear, ...) come in zh-CN

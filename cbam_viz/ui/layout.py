@@ -16,8 +16,18 @@ from typing import Any
 
 import gradio as gr
 
-from cbam_viz import fonts
 from cbam_viz.errors import CbamVizError
+from cbam_viz.render import fonts
+from cbam_viz.ui import gallery, handlers, i18n, live
+from cbam_viz.ui.banner import banner_markdown
+from cbam_viz.ui.i18n import T
+from cbam_viz.ui.panels import gate as gate_view
+from cbam_viz.ui.panels import interventions as intervene_view
+from cbam_viz.ui.panels.registry import COLORMAPS, IMAGE_HEIGHT, PAGE, PANELS, Panel, panels_in
+from cbam_viz.ui.server import engine as engine_module
+from cbam_viz.ui.server import guard, tempdir
+from cbam_viz.ui.server.engine import Engine, ServeSettings
+from cbam_viz.ui.uploads import image_input
 from cbam_viz.vocab import (
     ARCH_ORDER,
     ARCH_TITLES,
@@ -28,14 +38,6 @@ from cbam_viz.vocab import (
     VIEWS,
     all_blocks,
 )
-
-from cbam_viz.ui import engine as engine_module
-from cbam_viz.ui import gallery, gate_view, guard, handlers, i18n, intervene_view, live, tempdir
-from cbam_viz.ui.banner import banner_markdown
-from cbam_viz.ui.engine import Engine, ServeSettings
-from cbam_viz.ui.i18n import T
-from cbam_viz.ui.panels import COLORMAPS, IMAGE_HEIGHT, PAGE, PANELS, Panel, panels_in
-from cbam_viz.ui.uploads import image_input
 
 TITLE = "cbam_viz: where does attention look?"
 LIVE_TIME_LIMIT_S = 120  # one webcam stream's server time; pressing the webcam button again starts another

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-from cbam_viz.language import LANGUAGES, text
+from cbam_viz.i18n.language import LANGUAGES, text
+from cbam_viz.ui.panels.registry import COLORMAPS
 from cbam_viz.vocab import ARCH_ORDER, CAM_METHODS, MAX_CLASS_NAME, STAGES, VIEWS, quote
-
-from cbam_viz.ui.panels import COLORMAPS
 
 PANELS = ("live", "drill", "gate", "intervene", "trust")  # the accordions a link may open
 KEYS = ("example", "models", "weights", "method", "stage", "target", "sees", "cmap", "opacity", "shared", "panel")

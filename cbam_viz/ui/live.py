@@ -30,13 +30,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cbam_viz import fonts, render
-from cbam_viz.analysis import get_models, run_model
+from cbam_viz.analysis.models import get_models
+from cbam_viz.analysis.run import run_model
 from cbam_viz.errors import CbamVizError
-from cbam_viz.imaging import display_image, map_to_image, prepare_input
-from cbam_viz.language import class_name, text
+from cbam_viz.i18n.language import class_name, text
+from cbam_viz.imaging.decode import display_image
+from cbam_viz.imaging.view import map_to_image, prepare_input
+from cbam_viz.render import fonts
+from cbam_viz.render.overlay import overlay as draw_overlay
+from cbam_viz.render.text import captioned_row
 from cbam_viz.vocab import ARCH_TITLES, has_spatial_attention, last_block
-from cbam_viz.weights import Preprocess
+from cbam_viz.weights.registry import Preprocess
 
 LIVE_SIDE = 256  # px of the analysed and drawn frame: big enough for a projector row of four, cheap to encode
 LEASE_S = 3.0  # a tab whose frames stopped this long ago gives its live slot back
@@ -175,17 +179,17 @@ def frame_row(
         on_picture = map_to_image(result.cam, view, picture.size)
         row, col = np.unravel_index(int(np.nanargmax(on_picture)), on_picture.shape)
         peaks[arch] = ((col + 0.5) / picture.width, (row + 0.5) / picture.height)
-        overlay = render.overlay(picture, result.cam, view, cmap=cmap, alpha=alpha)
+        overlay = draw_overlay(picture, result.cam, view, cmap=cmap, alpha=alpha)
         tiles.append((ARCH_TITLES[arch], f"{fonts.class_name(label, demo)} {prob:.0%}", overlay))
         block = last_block(result.spatial_attention, stage) if has_spatial_attention(arch) else None
         if block is not None:
-            spatial = render.overlay(picture, result.spatial_attention[block], view, cmap=cmap, alpha=alpha)
+            spatial = draw_overlay(picture, result.spatial_attention[block], view, cmap=cmap, alpha=alpha)
             words = (
                 fonts.words("picture.live_where", model=ARCH_TITLES[arch]),
                 fonts.words("picture.live_spatial", block=block),
             )
             tiles.append((*words, spatial))
-    return LiveResult(render.captioned_row(tiles), top1, peaks, picture, demo)
+    return LiveResult(captioned_row(tiles), top1, peaks, picture, demo)
 
 
 def status_line(result: LiveResult, fps: float) -> str:

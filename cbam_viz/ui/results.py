@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cbam_viz.analysis import Analysis
+from cbam_viz.analysis.results import Analysis
 from cbam_viz.errors import CbamVizError
-from cbam_viz.language import text
+from cbam_viz.i18n.language import text
 
 RESULTS_BUDGET_BYTES = 96_000_000  # about 40 analyses of 1600x1200 photos, thousands of demo shapes
 

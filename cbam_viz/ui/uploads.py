@@ -17,8 +17,9 @@ import gradio as gr
 from PIL import Image
 
 from cbam_viz.errors import CbamVizError
-from cbam_viz.imaging import MAX_FILE_BYTES, decode_image
-from cbam_viz.language import text
+from cbam_viz.i18n.language import text
+from cbam_viz.imaging.decode import decode_image
+from cbam_viz.imaging.limits import MAX_FILE_BYTES
 
 
 def image_input(**options: Any) -> gr.Image:

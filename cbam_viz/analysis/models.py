@@ -1,0 +1,120 @@
+"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+
+CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
+``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
+native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
+normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cbam_viz.analysis.options import checked_models
+from cbam_viz.errors import CbamVizError
+from cbam_viz.vocab import ARCH_ORDER
+from cbam_viz.weights.files import weights_root
+from cbam_viz.weights.load import WeightsChoice, load_model, resolve_weights
+
+MODEL_CACHE_SIZE = 6  # two weight sets of three models; ImageNet-size models are ~100 MB each
+
+
+@dataclass
+class ModelSet:
+    """Loaded models of one weight set on one device (what ``get_models`` returns and the app warms at start-up)."""
+
+    weights: WeightsChoice  # which weights and why, resolved once
+    device: str
+    models: dict[str, nn.Module] = field(default_factory=dict)
+
+    @property
+    def weights_set(self) -> str:
+        """The set, entry or file name (the JSON's ``weights.set``)."""
+        return self.weights.name
+
+    @property
+    def weights_note(self) -> str:
+        """One line: which weights and why."""
+        return self.weights.note
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The class names, which every model of one set shares (checked when the set is loaded)."""
+        return next(iter(self.models.values())).weights_info.categories
+
+
+_MODEL_CACHE: OrderedDict[tuple[str, str, str, str], nn.Module] = OrderedDict()
+_MODEL_CACHE_LOCK = threading.Lock()
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` -> the GPU when there is one, else the CPU; a bare "cuda" gets its index so cache keys are stable."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise CbamVizError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from error
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CbamVizError("CUDA was asked for but no GPU is available: use --device cpu")
+        if resolved.index is None:
+            resolved = torch.device("cuda", torch.cuda.current_device())
+    return resolved
+
+
+def get_models(
+    models: Sequence[str] = ARCH_ORDER,
+    weights: str | WeightsChoice = "auto",
+    device: str | torch.device | None = None,
+    *,
+    weights_dir: Path | None = None,
+) -> ModelSet:
+    """The requested models of one weight set, loaded once and cached by (arch, weights, folder, device).
+
+    The app calls it at start-up to warm the cache. Loaded models are frozen (``requires_grad`` False) and in eval
+    mode, which the short CAM backward relies on.
+    """
+    archs = _check_archs(models)
+    choice = resolve_weights(weights, weights_dir)
+    weights_set = choice.name
+    target = resolve_device(device)
+    loaded = ModelSet(choice, str(target))
+    folder = str(weights_root(weights_dir).resolve())
+    with _MODEL_CACHE_LOCK:
+        for arch in archs:
+            key = (arch, weights_set, folder, str(target))
+            if key in _MODEL_CACHE:
+                _MODEL_CACHE.move_to_end(key)
+            else:
+                model = load_model(arch, choice, device=target, weights_dir=weights_dir)
+                model.eval().requires_grad_(False)
+                _MODEL_CACHE[key] = model
+                while len(_MODEL_CACHE) > MODEL_CACHE_SIZE:
+                    _MODEL_CACHE.popitem(last=False)
+            loaded.models[arch] = _MODEL_CACHE[key]
+    first = loaded.categories
+    for arch, model in loaded.models.items():
+        if model.weights_info.categories != first:
+            raise CbamVizError(
+                f"the {arch} weights of set {weights_set!r} have other classes than {archs[0]}: "
+                "use one weight set whose models share their classes"
+            )
+    return loaded
+
+
+def clear_model_cache() -> None:
+    """Forget every loaded model (frees their memory; the next ``get_models`` loads again)."""
+    with _MODEL_CACHE_LOCK:
+        _MODEL_CACHE.clear()
+
+
+def _check_archs(models: Iterable[str]) -> list[str]:
+    return list(checked_models(models))

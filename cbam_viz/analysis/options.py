@@ -1,0 +1,190 @@
+"""What one analysis is asked to do, as one frozen value that checks itself once, at the boundary.
+
+The app, the CLI and ``analysis.analyze`` all build an ``AnalysisOptions`` from what a user sent (strings from a
+page, argv, keyword arguments) and pass the checked value on; nothing below re-parses a choice. Every refusal is a
+one-line ``CbamVizError`` that quotes at most about 100 characters of what was sent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cbam_viz.errors import CbamVizError
+from cbam_viz.i18n.language import LANGUAGES, catalogue, text
+from cbam_viz.vocab import (
+    ARCH_ORDER,
+    ARCH_TITLES,
+    CAM_METHODS,
+    MAX_CLASS_NAME,
+    STAGES,
+    TARGET_MODES,
+    VIEWS,
+    quote,
+)
+
+
+def checked_models(value: Any) -> tuple[str, ...]:
+    """Model names in display order, each known, at most one of each architecture."""
+    if isinstance(value, str):
+        value = [value]
+    try:
+        requested = list(value)
+    except TypeError:
+        raise CbamVizError(f"models must be a list of model names, got {quote(value)}") from None
+    if len(requested) > len(ARCH_ORDER):
+        raise CbamVizError(f"at most {len(ARCH_ORDER)} models can be compared, got {len(requested)} names")
+    unknown = [name for name in requested if name not in ARCH_ORDER]
+    if unknown:
+        raise CbamVizError(f"unknown model {quote(unknown[0])}: choose from {', '.join(ARCH_ORDER)}")
+    if not requested:
+        titles = ", ".join(ARCH_TITLES[arch] for arch in ARCH_ORDER)
+        raise CbamVizError(text("error.no_model", models=titles))
+    return tuple(arch for arch in ARCH_ORDER if arch in requested)
+
+
+SWEEP = "sweep"  # the spec that asks for the per-stage sweep (every stage x gate set to one)
+
+
+def checked_interventions(value: Any) -> tuple[str, ...]:
+    """Intervention specs in canonical form, each once, in the order given; ``"sweep"`` asks for the sweep."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise CbamVizError(f"interventions must be a list of specs, not {quote(value)}") from None
+    if len(items) > 32:
+        raise CbamVizError(f"at most 32 interventions per analysis, not {len(items)}")
+    from cbam_viz.analysis.intervene import Intervention  # torch only when interventions are asked for
+
+    specs: list[str] = []
+    for item in items:
+        spec = SWEEP if isinstance(item, str) and item.strip().lower() == SWEEP else Intervention.parse(item).spec
+        if spec not in specs:
+            specs.append(spec)
+    return tuple(specs)
+
+
+def checked_blocks(value: Any) -> tuple[str, ...]:
+    """Block names like ``layer4.2`` (a stage 1-4 and a block index), each once, in the order given."""
+    import re
+
+    if isinstance(value, str):
+        value = [value]
+    blocks: list[str] = []
+    for item in value or ():
+        if not isinstance(item, str) or re.fullmatch(r"layer[1-4]\.\d{1,2}", item.strip()) is None:
+            raise CbamVizError(f"gate steps need block names like layer4.2, not {quote(item)}")
+        if item.strip() not in blocks:
+            blocks.append(item.strip())
+    return tuple(blocks)
+
+
+def checked_box(value: Any) -> tuple[float, float, float, float] | None:
+    """A box as four numbers ``x0, y0, x1, y1`` (a list, or text such as ``"10,20,200,180"``); empty means none.
+
+    Only its form is checked here; whether it lies on the picture is checked against the picture (``sanity.box_game``).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    parts = value.replace(";", ",").split(",") if isinstance(value, str) else value
+    try:
+        numbers = tuple(float(part) for part in parts)
+    except (TypeError, ValueError):
+        raise CbamVizError(text("error.box_numbers", box=quote(value))) from None
+    if len(numbers) != 4 or not all(math.isfinite(number) for number in numbers):
+        raise CbamVizError(text("error.box_numbers", box=quote(value)))
+    x0, y0, x1, y1 = numbers
+    if not (x0 < x1 and y0 < y1):
+        raise CbamVizError(text("error.box_order", box=quote(value)))
+    return numbers
+
+
+def _target(value: Any) -> int | str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise CbamVizError(f"target must be a class index or name, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        raise CbamVizError(f"target must be a class index or name, got {type(value).__name__}")
+    if len(value) > MAX_CLASS_NAME:
+        raise CbamVizError(f"the class name is {len(value)} characters long; class names have at most {MAX_CLASS_NAME}")
+    value = value.strip()
+    if not value:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def _stage(value: Any) -> int:
+    try:
+        stage = int(value)
+    except (TypeError, ValueError):
+        raise CbamVizError(text("error.stage", stage=quote(value))) from None
+    if stage not in STAGES or isinstance(value, bool) or (isinstance(value, float) and value != stage):
+        raise CbamVizError(text("error.stage", stage=quote(value)))
+    return stage
+
+
+def target_mode_value(mode: Any) -> str:
+    """The stable target mode (``top1`` | ``shared``) from its value or its label on the page."""
+    if mode in TARGET_MODES:
+        return mode
+    for value in TARGET_MODES:  # the page's label in any language
+        if any(mode == catalogue(code)[f"target_mode.{value}"] for code in LANGUAGES):
+            return value
+    raise CbamVizError(f"unknown target mode {quote(mode)}: choose top1 (each model's top-1) or shared (one class)")
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Models, weights, target class, CAM method, stage, view and faithfulness, checked on creation."""
+
+    models: tuple[str, ...] = ARCH_ORDER
+    weights: Any = "auto"  # "auto", a set, an entry, a checkpoint path, or a resolved weights.WeightsChoice
+    target: int | str | None = None  # None: each model's own top-1
+    method: str = "gradcam"
+    stage: int = 4
+    view: str = "whole"
+    faithfulness: bool = False
+    # gate interventions (intervene.py SPECs, canonical form) and "sweep"; () = none, the analysis is unchanged
+    interventions: tuple[str, ...] = ()
+    # blocks ("layer4.2") whose gates record every step in the same single hooked pass (gates.GateSteps); () = off
+    gate_steps: tuple[str, ...] = ()
+    # a box (x0, y0, x1, y1) in pixels of the displayed picture around the object: the pointing game (sanity.py)
+    box: tuple[float, float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "models", checked_models(self.models))
+        set_(self, "target", _target(self.target))
+        set_(self, "stage", _stage(self.stage))
+        if self.method not in CAM_METHODS:
+            raise CbamVizError(f"unknown CAM method {quote(self.method)}: choose from {', '.join(CAM_METHODS)}")
+        if self.view not in VIEWS:
+            raise CbamVizError(f"view must be 'whole' or 'crop' (got {quote(self.view)})")
+        if isinstance(self.weights, str) and len(self.weights) > 1000:
+            raise CbamVizError(f"the weights name is {len(self.weights)} characters long: use a set name or a path")
+        set_(self, "faithfulness", bool(self.faithfulness))
+        set_(self, "interventions", checked_interventions(self.interventions))
+        set_(self, "gate_steps", checked_blocks(self.gate_steps))
+        set_(self, "box", checked_box(self.box))
+
+    @classmethod
+    def from_request(cls, *, target_mode: Any = "top1", target_class: Any = None, **values: Any) -> AnalysisOptions:
+        """Options from the page or the API, where the target is a mode plus a class name."""
+        mode = target_mode_value(target_mode)
+        target = None
+        if mode == "shared":
+            target = _target(target_class)
+            if target is None:
+                raise CbamVizError(text("error.pick_class", top1=text("target_mode.top1")))
+        return cls(target=target, **values)
+
+    def with_(self, **changes: Any) -> AnalysisOptions:
+        return replace(self, **changes)

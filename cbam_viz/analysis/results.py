@@ -1,0 +1,167 @@
+"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+
+CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
+``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
+native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
+normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import pytorch_grad_cam
+import pytorch_grad_cam.score_cam
+import tqdm
+
+from cbam_viz.analysis.options import AnalysisOptions
+from cbam_viz.analysis.schema import JSON_SCHEMA_VERSION
+from cbam_viz.imaging.view import ModelView
+from cbam_viz.weights.load import WeightsChoice
+
+# grad-cam's Score-CAM draws a tqdm bar per CAM on stderr, which floods a server's log: the engine is quiet.
+pytorch_grad_cam.score_cam.tqdm = SimpleNamespace(tqdm=functools.partial(tqdm.tqdm, disable=True))
+
+
+@dataclass
+class ModelResult:
+    """Everything one model said about one image; maps at native resolution (align with ``imaging.map_to_image``)."""
+
+    arch: str
+    weights: str  # LoadedWeights.description
+    top5: list[tuple[str, float]]  # (label, probability), most likely first
+    target_index: int
+    target_label: str
+    target_prob: float
+    cam: np.ndarray  # float32 (h, w) at the CAM layer's native resolution, >= 0, NOT normalised
+    cam_stage: int  # 1..4
+    channel_attention: dict[str, np.ndarray]  # "layer1.0" -> (C,) float32 in (0, 1); {} for resnet50
+    spatial_attention: dict[str, np.ndarray]  # "layer1.0" -> (h, w) float32 in (0, 1); CBAM only, else {}
+    metrics: dict[str, float]  # target_prob; cam_spatial_* (CBAM); faithfulness_* on request
+    view: ModelView | None = None  # what this model saw; None means Analysis.view (all shipped sets share one)
+    # options.interventions: results in the order asked (intervene.InterventionResult), the sweep (SweepResult),
+    # and for a spec this model has no gate for, one line saying so (spec -> note)
+    interventions: list = field(default_factory=list)
+    sweep: Any = None
+    intervention_notes: dict[str, str] = field(default_factory=dict)
+    intervention_labels: dict[int, str] = field(default_factory=dict)  # class index -> label, for their top-5s
+    gate_steps: dict = field(default_factory=dict)  # block -> gates.GateSteps, with options.gate_steps; else {}
+
+
+@dataclass
+class Analysis:
+    """One image through every requested model, plus how their CAMs agree."""
+
+    image: PIL.Image.Image  # the display image (decoded, EXIF applied, longest side <= 1024)
+    original_size: tuple[int, int]  # (width, height) of the input as the user sees it (EXIF applied)
+    notes: tuple[str, ...]  # what decoding did, in plain words ("turned upright", "16-bit image scaled to 8 bit")
+    view: ModelView
+    method: str
+    stage: int
+    models: dict[str, ModelResult]  # in ARCH_ORDER, those requested
+    agreement: dict[str, dict[str, float]]  # "resnet50|cbam_resnet50" -> {"cam_correlation", "top20_iou"}
+    weights_set: str  # "demo" | "paper" | ... | path
+    weights_note: str  # one line: which weights and why
+    device: str  # "cpu" | "cuda:0"
+    options: AnalysisOptions = field(default_factory=AnalysisOptions)  # what was asked for
+    pointing: Any = None  # sanity.PointingReport of options.box (or of a box scored later, on the page)
+    sanity: Any = None  # sanity.SanityReport, run on request (--sanity, /sanity, the page's button)
+    curves: Any = None  # sanity.CurvesReport, run on request (--deletion-insertion, /deletion_insertion)
+    weights: WeightsChoice | None = None  # the weights that answered, as resolved once (None: built by hand)
+
+    @property
+    def is_demo(self) -> bool:
+        """Whether the demo set answered (its classes are generated shapes, not ImageNet's)."""
+        return self.weights is not None and self.weights.is_demo
+
+    def view_for(self, result: ModelResult) -> ModelView:
+        """What ``result``'s model saw: its own view when its weights prepare pictures differently."""
+        return result.view if result.view is not None else self.view
+
+    def to_json(self) -> dict:
+        """The documented JSON form (``ANALYSIS_JSON_SCHEMA``): numbers and names only, maps summarised, NaN -> null."""
+        return {
+            "schema_version": JSON_SCHEMA_VERSION,
+            "image": {
+                "width": self.original_size[0],
+                "height": self.original_size[1],
+                "display_width": self.image.width,
+                "display_height": self.image.height,
+                "notes": list(self.notes),
+            },
+            "view": _view_json(self.view),
+            "method": self.method,
+            "stage": self.stage,
+            "weights": {"set": self.weights_set, "note": self.weights_note},
+            "device": self.device,
+            "models": {arch: _model_json(result, self.view) for arch, result in self.models.items()},
+            "agreement": {pair: {k: _number(v) for k, v in values.items()} for pair, values in self.agreement.items()},
+            **({"pointing": self.pointing.to_json()} if self.pointing is not None else {}),
+            **({"sanity": self.sanity.to_json()} if self.sanity is not None else {}),
+            **({"deletion_insertion": self.curves.to_json()} if self.curves is not None else {}),
+        }
+
+
+def _number(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _stats(values: np.ndarray) -> dict[str, float | None]:
+    return {"mean": _number(values.mean()), "min": _number(values.min()), "max": _number(values.max())}
+
+
+def _view_json(view: ModelView) -> dict:
+    return {
+        "mode": view.mode,
+        "input_width": view.input_size[0],
+        "input_height": view.input_size[1],
+        "box": [float(v) for v in view.box],
+        "note": view.note,
+    }
+
+
+def _model_json(result: ModelResult, shared_view: ModelView) -> dict:
+    document = {
+        "weights": result.weights,
+        "top5": [{"label": label, "prob": _number(prob)} for label, prob in result.top5],
+        "target": {"index": result.target_index, "label": result.target_label, "prob": _number(result.target_prob)},
+        "cam": {
+            "stage": result.cam_stage,
+            "height": int(result.cam.shape[0]),
+            "width": int(result.cam.shape[1]),
+            **_stats(result.cam),
+        },
+        "channel_attention": {
+            block: {"channels": int(vector.shape[0]), **_stats(vector)}
+            for block, vector in result.channel_attention.items()
+        },
+        "spatial_attention": {
+            block: {"height": int(grid.shape[0]), "width": int(grid.shape[1]), **_stats(grid)}
+            for block, grid in result.spatial_attention.items()
+        },
+        "metrics": {name: _number(value) for name, value in result.metrics.items()},
+    }
+    if result.view is not None and result.view != shared_view:
+        document["view"] = _view_json(result.view)
+    if result.interventions or result.intervention_notes:
+        document["interventions"] = [_intervention_json(result, done) for done in result.interventions] + [
+            {"spec": spec, "note": note} for spec, note in result.intervention_notes.items()
+        ]
+    if result.sweep is not None:
+        document["sweep"] = result.sweep.to_json()
+    return document
+
+
+def _intervention_json(result: ModelResult, done: Any) -> dict:
+    """One ``InterventionResult`` with class labels (this model's) and the top-1 before, for the schema's entry."""
+    document = done.to_json()
+    for row in document["top5"]:
+        row["label"] = result.intervention_labels.get(row["index"], f"class {row['index']}")
+    document["target"] = {"index": done.target_index, "label": result.target_label}
+    return document

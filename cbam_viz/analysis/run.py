@@ -1,0 +1,82 @@
+"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+
+CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
+``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
+native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
+normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from cbam_viz.analysis import metrics
+from cbam_viz.analysis.cam import _label, cam_method_for, compute_cam, faithfulness_scores
+from cbam_viz.analysis.capture import capture_pass
+from cbam_viz.analysis.options import AnalysisOptions
+from cbam_viz.analysis.results import ModelResult
+from cbam_viz.vocab import last_block
+
+
+def run_model(
+    arch: str,
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    *,
+    method: str = "gradcam",
+    stage: int = 4,
+    target: int | None = None,
+    faithfulness: bool = False,
+    categories: Sequence[str] | None = None,
+    gate_steps: Sequence[str] = (),
+) -> ModelResult:
+    """One model on one prepared (1, 3, H, W) input: the single hooked pass, the CAM, top-5 and per-model metrics.
+
+    ``categories`` defaults to ``model.weights_info.categories``; models built without weights need it (or get
+    "class i" labels).
+    """
+    validate_options(method, stage, "whole")
+    info = getattr(model, "weights_info", None)
+    names = tuple(categories) if categories is not None else (info.categories if info else ())
+    cam_method = cam_method_for(method, model)
+    captured = capture_pass(
+        model,
+        input_tensor,
+        stage=stage,
+        target=target,
+        gradients=cam_method.uses_gradients,
+        gate_steps=set(gate_steps) if gate_steps else False,
+    )
+    cam = compute_cam(cam_method, model, input_tensor, captured, stage)
+    probs = metrics.softmax(captured.logits)
+    index = captured.target_index
+    top = np.argsort(-probs, kind="stable")[:5]
+    result = ModelResult(
+        arch=arch,
+        weights=info.description if info else "weights given by the caller",
+        top5=[(_label(names, int(i)), float(probs[i])) for i in top],
+        target_index=index,
+        target_label=_label(names, index),
+        target_prob=float(probs[index]),
+        cam=cam,
+        cam_stage=stage,
+        channel_attention=captured.channel,
+        spatial_attention=captured.spatial,
+        metrics={"target_prob": float(probs[index])},
+        gate_steps=captured.gate_steps,
+    )
+    last = last_block(captured.spatial, stage)
+    if last is not None:
+        result.metrics.update(metrics.cam_spatial_agreement(cam, captured.spatial[last]))
+    if faithfulness:
+        result.metrics.update(faithfulness_scores(model, input_tensor, cam, index))
+    return result
+
+
+def validate_options(method: str, stage: int, view: str) -> None:
+    """One-line ``CbamVizError`` for an unknown CAM method, stage or view (checked before any work starts)."""
+    AnalysisOptions(method=method, stage=stage, view=view)

@@ -1,0 +1,327 @@
+"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+
+CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
+``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
+native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
+normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+"""
+
+from __future__ import annotations
+
+from cbam_viz.analysis.cam import CAM_METHODS
+from cbam_viz.vocab import VIEWS
+
+JSON_SCHEMA_VERSION = 4  # 2: image.notes; 3: models.<arch>.interventions and .sweep; 4: pointing, sanity, curves
+
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_STATS = {"mean": _NUMBER_OR_NULL, "min": _NUMBER_OR_NULL, "max": _NUMBER_OR_NULL}
+_VIEW_SCHEMA = {
+    "type": "object",
+    "required": ["mode", "input_width", "input_height", "box", "note"],
+    "additionalProperties": False,
+    "properties": {
+        "mode": {"enum": list(VIEWS)},
+        "input_width": {"type": "integer", "minimum": 1},
+        "input_height": {"type": "integer", "minimum": 1},
+        "box": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number", "minimum": 0, "maximum": 1}},
+        "note": {"type": "string"},
+    },
+}
+_PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
+_CHANGE = {"type": ["number", "null"], "minimum": -1, "maximum": 1}
+# one intervention (intervene.py SPEC) in one model: its top-5, the target (the analysis's own) and the CAM after it
+_INTERVENTION_SCHEMA = {
+    "type": "object",
+    "required": ["spec", "top5", "target", "target_prob", "target_prob_change", "cam"],
+    "additionalProperties": False,
+    "properties": {
+        "spec": {"type": "string"},
+        "top5": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "label", "prob"],
+                "additionalProperties": False,
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "label": {"type": "string"},
+                    "prob": _PROBABILITY,
+                },
+            },
+        },
+        "target": {
+            "type": "object",
+            "required": ["index", "label"],
+            "additionalProperties": False,
+            "properties": {"index": {"type": "integer", "minimum": 0}, "label": {"type": "string"}},
+        },
+        "target_prob": _PROBABILITY,
+        "target_prob_change": _CHANGE,
+        "cam": {
+            "type": "object",
+            "required": ["height", "width", "mean", "min", "max", "correlation"],
+            "additionalProperties": False,
+            "properties": {
+                "height": {"type": "integer", "minimum": 1},
+                "width": {"type": "integer", "minimum": 1},
+                **_STATS,
+                "correlation": _NUMBER_OR_NULL,  # Pearson, with the un-intervened CAM; null when either is constant
+            },
+        },
+    },
+}
+# a spec this model has no gate for, while another chosen model has it: one line instead of a result
+_INTERVENTION_NOTE_SCHEMA = {
+    "type": "object",
+    "required": ["spec", "note"],
+    "additionalProperties": False,
+    "properties": {"spec": {"type": "string"}, "note": {"type": "string"}},
+}
+_SWEEP_SCHEMA = {
+    "type": "object",
+    "required": ["target_index", "base_prob", "base_top1", "entries"],
+    "additionalProperties": False,
+    "properties": {
+        "target_index": {"type": "integer", "minimum": 0},
+        "base_prob": _PROBABILITY,
+        "base_top1": {"type": "integer", "minimum": 0},
+        "entries": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["stage", "gate", "spec", "target_prob", "change", "top1"],
+                "additionalProperties": False,
+                "properties": {
+                    "stage": {"type": "integer", "minimum": 1, "maximum": 4},
+                    "gate": {"enum": ["channel", "spatial"]},
+                    "spec": {"type": "string"},
+                    "target_prob": _PROBABILITY,
+                    "change": _CHANGE,
+                    "top1": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
+}
+_MODEL_SCHEMA = {
+    "type": "object",
+    "required": ["weights", "top5", "target", "cam", "channel_attention", "spatial_attention", "metrics"],
+    "additionalProperties": False,
+    "properties": {
+        "weights": {"type": "string"},
+        "top5": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 5,
+            "items": {
+                "type": "object",
+                "required": ["label", "prob"],
+                "additionalProperties": False,
+                "properties": {"label": {"type": "string"}, "prob": _PROBABILITY},
+            },
+        },
+        "target": {
+            "type": "object",
+            "required": ["index", "label", "prob"],
+            "additionalProperties": False,
+            "properties": {
+                "index": {"type": "integer", "minimum": 0},
+                "label": {"type": "string"},
+                "prob": _PROBABILITY,
+            },
+        },
+        "cam": {
+            "type": "object",
+            "required": ["stage", "height", "width", "mean", "min", "max"],
+            "additionalProperties": False,
+            "properties": {
+                "stage": {"type": "integer", "minimum": 1, "maximum": 4},
+                "height": {"type": "integer", "minimum": 1},
+                "width": {"type": "integer", "minimum": 1},
+                **_STATS,
+            },
+        },
+        "channel_attention": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["channels", "mean", "min", "max"],
+                "additionalProperties": False,
+                "properties": {"channels": {"type": "integer", "minimum": 1}, **_STATS},
+            },
+        },
+        "spatial_attention": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["height", "width", "mean", "min", "max"],
+                "additionalProperties": False,
+                "properties": {
+                    "height": {"type": "integer", "minimum": 1},
+                    "width": {"type": "integer", "minimum": 1},
+                    **_STATS,
+                },
+            },
+        },
+        "metrics": {"type": "object", "required": ["target_prob"], "additionalProperties": _NUMBER_OR_NULL},
+        "view": _VIEW_SCHEMA,
+        "interventions": {"type": "array", "items": {"oneOf": [_INTERVENTION_SCHEMA, _INTERVENTION_NOTE_SCHEMA]}},
+        "sweep": _SWEEP_SCHEMA,
+    },
+}
+_HIT = {
+    "type": "object",
+    "required": ["hit", "energy"],
+    "additionalProperties": False,
+    "properties": {"hit": {"type": ["boolean", "null"]}, "energy": _NUMBER_OR_NULL},
+}
+# the pointing game on a box (sanity.box_game): does each map's peak fall in it, which share of its mass lies there
+_POINTING_SCHEMA = {
+    "type": "object",
+    "required": ["region", "models"],
+    "additionalProperties": False,
+    "properties": {
+        "region": {
+            "type": "object",
+            "required": ["kind", "area_share"],
+            "properties": {
+                "kind": {"enum": ["box", "mask"]},
+                "box": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number"}},
+                "area_share": _NUMBER_OR_NULL,
+            },
+        },
+        "models": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["cam", "spatial", "blocks"],
+                "additionalProperties": False,
+                "properties": {
+                    "cam": _HIT,
+                    "spatial": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": ["block", "hit", "energy"],
+                            "properties": {"block": {"type": "string"}, **_HIT["properties"]},
+                        },
+                    },
+                    "blocks": {"type": "object", "additionalProperties": _HIT},
+                },
+            },
+        },
+    },
+}
+_TARGET = {
+    "type": "object",
+    "required": ["index", "label", "prob"],
+    "properties": {"index": {"type": "integer"}, "label": {"type": "string"}, "prob": _NUMBER_OR_NULL},
+}
+_COMPARISON = {
+    "type": "object",
+    "required": ["spearman", "spearman_abs", "ssim", "cam_empty"],
+    "properties": {
+        "step": {"type": "string"},
+        "randomised": {"type": "array", "items": {"type": "string"}},
+        "spearman": _NUMBER_OR_NULL,
+        "spearman_abs": _NUMBER_OR_NULL,
+        "ssim": _NUMBER_OR_NULL,
+        "target_prob": _NUMBER_OR_NULL,
+        "cam_empty": {"type": "boolean"},
+    },
+}
+# sanity.SanityReport.to_json(): cascading and independent randomisation, the random-logit test (/sanity, --sanity)
+_SANITY_SCHEMA = {
+    "type": "object",
+    "required": ["method", "stage", "seed", "weights", "cascade_order", "models"],
+    "properties": {
+        "models": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["target", "cascading"],
+                "properties": {
+                    "target": _TARGET,
+                    "cascading": {"type": "array", "items": _COMPARISON},
+                    "independent": {"type": "array", "items": _COMPARISON},
+                    "random_logit": {"type": ["object", "null"]},
+                },
+            },
+        },
+    },
+}
+_CURVE = {
+    "type": "object",
+    "required": ["probs", "auc"],
+    "properties": {"probs": {"type": "array", "items": _NUMBER_OR_NULL}, "auc": _NUMBER_OR_NULL},
+}
+# sanity.CurvesReport.to_json(): deletion and insertion by each model's CAM and by a random order
+_CURVES_SCHEMA = {
+    "type": "object",
+    "required": ["steps", "fractions", "seed", "deletion_fill", "models"],
+    "properties": {
+        "fractions": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
+        "models": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["target", "deletion", "insertion"],
+                "properties": {
+                    "target": _TARGET,
+                    "deletion": {"type": "object", "required": ["cam"], "additionalProperties": _CURVE},
+                    "insertion": {"type": "object", "required": ["cam"], "additionalProperties": _CURVE},
+                },
+            },
+        },
+    },
+}
+# JSON Schema (draft 2020-12) of ``Analysis.to_json()``; the CLI adds "source" and "maps" (see analyze_cli), and
+# "sanity" and "deletion_insertion" when asked for (also the answers of the app's /sanity and /deletion_insertion).
+ANALYSIS_JSON_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "cbam_viz analysis",
+    "type": "object",
+    "required": ["schema_version", "image", "view", "method", "stage", "weights", "device", "models", "agreement"],
+    "additionalProperties": False,
+    "properties": {
+        "schema_version": {"const": JSON_SCHEMA_VERSION},
+        "image": {
+            "type": "object",
+            "required": ["width", "height", "display_width", "display_height", "notes"],
+            "additionalProperties": False,
+            "properties": {
+                **{
+                    key: {"type": "integer", "minimum": 1}
+                    for key in ("width", "height", "display_width", "display_height")
+                },
+                "notes": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "view": _VIEW_SCHEMA,
+        "method": {"enum": list(CAM_METHODS)},
+        "stage": {"type": "integer", "minimum": 1, "maximum": 4},
+        "weights": {
+            "type": "object",
+            "required": ["set", "note"],
+            "additionalProperties": False,
+            "properties": {"set": {"type": "string"}, "note": {"type": "string"}},
+        },
+        "device": {"type": "string"},
+        "models": {"type": "object", "minProperties": 1, "additionalProperties": _MODEL_SCHEMA},
+        "agreement": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["cam_correlation", "top20_iou"],
+                "additionalProperties": False,
+                "properties": {"cam_correlation": _NUMBER_OR_NULL, "top20_iou": _NUMBER_OR_NULL},
+            },
+        },
+        "pointing": _POINTING_SCHEMA,
+        "sanity": _SANITY_SCHEMA,
+        "deletion_insertion": _CURVES_SCHEMA,
+        "source": {"type": "string"},
+        "maps": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    },
+}

@@ -1,0 +1,275 @@
+"""``python -m cbam_viz analyze``: the comparison figure, the JSON summary and the raw maps for images or folders.
+
+Per image ``<stem>`` it writes ``<stem>.png`` (the comparison figure), ``<stem>.json`` (``Analysis.to_json()`` plus the
+input's path and where each map went) and the raw maps. By default (``--maps npz``) that is ONE compressed
+``<stem>.npz`` of every map at its native (feature-grid) size and every channel vector: a few hundred kilobytes,
+where full-resolution float maps are 19 arrays of the photo's size (about 0.9 GB for one 12-megapixel photo), so
+those are opt-in (``--maps image``: ``<stem>/*.npy`` resampled once onto the input as the user sees it, EXIF
+applied, NaN where the model saw nothing; ``--maps native``: the same files at native size). Each analysed image
+gets one line on stdout with every model's top-1. One unusable file gives a one-line error and the rest are still
+analysed; the exit code is 1 when any file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cbam_viz.errors import CbamVizError
+from cbam_viz.vocab import ARCH_ORDER as ARCHS
+from cbam_viz.vocab import ARCH_TITLES, CAM_METHODS, STAGES, VIEWS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from cbam_viz.analysis.results import Analysis
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+MAP_MODES = ("npz", "image", "native", "none")  # npz: one compressed file of native maps per image (the default)
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="compare the three models on images: figure, JSON and raw maps per image",
+        description="Compare the models on images. Per image: the comparison figure (<stem>.png), the JSON summary "
+        "(<stem>.json), the raw maps (<stem>.npz unless --maps says otherwise) and one line with each model's top-1.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or folders of images")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the results (created)")
+    parser.add_argument("--weights", default="auto", help="weight set (auto, demo, paper, ...) or a file; default auto")
+    parser.add_argument(
+        "--models", nargs="+", default=list(ARCHS), metavar="ARCH", help=f"any of {', '.join(ARCHS)} (default all)"
+    )
+    parser.add_argument("--method", default="gradcam", help=f"CAM method: {', '.join(CAM_METHODS)} (default gradcam)")
+    parser.add_argument(
+        "--target", default=None, help="class to explain in every model, by index or name (default: each model's top-1)"
+    )
+    parser.add_argument("--stage", type=int, default=4, choices=STAGES, help="stage whose CAM is computed")
+    parser.add_argument(
+        "--view", default="whole", choices=VIEWS, help="whole image resized, or the weights' centre crop"
+    )
+    parser.add_argument("--faithfulness", action="store_true", help="also score each CAM with ROAD (extra passes)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when there is one)")
+    parser.add_argument(
+        "--maps",
+        default="npz",
+        choices=MAP_MODES,
+        help="raw maps: one compressed <stem>.npz at the models' native size (npz, default); <stem>/*.npy at the "
+        "input image's full size (image: large) or at native size (native); or none",
+    )
+    parser.add_argument(
+        "--intervene",
+        nargs="+",
+        default=(),
+        metavar="SPEC",
+        help="gate interventions, each <where>:<gate>=<how> (e.g. layer3:spatial=one, all:channel=mean, "
+        "layer4.2:both=one, layer2:channel=keep-top-k:16), or sweep (every stage's gates set to one in turn)",
+    )
+    parser.add_argument(
+        "--box",
+        default=None,
+        metavar="X0,Y0,X1,Y1",
+        help="a box around the object, in pixels of the picture as you see it (EXIF applied): the pointing game "
+        "(does each map's peak fall in it, and which share of its mass)",
+    )
+    parser.add_argument(
+        "--sanity",
+        action="store_true",
+        help="also randomise each model's weights from the head down, and one layer at a time, and compare the CAMs "
+        "(Spearman, SSIM), plus the CAM of a random other class",
+    )
+    parser.add_argument(
+        "--deletion-insertion",
+        action="store_true",
+        help="also blur away (deletion) or reveal (insertion) the pixels in the order each CAM ranks them, 20 steps, "
+        "against a random order",
+    )
+    parser.set_defaults(func=run)
+
+
+def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str], bool]:
+    """Files to analyse, one-line problems with the arguments themselves, and whether any folder was given."""
+    files: list[Path] = []
+    problems: list[str] = []
+    any_folder = False
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            any_folder = True
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append(f"{path}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return files, problems, any_folder
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``analyze``: returns 0 when every image was analysed, 1 when any failed."""
+    from tqdm import tqdm
+
+    from cbam_viz import pipeline
+    from cbam_viz.analysis import cam, models
+    from cbam_viz.analysis.options import AnalysisOptions
+
+    options = AnalysisOptions(  # checked once, here at the boundary; "auto" resolved once just below
+        models=args.models,
+        weights=args.weights,
+        target=args.target,
+        method=args.method,
+        stage=args.stage,
+        view=args.view,
+        faithfulness=args.faithfulness,
+        interventions=args.intervene,
+        box=args.box,
+    )
+    files, problems, any_folder = collect_inputs(args.inputs)
+    model_set = models.get_models(options.models, options.weights, args.device)
+    pipeline.intervention_plan(model_set.models, options.interventions)  # a spec no chosen model takes: stop here
+    print(f"weights: {model_set.weights_set} - {model_set.weights_note}", flush=True)
+    target = cam.resolve_target(options.target, model_set.categories)
+    options = options.with_(weights=model_set.weights, models=tuple(model_set.models), target=target)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CbamVizError(f"cannot create the output folder {args.out}: {error.strerror or error}") from error
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    failed = len(problems)
+    stems: set[str] = set()
+    progress = tqdm(files, desc="analyse", unit="image", disable=not any_folder, file=sys.stderr)
+    for path in progress:
+        try:
+            result = pipeline.analyze(path, options, device=model_set.device)
+            extra_maps = trust_checks(result, path, options, model_set.device, args.sanity, args.deletion_insertion)
+            write_outputs(result, path, args.out, _unique_stem(path, stems), args.maps, extra_maps)
+            tqdm.write(top1_line(path, result), file=sys.stdout)
+        except CbamVizError as error:
+            failed += 1
+            tqdm.write(f"error: {path}: {error}", file=sys.stderr)
+        except OSError as error:  # the results could not be written (disk full, permissions): say so, go on
+            failed += 1
+            tqdm.write(f"error: {path}: cannot write the results: {error.strerror or error}", file=sys.stderr)
+    done = len(files) - (failed - len(problems))
+    print(f"analysed {done} of {len(files)} image(s) into {args.out}" + (f"; {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def trust_checks(
+    result: Analysis, path: Path, options: Any, device: str, sanity_checks: bool, curves: bool
+) -> dict[str, np.ndarray]:
+    """The optional checks of the maps (``sanity.py``), attached to ``result`` (its JSON then carries them);
+    -> the randomised CAMs, keyed ``sanity_<arch>.<map>``."""
+    from cbam_viz.checks import curves as checks_curves
+    from cbam_viz.checks import randomisation as checks_randomisation
+
+    arrays: dict[str, np.ndarray] = {}
+    if sanity_checks:
+        result.sanity = checks_randomisation.sanity_report(path, options, independent=True, device=device)
+        arrays = {f"sanity_{key}": grid for key, grid in result.sanity.maps().items()}
+    if curves:
+        result.curves = checks_curves.curves_report(path, options, device=device)
+    return arrays
+
+
+def top1_line(source: Path, result: Analysis) -> str:
+    """``cat.jpg: ResNet-50 tabby 0.62 | SE-ResNet-50 tabby 0.71 | CBAM-ResNet-50 tiger cat 0.55``."""
+    answers = []
+    for arch, model in result.models.items():
+        label, prob = model.top5[0]
+        answers.append(f"{ARCH_TITLES.get(arch, arch)} {label} {prob:.2f}")
+    return f"{source.name}: " + " | ".join(answers)
+
+
+def intervened_key(spec: str) -> str:
+    """A spec as part of a map's key and file name: ``layer3:spatial=one`` -> ``layer3_spatial-one``."""
+    return spec.replace(":", "_").replace("=", "-")
+
+
+def map_arrays(result: Analysis, maps: str) -> dict[str, dict[str, np.ndarray]]:
+    """Per model, ``{"<arch>_cam": array, "<arch>_spatial_layerS.B": array, "<arch>_channel_layerS.B": vector}``:
+    maps at native size, or resampled once onto the input image ("image"); channel vectors as they are."""
+    import numpy as np
+
+    from cbam_viz.imaging.view import map_to_image
+
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    for arch, model in result.models.items():
+        view = model.view or result.view
+        grids = {f"{arch}_cam": model.cam}
+        grids.update({f"{arch}_spatial_{block}": grid for block, grid in model.spatial_attention.items()})
+        grids.update({f"{arch}_cam_{intervened_key(done.spec)}": done.cam for done in model.interventions})
+        named = {
+            name: np.asarray(native if maps != "image" else map_to_image(native, view, result.original_size))
+            for name, native in grids.items()
+        }
+        named.update({f"{arch}_channel_{block}": vector for block, vector in model.channel_attention.items()})
+        arrays[arch] = {name: np.asarray(array, dtype=np.float32) for name, array in named.items()}
+    return arrays
+
+
+def write_outputs(
+    result: Analysis,
+    source: Path,
+    out_dir: Path,
+    stem: str,
+    maps: str = "npz",
+    extra_maps: dict[str, np.ndarray] | None = None,
+) -> dict[str, list[str]]:
+    """Write ``<stem>.png``, ``<stem>.json`` and the maps (``MAP_MODES``); return, per model, where each map went:
+    ``"<stem>.npz:<key>"`` (npz) or ``"<stem>/<key>.npy"`` (image, native). ``extra_maps`` (the randomised CAMs,
+    at native size) join the maps, listed under ``"sanity"``."""
+    import numpy as np
+
+    from cbam_viz.render import export as render
+
+    if maps not in MAP_MODES:
+        raise ValueError(f"unknown maps mode {maps!r}; choose one of {', '.join(MAP_MODES)}")
+    written: dict[str, list[str]] = {}
+    if maps == "npz":
+        arrays = map_arrays(result, maps)
+        if extra_maps:
+            arrays["sanity"] = {name: np.asarray(grid, dtype=np.float32) for name, grid in extra_maps.items()}
+        everything = {name: array for named in arrays.values() for name, array in named.items()}
+        np.savez_compressed(out_dir / f"{stem}.npz", **everything)
+        written = {arch: [f"{stem}.npz:{name}" for name in named] for arch, named in arrays.items()}
+    elif maps != "none":
+        folder = out_dir / stem
+        folder.mkdir(exist_ok=True)
+        arrays = map_arrays(result, maps)
+        if extra_maps:
+            arrays["sanity"] = {name: np.asarray(grid, dtype=np.float32) for name, grid in extra_maps.items()}
+        for arch, named in arrays.items():
+            for name, array in named.items():
+                np.save(folder / f"{name}.npy", array)
+            written[arch] = [f"{stem}/{name}.npy" for name in named]
+    document = result.to_json()
+    document["source"] = str(source)
+    document["maps"] = written
+    (out_dir / f"{stem}.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    figure = render.comparison_figure(result)
+    if isinstance(figure, bytes | bytearray):
+        (out_dir / f"{stem}.png").write_bytes(figure)
+    else:
+        figure.save(out_dir / f"{stem}.png", format="PNG")
+    return written
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    """The file's stem, made unique within one run ("photo.jpg" and "photo.png" would otherwise overwrite)."""
+    stem = path.stem
+    if stem in used:
+        stem = f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+        counter = 2
+        while stem in used:
+            stem = f"{path.stem}_{path.suffix.lstrip('.').lower()}{counter}"
+            counter += 1
+    used.add(stem)
+    return stem

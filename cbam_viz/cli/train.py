@@ -1,0 +1,76 @@
+"""``python -m cbam_viz train-demo``: train, evaluate and register the bundled demo weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cbam_viz.vocab import ARCH_ORDER as ARCHS
+
+if TYPE_CHECKING:
+    from cbam_viz.demo.train import Recipe
+
+BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "weights" / "demo"
+
+
+def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict | None) -> Path:
+    """weights/demo/metadata.json: what the demo weights are, how they were made and (once evaluated, through the
+    demo set this file registers) how good they are. ``cbam_viz.demo_metadata`` owns the file's fields."""
+    from safetensors.torch import load_file
+
+    from cbam_viz.demo.shapes import CLASSES
+    from cbam_viz.weights.demo_set import model_record, write_demo_metadata
+
+    models = {}
+    for arch in ARCHS:
+        path = out_dir / f"{arch}.safetensors"
+        tensors = load_file(str(path))
+        params = sum(t.numel() for k, t in tensors.items() if not k.endswith(BUFFER_SUFFIXES))
+        models[arch] = model_record(path, params=params, metrics=evaluation["models"][arch] if evaluation else {})
+    return write_demo_metadata(
+        out_dir,
+        classes=list(CLASSES),
+        input_size=recipe.image_size,
+        preprocess=asdict(recipe.preprocess()),
+        arch_config={k: v for k, v in asdict(recipe.arch_config()).items() if k not in ("attention", "num_classes")},
+        recipe=asdict(recipe),
+        heldout={k: v for k, v in (evaluation or {}).items() if k != "models"},
+        models=models,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from cbam_viz.demo.evaluate import evaluate_demo
+    from cbam_viz.demo.train import Recipe, train_demo
+
+    recipe = Recipe()
+    if args.images:
+        recipe = replace(recipe, train_images=args.images)
+    out_dir = Path(args.out)
+    if not args.eval_only:
+        train_demo(out_dir, recipe, tuple(args.archs))
+    write_metadata(out_dir, recipe, None)
+    evaluation = evaluate_demo(args.heldout, args.heldout)
+    print(json.dumps(evaluation, indent=2))
+    print(f"wrote {write_metadata(out_dir, recipe, evaluation)}")
+    return 0
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train-demo",
+        help="train the three demo models on generated shapes (resumable), evaluate them, write weights/demo",
+        description="Train baseline, SE and CBAM demo models with one recipe and seed; uses a GPU when present. "
+        "Interrupted runs resume from weights/demo/.train.",
+    )
+    parser.add_argument("--out", default=str(DEMO_DIR), help="output folder (default: weights/demo)")
+    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    parser.add_argument("--images", type=int, help="training images (default: the recipe's)")
+    parser.add_argument("--heldout", type=int, default=500, help="held-out images for the evaluation (default 500)")
+    parser.add_argument("--eval-only", action="store_true", help="only evaluate existing weights and rewrite metadata")
+    parser.set_defaults(func=run)

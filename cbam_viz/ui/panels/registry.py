@@ -1,0 +1,516 @@
+"""Every panel of the page, declared once: a ``Panel`` says what it shows, for which models, and when it redraws.
+
+To add a view, write its render function and append one ``Panel`` to ``PANELS``; the layout builds its row (a
+heading, its "What am I looking at?" text, one cell per model) and the handlers redraw it on the events it names.
+A render function takes the cached ``Analysis`` and the ``Display`` options and returns ``{arch: Shown}`` for the
+models that have something to show (or ``{PAGE: Shown}`` for a page-wide panel). Nothing else has to be touched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gradio as gr
+
+from cbam_viz.analysis.results import Analysis, ModelResult
+from cbam_viz.errors import CbamVizError
+from cbam_viz.i18n.language import class_name, current, has, said, text
+from cbam_viz.imaging.decode import display_image
+from cbam_viz.render import attention, fonts, overlay
+from cbam_viz.ui.errors import escape
+from cbam_viz.ui.i18n import T
+from cbam_viz.ui.panels import gate as gate_view
+from cbam_viz.ui.panels import interventions as intervene_view
+from cbam_viz.ui.panels import trust as trust_view
+from cbam_viz.ui.panels.gate import GatePick
+from cbam_viz.vocab import (
+    ARCH_TITLES,
+    CAM_METHODS,
+    STAGE_DEPTHS,
+    STAGES,
+    has_channel_attention,
+    has_spatial_attention,
+    method_label,
+    quote,
+    split_block,
+)
+
+PAGE = "page"  # the key of a page-wide panel's single cell
+COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "cividis")
+DISPLAY_SIDE = 512  # overlays are drawn at most this large: a third of a page, crisp on high-DPI screens
+IMAGE_HEIGHT = 360  # px: an explicit height keeps image cells from collapsing to 0 px in stacked (narrow) layouts
+
+Event = Literal["analysis", "display", "drill", "gate", "intervene", "trust"]
+Section = Literal["main", "drill", "gate", "intervene", "trust"]
+
+
+@dataclass(frozen=True)
+class Display:
+    """The display-only controls: changing them redraws from the cached analysis, never re-runs a model."""
+
+    cmap: str = "jet"
+    opacity: float = 0.5
+    shared_scale: bool = False
+    drill_stage: int = 4
+    gate: GatePick = GatePick()  # the gate "Inside the gate" opens
+
+    @classmethod
+    def checked(
+        cls, cmap: str, opacity: float, shared_scale: bool, drill_stage: int | None = 4, gate: GatePick | None = None
+    ) -> Display:
+        if cmap not in COLORMAPS:
+            raise CbamVizError(f"unknown colormap {quote(cmap)}: choose one of {', '.join(COLORMAPS)}")
+        try:
+            opacity = float(opacity)
+        except (TypeError, ValueError):
+            raise CbamVizError(f"opacity must be a number between 0 and 1, got {quote(opacity)}") from None
+        if not 0.0 <= opacity <= 1.0:
+            raise CbamVizError(f"opacity must be between 0 and 1, got {opacity:g}")
+        stage = 4 if drill_stage in (None, "") else drill_stage
+        if stage not in STAGES:
+            raise CbamVizError(f"stage must be 1, 2, 3 or 4 (got {quote(drill_stage)})")
+        return cls(cmap, opacity, bool(shared_scale), int(stage), gate or GatePick())
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What one cell shows: its value and the caption above it (which always names the model)."""
+
+    value: Any
+    caption: str
+    stage: int | None = None  # the stage an image shows, for its download name (None: several stages)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One view of the analysis: a row of cells, one per model (or one for the page)."""
+
+    key: str
+    heading: str  # catalogue key of the row's heading ("": none)
+    explanation: str | None  # the panel's "What am I looking at?" text: catalogue key ``explain.<this>``
+    kind: Literal["image", "label", "markdown"]
+    render: Callable[[Analysis, Display], dict[str, Shown]]
+    redraw_on: frozenset[Event]
+    section: Section = "main"
+    applies: Callable[[str], bool] = lambda arch: True
+    missing: Callable[[str], str] = lambda arch: ""  # catalogue key of the note in place of a panel a model lacks
+    page_wide: bool = False
+    height: int = IMAGE_HEIGHT  # px of an image cell (a page-wide figure of many strips needs more)
+
+    def component(self, arch: str) -> gr.components.Component:
+        """The value component of one cell (created inside the layout's Blocks context)."""
+        elem_id = self.key if self.page_wide else f"{self.key}-{arch}"
+        if not self.page_wide and not self.applies(arch):
+            return gr.Markdown(T(self.missing(arch)), elem_id=elem_id, elem_classes="panel-missing")
+        if self.kind == "image":
+            return gr.Image(
+                interactive=False,
+                show_label=False,
+                buttons=["download", "fullscreen"],
+                height=self.height,
+                elem_id=elem_id,
+                elem_classes="panel-image",
+            )
+        if self.kind == "label":
+            return gr.Label(num_top_classes=5, show_label=False, elem_id=elem_id)
+        return gr.Markdown(elem_id=elem_id, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+
+
+def model_caption(arch: str, detail: str = "") -> str:
+    """The line above every cell: the model's name first, so a stacked phone layout still says whose it is."""
+    return f"**{ARCH_TITLES[arch]}**" + (f" · {escape(detail)}" if detail else "")
+
+
+# ----------------------------------------------------------------------------------------------- render functions
+
+
+def render_header(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return {
+        arch: Shown(f"<small>{escape(said(result.weights))}</small>", model_caption(arch))
+        for arch, result in analysis.models.items()
+    }
+
+
+def render_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    demo = analysis.is_demo
+    caption = "caption.top5" if demo or current() == "en" else "caption.top5_imagenet"
+    return {
+        arch: Shown(
+            {class_name(label, demo): float(prob) for label, prob in result.top5}, model_caption(arch, text(caption))
+        )
+        for arch, result in analysis.models.items()
+    }
+
+
+def cam_title(analysis: Analysis, result: ModelResult) -> str:
+    """What the CAM shows; a class-independent method (EigenCAM) does not pretend to explain one class."""
+    method = method_label(analysis.method)
+    if not CAM_METHODS[analysis.method].class_dependent:
+        return text("caption.cam_any_class", method=method, stage=analysis.stage)
+    label = class_name(result.target_label, analysis.is_demo)
+    return text("caption.cam", method=method, stage=analysis.stage, label=label, prob=f"{result.target_prob:.1%}")
+
+
+def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The CAM laid over the picture with its colour bar; one colour scale for all models when asked."""
+    base = display_image(analysis.image, DISPLAY_SIDE)
+    results = list(analysis.models.values())
+    limits = overlay.colour_limits([result.cam for result in results], display.shared_scale)
+    shown = {}
+    for result, (low, high) in zip(results, limits, strict=True):
+        picture = overlay.overlay(
+            base, result.cam, analysis.view_for(result), cmap=display.cmap, alpha=display.opacity, vmin=low, vmax=high
+        )
+        # words drawn into pictures stay English: the pictures' font (DejaVu) has no Chinese glyphs
+        legend = overlay.colorbar_image(
+            display.cmap, low, high, width=picture.width, label=fonts.words("picture.cam_value")
+        )
+        caption = model_caption(result.arch, cam_title(analysis, result))
+        shown[result.arch] = Shown(_stack(picture, legend), caption, analysis.stage)
+    return shown
+
+
+def _spatial(analysis: Analysis, display: Display, stage: int | None) -> dict[str, Shown]:
+    shown = {}
+    for arch, result in analysis.models.items():
+        if not result.spatial_attention:
+            continue
+        grid = attention.spatial_attention_grid(
+            result.spatial_attention,
+            analysis.view_for(result),
+            analysis.image,
+            stage=stage,
+            cmap=display.cmap,
+            alpha=display.opacity,
+            shared_scale=display.shared_scale,
+            tile=220,
+            columns=2 if stage is None else 3,
+        )
+        where = text("caption.spatial_each_stage") if stage is None else text("caption.spatial_blocks", stage=stage)
+        shown[arch] = Shown(grid, model_caption(arch, where), stage)
+    return shown
+
+
+def _channel(analysis: Analysis, stage: int) -> dict[str, Shown]:
+    shown = {}
+    for arch, result in analysis.models.items():
+        if not result.channel_attention:
+            continue
+        plot = attention.channel_attention_plot(result.channel_attention, stage, width_px=720)
+        blocks = STAGE_DEPTHS[stage - 1]
+        shown[arch] = Shown(plot, model_caption(arch, text("caption.channel", stage=stage, blocks=blocks)), stage)
+    return shown
+
+
+def render_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return _spatial(analysis, display, None)
+
+
+def render_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return _channel(analysis, analysis.stage)
+
+
+def render_drill_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return _spatial(analysis, display, display.drill_stage)
+
+
+def render_drill_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return _channel(analysis, display.drill_stage)
+
+
+def metric_label(name: str) -> str:
+    """A metric's words on the page (the catalogue's ``metric.<name>``), or its JSON name if it has none."""
+    return text(f"metric.{name}") if has(f"metric.{name}") else name
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    return text("number.missing") if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def render_numbers(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The model's own numbers as a short list (the explanation sits in the row's "what am I looking at")."""
+    return {
+        arch: Shown(
+            "\n".join(f"- {metric_label(name)}: **{number(value, 3)}**" for name, value in result.metrics.items()),
+            model_caption(arch, text("caption.numbers")),
+        )
+        for arch, result in analysis.models.items()
+    }
+
+
+def render_agreement(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """Pairwise CAM agreement as a table; one model alone has nothing to agree with."""
+    if not analysis.agreement:
+        return {PAGE: Shown(text("agreement.one_model"), "")}
+    rows = []
+    for pair, values in analysis.agreement.items():
+        first, second = pair.split("|")
+        rows.append(
+            f"| {text('agreement.pair', first=ARCH_TITLES[first], second=ARCH_TITLES[second])} "
+            f"| {number(values.get('cam_correlation'))} "
+            f"| {number(values.get('top20_iou'))} |"
+        )
+    table = text("agreement.table_head") + "\n|---|---|---|\n" + "\n".join(rows)
+    return {PAGE: Shown(table, "")}
+
+
+def _gate(analysis: Analysis, display: Display, draw: Callable[..., Any]) -> dict[str, Shown]:
+    """One gate-view cell for the picked gate; a gate that cannot be shown says why in its caption."""
+    pick = display.gate
+    try:
+        result, steps = gate_view.steps_for(analysis, pick)
+    except CbamVizError as error:
+        return {PAGE: Shown(None, f"⚠️ {escape(str(error))}")}
+    return {PAGE: draw(analysis, result, steps, gate_view.chosen_channel(steps, pick), display)}
+
+
+def render_gate_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
+        what = text("caption.se_steps" if steps.channel.kind == "se" else "caption.channel_steps")
+        image = gate_view.channel_figure(steps, channel)
+        return Shown(image, model_caption(result.arch, f"{steps.block}: {what}"), split_block(steps.block)[0])
+
+    return _gate(analysis, display, draw)
+
+
+def render_gate_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
+        image = gate_view.spatial_figure(steps, analysis, result, display.cmap, display.opacity)
+        if image is None:
+            return Shown(None, model_caption(result.arch, text("caption.no_spatial_gate")))
+        caption = model_caption(result.arch, f"{steps.block}: {text('caption.spatial_steps')}")
+        return Shown(image, caption, split_block(steps.block)[0])
+
+    return _gate(analysis, display, draw)
+
+
+def render_gate_equations(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
+        caption = model_caption(result.arch, text("caption.equations"))
+        return Shown(gate_view.equations_markdown(steps, channel), caption)
+
+    return _gate(analysis, display, draw)
+
+
+def render_intervene_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    caption = text("caption.intervene_top5")
+    return {
+        arch: Shown(intervene_view.top5_markdown(result, analysis.is_demo), model_caption(arch, caption))
+        for arch, result in analysis.models.items()
+        if result.interventions or result.intervention_notes
+    }
+
+
+def render_intervene_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    shown = {}
+    for arch, result in analysis.models.items():
+        pair = intervene_view.cam_pair(analysis, result, display.cmap, display.opacity)
+        if pair is not None:
+            shown[arch] = Shown(pair, model_caption(arch, intervene_view.cam_caption(result)), analysis.stage)
+    return shown
+
+
+def render_sweep(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    return {
+        arch: Shown(intervene_view.sweep_markdown(result, analysis.is_demo), model_caption(arch, text("caption.sweep")))
+        for arch, result in analysis.models.items()
+        if result.sweep is not None
+    }
+
+
+def render_sanity(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """Each model's CAM as its weights are randomised from the head down, and for another class."""
+    if analysis.sanity is None:
+        return {}
+    shown = {}
+    for arch, report in analysis.sanity.models.items():
+        result = analysis.models.get(arch)
+        if result is None:
+            continue
+        tiles = trust_view.sanity_tiles(analysis, result, report, display.cmap, display.opacity)
+        shown[arch] = Shown(
+            tiles, model_caption(arch, trust_view.sanity_markdown(report, analysis.is_demo)), analysis.sanity.stage
+        )
+    return shown
+
+
+def render_curves(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    if analysis.curves is None:
+        return {PAGE: Shown(None, text("curves.press"))}
+    caption = text("curves.caption", steps=analysis.curves.steps)
+    return {PAGE: Shown(trust_view.curves_figure(analysis.curves), caption)}
+
+
+def render_pointing(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    if analysis.pointing is None:
+        return {}
+    return {
+        arch: Shown(
+            trust_view.pointing_markdown(analysis.pointing, arch), model_caption(arch, text("caption.pointing"))
+        )
+        for arch in analysis.models
+    }
+
+
+def _stack(top: Any, bottom: Any) -> Any:
+    from PIL import Image
+
+    sheet = Image.new("RGB", (max(top.width, bottom.width), top.height + bottom.height), (255, 255, 255))
+    sheet.paste(top, (0, 0))
+    sheet.paste(bottom, (0, top.height))
+    return sheet
+
+
+def _no_gates(arch: str) -> str:
+    return "missing.no_gates"
+
+
+def _no_attention(kind: str) -> Callable[[str], str]:
+    def note(arch: str) -> str:
+        return f"missing.{'resnet' if arch == 'resnet50' else 'se'}.{kind}"
+
+    return note
+
+
+ON_ANALYSIS = frozenset({"analysis"})
+ON_DISPLAY = frozenset({"analysis", "display"})
+ON_GATE = frozenset({"analysis", "gate"})
+ON_GATE_DISPLAY = frozenset({"analysis", "gate", "display"})
+ON_INTERVENE = frozenset({"intervene"})
+ON_TRUST = frozenset({"analysis", "trust"})
+
+PANELS: tuple[Panel, ...] = (
+    Panel("header", "", None, "markdown", render_header, ON_ANALYSIS),
+    Panel("top5", "heading.top5", "top5", "label", render_top5, ON_ANALYSIS),
+    Panel("cam", "heading.cam", "gradcam", "image", render_cam, ON_DISPLAY),
+    Panel(
+        "spatial",
+        "heading.spatial",
+        "spatial",
+        "image",
+        render_spatial,
+        ON_DISPLAY,
+        applies=has_spatial_attention,
+        missing=_no_attention("spatial"),
+    ),
+    Panel(
+        "channel",
+        "heading.channel",
+        "channel",
+        "image",
+        render_channel,
+        ON_ANALYSIS,
+        applies=has_channel_attention,
+        missing=_no_attention("channel"),
+    ),
+    Panel("numbers", "heading.numbers", "numbers", "markdown", render_numbers, ON_ANALYSIS),
+    Panel("agreement", "heading.agreement", "agreement", "markdown", render_agreement, ON_ANALYSIS, page_wide=True),
+    Panel(
+        "drill_spatial",
+        "",
+        None,
+        "image",
+        render_drill_spatial,
+        frozenset({"analysis", "display", "drill"}),
+        section="drill",
+        applies=has_spatial_attention,
+        missing=_no_attention("spatial"),
+    ),
+    Panel(
+        "drill_channel",
+        "",
+        None,
+        "image",
+        render_drill_channel,
+        frozenset({"analysis", "drill"}),
+        section="drill",
+        applies=has_channel_attention,
+        missing=_no_attention("channel"),
+    ),
+    Panel("gate_equations", "", None, "markdown", render_gate_equations, ON_GATE, section="gate", page_wide=True),
+    Panel("gate_channel", "", None, "image", render_gate_channel, ON_GATE, section="gate", page_wide=True, height=640),
+    Panel(
+        "gate_spatial",
+        "",
+        None,
+        "image",
+        render_gate_spatial,
+        ON_GATE_DISPLAY,
+        section="gate",
+        page_wide=True,
+        height=760,
+    ),
+    Panel(
+        "intervene_top5",
+        "",
+        None,
+        "markdown",
+        render_intervene_top5,
+        ON_INTERVENE,
+        section="intervene",
+        applies=has_channel_attention,
+        missing=_no_gates,
+    ),
+    Panel(
+        "intervene_cam",
+        "",
+        None,
+        "image",
+        render_intervene_cam,
+        ON_INTERVENE,
+        section="intervene",
+        applies=has_channel_attention,
+        missing=_no_gates,
+    ),
+    Panel(
+        "sweep",
+        "",
+        None,
+        "markdown",
+        render_sweep,
+        ON_INTERVENE,
+        section="intervene",
+        applies=has_channel_attention,
+        missing=_no_gates,
+    ),
+    Panel("pointing", "heading.pointing", "pointing", "markdown", render_pointing, ON_TRUST, section="trust"),
+    Panel(
+        "sanity",
+        "heading.sanity",
+        "sanity",
+        "image",
+        render_sanity,
+        ON_TRUST,
+        section="trust",
+    ),
+    Panel(
+        "curves",
+        "heading.curves",
+        "curves",
+        "image",
+        render_curves,
+        ON_TRUST,
+        section="trust",
+        page_wide=True,
+        height=420,
+    ),
+)
+
+
+def panels_in(section: Section, panels: tuple[Panel, ...] = PANELS) -> list[Panel]:
+    return [panel for panel in panels if panel.section == section]
+
+
+def redrawn_by(event: Event, section: Section | None = None, panels: tuple[Panel, ...] = PANELS) -> list[Panel]:
+    """The panels an event redraws (a display change redraws only what depends on the display)."""
+    return [panel for panel in panels if event in panel.redraw_on and (section is None or panel.section == section)]
+
+
+def render_all(
+    analysis: Analysis, display: Display, event: Event = "analysis", panels: tuple[Panel, ...] = PANELS
+) -> dict[str, dict[str, Shown]]:
+    """Every panel an event redraws, off the page: what benchmarks and soak runs draw (panel key -> cells)."""
+    return {panel.key: panel.render(analysis, display) for panel in redrawn_by(event, panels=panels)}

@@ -1,0 +1,191 @@
+"""Can we trust these maps? The page's drawings of the checks in ``sanity.py`` and the box the visitor draws.
+
+The checks run on request (each model's randomised copy is made and dropped in turn); their reports are attached to
+the tab's cached analysis (``Analysis.sanity``, ``Analysis.curves``, ``Analysis.pointing``), so a redraw costs no
+model run. The box is drawn with two clicks on the picture: its corners, in the displayed picture's pixels, are
+turned into the picture's own pixels once, here, as ``--box`` and the API take them.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from cbam_viz.analysis.results import Analysis, ModelResult
+from cbam_viz.demo import shapes
+from cbam_viz.i18n.language import class_name, text
+from cbam_viz.render import fonts
+from cbam_viz.render import overlay as render
+from cbam_viz.vocab import ARCH_TITLES, STAGES
+
+BOX_COLOUR = (255, 40, 200)
+
+
+def _step_title(step: str) -> str:
+    """A cascading randomisation step as its tile says it: the head first, then each stage down to the stem."""
+    if step == "fc":
+        return fonts.words("picture.fc_random")
+    if step == "stem":
+        return fonts.words("picture.plus_stem")
+    return fonts.words("picture.plus_layer", layer=step)
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return text("number.missing") if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alpha: float) -> Image.Image:
+    """The trained CAM, the CAM after each cascading randomisation step, for a random other class, and with one
+    layer at a time randomised, each with its Spearman correlation and SSIM against the trained one."""
+    maps = [(fonts.words("picture.trained"), report.cam)]
+    captions = [f"p = {report.target_prob:.2f}"]
+    for step in report.cascading:
+        maps.append((_step_title(step.step), step.cam))
+        captions.append(f"ρ {_number(step.spearman)}, SSIM {_number(step.ssim)}")
+    if report.random_logit is not None:
+        other = report.random_logit
+        label = fonts.class_name(other.label, analysis.is_demo)
+        maps.append((fonts.words("picture.other_class", label=label), other.comparison.cam))
+        captions.append(f"ρ {_number(other.comparison.spearman)}, SSIM {_number(other.comparison.ssim)}")
+    for step in report.independent:  # one layer at a time, the rest trained: which layer does the map rest on?
+        maps.append((fonts.words("picture.only_random", layer=step.step), step.cam))
+        captions.append(f"ρ {_number(step.spearman)}, SSIM {_number(step.ssim)}")
+    return render.map_tiles(
+        maps, analysis.view_for(result), analysis.image, cmap=cmap, alpha=alpha, tile=150, columns=4, captions=captions
+    )
+
+
+def sanity_markdown(report, demo: bool = False) -> str:
+    """What the numbers say, in one line: a map that explains the model changes once the model is destroyed."""
+    last = report.cascading[-1] if report.cascading else None
+    if last is None:
+        return ""
+    changed = last.spearman is None or not math.isfinite(last.spearman) or last.spearman < 0.5
+    verdict = text("sanity.passes" if changed else "sanity.fails")
+    lines = [text("sanity.fully", rho=_number(last.spearman), verdict=verdict)]
+    if report.random_logit is not None:
+        other = report.random_logit.comparison
+        same = other.spearman is not None and math.isfinite(other.spearman) and other.spearman > 0.9
+        lines.append(
+            text("sanity.other_class", label=class_name(report.random_logit.label, demo), rho=_number(other.spearman))
+            + (text("sanity.same_map") if same else ".")
+        )
+    return " ".join(lines)
+
+
+def curves_figure(curves_report) -> Image.Image:
+    """Deletion and insertion for every model on one plot each, with the random-order baselines and the areas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    colours = {"resnet50": "#1f77b4", "se_resnet50": "#ff7f0e", "cbam_resnet50": "#2ca02c"}
+    figure = Figure(figsize=(9.6, 3.8), dpi=100)
+    axes = figure.subplots(1, 2, sharey=True)
+    titles = (fonts.words("picture.deletion_title"), fonts.words("picture.insertion_title"))
+    for ax, kind, title in zip(axes, ("deletion", "insertion"), titles, strict=True):
+        for arch, model in curves_report.models.items():
+            own = getattr(model, kind)
+            baseline = getattr(model, f"{kind}_random")
+            colour = colours.get(arch, "#333333")
+            fractions = model.fractions
+            ax.plot(fractions, own.probs, color=colour, lw=2, label=f"{ARCH_TITLES[arch]}: {own.auc:.3f}")
+            if baseline is not None:
+                ax.plot(
+                    fractions,
+                    baseline.probs,
+                    color=colour,
+                    lw=1,
+                    ls="--",
+                    label=f"  {fonts.words('picture.random_order')}: {baseline.auc:.3f}",
+                )
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(fonts.words(f"picture.{kind}_axis"), fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7.5, title=fonts.words("picture.auc"), title_fontsize=7.5)
+    axes[0].set_ylabel(fonts.words("picture.class_probability"), fontsize=9)
+    fonts.set_figure_fonts(figure)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure).print_png(buffer)
+    return Image.open(buffer).convert("RGB")
+
+
+def pointing_markdown(pointing, arch: str) -> str:
+    """Whether the map's peak falls in the box or mask, and the share of its mass inside, against the share a
+    map blind to the object would get."""
+    model = pointing.models.get(arch)
+    if model is None:
+        return ""
+    area = pointing.region.get("area_share")
+    where = text("pointing.mask" if pointing.region.get("kind") == "mask" else "pointing.box")
+    lines = [
+        text("pointing.covers", where=where, percent=_number(area * 100 if area is not None else None, 0)),
+        "",
+        text("pointing.head"),
+        "|---|---|---|",
+        f"| CAM | {_yes(model['cam']['hit'])} | {_share(model['cam']['energy'])} |",
+    ]
+    for stage in STAGES:
+        entry = model["spatial"].get(str(stage))
+        if entry is not None:
+            hit, share = _yes(entry["hit"]), _share(entry["energy"])
+            lines.append(f"| {text('pointing.spatial', stage=stage, block=entry['block'])} | {hit} | {share} |")
+    return "\n".join(lines)
+
+
+def _yes(hit: bool | None) -> str:
+    return text("number.missing") if hit is None else text("pointing.yes" if hit else "pointing.no")
+
+
+def _share(value: float | None) -> str:
+    return text("number.missing") if value is None or not math.isfinite(value) else f"{value:.0%}"
+
+
+# ---------------------------------------------------------------------------------------------------- the box
+
+
+def corners_to_box(first: Sequence[float], second: Sequence[float], analysis: Analysis) -> tuple[float, ...]:
+    """Two clicked corners on the displayed picture -> the box in the picture's own pixels (x0 < x1, y0 < y1)."""
+    scale = analysis.original_size[0] / analysis.image.width
+    x0, x1 = sorted((float(first[0]), float(second[0])))
+    y0, y1 = sorted((float(first[1]), float(second[1])))
+    if x1 - x0 < 1:
+        x1 = x0 + 1
+    if y1 - y0 < 1:
+        y1 = y0 + 1
+    return tuple(round(value * scale, 1) for value in (x0, y0, x1 + 1, y1 + 1))
+
+
+def box_text(box: Sequence[float]) -> str:
+    return ",".join(f"{value:g}" for value in box)
+
+
+def picture_with_box(analysis: Analysis, box: Sequence[float] | None, corner: Sequence[float] | None = None):
+    """The displayed picture with the box (given in the picture's own pixels) or the first clicked corner."""
+    picture = analysis.image.convert("RGB").copy()
+    draw = ImageDraw.Draw(picture)
+    width = max(2, round(max(picture.size) / 200))
+    if box is not None:
+        scale = analysis.image.width / analysis.original_size[0]
+        draw.rectangle([value * scale for value in box], outline=BOX_COLOUR, width=width)
+    if corner is not None:
+        x, y = corner
+        radius = 3 * width
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], outline=BOX_COLOUR, width=width)
+    return picture
+
+
+def example_mask(picture: Image.Image, name: str, seed: int, size: int) -> np.ndarray | None:
+    """The true mask of a gallery shape (its file is named after its class), when the picture is that example."""
+    if name not in shapes.CLASSES or picture.size != (size, size):
+        return None
+    sample = shapes.render_sample(seed, shapes.CLASSES.index(name), width=size, label=shapes.CLASSES.index(name))
+    if not np.array_equal(np.asarray(picture.convert("RGB")), sample.image):
+        return None
+    return sample.mask
