@@ -1,7 +1,7 @@
 """Every panel of the page, declared once: a ``Panel`` says what it shows, for which models, and when it redraws.
 
-To add a view, write its render function and append one ``Panel`` to ``PANELS``; the layout builds its row (a
-heading, its "What am I looking at?" text, one cell per model) and the handlers redraw it on the events it names.
+To add a view, write its render function and append one ``Panel`` to ``PANELS``; its section (``ui.sections``) builds
+its row (a heading, its "What am I looking at?" text, one cell per model) and redraws it on the events it names.
 A render function takes the cached ``Analysis`` and the ``Display`` options and returns ``{arch: Shown}`` for the
 models that have something to show (or ``{PAGE: Shown}`` for a page-wide panel). Nothing else has to be touched.
 """
@@ -9,7 +9,7 @@ models that have something to show (or ``{PAGE: Shown}`` for a page-wide panel).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,8 +43,9 @@ COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "cividis")
 DISPLAY_SIDE = 512  # overlays are drawn at most this large: a third of a page, crisp on high-DPI screens
 IMAGE_HEIGHT = 360  # px: an explicit height keeps image cells from collapsing to 0 px in stacked (narrow) layouts
 
-Event = Literal["analysis", "display", "drill", "gate", "intervene", "trust"]
-Section = Literal["main", "drill", "gate", "intervene", "trust"]
+# What redraws panels: a new analysis, a display control, an accordion's own controls, and the runs that fill one
+# section's panels (an intervention or the sweep, a check, a scored box).
+Event = Literal["analysis", "display", "drill", "gate", "intervene", "sweep", "trust", "sanity", "curves", "box"]
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,13 @@ class Panel:
     kind: Literal["image", "label", "markdown"]
     render: Callable[[Analysis, Display], dict[str, Shown]]
     redraw_on: frozenset[Event]
-    section: Section = "main"
+    section: str = "results"  # the key of the page section that shows it (``ui.sections.SECTIONS``)
     applies: Callable[[str], bool] = lambda arch: True
     missing: Callable[[str], str] = lambda arch: ""  # catalogue key of the note in place of a panel a model lacks
     page_wide: bool = False
     height: int = IMAGE_HEIGHT  # px of an image cell (a page-wide figure of many strips needs more)
+    progress: bool = False  # its cells carry the progress bar of the runs that fill them
+    method_note: bool = False  # the CAM method's note sits under its row
 
     def component(self, arch: str) -> gr.components.Component:
         """The value component of one cell (created inside the layout's Blocks context)."""
@@ -164,7 +167,7 @@ def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
         picture = overlay.overlay(
             base, result.cam, analysis.view_for(result), cmap=display.cmap, alpha=display.opacity, vmin=low, vmax=high
         )
-        # words drawn into pictures stay English: the pictures' font (DejaVu) has no Chinese glyphs
+        # the colour bar's words follow the page's language (English only where no face has Chinese: fonts.words)
         legend = overlay.colorbar_image(
             display.cmap, low, high, width=picture.width, label=fonts.words("picture.cam_value")
         )
@@ -381,11 +384,12 @@ ON_GATE = frozenset({"analysis", "gate"})
 ON_GATE_DISPLAY = frozenset({"analysis", "gate", "display"})
 ON_INTERVENE = frozenset({"intervene"})
 ON_TRUST = frozenset({"analysis", "trust"})
+ON_SWEEP = frozenset({"sweep"})
 
 PANELS: tuple[Panel, ...] = (
     Panel("header", "", None, "markdown", render_header, ON_ANALYSIS),
     Panel("top5", "heading.top5", "top5", "label", render_top5, ON_ANALYSIS),
-    Panel("cam", "heading.cam", "gradcam", "image", render_cam, ON_DISPLAY),
+    Panel("cam", "heading.cam", "gradcam", "image", render_cam, ON_DISPLAY, progress=True, method_note=True),
     Panel(
         "spatial",
         "heading.spatial",
@@ -471,20 +475,29 @@ PANELS: tuple[Panel, ...] = (
         None,
         "markdown",
         render_sweep,
-        ON_INTERVENE,
+        ON_SWEEP,
         section="intervene",
         applies=has_channel_attention,
         missing=_no_gates,
     ),
-    Panel("pointing", "heading.pointing", "pointing", "markdown", render_pointing, ON_TRUST, section="trust"),
+    Panel(
+        "pointing",
+        "heading.pointing",
+        "pointing",
+        "markdown",
+        render_pointing,
+        ON_TRUST | {"box"},
+        section="trust",
+    ),
     Panel(
         "sanity",
         "heading.sanity",
         "sanity",
         "image",
         render_sanity,
-        ON_TRUST,
+        ON_TRUST | {"sanity"},
         section="trust",
+        progress=True,
     ),
     Panel(
         "curves",
@@ -492,25 +505,27 @@ PANELS: tuple[Panel, ...] = (
         "curves",
         "image",
         render_curves,
-        ON_TRUST,
+        ON_TRUST | {"curves"},
         section="trust",
         page_wide=True,
         height=420,
+        progress=True,
     ),
 )
 
 
-def panels_in(section: Section, panels: tuple[Panel, ...] = PANELS) -> list[Panel]:
+def panels_in(section: str, panels: Iterable[Panel] = PANELS) -> list[Panel]:
+    """The panels a section shows, in the registry's order."""
     return [panel for panel in panels if panel.section == section]
 
 
-def redrawn_by(event: Event, section: Section | None = None, panels: tuple[Panel, ...] = PANELS) -> list[Panel]:
+def redrawn_by(event: Event, section: str | None = None, panels: Iterable[Panel] = PANELS) -> list[Panel]:
     """The panels an event redraws (a display change redraws only what depends on the display)."""
     return [panel for panel in panels if event in panel.redraw_on and (section is None or panel.section == section)]
 
 
 def render_all(
-    analysis: Analysis, display: Display, event: Event = "analysis", panels: tuple[Panel, ...] = PANELS
+    analysis: Analysis, display: Display, event: Event = "analysis", panels: Iterable[Panel] = PANELS
 ) -> dict[str, dict[str, Shown]]:
     """Every panel an event redraws, off the page: what benchmarks and soak runs draw (panel key -> cells)."""
     return {panel.key: panel.render(analysis, display) for panel in redrawn_by(event, panels=panels)}
