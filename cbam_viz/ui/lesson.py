@@ -43,6 +43,7 @@ class Lesson:
     ignored: list[str] = field(default_factory=list)  # one short note per value left out
 
     def note(self) -> str:
+        """What the link left out, in one line (empty when it left nothing out)."""
         if not self.ignored:
             return ""
         return text("lesson.left_out", parts="; ".join(self.ignored))

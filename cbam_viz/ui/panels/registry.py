@@ -8,7 +8,6 @@ models that have something to show (or ``{PAGE: Shown}`` for a page-wide panel).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -21,7 +20,7 @@ from cbam_viz.i18n.language import class_name, current, has, said, text
 from cbam_viz.imaging.decode import display_image
 from cbam_viz.render import attention, fonts, overlay
 from cbam_viz.ui.errors import escape
-from cbam_viz.ui.i18n import T
+from cbam_viz.ui.i18n import T, number
 from cbam_viz.ui.panels import gate as gate_view
 from cbam_viz.ui.panels import interventions as intervene_view
 from cbam_viz.ui.panels import trust as trust_view
@@ -62,6 +61,7 @@ class Display:
     def checked(
         cls, cmap: str, opacity: float, shared_scale: bool, drill_stage: int | None = 4, gate: GatePick | None = None
     ) -> Display:
+        """The display controls as the page or the API sent them, checked; bad values get a one-line error."""
         if cmap not in COLORMAPS:
             raise CbamVizError(f"unknown colormap {quote(cmap)}: choose one of {', '.join(COLORMAPS)}")
         try:
@@ -131,6 +131,7 @@ def model_caption(arch: str, detail: str = "") -> str:
 
 
 def render_header(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """Which weights each model runs."""
     return {
         arch: Shown(f"<small>{escape(said(result.weights))}</small>", model_caption(arch))
         for arch, result in analysis.models.items()
@@ -138,6 +139,7 @@ def render_header(analysis: Analysis, display: Display) -> dict[str, Shown]:
 
 
 def render_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """Each model's five most likely classes, named in the page's language."""
     demo = analysis.is_demo
     caption = "caption.top5" if demo or current() == "en" else "caption.top5_imagenet"
     return {
@@ -209,28 +211,28 @@ def _channel(analysis: Analysis, stage: int) -> dict[str, Shown]:
 
 
 def render_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """CBAM's spatial attention at the last block of every stage."""
     return _spatial(analysis, display, None)
 
 
 def render_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The channel gates of the analysed stage."""
     return _channel(analysis, analysis.stage)
 
 
 def render_drill_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """CBAM's spatial attention at every block of the drill-down's stage."""
     return _spatial(analysis, display, display.drill_stage)
 
 
 def render_drill_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The channel gates of the drill-down's stage."""
     return _channel(analysis, display.drill_stage)
 
 
 def metric_label(name: str) -> str:
     """A metric's words on the page (the catalogue's ``metric.<name>``), or its JSON name if it has none."""
     return text(f"metric.{name}") if has(f"metric.{name}") else name
-
-
-def number(value: float | None, digits: int = 2) -> str:
-    return text("number.missing") if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def render_numbers(analysis: Analysis, display: Display) -> dict[str, Shown]:
@@ -271,6 +273,8 @@ def _gate(analysis: Analysis, display: Display, draw: Callable[..., Any]) -> dic
 
 
 def render_gate_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The picked channel gate, step by step."""
+
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
         what = text("caption.se_steps" if steps.channel.kind == "se" else "caption.channel_steps")
         image = gate_view.channel_figure(steps, channel)
@@ -280,6 +284,8 @@ def render_gate_channel(analysis: Analysis, display: Display) -> dict[str, Shown
 
 
 def render_gate_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The picked spatial gate, step by step (a model without one says so)."""
+
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
         image = gate_view.spatial_figure(steps, analysis, result, display.cmap, display.opacity)
         if image is None:
@@ -291,6 +297,8 @@ def render_gate_spatial(analysis: Analysis, display: Display) -> dict[str, Shown
 
 
 def render_gate_equations(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The picked gate's equations with this picture's numbers."""
+
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
         caption = model_caption(result.arch, text("caption.equations"))
         return Shown(gate_view.equations_markdown(steps, channel), caption)
@@ -299,6 +307,7 @@ def render_gate_equations(analysis: Analysis, display: Display) -> dict[str, Sho
 
 
 def render_intervene_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The top five before and after the intervention."""
     caption = text("caption.intervene_top5")
     return {
         arch: Shown(intervene_view.top5_markdown(result, analysis.is_demo), model_caption(arch, caption))
@@ -308,6 +317,7 @@ def render_intervene_top5(analysis: Analysis, display: Display) -> dict[str, Sho
 
 
 def render_intervene_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The CAM before and after the intervention."""
     shown = {}
     for arch, result in analysis.models.items():
         pair = intervene_view.cam_pair(analysis, result, display.cmap, display.opacity)
@@ -317,6 +327,7 @@ def render_intervene_cam(analysis: Analysis, display: Display) -> dict[str, Show
 
 
 def render_sweep(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The sweep's table: what switching each stage's gates off does."""
     return {
         arch: Shown(intervene_view.sweep_markdown(result, analysis.is_demo), model_caption(arch, text("caption.sweep")))
         for arch, result in analysis.models.items()
@@ -341,6 +352,7 @@ def render_sanity(analysis: Analysis, display: Display) -> dict[str, Shown]:
 
 
 def render_curves(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The deletion and insertion curves of every model (or what to press to get them)."""
     if analysis.curves is None:
         return {PAGE: Shown(None, text("curves.press"))}
     caption = text("curves.caption", steps=analysis.curves.steps)
@@ -348,6 +360,7 @@ def render_curves(analysis: Analysis, display: Display) -> dict[str, Shown]:
 
 
 def render_pointing(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """Where each model's maps point, against the box or the shape's outline."""
     if analysis.pointing is None:
         return {}
     return {

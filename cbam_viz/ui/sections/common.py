@@ -67,6 +67,7 @@ class Parts:
     state: gr.State  # the tab's analysis (a ``ui.results.Result``)
 
     def panels(self, section: Section) -> list[Panel]:
+        """The panels ``section`` shows, in the registry's order."""
         return panels_in(section.key, self.cells.panels)
 
     def models_queue(self) -> dict[str, Any]:
@@ -110,6 +111,7 @@ class Page:
         return [getattr(self, section.key).box for section in self.sections if section.remembered]
 
     def opened(self) -> list[gr.State]:
+        """The open states of the remembered accordions, in page order."""
         return [box.opened for box in self.boxes()]
 
 

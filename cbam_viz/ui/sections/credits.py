@@ -13,10 +13,13 @@ from cbam_viz.ui.sections.common import Page, Parts, Section
 
 @dataclass
 class Credits:
+    """The credits line."""
+
     markdown: gr.Markdown
 
 
 def build(parts: Parts) -> Credits:
+    """The photographs' credits."""
     return Credits(gr.Markdown(gallery.credits_markdown(parts.engine.examples)))
 
 

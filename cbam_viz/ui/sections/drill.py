@@ -15,11 +15,14 @@ from cbam_viz.vocab import ARCH_ORDER, STAGES
 
 @dataclass
 class Drill:
+    """The drill-down's accordion and its stage picker."""
+
     box: Box
     stage: gr.Radio
 
 
 def build(parts: Parts) -> Drill:
+    """The accordion: its stage picker over one column of cells per model."""
     with accordion(SECTION) as box:
         explanation(T("explain.blocks"))
         stage = gr.Radio(list(STAGES), value=4, label=T("page.drill_stage"))
@@ -32,6 +35,7 @@ def build(parts: Parts) -> Drill:
 
 
 def wire(page: Page) -> None:
+    """A new stage, or opening the accordion, redraws its panels."""
     parts, handle = page.parts, page.drill
     outputs = parts.cells.outputs(parts.panels(SECTION))
     draw = partial(results.redraw, parts.cells, "drill")

@@ -20,6 +20,8 @@ from cbam_viz.ui.sections.common import Page, Parts, Section, accordion
 
 @dataclass
 class Export:
+    """The export button, its two files and the analysis's JSON."""
+
     button: gr.Button
     figure_file: gr.File
     json_file: gr.File
@@ -27,6 +29,7 @@ class Export:
 
 
 def build(parts: Parts) -> Export:
+    """The closed export box."""
     with accordion(SECTION):
         with gr.Row():
             button = gr.Button(T("page.export"), elem_id="export")
@@ -54,6 +57,7 @@ def export_files(result: Result | None, cmap: str, opacity: float, shared_scale:
 
 
 def wire(page: Page) -> None:
+    """The button writes both files of the tab's analysis."""
     parts, inputs, handle = page.parts, page.inputs, page.export
     handle.button.click(
         export_files,

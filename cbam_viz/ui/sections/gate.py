@@ -32,6 +32,8 @@ from cbam_viz.vocab import ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name
 
 @dataclass
 class Gate:
+    """The gate picker (model, block, channel), the raw numbers and the accordion."""
+
     box: Box
     model: gr.Dropdown
     block: gr.Dropdown
@@ -41,6 +43,7 @@ class Gate:
 
 
 def build(parts: Parts) -> Gate:
+    """The accordion: the pickers, the gate's panels and its raw numbers."""
     with accordion(SECTION) as box:
         explanation(T("explain.gate"))
         with gr.Row():
@@ -120,6 +123,7 @@ def gate_steps_api(
 
 
 def wire(page: Page) -> None:
+    """Opening the accordion or picking another gate draws it; the raw button answers /gate_steps."""
     parts, handle = page.parts, page.gate
     engine = parts.engine
     show = partial(show_gate, engine, parts.cells)

@@ -22,11 +22,14 @@ from cbam_viz.ui.server.engine import Engine
 
 @dataclass
 class Header:
+    """The language switch and the banner."""
+
     language: gr.Radio
     banner: gr.Markdown
 
 
 def build(parts: Parts) -> Header:
+    """The heading, the language switch, the banner and the overview."""
     engine = parts.engine
     with gr.Row(equal_height=True):
         gr.Markdown(T("page.heading"))
@@ -61,6 +64,7 @@ def page_words(engine: Engine, words: dict[str, Any], result: Result | None, wei
 
 
 def wire(page: Page) -> None:
+    """The server's words on load and on a language switch, then the panels redrawn in that language."""
     parts, inputs = page.parts, page.inputs
     engine = parts.engine
     words = {

@@ -7,7 +7,6 @@ target mode, the weights choice brings its classes and gallery, and an operator 
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -55,6 +54,7 @@ class Inputs:
 
 
 def build(parts: Parts) -> Inputs:
+    """The picture column and the controls column."""
     engine = parts.engine
     with gr.Row():
         with gr.Column(scale=5):
@@ -174,9 +174,6 @@ def target_mode_changed(mode: str) -> Any:
         return gr.skip()
 
 
-_DOWNLOADING = threading.Lock()
-
-
 @one_line_errors
 def download_weights(
     engine: Engine,
@@ -191,13 +188,10 @@ def download_weights(
         raise CbamVizError(text("error.demo_not_downloaded"))
     if weights not in SETS:
         raise CbamVizError(text("error.unknown_set", name=quote(weights), choices=", ".join(SETS)))
-    if not _DOWNLOADING.acquire(blocking=False):
+    if download.download_running():  # its own lock refuses a second download; this says so in the page's words
         raise CbamVizError(text("error.download_running"))
-    try:
-        progress(0, desc=text("progress.download", name=weights))
-        files = download.download_set(weights, engine.weights_dir, progress=True)
-    finally:
-        _DOWNLOADING.release()
+    progress(0, desc=text("progress.download", name=weights))
+    files = download.download_set(weights, engine.weights_dir, progress=True)
     engine.refresh_examples()
     status = text("weights.downloaded", count=len(files), name=weights)
     demo = engine.resolve(requested) == "demo"  # the gallery follows the set the dropdown now means

@@ -31,6 +31,8 @@ GATES = ("channel", "spatial", "both")  # the page's words: the catalogue's ``ga
 
 @dataclass
 class Intervene:
+    """The intervention's pickers, spec, buttons, result and accordion."""
+
     box: Box
     pickers: dict[str, Any]  # gate, where, stage, block, how, k: ``intervention_spec``'s parameters, in order
     spec: gr.Textbox
@@ -42,6 +44,7 @@ class Intervene:
 
 
 def build(parts: Parts) -> Intervene:
+    """The accordion: the pickers, the spec, the buttons, the panels and the raw JSON."""
     with accordion(SECTION) as box:
         explanation(T("explain.intervene"))
         pickers = _pickers()
@@ -116,18 +119,22 @@ def show_intervention(cells: Cells, result: Result | None, cmap: str, opacity: f
 
 
 def show_event(page: Page) -> Any:
+    """Draw the tab's intervention into its panels."""
     return partial(show_intervention, page.parts.cells)
 
 
 def show_inputs(page: Page) -> list[Any]:
+    """What ``show_event`` reads: the intervened analysis and the display controls."""
     return [page.intervene.state, page.inputs.cmap, page.inputs.opacity]
 
 
 def outputs(page: Page) -> list[Any]:
+    """Every cell of this section's panels."""
     return page.parts.cells.outputs(page.parts.panels(SECTION))
 
 
 def wire(page: Page) -> None:
+    """The pickers spell the spec; Intervene and Sweep run the analysis again, then draw it."""
     parts, handle = page.parts, page.intervene
     pickers = list(handle.pickers.values())
     for name, control in handle.pickers.items():

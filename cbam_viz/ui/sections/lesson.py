@@ -27,12 +27,15 @@ COPY_JS = (
 
 @dataclass
 class LessonLink:
+    """The link button, the link and its note."""
+
     button: gr.Button
     link: gr.Textbox
     note: gr.Markdown  # what a link left out, or what the page could not read of one
 
 
 def build(parts: Parts) -> LessonLink:
+    """The link row and its note."""
     with gr.Row():
         button = gr.Button(T("page.copy_link"), size="sm", scale=0, elem_id="lesson-link-button")
         link = gr.Textbox(
@@ -115,6 +118,7 @@ def lesson_link(
 
 
 def wire(page: Page) -> None:
+    """A page opened on a link takes its settings; the button writes the link of the view on the page."""
     parts, inputs, handle = page.parts, page.inputs, page.lesson
     engine = parts.engine
     controls = {name: getattr(inputs, name) for name in ("image", "models", "weights", "method", "stage")}

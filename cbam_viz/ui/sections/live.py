@@ -31,6 +31,8 @@ LIVE_EVERY_S = 0.1  # the browser sends a frame this often: the newest wins, so 
 
 @dataclass
 class Live:
+    """The webcam, its stage picker, Freeze, the live row and the tab's live state."""
+
     box: Box
     camera: gr.Image
     stage: gr.Radio
@@ -42,6 +44,7 @@ class Live:
 
 
 def build(parts: Parts) -> Live:
+    """The accordion: the webcam and its controls beside the live row."""
     with accordion(SECTION) as box:
         explanation(T("explain.live"))
         with gr.Row():
@@ -121,6 +124,7 @@ def freeze_frame(picture: Image.Image | None) -> str:
 
 
 def wire(page: Page) -> None:
+    """Frames stream through the models; a stopped webcam frees its slot; Freeze analyses the last frame."""
     parts, inputs, handle = page.parts, page.inputs, page.live
     engine, settings = parts.engine, parts.settings
     slots = live.LiveSlots(settings.live_sessions)

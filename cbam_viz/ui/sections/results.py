@@ -42,11 +42,14 @@ LOGGER = logging.getLogger("cbam_viz.app")
 
 @dataclass
 class Results:
+    """The status line and the method's note (the panels' cells are in ``Parts.cells``)."""
+
     status: gr.Markdown
     method_note: gr.Markdown | None  # under the row of the panel that asks for it (the CAM)
 
 
 def build(parts: Parts) -> Results:
+    """The status line, a row per panel of this section, and the faithfulness note."""
     status = gr.Markdown(elem_id="results-status")
     method_note = None
     for panel in parts.panels(SECTION):
@@ -246,10 +249,12 @@ def targets(page: Page) -> dict[str, Any]:
 
 
 def show_inputs(page: Page) -> list[Any]:
+    """What ``show_event`` reads: the tab's analysis, ``draw_inputs`` and the accordions' open states."""
     return [page.parts.state, *draw_inputs(page), *page.opened()]
 
 
 def show_outputs(page: Page) -> list[Any]:
+    """Every cell, and what an analysis writes besides them."""
     written = [component for name, component in targets(page).items() if name != "state"]
     return [*page.parts.cells.outputs(page.parts.cells.panels), *written]
 
@@ -285,6 +290,7 @@ def show_event(page: Page) -> Any:
 
 
 def wire(page: Page) -> None:
+    """The analysis and the display controls' redraws."""
     _wire_analysis(page)
     _wire_display(page)
 

@@ -30,6 +30,8 @@ from cbam_viz.vocab import ARCH_TITLES
 
 @dataclass
 class Trust:
+    """The box picture and its controls, the checks' buttons, their raw JSON and the accordion."""
+
     box: Box
     picture: gr.Image  # the analysed picture, to draw the box on with two clicks
     text: gr.Textbox  # the box as four numbers
@@ -42,6 +44,7 @@ class Trust:
 
 
 def build(parts: Parts) -> Trust:
+    """The accordion: the picture to draw a box on, the checks' buttons, the panels and the raw JSON."""
     with accordion(SECTION) as box:
         explanation(T("explain.trust"))
         with gr.Row():
@@ -190,6 +193,7 @@ def score_box(
 
 
 def wire(page: Page) -> None:
+    """Opening the accordion draws the checks run so far; each check runs, then draws; a box is scored."""
     parts, handle = page.parts, page.trust
     cells = parts.cells
     show = partial(show_trust, cells)
