@@ -10,21 +10,28 @@ import gradio as gr
 import pytest
 from test_app import write_random_demo
 
+from cbam_viz.i18n.language import using
 from cbam_viz.ui import layout, lesson, style
 from cbam_viz.ui.panels import registry as panels
 from cbam_viz.ui.panels.cells import Cells
-from cbam_viz.ui.sections import SECTIONS
+from cbam_viz.ui.sections import SECTIONS, inputs
 from cbam_viz.ui.sections.request import FIELDS, PageRequest, api_event
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.vocab import ARCH_ORDER, has_channel_attention
+from cbam_viz.weights import download
 
 REQUEST = ["image", "models", "weights", "target_mode", "target_class", "method", "stage", "view"]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> gr.Blocks:
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     weights_dir = write_random_demo(tmp_path_factory.mktemp("weights"))
-    return layout.build_demo(Engine.start("demo", "cpu", weights_dir, warm=False, offline=True))
+    return Engine.start("demo", "cpu", weights_dir, warm=False, offline=True)
+
+
+@pytest.fixture(scope="module")
+def demo(engine: Engine) -> gr.Blocks:
+    return layout.build_demo(engine)
 
 
 def test_a_panel_that_does_not_apply_keeps_its_note_whatever_its_render_answers() -> None:
@@ -128,3 +135,12 @@ def test_build_demo_is_a_short_composition() -> None:
     source = inspect.getsource(layout.build_demo)
     assert len(source.splitlines()) < 100
     assert not any(f'"{section.key}"' in source for section in SECTIONS)  # it reads the list, never a name
+
+
+def test_one_download_at_a_time_is_said_in_the_pages_words(engine: Engine) -> None:
+    """The page has no lock of its own: the weights' download lock is the one, and the page says so in its words."""
+    with download.DOWNLOAD_LOCK:
+        with pytest.raises(gr.Error, match="a download is already running"):
+            inputs.download_weights(engine, "paper")
+        with using("zh"), pytest.raises(gr.Error, match="已有一个下载正在进行"):
+            inputs.download_weights(engine, "paper")
