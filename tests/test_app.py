@@ -354,7 +354,7 @@ def test_an_upload_is_decoded_once_and_its_notes_reach_the_page(
     exif[0x0112] = 6  # stored rotated: the upright picture needs a quarter turn
     path = tmp_path / "rotated.jpg"
     stored.save(path, exif=exif, quality=95)
-    from cbam_viz.analysis import results as analysis
+    from cbam_viz import pipeline as analysis
     from cbam_viz.imaging import decode as imaging
 
     opened = []
