@@ -87,7 +87,7 @@ def app_panels(result: results.Analysis) -> dict[str, dict]:
     Imported here, not at the top, so the peak-RSS child does not load Gradio."""
     from cbam_viz.ui.panels import registry as panels
 
-    shown = tuple(panels.panels_in("main"))
+    shown = tuple(panels.panels_in("results"))
     return panels.render_all(result, panels.Display(), "analysis", shown)
 
 

@@ -117,8 +117,10 @@ def run_soak(
 
     from cbam_viz.analysis.capture import count_hooks
     from cbam_viz.analysis.models import get_models
-    from cbam_viz.ui import export, handlers, layout
+    from cbam_viz.ui import export, layout
     from cbam_viz.ui.panels import registry as panels
+    from cbam_viz.ui.sections import results as results_section
+    from cbam_viz.ui.sections.request import PageRequest
     from cbam_viz.ui.server import engine as ui_engine
     from cbam_viz.vocab import ARCH_ORDER
 
@@ -156,18 +158,8 @@ def run_soak(
                 if export_every and index % export_every == export_every - 1:
                     client.predict(api_name="/export")
                 if render_every and index % render_every == render_every - 1:
-                    result, _, _ = handlers.run_analysis(
-                        engine,
-                        str(picture),
-                        list(ARCH_ORDER),
-                        "auto",
-                        "top1",
-                        "",
-                        "gradcam",
-                        4,
-                        "whole",
-                        False,
-                    )
+                    asked = PageRequest(str(picture), list(ARCH_ORDER), "auto", "top1", "", "gradcam", 4, "whole")
+                    result, _, _ = results_section.run_analysis(engine, asked, False)
                     panels.render_all(result.analysis, panels.Display.checked("jet", 0.5, False, 4))
                     panels.render_all(result.analysis, panels.Display.checked("viridis", 0.6, True, 2), "drill")
 

@@ -31,9 +31,15 @@ from cbam_viz.model.resnet import ARCHS, ArchConfig
 from cbam_viz.pipeline import analyze
 from cbam_viz.ui import banner as ui_banner
 from cbam_viz.ui import export as ui_export
-from cbam_viz.ui import gallery, handlers, layout
+from cbam_viz.ui import gallery, layout
 from cbam_viz.ui.errors import one_line_errors
 from cbam_viz.ui.panels import registry as panels
+from cbam_viz.ui.panels.cells import Cells
+from cbam_viz.ui.results import Result
+from cbam_viz.ui.sections import export as export_section
+from cbam_viz.ui.sections import inputs as inputs_section
+from cbam_viz.ui.sections import results as results_section
+from cbam_viz.ui.sections.request import PageRequest
 from cbam_viz.ui.server import engine as ui_engine
 from cbam_viz.ui.server.engine import Engine, ServeSettings
 from cbam_viz.ui.uploads import image_input
@@ -233,17 +239,17 @@ def engine(demo_weights: Path) -> Engine:
     return Engine.start("demo", "cpu", demo_weights, warm=False)
 
 
-def _cells() -> handlers.Cells:
-    """Cells as the layout makes them, built inside a Blocks context that is never launched."""
-    cells = handlers.Cells()
+def _cells() -> Cells:
+    """Cells as the sections make them, built inside a Blocks context that is never launched."""
+    cells = Cells()
     with gr.Blocks():
         for panel in panels.PANELS:
             for key in [panels.PAGE] if panel.page_wide else ARCH_ORDER:
-                layout._cell(panel, key, cells)
+                cells.add(panel, key)
     return cells
 
 
-def _by_key(cells: handlers.Cells, updates: dict) -> dict:
+def _by_key(cells: Cells, updates: dict) -> dict:
     """Updates keyed by (panel, arch) and "caption" for the caption cells, for readable assertions."""
     named = {}
     for key, component in cells.values.items():
@@ -255,9 +261,8 @@ def _by_key(cells: handlers.Cells, updates: dict) -> dict:
     return named
 
 
-def _analyse(engine: Engine, path: Path, models: list[str], weights: str = "auto", **options) -> handlers.Result:
-    result, _, _ = handlers.run_analysis(
-        engine,
+def _analyse(engine: Engine, path: Path, models: list[str], weights: str = "auto", **options) -> Result:
+    asked = PageRequest(
         str(path),
         models,
         weights,
@@ -266,8 +271,8 @@ def _analyse(engine: Engine, path: Path, models: list[str], weights: str = "auto
         options.get("method", "gradcam"),
         4,
         "whole",
-        False,
     )
+    result, _, _ = results_section.run_analysis(engine, asked, False)
     return result
 
 
@@ -275,12 +280,12 @@ def test_display_controls_redraw_without_running_a_model(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real_analyze = handlers.analyze
-    monkeypatch.setattr(handlers, "analyze", lambda *a, **k: calls.append(1) or real_analyze(*a, **k))
+    real_analyze = results_section.analyze
+    monkeypatch.setattr(results_section, "analyze", lambda *a, **k: calls.append(1) or real_analyze(*a, **k))
     result = _analyse(engine, shape_file(tmp_path, 5), list(ARCH_ORDER))
     cells = _cells()
-    first = _by_key(cells, handlers.redraw(cells, "display", result, "jet", 0.5, False, 4, False))
-    second = _by_key(cells, handlers.redraw(cells, "display", result, "viridis", 0.8, True, 4, False))
+    first = _by_key(cells, results_section.redraw(cells, "display", result, "jet", 0.5, False, 4, False))
+    second = _by_key(cells, results_section.redraw(cells, "display", result, "viridis", 0.8, True, 4, False))
     assert len(calls) == 1
     display_keys = {key for key in cells.values if key[0] in {"cam", "spatial"}}
     assert {key for key in first if len(key) == 2} == display_keys  # only what a display control changes
@@ -296,9 +301,9 @@ def test_analysis_panels_fill_every_cell_and_hide_unchosen_models(engine: Engine
     cells = _cells()
     page = {name: gr.Markdown(render=False) for name in ("notes", "method_note", "status", "drill_stage", "state")}
     display = panels.Display.checked("jet", 0.5, False, 4)
-    updates = handlers.page_outputs_after_analysis(cells, result, display, False, page)
+    updates = results_section.after_analysis(cells, result, display, {}, page)
     shown = _by_key(cells, updates)
-    main = [panel for panel in panels.PANELS if panel.section == "main" and not panel.page_wide]
+    main = [panel for panel in panels.PANELS if panel.section == "results" and not panel.page_wide]
     assert all(shown[(panel.key, "se_resnet50")]["visible"] is False for panel in main)
     top5 = result.analysis.models["cbam_resnet50"].top5
     assert set(shown[("top5", "cbam_resnet50")]["value"]) == {label for label, _ in top5}
@@ -313,11 +318,11 @@ def test_analysis_panels_fill_every_cell_and_hide_unchosen_models(engine: Engine
     assert "96x96" in updates[page["notes"]] and "whole picture" in updates[page["notes"]]
     assert updates[page["method_note"]] == explain.method_note("gradcam")
     assert not any(key[0].startswith("drill") for key in shown)  # the closed drill-down costs nothing
-    drill = _by_key(cells, handlers.redraw(cells, "drill", result, "jet", 0.5, False, 2, True))
+    drill = _by_key(cells, results_section.redraw(cells, "drill", result, "jet", 0.5, False, 2, True))
     assert "every block of stage 2" in drill[("drill_spatial", "cbam_resnet50", "caption")]["value"]
     assert "stage 2 (4 blocks)" in drill[("drill_channel", "cbam_resnet50", "caption")]["value"]
     assert drill[("drill_channel", "se_resnet50")]["visible"] is False  # not chosen
-    redrawn = _by_key(cells, handlers.redraw(cells, "display", result, "magma", 0.9, True, 2, True))
+    redrawn = _by_key(cells, results_section.redraw(cells, "display", result, "magma", 0.9, True, 2, True))
     assert Path(redrawn[("drill_spatial", "cbam_resnet50")]["value"]).name.endswith(
         "-cbam_resnet50-drill_spatial-stage2.webp"
     )
@@ -329,13 +334,12 @@ def test_a_failed_run_clears_every_result_and_keeps_the_message(engine: Engine, 
     notes.write_text("not a picture", encoding="utf-8")
     request = gr.Request(session_hash="session-1")
     with pytest.raises(gr.Error) as caught:
-        handlers.run_analysis(
-            engine, str(notes), list(ARCH_ORDER), "auto", "top1", "", "gradcam", 4, "whole", False, request
-        )
+        asked = PageRequest(str(notes), list(ARCH_ORDER), "auto", "top1", "", "gradcam", 4, "whole")
+        results_section.run_analysis(engine, asked, False, request=request)
     assert caught.value.visible is False  # no toast: the message goes under the picture, once
     cells = _cells()
     page = {name: gr.Markdown(render=False) for name in ("notes", "status", "state")}
-    updates = handlers.failure_outputs(cells, page, request)
+    updates = results_section.failure_outputs(cells, page, request)
     assert "not an image we can read" in updates[page["notes"]] and updates[page["state"]] is None
     cleared = _by_key(cells, updates)
     assert cleared[("cam", "cbam_resnet50")]["value"] is None and cleared[("top5", "resnet50")]["value"] is None
@@ -350,7 +354,7 @@ def test_an_upload_is_decoded_once_and_its_notes_reach_the_page(
     exif[0x0112] = 6  # stored rotated: the upright picture needs a quarter turn
     path = tmp_path / "rotated.jpg"
     stored.save(path, exif=exif, quality=95)
-    from cbam_viz.analysis import results as analysis
+    from cbam_viz import pipeline as analysis
     from cbam_viz.imaging import decode as imaging
 
     opened = []
@@ -359,7 +363,7 @@ def test_an_upload_is_decoded_once_and_its_notes_reach_the_page(
     result = _analyse(engine, path, list(ARCH_ORDER))
     assert len(opened) == 1  # decoded once: analyze receives the decoded picture
     assert any("turned upright" in note for note in result.analysis.notes)
-    assert "turned upright" in handlers.image_notes(result.analysis)
+    assert "turned upright" in results_section.image_notes(result.analysis)
     assert result.analysis.to_json()["image"]["notes"] == list(result.analysis.notes)
     assert result.picture == "rotated"
     assert analysis.decode_image is imaging.decode_image
@@ -367,11 +371,11 @@ def test_an_upload_is_decoded_once_and_its_notes_reach_the_page(
 
 def test_nothing_to_render_before_an_analysis() -> None:
     cells = _cells()
-    updates = handlers.redraw(cells, "display", None, "jet", 0.5, False, 4, False)
+    updates = results_section.redraw(cells, "display", None, "jet", 0.5, False, 4, False)
     # a non-empty dict of skips: Gradio reads an empty dict as one value and fails a many-output event
     assert updates and all(update == gr.skip() for update in updates.values())
     with pytest.raises(gr.Error, match="analyse an image first"):
-        handlers.export_files(None, "jet", 0.5, False)
+        export_section.export_files(None, "jet", 0.5, False)
     with pytest.raises(CbamVizError, match="unknown colormap"):
         panels.Display.checked("rainbow-unicorn", 0.5, False)
     with pytest.raises(CbamVizError, match="opacity must be between 0 and 1"):
@@ -401,19 +405,19 @@ def test_a_new_panel_is_one_object(demo_weights: Path, tmp_path: Path, monkeypat
     result = _analyse(Engine.start("demo", "cpu", demo_weights, warm=False), shape_file(tmp_path, 4), list(ARCH_ORDER))
     page = {name: gr.Markdown(render=False) for name in ("notes", "method_note", "status", "drill_stage", "state")}
     display = panels.Display.checked("jet", 0.5, False, 4)
-    shown = _by_key(cells, handlers.page_outputs_after_analysis(cells, result, display, False, page))
+    shown = _by_key(cells, results_section.after_analysis(cells, result, display, {}, page))
     for arch in ARCH_ORDER:
         assert shown[("mean_cam", arch)]["value"].startswith("mean CAM ")
         assert panels.ARCH_TITLES[arch] in shown[("mean_cam", arch, "caption")]["value"]
     assert set(document["models"]) == set(ARCH_ORDER)
 
 
-def _cells_with(extra: panels.Panel) -> handlers.Cells:
-    cells = handlers.Cells(panels=(*panels.PANELS, extra))
+def _cells_with(extra: panels.Panel) -> Cells:
+    cells = Cells(panels=(*panels.PANELS, extra))
     with gr.Blocks():
         for panel in cells.panels:
             for key in [panels.PAGE] if panel.page_wide else ARCH_ORDER:
-                layout._cell(panel, key, cells)
+                cells.add(panel, key)
     return cells
 
 
@@ -491,7 +495,7 @@ def test_serve_settings_fit_the_device() -> None:
 )
 def test_download_refuses_what_cannot_be_downloaded(engine: Engine, weights: str, words: str) -> None:
     with pytest.raises(gr.Error, match=words):
-        handlers.download_weights(engine, weights)
+        inputs_section.download_weights(engine, weights)
 
 
 def test_download_with_auto_fetches_the_paper_set(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -503,7 +507,7 @@ def test_download_with_auto_fetches_the_paper_set(engine: Engine, monkeypatch: p
         cbam_viz.weights.download, "download_set", lambda name, *_, **__: asked.append(name) or ["a", "b", "c"]
     )
     monkeypatch.setattr(engine, "refresh_examples", lambda: None)
-    status, _, _ = handlers.download_weights(engine, "auto", progress=lambda *_, **__: None)
+    status, _, _ = inputs_section.download_weights(engine, "auto", progress=lambda *_, **__: None)
     assert asked == ["paper"] and "3 files of the **paper** set" in status
 
 
@@ -511,9 +515,9 @@ def test_weights_choices_say_what_is_ready(engine: Engine) -> None:
     labels = dict((value, label) for label, value in engine.weight_choices())
     assert labels["demo"] == "demo (shapes demo, ready)" and labels["paper"] == "paper (ImageNet, not downloaded)"
     assert labels["auto"] == "auto (now: demo)"
-    update, status, _ = handlers.target_choices(engine, "paper")
+    update, status, _ = inputs_section.target_choices(engine, "paper")
     assert update["choices"] == [] and status.startswith("⚠️") and "download" in status
-    update, status, gallery_update = handlers.target_choices(engine, "auto")
+    update, status, gallery_update = inputs_section.target_choices(engine, "auto")
     assert update["choices"] == [(name, name) for name in shapes.CLASSES] and "10 classes" in status
     with pytest.raises(CbamVizError, match="unknown weights set"):
         engine.resolve("/etc/passwd")  # visitors pick sets; server paths are not theirs to load
@@ -535,9 +539,8 @@ def test_the_start_up_choice_and_its_reason_answer_every_auto_analysis(demo_weig
     its reason included (here, why a first run fell back to the demo set), in the JSON and the banner alike."""
     engine = Engine.start("demo", "cpu", demo_weights, warm=False)
     engine.choice = dataclasses.replace(engine.choice, note="no network: the demo set, until the paper set arrives")
-    result, document, banner = handlers.run_analysis(
-        engine, str(shape_file(tmp_path, 5)), ["cbam_resnet50"], "auto", "top1", "", "gradcam", 4, "whole", False
-    )
+    asked = PageRequest(str(shape_file(tmp_path, 5)), ["cbam_resnet50"], "auto", "top1", "", "gradcam", 4, "whole")
+    result, document, banner = results_section.run_analysis(engine, asked, False)
     assert result.analysis.weights is engine.choice and result.analysis.is_demo
     assert document["weights"]["note"] == engine.choice.note
     assert "no network: the demo set" in banner and "Demo weights" in banner

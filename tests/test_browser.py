@@ -314,7 +314,8 @@ def test_inside_the_gate_and_interventions_show_the_apis_numbers(weights_dir: Pa
             done = intervened["models"]["cbam_resnet50"]["interventions"][0]
             assert done["spec"] == "layer4:channel=one"
             assert f"Δp = {done['target_prob_change']:+.3f}" in top5.inner_text(), top5.inner_text()
-            assert "no attention gates to switch off" in page.locator("#intervene_top5-resnet50").inner_text()
+            # the model without gates keeps its note (Panel.applies), not the intervention's own refusal
+            assert "No gates to switch off." in page.locator("#intervene_top5-resnet50").inner_text()
             page.wait_for_function(
                 "id => { const i = document.querySelector(`#${id} img`); if (i) i.loading = 'eager';"
                 " return i && i.complete && i.naturalWidth > 300; }",

@@ -22,7 +22,7 @@ from test_app import launched_app, shape_file, write_random_demo
 from cbam_viz.cli import main as cli
 from cbam_viz.demo import shapes
 from cbam_viz.imaging.limits import MAX_FILE_BYTES
-from cbam_viz.ui import handlers
+from cbam_viz.ui.sections import results as results_section
 from cbam_viz.ui.server.engine import ServeSettings
 from cbam_viz.weights import files as weights
 
@@ -136,13 +136,13 @@ def test_concurrent_students_each_get_their_own_answer(app_url: str, tmp_path: P
 def test_a_full_queue_says_busy_and_the_server_recovers(
     demo_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_analyze = handlers.analyze
+    real_analyze = results_section.analyze
 
     def slow_analyze(*args: object, **kwargs: object) -> object:  # a slow model keeps the one queue place taken
         time.sleep(1.5)
         return real_analyze(*args, **kwargs)
 
-    monkeypatch.setattr(handlers, "analyze", slow_analyze)
+    monkeypatch.setattr(results_section, "analyze", slow_analyze)
     settings = ServeSettings(concurrency=1, queue_size=1, render_concurrency=1)
     picture = shape_file(tmp_path, shapes.CLASSES.index("cross"))
     with launched_app(demo_weights, settings=settings) as (url, _, _):

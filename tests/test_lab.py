@@ -22,10 +22,14 @@ from cbam_viz.demo import shapes
 from cbam_viz.errors import CbamVizError
 from cbam_viz.i18n.language import class_name, using
 from cbam_viz.pipeline import analyze
-from cbam_viz.ui import handlers
 from cbam_viz.ui.panels import interventions as intervene_view
 from cbam_viz.ui.panels import registry as panels
 from cbam_viz.ui.panels.gate import GatePick
+from cbam_viz.ui.results import Result
+from cbam_viz.ui.sections import gate as gate_section
+from cbam_viz.ui.sections import intervene as intervene_section
+from cbam_viz.ui.sections import results as results_section
+from cbam_viz.ui.sections.request import PageRequest
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.vocab import ARCH_ORDER
 
@@ -55,10 +59,9 @@ def client(weights_dir: Path) -> Iterator[Client]:
             api.close()
 
 
-def _analyse(engine: Engine, picture: Path, gate_open: bool) -> handlers.Result:
-    result, _, _ = handlers.run_analysis(
-        engine, str(picture), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 3, "whole", False, gate_open
-    )
+def _analyse(engine: Engine, picture: Path, gate_open: bool) -> Result:
+    asked = PageRequest(str(picture), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 3, "whole")
+    result, _, _ = results_section.run_analysis(engine, asked, False, gate_open)
     return result
 
 
@@ -124,7 +127,7 @@ def test_a_gate_opened_after_the_analysis_runs_that_model_once_more_with_the_sam
     assert all(not model.gate_steps for model in result.analysis.models.values())
     cells = _cells()
     values = ("jet", 0.5, False, 4, False, True, "cbam_resnet50", "layer2.3", None)
-    updates = handlers.show_gate(engine, cells, result, str(picture), *values)
+    updates = gate_section.show_gate(engine, cells, result, str(picture), *values)
     again = result.analysis.models["cbam_resnet50"].gate_steps["layer2.3"]
     assert np.array_equal(again.channel.gate, recorded.channel.gate)
     assert np.array_equal(again.spatial.gate, recorded.spatial.gate)
@@ -132,7 +135,7 @@ def test_a_gate_opened_after_the_analysis_runs_that_model_once_more_with_the_sam
     equations = shown[cells.values[("gate_equations", panels.PAGE)]]["value"]
     assert gates.channel_equation(again, int(gates.channel_order(again).order[0])) in equations
     assert not result.analysis.models["se_resnet50"].gate_steps  # only the picked model ran again
-    closed = handlers.show_gate(engine, cells, result, str(picture), *values[:5], False, *values[6:])
+    closed = gate_section.show_gate(engine, cells, result, str(picture), *values[:5], False, *values[6:])
     assert closed and all(update == gr.skip() for update in closed.values())
 
 
@@ -190,9 +193,8 @@ def test_intervene_and_sweep_apis_match_the_engine(client: Client, picture: Path
 
 
 def test_the_intervention_panels_show_before_and_after(engine: Engine, picture: Path) -> None:
-    result, document = handlers.run_intervention(
-        engine, str(picture), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole", "all:both=one"
-    )
+    asked = PageRequest(str(picture), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole")
+    result, document = intervene_section.run_intervention(engine, asked, "all:both=one")
     analysis = result.analysis
     display = panels.Display()
     top5 = panels.render_intervene_top5(analysis, display)
@@ -211,9 +213,7 @@ def test_the_intervention_panels_show_before_and_after(engine: Engine, picture: 
     cams = panels.render_intervene_cam(analysis, display)
     assert set(cams) == {"cbam_resnet50"} and "correlation" in cams["cbam_resnet50"].caption
     assert panels.render_sweep(analysis, display) == {}  # a single intervention has no sweep
-    swept, _ = handlers.run_intervention(
-        engine, str(picture), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole", "sweep"
-    )
+    swept, _ = intervene_section.run_intervention(engine, asked, "sweep")
     table = panels.render_sweep(swept.analysis, display)["cbam_resnet50"].value
     assert all(f"\n| {stage} | " in table for stage in (1, 2, 3, 4)) and "spatial gates off" in table
 
@@ -224,9 +224,10 @@ def test_a_picture_cleared_from_the_cache_asks_for_a_new_upload(engine: Engine, 
     result = _analyse(engine, gone, gate_open=False)
     gone.unlink()  # what delete_cache does to an upload after a few minutes
     with pytest.raises(gr.Error, match="cleared from the server after a few minutes: upload it again"):
-        handlers.run_intervention(
-            engine, str(gone), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole", "layer4:channel=one"
-        )
+        asked = PageRequest(str(gone), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole")
+        intervene_section.run_intervention(engine, asked, "layer4:channel=one")
     cells = _cells()
     with pytest.raises(gr.Error, match="upload it again"):
-        handlers.show_gate(engine, cells, result, str(gone), "jet", 0.5, False, 4, False, True, "cbam_resnet50", "", "")
+        gate_section.show_gate(
+            engine, cells, result, str(gone), "jet", 0.5, False, 4, False, True, "cbam_resnet50", "", ""
+        )

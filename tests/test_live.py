@@ -15,7 +15,8 @@ from PIL import Image
 from test_app import write_random_demo
 
 from cbam_viz.i18n.language import text
-from cbam_viz.ui import handlers, live
+from cbam_viz.ui import live
+from cbam_viz.ui.sections import live as live_section
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.vocab import ARCH_ORDER
 
@@ -65,17 +66,17 @@ def test_the_handler_says_busy_gives_way_to_photo_mode_and_freezes(engine: Engin
     slots = live.LiveSlots(1)
     frame = clip_frames(count=2)[0]
     values = (list(ARCH_ORDER), "demo", 4, "jet", 0.5)
-    image, line, clock, kept = handlers.live_step(engine, slots, frame, *values, None, _Request("one"))
+    image, line, clock, kept = live_section.live_step(engine, slots, frame, *values, None, _Request("one"))
     assert isinstance(image, Image.Image) and "fps" in line and isinstance(kept, Image.Image)
-    _, busy, _, _ = handlers.live_step(engine, slots, frame, *values, None, _Request("two"))
+    _, busy, _, _ = live_section.live_step(engine, slots, frame, *values, None, _Request("two"))
     assert busy == text("live.busy", count=1)
     with live.photo_turn():  # a photo analysis runs: the live frame steps aside
-        skipped = handlers.live_step(engine, slots, frame, *values, clock, _Request("one"))
+        skipped = live_section.live_step(engine, slots, frame, *values, clock, _Request("one"))
     assert skipped[0] == gr.skip() and skipped[1] == gr.skip()
-    path = handlers.freeze_frame(kept)
+    path = live_section.freeze_frame(kept)
     assert Path(path).is_file() and Image.open(path).size == kept.size
     with pytest.raises(gr.Error, match="start the webcam first"):
-        handlers.freeze_frame(None)
+        live_section.freeze_frame(None)
 
 
 def test_the_fake_cameras_frame_numbers_survive_scaling_and_jpeg(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ from PIL import Image
 
 from cbam_viz.i18n.language import text
 from cbam_viz.pipeline import analyze
-from cbam_viz.ui import handlers
+from cbam_viz.ui.panels.cells import Cells
 from cbam_viz.ui.results import AnalysisCache, Result, analysis_bytes
+from cbam_viz.ui.sections import results as results_section
 from cbam_viz.weights.files import WEIGHTS_DIR
 
 
@@ -39,5 +40,5 @@ def test_a_dropped_analysis_is_one_line_on_the_page(analysis) -> None:
     gone = Result.keep(analysis, "a", cache)
     Result.keep(analysis, "b", cache)  # pushes the first out: the newest always stays
     with pytest.raises(gr.Error) as raised:
-        handlers.redraw(handlers.Cells(), "display", gone, "jet", 0.5, False, 4, False)
+        results_section.redraw(Cells(), "display", gone, "jet", 0.5, False, 4, False)
     assert raised.value.message == text("error.dropped") and "\n" not in raised.value.message

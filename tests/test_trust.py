@@ -23,9 +23,12 @@ from cbam_viz.checks import pointing as checks_pointing
 from cbam_viz.checks import randomisation as checks_randomisation
 from cbam_viz.demo import shapes
 from cbam_viz.pipeline import analyze
-from cbam_viz.ui import gallery, handlers
+from cbam_viz.ui import gallery
 from cbam_viz.ui.panels import registry as panels
 from cbam_viz.ui.panels import trust as trust_view
+from cbam_viz.ui.sections import results as results_section
+from cbam_viz.ui.sections import trust as trust_section
+from cbam_viz.ui.sections.request import PageRequest
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.vocab import ARCH_ORDER
 
@@ -108,16 +111,15 @@ def test_a_box_on_analyze_plays_the_pointing_game_in_the_pictures_own_pixels(cli
 
 
 def test_two_clicks_draw_the_box_and_score_it_without_running_a_model(engine: Engine, picture: Path) -> None:
-    result, _, _ = handlers.run_analysis(
-        engine, str(picture), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole", False
-    )
+    asked = PageRequest(str(picture), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole")
+    result, _, _ = results_section.run_analysis(engine, asked, False)
     cells = _cells()
     page = {"box_picture": gr.Image(), "box": gr.Textbox(), "box_corner": gr.State()}
-    first = handlers.box_clicked(
+    first = trust_section.box_clicked(
         cells, page, result, None, "jet", 0.5, gr.SelectData(None, {"index": [20, 30], "value": None})
     )
     assert first[page["box_corner"]] == [20, 30] and page["box"] not in first
-    second = handlers.box_clicked(
+    second = trust_section.box_clicked(
         cells, page, result, [20, 30], "jet", 0.5, gr.SelectData(None, {"index": [90, 100], "value": None})
     )
     assert second[page["box"]] == "20,30,91,101" and second[page["box_corner"]] is None
@@ -127,7 +129,7 @@ def test_two_clicks_draw_the_box_and_score_it_without_running_a_model(engine: En
     assert "| CAM |" in markdown and "spatial, stage 4" in markdown
     assert trust_view.pointing_markdown(result.analysis.pointing, "cbam_resnet50") == markdown
     with pytest.raises(gr.Error, match="draw a box first"):
-        handlers.score_box(cells, page, result, "", "jet", 0.5)
+        trust_section.score_box(cells, page, result, "", "jet", 0.5)
 
 
 def test_a_gallery_shape_is_scored_on_its_true_mask(engine: Engine, tmp_path: Path) -> None:
@@ -135,9 +137,8 @@ def test_a_gallery_shape_is_scored_on_its_true_mask(engine: Engine, tmp_path: Pa
     sample = shapes.render_sample(gallery.EXAMPLE_SEED, label, width=gallery.EXAMPLE_SIZE, label=label)
     path = tmp_path / "ring.png"
     Image.fromarray(sample.image).save(path)
-    result, document, _ = handlers.run_analysis(
-        engine, str(path), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole", False
-    )
+    asked = PageRequest(str(path), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole")
+    result, document, _ = results_section.run_analysis(engine, asked, False)
     assert document["pointing"]["region"]["kind"] == "mask"
     expected = checks_pointing.mask_game(
         analyze(Image.open(path), weights="demo", weights_dir=engine.weights_dir), sample.mask
@@ -147,22 +148,21 @@ def test_a_gallery_shape_is_scored_on_its_true_mask(engine: Engine, tmp_path: Pa
     Image.fromarray(np.ascontiguousarray(sample.image[:, ::-1])).save(other)
     assert (
         "pointing"
-        not in handlers.run_analysis(
-            engine, str(other), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole", False
+        not in results_section.run_analysis(
+            engine, PageRequest(str(other), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole"), False
         )[1]
     )
 
 
 def test_the_trust_panels_draw_what_was_run(engine: Engine, picture: Path) -> None:
-    result, _, _ = handlers.run_analysis(
-        engine, str(picture), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole", False
-    )
+    asked = PageRequest(str(picture), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole")
+    result, _, _ = results_section.run_analysis(engine, asked, False)
     display = panels.Display()
     assert panels.render_sanity(result.analysis, display) == {}
     assert panels.render_curves(result.analysis, display)[panels.PAGE].value is None
     values = (list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole")
-    handlers.run_sanity(engine, result, str(picture), *values)
-    handlers.run_curves(engine, result, str(picture), *values)
+    trust_section.run_sanity(engine, PageRequest(str(picture), *values), result)
+    trust_section.run_curves(engine, PageRequest(str(picture), *values), result)
     tiles = panels.render_sanity(result.analysis, display)
     assert set(tiles) == set(ARCH_ORDER) and all(shown.value.width > 400 for shown in tiles.values())
     assert "Fully randomised" in tiles["cbam_resnet50"].caption

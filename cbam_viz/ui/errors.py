@@ -50,6 +50,7 @@ def _session(args: tuple, kwargs: dict) -> str | None:
 
 
 def remember(session: str | None, message: str) -> None:
+    """Keep a session's last failure, for the page's failure handler to show once."""
     if not session:
         return
     with _LAST_LOCK:

@@ -38,12 +38,14 @@ class ExportFiles:
 
     @property
     def folder(self) -> Path:
+        """The private folder, made on first use."""
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="cbam_viz-export-", dir=self.parent))
             atexit.register(shutil.rmtree, self._folder, True)
         return self._folder
 
     def write(self, name: str, data: bytes) -> str:
+        """Write ``data`` under ``name`` (pruning old copies first); -> its path."""
         with self._lock:
             self.prune()
             folder = Path(tempfile.mkdtemp(dir=self.folder))  # one folder per export keeps the friendly file name
@@ -52,6 +54,7 @@ class ExportFiles:
             return str(path)
 
     def prune(self, now: float | None = None) -> None:
+        """Remove the copies older than ``keep_seconds``."""
         if self._folder is None:
             return
         now = time.time() if now is None else now
@@ -60,6 +63,7 @@ class ExportFiles:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def count(self) -> int:
+        """How many export files the folder holds."""
         return 0 if self._folder is None else sum(1 for path in self._folder.rglob("*") if path.is_file())
 
 

@@ -100,4 +100,5 @@ def items_for(examples: dict[str, list[tuple[str, str]]], demo: bool) -> list[tu
 
 
 def title_for(demo: bool) -> str:
+    """The gallery's title: the demo shapes' or the photographs'."""
     return text(f"gallery.{SHAPE_GALLERY if demo else PHOTO_GALLERY}")

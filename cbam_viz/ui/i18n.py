@@ -9,6 +9,7 @@ so what the server writes during the event (captions, notes, banners, errors) is
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import gradio as gr
@@ -16,7 +17,7 @@ from gradio.context import LocalContext
 from gradio.i18n import I18nData
 
 from cbam_viz.i18n import language
-from cbam_viz.i18n.language import LANGUAGE_NAMES, LANGUAGES, class_name
+from cbam_viz.i18n.language import LANGUAGE_NAMES, LANGUAGES, class_name, text
 
 QUERY_KEY = "lang"
 FRONT_END_LOCALE = {"en": "en", "zh": "zh-CN"}  # Gradio's own words (Upload, Clear, ...) come in zh-CN
@@ -124,3 +125,8 @@ def class_from_name(name: object) -> object:
             if key.startswith("shape.") and value == wanted:
                 return key.removeprefix("shape.")
     return name
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    """A number as the page writes it; a missing or not finite one as the catalogue's word for it."""
+    return text("number.missing") if value is None or not math.isfinite(value) else f"{value:.{digits}f}"

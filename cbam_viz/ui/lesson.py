@@ -12,7 +12,7 @@ reaches a handler unchecked.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -21,7 +21,6 @@ from cbam_viz.i18n.language import LANGUAGES, text
 from cbam_viz.ui.panels.registry import COLORMAPS
 from cbam_viz.vocab import ARCH_ORDER, CAM_METHODS, MAX_CLASS_NAME, STAGES, VIEWS, quote
 
-PANELS = ("live", "drill", "gate", "intervene", "trust")  # the accordions a link may open
 KEYS = ("example", "models", "weights", "method", "stage", "target", "sees", "cmap", "opacity", "shared", "panel")
 MAX_QUERY = 2000  # characters of a query this page reads at all
 
@@ -44,13 +43,17 @@ class Lesson:
     ignored: list[str] = field(default_factory=list)  # one short note per value left out
 
     def note(self) -> str:
+        """What the link left out, in one line (empty when it left nothing out)."""
         if not self.ignored:
             return ""
         return text("lesson.left_out", parts="; ".join(self.ignored))
 
 
-def read(query: Mapping[str, str], examples: Mapping[str, str], weight_choices: list[str]) -> Lesson:
-    """The lesson in a URL query; ``examples`` maps a gallery picture's name to its path."""
+def read(
+    query: Mapping[str, str], examples: Mapping[str, str], weight_choices: list[str], openable: Sequence[str]
+) -> Lesson:
+    """The lesson in a URL query; ``examples`` maps a gallery picture's name to its path, ``openable`` names the
+    accordions a link may open (the page's remembered sections)."""
     lesson = Lesson()
     if sum(len(key) + len(str(value)) for key, value in query.items()) > MAX_QUERY:
         lesson.ignored.append(text("lesson.too_long", limit=MAX_QUERY))
@@ -60,13 +63,15 @@ def read(query: Mapping[str, str], examples: Mapping[str, str], weight_choices: 
             lesson.ignored.append(text("lesson.not_a_setting", key=quote(key, 30)))
             continue
         try:
-            setattr(lesson, key, _checked(key, str(value), examples, weight_choices))
+            setattr(lesson, key, _checked(key, str(value), examples, weight_choices, openable))
         except ValueError as error:
             lesson.ignored.append(f"{key}={quote(str(value), 40)} ({error})")
     return lesson
 
 
-def _checked(key: str, value: str, examples: Mapping[str, str], weight_choices: list[str]) -> object:
+def _checked(
+    key: str, value: str, examples: Mapping[str, str], weight_choices: list[str], openable: Sequence[str]
+) -> object:
     value = value.strip()
     if key == "example":
         if value not in examples:
@@ -98,7 +103,7 @@ def _checked(key: str, value: str, examples: Mapping[str, str], weight_choices: 
         return number
     if key == "shared":
         return _one_of(value, ["0", "1"]) == "1"
-    return _one_of(value, list(PANELS))
+    return _one_of(value, list(openable))
 
 
 def _one_of(value: str, choices: list[str]) -> str:
@@ -121,6 +126,7 @@ def write(
     opacity: float,
     shared: bool,
     panel: str | None,
+    openable: Sequence[str] = (),
     language: str | None = None,
 ) -> tuple[str, str]:
     """The query of the page's view, and a note: uploads stay out of links (an example is named instead). The page's
@@ -137,7 +143,7 @@ def write(
     values["shared"] = "1" if shared else "0"
     if target:
         values["target"] = target
-    if panel in PANELS:
+    if panel in openable:
         values["panel"] = panel
     if language in LANGUAGES:
         values["lang"] = language

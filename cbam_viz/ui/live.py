@@ -67,6 +67,7 @@ class LiveSlots:
             return True
 
     def release(self, session: str) -> None:
+        """Free a tab's live slot at once."""
         with self._lock:
             self._last_frame.pop(session, None)
 
@@ -92,6 +93,7 @@ def photo_turn() -> Iterator[None]:
 
 
 def photo_waiting() -> bool:
+    """Whether a photo analysis is waiting or running (live frames step aside)."""
     return _PHOTO_WAITING > 0
 
 

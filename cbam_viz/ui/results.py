@@ -42,6 +42,7 @@ class AnalysisCache:
         self.used = 0
 
     def put(self, analysis: Analysis) -> str:
+        """Keep an analysis (the least recently used ones go past the budget); -> its key."""
         key, size = uuid.uuid4().hex, analysis_bytes(analysis)
         with self._lock:
             self._items[key] = (analysis, size)
@@ -52,6 +53,7 @@ class AnalysisCache:
         return key
 
     def get(self, key: str) -> Analysis | None:
+        """The analysis under ``key``, or None once it was dropped."""
         with self._lock:
             item = self._items.get(key)
             if item is None:
@@ -76,10 +78,12 @@ class Result:
 
     @classmethod
     def keep(cls, analysis: Analysis, picture: str, cache: AnalysisCache = RESULTS) -> Result:
+        """Cache ``analysis`` and remember its key and the picture's name."""
         return cls(cache.put(analysis), picture, cache)
 
     @property
     def analysis(self) -> Analysis:
+        """The tab's analysis; a one-line error once the cache dropped it."""
         analysis = self.cache.get(self.key)
         if analysis is None:
             raise CbamVizError(text("error.dropped"))

@@ -2,7 +2,7 @@
 
 The steps themselves (``gates.GateSteps``) come from the analysis's own hooked pass when the panel was open while it
 ran; opened later, the picked model runs once more with the gate recorders on (``ensure_steps``), since the first
-pass kept nothing of the gates' insides. ``panels.py`` declares the three panels that draw from here.
+pass kept nothing of the gates' insides. ``registry`` declares the three panels that draw from here.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class GatePick:
         return cls(arch, block, int(channel))
 
     def block_for(self, analysis: Analysis) -> str:
+        """The picked block, or the last block of the analysed stage."""
         return self.block or default_block(analysis.stage)
 
 
@@ -237,4 +238,5 @@ def equations_markdown(steps: gates.GateSteps, chosen: int) -> str:
 
 
 def chosen_channel(steps: gates.GateSteps, pick: GatePick) -> int:
+    """The channel the equations show: the picked one, or the strongest."""
     return int(gates.channel_order(steps).order[0]) if pick.channel is None else pick.channel

@@ -19,6 +19,7 @@ from cbam_viz.i18n.language import class_name, text
 from cbam_viz.imaging.decode import display_image
 from cbam_viz.render import fonts
 from cbam_viz.render import overlay as render
+from cbam_viz.ui.i18n import number
 from cbam_viz.vocab import STAGE_DEPTHS, STAGES, block_name, quote
 
 WHERE_CHOICES = ("block", "stage", "all")  # the page's words: the catalogue's ``where.<choice>``
@@ -96,9 +97,9 @@ def cam_pair(analysis: Analysis, result: ModelResult, cmap: str, alpha: float) -
 
 
 def cam_caption(result: ModelResult) -> str:
+    """The intervention's spec, and how closely the CAM after it follows the one before."""
     done = result.interventions[0]
-    correlation = text("number.missing") if not math.isfinite(done.cam_correlation) else f"{done.cam_correlation:.2f}"
-    return text("intervene.cam_caption", spec=done.spec, correlation=correlation)
+    return text("intervene.cam_caption", spec=done.spec, correlation=number(done.cam_correlation))
 
 
 def sweep_markdown(result: ModelResult, demo: bool = False) -> str:

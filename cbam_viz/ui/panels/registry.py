@@ -1,15 +1,14 @@
 """Every panel of the page, declared once: a ``Panel`` says what it shows, for which models, and when it redraws.
 
-To add a view, write its render function and append one ``Panel`` to ``PANELS``; the layout builds its row (a
-heading, its "What am I looking at?" text, one cell per model) and the handlers redraw it on the events it names.
+To add a view, write its render function and append one ``Panel`` to ``PANELS``; its section (``ui.sections``) builds
+its row (a heading, its "What am I looking at?" text, one cell per model) and redraws it on the events it names.
 A render function takes the cached ``Analysis`` and the ``Display`` options and returns ``{arch: Shown}`` for the
 models that have something to show (or ``{PAGE: Shown}`` for a page-wide panel). Nothing else has to be touched.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,7 +20,7 @@ from cbam_viz.i18n.language import class_name, current, has, said, text
 from cbam_viz.imaging.decode import display_image
 from cbam_viz.render import attention, fonts, overlay
 from cbam_viz.ui.errors import escape
-from cbam_viz.ui.i18n import T
+from cbam_viz.ui.i18n import T, number
 from cbam_viz.ui.panels import gate as gate_view
 from cbam_viz.ui.panels import interventions as intervene_view
 from cbam_viz.ui.panels import trust as trust_view
@@ -43,8 +42,9 @@ COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "cividis")
 DISPLAY_SIDE = 512  # overlays are drawn at most this large: a third of a page, crisp on high-DPI screens
 IMAGE_HEIGHT = 360  # px: an explicit height keeps image cells from collapsing to 0 px in stacked (narrow) layouts
 
-Event = Literal["analysis", "display", "drill", "gate", "intervene", "trust"]
-Section = Literal["main", "drill", "gate", "intervene", "trust"]
+# What redraws panels: a new analysis, a display control, an accordion's own controls, and the runs that fill one
+# section's panels (an intervention or the sweep, a check, a scored box).
+Event = Literal["analysis", "display", "drill", "gate", "intervene", "sweep", "trust", "sanity", "curves", "box"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class Display:
     def checked(
         cls, cmap: str, opacity: float, shared_scale: bool, drill_stage: int | None = 4, gate: GatePick | None = None
     ) -> Display:
+        """The display controls as the page or the API sent them, checked; bad values get a one-line error."""
         if cmap not in COLORMAPS:
             raise CbamVizError(f"unknown colormap {quote(cmap)}: choose one of {', '.join(COLORMAPS)}")
         try:
@@ -94,11 +95,13 @@ class Panel:
     kind: Literal["image", "label", "markdown"]
     render: Callable[[Analysis, Display], dict[str, Shown]]
     redraw_on: frozenset[Event]
-    section: Section = "main"
+    section: str = "results"  # the key of the page section that shows it (``ui.sections.SECTIONS``)
     applies: Callable[[str], bool] = lambda arch: True
     missing: Callable[[str], str] = lambda arch: ""  # catalogue key of the note in place of a panel a model lacks
     page_wide: bool = False
     height: int = IMAGE_HEIGHT  # px of an image cell (a page-wide figure of many strips needs more)
+    progress: bool = False  # its cells carry the progress bar of the runs that fill them
+    method_note: bool = False  # the CAM method's note sits under its row
 
     def component(self, arch: str) -> gr.components.Component:
         """The value component of one cell (created inside the layout's Blocks context)."""
@@ -128,6 +131,7 @@ def model_caption(arch: str, detail: str = "") -> str:
 
 
 def render_header(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """Which weights each model runs."""
     return {
         arch: Shown(f"<small>{escape(said(result.weights))}</small>", model_caption(arch))
         for arch, result in analysis.models.items()
@@ -135,6 +139,7 @@ def render_header(analysis: Analysis, display: Display) -> dict[str, Shown]:
 
 
 def render_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """Each model's five most likely classes, named in the page's language."""
     demo = analysis.is_demo
     caption = "caption.top5" if demo or current() == "en" else "caption.top5_imagenet"
     return {
@@ -164,7 +169,7 @@ def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
         picture = overlay.overlay(
             base, result.cam, analysis.view_for(result), cmap=display.cmap, alpha=display.opacity, vmin=low, vmax=high
         )
-        # words drawn into pictures stay English: the pictures' font (DejaVu) has no Chinese glyphs
+        # the colour bar's words follow the page's language (English only where no face has Chinese: fonts.words)
         legend = overlay.colorbar_image(
             display.cmap, low, high, width=picture.width, label=fonts.words("picture.cam_value")
         )
@@ -206,28 +211,28 @@ def _channel(analysis: Analysis, stage: int) -> dict[str, Shown]:
 
 
 def render_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """CBAM's spatial attention at the last block of every stage."""
     return _spatial(analysis, display, None)
 
 
 def render_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The channel gates of the analysed stage."""
     return _channel(analysis, analysis.stage)
 
 
 def render_drill_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """CBAM's spatial attention at every block of the drill-down's stage."""
     return _spatial(analysis, display, display.drill_stage)
 
 
 def render_drill_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The channel gates of the drill-down's stage."""
     return _channel(analysis, display.drill_stage)
 
 
 def metric_label(name: str) -> str:
     """A metric's words on the page (the catalogue's ``metric.<name>``), or its JSON name if it has none."""
     return text(f"metric.{name}") if has(f"metric.{name}") else name
-
-
-def number(value: float | None, digits: int = 2) -> str:
-    return text("number.missing") if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def render_numbers(analysis: Analysis, display: Display) -> dict[str, Shown]:
@@ -268,6 +273,8 @@ def _gate(analysis: Analysis, display: Display, draw: Callable[..., Any]) -> dic
 
 
 def render_gate_channel(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The picked channel gate, step by step."""
+
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
         what = text("caption.se_steps" if steps.channel.kind == "se" else "caption.channel_steps")
         image = gate_view.channel_figure(steps, channel)
@@ -277,6 +284,8 @@ def render_gate_channel(analysis: Analysis, display: Display) -> dict[str, Shown
 
 
 def render_gate_spatial(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The picked spatial gate, step by step (a model without one says so)."""
+
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
         image = gate_view.spatial_figure(steps, analysis, result, display.cmap, display.opacity)
         if image is None:
@@ -288,6 +297,8 @@ def render_gate_spatial(analysis: Analysis, display: Display) -> dict[str, Shown
 
 
 def render_gate_equations(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The picked gate's equations with this picture's numbers."""
+
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
         caption = model_caption(result.arch, text("caption.equations"))
         return Shown(gate_view.equations_markdown(steps, channel), caption)
@@ -296,6 +307,7 @@ def render_gate_equations(analysis: Analysis, display: Display) -> dict[str, Sho
 
 
 def render_intervene_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The top five before and after the intervention."""
     caption = text("caption.intervene_top5")
     return {
         arch: Shown(intervene_view.top5_markdown(result, analysis.is_demo), model_caption(arch, caption))
@@ -305,6 +317,7 @@ def render_intervene_top5(analysis: Analysis, display: Display) -> dict[str, Sho
 
 
 def render_intervene_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The CAM before and after the intervention."""
     shown = {}
     for arch, result in analysis.models.items():
         pair = intervene_view.cam_pair(analysis, result, display.cmap, display.opacity)
@@ -314,6 +327,7 @@ def render_intervene_cam(analysis: Analysis, display: Display) -> dict[str, Show
 
 
 def render_sweep(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The sweep's table: what switching each stage's gates off does."""
     return {
         arch: Shown(intervene_view.sweep_markdown(result, analysis.is_demo), model_caption(arch, text("caption.sweep")))
         for arch, result in analysis.models.items()
@@ -338,6 +352,7 @@ def render_sanity(analysis: Analysis, display: Display) -> dict[str, Shown]:
 
 
 def render_curves(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """The deletion and insertion curves of every model (or what to press to get them)."""
     if analysis.curves is None:
         return {PAGE: Shown(None, text("curves.press"))}
     caption = text("curves.caption", steps=analysis.curves.steps)
@@ -345,6 +360,7 @@ def render_curves(analysis: Analysis, display: Display) -> dict[str, Shown]:
 
 
 def render_pointing(analysis: Analysis, display: Display) -> dict[str, Shown]:
+    """Where each model's maps point, against the box or the shape's outline."""
     if analysis.pointing is None:
         return {}
     return {
@@ -381,11 +397,12 @@ ON_GATE = frozenset({"analysis", "gate"})
 ON_GATE_DISPLAY = frozenset({"analysis", "gate", "display"})
 ON_INTERVENE = frozenset({"intervene"})
 ON_TRUST = frozenset({"analysis", "trust"})
+ON_SWEEP = frozenset({"sweep"})
 
 PANELS: tuple[Panel, ...] = (
     Panel("header", "", None, "markdown", render_header, ON_ANALYSIS),
     Panel("top5", "heading.top5", "top5", "label", render_top5, ON_ANALYSIS),
-    Panel("cam", "heading.cam", "gradcam", "image", render_cam, ON_DISPLAY),
+    Panel("cam", "heading.cam", "gradcam", "image", render_cam, ON_DISPLAY, progress=True, method_note=True),
     Panel(
         "spatial",
         "heading.spatial",
@@ -471,20 +488,29 @@ PANELS: tuple[Panel, ...] = (
         None,
         "markdown",
         render_sweep,
-        ON_INTERVENE,
+        ON_SWEEP,
         section="intervene",
         applies=has_channel_attention,
         missing=_no_gates,
     ),
-    Panel("pointing", "heading.pointing", "pointing", "markdown", render_pointing, ON_TRUST, section="trust"),
+    Panel(
+        "pointing",
+        "heading.pointing",
+        "pointing",
+        "markdown",
+        render_pointing,
+        ON_TRUST | {"box"},
+        section="trust",
+    ),
     Panel(
         "sanity",
         "heading.sanity",
         "sanity",
         "image",
         render_sanity,
-        ON_TRUST,
+        ON_TRUST | {"sanity"},
         section="trust",
+        progress=True,
     ),
     Panel(
         "curves",
@@ -492,25 +518,27 @@ PANELS: tuple[Panel, ...] = (
         "curves",
         "image",
         render_curves,
-        ON_TRUST,
+        ON_TRUST | {"curves"},
         section="trust",
         page_wide=True,
         height=420,
+        progress=True,
     ),
 )
 
 
-def panels_in(section: Section, panels: tuple[Panel, ...] = PANELS) -> list[Panel]:
+def panels_in(section: str, panels: Iterable[Panel] = PANELS) -> list[Panel]:
+    """The panels a section shows, in the registry's order."""
     return [panel for panel in panels if panel.section == section]
 
 
-def redrawn_by(event: Event, section: Section | None = None, panels: tuple[Panel, ...] = PANELS) -> list[Panel]:
+def redrawn_by(event: Event, section: str | None = None, panels: Iterable[Panel] = PANELS) -> list[Panel]:
     """The panels an event redraws (a display change redraws only what depends on the display)."""
     return [panel for panel in panels if event in panel.redraw_on and (section is None or panel.section == section)]
 
 
 def render_all(
-    analysis: Analysis, display: Display, event: Event = "analysis", panels: tuple[Panel, ...] = PANELS
+    analysis: Analysis, display: Display, event: Event = "analysis", panels: Iterable[Panel] = PANELS
 ) -> dict[str, dict[str, Shown]]:
     """Every panel an event redraws, off the page: what benchmarks and soak runs draw (panel key -> cells)."""
     return {panel.key: panel.render(analysis, display) for panel in redrawn_by(event, panels=panels)}

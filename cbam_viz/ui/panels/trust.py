@@ -20,6 +20,7 @@ from cbam_viz.demo import shapes
 from cbam_viz.i18n.language import class_name, text
 from cbam_viz.render import fonts
 from cbam_viz.render import overlay as render
+from cbam_viz.ui.i18n import number
 from cbam_viz.vocab import ARCH_TITLES, STAGES
 
 BOX_COLOUR = (255, 40, 200)
@@ -34,10 +35,6 @@ def _step_title(step: str) -> str:
     return fonts.words("picture.plus_layer", layer=step)
 
 
-def _number(value: float | None, digits: int = 2) -> str:
-    return text("number.missing") if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
 def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alpha: float) -> Image.Image:
     """The trained CAM, the CAM after each cascading randomisation step, for a random other class, and with one
     layer at a time randomised, each with its Spearman correlation and SSIM against the trained one."""
@@ -45,15 +42,15 @@ def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alp
     captions = [f"p = {report.target_prob:.2f}"]
     for step in report.cascading:
         maps.append((_step_title(step.step), step.cam))
-        captions.append(f"ρ {_number(step.spearman)}, SSIM {_number(step.ssim)}")
+        captions.append(f"ρ {number(step.spearman)}, SSIM {number(step.ssim)}")
     if report.random_logit is not None:
         other = report.random_logit
         label = fonts.class_name(other.label, analysis.is_demo)
         maps.append((fonts.words("picture.other_class", label=label), other.comparison.cam))
-        captions.append(f"ρ {_number(other.comparison.spearman)}, SSIM {_number(other.comparison.ssim)}")
+        captions.append(f"ρ {number(other.comparison.spearman)}, SSIM {number(other.comparison.ssim)}")
     for step in report.independent:  # one layer at a time, the rest trained: which layer does the map rest on?
         maps.append((fonts.words("picture.only_random", layer=step.step), step.cam))
-        captions.append(f"ρ {_number(step.spearman)}, SSIM {_number(step.ssim)}")
+        captions.append(f"ρ {number(step.spearman)}, SSIM {number(step.ssim)}")
     return render.map_tiles(
         maps, analysis.view_for(result), analysis.image, cmap=cmap, alpha=alpha, tile=150, columns=4, captions=captions
     )
@@ -66,12 +63,12 @@ def sanity_markdown(report, demo: bool = False) -> str:
         return ""
     changed = last.spearman is None or not math.isfinite(last.spearman) or last.spearman < 0.5
     verdict = text("sanity.passes" if changed else "sanity.fails")
-    lines = [text("sanity.fully", rho=_number(last.spearman), verdict=verdict)]
+    lines = [text("sanity.fully", rho=number(last.spearman), verdict=verdict)]
     if report.random_logit is not None:
         other = report.random_logit.comparison
         same = other.spearman is not None and math.isfinite(other.spearman) and other.spearman > 0.9
         lines.append(
-            text("sanity.other_class", label=class_name(report.random_logit.label, demo), rho=_number(other.spearman))
+            text("sanity.other_class", label=class_name(report.random_logit.label, demo), rho=number(other.spearman))
             + (text("sanity.same_map") if same else ".")
         )
     return " ".join(lines)
@@ -125,7 +122,7 @@ def pointing_markdown(pointing, arch: str) -> str:
     area = pointing.region.get("area_share")
     where = text("pointing.mask" if pointing.region.get("kind") == "mask" else "pointing.box")
     lines = [
-        text("pointing.covers", where=where, percent=_number(area * 100 if area is not None else None, 0)),
+        text("pointing.covers", where=where, percent=number(area * 100 if area is not None else None, 0)),
         "",
         text("pointing.head"),
         "|---|---|---|",
@@ -163,6 +160,7 @@ def corners_to_box(first: Sequence[float], second: Sequence[float], analysis: An
 
 
 def box_text(box: Sequence[float]) -> str:
+    """A box as the four numbers the page shows and reads."""
     return ",".join(f"{value:g}" for value in box)
 
 

@@ -108,10 +108,12 @@ class Engine:
 
     @property
     def weights_note(self) -> str:
+        """Why the start-up weights were chosen."""
         return self.choice.note
 
     @property
     def is_demo(self) -> bool:
+        """Whether the start-up weights are the demo set."""
         return self.choice.is_demo
 
     def available_sets(self) -> list[str]:
@@ -215,6 +217,7 @@ class ServeSettings:
 
     @classmethod
     def for_device(cls, device: str, queue_size: int | None = None) -> ServeSettings:
+        """The limits that fit a CPU or a GPU server (``queue_size`` overrides its queue)."""
         if device.startswith("cuda"):
             return cls(concurrency=4, queue_size=queue_size or 256, render_concurrency=4, live_sessions=6)
         return cls(concurrency=1, queue_size=queue_size or 64, render_concurrency=1, live_sessions=2)

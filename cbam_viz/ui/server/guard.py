@@ -41,6 +41,7 @@ MALFORMED_CALL = "the call does not match this endpoint's parameters: /gradio_ap
 
 
 def busy_message(waiting: int) -> str:
+    """The one line a visitor gets when the server is too busy to take the request."""
     return f"The app is busy ({waiting} waiting): try again in a few seconds"
 
 

@@ -42,9 +42,11 @@ class RunFolder:
 
     @property
     def gradio_cache(self) -> Path:
+        """Gradio's cache folder inside this run's temporary folder."""
         return self.path / "gradio"
 
     def remove(self) -> None:
+        """Remove this run's temporary folder and let go of its lock."""
         shutil.rmtree(self.path, ignore_errors=True)
         self._lock.close()
 

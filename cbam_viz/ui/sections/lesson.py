@@ -1,0 +1,163 @@
+"""Lesson links: a button that puts the view on the page into a link (and the clipboard), and the page opening on
+such a link. What a link may say, and how it is checked, is ``ui.lesson``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from cbam_viz.analysis.options import target_mode_value
+from cbam_viz.i18n import language
+from cbam_viz.ui import gallery, lesson
+from cbam_viz.ui.errors import escape
+from cbam_viz.ui.i18n import T
+from cbam_viz.ui.sections.common import Box, Page, Parts, Section
+from cbam_viz.ui.sections.request import FIELDS, PageRequest, components
+from cbam_viz.ui.server.engine import Engine
+
+COPY_JS = (
+    "(query) => { const link = location.origin + location.pathname + query; "
+    "navigator.clipboard && navigator.clipboard.writeText(link).catch(() => {}); return link; }"
+)
+
+
+@dataclass
+class LessonLink:
+    """The link button, the link and its note."""
+
+    button: gr.Button
+    link: gr.Textbox
+    note: gr.Markdown  # what a link left out, or what the page could not read of one
+
+
+def build(parts: Parts) -> LessonLink:
+    """The link row and its note."""
+    with gr.Row():
+        button = gr.Button(T("page.copy_link"), size="sm", scale=0, elem_id="lesson-link-button")
+        link = gr.Textbox(
+            show_label=False,
+            placeholder=T("page.link_placeholder"),
+            buttons=["copy"],
+            max_lines=1,
+            scale=4,
+            elem_id="lesson-link",
+        )
+    note = gr.Markdown(elem_id="lesson-note")
+    return LessonLink(button, link, note)
+
+
+def apply_lesson(
+    engine: Engine,
+    controls: Mapping[str, Any],
+    boxes: Mapping[str, Box],
+    current: Any,
+    request: gr.Request | None,
+) -> dict[Any, Any]:
+    """The page opened on a lesson link: its settings into the controls (the example then analyses itself).
+
+    ``controls`` maps a ``Lesson`` field (``sees``: the view) to its control, ``note`` to the note. The picture input
+    always gets a value (the example, or what it holds): a property update, ``gr.skip()`` included, would make
+    Gradio rebuild it for the session without ``uploads.image_input``'s preprocessing."""
+    query = dict(getattr(request, "query_params", None) or {})
+    gradios = {"__theme", "view", "presenter", "lang"}  # Gradio's own (?view=api), and the page's own switches
+    query = {key: value for key, value in query.items() if key not in gradios}
+    if not query:
+        return {controls["image"]: current}
+    examples = lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))
+    choices = [value for _, value in engine.weight_choices()]
+    found = lesson.read(query, examples, choices, list(boxes))
+    updates: dict[Any, Any] = {controls["note"]: f"<small>{escape(found.note())}</small>" if found.ignored else ""}
+    updates[controls["image"]] = current
+    for key in ("models", "weights", "method", "stage", "sees", "cmap", "opacity", "shared"):
+        if getattr(found, key) is not None:
+            updates[controls[key]] = getattr(found, key)
+    if found.target is not None:
+        updates[controls["target_mode"]] = "shared"
+        updates[controls["target_class"]] = gr.update(value=found.target, interactive=True)
+    if found.panel is not None:
+        updates[boxes[found.panel].accordion] = gr.update(open=True)
+        updates[boxes[found.panel].opened] = True
+    if found.example is not None:
+        updates[controls["image"]] = found.example  # set last: its change event analyses with the settings above
+    return updates
+
+
+def lesson_link(
+    engine: Engine,
+    asked: PageRequest,
+    cmap: str,
+    opacity: float,
+    shared: bool,
+    opened: Mapping[str, bool],
+) -> tuple[str, str]:
+    """The query of the view on the page (``lesson.write``) and what the link leaves out."""
+    examples = lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))
+    target = asked.target_class if target_mode_value(asked.target_mode) == "shared" else None
+    panel = next((name for name, is_open in opened.items() if is_open), None)
+    query, note = lesson.write(
+        picture=asked.image if isinstance(asked.image, str) else None,
+        examples=examples,
+        models=list(asked.models or []),
+        weights=str(asked.weights or "auto"),
+        method=str(asked.method),
+        stage=int(asked.stage),
+        target=target,
+        view=str(asked.view),
+        cmap=str(cmap),
+        opacity=float(opacity),
+        shared=bool(shared),
+        panel=panel,
+        openable=list(opened),
+        language=language.current(),
+    )
+    return query, f"<small>{escape(note)}</small>" if note else ""
+
+
+def wire(page: Page) -> None:
+    """A page opened on a link takes its settings; the button writes the link of the view on the page."""
+    parts, inputs, handle = page.parts, page.inputs, page.lesson
+    engine = parts.engine
+    controls = {name: getattr(inputs, name) for name in ("image", "models", "weights", "method", "stage")}
+    controls |= {"target_mode": inputs.target_mode, "target_class": inputs.target_class, "sees": inputs.view}
+    controls |= {"cmap": inputs.cmap, "opacity": inputs.opacity, "shared": inputs.shared_scale, "note": handle.note}
+    boxes = {box.section.key: box for box in page.boxes()}
+
+    def on_load(current: Any, request: gr.Request) -> dict:
+        return apply_lesson(engine, controls, boxes, current, request)
+
+    parts.blocks.load(
+        on_load,
+        [inputs.image],
+        [*controls.values(), *(box.accordion for box in boxes.values()), *page.opened()],
+        api_name="lesson",
+        api_visibility="private",
+        queue=False,
+    )
+
+    def link_to_view(*values: Any) -> tuple[str, str]:  # the request's fields, cmap, opacity, shared, the boxes
+        asked, display, opened = values[: len(FIELDS)], values[len(FIELDS) : len(FIELDS) + 3], values[len(FIELDS) + 3 :]
+        return lesson_link(engine, PageRequest(*asked), *display, dict(zip(boxes, opened, strict=True)))
+
+    handle.button.click(
+        link_to_view,
+        [*components(inputs), inputs.cmap, inputs.opacity, inputs.shared_scale, *page.opened()],
+        [handle.link, handle.note],
+        api_name="lesson_link",
+        api_visibility="private",
+        queue=False,
+    ).then(
+        None,
+        [handle.link],
+        [handle.link],
+        js=COPY_JS,
+        api_name="lesson_link_full",
+        api_visibility="private",
+        queue=False,
+    )
+
+
+SECTION = Section("lesson", build, wire, presenter_hides=("lesson-link-button", "lesson-link"))

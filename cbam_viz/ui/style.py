@@ -1,0 +1,50 @@
+"""The page's styles: its own CSS, and the presenter view (``?presenter=1``, a projector in a lecture hall).
+
+The presenter view shows large type and the three models side by side at full width, without control panels: the
+picture, its examples and the Analyse button stay, as large buttons. What it hides is read off the sections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cbam_viz.ui.sections import SECTIONS
+from cbam_viz.ui.sections.common import Section
+
+CSS = """
+#banner {border-left: 4px solid var(--color-accent); padding: 4px 12px; background: var(--block-background-fill);}
+.panel-caption p {margin: 0; font-size: 0.95em;}
+#results-status {min-height: 1.5em;}
+/* A refused action says why in one line (a toast, or the line under the picture); Gradio's "Error" badge on each
+   output of that event only covered the panels' own text (a phone's pointing table). */
+[data-testid="status-tracker"] .clear-status, [data-testid="status-tracker"] span.error {display: none;}
+[id^="pointing-"] td:first-child {white-space: nowrap;} /* "CAM" whole in a phone's narrow first column */
+"""
+PRESENTER_JS = """
+() => {
+    if (new URLSearchParams(location.search).get('presenter') === '1') document.body.classList.add('presenter');
+}
+"""
+PRESENTER_TYPE = """
+body.presenter, body.presenter .gradio-container {
+    --text-xxs: 14px; --text-xs: 16px; --text-sm: 18px; --text-md: 22px; --text-lg: 26px; --text-xl: 32px;
+    --text-xxl: 40px; --block-label-text-size: 18px; --block-title-text-size: 22px;
+}
+body.presenter .panel-caption p {font-size: 28px !important;}
+body.presenter .panel-image {height: 520px !important;}
+body.presenter .panel-image img {object-fit: contain !important; width: 100% !important; height: 100% !important;}
+body.presenter #analyse {font-size: 1.6em; min-height: 3em;}
+body.presenter h1 {font-size: 2.2em;}
+body.presenter h4 {font-size: 1.6em;}
+"""
+
+
+def presenter_css(sections: Iterable[Section] = SECTIONS) -> str:
+    """The presenter's type sizes, and what it hides: each section's accordion and named parts, every "What am I
+    looking at?" box and Gradio's footer."""
+    hidden = [f"#{elem_id}" for section in sections for elem_id in section.hidden_for_presenter()]
+    selectors = ",\n".join(f"body.presenter {selector}" for selector in (*hidden, ".explain", "footer"))
+    return f"{PRESENTER_TYPE}{selectors}\n    {{display: none !important;}}\n"
+
+
+PRESENTER_CSS = presenter_css()
