@@ -45,15 +45,16 @@ def broken_links(pages: list[Path]) -> list[str]:
     """'page: target' for every relative link or image whose file, or #anchor in it, does not exist."""
     broken = []
     for page in pages:
+        name = page.relative_to(ROOT) if page.is_relative_to(ROOT) else page.name
         for target in _links(page):
             if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
                 continue
             path, _, anchor = target.partition("#")
             resolved = (page.parent / path).resolve() if path else page
             if not resolved.exists():
-                broken.append(f"{page.relative_to(ROOT)}: {target}")
+                broken.append(f"{name}: {target}")
             elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
-                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+                broken.append(f"{name}: {target} (no such heading)")
     return broken
 
 
