@@ -396,7 +396,7 @@ def localisation(samples: list, arch: str) -> dict[str, float]:
 @needs_demo
 @pytest.mark.parametrize("arch", list(ARCHS))
 def test_cam_peak_lands_on_the_object_and_a_misplaced_map_would_miss(arch: str) -> None:
-    """The demo models were trained to point at the object (README), so this is a test of the map geometry: the
+    """The demo models were trained to point at the object (docs/demo-models.md), so this is a test of the map geometry: the
     same maps drawn half a cell off lose a large share of their hits."""
     found = localisation([render_sample(77, index) for index in range(40)], arch)
     assert found["tolerant"] >= 0.95, f"{arch}: the CAM peak is near the object in only {found['tolerant']:.0%}"

@@ -383,8 +383,8 @@ def test_nothing_to_render_before_an_analysis() -> None:
 
 
 def test_a_new_panel_is_one_object(demo_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The README's recipe: one Panel, its render function and its heading in each language's catalogue, and the
-    page shows it for every model."""
+    """docs/architecture.md's recipe: one Panel, its render function and its heading in each language's catalogue,
+    and the page shows it for every model."""
     for code, heading in (("en", "Mean of the CAM"), ("zh", "CAM 的平均值")):
         monkeypatch.setitem(language.catalogue(code), "heading.mean_cam", heading)
 

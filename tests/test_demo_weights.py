@@ -1,4 +1,5 @@
-"""The bundled demo weights, measured as the README reports them, on fixed held-out batches never used in training."""
+"""The bundled demo weights, measured as docs/demo-models.md reports them, on fixed held-out batches never used in
+training."""
 
 from pathlib import Path
 
@@ -6,7 +7,7 @@ from cbam_viz.demo.evaluate import HELDOUT_SEED, REFERENCE_SEED, _generator_samp
 from cbam_viz.ui.banner import demo_description
 from cbam_viz.weights.load import ARCH_TITLES, read_demo_metadata
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+DEMO_MODELS = Path(__file__).resolve().parent.parent / "docs" / "demo-models.md"
 
 
 def test_demo_models_classify_and_their_cam_peak_is_on_the_object_for_most_images() -> None:
@@ -29,11 +30,13 @@ def test_the_bundled_metadata_records_what_the_readme_reports() -> None:
         assert entry["metrics"]["top1_reference_renderer"] >= 0.95
     cbam = metadata["models"]["cbam_resnet50"]["metrics"]
     assert all(f"spatial_energy_stage{stage}" in cbam for stage in range(1, 5))
-    readme = README.read_text()
+    readme = DEMO_MODELS.read_text(encoding="utf-8")
     for arch, entry in metadata["models"].items():
         numbers = entry["metrics"]
         row = " | ".join(f"{100 * numbers[key]:.1f} %" for key in ("top1", "top1_reference_renderer", "pointing_game"))
-        assert f"| {ARCH_TITLES[arch]} (1/4 width) | {row} |" in readme, f"README's {arch} row differs from metadata"
+        assert f"| {ARCH_TITLES[arch]} (1/4 width) | {row} |" in readme, (
+            f"docs/demo-models.md's {arch} row differs from metadata"
+        )
 
 
 def test_the_banner_says_the_demo_cams_were_trained_to_point() -> None:

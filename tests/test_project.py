@@ -1,4 +1,5 @@
-"""The project's promises to a new user: the README's two commands, and CI running exactly the README's tests."""
+"""The project's promises to a new user: the README's two commands, CI running exactly the README's tests, and a
+tree that docs/architecture.md describes."""
 
 import re
 from pathlib import Path
@@ -119,16 +120,19 @@ def test_constraints_pin_every_dependency_at_its_installed_version() -> None:
     assert "cbam-viz" not in pins and "pip" not in pins
 
 
+def test_the_architecture_page_names_every_subpackage() -> None:
+    """The tree replaces the old "Where things live" table: docs/architecture.md names every subpackage and every
+    top-level module, and every path it names exists."""
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    package = ROOT / "cbam_viz"
+    parts = {
+        str(path.parent.relative_to(ROOT)) + "/" for path in package.rglob("__init__.py") if path.parent != package
+    }
+    parts |= {str(path.relative_to(ROOT)) for path in package.glob("*.py") if path.name not in {"__init__.py"}}
+    named = set(re.findall(r"`(cbam_viz/[\w/.]+|app\.py)`", page))
+    assert sorted(parts - named) == []
+    assert [name for name in named if not (ROOT / name).exists()] == []
+
+
 if __name__ == "__main__":
     print(constraints_text(), end="")
-
-
-def test_where_things_live_names_every_module() -> None:
-    """The README's "Where things live" table stays true: every module of the package is in it, and every path it
-    names exists."""
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("## Where things live", 1)[1].split("\n## ", 1)[0].split("### ", 1)[0]
-    named = set(re.findall(r"`(cbam_viz/[\w/.*]+|app\.py)`", table))
-    modules = {str(path.relative_to(ROOT)) for path in (ROOT / "cbam_viz").rglob("*.py") if path.name != "__init__.py"}
-    assert sorted(modules - named) == []
-    assert [name for name in named if not list(ROOT.glob(name))] == []

@@ -79,7 +79,7 @@ def evaluate(
 
 
 def evaluate_demo(count: int = 500, reference_count: int = 500, size: int = 96, weights: str = "demo") -> dict:
-    """The numbers recorded in weights/demo/metadata.json and the README."""
+    """The numbers recorded in weights/demo/metadata.json and docs/demo-models.md."""
     heldout = evaluate(_generator_sample(HELDOUT_SEED, size), count, weights)
     reference = evaluate(_reference_sample(REFERENCE_SEED, size), reference_count, weights, localisation=False)
     for arch, numbers in reference.items():
