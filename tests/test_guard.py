@@ -416,3 +416,8 @@ def test_the_port_check_passes_a_port_left_in_time_wait() -> None:
         accepted.close()  # the server side closes first: its end of the connection lingers in TIME_WAIT
         caller.close()
     assert layout.port_problem("127.0.0.1", port) is None
+
+
+def test_the_health_check_answers_at_once(app_url: str) -> None:
+    status, _, payload = raw(app_url, "GET", "/healthz")
+    assert status == 200 and json.loads(payload) == {"detail": "ok"}

@@ -19,7 +19,8 @@ route reads a byte. Every refusal is a one-line JSON ``detail`` the client can s
 - Gradio's "Queue is full. Max size is ..." becomes "The app is busy (N waiting): try again in a few seconds", an
   event stream's error that Gradio left without a message says what to fix, and a refused choice is quoted in at
   most ``QUOTE_CHARS`` characters;
-- every answer carries ``X-Content-Type-Options: nosniff`` and ``frame-ancestors 'self'``.
+- every answer carries ``X-Content-Type-Options: nosniff`` and ``frame-ancestors 'self'``;
+- ``/healthz`` answers ``{"detail": "ok"}`` at once, whatever the queue holds (a proxy's health check).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ DISCARD_CAP = 128_000_000  # a refused body is read and dropped up to this size,
 UPLOAD_PATH = "/gradio_api/upload"
 JOIN_PATHS = ("/gradio_api/queue/join", "/gradio_api/call/")
 DIRECT_PATHS = ("/gradio_api/run/", "/gradio_api/api/")  # the routes that would run an event outside the queue
+HEALTH_PATH = "/healthz"  # a replica's health check (deploy/nginx.conf)
 CLOSED_PATHS = ("/gradio_api/openapi.json", "/openapi.json", "/docs", "/redoc")
 _QUEUE_FULL = re.compile(rb"Queue is full\. Max size is \d+ and size is (\d+)\.")
 STREAM_PATHS = ("/gradio_api/call/", "/gradio_api/queue/data")  # the event streams a client reads results from
@@ -190,6 +192,9 @@ class Guard:
         _check_session_hashes(scope, None)
         if path.rstrip("/") in CLOSED_PATHS:
             raise Refused(404, "Not Found")
+        if path == HEALTH_PATH and method in ("GET", "HEAD"):
+            await _answer(send, 200, "ok")  # answered here, off the analysis threads: a busy replica is alive
+            return
         if method == "GET" and path.startswith(STREAM_PATHS):
             await self.app(scope, receive, _stream_rewriter(send))
             return
