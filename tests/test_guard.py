@@ -421,3 +421,17 @@ def test_the_port_check_passes_a_port_left_in_time_wait() -> None:
 def test_the_health_check_answers_at_once(app_url: str) -> None:
     status, _, payload = raw(app_url, "GET", "/healthz")
     assert status == 200 and json.loads(payload) == {"detail": "ok"}
+
+
+def test_no_answer_shows_the_servers_cache_folder(app_url: str) -> None:
+    from gradio.utils import get_upload_folder
+
+    root = get_upload_folder()
+    body, headers = _multipart(1)
+    status, paths = post(app_url, "/gradio_api/upload", body, headers)
+    assert status == 200 and paths[0].startswith("@cache/") and root not in paths[0], paths
+    status, _, served = raw(app_url, "GET", f"/gradio_api/file={paths[0]}")
+    assert status == 200 and served.startswith(b"\x89PNG")  # the placeholder still names the file
+    for page in ("/", "/config"):
+        status, _, payload = raw(app_url, "GET", page)
+        assert status == 200 and root.encode() not in payload and b"/tmp/" not in payload, page

@@ -19,6 +19,7 @@ route reads a byte. Every refusal is a one-line JSON ``detail`` the client can s
 - Gradio's "Queue is full. Max size is ..." becomes "The app is busy (N waiting): try again in a few seconds", an
   event stream's error that Gradio left without a message says what to fix, and a refused choice is quoted in at
   most ``QUOTE_CHARS`` characters;
+- no answer shows the server's cache folder (``CachePaths``: a placeholder in answers, the real path in requests);
 - every answer carries ``X-Content-Type-Options: nosniff`` and ``frame-ancestors 'self'``;
 - ``/healthz`` answers ``{"detail": "ok"}`` at once, whatever the queue holds (a proxy's health check).
 """
@@ -26,6 +27,7 @@ route reads a byte. Every refusal is a one-line JSON ``detail`` the client can s
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -152,6 +154,7 @@ class Guard:
         proxies: TrustedProxies | None = None,
         expensive_per_client: int = EXPENSIVE_PER_CLIENT,
         live_per_client: int = LIVE_PER_CLIENT,
+        cache_root: str | None = None,
     ) -> None:
         self.app, self.fn_ids, self.max_body = app, fn_ids, max_body
         self.functions, self.events = functions, events
@@ -160,13 +163,17 @@ class Guard:
         self.proxies = proxies or TrustedProxies()
         self.caps = {"expensive": expensive_per_client, "live": live_per_client}
         self._joining: Counter[tuple[str, str]] = Counter()  # (client, cost) of joins the queue has not taken yet
+        self.paths = CachePaths(cache_root) if cache_root else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         scope = self._resolve_client(scope)
-        send = _with_security_headers(send) if scope["type"] == "http" else send
+        if scope["type"] == "http":
+            send = _with_security_headers(send)
+            if self.paths is not None:
+                scope, send = self.paths.reveal_path(scope), self.paths.hiding(send)
         try:
             if scope["type"] == "http":
                 await self._http(scope, receive, send)
@@ -219,6 +226,8 @@ class Guard:
         if isinstance(payload, dict):
             _check_session_hashes(scope, payload)
         fn = self._function(path, payload)
+        if self.paths is not None:
+            body = self.paths.reveal(body)
         if path.startswith(DIRECT_PATHS):
             self._check_direct(path, fn)
         cost = self._cost(fn, payload) if _is_join(path) else None
@@ -343,6 +352,67 @@ class _UploadMeter:
             if not self.guard.file_budget.spend(self.client, 1):
                 return Refused(429, "too many files uploaded, wait a minute")
         return None
+
+
+class CachePaths:
+    """The server's cache folder, never shown: answers say ``PLACEHOLDER/...`` where Gradio wrote the absolute path
+    of a cached file (upload answers, the page's config, file URLs, event streams), and requests that quote the
+    placeholder (a file URL, a file handed back in a call) get the real path back before Gradio reads them."""
+
+    PLACEHOLDER = "@cache"
+    _TEXT_TYPES = (b"application/json", b"text/html", b"text/event-stream", b"text/plain", b"application/javascript")
+
+    def __init__(self, root: str) -> None:
+        roots = {root.rstrip("/"), os.path.realpath(root).rstrip("/")}
+        self.roots = sorted((item.encode() + b"/" for item in roots if item), key=len, reverse=True)
+        self.real = root.rstrip("/").encode() + b"/"
+        self.shown = self.PLACEHOLDER.encode() + b"/"
+
+    def hide(self, data: bytes) -> bytes:
+        for root in self.roots:
+            data = data.replace(root, self.shown)
+        return data
+
+    def reveal(self, data: bytes) -> bytes:
+        return data.replace(b'"' + self.shown, b'"' + self.real).replace(b"file=" + self.shown, b"file=" + self.real)
+
+    def reveal_path(self, scope: Scope) -> Scope:
+        path = scope.get("path", "")
+        marker = "file=" + self.PLACEHOLDER + "/"
+        if marker not in path:
+            return scope
+        real = path.replace(marker, "file=" + self.real.decode())
+        return {**scope, "path": real, "raw_path": real.encode()}
+
+    def hiding(self, send: Send) -> Send:
+        """``send`` with the cache folder hidden in every text answer (a whole answer is held to fix its length)."""
+        state: dict[str, Any] = {"start": None, "parts": [], "text": False}
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                state["text"] = headers.get(b"content-type", b"").startswith(self._TEXT_TYPES)
+                if state["text"] and b"content-length" in headers:
+                    state["start"] = message  # held until the body is whole
+                    return
+                await send(message)
+                return
+            if message["type"] != "http.response.body" or not state["text"]:
+                await send(message)
+                return
+            if state["start"] is None:  # a stream: each chunk on its own
+                await send({**message, "body": self.hide(message.get("body", b""))})
+                return
+            state["parts"].append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = self.hide(b"".join(state["parts"]))
+            start = state["start"]
+            headers = [(name, value) for name, value in start.get("headers", []) if name != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+        return wrapped
 
 
 class _PartCounter:
@@ -587,6 +657,7 @@ def _with_security_headers(send: Send) -> Send:
 
 def app_kwargs(blocks: Any, *, proxies: TrustedProxies | None = None, **options: Any) -> dict[str, Any]:
     """``launch(app_kwargs=...)`` that puts the guard in front of ``blocks``' routes."""
+    from gradio.utils import get_upload_folder
     from starlette.middleware import Middleware
 
     def events() -> Iterable[Any]:
@@ -601,6 +672,7 @@ def app_kwargs(blocks: Any, *, proxies: TrustedProxies | None = None, **options:
                 functions=lambda: blocks.fns,
                 events=events,
                 proxies=proxies,
+                cache_root=options.pop("cache_root", get_upload_folder()),
                 **options,
             )
         ]
