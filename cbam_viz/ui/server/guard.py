@@ -53,7 +53,8 @@ MAX_FILES_PER_UPLOAD = 4  # the page and gradio_client send one picture per requ
 MAX_JSON_DEPTH = 32  # a call's data is a few lists and objects deep
 MAX_SESSION_HASH = 64
 EXPENSIVE_PER_CLIENT = 3  # expensive jobs one client may have waiting or running: one running, two waiting
-LIVE_PER_CLIENT = 2  # live streams one client may have waiting or running (a tab, and the one it is replacing)
+LIVE_PER_CLIENT = 3  # live streams one client address may have waiting or running (a class behind one NAT address
+# shares it: the app streams 2 webcams at once on a CPU anyway)
 EXPENSIVE_APIS = frozenset({"sanity", "deletion_insertion", "sweep"})
 ANALYSIS_APIS = frozenset({"analyze", "analyze_on_change"})  # expensive with Score-CAM or ROAD (faithfulness)
 FAITHFULNESS_INDEX = 8  # position of the faithfulness (ROAD) checkbox in an analysis call's data
