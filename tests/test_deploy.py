@@ -1,8 +1,9 @@
 """deploy/nginx.conf in front of two app replicas, all on loopback: nginx (Debian's package) runs as a foreground
-subprocess with its own prefix and configuration in a temporary folder; the replicas are ``python app.py`` on the
-random demo weights. Checked: each client stays on one replica while both are used, the guard sees each client's
-own address (not nginx's, and not one a client writes in X-Forwarded-For), a gradio_client analysis goes through
-the proxy's event streams, and stopping a replica gives its clients one line while the other's carry on."""
+subprocess with its own prefix and configuration in a temporary folder; the replicas are the app as ``python app.py
+--trusted-proxies 127.0.0.1`` serves it, on the random demo weights. Checked: each client stays on one replica while
+both are used, the guard sees each client's own address (not nginx's, and not one a client writes in
+X-Forwarded-For), a gradio_client analysis goes through the proxy's event streams, a slowloris of half-sent headers
+does not block another client, and stopping a replica gives its clients one line while the other's carry on."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -167,6 +169,20 @@ def test_the_proxy_keeps_sessions_sees_clients_and_says_when_a_replica_stops(
     assert set(answers[:-1]) == {200} and answers[-1] == 429, answers[-3:]
     assert _upload(listen, neighbour) == 200  # a neighbour on the same replica is not charged
     assert _upload(listen, neighbour, forwarded_for=first) == 200  # nor can claim to be the first (or spend for it)
+
+    # a slowloris: 200 connections with half-sent headers do not block another client, and are cut by nginx
+    held = []
+    for number in range(200):
+        held.append(
+            socket.create_connection(
+                ("127.0.0.1", listen), timeout=5, source_address=(f"127.0.3.{1 + number % 200}", 0)
+            )
+        )
+        held[-1].sendall(b"GET /gradio_api/info HTTP/1.1\r\nHost: x\r\n")
+    started = time.monotonic()
+    assert _replica_of(listen, CLIENTS[-1]) == placed[CLIENTS[-1]] and time.monotonic() - started < 2
+    for connection in held:
+        connection.close()
 
     stopped_port = int(placed[first].rsplit(":", 1)[1])
     replicas[stopped_port].close()
