@@ -437,3 +437,41 @@ def test_no_answer_shows_the_servers_cache_folder(app_url: str) -> None:
     for page in ("/", "/config"):
         status, _, payload = raw(app_url, "GET", page)
         assert status == 200 and root.encode() not in payload and b"/tmp/" not in payload, page
+
+
+def _data_url(image, fmt: str, **options) -> str:
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_a_live_frame_is_refused_before_pillow_opens_it_unless_a_small_jpeg_png_or_webp() -> None:
+    import hostile
+    from PIL import Image
+
+    from cbam_viz.imaging.headers import LIVE_FRAME_PIXELS, live_frame_problem
+
+    seen: list = []
+    functions = {0: _Fn("live"), 1: _Fn("analyze")}
+    middleware = guard.Guard(_consumer(seen), fn_ids=functions.keys, functions=lambda: functions)
+    small = Image.new("RGB", (64, 48), (200, 30, 30))
+    ordinary = [_data_url(small, "JPEG"), _data_url(small, "PNG"), _data_url(small, "WEBP")]
+    bomb_png = "data:image/png;base64," + __import__("base64").b64encode(hostile.black_png_bytes(2500, 2000)).decode()
+    others = [_data_url(small, "TGA"), _data_url(small, "PCX"), _data_url(small, "BMP"), bomb_png]
+    big_webp = _data_url(Image.new("RGB", (2100, 2000)), "WEBP", lossless=True)
+    for url in ordinary:
+        body = json.dumps({"data": [{"url": url, "meta": {"_type": "gradio.FileData"}}], "event_id": "e"}).encode()
+        assert _through(middleware, _scope("/gradio_api/stream/e"), [{"type": "http.request", "body": body}])[0] == 200
+    for url in [*others, big_webp]:
+        body = json.dumps({"data": [{"url": url}], "event_id": "e"}).encode()
+        status, payload = _through(middleware, _scope("/gradio_api/stream/e"), [{"type": "http.request", "body": body}])
+        assert status == 413 and "live frame" in json.loads(payload)["detail"], (url[:30], payload)
+        join = json.dumps({"data": [{"url": url}], "fn_index": 0, "session_hash": "s"}).encode()
+        assert (
+            _through(middleware, _scope("/gradio_api/queue/join"), [{"type": "http.request", "body": join}])[0] == 413
+        )
+    assert len(seen) == 3  # only the ordinary frames reached Gradio
+    assert LIVE_FRAME_PIXELS == 4_000_000 and live_frame_problem(b"GIF89a") is not None

@@ -297,3 +297,47 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
         except Exception:  # broad on purpose: this only looks for a size to report, the refusal stands anyway
             continue
     return None
+
+
+# ------------------------------------------------------------------------------------------------ live frames
+LIVE_FRAME_PIXELS = 4_000_000  # a webcam frame: 1080p is 2.1 megapixels
+LIVE_FRAME_BYTES = 3_000_000
+LIVE_FRAME_FORMATS = "JPEG, PNG or WebP"
+
+
+def live_frame_problem(data: bytes) -> str | None:
+    """Why a webcam frame may not be decoded (another format, over ``LIVE_FRAME_PIXELS``, a hostile structure), read
+    from its header alone; None for an ordinary frame. A frame is a browser's JPEG, PNG or WebP."""
+    label = text("image.live_frame")
+    refusal = text("image.live_frame_rule", formats=LIVE_FRAME_FORMATS, limit=LIVE_FRAME_PIXELS // 1_000_000)
+    if len(data) > LIVE_FRAME_BYTES:
+        return refusal
+    try:
+        if data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8")):
+            _check_structure(data, label, LIVE_FRAME_PIXELS)
+            size = _header_size(data) if data.startswith(b"\xff\xd8") else struct.unpack_from(">II", data, 16)
+        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            size = _webp_size(data)
+        else:
+            return refusal
+    except ImageError as error:
+        return str(error)
+    except struct.error:
+        return refusal
+    if size is None or size[0] * size[1] > LIVE_FRAME_PIXELS:
+        return refusal
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """A WebP's canvas from its first chunk (VP8X, VP8L or VP8), without libwebp."""
+    kind = data[12:16]
+    if kind == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if kind == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if kind == b"VP8 ":
+        width, height = struct.unpack_from("<HH", data, 26)
+        return width & 0x3FFF, height & 0x3FFF
+    return None

@@ -14,6 +14,8 @@ route reads a byte. Every refusal is a one-line JSON ``detail`` the client can s
   of at most 64 letters, digits, '-' or '_';
 - uploads count against ``UPLOAD_BYTES_PER_MINUTE`` and ``UPLOAD_FILES_PER_MINUTE`` per client over a sliding
   minute, chunked ones (no Content-Length) as they arrive, and one request carries at most ``MAX_FILES_PER_UPLOAD``;
+- a live (webcam) frame is refused in one line before Gradio opens it with Pillow unless it is a JPEG, PNG or WebP
+  of at most 4 megapixels (``imaging.headers.live_frame_problem``);
 - fair shares: a client has at most ``EXPENSIVE_PER_CLIENT`` expensive jobs (Score-CAM, ROAD, sanity checks,
   deletion/insertion curves, sweeps) and ``LIVE_PER_CLIENT`` live streams waiting or running;
 - Gradio's "Queue is full. Max size is ..." becomes "The app is busy (N waiting): try again in a few seconds", an
@@ -26,9 +28,12 @@ route reads a byte. Every refusal is a one-line JSON ``detail`` the client can s
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
+import stat
 import threading
 import time
 from collections import Counter, deque
@@ -38,6 +43,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
+from cbam_viz.imaging.headers import LIVE_FRAME_BYTES, live_frame_problem
 from cbam_viz.ui.server.proxies import TrustedProxies
 
 Scope = dict[str, Any]
@@ -64,6 +70,7 @@ DISCARD_CAP = 128_000_000  # a refused body is read and dropped up to this size,
 UPLOAD_PATH = "/gradio_api/upload"
 JOIN_PATHS = ("/gradio_api/queue/join", "/gradio_api/call/")
 DIRECT_PATHS = ("/gradio_api/run/", "/gradio_api/api/")  # the routes that would run an event outside the queue
+LIVE_FRAME_PATH = "/gradio_api/stream/"  # where a streaming input (the webcam) sends each frame
 HEALTH_PATH = "/healthz"  # a replica's health check (deploy/nginx.conf)
 CLOSED_PATHS = ("/gradio_api/openapi.json", "/openapi.json", "/docs", "/redoc")
 _QUEUE_FULL = re.compile(rb"Queue is full\. Max size is \d+ and size is (\d+)\.")
@@ -213,6 +220,11 @@ class Guard:
         if path.rstrip("/") == UPLOAD_PATH:
             await self._upload(scope, receive, send, client)
             return
+        await self._call(scope, receive, send, client)
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send, client: str) -> None:
+        """A POST with a body to read whole and check before any route sees it (joins, calls, the direct routes)."""
+        path = scope.get("path", "")
         length = _content_length(scope)
         if length is not None and length > self.max_body:
             await _discard(receive)  # read, never kept: the client then reads the answer instead of a reset
@@ -232,6 +244,8 @@ class Guard:
         if path.startswith(DIRECT_PATHS):
             self._check_direct(path, fn)
         cost = self._cost(fn, payload) if _is_join(path) else None
+        if (cost == "live" or path.startswith(LIVE_FRAME_PATH)) and isinstance(payload, dict):
+            _check_live_frames(payload.get("data"), self.paths)
         if cost is not None:
             self._check_share(client, cost)
             self._joining[(client, cost)] += 1
@@ -437,6 +451,41 @@ class _PartCounter:
         self.seen += window.count(self.delimiter)
         self.tail = window[-(len(self.delimiter) - 1) :]
         return self.parts - before
+
+
+def _check_live_frames(data: Any, paths: CachePaths | None) -> None:
+    """Refuse a webcam frame Gradio would open with Pillow (any of its formats, any size) before it does: a frame is
+    a JPEG, PNG or WebP of at most ``headers.LIVE_FRAME_PIXELS``, read from its header (a data URL, or a cached
+    upload)."""
+    for value in data if isinstance(data, list) else []:
+        if not isinstance(value, dict):
+            continue
+        url, where = value.get("url"), value.get("path")
+        if isinstance(url, str) and url.startswith("data:"):
+            encoded = url.partition(",")[2]
+            try:
+                frame = base64.b64decode(encoded[: (LIVE_FRAME_BYTES * 4 // 3) + 8], validate=False)
+            except (ValueError, binascii.Error):
+                frame = b""
+        elif isinstance(where, str) and where:
+            real = paths.reveal(b'"' + where.encode() + b'"')[1:-1].decode() if paths else where
+            frame = _cached_head(real)
+        else:
+            continue
+        problem = live_frame_problem(frame)
+        if problem is not None:
+            raise Refused(413, problem)
+
+
+def _cached_head(path: str) -> bytes:
+    """The first bytes of a cached upload (never through a symlink), enough for its header checks."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return b""
+        with open(path, "rb") as handle:
+            return handle.read(LIVE_FRAME_BYTES + 1)
+    except OSError:
+        return b""
 
 
 def _is_join(path: str) -> bool:
