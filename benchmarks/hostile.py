@@ -374,6 +374,33 @@ def live_join_flood(visitor: Visitor, _: str) -> tuple[int, str]:
     )
 
 
+def live_frame(kind: str) -> Probe:
+    """A join to the live stream whose frame Gradio would open with Pillow: a 169-megapixel PNG header in 0.5 MB,
+    or a TGA picture (a format ``/analyze`` refuses)."""
+
+    def probe(visitor: Visitor, _: str) -> tuple[int, str]:
+        import base64
+
+        import hostile
+
+        if kind == "png_169_mp":
+            frame, mime = hostile.black_png_bytes(13_000, 13_000), "png"
+        else:
+            buffer = io.BytesIO()
+            Image.new("RGB", (640, 480), (90, 90, 90)).save(buffer, "TGA")
+            frame, mime = buffer.getvalue(), "x-tga"
+        status, payload = visitor.request("GET", "/config")
+        config = _json(payload) or {}
+        live = next((d["id"] for d in config.get("dependencies", []) if d.get("api_name") == "live"), None)
+        if live is None:
+            return 0, "no live event"
+        url = f"data:image/{mime};base64," + base64.b64encode(frame).decode()
+        data = json.dumps([{"url": url, "meta": {"_type": "gradio.FileData"}}, None, None, None, None, None, None])
+        return post_json("/gradio_api/queue/join", join_body(data, str(live), '"liveframe"'))(visitor, "")
+
+    return probe
+
+
 @dataclass(frozen=True)
 class Case:
     probe: Probe
@@ -426,6 +453,8 @@ PROBES: dict[str, Case] = {
     "tiff_4000_spanning_tags": Case(exif_probe("tiff_4000_spanning_tags"), "slow to decode"),
     "png_raw_profile_exif": Case(exif_probe("png_raw_profile_exif"), "analysed"),
     "jpeg_exif_segments": Case(exif_probe("jpeg_exif_segments"), "slow to decode", fast=True),
+    "live_frame_png_169_mp": Case(live_frame("png_169_mp"), "live frame", fast=True),
+    "live_frame_tga": Case(live_frame("tga"), "live frame", fast=True),
     "expensive_flood": Case(expensive_flood, "wait for one to finish"),
     "live_join_flood": Case(live_join_flood, "live joins refused"),
 }
