@@ -475,3 +475,11 @@ def test_a_live_frame_is_refused_before_pillow_opens_it_unless_a_small_jpeg_png_
         )
     assert len(seen) == 3  # only the ordinary frames reached Gradio
     assert LIVE_FRAME_PIXELS == 4_000_000 and live_frame_problem(b"GIF89a") is not None
+
+
+def test_a_space_may_frame_the_page_and_nobody_else() -> None:
+    here = dict(guard.security_headers(on_spaces=False))
+    assert here[b"content-security-policy"] == b"frame-ancestors 'self'" and here[b"x-frame-options"] == b"SAMEORIGIN"
+    spaces = dict(guard.security_headers(on_spaces=True))
+    assert spaces[b"content-security-policy"] == b"frame-ancestors 'self' https://huggingface.co"
+    assert b"x-frame-options" not in spaces and spaces[b"x-content-type-options"] == b"nosniff"

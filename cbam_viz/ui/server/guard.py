@@ -82,11 +82,18 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 MALFORMED_CALL = "the call does not match this endpoint's parameters: /gradio_api/info lists them"
 SESSION_HASH_RULE = f"session_hash must be 1 to {MAX_SESSION_HASH} letters, digits, '-' or '_'"
-SECURITY_HEADERS = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"content-security-policy", b"frame-ancestors 'self'"),
-    (b"x-frame-options", b"SAMEORIGIN"),
-)
+SPACES_FRAME = "https://huggingface.co"  # a Space's page embeds the app in an iframe
+
+
+def security_headers(on_spaces: bool | None = None) -> tuple[tuple[bytes, bytes], ...]:
+    """``nosniff``, and who may frame the page: only itself, and on Hugging Face Spaces (``SPACE_ID`` set) also the
+    Space's own page (X-Frame-Options cannot name another site, so it is left out there)."""
+    on_spaces = bool(os.environ.get("SPACE_ID")) if on_spaces is None else on_spaces
+    ancestors = f"frame-ancestors 'self' {SPACES_FRAME}" if on_spaces else "frame-ancestors 'self'"
+    headers = [(b"x-content-type-options", b"nosniff"), (b"content-security-policy", ancestors.encode())]
+    return tuple(headers if on_spaces else [*headers, (b"x-frame-options", b"SAMEORIGIN")])
+
+
 _FORWARDED = (b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-port", b"forwarded")
 
 
@@ -694,11 +701,13 @@ def _shorten_choice_errors(body: bytes) -> bytes:
 
 
 def _with_security_headers(send: Send) -> Send:
+    extra = security_headers()
+
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             present = {name.lower() for name, _ in headers}
-            headers += [(name, value) for name, value in SECURITY_HEADERS if name not in present]
+            headers += [(name, value) for name, value in extra if name not in present]
             message = {**message, "headers": headers}
         await send(message)
 
