@@ -483,3 +483,15 @@ def test_a_space_may_frame_the_page_and_nobody_else() -> None:
     spaces = dict(guard.security_headers(on_spaces=True))
     assert spaces[b"content-security-policy"] == b"frame-ancestors 'self' https://huggingface.co"
     assert b"x-frame-options" not in spaces and spaces[b"x-content-type-options"] == b"nosniff"
+
+
+def test_the_command_line_names_the_trusted_proxies(capsys: pytest.CaptureFixture) -> None:
+    from cbam_viz.ui import layout
+
+    assert not layout.parse_args([]).trusted_proxies  # default: nobody's X-Forwarded-For is believed
+    proxies = layout.parse_args(["--trusted-proxies", "127.0.0.1,10.0.0.0/8"]).trusted_proxies
+    assert proxies.trusts("10.1.2.3") and proxies.trusts("127.0.0.1") and not proxies.trusts("192.0.2.1")
+    with pytest.raises(SystemExit):
+        layout.parse_args(["--trusted-proxies", "localhost"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--trusted-proxies takes IP addresses or networks" in error and "Traceback" not in error
