@@ -1,16 +1,19 @@
-"""A hostile visitor on loopback: every probe of issue #13 against a launched app, with a normal analysis alongside.
+"""A hostile visitor on loopback: every probe of the hardening issues against a launched app, with a normal analysis
+alongside.
 
     python benchmarks/hostile.py            # every probe, against `python app.py --weights demo` on a free port
     python benchmarks/hostile.py --fast     # the quick subset (what tests/test_hostile_bench.py runs in-process)
 
 For each probe it prints one row: the probe, the answer (HTTP status and the one-line message, cut to 90
 characters), how long the answer took, the server's resident memory before and after, and whether an ordinary
-analysis sent 0.1 s after the probe, from another client, was answered within 2 s. Everything is bounded: at most
+analysis sent 0.1 s after the probe, from another client, was answered within 2 s, and the machine's load average
+after it (the table's header names the machine's cores). Everything is bounded: at most
 about 40 requests, each with a timeout, only to 127.0.0.1. Each probe speaks from its own loopback address
 (127.0.0.2, 127.0.0.3, ...), as a classroom of hostile visitors would, so the per-client upload budget is tested by
 the one probe that floods it and no other probe is refused for its neighbours' uploads.
 
-The adversarial files are the decode-budget test's own (``tests/test_decode_budget.py``), made on the fly.
+The adversarial files are the decode-budget test's own (``tests/test_decode_budget.py``) and the EXIF bombs of
+``tests/hostile.py``, made on the fly.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Row:
     alongside_answer: str = ""
     expected: str = ""  # words the answer must contain
     ok: bool = field(default=False)
+    load: float = 0.0  # the machine's one-minute load average after the probe
 
     @property
     def alongside_ok(self) -> bool | None:
@@ -242,6 +246,161 @@ def queue_flood(visitor: Visitor, picture: str) -> tuple[int, str]:
     return (503 if busy else 200), (busy[0] if busy else f"all {len(answers)} answered: {answers[0]}")
 
 
+def post_json(path: str, body: bytes) -> Probe:
+    """One raw JSON POST: -> (status, its one-line detail)."""
+
+    def probe(visitor: Visitor, _: str) -> tuple[int, str]:
+        status, payload = visitor.request("POST", path, body, {"Content-Type": "application/json"})
+        return status, _detail(_json(payload), payload)
+
+    return probe
+
+
+def join_body(data: str = "[]", fn_index: str = "0", session_hash: str = '"hostile"') -> bytes:
+    return f'{{"data": {data}, "fn_index": {fn_index}, "session_hash": {session_hash}}}'.encode()
+
+
+def exif_probe(name: str) -> Probe:
+    """Upload one of ``tests/hostile.py``'s EXIF bombs (the issue's sizes) and analyse it."""
+
+    def probe(visitor: Visitor, _: str) -> tuple[int, str]:
+        import hostile
+
+        status, path = visitor.upload(f"{name}.bin", hostile.exif_bombs()[name])
+        return visitor.analyse(path) if status == 200 else (status, path)
+
+    return probe
+
+
+def icc_with_sos_bytes(visitor: Visitor, _: str) -> tuple[int, str]:
+    import hostile
+
+    status, path = visitor.upload("icc.jpg", hostile.jpeg_icc_with_sos_bytes())
+    return visitor.analyse(path) if status == 200 else (status, path)
+
+
+def truncated_body(visitor: Visitor, _: str) -> tuple[int, str]:
+    """A join whose body stops one byte short of its Content-Length, then the client leaves: nothing may run."""
+    body = join_body()
+    with socket.create_connection((visitor.host, visitor.port), timeout=10, source_address=(visitor.source, 0)) as sock:
+        head = "POST /gradio_api/queue/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body[:-1])
+        sock.shutdown(socket.SHUT_WR)
+        try:
+            answer = sock.recv(200)
+        except TimeoutError:
+            answer = b""  # held open, but nothing answered and nothing run
+    return (0, "dropped (no answer)") if not answer else (int(answer.split()[1]), answer.decode("latin-1")[:80])
+
+
+def many_files(visitor: Visitor, _: str) -> tuple[int, str]:
+    boundary = "cbamvizhostile"
+    part = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + b"\x89PNG"
+        + bytes(60)
+        + b"\r\n"
+    )
+    body = part * 1000 + f"--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    status, payload = visitor.request("POST", "/gradio_api/upload", body, headers)
+    return status, _detail(_json(payload), payload)
+
+
+def chunked_upload_flood(visitor: Visitor, _: str) -> tuple[int, str]:
+    """24 MB uploads without a Content-Length (chunked), until the server says wait (at most 8)."""
+    boundary = "cbamvizhostile"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="c.png"\r\n\r\n'.encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    for count in range(1, 9):
+        chunks = iter([head, b"\x89PNG" + bytes(24_000_000), f"\r\n--{boundary}--\r\n".encode()])
+        connection = visitor._connection()
+        try:
+            connection.request("POST", "/gradio_api/upload", body=chunks, headers=headers, encode_chunked=True)
+            answer = connection.getresponse()
+            status, payload = answer.status, answer.read()
+        finally:
+            connection.close()
+        if status != 200:
+            return status, f"after {count - 1} uploads: {_detail(_json(payload), payload)}"
+    return status, "8 chunked uploads of 24 MB accepted"
+
+
+def refused_choice(visitor: Visitor, picture: str) -> tuple[int, str]:
+    image = {"path": picture, "meta": {"_type": "gradio.FileData"}, "orig_name": "picture.png"}
+    return visitor.call("analyze", [image, ["resnet50"], "auto", "top1", "", "x" * 1_000_000, 4, "whole", False, ""])
+
+
+def expensive_flood(visitor: Visitor, picture: str) -> tuple[int, str]:
+    """Eight sanity checks at once from one client: past its share, it is told to wait (Grad-CAM: the accepted
+    three finish within the probe's time on the demo models)."""
+    image = {"path": picture, "meta": {"_type": "gradio.FileData"}, "orig_name": "picture.png"}
+    data = [image, ["resnet50", "se_resnet50", "cbam_resnet50"], "auto", "top1", "", "gradcam", 4, "whole"]
+    answers: list[tuple[int, str]] = []
+    threads = [threading.Thread(target=lambda: answers.append(visitor.call("sanity", data))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT_S)
+    refused = [answer for answer in answers if answer[0] == 429]
+    return refused[0] if refused else (200, f"all {len(answers)} answered")
+
+
+def live_join_flood(visitor: Visitor, _: str) -> tuple[int, str]:
+    """Twenty joins to the live stream at once from one client, none with a frame: at most its share is taken
+    (a join whose stream has already ended holds nothing, so fewer refusals are no harm)."""
+    status, payload = visitor.request("GET", "/config")
+    config = _json(payload) or {}
+    live = next((d["id"] for d in config.get("dependencies", []) if d.get("api_name") == "live"), None)
+    if live is None:
+        return 0, "no live event"
+    answers: list[tuple[int, str]] = []
+
+    def one(count: int) -> None:
+        body = join_body("[null, null, null, null, null, null, null]", str(live), f'"liveflood{count}"')
+        answers.append(post_json("/gradio_api/queue/join", body)(visitor, ""))
+
+    threads = [threading.Thread(target=one, args=(count,)) for count in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT_S)
+    refused = [detail for status, detail in answers if status == 429]
+    return (429 if refused else 200), f"{len(refused)} of 20 live joins refused" + (
+        f": {refused[0]}" if refused else ""
+    )
+
+
+def live_frame(kind: str) -> Probe:
+    """A join to the live stream whose frame Gradio would open with Pillow: a 169-megapixel PNG header in 0.5 MB,
+    or a TGA picture (a format ``/analyze`` refuses)."""
+
+    def probe(visitor: Visitor, _: str) -> tuple[int, str]:
+        import base64
+
+        import hostile
+
+        if kind == "png_169_mp":
+            frame, mime = hostile.black_png_bytes(13_000, 13_000), "png"
+        else:
+            buffer = io.BytesIO()
+            Image.new("RGB", (640, 480), (90, 90, 90)).save(buffer, "TGA")
+            frame, mime = buffer.getvalue(), "x-tga"
+        status, payload = visitor.request("GET", "/config")
+        config = _json(payload) or {}
+        live = next((d["id"] for d in config.get("dependencies", []) if d.get("api_name") == "live"), None)
+        if live is None:
+            return 0, "no live event"
+        url = f"data:image/{mime};base64," + base64.b64encode(frame).decode()
+        data = json.dumps([{"url": url, "meta": {"_type": "gradio.FileData"}}, None, None, None, None, None, None])
+        return post_json("/gradio_api/queue/join", join_body(data, str(live), '"liveframe"'))(visitor, "")
+
+    return probe
+
+
 @dataclass(frozen=True)
 class Case:
     probe: Probe
@@ -267,6 +426,37 @@ PROBES: dict[str, Case] = {
     "monitoring": Case(get("/gradio_api/monitoring"), "404"),
     "upload_flood": Case(upload_flood, "too many uploads, wait a minute"),
     "queue_flood": Case(queue_flood, "try again in a few seconds", alongside=False),
+    "run_route": Case(post_json("/gradio_api/run/analyze", b'{"data": []}'), "only through the queue", fast=True),
+    "api_route": Case(post_json("/gradio_api/api/sanity", b'{"data": []}'), "only through the queue", fast=True),
+    "openapi": Case(get("/gradio_api/openapi.json"), "404", fast=True),
+    "unknown_api_name": Case(post_json("/gradio_api/call/nope", b'{"data": []}'), "unknown api name", fast=True),
+    "fn_index_string": Case(
+        post_json("/gradio_api/queue/join", join_body(fn_index='"999"')), "whole number", fast=True
+    ),
+    "nan_in_json": Case(post_json("/gradio_api/queue/join", join_body("[NaN]")), "not a JSON number", fast=True),
+    "number_1e400": Case(post_json("/gradio_api/queue/join", join_body("[1e400]")), "too large", fast=True),
+    "nesting_500": Case(post_json("/gradio_api/queue/join", join_body("[" * 500 + "]" * 500)), "nested", fast=True),
+    "session_hash_3_mb": Case(
+        post_json("/gradio_api/queue/join", join_body(session_hash='"' + "a" * 3_000_000 + '"')),
+        "session_hash must be",
+        fast=True,
+    ),
+    "truncated_body": Case(truncated_body, "dropped", fast=True),
+    "choice_1_mb": Case(refused_choice, "is not one of the choices", fast=True),
+    "files_1000_in_one": Case(many_files, "at most 4 files", fast=True),
+    "chunked_upload_flood": Case(chunked_upload_flood, "too many uploads, wait a minute"),
+    "jpeg_icc_with_ff_da": Case(icc_with_sos_bytes, "analysed", fast=True),
+    "png_exif_2_4_mb": Case(exif_probe("png_exif_2_4_mb"), "analysed", fast=True),
+    "png_exif_4_8_mb": Case(exif_probe("png_exif_4_8_mb"), "analysed"),
+    "webp_exif_2_4_mb": Case(exif_probe("webp_exif_2_4_mb"), "analysed"),
+    "png_ifd_65535_entries": Case(exif_probe("png_ifd_65535_entries"), "analysed"),
+    "tiff_4000_spanning_tags": Case(exif_probe("tiff_4000_spanning_tags"), "slow to decode"),
+    "png_raw_profile_exif": Case(exif_probe("png_raw_profile_exif"), "analysed"),
+    "jpeg_exif_segments": Case(exif_probe("jpeg_exif_segments"), "slow to decode", fast=True),
+    "live_frame_png_169_mp": Case(live_frame("png_169_mp"), "live frame", fast=True),
+    "live_frame_tga": Case(live_frame("tga"), "live frame", fast=True),
+    "expensive_flood": Case(expensive_flood, "wait for one to finish"),
+    "live_join_flood": Case(live_join_flood, "live joins refused"),
 }
 
 
@@ -330,6 +520,7 @@ def run_probes(url: str, server_pid: int, names: list[str]) -> list[Row]:
             alongside.get("seconds") if case.alongside else None,  # type: ignore[arg-type]
             str(alongside.get("answer", "")),
             case.expected,
+            load=os.getloadavg()[0],
         )
         row.ok = case.expected in text and "\n" not in answer and "object at 0x" not in answer and "/tmp" not in answer
         rows.append(row)
@@ -338,8 +529,10 @@ def run_probes(url: str, server_pid: int, names: list[str]) -> list[Row]:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| probe | answer | time | server RSS before → after | ordinary analysis alongside |",
-        "|---|---|---|---|---|",
+        f"{os.cpu_count()} CPU cores; load average after each probe in the last column",
+        "",
+        "| probe | answer | time | server RSS before → after | ordinary analysis alongside | load |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         if row.alongside_s is None:
@@ -352,7 +545,7 @@ def table(rows: list[Row]) -> str:
         mark = "" if row.ok else " **(unexpected)**"
         lines.append(
             f"| `{row.probe}` | {row.answer}{mark} | {row.seconds:.2f} s | "
-            f"{row.rss_before_mb:.0f} → {row.rss_after_mb:.0f} MB | {alongside} |"
+            f"{row.rss_before_mb:.0f} → {row.rss_after_mb:.0f} MB | {alongside} | {row.load:.1f} |"
         )
     return "\n".join(lines)
 

@@ -304,3 +304,93 @@ def write_hostile_files(directory: Path) -> dict[str, Path]:
         path.write_bytes(factory())  # type: ignore[operator]
         written[key] = path
     return written
+
+
+# ------------------------------------------------------------------------------------------------ EXIF bombs
+# Pillow's EXIF parser is quadratic on these (issue table: 3 s to 2 minutes each in the only analysis slot).
+
+EXIF_PREFIX = b"Exif\x00\x00"
+
+
+def _small_picture(fmt: str, **options: object) -> bytes:
+    return _encode(Image.new("RGB", (32, 24), GREY), fmt, **options)
+
+
+def _png_with(chunk: bytes) -> bytes:
+    """A small PNG with ``chunk`` (already framed) placed after its IHDR."""
+    png = _small_picture("PNG")
+    return png[:33] + chunk + png[33:]
+
+
+def exif_ifd(entries: int, orientation: int | None = None) -> bytes:
+    """A little-endian TIFF-style EXIF blob whose first directory holds ``entries`` entries (SHORT, inline)."""
+    tags = [(0x0112, orientation)] if orientation else []
+    tags += [((0x9000 + index) & 0xFFFF, index & 0xFFFF) for index in range(entries - len(tags))]
+    body = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(tags))
+    body += b"".join(struct.pack("<HHIHH", tag, 3, 1, value, 0) for tag, value in tags)
+    return EXIF_PREFIX + body + struct.pack("<I", 0)
+
+
+def png_exif_chunk(blob: bytes) -> bytes:
+    """A PNG whose eXIf chunk holds ``blob`` (without the ``Exif\\0\\0`` Pillow adds back when reading)."""
+    return _png_with(_png_chunk(b"eXIf", blob[len(EXIF_PREFIX) :] if blob.startswith(EXIF_PREFIX) else blob))
+
+
+def png_raw_profile(blob: bytes) -> bytes:
+    """A PNG whose tEXt "Raw profile type exif" holds ``blob`` in hex, as ImageMagick writes it."""
+    hexed = blob.hex()
+    lines = "\n".join(hexed[i : i + 72] for i in range(0, len(hexed), 72))
+    text = f"\nexif\n{len(blob):8d}\n{lines}\n".encode()
+    return _png_with(_png_chunk(b"tEXt", b"Raw profile type exif\x00" + text))
+
+
+def webp_exif(blob: bytes) -> bytes:
+    return _small_picture("WEBP", lossless=True, exif=blob)
+
+
+def tiff_spanning_tags(tags: int, size: int) -> bytes:
+    """A ``size``-byte 16x16 greyscale TIFF whose first page has ``tags`` extra tags, each an UNDEFINED value
+    that spans the whole file (Pillow reads each one whole when it opens the page)."""
+    entries = [(256, 3, 1, 16), (257, 3, 1, 16), (258, 3, 1, 8), (262, 3, 1, 1), (273, 4, 1, 0), (277, 3, 1, 1)]
+    entries += [(278, 3, 1, 16), (279, 4, 1, 256)]
+    entries += [(40000 + index, 7, size, 0) for index in range(tags)]
+    ifd_size = 2 + 12 * len(entries) + 4
+    pixels_at = 8 + ifd_size
+    table = b""
+    for tag, kind, count, value in sorted(entries):
+        value = pixels_at if tag == 273 else value
+        inline = struct.pack("<I", value) if kind in (4, 7) else struct.pack("<HH", value, 0)
+        table += struct.pack("<HHI", tag, kind, count) + inline
+    data = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries)) + table + struct.pack("<I", 0)
+    data += bytes(256)
+    return data + bytes(max(0, size - len(data)))
+
+
+def jpeg_exif_segments(segments: int) -> bytes:
+    """A small JPEG with ``segments`` EXIF APP1 segments of 60 KB each (Pillow joins them into one blob)."""
+    jpeg = _small_picture("JPEG")
+    payload = EXIF_PREFIX + EXIF_PREFIX * 10_000
+    segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    return jpeg[:2] + segment * segments + jpeg[2:]
+
+
+def jpeg_icc_with_sos_bytes(count: int = 151) -> bytes:
+    """A baseline JPEG whose (well-formed) ICC profile carries ``count`` FF DA byte pairs in its padding."""
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes() + b"\xff\xda" * count
+    return _small_picture("JPEG", icc_profile=profile)
+
+
+def exif_bombs(scale: int = 1) -> dict[str, bytes]:
+    """The issue's crafted files; ``scale`` divides the repeat counts (1: the sizes in the table)."""
+    repeated = EXIF_PREFIX * (400_000 // scale)
+    return {
+        "png_exif_2_4_mb": png_exif_chunk(EXIF_PREFIX + repeated),
+        "png_exif_4_8_mb": png_exif_chunk(EXIF_PREFIX + repeated * 2),
+        "webp_exif_2_4_mb": webp_exif(repeated),
+        "png_ifd_65535_entries": png_exif_chunk(exif_ifd(65_535 // scale)),
+        "tiff_4000_spanning_tags": tiff_spanning_tags(4_000 // scale, 24_000_000 // scale),
+        "png_raw_profile_exif": png_raw_profile(EXIF_PREFIX * (100_000 // scale)),
+        "jpeg_exif_segments": jpeg_exif_segments(4),
+    }

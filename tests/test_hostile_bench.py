@@ -29,6 +29,7 @@ def test_the_fast_probes_answer_in_one_line_while_an_ordinary_analysis_goes_on(
     script = _script()
     fast = [name for name, case in script.PROBES.items() if case.fast]
     assert {"tiff_200k_pages", "body_50_mb", "fn_index_999", "class_name_1_mb"} <= set(fast)
+    assert {"run_route", "session_hash_3_mb", "truncated_body", "png_exif_2_4_mb", "choice_1_mb"} <= set(fast)
     with launched_app(write_random_demo(tmp_path_factory.mktemp("weights"))) as (url, _, _):
         rows = script.run_probes(url, os.getpid(), fast)
     table = script.table(rows)
@@ -39,3 +40,5 @@ def test_the_fast_probes_answer_in_one_line_while_an_ordinary_analysis_goes_on(
     answers = {row.probe: row.answer for row in rows}
     assert answers["body_50_mb"].startswith("413 ") and answers["fn_index_999"].startswith("404 ")
     assert answers["tiff_200k_pages"] == "200 analysed"
+    assert answers["run_route"].startswith("404 ") and answers["truncated_body"] == "0 dropped (no answer)"
+    assert answers["png_exif_2_4_mb"] == "200 analysed" and answers["jpeg_icc_with_ff_da"] == "200 analysed"

@@ -10,8 +10,9 @@ Decisions, in one place:
   decoded, so a decompression bomb costs nothing), no side longer than ``MAX_SIDE``, no side shorter than
   ``MIN_SIDE`` (a 1x1 picture is rejected: there is nothing for an attention map to show), and an aspect ratio of at
   most ``MAX_ASPECT``:1 (beyond that the shorter side shrinks to a few pixels inside the model).
-* Colour: EXIF orientation applied, transparency composited on white, palette/greyscale/CMYK/16-bit converted to
-  8-bit RGB (16-bit data is scaled, not clamped), embedded colour profiles converted to sRGB.
+* Colour: EXIF orientation applied (read by ``imaging.exif``, bounded: a blob over 64 KB is ignored with a note),
+  transparency composited on white, palette/greyscale/CMYK/16-bit converted to 8-bit RGB (16-bit data is scaled,
+  not clamped), embedded colour profiles converted to sRGB.
 * What the model sees (``prepare_input``): "whole" keeps the entire picture and its aspect ratio, shorter side at
   the weights' input size, longer side capped at ``MAX_WHOLE_ASPECT`` times that; "crop" is the weights' own
   evaluation protocol (resize, then centre crop).
@@ -31,13 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 from cbam_viz.errors import ImageError
 from cbam_viz.i18n.language import text
 
 if TYPE_CHECKING:
     pass
+from cbam_viz.imaging import exif
 from cbam_viz.imaging.headers import _check_structure, _header_size
 from cbam_viz.imaging.limits import (
     ALLOWED_FORMATS,
@@ -176,15 +178,23 @@ def _decode_opened(
         raise ImageError(text("image.format_not_accepted", label=label, format=image.format, formats=FORMATS_IN_WORDS))
     check_size(*image.size, label=label, max_pixels=max_pixels)
     notes = list(decode_notes(image))  # a picture decoded before keeps what was done to it
+    decoded_before = DECODE_NOTES_KEY in image.info  # its frames and orientation were dealt with then
     file_format = image.format
     try:
         if more_frames is None:
-            more_frames = _has_second_frame(image)
-        # Read before loading: Pillow's TIFF reader turns the page upright itself while loading and drops the tag.
-        orientation = image.getexif().get(0x0112, 1)
-        image.load()
-        if image.getexif().get(0x0112, 1) in range(2, 9):
-            image = ImageOps.exif_transpose(image)
+            more_frames = not decoded_before and _has_second_frame(image)
+        if file_format == "TIFF":
+            # Read before loading: Pillow's TIFF reader turns the page upright itself while loading and drops the
+            # tag (its directories were bounded by the header scan).
+            orientation = image.tag_v2.get(exif.ORIENTATION, 1)
+            image.load()
+        else:
+            image.load()  # a PNG's eXIf chunk may follow its pixels
+            orientation, ignored = exif.orientation(image.info)  # never Pillow's getexif: bounded, linear
+            if ignored:
+                notes.append(text("note.exif_ignored", why=ignored))
+            if orientation in _UPRIGHT:
+                image = image.transpose(_UPRIGHT[orientation])
         if orientation in range(2, 9):
             notes.append(text("note.upright", orientation=orientation))
     except OSError as exc:
@@ -198,6 +208,17 @@ def _decode_opened(
         rgb = image.copy()  # never hand back (and later mutate) the caller's own object
     rgb.info = {DECODE_NOTES_KEY: tuple(notes)}
     return rgb
+
+
+_UPRIGHT = {  # EXIF orientation -> the transposition that turns the stored pixels upright (Pillow's table)
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def _has_second_frame(image: Image.Image) -> bool:

@@ -37,6 +37,7 @@ from cbam_viz.i18n.language import text
 
 if TYPE_CHECKING:
     pass
+from cbam_viz.imaging import exif
 from cbam_viz.imaging.limits import ALLOWED_FORMATS, MAX_RAW_BYTES, _refuse_huge
 
 # Caps on what Pillow walks in Python, one loop turn per item, so that every accepted file decodes within about 2 s
@@ -119,8 +120,9 @@ _FILL = re.compile(rb"\xff+")
 
 def _scan_jpeg(data: bytes, label: str, max_pixels: int) -> None:
     """The marker segments up to the first scan (Pillow walks them, and junk bytes, one at a time), the size from
-    the frame header, and the number of scans (libjpeg decodes every progressive scan over the whole image)."""
-    position, segments, junk = 2, 0, 0
+    the frame header, the EXIF it would parse when opening (its APP1 segments, joined), and the number of scans
+    (libjpeg decodes every progressive scan over the whole image)."""
+    position, segments, junk, exif_bytes = 2, 0, 0, 0
     while position + 4 <= len(data):
         if data[position] != 0xFF:
             following = data.find(b"\xff", position)
@@ -139,17 +141,40 @@ def _scan_jpeg(data: bytes, label: str, max_pixels: int) -> None:
                 position += 2
                 continue
             segments += 1
+            length = struct.unpack_from(">H", data, position + 2)[0]
             if marker in _JPEG_SOF:
                 height, width = struct.unpack_from(">HH", data, position + 5)
                 _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+            if marker == 0xE1 and data.startswith(exif.EXIF_PREFIX, position + 4):
+                exif_bytes += length - 2  # Pillow joins every EXIF segment into one blob and parses it at once
+                if exif_bytes > exif.MAX_EXIF_BYTES:
+                    raise _too_slow(label, text("image.exif_too_large", limit=exif.MAX_EXIF_BYTES // 1024))
             if marker in (0xDA, 0xD9):  # start of scan (Pillow's parse ends here) or end of image
                 break
-            position += 2 + struct.unpack_from(">H", data, position + 2)[0]
+            position += 2 + length
         if segments > MAX_JPEG_SEGMENTS or junk > MAX_JPEG_JUNK:
             raise _too_slow(label, text("image.jpeg_segments", segments=MAX_JPEG_SEGMENTS, junk=MAX_JPEG_JUNK))
-    scans = data.count(b"\xff\xda")  # entropy-coded data never holds FF DA (an FF there is followed by 00 or RSTn)
+    scans = _count_scans(data, position)
     if scans > MAX_JPEG_SCANS:
         raise _too_slow(label, f"{scans} progressive scans (at most {MAX_JPEG_SCANS})")
+
+
+_MARKER = re.compile(rb"\xff[\xc0-\xcf\xd9-\xfe]")  # markers with a length, and EOI; not RSTn, fill or stuffing
+
+
+def _count_scans(data: bytes, position: int) -> int:
+    """The start-of-scan markers from ``position`` (the first scan's) on: each marker segment between scans is
+    skipped by its length, so FF DA bytes inside a table or an APP segment do not count, and entropy-coded data
+    never holds a marker (an FF there is followed by 00 or RSTn). Stops past ``MAX_JPEG_SCANS``."""
+    scans, walked = 0, 0
+    while scans <= MAX_JPEG_SCANS and walked <= MAX_JPEG_SEGMENTS:
+        found = _MARKER.search(data, position)
+        if found is None or found.group()[1] == 0xD9 or found.end() + 2 > len(data):
+            break
+        walked += 1
+        scans += found.group()[1] == 0xDA
+        position = found.start() + 2 + struct.unpack_from(">H", data, found.end())[0]
+    return scans
 
 
 def _gif_blocks(data: bytes, position: int, budget: list[int], label: str) -> tuple[int, int]:
@@ -236,6 +261,10 @@ def _scan_tiff(data: bytes, label: str, max_pixels: int) -> bool | None:
         pieces = max(pieces, -(-height // rows))
     if pieces > MAX_TIFF_PIECES:
         raise _too_slow(label, f"its first TIFF page is cut into {pieces} strips or tiles (at most {MAX_TIFF_PIECES})")
+    try:
+        exif.survey(data, first_entries=MAX_TIFF_TAGS)  # every tag is read whole when the page opens
+    except exif.TooCostly as error:
+        raise _too_slow(label, str(error)) from None
     if len(table) < count * entry_size:
         return None
     following = struct.unpack_from(order + offset_format, data, start + count * entry_size)[0]
@@ -267,4 +296,48 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
                 return factory(io.BytesIO(data), "").size
         except Exception:  # broad on purpose: this only looks for a size to report, the refusal stands anyway
             continue
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ live frames
+LIVE_FRAME_PIXELS = 4_000_000  # a webcam frame: 1080p is 2.1 megapixels
+LIVE_FRAME_BYTES = 3_000_000
+LIVE_FRAME_FORMATS = "JPEG, PNG or WebP"
+
+
+def live_frame_problem(data: bytes) -> str | None:
+    """Why a webcam frame may not be decoded (another format, over ``LIVE_FRAME_PIXELS``, a hostile structure), read
+    from its header alone; None for an ordinary frame. A frame is a browser's JPEG, PNG or WebP."""
+    label = text("image.live_frame")
+    refusal = text("image.live_frame_rule", formats=LIVE_FRAME_FORMATS, limit=LIVE_FRAME_PIXELS // 1_000_000)
+    if len(data) > LIVE_FRAME_BYTES:
+        return refusal
+    try:
+        if data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8")):
+            _check_structure(data, label, LIVE_FRAME_PIXELS)
+            size = _header_size(data) if data.startswith(b"\xff\xd8") else struct.unpack_from(">II", data, 16)
+        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            size = _webp_size(data)
+        else:
+            return refusal
+    except ImageError as error:
+        return str(error)
+    except struct.error:
+        return refusal
+    if size is None or size[0] * size[1] > LIVE_FRAME_PIXELS:
+        return refusal
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """A WebP's canvas from its first chunk (VP8X, VP8L or VP8), without libwebp."""
+    kind = data[12:16]
+    if kind == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if kind == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if kind == b"VP8 ":
+        width, height = struct.unpack_from("<HH", data, 26)
+        return width & 0x3FFF, height & 0x3FFF
     return None

@@ -1,18 +1,21 @@
 """The example pictures: held-out shapes for the demo models, scikit-image's photographs for the ImageNet models.
 
 The gallery follows the weights in use: shapes when the demo set answers, photographs when an ImageNet set does.
-Files are written once under the app's own temporary folder and served from there.
+Files are written under a private folder made with ``mkdtemp`` (mode 0700, an unpredictable name) inside the app's own
+temporary folder, and no symlink is followed when they are written or read back: a local user cannot publish a file of
+their choosing as an example by creating the folder first.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+import os
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image
 
@@ -35,16 +38,31 @@ PHOTO_GALLERY = "photos"  # the galleries' keys; their titles are the catalogue'
 SHAPE_GALLERY = "shapes"
 
 
-def example_root() -> Path:
-    """Where the example pictures are written: under the system temp folder, which Gradio may serve from."""
-    return Path(tempfile.gettempdir()) / "cbam_viz-examples"
+_ROOTS: dict[str, Path] = {}
+
+
+def example_root(parent: Path | None = None) -> Path:
+    """This process's private folder for the example pictures, made once with ``mkdtemp`` under ``parent`` (the
+    app's run folder) or the system temp folder, which Gradio may serve from."""
+    key = str(parent)
+    if key not in _ROOTS or not _ROOTS[key].is_dir():
+        _ROOTS[key] = Path(tempfile.mkdtemp(prefix="examples-", dir=parent))
+    return _ROOTS[key]
+
+
+def is_plain_file(path: Path) -> bool:
+    """A regular file that is not a symlink (``Path.is_file`` follows links)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def write_examples(available_sets: Sequence[str], root: Path) -> dict[str, list[tuple[str, str]]]:
     """Write the gallery pictures that fit the loaded weights; -> {gallery title: [(path, caption), ...]}.
 
     Shapes (one per class, from a seed the demo models never trained on) for the demo set; scikit-image's
-    photographs for ImageNet sets. Files are rewritten only when missing, so restarts are instant.
+    photographs for ImageNet sets. Files are written only when missing (a symlink in their place is replaced).
     """
     galleries: dict[str, list[tuple[str, str]]] = {}
     if "demo" in available_sets:
@@ -53,9 +71,9 @@ def write_examples(available_sets: Sequence[str], root: Path) -> dict[str, list[
         items = []
         for label, name in enumerate(shapes.CLASSES):
             path = folder / f"{name}.png"
-            if not path.is_file():
+            if not is_plain_file(path):
                 sample = shapes.render_sample(EXAMPLE_SEED, label, width=EXAMPLE_SIZE, label=label)
-                _write_atomically(path, lambda target, s=sample: Image.fromarray(s.image).save(target, format="PNG"))
+                _write_atomically(path, lambda handle, s=sample: Image.fromarray(s.image).save(handle, format="PNG"))
             items.append((str(path), name))
         galleries[SHAPE_GALLERY] = items
     if any(name in SETS for name in available_sets):
@@ -70,17 +88,21 @@ def write_examples(available_sets: Sequence[str], root: Path) -> dict[str, list[
                 LOGGER.warning("scikit-image's %s is missing; the photo gallery skips it", file_name)
                 continue
             path = folder / file_name
-            if not path.is_file():
-                _write_atomically(path, lambda target, s=source: shutil.copyfile(s, target))
+            if not is_plain_file(path):
+                _write_atomically(path, lambda handle, s=source: handle.write(s.read_bytes()))
             items.append((str(path), Path(file_name).stem))
         galleries[PHOTO_GALLERY] = items
     return galleries
 
 
-def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write through a temporary name, so two apps starting at once never read a half-written example."""
+def _write_atomically(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Write through a new temporary file (``O_EXCL | O_NOFOLLOW``: never through a link someone left), then rename
+    it over ``path`` (a rename replaces a link, it never writes through it)."""
     temporary = path.with_name(f".{path.name}.{threading.get_ident()}.part")
-    write(temporary)
+    temporary.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(temporary, flags, 0o600), "wb") as handle:
+        write(handle)
     temporary.replace(path)
 
 

@@ -30,10 +30,11 @@ LANGUAGE_JS = """
     // the page's language on <html>, for the rules Gradio's own words need (TOAST_CSS): the query's, else the
     // browser's first one that has a catalogue, as the server picks it from Accept-Language
     const browser = (navigator.languages || [navigator.language]).map((tag) => tag.split('-')[0].toLowerCase());
-    const first = browser.find((code) => code in locales) || 'en';
-    document.documentElement.dataset.cbamLang = wanted in locales ? wanted : first;
+    const known = (code) => Object.prototype.hasOwnProperty.call(locales, code);  // not '__proto__'
+    const first = browser.find(known) || 'en';
+    document.documentElement.dataset.cbamLang = known(wanted) ? wanted : first;
     window.cbamVizLanguage = async (lang) => {
-        if (!(lang in locales)) return false;
+        if (!known(lang)) return false;
         document.documentElement.dataset.cbamLang = lang;
         const query = new URLSearchParams(location.search);
         query.set('lang', lang);
@@ -44,7 +45,7 @@ LANGUAGE_JS = """
         (await import(core)).changeLocale(locales[lang]);
         return true;
     };
-    if (wanted in locales) window.cbamVizLanguage(wanted);
+    if (known(wanted)) window.cbamVizLanguage(wanted);
 }
 """.replace("__LOCALES__", json.dumps(FRONT_END_LOCALE))
 

@@ -22,9 +22,10 @@ from cbam_viz.ui.panels.cells import Cells
 from cbam_viz.ui.panels.registry import PANELS, Panel
 from cbam_viz.ui.sections import SECTIONS
 from cbam_viz.ui.sections.common import Page, Parts
+from cbam_viz.ui.server import choices, guard, tempdir
 from cbam_viz.ui.server import engine as engine_module
-from cbam_viz.ui.server import guard, tempdir
 from cbam_viz.ui.server.engine import Engine, ServeSettings
+from cbam_viz.ui.server.proxies import TrustedProxies
 from cbam_viz.ui.style import CSS, PRESENTER_CSS, PRESENTER_JS
 
 TITLE = "cbam_viz: where does attention look?"
@@ -78,12 +79,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="show the in-page Download button and the /download_weights API (operator's choice)",
     )
     parser.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (opt-in)")
+    parser.add_argument(
+        "--trusted-proxies",
+        type=_proxies,
+        default=TrustedProxies(),
+        metavar="ADDR[,ADDR]",
+        help="reverse proxies whose X-Forwarded-For is believed (addresses or networks; default: none)",
+    )
     return parser.parse_args(argv)
+
+
+def _proxies(value: str) -> TrustedProxies:
+    try:
+        return TrustedProxies.parse(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def port_problem(host: str, port: int) -> str | None:
     """Why the server could not listen on ``host:port`` (checked before the models load), or None."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as uvicorn binds: a port whose last connections still linger in TIME_WAIT after a stop is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
@@ -98,15 +115,20 @@ def serve(
     share: bool = False,
     prevent_thread_lock: bool = False,
     probe_localhost: bool = True,
+    trusted_proxies: TrustedProxies | None = None,
 ) -> tuple[Any, str, str]:
-    """Launch with the app's limits (upload size, no monitoring route, no extra served paths).
+    """Launch with the app's limits (upload size, no monitoring route, no extra served paths) behind the guard.
 
     ``probe_localhost=False`` skips Gradio's start-up probe of the page (three-second timeout), which a busy
-    test machine can miss; Gradio would then refuse to start without a share link.
+    test machine can miss; Gradio would then refuse to start without a share link. ``trusted_proxies``: whose
+    X-Forwarded-For the guard believes (nobody's by default; uvicorn's own belief in loopback peers is switched off).
     """
+    demo.api_open = False  # queued events run only through the queue (the guard answers the direct routes)
+    os.environ["FORWARDED_ALLOW_IPS"] = ""  # read by uvicorn at launch: the guard alone decides who the client is
+    choices.install()
     return demo.launch(
         **engine_module.launch_options(host, port, share),
-        app_kwargs=guard.app_kwargs(demo),
+        app_kwargs=guard.app_kwargs(demo, proxies=trusted_proxies),
         prevent_thread_lock=prevent_thread_lock,
         css=CSS + PRESENTER_CSS + i18n.TOAST_CSS,
         js=f"() => {{ ({PRESENTER_JS.strip()})(); ({i18n.LANGUAGE_JS.strip()})(); }}",
@@ -142,5 +164,5 @@ def main(argv: list[str] | None = None) -> int:
     settings = ServeSettings.for_device(engine.device, args.queue_size)
     print(f"queue: {settings.queue_size} waiting at most, {settings.concurrency} analysis at a time")
     print(f"open http://{args.host}:{args.port}")
-    serve(build_demo(engine, settings=settings), args.host, args.port, args.share)
+    serve(build_demo(engine, settings=settings), args.host, args.port, args.share, trusted_proxies=args.trusted_proxies)
     return 0

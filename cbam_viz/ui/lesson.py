@@ -12,6 +12,7 @@ reaches a handler unchecked.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from cbam_viz.ui.panels.registry import COLORMAPS
 from cbam_viz.vocab import ARCH_ORDER, CAM_METHODS, MAX_CLASS_NAME, STAGES, VIEWS, quote
 
 KEYS = ("example", "models", "weights", "method", "stage", "target", "sees", "cmap", "opacity", "shared", "panel")
+LANGUAGE_KEY = "lang"
 MAX_QUERY = 2000  # characters of a query this page reads at all
 
 
@@ -43,10 +45,20 @@ class Lesson:
     ignored: list[str] = field(default_factory=list)  # one short note per value left out
 
     def note(self) -> str:
-        """What the link left out, in one line (empty when it left nothing out)."""
+        """What the link left out, in one line of Markdown whose values are plain text (never a link, never emphasis);
+        empty when it left nothing out."""
         if not self.ignored:
             return ""
-        return text("lesson.left_out", parts="; ".join(self.ignored))
+        return text("lesson.left_out", parts=plain_markdown("; ".join(self.ignored)))
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
+
+
+def plain_markdown(words: str) -> str:
+    """``words`` as Markdown that renders them as they are: ASCII punctuation backslash-escaped, so ``[x](http://…)``
+    is no link and a bare ``http://`` no autolink (``<``, ``>`` and ``&`` are left to the page's HTML escaping)."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", words)
 
 
 def read(
@@ -59,6 +71,12 @@ def read(
         lesson.ignored.append(text("lesson.too_long", limit=MAX_QUERY))
         return lesson
     for key, value in query.items():
+        if key == LANGUAGE_KEY:  # the page's own switch, read by the front end: only an unknown value is noted
+            if str(value) not in LANGUAGES:
+                lesson.ignored.append(
+                    f"{key}={quote(str(value), 40)} ({text('lesson.choose', choices=', '.join(LANGUAGES))})"
+                )
+            continue
         if key not in KEYS:
             lesson.ignored.append(text("lesson.not_a_setting", key=quote(key, 30)))
             continue

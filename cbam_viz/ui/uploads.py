@@ -20,6 +20,7 @@ from cbam_viz.errors import CbamVizError
 from cbam_viz.i18n.language import text
 from cbam_viz.imaging.decode import decode_image
 from cbam_viz.imaging.limits import MAX_FILE_BYTES
+from cbam_viz.ui.gallery import is_plain_file
 
 
 def image_input(**options: Any) -> gr.Image:
@@ -74,7 +75,7 @@ def decode_upload(value: str | bytes | None) -> tuple[Image.Image, str]:
     """The upload decoded once (notes kept on the picture) and a short name for files made from it."""
     source = uploaded_source(value)
     if isinstance(source, str):
-        if not Path(source).is_file():  # the server's cache keeps uploads for a few minutes (engine.DELETE_CACHE)
+        if not is_plain_file(Path(source)):  # the cache keeps uploads a few minutes (engine.DELETE_CACHE); no links
             raise CbamVizError(text("error.upload_cleared"))
         return decode_image(source), safe_stem(Path(source).stem)
     return decode_image(source, name=text("upload.pasted")), "pasted"

@@ -26,6 +26,7 @@ from cbam_viz.i18n.language import text
 from cbam_viz.imaging.limits import MAX_FILE_BYTES
 from cbam_viz.pipeline import analyze
 from cbam_viz.ui import gallery
+from cbam_viz.ui.server import tempdir
 from cbam_viz.vocab import ARCH_ORDER, quote
 from cbam_viz.weights.load import WeightsChoice, resolve_weights
 from cbam_viz.weights.registry import SET_NAMES
@@ -85,7 +86,7 @@ class Engine:
             parameters={arch: sum(p.numel() for p in m.parameters()) for arch, m in model_set.models.items()},
             allow_download=allow_download,
         )
-        engine.examples = gallery.write_examples(engine.available_sets(), gallery.example_root())
+        engine.examples = gallery.write_examples(engine.available_sets(), gallery.example_root(tempdir.current()))
         if warm:
             engine.warm_up()
         return engine
@@ -99,7 +100,7 @@ class Engine:
 
     def refresh_examples(self) -> None:
         """Rewrite the example list after the weights on disk changed (an in-app download)."""
-        self.examples = gallery.write_examples(self.available_sets(), gallery.example_root())
+        self.examples = gallery.write_examples(self.available_sets(), gallery.example_root(tempdir.current()))
 
     @property
     def weights(self) -> str:

@@ -5,7 +5,8 @@ exclusive ``flock`` on a lock file inside it for as long as the process lives, p
 (``GRADIO_TEMP_DIR``, read by every component when it is created) and the export folder too. Then it deletes every
 other ``run-*`` folder whose lock nobody holds: what a killed or crashed earlier run left (a folder of another
 running instance stays, its lock is held). SIGTERM and SIGINT remove the folder before the process ends, and so does
-a normal exit.
+a normal exit. Gradio's cache cleanup deletes old files but not the one-per-upload folders that held them, so a
+sweeper thread removes empty folders of the cache older than ``EMPTY_FOLDER_AGE_S`` every ``SWEEP_EVERY_S``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -25,6 +28,9 @@ from typing import IO
 from cbam_viz.ui.export import EXPORTS
 
 LOCK_NAME = ".lock"
+SWEEP_EVERY_S = 60
+EMPTY_FOLDER_AGE_S = 60  # a folder Gradio just made for an upload is filled within the same request
+_CURRENT: list[Path] = []  # this process's run folder, once ``own`` made it
 
 
 def default_root() -> Path:
@@ -81,11 +87,41 @@ def own(root: Path | None = None, *, handle_signals: bool = True) -> RunFolder:
     run.gradio_cache.mkdir(exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(run.gradio_cache)
     EXPORTS.parent = path
+    _CURRENT[:] = [path]
     atexit.register(run.remove)
+    threading.Thread(target=_sweep_forever, args=(run.gradio_cache,), name="cbam-viz-sweeper", daemon=True).start()
     if handle_signals:
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, _remove_then_exit(run))
     return run
+
+
+def current() -> Path | None:
+    """This process's run folder (None until ``own`` is called: tests, the CLI)."""
+    return _CURRENT[0] if _CURRENT else None
+
+
+def sweep_empty_folders(root: Path, age_s: float = EMPTY_FOLDER_AGE_S, now: float | None = None) -> int:
+    """Remove the empty folders under ``root`` (not ``root`` itself) last changed more than ``age_s`` ago, deepest
+    first, so a folder emptied by this sweep goes too; -> how many. Symlinks are never followed."""
+    now = time.time() if now is None else now
+    removed = 0
+    for folder, _, _ in sorted(os.walk(root), key=lambda entry: -entry[0].count(os.sep)):
+        if folder == str(root):
+            continue
+        try:
+            if os.lstat(folder).st_mtime <= now - age_s and not os.listdir(folder):
+                os.rmdir(folder)
+                removed += 1
+        except OSError:
+            continue  # filled or removed meanwhile
+    return removed
+
+
+def _sweep_forever(root: Path, every_s: float = SWEEP_EVERY_S) -> None:
+    while True:
+        time.sleep(every_s)
+        sweep_empty_folders(root)
 
 
 def _remove_then_exit(run: RunFolder):
