@@ -8,7 +8,7 @@ from cbam_viz.ui import lesson
 
 
 def test_a_value_in_a_lesson_note_is_text_not_a_link() -> None:
-    found = lesson.read({"example": "[x](http://evil.example) **bold**"}, {"star": "/tmp/star.png"}, ["auto"])
+    found = lesson.read({"example": "[x](http://evil.example) **bold**"}, {"star": "/tmp/star.png"}, ["auto"], ())
     html = MarkdownIt("commonmark").render(found.note())
     assert "<a " not in html and "<strong>" not in html, html
     assert "[x](http://evil.example) **bold**" in html  # the words themselves are kept
@@ -16,6 +16,6 @@ def test_a_value_in_a_lesson_note_is_text_not_a_link() -> None:
 
 def test_unknown_languages_are_left_out_with_the_note() -> None:
     for value in ("__proto__", "constructor", "xx"):
-        found = lesson.read({"lang": value}, {}, ["auto"])
+        found = lesson.read({"lang": value}, {}, ["auto"], ())
         assert found.ignored and "lang=" in found.note() and "choose en, zh" in found.note(), value
-    assert lesson.read({"lang": "zh"}, {}, ["auto"]).ignored == []
+    assert lesson.read({"lang": "zh"}, {}, ["auto"], ()).ignored == []
