@@ -35,9 +35,7 @@ def _percentiles(samples: np.ndarray, confidence: float) -> list[float | None]:
     return [_number(low), _number(high)]
 
 
-def _resampled(
-    count: int, statistic: Callable[[np.ndarray], np.ndarray], resamples: int, seed: int
-) -> np.ndarray:
+def _resampled(count: int, statistic: Callable[[np.ndarray], np.ndarray], resamples: int, seed: int) -> np.ndarray:
     """``statistic`` of ``resamples`` index draws (each a row of ``count`` indices with replacement)."""
     rng = np.random.default_rng(seed)
     values = []
@@ -114,9 +112,7 @@ def paired_difference(
     result.update(difference=_number(differences.mean()), ci=_percentiles(samples, confidence))
     if np.isin(a, (0.0, 1.0)).all() and np.isin(b, (0.0, 1.0)).all():
         test = mcnemar(int(np.sum((a == 1) & (b == 0))), int(np.sum((a == 0) & (b == 1))))
-        result.update(
-            p_value=test.p_value, test=test.test, first_only=test.first_only, second_only=test.second_only
-        )
+        result.update(p_value=test.p_value, test=test.test, first_only=test.first_only, second_only=test.second_only)
     else:
         result["p_value"] = None
     return result
