@@ -1,0 +1,196 @@
+"""``cbam_viz.study``: a study's rows equal the single-picture analysis, runs resume, bad input is listed, not fatal."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import _models
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from cbam_viz.checks.pointing import mask_game
+from cbam_viz.demo.evaluate import HELDOUT_SEED
+from cbam_viz.demo.shapes import CLASSES, render_sample
+from cbam_viz.errors import CbamVizError
+from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet
+from cbam_viz.pipeline import analyze
+from cbam_viz.study import sources
+from cbam_viz.study.engine import run_study
+from cbam_viz.vocab import STAGES
+
+ARCH_LIST = tuple(ARCHS)
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo set of random 1/8-width models at 48 px (fast), in the real demo set's layout."""
+    models = {}
+    for seed, arch in enumerate(ARCHS):
+        torch.manual_seed(seed)
+        model = build_resnet(arch, ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES)))
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.data.uniform_(0.5, 1.5)
+                module.bias.data.uniform_(-0.3, 0.3)
+        models[arch] = model
+    return _models.write_demo_set(tmp_path_factory.mktemp("weights"), models, resize=48)
+
+
+def _study(demo_root: Path, data: str | Path, out: Path, **options):
+    options.setdefault("models", ARCH_LIST)
+    options.setdefault("weights", "demo")
+    return run_study(str(data), out, weights_dir=demo_root, device="cpu", progress=False, **options)
+
+
+def _rows(out: Path) -> list[dict]:
+    return pq.read_table(out / "images.parquet").to_pylist()
+
+
+def _write_shape(path: Path, index: int, size: tuple[int, int] = (64, 48)) -> np.ndarray:
+    """A held-out shape as a picture file; returns its mask."""
+    sample = render_sample(HELDOUT_SEED, index, *size)
+    Image.fromarray(sample.image).save(path)
+    return sample.mask
+
+
+def test_shapes_rows_equal_the_single_picture_analysis(demo_root: Path, tmp_path: Path) -> None:
+    result = _study(demo_root, "shapes", tmp_path / "s", limit=5, batch_size=3)
+    rows = _rows(tmp_path / "s")
+    assert result.measured == 5 and len(rows) == 15 and result.summary["count"] == 5
+    for index in range(3):
+        sample = render_sample(HELDOUT_SEED, index, sources.SHAPES_SIZE)
+        analysis = analyze(
+            Image.fromarray(sample.image), weights="demo", weights_dir=demo_root, target=sample.label, view="crop"
+        )
+        pointing = mask_game(analysis, sample.mask).models
+        for arch, model in analysis.models.items():
+            (row,) = [r for r in rows if r["arch"] == arch and r["image_id"] == f"shapes-{HELDOUT_SEED}-{index:06d}"]
+            assert row["label"] == sample.label and row["label_name"] == CLASSES[sample.label]
+            assert row["target_prob"] == pytest.approx(model.target_prob, abs=1e-5)
+            assert [CLASSES[i] for i in row["top5"]] == [label for label, _ in model.top5]
+            assert np.allclose(row["top5_probs"], [p for _, p in model.top5], atol=1e-5)
+            assert row["top1_correct"] == (model.top5[0][0] == CLASSES[sample.label])
+            assert row["pointing"] == pointing[arch]["cam"]["hit"]
+            assert row["energy"] == pytest.approx(pointing[arch]["cam"]["energy"], abs=1e-5)
+            for stage in STAGES:
+                spatial = pointing[arch]["spatial"].get(str(stage))
+                if spatial is None:
+                    assert row[f"spatial_energy_{stage}"] is None
+                else:
+                    assert row[f"spatial_energy_{stage}"] == pytest.approx(spatial["energy"], abs=1e-5)
+                    assert row[f"spatial_pointing_{stage}"] == spatial["hit"]
+
+
+def test_folder_with_boxes_equals_the_box_pointing_game(demo_root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for folder in ("circle", "3", "Triangle"):
+        (data / folder).mkdir(parents=True)
+    _write_shape(data / "circle" / "a.png", 0, (64, 48))
+    _write_shape(data / "3" / "b.jpg", 1, (40, 56))
+    mask = _write_shape(data / "Triangle" / "c.png", 2, (50, 50))
+    Image.fromarray(mask.astype(np.uint8) * 255).save(data / "Triangle" / "c.mask.png")
+    (data / "boxes.csv").write_text(
+        "image,x0,y0,x1,y1,class\ncircle/a.png,10,5,40,30,circle\nb.jpg,-5,4,30,70,\nb.jpg,1,1,5,5,ring\n"
+    )
+    _study(demo_root, data, tmp_path / "out", batch_size=4, view="whole")
+    rows = _rows(tmp_path / "out")
+    by_id = {(r["image_id"], r["arch"]): r for r in rows}
+    assert {r["image_id"] for r in rows} == {"circle/a.png", "3/b.jpg", "Triangle/c.png"}
+    assert {r["image_id"]: r["label"] for r in rows} == {"circle/a.png": 0, "3/b.jpg": 3, "Triangle/c.png": 2}
+    assert by_id[("Triangle/c.png", "resnet50")]["region"] == "mask"
+    assert "clipped" in by_id[("3/b.jpg", "resnet50")]["note"]  # the box reached outside the 40x56 picture
+    for image_id, box in (("circle/a.png", (10, 5, 40, 30)), ("3/b.jpg", (-5, 4, 30, 70))):
+        analysis = analyze(
+            data / image_id,
+            weights="demo",
+            weights_dir=demo_root,
+            target=by_id[(image_id, "resnet50")]["label"],
+            box=box,
+        )
+        for arch, scored in analysis.pointing.models.items():
+            row = by_id[(image_id, arch)]
+            assert row["region"] == "box" and row["pointing"] == scored["cam"]["hit"]
+            assert row["energy"] == pytest.approx(scored["cam"]["energy"], abs=1e-5)
+            assert row["target_prob"] == pytest.approx(analysis.models[arch].target_prob, abs=1e-5)
+
+
+def test_an_interrupted_study_continues_and_ends_with_the_same_table(demo_root: Path, tmp_path: Path) -> None:
+    whole = _study(demo_root, "shapes", tmp_path / "whole", limit=7, shard_size=3, models=("resnet50",))
+    assert whole.shards_run == 3
+    parts = tmp_path / "parts"
+    first = _study(demo_root, "shapes", parts, limit=7, shard_size=3, models=("resnet50",), stop_after=1)
+    assert first.shards_run == 1 and not (parts / "summary.json").exists()
+    assert sorted(p.name for p in (parts / "shards").glob("*.parquet")) == ["part-00000.parquet"]
+    rest = _study(demo_root, "shapes", parts, limit=7, shard_size=3, models=("resnet50",))
+    assert rest.shards_run == 2
+    assert _rows(parts) == _rows(tmp_path / "whole")
+    assert json.loads((parts / "summary.json").read_text())["models"] == whole.summary["models"]
+    again = _study(demo_root, "shapes", parts, limit=7, shard_size=3, models=("resnet50",))
+    assert again.shards_run == 0 and again.measured == 7  # a finished study is only summarised again
+    with pytest.raises(CbamVizError, match=r"holds a different study \(limit 7 there, 8 now"):
+        _study(demo_root, "shapes", parts, limit=8, shard_size=3, models=("resnet50",))
+
+
+def test_bad_pictures_are_listed_and_skipped(demo_root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "ring").mkdir(parents=True)
+    _write_shape(data / "ring" / "good.png", 4)
+    (data / "ring" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    (data / "ring" / "empty.png").write_bytes(b"")
+    (data / "ring" / "notes.txt").write_text("not a picture, not picked up")
+    result = _study(demo_root, data, tmp_path / "out", models=("cbam_resnet50",))
+    assert result.measured == 1 and result.skipped == 2 and result.summary["skipped"] == 2
+    with (tmp_path / "out" / "skipped.csv").open() as handle:
+        skipped = list(csv.reader(handle))
+    assert skipped[0] == ["image_id", "reason"]
+    assert sorted(row[0] for row in skipped[1:]) == ["ring/broken.jpg", "ring/empty.png"]
+    assert all(row[1] and "\n" not in row[1] for row in skipped[1:])
+    assert _rows(tmp_path / "out")[0]["region"] is None  # no box, no mask: accuracy only
+    assert result.summary["models"]["cbam_resnet50"]["pointing"]["value"] is None
+
+
+@pytest.mark.parametrize(
+    ("layout", "options", "message"),
+    [
+        ({"nonsense": ["a.png"]}, {}, "class folder 'nonsense' matches no class"),
+        ({"n01440764": ["a.png"]}, {}, "is a WordNet id, but it is none of the 10 classes"),
+        ({"circle": ["a.png"], "ring": ["b.png", "c.png"]}, {"per_class": 2}, "--per-class 2 is more than"),
+        ({"circle": ["a.png"]}, {"boxes": "image,x0,y0,x1,y1\nmissing.png,1,2,3,4\n"}, "names 1 picture"),
+        ({"circle": ["a.png"]}, {"boxes": "image,x0,y0,x1,y1\ncircle/a.png,1,2,three,4\n"}, "boxes.csv line 2 is not"),
+    ],
+)
+def test_dataset_mistakes_are_one_line_errors_before_any_picture(
+    demo_root: Path, tmp_path: Path, layout: dict, options: dict, message: str
+) -> None:
+    data = tmp_path / "data"
+    for folder, names in layout.items():
+        (data / folder).mkdir(parents=True)
+        for name in names:
+            _write_shape(data / folder / name, 0)
+    if "boxes" in options:
+        (data / "boxes.csv").write_text(options.pop("boxes"))
+    with pytest.raises(CbamVizError, match=message) as raised:
+        _study(demo_root, data, tmp_path / "out", **options)
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "out").exists()  # refused before the study folder was even made
+
+
+def test_class_folders_by_wordnet_id_index_and_name() -> None:
+    imagenet = tuple(f"class {i}" for i in range(1000))
+    assert sources.imagenet_wnids()[0] == "n01440764" and len(sources.imagenet_wnids()) == 1000
+    assert sources.class_index("n01440764", imagenet) == 0
+    assert sources.class_index("n15075141", imagenet) == 999
+    assert sources.class_index("7", CLASSES) == 7 and sources.class_index("Ring", CLASSES) == CLASSES.index("ring")
+
+
+def test_per_class_subsets_are_stratified_and_seeded(demo_root: Path) -> None:
+    first = sources.shapes_items(CLASSES, None, 3)
+    assert len(first) == 30 and all(sum(i.label == c for i in first) == 3 for c in range(len(CLASSES)))
+    assert first == sources.shapes_items(CLASSES, None, 3)
+    with pytest.raises(CbamVizError, match="needs the demo weights"):
+        sources.shapes_items(tuple(f"c{i}" for i in range(10)), 5, None)
