@@ -118,3 +118,31 @@ def test_bootstrap_of_nothing_and_of_one() -> None:
     assert empty == {"value": None, "ci": [None, None], "n": 0}
     one = stats.bootstrap_mean(np.array([0.25]))
     assert one["value"] == 0.25 and one["ci"] == [0.25, 0.25] and not math.isnan(one["ci"][0])
+
+
+def test_atlas_class_specificity_on_hand_made_excitations(tmp_path) -> None:
+    from cbam_viz.study.summary import Atlas
+
+    agnostic, specific = Atlas(), Atlas()
+    for label in (0, 1, 2):
+        for noise in (-0.1, 0.1):
+            # the same excitation for every class, spread only within classes: specificity 0
+            agnostic.add("se_resnet50", label, {"layer1.0": np.array([0.5 + noise, 0.5 - noise])})
+            # set by the class alone: specificity 1
+            specific.add("se_resnet50", label, {"layer4.2": np.array([0.2 * label, 1.0 - 0.2 * label])})
+    assert agnostic.summary()["se_resnet50"]["layer1.0"]["class_specificity"] == pytest.approx(0.0, abs=1e-12)
+    assert specific.summary()["se_resnet50"]["layer4.2"]["class_specificity"] == pytest.approx(1.0)
+    mixed = Atlas()  # class means 0.2 apart, each with a within-class spread of +-0.1
+    for label, centre in ((0, 0.4), (1, 0.6)):
+        for noise in (-0.1, 0.1):
+            mixed.add("cbam_resnet50", label, {"layer2.0": np.array([centre + noise])})
+    # grand mean 0.5; between = 4 * 0.1^2 = 0.04; total = 4 * 0.1^2 + 4 * 0.1^2 = 0.08 (corner values 0.3,0.5,0.5,0.7)
+    assert mixed.summary()["cbam_resnet50"]["layer2.0"]["class_specificity"] == pytest.approx(0.5)
+    specific.save(tmp_path / "a.npz")
+    loaded = Atlas.load(tmp_path / "a.npz")
+    loaded.merge(agnostic)
+    assert loaded.summary()["se_resnet50"]["layer4.2"]["images"] == 6
+    assert loaded.summary()["se_resnet50"]["layer1.0"]["chance"] == pytest.approx(2 / 5)
+    assert np.allclose(loaded.class_means()["se_resnet50/layer4.2"][:, 0], [0.0, 0.2, 0.4])
+    assert loaded.summary()["se_resnet50"]["layer4.2"]["class_specificity"] == pytest.approx(1.0)
+    assert np.allclose(loaded.class_means()["se_resnet50/layer1.0"], 0.5)

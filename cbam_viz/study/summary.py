@@ -16,8 +16,9 @@ images, ``[low, high]``):
 * ``per_class.<class name>.<arch>``: ``n``, ``top1``, ``pointing``, ``energy`` (plain means);
 * ``atlas.<arch>.<block>``: ``class_specificity`` (the between-class share of the variance of the block's channel
   excitations over images, eta squared: 0 = the same excitation for every class, 1 = fully set by the class),
-  ``mean`` (mean excitation over channels and images) and ``classes`` (classes seen). ``atlas.npz`` holds the
-  per-class mean excitation of every block (``<arch>/<block>``: classes x channels) for figures.
+  ``chance`` (what eta squared gives a class-blind block with this many classes and images), ``mean`` (mean
+  excitation over channels and images), ``classes`` and ``images``. ``atlas.npz`` holds the per-class mean
+  excitation of every block (``<arch>/<block>``: classes x channels; ``<arch>/<block>/classes``: their indices).
 """
 
 from __future__ import annotations
@@ -40,42 +41,37 @@ class Atlas:
     """Running sums of channel excitations per model, block and class: never per-image tensors."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, dict[str, dict[int, np.ndarray]]] = {}  # arch -> block -> class -> (C,) sum
-        self.squares: dict[str, dict[str, np.ndarray]] = {}  # arch -> block -> (C,) sum of squares over images
-        self.counts: dict[str, dict[int, int]] = {}  # arch -> class -> images
+        # arch -> block -> class -> [images, (C,) sum]; arch -> block -> (C,) sum of squares over all images
+        self.sums: dict[str, dict[str, dict[int, list]]] = {}
+        self.squares: dict[str, dict[str, np.ndarray]] = {}
 
     def add(self, arch: str, label: int, channel: dict[str, np.ndarray]) -> None:
-        counts = self.counts.setdefault(arch, {})
-        counts[label] = counts.get(label, 0) + 1
         for block, vector in channel.items():
-            values = np.asarray(vector, dtype=np.float64)
-            per_class = self.sums.setdefault(arch, {}).setdefault(block, {})
-            per_class[label] = per_class.get(label, 0.0) + values
-            squares = self.squares.setdefault(arch, {})
-            squares[block] = squares.get(block, 0.0) + values * values
+            self._add(arch, block, label, 1, np.asarray(vector, dtype=np.float64), None)
+
+    def _add(self, arch: str, block: str, label: int, count: int, total: np.ndarray, squares: np.ndarray | None):
+        entry = self.sums.setdefault(arch, {}).setdefault(block, {}).setdefault(label, [0, 0.0])
+        entry[0] += count
+        entry[1] = entry[1] + total
+        by_block = self.squares.setdefault(arch, {})
+        by_block[block] = by_block.get(block, 0.0) + (total * total if squares is None else squares)
 
     def merge(self, other: Atlas) -> None:
-        for arch, counts in other.counts.items():
-            mine = self.counts.setdefault(arch, {})
-            for label, count in counts.items():
-                mine[label] = mine.get(label, 0) + count
         for arch, blocks in other.sums.items():
             for block, per_class in blocks.items():
-                target = self.sums.setdefault(arch, {}).setdefault(block, {})
-                for label, values in per_class.items():
-                    target[label] = target.get(label, 0.0) + values
-                squares = self.squares.setdefault(arch, {})
-                squares[block] = squares.get(block, 0.0) + other.squares[arch][block]
+                for position, (label, (count, total)) in enumerate(sorted(per_class.items())):
+                    squares = other.squares[arch][block] if position == 0 else np.zeros_like(total)
+                    self._add(arch, block, label, count, total, squares)
 
     def save(self, path: Path) -> None:
-        """One npz of this shard's sums (only the classes it saw), written atomically."""
+        """One npz of these sums (only the classes seen), written atomically."""
         arrays: dict[str, np.ndarray] = {}
-        for arch, counts in self.counts.items():
-            labels = sorted(counts)
-            arrays[f"{arch}|labels"] = np.array(labels, dtype=np.int64)
-            arrays[f"{arch}|counts"] = np.array([counts[label] for label in labels], dtype=np.int64)
-            for block, per_class in self.sums.get(arch, {}).items():
-                arrays[f"{arch}|{block}|sums"] = np.stack([per_class[label] for label in labels])
+        for arch, blocks in self.sums.items():
+            for block, per_class in blocks.items():
+                labels = sorted(per_class)
+                arrays[f"{arch}|{block}|labels"] = np.array(labels, dtype=np.int64)
+                arrays[f"{arch}|{block}|counts"] = np.array([per_class[k][0] for k in labels], dtype=np.int64)
+                arrays[f"{arch}|{block}|sums"] = np.stack([per_class[k][1] for k in labels])
                 arrays[f"{arch}|{block}|squares"] = self.squares[arch][block]
         partial = path.with_name(path.name + ".tmp")
         with partial.open("wb") as handle:
@@ -87,49 +83,52 @@ class Atlas:
         atlas = cls()
         with np.load(path) as data:
             for key in data.files:
-                if key.endswith("|labels"):
-                    arch = key.split("|")[0]
-                    labels = [int(v) for v in data[key]]
-                    atlas.counts[arch] = dict(zip(labels, (int(v) for v in data[f"{arch}|counts"]), strict=True))
-            for key in data.files:
-                parts = key.split("|")
-                if len(parts) == 3 and parts[2] == "sums":
-                    arch, block = parts[0], parts[1]
-                    labels = sorted(atlas.counts[arch])
-                    atlas.sums.setdefault(arch, {})[block] = dict(zip(labels, data[key], strict=True))
-                    atlas.squares.setdefault(arch, {})[block] = data[f"{arch}|{block}|squares"]
+                arch, block, kind = key.split("|")
+                if kind != "labels":
+                    continue
+                counts, sums = data[f"{arch}|{block}|counts"], data[f"{arch}|{block}|sums"]
+                atlas.sums.setdefault(arch, {})[block] = {
+                    int(label): [int(count), total] for label, count, total in zip(data[key], counts, sums, strict=True)
+                }
+                atlas.squares.setdefault(arch, {})[block] = data[f"{arch}|{block}|squares"]
         return atlas
 
+    def _stacked(self, arch: str, block: str) -> tuple[list[int], np.ndarray, np.ndarray]:
+        per_class = self.sums[arch][block]
+        labels = sorted(per_class)
+        counts = np.array([per_class[k][0] for k in labels], dtype=np.float64)
+        return labels, counts, np.stack([np.asarray(per_class[k][1], dtype=np.float64) for k in labels])
+
     def class_means(self) -> dict[str, np.ndarray]:
-        """``"<arch>/<block>"`` -> (classes seen, C) mean excitation per class, and ``"<arch>/classes"``."""
+        """``"<arch>/<block>"`` -> (classes seen, C) mean excitation per class; ``"<arch>/<block>/classes"``."""
         means: dict[str, np.ndarray] = {}
         for arch, blocks in self.sums.items():
-            labels = sorted(self.counts[arch])
-            means[f"{arch}/classes"] = np.array(labels, dtype=np.int64)
-            counts = np.array([self.counts[arch][label] for label in labels], dtype=np.float64)[:, None]
-            for block, per_class in blocks.items():
-                means[f"{arch}/{block}"] = (np.stack([per_class[label] for label in labels]) / counts).astype(
-                    np.float32
-                )
+            for block in blocks:
+                labels, counts, sums = self._stacked(arch, block)
+                means[f"{arch}/{block}/classes"] = np.array(labels, dtype=np.int64)
+                means[f"{arch}/{block}"] = (sums / counts[:, None]).astype(np.float32)
         return means
 
     def summary(self) -> dict[str, dict[str, dict[str, float | int | None]]]:
-        """Per model and block: class specificity (eta squared), mean excitation and classes seen."""
+        """Per model and block: class specificity (eta squared), its chance level, mean excitation, classes seen.
+
+        Eta squared is biased upwards with few images per class: with k classes and n images, a block whose
+        excitations ignore the class still scores about (k - 1) / (n - 1) (``chance``)."""
         result: dict[str, dict[str, dict[str, float | int | None]]] = {}
         for arch, blocks in self.sums.items():
-            labels = sorted(self.counts[arch])
-            counts = np.array([self.counts[arch][label] for label in labels], dtype=np.float64)
-            total = counts.sum()
             result[arch] = {}
             for block in sorted(blocks, key=_block_order):
-                sums = np.stack([blocks[block][label] for label in labels])
+                labels, counts, sums = self._stacked(arch, block)
+                total = counts.sum()
                 grand = sums.sum(axis=0) / total
                 between = float((counts[:, None] * (sums / counts[:, None] - grand) ** 2).sum())
                 spread = float((self.squares[arch][block] - total * grand * grand).sum())
                 result[arch][block] = {
                     "class_specificity": between / spread if spread > 1e-12 else None,
+                    "chance": (len(labels) - 1) / (total - 1) if total > 1 else None,
                     "mean": float(grand.mean()),
                     "classes": len(labels),
+                    "images": int(total),
                 }
         return result
 
