@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -58,3 +60,34 @@ def test_shapes_study_with_the_bundled_demo_set(tmp_path: Path) -> None:
     again = _python("-m", "cbam_viz", "study", "shapes", "--out", str(out), "--limit", "5", "--quiet")
     assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
     assert "holds a different study" in again.stderr
+
+
+def test_the_default_shard_size_is_the_engine_s() -> None:
+    from cbam_viz.cli import study as study_cli
+    from cbam_viz.study import engine
+
+    assert study_cli.SHARD_SIZE == engine.SHARD_SIZE
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_finished_shards_and_the_same_command_continues(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    command = [sys.executable, "-m", "cbam_viz", "study", "shapes", "--out", str(out), "--limit", "60"]
+    command += ["--shard-size", "2", "--batch-size", "2", "--models", "resnet50", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    running = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = out / "shards" / "part-00000.parquet"
+    deadline = time.monotonic() + 300
+    while not first.exists() and running.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    running.send_signal(signal.SIGINT)
+    _, stderr = running.communicate(timeout=120)
+    assert running.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].endswith("run the same command to continue")
+    kept = sorted((out / "shards").glob("*.parquet"))
+    assert 1 <= len(kept) < 30 and not (out / "summary.json").exists()
+    continued = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert continued.returncode == 0, continued.stderr
+    assert "studied 60 of 60 image(s)" in continued.stdout
+    table = pq.read_table(out / "images.parquet")
+    assert table.num_rows == 60 and len(set(table.column("image_id").to_pylist())) == 60

@@ -17,6 +17,7 @@ from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import ARCH_ORDER as ARCHS
 from cbam_viz.vocab import ARCH_TITLES, CAM_METHODS, STAGES, VIEWS
 
+SHARD_SIZE = 64  # engine.SHARD_SIZE, repeated so that --help imports nothing heavy (a test checks they agree)
 HELP = "measure accuracy, localisation and attention of the models over a dataset (resumable)"
 ENGINES = ("local", "ray")
 
@@ -50,6 +51,13 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "--per-class", type=int, default=None, metavar="N", help="N images of each class (a seeded, stratified subset)"
     )
     parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per batched pass (16)")
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        default=SHARD_SIZE,
+        metavar="N",
+        help=f"images per shard, the most an interruption loses ({SHARD_SIZE}); kept by the study",
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when there is one)")
     parser.add_argument("--engine", default="local", choices=ENGINES, help="local (default); ray is not available yet")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -74,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             limit=args.limit,
             per_class=args.per_class,
             batch_size=args.batch_size,
+            shard_size=args.shard_size,
             device=args.device,
             progress=not args.quiet,
         )

@@ -181,8 +181,9 @@ def run_study(
     from cbam_viz.study import measure
     from cbam_viz.study.summary import Atlas
 
-    if batch_size < 1:
-        raise CbamVizError(f"--batch-size must be at least 1, got {batch_size}")
+    for name, value in (("--batch-size", batch_size), ("--shard-size", shard_size)):
+        if value < 1:
+            raise CbamVizError(f"{name} must be at least 1, got {value}")
     if weights is None:
         weights = "demo" if data == sources.SHAPES else "auto"
     checked = AnalysisOptions(models=models, weights=weights, method=method, stage=stage, view=view)
