@@ -194,3 +194,16 @@ def test_per_class_subsets_are_stratified_and_seeded(demo_root: Path) -> None:
     assert first == sources.shapes_items(CLASSES, None, 3)
     with pytest.raises(CbamVizError, match="needs the demo weights"):
         sources.shapes_items(tuple(f"c{i}" for i in range(10)), 5, None)
+
+
+@pytest.mark.slow
+def test_shapes_accuracy_and_pointing_equal_the_demo_evaluation(tmp_path: Path) -> None:
+    """On the bundled demo set: the study's top-1 and pointing game are ``train-demo --eval-only``'s numbers."""
+    from cbam_viz.demo.evaluate import _generator_sample, evaluate
+
+    count = 6
+    result = run_study("shapes", tmp_path / "s", models=ARCH_LIST, limit=count, device="cpu", progress=False)
+    expected = evaluate(_generator_sample(HELDOUT_SEED, sources.SHAPES_SIZE), count, "demo", progress=False)
+    for arch in ARCH_LIST:
+        assert result.summary["models"][arch]["top1"]["value"] == pytest.approx(expected[arch]["top1"])
+        assert result.summary["models"][arch]["pointing"]["value"] == pytest.approx(expected[arch]["pointing_game"])
