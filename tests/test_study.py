@@ -207,3 +207,18 @@ def test_shapes_accuracy_and_pointing_equal_the_demo_evaluation(tmp_path: Path) 
     for arch in ARCH_LIST:
         assert result.summary["models"][arch]["top1"]["value"] == pytest.approx(expected[arch]["top1"])
         assert result.summary["models"][arch]["pointing"]["value"] == pytest.approx(expected[arch]["pointing_game"])
+
+
+def test_worker_processes_give_the_same_table(demo_root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "star").mkdir(parents=True)
+    for index in range(5):
+        _write_shape(data / "star" / f"{index}.png", index)
+    (data / "star" / "bad.gif").write_bytes(b"GIF89a broken")
+    inline = _study(demo_root, data, tmp_path / "inline", models=("se_resnet50",), batch_size=2, shard_size=4)
+    pooled = _study(
+        demo_root, data, tmp_path / "pooled", models=("se_resnet50",), batch_size=2, shard_size=4, workers=2
+    )
+    assert inline.skipped == pooled.skipped == 1 and pooled.measured == 5
+    assert _rows(tmp_path / "inline") == _rows(tmp_path / "pooled")
+    assert (tmp_path / "inline" / "skipped.csv").read_text() == (tmp_path / "pooled" / "skipped.csv").read_text()

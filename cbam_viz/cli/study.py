@@ -58,6 +58,9 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"images per shard, the most an interruption loses ({SHARD_SIZE}); kept by the study",
     )
+    parser.add_argument(
+        "--workers", type=int, default=0, metavar="N", help="processes that decode and prepare pictures (0: none)"
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when there is one)")
     parser.add_argument("--engine", default="local", choices=ENGINES, help="local (default); ray is not available yet")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             per_class=args.per_class,
             batch_size=args.batch_size,
             shard_size=args.shard_size,
+            workers=args.workers,
             device=args.device,
             progress=not args.quiet,
         )

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cbam_viz.errors import CbamVizError, ImageError
+from cbam_viz.errors import CbamVizError
 from cbam_viz.study import sources
 from cbam_viz.vocab import STAGES, quote
 
@@ -166,11 +166,13 @@ def run_study(
     progress: bool = True,
     weights_dir: Path | None = None,
     shard_size: int = SHARD_SIZE,
+    workers: int = 0,
     stop_after: int | None = None,
 ) -> StudyResult:
     """Run (or continue) a study of ``data`` ("shapes" or an ImageFolder) into ``out``.
 
-    Every check a user can fail happens before the first image; ``stop_after`` shards (tests: an interruption)
+    Every check a user can fail happens before the first image. ``workers`` DataLoader processes decode and
+    prepare pictures while the models run (0: in this process). ``stop_after`` shards (tests: an interruption)
     returns early without the final files. ``shard_size`` is recorded: a study continues only with its own.
     """
     import torch
@@ -181,9 +183,13 @@ def run_study(
     from cbam_viz.study import measure
     from cbam_viz.study.summary import Atlas
 
-    for name, value in (("--batch-size", batch_size), ("--shard-size", shard_size)):
-        if value < 1:
-            raise CbamVizError(f"{name} must be at least 1, got {value}")
+    for name, value, least in (
+        ("--batch-size", batch_size, 1),
+        ("--shard-size", shard_size, 1),
+        ("--workers", workers, 0),
+    ):
+        if value < least:
+            raise CbamVizError(f"{name} must be at least {least}, got {value}")
     if weights is None:
         weights = "demo" if data == sources.SHAPES else "auto"
     checked = AnalysisOptions(models=models, weights=weights, method=method, stage=stage, view=view)
@@ -209,40 +215,48 @@ def run_study(
         disable=not progress,
         dynamic_ncols=True,
     )
+    pending = [k for k in range(len(shards)) if k not in done]
+    if stop_after is not None:
+        pending = pending[:stop_after]
+    preprocesses = [model.weights_info.preprocess for model in model_set.models.values()]
+    batches = [
+        (k, list(range(k * shard_size + first, k * shard_size + min(first + batch_size, len(shards[k])))))
+        for k in pending
+        for first in range(0, len(shards[k]), batch_size)
+    ]
+    loader = torch.utils.data.DataLoader(
+        measure.Preparing(items, preprocesses, checked.view),
+        batch_sampler=[indices for _, indices in batches],
+        collate_fn=list,
+        num_workers=workers,
+    )
     run = 0
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    atlas = Atlas()
     with bar, torch.inference_mode(False):
-        for k, shard in enumerate(shards):
-            if k in done:
-                continue
-            if stop_after is not None and run >= stop_after:
-                return StudyResult(out, len(items), 0, 0, run, {})
-            rows, skipped, atlas = [], [], Atlas()
-            for start in range(0, len(shard), batch_size):
-                prepared = []
-                for item in shard[start : start + batch_size]:
-                    try:
-                        prepared.append(measure.prepare(sources.load(item), model_set.models, checked.view))
-                    except (ImageError, ValueError, OSError) as error:
-                        skipped.append((item.image_id, _one_line(error)))
-                if prepared:
-                    rows += measure.measure(
-                        prepared,
-                        model_set.models,
-                        method=checked.method,
-                        stage=checked.stage,
-                        categories=categories,
-                        atlas=atlas,
-                    )
-                bar.update(len(shard[start : start + batch_size]))
-            _write_skipped(skipped, shard_dir / f"part-{k:05d}.skipped.csv")
-            atlas.save(shard_dir / f"part-{k:05d}.atlas.npz")
-            _write_table(rows, shard_dir / f"part-{k:05d}.parquet")
-            run += 1
+        for (k, indices), batch in zip(batches, loader, strict=True):
+            skipped += [(one.image_id, one.reason) for one in batch if isinstance(one, measure.Skipped)]
+            prepared = [one for one in batch if isinstance(one, measure.Prepared)]
+            if prepared:
+                rows += measure.measure(
+                    prepared,
+                    model_set.models,
+                    method=checked.method,
+                    stage=checked.stage,
+                    categories=categories,
+                    atlas=atlas,
+                )
+            bar.update(len(indices))
+            if indices[-1] == k * shard_size + len(shards[k]) - 1:  # the shard's last batch: write it
+                _write_skipped(skipped, shard_dir / f"part-{k:05d}.skipped.csv")
+                atlas.save(shard_dir / f"part-{k:05d}.atlas.npz")
+                _write_table(rows, shard_dir / f"part-{k:05d}.parquet")
+                rows, skipped, atlas = [], [], Atlas()
+                run += 1
+    if stop_after is not None and len(done) + run < len(shards):
+        return StudyResult(out, len(items), 0, 0, run, {})
     return finish(out, options, len(shards), items=len(items), shards_run=run)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300] or type(error).__name__
 
 
 def finish(out: Path, options: StudyOptions, shard_count: int, *, items: int, shards_run: int) -> StudyResult:

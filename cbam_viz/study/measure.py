@@ -15,7 +15,7 @@ folder of photos gives several sizes; ``crop`` gives one).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +27,11 @@ from torch import nn
 from cbam_viz.analysis import metrics
 from cbam_viz.analysis.cam import _label, cam_method_for, compute_cam
 from cbam_viz.analysis.capture import AttentionCapture, CapturedPass, stage_layer
+from cbam_viz.errors import ImageError
 from cbam_viz.imaging.decode import display_image
 from cbam_viz.imaging.view import ModelView, map_to_image, prepare_input
 from cbam_viz.study import measures
-from cbam_viz.study.sources import Loaded
+from cbam_viz.study.sources import Loaded, load
 from cbam_viz.vocab import STAGES, has_channel_attention, last_block
 
 
@@ -103,8 +104,9 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(loaded: Loaded, models: dict[str, nn.Module], view: str) -> Prepared:
-    """The displayed copy's geometry, the region scaled onto it (boxes clipped with a note) and the inputs."""
+def prepare(loaded: Loaded, preprocesses: Iterable[Any], view: str) -> Prepared:
+    """The displayed copy's geometry, the region scaled onto it (boxes clipped with a note) and the input of each
+    of ``preprocesses`` (``weights.registry.Preprocess``: the models' evaluation transforms)."""
     picture = loaded.picture
     shown = display_image(picture)
     scale = shown.width / picture.width
@@ -119,11 +121,36 @@ def prepare(loaded: Loaded, models: dict[str, nn.Module], view: str) -> Prepared
             prepared.region = measures.mask_region(mask, tolerance)
     elif loaded.boxes:
         prepared.region = _box_region(loaded.boxes, picture.size, shown.size, scale, tolerance, prepared.notes)
-    for model in models.values():
-        preprocess = model.weights_info.preprocess
+    for preprocess in preprocesses:
         if preprocess not in prepared.inputs:
             prepared.inputs[preprocess] = prepare_input(picture, preprocess, view)
     return prepared
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An item that could not be used, and the one line why."""
+
+    image_id: str
+    reason: str
+
+
+class Preparing(torch.utils.data.Dataset):
+    """Items -> ``Prepared`` (or ``Skipped``): what DataLoader workers do (decode, region, inputs), so the main
+    process only runs the models. An unusable picture is a ``Skipped``, never an exception."""
+
+    def __init__(self, items: Sequence[Any], preprocesses: Sequence[Any], view: str) -> None:
+        self.items, self.preprocesses, self.view = list(items), list(dict.fromkeys(preprocesses)), view
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Prepared | Skipped:
+        item = self.items[index]
+        try:
+            return prepare(load(item), self.preprocesses, self.view)
+        except (ImageError, ValueError, OSError) as error:
+            return Skipped(item.image_id, " ".join(str(error).split())[:300] or type(error).__name__)
 
 
 def _box_region(
