@@ -61,6 +61,16 @@ def test_box_iou_curve_on_a_two_level_map() -> None:
     assert measures.box_iou_curve(np.zeros((5, 5)), truth).max() == 0.0  # a flat map has no box
 
 
+def test_box_iou_curve_of_a_large_picture_runs_at_the_protocol_s_resolution() -> None:
+    values = np.zeros((400, 600))
+    values[100:300, 150:450] = 1.0  # a 300x200 plateau: its box at 224/600 scale is the true box scaled alike
+    truth = np.array([[150, 100, 449, 299]])
+    curve = measures.box_iou_curve(values, truth)
+    assert curve[0] == pytest.approx(1.0, abs=0.02) and curve[50] == pytest.approx(1.0, abs=0.02)
+    wider = np.array([[150, 100, 599, 299]])  # 450 px wide: IoU 2/3 at any scale
+    assert measures.box_iou_curve(values, wider)[50] == pytest.approx(2 / 3, abs=0.02)
+
+
 def test_max_box_accuracy_takes_the_best_threshold_per_delta() -> None:
     thresholds = np.array([0.1, 0.5, 0.9])
     curves = np.array(

@@ -26,6 +26,7 @@ from cbam_viz.analysis import metrics
 THRESHOLDS = np.round(np.arange(0.0, 1.0, 0.01), 2)  # wsolevaluation's cam_curve_interval of 0.01
 IOU_DELTAS = (0.3, 0.5, 0.7)
 TOLERANCE_PX = 15.0  # TorchRay's pointing-game tolerance, in pixels of the original picture
+MAXBOX_SIDE = 224  # the box curve of a larger picture is evaluated on a grid of this longer side
 
 
 @dataclass(frozen=True)
@@ -82,17 +83,6 @@ def pointing_and_energy(map_on_image: np.ndarray, region: Region) -> dict[str, f
     }
 
 
-def component_boxes(binary: np.ndarray) -> np.ndarray:
-    """(k, 4) inclusive boxes around the 8-connected components of a boolean image ((0, 4) when it is empty)."""
-    from scipy import ndimage
-
-    labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
-        return np.zeros((0, 4), dtype=np.int64)
-    slices = ndimage.find_objects(labels)
-    return np.array([(s[1].start, s[0].start, s[1].stop - 1, s[0].stop - 1) for s in slices], dtype=np.int64)
-
-
 def box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """(m, n) IoU of inclusive pixel boxes (m, 4) and (n, 4): areas count pixels, as wsolevaluation's do."""
     a = np.asarray(first, dtype=np.float64)[:, None, :]
@@ -117,16 +107,49 @@ def normalised(map_on_image: np.ndarray) -> np.ndarray:
     return np.where(finite, (values - low) / (high - low), 0.0)
 
 
-def box_iou_curve(map_on_image: np.ndarray, boxes: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> np.ndarray:
+def box_iou_curve(
+    map_on_image: np.ndarray, boxes: np.ndarray, thresholds: np.ndarray = THRESHOLDS, max_side: int = MAXBOX_SIDE
+) -> np.ndarray:
     """Per threshold, the best IoU between a box of the map's thresholded components and a ground-truth box
-    (float32, one per threshold; 0 where no pixel is above the threshold)."""
+    (float32, one per threshold; 0 where no pixel is above the threshold).
+
+    A picture whose longer side exceeds ``max_side`` is evaluated on a grid of that size (the map resampled
+    bilinearly, the boxes scaled), the protocol's own 224-pixel resolution. All thresholds are labelled in one
+    call: a (thresholds, height, width) stack whose components never join across thresholds.
+    """
+    from scipy import ndimage
+
     scaled = normalised(map_on_image)
     truth = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    height, width = scaled.shape
+    factor = min(1.0, max_side / max(height, width))
+    if factor < 1.0:
+        shape = (max(1, round(height * factor)), max(1, round(width * factor)))
+        scaled = metrics.resize_bilinear(scaled, shape)
+        fx, fy = shape[1] / width, shape[0] / height
+        edges = truth.astype(np.float64) + [0, 0, 1, 1]
+        truth = np.stack(
+            [
+                np.floor(edges[:, 0] * fx),
+                np.floor(edges[:, 1] * fy),
+                np.maximum(np.ceil(edges[:, 2] * fx) - 1, np.floor(edges[:, 0] * fx)),
+                np.maximum(np.ceil(edges[:, 3] * fy) - 1, np.floor(edges[:, 1] * fy)),
+            ],
+            axis=1,
+        ).astype(np.int64)
     curve = np.zeros(len(thresholds), dtype=np.float32)
-    for position, threshold in enumerate(thresholds):
-        found = component_boxes(scaled > threshold)
-        if found.size and truth.size:
-            curve[position] = box_iou(found, truth).max()
+    if not truth.size:
+        return curve
+    stack = scaled[None] > np.asarray(thresholds, dtype=np.float64)[:, None, None]
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = True  # 8-connected within a threshold, never across
+    labels, count = ndimage.label(stack, structure=structure)
+    if count == 0:
+        return curve
+    slices = ndimage.find_objects(labels)
+    found = np.array([(s[0].start, s[2].start, s[1].start, s[2].stop - 1, s[1].stop - 1) for s in slices])
+    ious = box_iou(found[:, 1:], truth).max(axis=1)
+    np.maximum.at(curve, found[:, 0], ious.astype(np.float32))
     return curve
 
 
