@@ -156,3 +156,13 @@ def test_atlas_class_specificity_on_hand_made_excitations(tmp_path) -> None:
     assert np.allclose(loaded.class_means()["se_resnet50/layer4.2"][:, 0], [0.0, 0.2, 0.4])
     assert loaded.summary()["se_resnet50"]["layer4.2"]["class_specificity"] == pytest.approx(1.0)
     assert np.allclose(loaded.class_means()["se_resnet50/layer1.0"], 0.5)
+
+
+def test_published_accuracies_come_from_the_weights_registry() -> None:
+    from cbam_viz.study.engine import published_accuracy
+
+    assert published_accuracy("resnet50.tv_v1")["top1"] == pytest.approx(0.7613)
+    official = published_accuracy("cbam_resnet50.official")
+    assert official["top1"] == pytest.approx(0.77622) and official["top5"] == pytest.approx(0.93948)
+    assert "centre crop 224" in official["eval_transform"]
+    assert published_accuracy(None) is None and published_accuracy("cbam_resnet50.demo") is None

@@ -256,10 +256,36 @@ def run_study(
                 run += 1
     if stop_after is not None and len(done) + run < len(shards):
         return StudyResult(out, len(items), 0, 0, run, {})
-    return finish(out, options, len(shards), items=len(items), shards_run=run)
+    published = {arch: published_accuracy(model.weights_info.entry) for arch, model in model_set.models.items()}
+    return finish(out, options, len(shards), items=len(items), shards_run=run, published=published)
 
 
-def finish(out: Path, options: StudyOptions, shard_count: int, *, items: int, shards_run: int) -> StudyResult:
+def published_accuracy(entry: str | None) -> dict[str, Any] | None:
+    """The ImageNet-1k val top-1/top-5 its publisher reports for a registry entry, as fractions (None: unknown)."""
+    from cbam_viz.weights.registry import ENTRIES
+
+    known = ENTRIES.get(entry or "")
+    if known is None or "imagenet_top1" not in known.metrics:
+        return None
+    top5 = known.metrics.get("imagenet_top5")
+    return {
+        "top1": known.metrics["imagenet_top1"] / 100,
+        "top5": None if top5 is None else top5 / 100,
+        "entry": known.name,
+        "eval_transform": f"resize {known.preprocess.resize}, centre crop {known.preprocess.crop}, "
+        f"{known.preprocess.interpolation}",
+    }
+
+
+def finish(
+    out: Path,
+    options: StudyOptions,
+    shard_count: int,
+    *,
+    items: int,
+    shards_run: int,
+    published: dict[str, dict[str, Any] | None] | None = None,
+) -> StudyResult:
     """Join the shards into ``images.parquet``, ``skipped.csv``, ``atlas.npz`` and ``summary.json``."""
     import numpy as np
     import pyarrow as pa
@@ -278,6 +304,8 @@ def finish(out: Path, options: StudyOptions, shard_count: int, *, items: int, sh
         atlas.merge(Atlas.load(shard_dir / f"part-{k:05d}.atlas.npz"))
     header = {"study": options.to_json(), "eval_transform": _transform_words(options)}
     summary = summarise(table, list(options.models), skipped=len(skipped), atlas=atlas, header=header)
+    for arch, numbers in (published or {}).items():
+        summary["models"][arch]["published"] = numbers
     best = {arch: model["maxboxacc_v2"]["best_threshold"].get("50") for arch, model in summary["models"].items()}
     position = {a: None if t is None else int(np.argmin(np.abs(measures.THRESHOLDS - t))) for a, t in best.items()}
     box_iou = [

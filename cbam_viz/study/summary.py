@@ -8,7 +8,8 @@ images, ``[low, high]``):
 * ``models.<arch>.top1``, ``.top5``, ``.target_prob``, and over the images with a box or mask (``localised``)
   ``.pointing``, ``.pointing_15px``, ``.energy`` (each ``{value, ci, n}``), ``.area_share`` (what a map blind to the
   object would get as energy), ``.maxboxacc_v2`` (``value``, ``ci``, ``by_iou`` {30, 50, 70}, ``best_threshold``),
-  and for CBAM ``.spatial.<stage>`` (the stage's last block: ``energy``, ``pointing``);
+  and for CBAM ``.spatial.<stage>`` (the stage's last block: ``energy``, ``pointing``); ``.published``: the
+  publisher's ImageNet top-1/top-5 of these weights and its eval transform (null for the demo set or a file);
 * ``comparisons.<archA>|<archB>`` for every pair, the model with attention first (``cbam_resnet50|resnet50``):
   ``.top1``, ``.pointing``, ``.pointing_15px``, ``.energy`` each with ``difference`` (A minus B, over the images
   both have), ``ci`` (paired bootstrap), and for hit/miss columns ``p_value`` (McNemar), ``test``, ``first_only``
