@@ -222,3 +222,35 @@ def test_worker_processes_give_the_same_table(demo_root: Path, tmp_path: Path) -
     assert inline.skipped == pooled.skipped == 1 and pooled.measured == 5
     assert _rows(tmp_path / "inline") == _rows(tmp_path / "pooled")
     assert (tmp_path / "inline" / "skipped.csv").read_text() == (tmp_path / "pooled" / "skipped.csv").read_text()
+
+
+def test_imagenet_val_as_kaggle_ships_it(tmp_path: Path) -> None:
+    imagenet = tuple(f"class {i}" for i in range(1000))
+    val = tmp_path / "ILSVRC" / "Data" / "CLS-LOC" / "val"
+    val.mkdir(parents=True)
+    for number in (1, 2, 3):
+        _write_shape(val / f"ILSVRC2012_val_{number:08d}.JPEG", number)
+    solution = tmp_path / "LOC_val_solution.csv"
+    solution.write_text(
+        "ImageId,PredictionString\n"
+        "ILSVRC2012_val_00000001,n01751748 10 20 30 40 n01751748 1 2 3 4 \n"
+        "ILSVRC2012_val_00000002,n15075141 0 0 63 47\n"
+        "ILSVRC2012_val_00000003,n01440764 5 5 20 20\n"
+        "ILSVRC2012_val_00049999,n01440764 5 5 20 20\n"  # not in this folder: a subset of val is fine
+    )
+    items = sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    assert [(i.image_id, i.label) for i in items] == [
+        ("ILSVRC2012_val_00000001.JPEG", 65),
+        ("ILSVRC2012_val_00000002.JPEG", 999),
+        ("ILSVRC2012_val_00000003.JPEG", 0),
+    ]
+    assert items[0].boxes == ((10.0, 20.0, 30.0, 40.0), (1.0, 2.0, 3.0, 4.0))
+    assert len(sources.list_items(str(val), imagenet, limit=None, per_class=1)) == 3
+    with pytest.raises(CbamVizError, match="labels ImageNet's 1000 classes; these weights have 10"):
+        sources.list_items(str(val), CLASSES, limit=None, per_class=None)
+    _write_shape(val / "ILSVRC2012_val_00000004.JPEG", 4)
+    with pytest.raises(CbamVizError, match="names no class for 1 picture"):
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    solution.write_text("ImageId,PredictionString\nILSVRC2012_val_00000004,n01440764 5 5\n")
+    with pytest.raises(CbamVizError, match="line 2 is not ImageId"):
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)

@@ -15,6 +15,11 @@ class of the weights, a box file naming missing images, ``--per-class`` above a 
   header row is allowed; rows whose class is another than the image's are ignored), and a mask beside an image,
   ``<stem>.mask.png`` or ``<image>.mask.png`` (non-zero = object). A mask wins over boxes. Image ids are the paths
   relative to root.
+* ImageNet val as Kaggle ships it: a flat folder of ``ILSVRC2012_val_*.JPEG`` with ``LOC_val_solution.csv``
+  (``ImageId,PredictionString``; the string repeats ``wnid x0 y0 x1 y1``) in that folder or up to four folders
+  above it (Kaggle's ``ILSVRC/Data/CLS-LOC/val``). The class is the boxes' wnid, in the sorted-wnid order of
+  ImageNet weights; every box of that class counts. The file covers all 50 000 images, so a folder holding part
+  of them studies that part; a picture the file does not name is a one-line error. Image ids are the file names.
 
 Subsets are seeded: ``--per-class N`` draws N images of each class, ``--limit N`` then keeps N of those (drawn in a
 seeded order for folders; the first N of the stream for shapes, which is random already). Items keep a stable order
@@ -42,6 +47,7 @@ SHAPES_DEFAULT_COUNT = 1000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 MASK_SUFFIX = ".mask.png"
 BOXES_FILE = "boxes.csv"
+KAGGLE_SOLUTION = "LOC_val_solution.csv"
 WNID = re.compile(r"n\d{8}")
 SEED = 0
 
@@ -191,7 +197,7 @@ def _subset(by_class: dict[str, list[Path]], limit: int | None, per_class: int |
         if per_class is not None:
             if per_class > len(paths):
                 raise CbamVizError(
-                    f"--per-class {per_class} is more than class folder {quote(name)} holds ({len(paths)} pictures)"
+                    f"--per-class {per_class} is more than class {quote(name)} has ({len(paths)} pictures)"
                 )
             picked = sorted(rng.choice(len(paths), size=per_class, replace=False))
             paths = [paths[i] for i in picked]
@@ -253,11 +259,66 @@ def read_boxes(
     return boxes
 
 
+def kaggle_solution(root: Path) -> Path | None:
+    """Kaggle's ``LOC_val_solution.csv`` for a flat folder of pictures: in it or up to four folders above it."""
+    for folder in [root, *root.parents][:5]:
+        if (folder / KAGGLE_SOLUTION).is_file():
+            return folder / KAGGLE_SOLUTION
+    return None
+
+
+def kaggle_items(
+    root: Path, solution: Path, categories: Sequence[str], limit: int | None, per_class: int | None
+) -> list[Item]:
+    """The flat folder's pictures with the classes and boxes of Kaggle's solution file (see the module docstring)."""
+    wnids = imagenet_wnids()
+    if len(categories) != len(wnids):
+        raise CbamVizError(
+            f"{KAGGLE_SOLUTION} labels ImageNet's 1000 classes; these weights have {len(categories)}: use ImageNet "
+            "weights (--weights paper)"
+        )
+    pictures = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    wanted = {p.stem: p for p in pictures}
+    labelled: dict[str, tuple[int, tuple[tuple[float, float, float, float], ...]]] = {}
+    with solution.open(newline="", encoding="utf-8", errors="replace") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if number == 1 or not row or row[0].strip() not in wanted:
+                continue
+            tokens = row[1].split() if len(row) > 1 else []
+            try:
+                if not tokens or len(tokens) % 5 or any(t not in wnids for t in tokens[::5]):
+                    raise ValueError
+                groups = [tokens[i : i + 5] for i in range(0, len(tokens), 5)]
+                label = wnids.index(groups[0][0])
+                boxes = tuple(tuple(float(v) for v in g[1:]) for g in groups if g[0] == groups[0][0])
+            except ValueError:
+                raise CbamVizError(
+                    f'{KAGGLE_SOLUTION} line {number} is not ImageId,"wnid x0 y0 x1 y1 ...": {quote(",".join(row), 80)}'
+                ) from None
+            labelled[row[0].strip()] = (label, boxes)  # type: ignore[assignment]
+    unnamed = [stem for stem in wanted if stem not in labelled]
+    if unnamed:
+        raise CbamVizError(
+            f"{KAGGLE_SOLUTION} names no class for {len(unnamed)} picture(s) of {root}, "
+            f"e.g. {quote(wanted[unnamed[0]].name)}"
+        )
+    by_class: dict[str, list[Path]] = {}
+    for stem, path in wanted.items():
+        by_class.setdefault(wnids[labelled[stem][0]], []).append(path)
+    chosen = _subset(dict(sorted(by_class.items())), limit, per_class)
+    return [Item(p.name, labelled[p.stem][0], path=p, boxes=labelled[p.stem][1]) for p in sorted(chosen)]
+
+
 def list_items(data: str, categories: Sequence[str], *, limit: int | None, per_class: int | None) -> list[Item]:
-    """The items of ``data`` ("shapes" or a folder) in their stable order, subset as asked."""
+    """The items of ``data`` ("shapes", an ImageFolder, or a flat ImageNet val folder) in their stable order, subset
+    as asked."""
     for name, value in (("--limit", limit), ("--per-class", per_class)):
         if value is not None and value < 1:
             raise CbamVizError(f"{name} must be at least 1, got {value}")
     if data == SHAPES:
         return shapes_items(categories, limit, per_class)
-    return folder_items(Path(data).expanduser(), categories, limit, per_class)
+    root = Path(data).expanduser()
+    solution = kaggle_solution(root) if root.is_dir() else None
+    if solution is not None and not any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
+        return kaggle_items(root, solution, categories, limit, per_class)
+    return folder_items(root, categories, limit, per_class)
