@@ -129,6 +129,9 @@ def test_an_interrupted_study_continues_and_ends_with_the_same_table(demo_root: 
     rest = _study(demo_root, "shapes", parts, limit=7, shard_size=3, models=("resnet50",))
     assert rest.shards_run == 2
     assert _rows(parts) == _rows(tmp_path / "whole")
+    best = whole.summary["models"]["resnet50"]["maxboxacc_v2"]["best_threshold"]["50"]
+    for row in _rows(parts):  # the IoU at the dataset's best threshold for IoU 50 %
+        assert row["box_iou"] == pytest.approx(row["box_ious"][round(best * 100)])
     assert json.loads((parts / "summary.json").read_text())["models"] == whole.summary["models"]
     again = _study(demo_root, "shapes", parts, limit=7, shard_size=3, models=("resnet50",))
     assert again.shards_run == 0 and again.measured == 7  # a finished study is only summarised again

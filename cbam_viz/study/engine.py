@@ -289,6 +289,7 @@ def finish(
     """Join the shards into ``images.parquet``, ``skipped.csv``, ``atlas.npz`` and ``summary.json``."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from cbam_viz.study import measures
@@ -306,13 +307,15 @@ def finish(
     summary = summarise(table, list(options.models), skipped=len(skipped), atlas=atlas, header=header)
     for arch, numbers in (published or {}).items():
         summary["models"][arch]["published"] = numbers
-    best = {arch: model["maxboxacc_v2"]["best_threshold"].get("50") for arch, model in summary["models"].items()}
-    position = {a: None if t is None else int(np.argmin(np.abs(measures.THRESHOLDS - t))) for a, t in best.items()}
-    box_iou = [
-        None if curve is None or position[arch] is None else float(curve[position[arch]])
-        for arch, curve in zip(table.column("arch").to_pylist(), table.column("box_ious").to_pylist(), strict=True)
-    ]
-    table = table.append_column("box_iou", pa.array(box_iou, type=pa.float64()))
+    box_iou = np.full(table.num_rows, np.nan)
+    archs = np.asarray(table.column("arch").to_numpy(zero_copy_only=False))
+    for arch, model in summary["models"].items():
+        best = model["maxboxacc_v2"]["best_threshold"].get("50")
+        if best is not None:
+            at = pc.list_element(table.column("box_ious"), int(np.argmin(np.abs(measures.THRESHOLDS - best))))
+            values = pc.fill_null(pc.cast(at, pa.float64()), float("nan")).to_numpy()
+            box_iou = np.where(archs == arch, values, box_iou)
+    table = table.append_column("box_iou", pa.array(box_iou, type=pa.float64(), from_pandas=True))
     _write_atomically(out / "images.parquet", lambda partial: pq.write_table(table, partial))
     _write_skipped(skipped, out / "skipped.csv")
     means = atlas.class_means()

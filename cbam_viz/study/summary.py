@@ -146,7 +146,11 @@ def _column(table: Any, name: str) -> np.ndarray:
     """A column as float64, null as NaN (booleans as 0/1)."""
     if name not in table.column_names:
         return np.full(table.num_rows, np.nan)
-    return np.array([np.nan if value is None else float(value) for value in table.column(name).to_pylist()])
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pc.fill_null(pc.cast(table.column(name), pa.float64()), float("nan"))
+    return np.asarray(values.to_numpy(), dtype=np.float64)
 
 
 def _per_model(table: Any, archs: Sequence[str]) -> dict[str, Any]:
@@ -175,8 +179,11 @@ def _max_box(curves: np.ndarray) -> dict[str, Any]:
 
 
 def _curves(table: Any) -> np.ndarray:
-    rows = [curve for curve in table.column("box_ious").to_pylist() if curve is not None]
-    return np.array(rows, dtype=np.float32).reshape(-1, len(measures.THRESHOLDS))
+    import pyarrow.compute as pc
+
+    curves = table.column("box_ious")
+    present = curves.filter(pc.is_valid(curves)).combine_chunks()
+    return np.asarray(present.flatten().to_numpy(), dtype=np.float32).reshape(-1, len(measures.THRESHOLDS))
 
 
 def model_summary(table: Any, arch: str) -> dict[str, Any]:
