@@ -169,7 +169,7 @@ def run_study(
     workers: int = 0,
     stop_after: int | None = None,
 ) -> StudyResult:
-    """Run (or continue) a study of ``data`` ("shapes" or an ImageFolder) into ``out``.
+    """Run (or continue) a study of ``data`` ("shapes", an ImageFolder or a flat ImageNet val folder) into ``out``.
 
     Every check a user can fail happens before the first image. ``workers`` DataLoader processes decode and
     prepare pictures while the models run (0: in this process). ``stop_after`` shards (tests: an interruption)

@@ -65,7 +65,9 @@ def batch_pass(
             grads = torch.autograd.grad(logits.gather(1, chosen).sum(), activations)[0]
     parts = [logits, activations, *capture.channel.values(), *capture.spatial.values()]
     parts += [grads] if grads is not None else []
-    host = [part.detach().float().cpu().numpy() for part in parts]
+    flat = torch.cat([part.detach().float().reshape(-1) for part in parts]).cpu().numpy()  # one copy (GPU)
+    pieces = np.split(flat, np.cumsum([part.numel() for part in parts])[:-1])
+    host = [piece.reshape(tuple(part.shape)) for piece, part in zip(pieces, parts, strict=True)]
     host_logits, host_activations = host[0], host[1]
     split = 2 + len(capture.channel)
     channel = dict(zip(capture.channel, host[2:split], strict=True))
