@@ -242,12 +242,12 @@ def test_imagenet_val_as_kaggle_ships_it(tmp_path: Path) -> None:
         "ILSVRC2012_val_00049999,n01440764 5 5 20 20\n"  # not in this folder: a subset of val is fine
     )
     items = sources.list_items(str(val), imagenet, limit=None, per_class=None)
-    assert [(i.image_id, i.label) for i in items] == [
+    assert [(i.image_id, i.label) for i in items] == [  # by class, then name
+        ("ILSVRC2012_val_00000003.JPEG", 0),
         ("ILSVRC2012_val_00000001.JPEG", 65),
         ("ILSVRC2012_val_00000002.JPEG", 999),
-        ("ILSVRC2012_val_00000003.JPEG", 0),
     ]
-    assert items[0].boxes == ((10.0, 20.0, 30.0, 40.0), (1.0, 2.0, 3.0, 4.0))
+    assert items[1].boxes == ((10.0, 20.0, 30.0, 40.0), (1.0, 2.0, 3.0, 4.0))
     assert len(sources.list_items(str(val), imagenet, limit=None, per_class=1)) == 3
     with pytest.raises(CbamVizError, match="labels ImageNet's 1000 classes; these weights have 10"):
         sources.list_items(str(val), CLASSES, limit=None, per_class=None)

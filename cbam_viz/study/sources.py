@@ -19,7 +19,8 @@ class of the weights, a box file naming missing images, ``--per-class`` above a 
   (``ImageId,PredictionString``; the string repeats ``wnid x0 y0 x1 y1``) in that folder or up to four folders
   above it (Kaggle's ``ILSVRC/Data/CLS-LOC/val``). The class is the boxes' wnid, in the sorted-wnid order of
   ImageNet weights; every box of that class counts. The file covers all 50 000 images, so a folder holding part
-  of them studies that part; a picture the file does not name is a one-line error. Image ids are the file names.
+  of them studies that part; a picture the file does not name is a one-line error. Image ids are the file names;
+  items go by class, then name.
 
 Subsets are seeded: ``--per-class N`` draws N images of each class, ``--limit N`` then keeps N of those (drawn in a
 seeded order for folders; the first N of the stream for shapes, which is random already). Items keep a stable order
@@ -306,7 +307,8 @@ def kaggle_items(
     for stem, path in wanted.items():
         by_class.setdefault(wnids[labelled[stem][0]], []).append(path)
     chosen = _subset(dict(sorted(by_class.items())), limit, per_class)
-    return [Item(p.name, labelled[p.stem][0], path=p, boxes=labelled[p.stem][1]) for p in sorted(chosen)]
+    chosen.sort(key=lambda p: (labelled[p.stem][0], p.name))  # by class: a shard's atlas sums hold few classes
+    return [Item(p.name, labelled[p.stem][0], path=p, boxes=labelled[p.stem][1]) for p in chosen]
 
 
 def list_items(data: str, categories: Sequence[str], *, limit: int | None, per_class: int | None) -> list[Item]:
