@@ -257,3 +257,44 @@ def test_imagenet_val_as_kaggle_ships_it(tmp_path: Path) -> None:
     solution.write_text("ImageId,PredictionString\nILSVRC2012_val_00000004,n01440764 5 5\n")
     with pytest.raises(CbamVizError, match="line 2 is not ImageId"):
         sources.list_items(str(val), imagenet, limit=None, per_class=None)
+
+
+def test_hostile_files_never_stop_a_study(demo_root: Path, tmp_path: Path) -> None:
+    """Every hostile file of the imaging tests in one class folder: each decodable one is measured, each other one is
+    listed in skipped.csv with its one-line reason (the decoder's own), and the study finishes."""
+    import hostile
+
+    data = tmp_path / "data"
+    written = hostile.write_hostile_files(data / "circle")
+    picked = {key: p for key, p in written.items() if p.suffix.lower() in sources.IMAGE_SUFFIXES}
+    result = _study(demo_root, data, tmp_path / "out", models=("cbam_resnet50",), batch_size=8)
+    with (tmp_path / "out" / "skipped.csv").open() as handle:
+        reasons = {row["image_id"]: row["reason"] for row in csv.DictReader(handle)}
+    measured = {row["image_id"] for row in _rows(tmp_path / "out")}
+    assert result.measured + result.skipped == len(picked) and result.skipped >= 1
+    for key, path in picked.items():
+        image_id = f"circle/{path.name}"
+        if hostile.EXPECTED[key].decodes:
+            assert image_id in measured, key
+        else:
+            assert hostile.EXPECTED[key].error.lower() in reasons[image_id].lower(), (key, reasons.get(image_id))
+
+
+def test_a_study_folder_is_only_ever_this_study(tmp_path: Path) -> None:
+    from cbam_viz.study.engine import STUDY_FILE, StudyOptions, claim_folder
+
+    options = StudyOptions("shapes", ("resnet50",), "demo", limit=3)
+    items = sources.shapes_items(CLASSES, 3, None)
+    claim_folder(tmp_path / "s", options, items)
+    claim_folder(tmp_path / "s", options, items)  # the same study: continues
+    with pytest.raises(CbamVizError, match=r"different study \(method 'gradcam' there, 'layercam' now\)"):
+        claim_folder(tmp_path / "s", StudyOptions("shapes", ("resnet50",), "demo", method="layercam", limit=3), items)
+    with pytest.raises(CbamVizError, match="different study"):  # the same options, other pictures
+        claim_folder(tmp_path / "s", options, sources.shapes_items(CLASSES, 4, None)[1:])
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "thesis.pdf").write_bytes(b"%PDF")
+    with pytest.raises(CbamVizError, match="is not empty and holds no study"):
+        claim_folder(tmp_path / "other", options, items)
+    (tmp_path / "s" / STUDY_FILE).write_text("{broken")
+    with pytest.raises(CbamVizError, match="is unreadable"):
+        claim_folder(tmp_path / "s", options, items)
