@@ -298,3 +298,24 @@ def test_a_study_folder_is_only_ever_this_study(tmp_path: Path) -> None:
     (tmp_path / "s" / STUDY_FILE).write_text("{broken")
     with pytest.raises(CbamVizError, match="is unreadable"):
         claim_folder(tmp_path / "s", options, items)
+
+
+def test_pascal_voc_annotations_beside_the_pictures(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "star").mkdir(parents=True)
+    _write_shape(data / "star" / "a.png", 0)
+    _write_shape(data / "star" / "b.png", 1)
+    _write_shape(data / "star" / "c.png", 2)
+    (data / "star" / "a.xml").write_text(
+        "<annotation><object><name>Star</name><bndbox><xmin>3</xmin><ymin>4</ymin><xmax>30</xmax><ymax>40</ymax>"
+        "</bndbox></object><object><name>person</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax>"
+        "<ymax>9</ymax></bndbox></object><object><name>5</name><bndbox><xmin>50</xmin><ymin>10</ymin>"
+        "<xmax>60</xmax><ymax>20</ymax></bndbox></object></annotation>"
+    )
+    (data / "star" / "b.xml").write_text("<annotation><object><name>star</name><bndbox><xmin>3</xmin>")
+    (data / "star" / "c.xml").write_text("<html></html>")
+    items = {item.image_id: item for item in sources.list_items(str(data), CLASSES, limit=None, per_class=None)}
+    assert sources.load(items["star/a.png"]).boxes == ((3.0, 4.0, 30.0, 40.0), (50.0, 10.0, 60.0, 20.0))
+    broken = sources.load(items["star/b.png"])
+    assert broken.boxes == () and "boxes of b.xml not used" in broken.notes[0]
+    assert "not <annotation>" in sources.load(items["star/c.png"]).notes[0]

@@ -12,7 +12,8 @@ class of the weights, a box file naming missing images, ``--per-class`` above a 
   order that torchvision's and timm's class indices follow is shipped in ``imagenet_wnids.txt``), a class index, or a
   class name of the chosen weights. Optional: ``root/boxes.csv`` with rows ``image,x0,y0,x1,y1[,class]`` (pixels of
   the picture as the user sees it, EXIF applied; ``image`` relative to root, or a bare file name when unique; a
-  header row is allowed; rows whose class is another than the image's are ignored), and a mask beside an image,
+  header row is allowed; rows whose class is another than the image's are ignored) or a Pascal VOC annotation
+  beside the picture (``<stem>.xml``; objects named by the class's name, index or wnid), and a mask beside an image,
   ``<stem>.mask.png`` or ``<image>.mask.png`` (non-zero = object). A mask wins over boxes. Image ids are the paths
   relative to root.
 * ImageNet val as Kaggle ships it: a flat folder of ``ILSVRC2012_val_*.JPEG`` with ``LOC_val_solution.csv``
@@ -69,6 +70,8 @@ class Item:
     shapes: tuple[int, int] | None = None  # (seed, index) of a held-out shape
     mask_path: Path | None = None
     boxes: tuple[tuple[float, float, float, float], ...] = ()  # pixels of the upright original picture
+    xml_path: Path | None = None  # a Pascal VOC annotation beside the picture, read when the picture is
+    class_names: tuple[str, ...] = ()  # the names its objects of the true class may have there (normalised)
 
 
 @dataclass
@@ -94,6 +97,11 @@ def load(item: Item) -> Loaded:
     assert item.path is not None
     picture = decode_image(item.path)
     loaded = Loaded(item, picture, boxes=item.boxes)
+    if item.xml_path is not None and not item.boxes:
+        try:
+            loaded.boxes = voc_boxes(item.xml_path, item.class_names)
+        except (ValueError, OSError, SyntaxError) as error:
+            loaded.notes.append(f"boxes of {item.xml_path.name} not used: {' '.join(str(error).split())[:120]}")
     if item.mask_path is not None:
         try:
             mask = np.asarray(decode_image(item.mask_path, name=item.mask_path.name).convert("L")) > 0
@@ -186,6 +194,8 @@ def folder_items(root: Path, categories: Sequence[str], limit: int | None, per_c
             path=path,
             mask_path=_mask_of(path),
             boxes=tuple(boxes.get(path, ())),
+            xml_path=path.with_suffix(".xml") if path.with_suffix(".xml").is_file() else None,
+            class_names=class_names(labels[path.parent.name], categories),
         )
         for path in chosen
     ]
@@ -207,6 +217,39 @@ def _subset(by_class: dict[str, list[Path]], limit: int | None, per_class: int |
         keep = sorted(np.random.default_rng(SEED + 1).choice(len(chosen), size=limit, replace=False))
         chosen = [chosen[i] for i in keep]
     return chosen
+
+
+def voc_boxes(path: Path, names: Sequence[str]) -> tuple[tuple[float, float, float, float], ...]:
+    """The boxes of a Pascal VOC annotation whose object ``name`` is one of ``names`` (normalised), as written
+    (xmin, ymin, xmax, ymax). ValueError for a file that is not such an annotation."""
+    import xml.etree.ElementTree as ElementTree
+
+    if path.stat().st_size > 1 << 20:
+        raise ValueError("larger than 1 MB: not an annotation")
+    root = ElementTree.parse(path).getroot()
+    if root.tag != "annotation":
+        raise ValueError(f"its root is <{root.tag[:40]}>, not <annotation>")
+    boxes = []
+    for found in root.iter("object"):
+        name = _normalised(found.findtext("name") or "")
+        box = found.find("bndbox")
+        if name in names and box is not None:
+            boxes.append(tuple(float(box.findtext(edge) or "nan") for edge in ("xmin", "ymin", "xmax", "ymax")))
+    if any(not all(np.isfinite(box)) for box in boxes):
+        raise ValueError("a <bndbox> lacks xmin, ymin, xmax or ymax")
+    return tuple(boxes)  # type: ignore[return-value]
+
+
+def _normalised(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+def class_names(label: int, categories: Sequence[str]) -> tuple[str, ...]:
+    """What an annotation may call class ``label``: its index, its name, and its WordNet id (ImageNet weights)."""
+    names = [str(label), _normalised(categories[label])]
+    if len(categories) == len(imagenet_wnids()):
+        names.append(imagenet_wnids()[label])
+    return tuple(names)
 
 
 def _mask_of(path: Path) -> Path | None:
