@@ -1,7 +1,8 @@
 """``python -m cbam_viz study DATA --out DIR``: accuracy, localisation and attention of the models over a dataset.
 
 DATA is ``shapes`` (the demo set's held-out shapes with their masks, offline) or an ImageFolder ``root/<class>/``
-(WordNet id, class index or class name folders; optional ``boxes.csv`` and ``<image>.mask.png``). DIR gets
+(WordNet id, class index or class name folders; optional ``boxes.csv``, VOC ``.xml`` and ``<image>.mask.png``)
+or a flat ImageNet val folder with Kaggle's ``LOC_val_solution.csv``. DIR gets
 ``images.parquet`` (one row per image and model), ``summary.json`` (with 95 % bootstrap intervals and McNemar's
 test between models), ``skipped.csv``, ``atlas.npz`` and the shards that make the run resumable: after Ctrl-C the
 same command continues. See ``cbam_viz.study``.
@@ -31,7 +32,10 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "comparisons (McNemar) and the channel-attention atlas. Resumable: run the same command again to continue.",
     )
     parser.add_argument(
-        "data", metavar="DATA", help="shapes (the demo set's held-out shapes), or a folder of class folders"
+        "data",
+        metavar="DATA",
+        help="shapes (the demo set's held-out shapes); a folder of class folders; or a flat ImageNet val folder with "
+        "Kaggle's LOC_val_solution.csv (a folder named shapes: write ./shapes)",
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder of the study (created)")
     parser.add_argument("--weights", default=None, help="weight set or file (default: demo for shapes, else auto)")

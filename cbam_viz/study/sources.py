@@ -2,7 +2,7 @@
 
 Listing is cheap and checks everything a user can get wrong BEFORE any image is processed (a class folder naming no
 class of the weights, a box file naming missing images, ``--per-class`` above a class's size), each a one-line
-``CbamVizError``. Loading one item (``Item.load``) decodes it with the app's decoder and limits; what it raises is
+``CbamVizError``. Loading one item (``load(item)``) decodes it with the app's decoder and limits; what it raises is
 ``ImageError`` and the study lists that image in ``skipped.csv`` instead of stopping.
 
 * ``shapes``: the held-out stream of the demo set (``demo.evaluate.HELDOUT_SEED``, 96 px, never seen in training),
