@@ -319,3 +319,26 @@ def test_pascal_voc_annotations_beside_the_pictures(tmp_path: Path) -> None:
     broken = sources.load(items["star/b.png"])
     assert broken.boxes == () and "boxes of b.xml not used" in broken.notes[0]
     assert "not <annotation>" in sources.load(items["star/c.png"]).notes[0]
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "eigencam"])
+def test_other_cam_methods_equal_the_single_picture_analysis(demo_root: Path, tmp_path: Path, method: str) -> None:
+    """A method with gradients and one without (EigenCAM: no backward in the batched pass)."""
+    _study(
+        demo_root, "shapes", tmp_path / "s", limit=2, batch_size=2, method=method, stage=3, models=("cbam_resnet50",)
+    )
+    rows = _rows(tmp_path / "s")
+    for index, row in enumerate(rows):
+        sample = render_sample(HELDOUT_SEED, index, sources.SHAPES_SIZE)
+        analysis = analyze(
+            Image.fromarray(sample.image),
+            weights="demo",
+            weights_dir=demo_root,
+            models=("cbam_resnet50",),
+            target=sample.label,
+            view="crop",
+            method=method,
+            stage=3,
+        )
+        scored = mask_game(analysis, sample.mask).models["cbam_resnet50"]["cam"]
+        assert row["pointing"] == scored["hit"] and row["energy"] == pytest.approx(scored["energy"], abs=1e-5)
