@@ -12,7 +12,7 @@ import sys
 from cbam_viz.errors import CbamVizError
 
 # Sub-command modules, each with ``add_subcommand(subparsers)`` that sets ``func`` on its parser.
-SUBCOMMAND_MODULES = ("cbam_viz.cli.weights", "cbam_viz.cli.train", "cbam_viz.cli.analyze")
+SUBCOMMAND_MODULES = ("cbam_viz.cli.weights", "cbam_viz.cli.train", "cbam_viz.cli.analyze", "cbam_viz.cli.study")
 # command -> (its module, its one-line help): the overview (``--help``) lists every command without importing any
 # module but the one that runs (train_cli imports torch at import time). Tests check these equal each module's own.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -22,6 +22,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "train the three demo models on generated shapes (resumable), evaluate them, write weights/demo",
     ),
     "analyze": ("cbam_viz.cli.analyze", "compare the three models on images: figure, JSON and raw maps per image"),
+    "study": (
+        "cbam_viz.cli.study",
+        "measure accuracy, localisation and attention of the models over a dataset (resumable)",
+    ),
 }
 DESCRIPTION = __doc__.splitlines()[0].replace("``", "")  # the docstring's reST quotes are not for a terminal
 

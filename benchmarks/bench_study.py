@@ -1,0 +1,81 @@
+"""How fast is a study next to its floor? (a script, not a test)
+
+* floor: for each model, a bare batched forward with gradients and the backward of the targets' scores to the input,
+  no hooks, on the same prepared batches (the pictures decoded and prepared once, outside the timing);
+* study: ``cbam_viz.study.engine.run_study`` on the same held-out shapes and batch size, everything included
+  (rendering the shapes, decoding, preparing, hooked passes, CAMs, maps on the picture, the pointing game, energy,
+  the 100-threshold MaxBoxAccV2 curve, the atlas, the shards and the summary), models already loaded.
+
+    python benchmarks/bench_study.py [--images 64] [--batch-size 16] [--weights demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from cbam_viz.analysis.models import get_models
+from cbam_viz.demo.evaluate import HELDOUT_SEED
+from cbam_viz.demo.shapes import render_sample
+from cbam_viz.imaging.view import prepare_input
+from cbam_viz.study.engine import run_study
+from cbam_viz.study.sources import SHAPES_SIZE
+from cbam_viz.vocab import ARCH_ORDER
+
+
+def floor_seconds(images: int, batch_size: int, weights: str) -> float:
+    model_set = get_models(ARCH_ORDER, weights, "cpu")
+    samples = [render_sample(HELDOUT_SEED, index, SHAPES_SIZE) for index in range(images)]
+    labels = torch.tensor([s.label for s in samples])
+    elapsed = 0.0
+    for model in model_set.models.values():
+        inputs = [prepare_input(Image.fromarray(s.image), model.weights_info.preprocess, "crop")[0] for s in samples]
+        start = time.perf_counter()  # preparation is not timed
+        for first in range(0, images, batch_size):
+            batch = torch.cat(inputs[first : first + batch_size]).requires_grad_()
+            logits = model(batch)
+            score = logits.gather(1, labels[first : first + batch_size, None]).sum()
+            torch.autograd.grad(score, batch)
+        elapsed += time.perf_counter() - start
+    return elapsed
+
+
+def study_seconds(images: int, batch_size: int, weights: str) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        run_study("shapes", Path(folder) / "warm", models=ARCH_ORDER, weights=weights, limit=2, progress=False)
+        start = time.perf_counter()
+        run_study(
+            "shapes",
+            Path(folder) / "timed",
+            models=ARCH_ORDER,
+            weights=weights,
+            limit=images,
+            batch_size=batch_size,
+            device="cpu",
+            progress=False,
+        )
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--weights", default="demo")
+    args = parser.parse_args()
+    study = study_seconds(args.images, args.batch_size, args.weights)
+    floor = floor_seconds(args.images, args.batch_size, args.weights)
+    threads = torch.get_num_threads()
+    print(f"{args.images} held-out shapes, batch {args.batch_size}, three models, CPU ({threads} threads)")
+    print(f"floor (bare forward + backward): {args.images / floor:.1f} images/s")
+    print(f"study (everything):              {args.images / study:.1f} images/s")
+    print(f"study / floor throughput:        {floor / study:.2f}")
+
+
+if __name__ == "__main__":
+    main()

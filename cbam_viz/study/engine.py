@@ -1,0 +1,338 @@
+"""The local study engine: sharded, resumable, bad input listed and skipped, only running aggregates in memory.
+
+A study folder ``DIR`` holds:
+
+* ``study.json``: what was asked (data, models, weights, method, stage, view, subset, shard size) and a digest of
+  the image list. A run into a folder holding another study is refused with one line; the same command continues.
+* ``shards/part-<k>.parquet``: the rows of images [k * SHARD_SIZE, (k + 1) * SHARD_SIZE), written atomically
+  when the shard is finished, with ``part-<k>.skipped.csv`` and ``part-<k>.atlas.npz`` (its running sums) written
+  first. A shard whose parquet exists is done; Ctrl-C loses at most the shard in flight.
+* ``images.parquet`` (every shard's rows, one per image and model, and ``box_iou``: the IoU at the dataset's
+  MaxBoxAccV2 threshold for IoU 50 %), ``skipped.csv`` (``image_id,reason``), ``summary.json``
+  (``study.summary``) and ``atlas.npz``: written once every shard is done.
+
+Memory: a shard's rows and pictures while it runs, the atlas's per-class sums; never maps of past images.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cbam_viz.errors import CbamVizError
+from cbam_viz.study import sources
+from cbam_viz.vocab import STAGES, quote
+
+SHARD_SIZE = 64
+STUDY_VERSION = 1
+STUDY_FILE = "study.json"
+SHARDS = "shards"
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """What a study measures: everything that changes its numbers (not the device, batch size or workers)."""
+
+    data: str  # "shapes" or the ImageFolder's absolute path
+    models: tuple[str, ...]
+    weights: str  # as resolved ("demo", "paper", an entry, a file)
+    method: str = "gradcam"
+    stage: int = 4
+    view: str = "crop"
+    limit: int | None = None
+    per_class: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "models": list(self.models)}
+
+
+def schema() -> Any:
+    """The table's columns (one schema for every shard, so that null-only columns keep their types)."""
+    import pyarrow as pa
+
+    columns = [
+        ("image_id", pa.string()),
+        ("arch", pa.string()),
+        ("label", pa.int32()),
+        ("label_name", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("predicted", pa.int32()),
+        ("predicted_name", pa.string()),
+        ("top5", pa.list_(pa.int32())),
+        ("top5_probs", pa.list_(pa.float32())),
+        ("top1_correct", pa.bool_()),
+        ("top5_correct", pa.bool_()),
+        ("target_prob", pa.float64()),
+        ("region", pa.string()),
+        ("pointing", pa.bool_()),
+        ("pointing_15px", pa.bool_()),
+        ("energy", pa.float64()),
+        ("area_share", pa.float64()),
+        ("box_ious", pa.list_(pa.float32())),
+        *[(f"spatial_pointing_{stage}", pa.bool_()) for stage in STAGES],
+        *[(f"spatial_energy_{stage}", pa.float64()) for stage in STAGES],
+        ("note", pa.string()),
+    ]
+    return pa.schema(columns)
+
+
+def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    partial = path.with_name(path.name + ".tmp")
+    write(partial)
+    os.replace(partial, path)
+
+
+def _write_table(rows: list[dict[str, Any]], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows, schema=schema())
+    _write_atomically(path, lambda partial: pq.write_table(table, partial))
+
+
+def _write_skipped(rows: Sequence[tuple[str, str]], path: Path) -> None:
+    def write(partial: Path) -> None:
+        with partial.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["image_id", "reason"])
+            writer.writerows(rows)
+
+    _write_atomically(path, write)
+
+
+def _read_skipped(path: Path) -> list[tuple[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [(row[0], row[1]) for row in list(csv.reader(handle))[1:]]
+
+
+def claim_folder(out: Path, options: StudyOptions, items: Sequence[sources.Item], shard_size: int = SHARD_SIZE) -> None:
+    """Write ``study.json``, or check that the one there is this study; a different one is refused in one line."""
+    digest = hashlib.sha256("\n".join(f"{i.image_id}\t{i.label}" for i in items).encode()).hexdigest()
+    wanted = {"version": STUDY_VERSION, **options.to_json(), "shard_size": shard_size, "images": len(items)}
+    wanted["items_sha256"] = digest
+    file = out / STUDY_FILE
+    if file.is_file():
+        try:
+            found = json.loads(file.read_text())
+        except (OSError, ValueError):
+            raise CbamVizError(f"{file} is unreadable: delete the folder or choose another --out") from None
+        if found != wanted:
+            changed = [key for key in wanted if found.get(key) != wanted[key]]
+            what = ", ".join(
+                f"{key} {quote(found.get(key), 40)} there, {quote(wanted[key], 40)} now" for key in changed[:2]
+            )
+            raise CbamVizError(
+                f"{out} holds a different study ({what}): choose another --out, or delete it to start again"
+            )
+        return
+    if out.exists() and any(out.iterdir()):
+        raise CbamVizError(f"{out} is not empty and holds no study: choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomically(file, lambda partial: partial.write_text(json.dumps(wanted, indent=2) + "\n"))
+
+
+@dataclass
+class StudyResult:
+    """What a finished (or continued) run did."""
+
+    out: Path
+    images: int
+    measured: int
+    skipped: int
+    shards_run: int
+    summary: dict[str, Any]
+
+
+def run_study(
+    data: str,
+    out: Path,
+    *,
+    models: Sequence[str],
+    weights: str | None = None,
+    method: str = "gradcam",
+    stage: int = 4,
+    view: str = "crop",
+    limit: int | None = None,
+    per_class: int | None = None,
+    batch_size: int = 16,
+    device: str | None = None,
+    progress: bool = True,
+    weights_dir: Path | None = None,
+    shard_size: int = SHARD_SIZE,
+    workers: int = 0,
+    stop_after: int | None = None,
+) -> StudyResult:
+    """Run (or continue) a study of ``data`` ("shapes", an ImageFolder or a flat ImageNet val folder) into ``out``.
+
+    Every check a user can fail happens before the first image. ``workers`` DataLoader processes decode and
+    prepare pictures while the models run (0: in this process). ``stop_after`` shards (tests: an interruption)
+    returns early without the final files. ``shard_size`` is recorded: a study continues only with its own.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from cbam_viz.analysis.models import get_models
+    from cbam_viz.analysis.options import AnalysisOptions
+    from cbam_viz.study import measure
+    from cbam_viz.study.summary import Atlas
+
+    for name, value, least in (
+        ("--batch-size", batch_size, 1),
+        ("--shard-size", shard_size, 1),
+        ("--workers", workers, 0),
+    ):
+        if value < least:
+            raise CbamVizError(f"{name} must be at least {least}, got {value}")
+    if weights is None:
+        weights = "demo" if data == sources.SHAPES else "auto"
+    checked = AnalysisOptions(models=models, weights=weights, method=method, stage=stage, view=view)
+    model_set = get_models(checked.models, checked.weights, device, weights_dir=weights_dir)
+    categories = model_set.categories
+    data_key = data if data == sources.SHAPES else str(Path(data).expanduser().resolve())
+    items = sources.list_items(data, categories, limit=limit, per_class=per_class)
+    if not items:
+        raise CbamVizError(f"{quote(data)} holds no picture to study ({', '.join(sources.IMAGE_SUFFIXES)})")
+    options = StudyOptions(
+        data_key, checked.models, model_set.weights_set, checked.method, checked.stage, checked.view, limit, per_class
+    )
+    claim_folder(out, options, items, shard_size)
+    shard_dir = out / SHARDS
+    shard_dir.mkdir(exist_ok=True)
+    shards = [items[start : start + shard_size] for start in range(0, len(items), shard_size)]
+    done = {k for k in range(len(shards)) if (shard_dir / f"part-{k:05d}.parquet").is_file()}
+    bar = tqdm(
+        total=len(items),
+        initial=sum(len(shards[k]) for k in done),
+        unit="img",
+        desc="study",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    pending = [k for k in range(len(shards)) if k not in done]
+    if stop_after is not None:
+        pending = pending[:stop_after]
+    preprocesses = [model.weights_info.preprocess for model in model_set.models.values()]
+    batches = [
+        (k, list(range(k * shard_size + first, k * shard_size + min(first + batch_size, len(shards[k])))))
+        for k in pending
+        for first in range(0, len(shards[k]), batch_size)
+    ]
+    loader = torch.utils.data.DataLoader(
+        measure.Preparing(items, preprocesses, checked.view),
+        batch_sampler=[indices for _, indices in batches],
+        collate_fn=list,
+        num_workers=workers,
+    )
+    run = 0
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    atlas = Atlas()
+    with bar, torch.inference_mode(False):
+        for (k, indices), batch in zip(batches, loader, strict=True):
+            skipped += [(one.image_id, one.reason) for one in batch if isinstance(one, measure.Skipped)]
+            prepared = [one for one in batch if isinstance(one, measure.Prepared)]
+            if prepared:
+                rows += measure.measure(
+                    prepared,
+                    model_set.models,
+                    method=checked.method,
+                    stage=checked.stage,
+                    categories=categories,
+                    atlas=atlas,
+                )
+            bar.update(len(indices))
+            if indices[-1] == k * shard_size + len(shards[k]) - 1:  # the shard's last batch: write it
+                _write_skipped(skipped, shard_dir / f"part-{k:05d}.skipped.csv")
+                atlas.save(shard_dir / f"part-{k:05d}.atlas.npz")
+                _write_table(rows, shard_dir / f"part-{k:05d}.parquet")
+                rows, skipped, atlas = [], [], Atlas()
+                run += 1
+    if stop_after is not None and len(done) + run < len(shards):
+        return StudyResult(out, len(items), 0, 0, run, {})
+    published = {arch: published_accuracy(model.weights_info.entry) for arch, model in model_set.models.items()}
+    return finish(out, options, len(shards), items=len(items), shards_run=run, published=published)
+
+
+def published_accuracy(entry: str | None) -> dict[str, Any] | None:
+    """The ImageNet-1k val top-1/top-5 its publisher reports for a registry entry, as fractions (None: unknown)."""
+    from cbam_viz.weights.registry import ENTRIES
+
+    known = ENTRIES.get(entry or "")
+    if known is None or "imagenet_top1" not in known.metrics:
+        return None
+    top5 = known.metrics.get("imagenet_top5")
+    return {
+        "top1": known.metrics["imagenet_top1"] / 100,
+        "top5": None if top5 is None else top5 / 100,
+        "entry": known.name,
+        "eval_transform": f"resize {known.preprocess.resize}, centre crop {known.preprocess.crop}, "
+        f"{known.preprocess.interpolation}",
+    }
+
+
+def finish(
+    out: Path,
+    options: StudyOptions,
+    shard_count: int,
+    *,
+    items: int,
+    shards_run: int,
+    published: dict[str, dict[str, Any] | None] | None = None,
+) -> StudyResult:
+    """Join the shards into ``images.parquet``, ``skipped.csv``, ``atlas.npz`` and ``summary.json``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from cbam_viz.study import measures
+    from cbam_viz.study.summary import Atlas, summarise
+
+    shard_dir = out / SHARDS
+    table = pa.concat_tables(
+        [pq.read_table(shard_dir / f"part-{k:05d}.parquet", schema=schema()) for k in range(shard_count)]
+    )
+    skipped = [row for k in range(shard_count) for row in _read_skipped(shard_dir / f"part-{k:05d}.skipped.csv")]
+    atlas = Atlas()
+    for k in range(shard_count):
+        atlas.merge(Atlas.load(shard_dir / f"part-{k:05d}.atlas.npz"))
+    header = {"study": options.to_json(), "eval_transform": _transform_words(options)}
+    summary = summarise(table, list(options.models), skipped=len(skipped), atlas=atlas, header=header)
+    for arch, numbers in (published or {}).items():
+        summary["models"][arch]["published"] = numbers
+    box_iou = np.full(table.num_rows, np.nan)
+    archs = np.asarray(table.column("arch").to_numpy(zero_copy_only=False))
+    for arch, model in summary["models"].items():
+        best = model["maxboxacc_v2"]["best_threshold"].get("50")
+        if best is not None:
+            at = pc.list_element(table.column("box_ious"), int(np.argmin(np.abs(measures.THRESHOLDS - best))))
+            values = pc.fill_null(pc.cast(at, pa.float64()), float("nan")).to_numpy()
+            box_iou = np.where(archs == arch, values, box_iou)
+    table = table.append_column("box_iou", pa.array(box_iou, type=pa.float64(), from_pandas=True))
+    _write_atomically(out / "images.parquet", lambda partial: pq.write_table(table, partial))
+    _write_skipped(skipped, out / "skipped.csv")
+    means = atlas.class_means()
+    _write_atomically(out / "atlas.npz", lambda partial: _save_npz(partial, means))
+    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+    _write_atomically(out / "summary.json", lambda partial: partial.write_text(text))
+    return StudyResult(out, items, summary["count"], len(skipped), shards_run, summary)
+
+
+def _save_npz(path: Path, arrays: dict[str, Any]) -> None:
+    import numpy as np
+
+    with path.open("wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
+def _transform_words(options: StudyOptions) -> str:
+    if options.view == "crop":
+        return "the weights' own evaluation transform: shorter side resized, then the centre crop (imaging.plan_view)"
+    return "the whole picture, shorter side at the weights' input size (imaging.plan_view 'whole')"

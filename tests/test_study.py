@@ -1,0 +1,344 @@
+"""``cbam_viz.study``: a study's rows equal the single-picture analysis, runs resume, bad input is listed, not fatal."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import _models
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from cbam_viz.checks.pointing import mask_game
+from cbam_viz.demo.evaluate import HELDOUT_SEED
+from cbam_viz.demo.shapes import CLASSES, render_sample
+from cbam_viz.errors import CbamVizError
+from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet
+from cbam_viz.pipeline import analyze
+from cbam_viz.study import sources
+from cbam_viz.study.engine import run_study
+from cbam_viz.vocab import STAGES
+
+ARCH_LIST = tuple(ARCHS)
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo set of random 1/8-width models at 48 px (fast), in the real demo set's layout."""
+    models = {}
+    for seed, arch in enumerate(ARCHS):
+        torch.manual_seed(seed)
+        model = build_resnet(arch, ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES)))
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.data.uniform_(0.5, 1.5)
+                module.bias.data.uniform_(-0.3, 0.3)
+        models[arch] = model
+    return _models.write_demo_set(tmp_path_factory.mktemp("weights"), models, resize=48)
+
+
+def _study(demo_root: Path, data: str | Path, out: Path, **options):
+    options.setdefault("models", ARCH_LIST)
+    options.setdefault("weights", "demo")
+    return run_study(str(data), out, weights_dir=demo_root, device="cpu", progress=False, **options)
+
+
+def _rows(out: Path) -> list[dict]:
+    return pq.read_table(out / "images.parquet").to_pylist()
+
+
+def _write_shape(path: Path, index: int, size: tuple[int, int] = (64, 48)) -> np.ndarray:
+    """A held-out shape as a picture file; returns its mask."""
+    sample = render_sample(HELDOUT_SEED, index, *size)
+    Image.fromarray(sample.image).save(path)
+    return sample.mask
+
+
+def test_shapes_rows_equal_the_single_picture_analysis(demo_root: Path, tmp_path: Path) -> None:
+    result = _study(demo_root, "shapes", tmp_path / "s", limit=5, batch_size=3)
+    rows = _rows(tmp_path / "s")
+    assert result.measured == 5 and len(rows) == 15 and result.summary["count"] == 5
+    for index in range(3):
+        sample = render_sample(HELDOUT_SEED, index, sources.SHAPES_SIZE)
+        analysis = analyze(
+            Image.fromarray(sample.image), weights="demo", weights_dir=demo_root, target=sample.label, view="crop"
+        )
+        pointing = mask_game(analysis, sample.mask).models
+        for arch, model in analysis.models.items():
+            (row,) = [r for r in rows if r["arch"] == arch and r["image_id"] == f"shapes-{HELDOUT_SEED}-{index:06d}"]
+            assert row["label"] == sample.label and row["label_name"] == CLASSES[sample.label]
+            assert row["target_prob"] == pytest.approx(model.target_prob, abs=1e-5)
+            assert [CLASSES[i] for i in row["top5"]] == [label for label, _ in model.top5]
+            assert np.allclose(row["top5_probs"], [p for _, p in model.top5], atol=1e-5)
+            assert row["top1_correct"] == (model.top5[0][0] == CLASSES[sample.label])
+            assert row["pointing"] == pointing[arch]["cam"]["hit"]
+            assert row["energy"] == pytest.approx(pointing[arch]["cam"]["energy"], abs=1e-5)
+            for stage in STAGES:
+                spatial = pointing[arch]["spatial"].get(str(stage))
+                if spatial is None:
+                    assert row[f"spatial_energy_{stage}"] is None
+                else:
+                    assert row[f"spatial_energy_{stage}"] == pytest.approx(spatial["energy"], abs=1e-5)
+                    assert row[f"spatial_pointing_{stage}"] == spatial["hit"]
+
+
+def test_folder_with_boxes_equals_the_box_pointing_game(demo_root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for folder in ("circle", "3", "Triangle"):
+        (data / folder).mkdir(parents=True)
+    _write_shape(data / "circle" / "a.png", 0, (64, 48))
+    _write_shape(data / "3" / "b.jpg", 1, (40, 56))
+    mask = _write_shape(data / "Triangle" / "c.png", 2, (50, 50))
+    Image.fromarray(mask.astype(np.uint8) * 255).save(data / "Triangle" / "c.mask.png")
+    (data / "boxes.csv").write_text(
+        "image,x0,y0,x1,y1,class\ncircle/a.png,10,5,40,30,circle\nb.jpg,-5,4,30,70,\nb.jpg,1,1,5,5,ring\n"
+    )
+    _study(demo_root, data, tmp_path / "out", batch_size=4, view="whole")
+    rows = _rows(tmp_path / "out")
+    by_id = {(r["image_id"], r["arch"]): r for r in rows}
+    assert {r["image_id"] for r in rows} == {"circle/a.png", "3/b.jpg", "Triangle/c.png"}
+    assert {r["image_id"]: r["label"] for r in rows} == {"circle/a.png": 0, "3/b.jpg": 3, "Triangle/c.png": 2}
+    assert by_id[("Triangle/c.png", "resnet50")]["region"] == "mask"
+    assert "clipped" in by_id[("3/b.jpg", "resnet50")]["note"]  # the box reached outside the 40x56 picture
+    for image_id, box in (("circle/a.png", (10, 5, 40, 30)), ("3/b.jpg", (-5, 4, 30, 70))):
+        analysis = analyze(
+            data / image_id,
+            weights="demo",
+            weights_dir=demo_root,
+            target=by_id[(image_id, "resnet50")]["label"],
+            box=box,
+        )
+        for arch, scored in analysis.pointing.models.items():
+            row = by_id[(image_id, arch)]
+            assert row["region"] == "box" and row["pointing"] == scored["cam"]["hit"]
+            assert row["energy"] == pytest.approx(scored["cam"]["energy"], abs=1e-5)
+            assert row["target_prob"] == pytest.approx(analysis.models[arch].target_prob, abs=1e-5)
+
+
+def test_an_interrupted_study_continues_and_ends_with_the_same_table(demo_root: Path, tmp_path: Path) -> None:
+    whole = _study(demo_root, "shapes", tmp_path / "whole", limit=7, shard_size=3, models=("resnet50",))
+    assert whole.shards_run == 3
+    parts = tmp_path / "parts"
+    first = _study(demo_root, "shapes", parts, limit=7, shard_size=3, models=("resnet50",), stop_after=1)
+    assert first.shards_run == 1 and not (parts / "summary.json").exists()
+    assert sorted(p.name for p in (parts / "shards").glob("*.parquet")) == ["part-00000.parquet"]
+    rest = _study(demo_root, "shapes", parts, limit=7, shard_size=3, models=("resnet50",))
+    assert rest.shards_run == 2
+    assert _rows(parts) == _rows(tmp_path / "whole")
+    best = whole.summary["models"]["resnet50"]["maxboxacc_v2"]["best_threshold"]["50"]
+    for row in _rows(parts):  # the IoU at the dataset's best threshold for IoU 50 %
+        assert row["box_iou"] == pytest.approx(row["box_ious"][round(best * 100)])
+    assert json.loads((parts / "summary.json").read_text())["models"] == whole.summary["models"]
+    again = _study(demo_root, "shapes", parts, limit=7, shard_size=3, models=("resnet50",))
+    assert again.shards_run == 0 and again.measured == 7  # a finished study is only summarised again
+    with pytest.raises(CbamVizError, match=r"holds a different study \(limit 7 there, 8 now"):
+        _study(demo_root, "shapes", parts, limit=8, shard_size=3, models=("resnet50",))
+
+
+def test_bad_pictures_are_listed_and_skipped(demo_root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "ring").mkdir(parents=True)
+    _write_shape(data / "ring" / "good.png", 4)
+    (data / "ring" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    (data / "ring" / "empty.png").write_bytes(b"")
+    (data / "ring" / "notes.txt").write_text("not a picture, not picked up")
+    result = _study(demo_root, data, tmp_path / "out", models=("cbam_resnet50",))
+    assert result.measured == 1 and result.skipped == 2 and result.summary["skipped"] == 2
+    with (tmp_path / "out" / "skipped.csv").open() as handle:
+        skipped = list(csv.reader(handle))
+    assert skipped[0] == ["image_id", "reason"]
+    assert sorted(row[0] for row in skipped[1:]) == ["ring/broken.jpg", "ring/empty.png"]
+    assert all(row[1] and "\n" not in row[1] for row in skipped[1:])
+    assert _rows(tmp_path / "out")[0]["region"] is None  # no box, no mask: accuracy only
+    assert result.summary["models"]["cbam_resnet50"]["pointing"]["value"] is None
+
+
+@pytest.mark.parametrize(
+    ("layout", "options", "message"),
+    [
+        ({"nonsense": ["a.png"]}, {}, "class folder 'nonsense' matches no class"),
+        ({"n01440764": ["a.png"]}, {}, "is a WordNet id, but it is none of the 10 classes"),
+        ({"circle": ["a.png"], "ring": ["b.png", "c.png"]}, {"per_class": 2}, "--per-class 2 is more than"),
+        ({"circle": ["a.png"]}, {"boxes": "image,x0,y0,x1,y1\nmissing.png,1,2,3,4\n"}, "names 1 picture"),
+        ({"circle": ["a.png"]}, {"boxes": "image,x0,y0,x1,y1\ncircle/a.png,1,2,three,4\n"}, "boxes.csv line 2 is not"),
+    ],
+)
+def test_dataset_mistakes_are_one_line_errors_before_any_picture(
+    demo_root: Path, tmp_path: Path, layout: dict, options: dict, message: str
+) -> None:
+    data = tmp_path / "data"
+    for folder, names in layout.items():
+        (data / folder).mkdir(parents=True)
+        for name in names:
+            _write_shape(data / folder / name, 0)
+    if "boxes" in options:
+        (data / "boxes.csv").write_text(options.pop("boxes"))
+    with pytest.raises(CbamVizError, match=message) as raised:
+        _study(demo_root, data, tmp_path / "out", **options)
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "out").exists()  # refused before the study folder was even made
+
+
+def test_class_folders_by_wordnet_id_index_and_name() -> None:
+    imagenet = tuple(f"class {i}" for i in range(1000))
+    assert sources.imagenet_wnids()[0] == "n01440764" and len(sources.imagenet_wnids()) == 1000
+    assert sources.class_index("n01440764", imagenet) == 0
+    assert sources.class_index("n15075141", imagenet) == 999
+    assert sources.class_index("7", CLASSES) == 7 and sources.class_index("Ring", CLASSES) == CLASSES.index("ring")
+
+
+def test_per_class_subsets_are_stratified_and_seeded(demo_root: Path) -> None:
+    first = sources.shapes_items(CLASSES, None, 3)
+    assert len(first) == 30 and all(sum(i.label == c for i in first) == 3 for c in range(len(CLASSES)))
+    assert first == sources.shapes_items(CLASSES, None, 3)
+    with pytest.raises(CbamVizError, match="needs the demo weights"):
+        sources.shapes_items(tuple(f"c{i}" for i in range(10)), 5, None)
+
+
+@pytest.mark.slow
+def test_shapes_accuracy_and_pointing_equal_the_demo_evaluation(tmp_path: Path) -> None:
+    """On the bundled demo set: the study's top-1 and pointing game are ``train-demo --eval-only``'s numbers."""
+    from cbam_viz.demo.evaluate import _generator_sample, evaluate
+
+    count = 6
+    result = run_study("shapes", tmp_path / "s", models=ARCH_LIST, limit=count, device="cpu", progress=False)
+    expected = evaluate(_generator_sample(HELDOUT_SEED, sources.SHAPES_SIZE), count, "demo", progress=False)
+    for arch in ARCH_LIST:
+        assert result.summary["models"][arch]["top1"]["value"] == pytest.approx(expected[arch]["top1"])
+        assert result.summary["models"][arch]["pointing"]["value"] == pytest.approx(expected[arch]["pointing_game"])
+
+
+def test_worker_processes_give_the_same_table(demo_root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "star").mkdir(parents=True)
+    for index in range(5):
+        _write_shape(data / "star" / f"{index}.png", index)
+    (data / "star" / "bad.gif").write_bytes(b"GIF89a broken")
+    inline = _study(demo_root, data, tmp_path / "inline", models=("se_resnet50",), batch_size=2, shard_size=4)
+    pooled = _study(
+        demo_root, data, tmp_path / "pooled", models=("se_resnet50",), batch_size=2, shard_size=4, workers=2
+    )
+    assert inline.skipped == pooled.skipped == 1 and pooled.measured == 5
+    assert _rows(tmp_path / "inline") == _rows(tmp_path / "pooled")
+    assert (tmp_path / "inline" / "skipped.csv").read_text() == (tmp_path / "pooled" / "skipped.csv").read_text()
+
+
+def test_imagenet_val_as_kaggle_ships_it(tmp_path: Path) -> None:
+    imagenet = tuple(f"class {i}" for i in range(1000))
+    val = tmp_path / "ILSVRC" / "Data" / "CLS-LOC" / "val"
+    val.mkdir(parents=True)
+    for number in (1, 2, 3):
+        _write_shape(val / f"ILSVRC2012_val_{number:08d}.JPEG", number)
+    solution = tmp_path / "LOC_val_solution.csv"
+    solution.write_text(
+        "ImageId,PredictionString\n"
+        "ILSVRC2012_val_00000001,n01751748 10 20 30 40 n01751748 1 2 3 4 \n"
+        "ILSVRC2012_val_00000002,n15075141 0 0 63 47\n"
+        "ILSVRC2012_val_00000003,n01440764 5 5 20 20\n"
+        "ILSVRC2012_val_00049999,n01440764 5 5 20 20\n"  # not in this folder: a subset of val is fine
+    )
+    items = sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    assert [(i.image_id, i.label) for i in items] == [  # by class, then name
+        ("ILSVRC2012_val_00000003.JPEG", 0),
+        ("ILSVRC2012_val_00000001.JPEG", 65),
+        ("ILSVRC2012_val_00000002.JPEG", 999),
+    ]
+    assert items[1].boxes == ((10.0, 20.0, 30.0, 40.0), (1.0, 2.0, 3.0, 4.0))
+    assert len(sources.list_items(str(val), imagenet, limit=None, per_class=1)) == 3
+    with pytest.raises(CbamVizError, match="labels ImageNet's 1000 classes; these weights have 10"):
+        sources.list_items(str(val), CLASSES, limit=None, per_class=None)
+    _write_shape(val / "ILSVRC2012_val_00000004.JPEG", 4)
+    with pytest.raises(CbamVizError, match="names no class for 1 picture"):
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    solution.write_text("ImageId,PredictionString\nILSVRC2012_val_00000004,n01440764 5 5\n")
+    with pytest.raises(CbamVizError, match="line 2 is not ImageId"):
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)
+
+
+def test_hostile_files_never_stop_a_study(demo_root: Path, tmp_path: Path) -> None:
+    """Every hostile file of the imaging tests in one class folder: each decodable one is measured, each other one is
+    listed in skipped.csv with its one-line reason (the decoder's own), and the study finishes."""
+    import hostile
+
+    data = tmp_path / "data"
+    written = hostile.write_hostile_files(data / "circle")
+    picked = {key: p for key, p in written.items() if p.suffix.lower() in sources.IMAGE_SUFFIXES}
+    result = _study(demo_root, data, tmp_path / "out", models=("cbam_resnet50",), batch_size=8)
+    with (tmp_path / "out" / "skipped.csv").open() as handle:
+        reasons = {row["image_id"]: row["reason"] for row in csv.DictReader(handle)}
+    measured = {row["image_id"] for row in _rows(tmp_path / "out")}
+    assert result.measured + result.skipped == len(picked) and result.skipped >= 1
+    for key, path in picked.items():
+        image_id = f"circle/{path.name}"
+        if hostile.EXPECTED[key].decodes:
+            assert image_id in measured, key
+        else:
+            assert hostile.EXPECTED[key].error.lower() in reasons[image_id].lower(), (key, reasons.get(image_id))
+
+
+def test_a_study_folder_is_only_ever_this_study(tmp_path: Path) -> None:
+    from cbam_viz.study.engine import STUDY_FILE, StudyOptions, claim_folder
+
+    options = StudyOptions("shapes", ("resnet50",), "demo", limit=3)
+    items = sources.shapes_items(CLASSES, 3, None)
+    claim_folder(tmp_path / "s", options, items)
+    claim_folder(tmp_path / "s", options, items)  # the same study: continues
+    with pytest.raises(CbamVizError, match=r"different study \(method 'gradcam' there, 'layercam' now\)"):
+        claim_folder(tmp_path / "s", StudyOptions("shapes", ("resnet50",), "demo", method="layercam", limit=3), items)
+    with pytest.raises(CbamVizError, match="different study"):  # the same options, other pictures
+        claim_folder(tmp_path / "s", options, sources.shapes_items(CLASSES, 4, None)[1:])
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "thesis.pdf").write_bytes(b"%PDF")
+    with pytest.raises(CbamVizError, match="is not empty and holds no study"):
+        claim_folder(tmp_path / "other", options, items)
+    (tmp_path / "s" / STUDY_FILE).write_text("{broken")
+    with pytest.raises(CbamVizError, match="is unreadable"):
+        claim_folder(tmp_path / "s", options, items)
+
+
+def test_pascal_voc_annotations_beside_the_pictures(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "star").mkdir(parents=True)
+    _write_shape(data / "star" / "a.png", 0)
+    _write_shape(data / "star" / "b.png", 1)
+    _write_shape(data / "star" / "c.png", 2)
+    (data / "star" / "a.xml").write_text(
+        "<annotation><object><name>Star</name><bndbox><xmin>3</xmin><ymin>4</ymin><xmax>30</xmax><ymax>40</ymax>"
+        "</bndbox></object><object><name>person</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax>"
+        "<ymax>9</ymax></bndbox></object><object><name>5</name><bndbox><xmin>50</xmin><ymin>10</ymin>"
+        "<xmax>60</xmax><ymax>20</ymax></bndbox></object></annotation>"
+    )
+    (data / "star" / "b.xml").write_text("<annotation><object><name>star</name><bndbox><xmin>3</xmin>")
+    (data / "star" / "c.xml").write_text("<html></html>")
+    items = {item.image_id: item for item in sources.list_items(str(data), CLASSES, limit=None, per_class=None)}
+    assert sources.load(items["star/a.png"]).boxes == ((3.0, 4.0, 30.0, 40.0), (50.0, 10.0, 60.0, 20.0))
+    broken = sources.load(items["star/b.png"])
+    assert broken.boxes == () and "boxes of b.xml not used" in broken.notes[0]
+    assert "not <annotation>" in sources.load(items["star/c.png"]).notes[0]
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "eigencam"])
+def test_other_cam_methods_equal_the_single_picture_analysis(demo_root: Path, tmp_path: Path, method: str) -> None:
+    """A method with gradients and one without (EigenCAM: no backward in the batched pass)."""
+    _study(
+        demo_root, "shapes", tmp_path / "s", limit=2, batch_size=2, method=method, stage=3, models=("cbam_resnet50",)
+    )
+    rows = _rows(tmp_path / "s")
+    for index, row in enumerate(rows):
+        sample = render_sample(HELDOUT_SEED, index, sources.SHAPES_SIZE)
+        analysis = analyze(
+            Image.fromarray(sample.image),
+            weights="demo",
+            weights_dir=demo_root,
+            models=("cbam_resnet50",),
+            target=sample.label,
+            view="crop",
+            method=method,
+            stage=3,
+        )
+        scored = mask_game(analysis, sample.mask).models["cbam_resnet50"]["cam"]
+        assert row["pointing"] == scored["hit"] and row["energy"] == pytest.approx(scored["energy"], abs=1e-5)
