@@ -84,3 +84,73 @@ def test_a_completed_evaluation_rewrites_the_metadata_of_the_weights_in_out(tmp_
     assert sorted(path.name for path in demo.iterdir()) == sorted(
         ["metadata.json", "resnet50.safetensors", "se_resnet50.safetensors", "cbam_resnet50.safetensors"]
     )
+
+
+def _analyze(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "cbam_viz", "analyze", *map(str, args), "--weights", "demo", "--device", "cpu"]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _shape(path: Path, seed: int = 3) -> None:
+    from PIL import Image
+
+    from cbam_viz.demo.shapes import render_sample
+
+    Image.fromarray(render_sample(seed, 0, 64, 64).image).save(path)
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_analyze_refuses_an_output_folder_where_results_would_replace_an_input(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _shape(photos / "star.png")
+    _shape(photos / "ring.jpg", seed=4)
+    before = _contents(photos)
+    refused = _analyze(photos, "--out", photos)
+    assert refused.returncode == 2, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("error: --out") and "star.png" in refused.stderr
+    assert _contents(photos) == before
+
+
+def test_analyze_never_writes_over_a_file_and_skips_its_own_figures(tmp_path: Path) -> None:
+    """Results next to the photos: the rerun neither replaces the first run's files nor analyses its figure, and a
+    user's own file of a result's name is kept."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _shape(photos / "star.jpg")
+    photo = (photos / "star.jpg").read_bytes()
+    first = _analyze(photos, "--out", photos)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in photos.iterdir()) == ["star.jpg", "star.json", "star.npz", "star.png"]
+    assert "analysed 1 image into" in first.stdout
+    written = _contents(photos)
+    second = _analyze(photos, "--out", photos)
+    assert second.returncode == 0, second.stderr
+    notes = [line for line in second.stderr.splitlines() if line.startswith("note:")]
+    assert any("skipped 1 comparison figure that this command wrote (star.png)" in note for note in notes), notes
+    assert any("star.jpg:" in note and "star-2.png" in note for note in notes), notes
+    assert [line.split(":")[0] for line in second.stdout.splitlines() if line.startswith("star")] == ["star.jpg"]
+    assert "analysed 1 image into" in second.stdout
+    assert {name: data for name, data in _contents(photos).items() if name in written} == written
+    assert {"star-2.png", "star-2.json", "star-2.npz"} <= {p.name for p in photos.iterdir()}
+    assert (photos / "star.jpg").read_bytes() == photo
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "star.json").write_text("my own notes, not a result\n")
+    third = _analyze(photos / "star.jpg", "--out", out, "--maps", "native")
+    assert third.returncode == 0, third.stderr
+    assert (out / "star.json").read_text() == "my own notes, not a result\n"
+    assert {"star-2.png", "star-2.json", "star-2"} == {p.name for p in out.iterdir()} - {"star.json"}
+
+
+def test_the_last_line_is_a_sentence_when_nothing_could_be_analysed(tmp_path: Path) -> None:
+    done = _analyze(tmp_path / "nope.png", "--out", tmp_path / "out")
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"error: {tmp_path / 'nope.png'}: no such file or folder"
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == "no images analysed; 1 input gave no images"

@@ -38,6 +38,13 @@ from cbam_viz.render.overlay import _finite_range, colour_limits, overlay
 from cbam_viz.render.text import _wrap, format_range
 from cbam_viz.vocab import ARCH_TITLES, STAGES, method_label
 
+FIGURE_SOFTWARE = "cbam_viz comparison figure"  # the PNG's Software text: how a later run tells it from a photo
+
+
+def is_comparison_figure(info: dict) -> bool:
+    """Whether a PNG's text (``PIL.Image.open(path).info``) marks it as a figure this package drew."""
+    return info.get("Software") == FIGURE_SOFTWARE
+
 
 def _same_target(results: Iterable[Any]) -> str | None:
     labels = {result.target_label for result in results}
@@ -76,7 +83,7 @@ def comparison_figure(
     spatial attention of stages 1-4 (last block; "no spatial attention" for SE and the baseline)."""
     figure = comparison_figure_object(analysis, cmap=cmap, alpha=alpha, shared_scale=shared_scale, dpi=dpi)
     buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer)
+    FigureCanvasAgg(figure).print_png(buffer, metadata={"Software": FIGURE_SOFTWARE})
     return buffer.getvalue()
 
 
