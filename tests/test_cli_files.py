@@ -31,6 +31,7 @@ def _wait_for_progress(log: Path, process: subprocess.Popen, timeout: float = 24
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_evaluation_leaves_the_demo_metadata_as_it_was(tmp_path: Path, signum: int) -> None:
     demo = tmp_path / "weights" / "demo"
@@ -56,6 +57,7 @@ def test_an_interrupted_evaluation_leaves_the_demo_metadata_as_it_was(tmp_path: 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_a_completed_evaluation_rewrites_the_metadata_of_the_weights_in_out(tmp_path: Path) -> None:
     """--out names the demo folder that is evaluated (not the repository's) and its recipe is kept."""
     import json
@@ -89,7 +91,7 @@ def test_a_completed_evaluation_rewrites_the_metadata_of_the_weights_in_out(tmp_
 def _analyze(*args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "cbam_viz", "analyze", *map(str, args), "--weights", "demo", "--device", "cpu"]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def _shape(path: Path, seed: int = 3) -> None:
@@ -154,3 +156,110 @@ def test_the_last_line_is_a_sentence_when_nothing_could_be_analysed(tmp_path: Pa
     assert done.stderr.strip() == f"error: {tmp_path / 'nope.png'}: no such file or folder"
     last = done.stdout.strip().splitlines()[-1]
     assert last == "no images analysed; 1 input gave no images"
+
+
+def _shape_of_size(path: Path, width: int, height: int, seed: int = 3) -> None:
+    from PIL import Image
+
+    from cbam_viz.demo.shapes import render_sample
+
+    Image.fromarray(render_sample(seed, 0, width, height).image).save(path)
+
+
+def test_a_box_off_the_picture_is_refused_for_that_picture_and_one_past_an_edge_is_clipped_aloud(
+    tmp_path: Path,
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _shape_of_size(photos / "edge.png", 64, 64)  # the box reaches past its right edge
+    _shape_of_size(photos / "wide.png", 200, 100)  # the box lies inside
+    _shape_of_size(photos / "small.png", 40, 40)  # the box misses it
+    done = _analyze(photos, "--out", tmp_path / "out", "--box", "60,10,150,60", "--models", "resnet50")
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith(("error:", "note:"))]
+    assert lines == [
+        f"note: {photos / 'edge.png'}: the box 60,10,150,60 reaches past the 64x64 picture: clipped to 60,10,64,60",
+        f"error: {photos / 'small.png'}: the box 60,10,150,60 lies outside the 40x40 picture "
+        "(x from 0 to 40, y from 0 to 40)",
+    ]
+    assert "analysed 2 of 3 images" in done.stdout
+    import json
+
+    assert json.loads((tmp_path / "out" / "edge.json").read_text())["pointing"]["region"]["box"] == [60, 10, 64, 60]
+    assert json.loads((tmp_path / "out" / "wide.json").read_text())["pointing"]["region"]["box"] == [60, 10, 150, 60]
+    assert not (tmp_path / "out" / "small.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_printed_answer_sums_up_every_check_that_was_asked_for(tmp_path: Path) -> None:
+    import json
+
+    _shape(tmp_path / "a.png")
+    out = tmp_path / "out"
+    done = _analyze(
+        tmp_path / "a.png",
+        "--out",
+        out,
+        "--box",
+        "0,0,40,40",
+        "--sanity",
+        "--deletion-insertion",
+        "--intervene",
+        "layer3:spatial=one",
+        "sweep",
+        "--models",
+        "se_resnet50",
+        "cbam_resnet50",
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads((out / "a.json").read_text())
+    lines = done.stdout.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("a.png: "))
+    summary = lines[start + 1 : start + 6]
+    assert all(line.startswith("  ") for line in summary), lines
+    pointing, sanity, curves, intervention, sweep = (line.strip() for line in summary)
+    assert pointing.startswith("Pointing game on the box")
+    for arch, title in (
+        ("resnet50", "ResNet-50"),
+        ("se_resnet50", "SE-ResNet-50"),
+        ("cbam_resnet50", "CBAM-ResNet-50"),
+    ):
+        cam = document["pointing"]["models"][arch]["cam"]
+        assert f"{title} {'yes' if cam['hit'] else 'no'} ({cam['energy'] * 100:.0f} % of the map inside)" in pointing
+        rho = document["sanity"]["models"][arch]["cascading"][-1]["spearman"]
+        assert (f"{title} {rho:.2f}" if rho is not None else f"{title} –") in sanity
+        deletion = document["deletion_insertion"]["models"][arch]["deletion"]
+        assert f"{title} {deletion['cam']['auc']:.2f} against {deletion['random']['auc']:.2f}" in curves
+    assert sanity.startswith("Randomisation check") and "Insertion AUC" in curves
+    cbam = document["models"]["cbam_resnet50"]
+    before, after = cbam["target"]["prob"], cbam["interventions"][0]["target_prob"]
+    assert intervention.startswith("layer3:spatial=one, p(target): ")
+    assert f"CBAM-ResNet-50 {before:.2f} → {after:.2f} ({after - before:+.2f})" in intervention
+    assert "SE-ResNet-50 has no such gate" in intervention
+    worst = min(cbam["sweep"]["entries"], key=lambda entry: entry["change"])
+    assert sweep.startswith("Sweep, the largest drop") and f"CBAM-ResNet-50 {worst['spec']}" in sweep
+
+
+def test_the_comparison_figure_carries_the_same_summaries(tmp_path: Path) -> None:
+    from matplotlib.text import Text
+
+    from cbam_viz import pipeline
+    from cbam_viz.render import export
+
+    _shape(tmp_path / "a.png")
+    plain = pipeline.analyze(tmp_path / "a.png", weights="demo", models=("cbam_resnet50",), device="cpu")
+    assert export.check_summaries(plain) == []
+    result = pipeline.analyze(
+        tmp_path / "a.png",
+        weights="demo",
+        models=("se_resnet50", "cbam_resnet50"),
+        box=(0, 0, 40, 40),
+        interventions=("all:channel=one",),
+        device="cpu",
+    )
+    summaries = export.check_summaries(result)
+    assert [line.split(" ")[0] for line in summaries] == ["Pointing", "all:channel=one,"]
+    figure = export.comparison_figure_object(result, dpi=40)
+    shown = " ".join(t.get_text().replace("\n", " ") for t in figure.findobj(Text))
+    assert all(" ".join(line.split()) in " ".join(shown.split()) for line in summaries)

@@ -188,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
     from cbam_viz import pipeline
     from cbam_viz.analysis import cam, models
     from cbam_viz.analysis.options import AnalysisOptions
+    from cbam_viz.imaging.decode import decode_image
+    from cbam_viz.render.export import check_summaries
 
     options = AnalysisOptions(  # checked once, here at the boundary; "auto" resolved once just below
         models=args.models,
@@ -219,10 +221,13 @@ def run(args: argparse.Namespace) -> int:
     progress = tqdm(files, desc="analyse", unit="image", disable=not any_folder, file=sys.stderr)
     for path in progress:
         try:
-            result = pipeline.analyze(path, options, device=model_set.device)
+            picture = decode_image(path)
+            if options.box is not None:
+                tqdm.write(box_note(path, options.box, picture.size), file=sys.stderr, end="")
+            result = pipeline.analyze(picture, options, device=model_set.device)
             extra_maps = trust_checks(result, path, options, model_set.device, args.sanity, args.deletion_insertion)
             write_outputs(result, path, args.out, stems[path], args.maps, extra_maps)
-            tqdm.write(top1_line(path, result), file=sys.stdout)
+            tqdm.write("\n".join([top1_line(path, result), *(f"  {line}" for line in check_summaries(result))]))
         except CbamVizError as error:
             failed += 1
             tqdm.write(f"error: {path}: {error}", file=sys.stderr)
@@ -245,6 +250,18 @@ def run_summary(images: int, failed: int, unusable_inputs: int, out_dir: Path) -
     if unusable_inputs:
         line += f"; {_count(unusable_inputs, 'input')} gave no images"
     return line
+
+
+def box_note(path: Path, box: tuple[float, float, float, float], size: tuple[int, int]) -> str:
+    """ "" when ``box`` lies on the picture, a "note: ..." line when it reaches past an edge and is clipped; a box
+    that misses the picture is a one-line CbamVizError for this picture (the others go on)."""
+    from cbam_viz.checks.pointing import box_on_picture
+
+    clipped = box_on_picture(box, size)
+    if clipped == tuple(float(value) for value in box):
+        return ""
+    given, kept = (",".join(f"{value:g}" for value in numbers) for numbers in (box, clipped))
+    return f"note: {path}: the box {given} reaches past the {size[0]}x{size[1]} picture: clipped to {kept}\n"
 
 
 def trust_checks(

@@ -20,6 +20,7 @@ Choices users see:
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 from collections.abc import Iterable
 from typing import Any
@@ -74,6 +75,96 @@ def comparison_caption(analysis: Any, *, shared_scale: bool = False) -> str:
         unseen=unseen,
         weights=fonts.said(analysis.weights_note),
     )
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if value is not None and math.isfinite(value) else "–"
+
+
+def _percent(value: float | None) -> str:
+    return f"{value * 100:.0f}" if value is not None and math.isfinite(value) else "–"
+
+
+def _listed(parts: list[str]) -> str:
+    return fonts.words("export.summary_separator").join(parts)
+
+
+def check_summaries(analysis: Any) -> list[str]:
+    """One sentence per check the analysis carries (the pointing game on a box or mask, the randomisation check,
+    deletion and insertion, each intervention, the sweep): the numbers a reader needs, beside the figure and under
+    the command line's answer; the JSON has the rest."""
+    title = ARCH_TITLES.get
+    lines = []
+    if getattr(analysis, "pointing", None) is not None:
+        report = analysis.pointing
+        answers = [
+            fonts.words(
+                "export.summary_hit",
+                model=title(arch, arch),
+                answer=fonts.words("export.summary_yes" if scores["cam"]["hit"] else "export.summary_no"),
+                energy=_percent(scores["cam"]["energy"]),
+            )
+            for arch, scores in report.models.items()
+        ]
+        where = fonts.words("export.summary_mask" if report.region.get("kind") == "mask" else "export.summary_box")
+        area = _percent(report.region.get("area_share"))
+        lines.append(fonts.words("export.summary_pointing", where=where, area=area, models=_listed(answers)))
+    if getattr(analysis, "sanity", None) is not None:
+        rhos = [
+            f"{title(arch, arch)} {_number(model.cascading[-1].spearman)}"
+            for arch, model in analysis.sanity.models.items()
+            if model.cascading
+        ]
+        if rhos:
+            lines.append(fonts.words("export.summary_sanity", models=_listed(rhos)))
+    if getattr(analysis, "curves", None) is not None:
+        kinds = {}
+        for kind in ("deletion", "insertion"):
+            kinds[kind] = _listed(
+                [
+                    fonts.words(
+                        "export.summary_vs",
+                        model=title(arch, arch),
+                        own=_number(getattr(model, kind).auc),
+                        random=_number(random.auc if (random := getattr(model, f"{kind}_random")) else None),
+                    )
+                    for arch, model in analysis.curves.models.items()
+                ]
+            )
+        lines.append(fonts.words("export.summary_curves", **kinds))
+    specs = dict.fromkeys(done.spec for result in analysis.models.values() for done in result.interventions)
+    for spec in specs:
+        changes = []
+        for arch, result in analysis.models.items():
+            done = next((one for one in result.interventions if one.spec == spec), None)
+            if done is not None:
+                changes.append(
+                    fonts.words(
+                        "export.summary_change",
+                        model=title(arch, arch),
+                        before=_number(result.target_prob),
+                        after=_number(done.target_prob),
+                        change=f"{done.target_prob_change:+.2f}",
+                    )
+                )
+            elif spec in result.intervention_notes:
+                changes.append(fonts.words("export.summary_no_gate", model=title(arch, arch)))
+        lines.append(fonts.words("export.summary_intervention", spec=spec, models=_listed(changes)))
+    drops = []
+    for arch, result in analysis.models.items():
+        if result.sweep is not None and result.sweep.entries:
+            worst = min(result.sweep.entries, key=lambda entry: entry.change)
+            drops.append(
+                fonts.words(
+                    "export.summary_sweep_model",
+                    model=title(arch, arch),
+                    spec=worst.spec,
+                    change=f"{worst.change:+.2f}",
+                )
+            )
+    if drops:
+        lines.append(fonts.words("export.summary_sweep", models=_listed(drops)))
+    return lines
 
 
 def comparison_figure(
@@ -137,7 +228,11 @@ def comparison_figure_object(
     above = [_lines_height(text.count("\n") + 1, title_points) + 0.08 for text in cam_titles]
     below = _lines_height(1, tick_points) + 0.12
     caption = comparison_caption(analysis, shared_scale=shared_scale)  # wrapped as measured: Chinese has no spaces
-    caption_lines = _wrap_inches(caption, caption_points, (width - 0.3) * 0.92)  # 8% spare: two renderers' layouts
+    caption_lines = [  # 8% spare: two renderers' layouts; each check's summary on lines of its own
+        line
+        for paragraph in [caption, *check_summaries(analysis)]
+        for line in _wrap_inches(paragraph, caption_points, (width - 0.3) * 0.92)
+    ]
     caption_h = _lines_height(len(caption_lines), caption_points)
     header, bars_h = 0.35, 0.5
     footer = 0.1 + caption_h + 0.12 + bars_h
