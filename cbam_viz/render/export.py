@@ -132,11 +132,12 @@ def check_summaries(analysis: Any) -> list[str]:
                 ]
             )
         lines.append(fonts.words("export.summary_curves", **kinds))
-    specs = dict.fromkeys(done.spec for result in analysis.models.values() for done in result.interventions)
+    models = analysis.models.values()  # duck-typed: pictures of hand-made analyses have no interventions
+    specs = dict.fromkeys(done.spec for result in models for done in getattr(result, "interventions", ()))
     for spec in specs:
         changes = []
         for arch, result in analysis.models.items():
-            done = next((one for one in result.interventions if one.spec == spec), None)
+            done = next((one for one in getattr(result, "interventions", ()) if one.spec == spec), None)
             if done is not None:
                 changes.append(
                     fonts.words(
@@ -147,13 +148,14 @@ def check_summaries(analysis: Any) -> list[str]:
                         change=f"{done.target_prob_change:+.2f}",
                     )
                 )
-            elif spec in result.intervention_notes:
+            elif spec in getattr(result, "intervention_notes", {}):
                 changes.append(fonts.words("export.summary_no_gate", model=title(arch, arch)))
         lines.append(fonts.words("export.summary_intervention", spec=spec, models=_listed(changes)))
     drops = []
     for arch, result in analysis.models.items():
-        if result.sweep is not None and result.sweep.entries:
-            worst = min(result.sweep.entries, key=lambda entry: entry.change)
+        sweep = getattr(result, "sweep", None)
+        if sweep is not None and sweep.entries:
+            worst = min(sweep.entries, key=lambda entry: entry.change)
             drops.append(
                 fonts.words(
                     "export.summary_sweep_model",
