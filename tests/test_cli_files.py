@@ -263,3 +263,32 @@ def test_the_comparison_figure_carries_the_same_summaries(tmp_path: Path) -> Non
     figure = export.comparison_figure_object(result, dpi=40)
     shown = " ".join(t.get_text().replace("\n", " ") for t in figure.findobj(Text))
     assert all(" ".join(line.split()) in " ".join(shown.split()) for line in summaries)
+
+
+def test_the_console_says_once_why_the_demo_set_and_then_each_model_as_it_loads(tmp_path: Path) -> None:
+    """Without ImageNet weights, "auto" takes the demo set: said once, before the seconds of loading, which the
+    console shows model by model."""
+    root = tmp_path / "weights"
+    shutil.copytree(ROOT / "weights" / "demo", root / "demo", ignore=shutil.ignore_patterns(".train"))
+    _shape(tmp_path / "star.png")
+    probe = (
+        "import sys; from pathlib import Path; from cbam_viz.weights import files\n"
+        f"files.WEIGHTS_DIR = Path({str(root)!r})\n"
+        "from cbam_viz.cli.main import main\n"
+        f"sys.exit(main(['analyze', {str(tmp_path / 'star.png')!r}, '--out', {str(tmp_path / 'out')!r}, "
+        "'--device', 'cpu']))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("weights: demo - auto: ImageNet weights missing") and "using demo" in lines[0]
+    assert sum("demo" in line for line in lines) == 1
+    assert lines[1:4] == [
+        "loading ResNet-50 (1 of 3)",
+        "loading SE-ResNet-50 (2 of 3)",
+        "loading CBAM-ResNet-50 (3 of 3)",
+    ]
+    assert lines[4].startswith("star.png: ResNet-50 ")

@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from cbam_viz import pipeline
-    from cbam_viz.analysis import cam, models
+    from cbam_viz.analysis import cam
     from cbam_viz.analysis.options import AnalysisOptions
     from cbam_viz.imaging.decode import decode_image
     from cbam_viz.render.export import check_summaries
@@ -204,9 +204,8 @@ def run(args: argparse.Namespace) -> int:
     )
     files, problems, any_folder, input_notes = collect_inputs(args.inputs)
     stems, stem_notes = output_stems(files, args.out)  # refuses an --out that would replace an input
-    model_set = models.get_models(options.models, options.weights, args.device)
+    model_set = load_models(options.models, options.weights, args.device)
     pipeline.intervention_plan(model_set.models, options.interventions)  # a spec no chosen model takes: stop here
-    print(f"weights: {model_set.weights_set} - {model_set.weights_note}", flush=True)
     target = cam.resolve_target(options.target, model_set.categories)
     options = options.with_(weights=model_set.weights, models=tuple(model_set.models), target=target)
     try:
@@ -236,6 +235,20 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"error: {path}: cannot write the results: {error.strerror or error}", file=sys.stderr)
     print(run_summary(len(files), failed - len(problems), len(problems), args.out))
     return 1 if failed else 0
+
+
+def load_models(archs: tuple[str, ...], weights: str, device: str | None) -> Any:
+    """The models, loaded once: first one line on which weights and why (said once, before the wait), then one
+    line per model as it loads (seconds each), so the console is never silent."""
+    from cbam_viz.analysis import models
+    from cbam_viz.weights.load import resolve_weights
+
+    choice = resolve_weights(weights)
+    print(f"weights: {choice.name} - {choice.note}", flush=True)
+    for number, arch in enumerate(archs, start=1):
+        print(f"loading {ARCH_TITLES.get(arch, arch)} ({number} of {len(archs)})", file=sys.stderr, flush=True)
+        models.get_models([arch], choice, device)  # cached: the set below takes them from the cache
+    return models.get_models(archs, choice, device)
 
 
 def run_summary(images: int, failed: int, unusable_inputs: int, out_dir: Path) -> str:
