@@ -6,8 +6,13 @@ input's path and where each map went) and the raw maps. By default (``--maps npz
 where full-resolution float maps are 19 arrays of the photo's size (about 0.9 GB for one 12-megapixel photo), so
 those are opt-in (``--maps image``: ``<stem>/*.npy`` resampled once onto the input as the user sees it, EXIF
 applied, NaN where the model saw nothing; ``--maps native``: the same files at native size). Each analysed image
-gets one line on stdout with every model's top-1. One unusable file gives a one-line error and the rest are still
-analysed; the exit code is 1 when any file failed.
+gets one line on stdout with every model's top-1, and under it one sentence per check asked for (``--box``,
+``--sanity``, ``--deletion-insertion``, ``--intervene``). One unusable file gives a one-line error and the rest are
+still analysed; the exit code is 1 when any file failed.
+
+No user file is ever replaced: every result is a new file (opened exclusively), a rerun's results take fresh names
+(``<stem>-2.*``, said in a note), an ``--out`` where a result would take an input's name is refused before any work,
+and the comparison figures written earlier (marked in their PNG text) are skipped when their folder is analysed.
 """
 
 from __future__ import annotations
