@@ -221,7 +221,6 @@ def test_the_printed_answer_sums_up_every_check_that_was_asked_for(tmp_path: Pat
     pointing, sanity, curves, intervention, sweep = (line.strip() for line in summary)
     assert pointing.startswith("Pointing game on the box")
     for arch, title in (
-        ("resnet50", "ResNet-50"),
         ("se_resnet50", "SE-ResNet-50"),
         ("cbam_resnet50", "CBAM-ResNet-50"),
     ):

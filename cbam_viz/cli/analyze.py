@@ -179,7 +179,8 @@ def output_stems(files: list[Path], out_dir: Path) -> tuple[dict[Path, str], lis
             fresh, counter = f"{stem}-{counter}", counter + 1
         if fresh != stem:
             notes.append(
-                f"{path.name}: {out_dir / stem}.* exist already (kept): its results are {fresh}.png, {fresh}.json, ..."
+                f"{path.name}: {out_dir / stem}.* already exist and are kept; this run's results are {fresh}.png, "
+                f"{fresh}.json, ..."
             )
             stems[path] = fresh
             taken.add(fresh)
@@ -251,7 +252,7 @@ def load_models(archs: tuple[str, ...], weights: str, device: str | None) -> Any
     choice = resolve_weights(weights)
     print(f"weights: {choice.name} - {choice.note}", flush=True)
     for number, arch in enumerate(archs, start=1):
-        print(f"loading {ARCH_TITLES.get(arch, arch)} ({number} of {len(archs)})", file=sys.stderr, flush=True)
+        print(f"loading {ARCH_TITLES.get(arch, arch)} ({number} of {len(archs)})", flush=True)  # stderr: errors
         models.get_models([arch], choice, device)  # cached: the set below takes them from the cache
     return models.get_models(archs, choice, device)
 
@@ -271,8 +272,8 @@ def run_summary(images: int, failed: int, unusable_inputs: int, out_dir: Path) -
 
 
 def box_note(path: Path, box: tuple[float, float, float, float], size: tuple[int, int]) -> str:
-    """ "" when ``box`` lies on the picture, a "note: ..." line when it reaches past an edge and is clipped; a box
-    that misses the picture is a one-line CbamVizError for this picture (the others go on)."""
+    """Nothing ("") when ``box`` lies on the picture, a "note: ..." line when it reaches past an edge and is
+    clipped; a box that misses the picture is a one-line CbamVizError for this picture (the others go on)."""
     from cbam_viz.checks.pointing import box_on_picture
 
     clipped = box_on_picture(box, size)

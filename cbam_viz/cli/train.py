@@ -84,9 +84,9 @@ def staged_weights(out_dir: Path, recipe: Recipe) -> Iterator[Path]:
                     f"{display_path(source)} not found: train the demo models first (without --eval-only)"
                 )
             try:
-                os.symlink(source, demo / source.name)
+                os.symlink(source, demo / f"{arch}.safetensors")
             except OSError:
-                shutil.copyfile(source, demo / source.name)
+                shutil.copyfile(source, demo / f"{arch}.safetensors")
         write_metadata(demo, recipe, None)
         yield Path(temp)
 
