@@ -90,7 +90,7 @@ def test_folder_with_a_bad_file_writes_everything_for_the_good_ones(
     assert len(errors) == 1 and "broken.jpg" in errors[0]
     assert "Traceback" not in captured.err
     assert captured.out.startswith("weights: demo - demo set requested")
-    assert "analysed 2 of 3 image(s)" in captured.out
+    assert "analysed 2 of 3 images into" in captured.out
     assert not (out / "broken.json").exists() and not (out / "notes.json").exists()
     for stem, size in (("wide", (90, 60)), ("turned", (60, 80))):
         assert Image.open(out / f"{stem}.png").format == "PNG"

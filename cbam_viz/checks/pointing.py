@@ -147,6 +147,20 @@ def region_game(analysis: Analysis, mask: np.ndarray, region: dict[str, Any]) ->
     return PointingReport({**region, "area_share": _number(area)}, models)
 
 
+def box_on_picture(box: Sequence[float], size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The part of ``box`` (x0, y0, x1, y1) that lies on a picture of ``size`` (width, height): the box itself when
+    it lies inside, clipped when it reaches past an edge (the caller says so), a one-line CbamVizError when none of
+    it lies on the picture."""
+    x0, y0, x1, y1 = (float(value) for value in box)
+    width, height = size
+    shown = ",".join(f"{value:g}" for value in (x0, y0, x1, y1))
+    if x0 >= width or y0 >= height or x1 <= 0 or y1 <= 0:
+        raise CbamVizError(
+            f"the box {shown} lies outside the {width}x{height} picture (x from 0 to {width}, y from 0 to {height})"
+        )
+    return max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)
+
+
 def box_game(analysis: Analysis, box: Sequence[float]) -> PointingReport:
     """The pointing game on a box (x0, y0, x1, y1) drawn on the displayed picture (``analysis.image``), in pixels."""
     width, height = analysis.image.size

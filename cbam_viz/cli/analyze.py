@@ -6,8 +6,13 @@ input's path and where each map went) and the raw maps. By default (``--maps npz
 where full-resolution float maps are 19 arrays of the photo's size (about 0.9 GB for one 12-megapixel photo), so
 those are opt-in (``--maps image``: ``<stem>/*.npy`` resampled once onto the input as the user sees it, EXIF
 applied, NaN where the model saw nothing; ``--maps native``: the same files at native size). Each analysed image
-gets one line on stdout with every model's top-1. One unusable file gives a one-line error and the rest are still
-analysed; the exit code is 1 when any file failed.
+gets one line on stdout with every model's top-1, and under it one sentence per check asked for (``--box``,
+``--sanity``, ``--deletion-insertion``, ``--intervene``). One unusable file gives a one-line error and the rest are
+still analysed; the exit code is 1 when any file failed.
+
+No user file is ever replaced: every result is a new file (opened exclusively), a rerun's results take fresh names
+(``<stem>-2.*``, said in a note), an ``--out`` where a result would take an input's name is refused before any work,
+and the comparison figures written earlier (marked in their PNG text) are skipped when their folder is analysed.
 """
 
 from __future__ import annotations
@@ -91,24 +96,95 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str], bool]:
-    """Files to analyse, one-line problems with the arguments themselves, and whether any folder was given."""
+def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str], bool, list[str]]:
+    """Files to analyse, one-line problems with the arguments themselves, whether any folder was given, and one-line
+    notes on what a folder held that is not a photo (the comparison figures of an earlier run)."""
     files: list[Path] = []
     problems: list[str] = []
+    notes: list[str] = []
     any_folder = False
     for name in inputs:
         path = Path(name)
         if path.is_dir():
             any_folder = True
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
+            figures = [p for p in found if _is_own_figure(p)]
+            if figures:
+                shown = ", ".join(p.name for p in figures[:3]) + (", ..." if len(figures) > 3 else "")
+                notes.append(
+                    f"{path}: skipped {_count(len(figures), 'comparison figure')} that this command wrote ({shown})"
+                )
+            found = [p for p in found if p not in figures]
+            if not found and not figures:
                 problems.append(f"{path}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
             problems.append(f"{path}: no such file or folder")
-    return files, problems, any_folder
+    return files, problems, any_folder, notes
+
+
+def _is_own_figure(path: Path) -> bool:
+    """Whether ``path`` is a comparison figure this package drew (its PNG text says so), not a photo."""
+    if path.suffix.lower() != ".png":
+        return False
+    from PIL import Image
+
+    from cbam_viz.render.export import is_comparison_figure
+
+    try:
+        with Image.open(path) as image:
+            return is_comparison_figure(image.info)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False  # not readable as a PNG: analysing it gives the one-line error
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 image``, ``2 images``: a count with its noun in the right number."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+OUTPUT_SUFFIXES = (".png", ".json", ".npz", "")  # per image: figure, JSON, maps (npz, or a folder of .npy)
+
+
+def _outputs(out_dir: Path, stem: str) -> list[Path]:
+    return [out_dir / f"{stem}{suffix}" for suffix in OUTPUT_SUFFIXES]
+
+
+def output_stems(files: list[Path], out_dir: Path) -> tuple[dict[Path, str], list[str]]:
+    """Per input, the stem of its results in ``out_dir``, and one-line notes on stems that had to change.
+
+    Two inputs of one name (``photo.jpg``, ``photo.png``) get ``photo`` and ``photo_png``. Results never replace a
+    file that is already there: a rerun writes ``photo-2.png`` and its siblings, and says so. An output folder where
+    a result would take an input's own name is refused (CbamVizError), before any work.
+    """
+    used: set[str] = set()
+    stems: dict[Path, str] = {}
+    for path in files:
+        stems[path] = _unique_stem(path, used)
+    inputs = {path.resolve(): path for path in files}
+    for stem in stems.values():
+        for output in _outputs(out_dir, stem):
+            if output.resolve() in inputs:
+                raise CbamVizError(
+                    f"--out {out_dir} would replace the input {inputs[output.resolve()].name} with results of the "
+                    "same name: choose an output folder apart from the images"
+                )
+    notes = []
+    taken = set(stems.values())
+    for path, stem in stems.items():
+        fresh, counter = stem, 2
+        while any(output.exists() for output in _outputs(out_dir, fresh)) or (fresh != stem and fresh in taken):
+            fresh, counter = f"{stem}-{counter}", counter + 1
+        if fresh != stem:
+            notes.append(
+                f"{path.name}: {out_dir / stem}.* already exist and are kept; this run's results are {fresh}.png, "
+                f"{fresh}.json, ..."
+            )
+            stems[path] = fresh
+            taken.add(fresh)
+    return stems, notes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,8 +192,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from cbam_viz import pipeline
-    from cbam_viz.analysis import cam, models
+    from cbam_viz.analysis import cam
     from cbam_viz.analysis.options import AnalysisOptions
+    from cbam_viz.imaging.decode import decode_image
+    from cbam_viz.render.export import check_summaries
 
     options = AnalysisOptions(  # checked once, here at the boundary; "auto" resolved once just below
         models=args.models,
@@ -130,10 +208,10 @@ def run(args: argparse.Namespace) -> int:
         interventions=args.intervene,
         box=args.box,
     )
-    files, problems, any_folder = collect_inputs(args.inputs)
-    model_set = models.get_models(options.models, options.weights, args.device)
+    files, problems, any_folder, input_notes = collect_inputs(args.inputs)
+    stems, stem_notes = output_stems(files, args.out)  # refuses an --out that would replace an input
+    model_set = load_models(options.models, options.weights, args.device)
     pipeline.intervention_plan(model_set.models, options.interventions)  # a spec no chosen model takes: stop here
-    print(f"weights: {model_set.weights_set} - {model_set.weights_note}", flush=True)
     target = cam.resolve_target(options.target, model_set.categories)
     options = options.with_(weights=model_set.weights, models=tuple(model_set.models), target=target)
     try:
@@ -142,24 +220,67 @@ def run(args: argparse.Namespace) -> int:
         raise CbamVizError(f"cannot create the output folder {args.out}: {error.strerror or error}") from error
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
+    for note in input_notes + stem_notes:
+        print(f"note: {note}", file=sys.stderr)
     failed = len(problems)
-    stems: set[str] = set()
     progress = tqdm(files, desc="analyse", unit="image", disable=not any_folder, file=sys.stderr)
     for path in progress:
         try:
-            result = pipeline.analyze(path, options, device=model_set.device)
+            picture = decode_image(path)
+            if options.box is not None:
+                tqdm.write(box_note(path, options.box, picture.size), file=sys.stderr, end="")
+            result = pipeline.analyze(picture, options, device=model_set.device)
             extra_maps = trust_checks(result, path, options, model_set.device, args.sanity, args.deletion_insertion)
-            write_outputs(result, path, args.out, _unique_stem(path, stems), args.maps, extra_maps)
-            tqdm.write(top1_line(path, result), file=sys.stdout)
+            write_outputs(result, path, args.out, stems[path], args.maps, extra_maps)
+            tqdm.write("\n".join([top1_line(path, result), *(f"  {line}" for line in check_summaries(result))]))
         except CbamVizError as error:
             failed += 1
             tqdm.write(f"error: {path}: {error}", file=sys.stderr)
         except OSError as error:  # the results could not be written (disk full, permissions): say so, go on
             failed += 1
             tqdm.write(f"error: {path}: cannot write the results: {error.strerror or error}", file=sys.stderr)
-    done = len(files) - (failed - len(problems))
-    print(f"analysed {done} of {len(files)} image(s) into {args.out}" + (f"; {failed} failed" if failed else ""))
+    print(run_summary(len(files), failed - len(problems), len(problems), args.out))
     return 1 if failed else 0
+
+
+def load_models(archs: tuple[str, ...], weights: str, device: str | None) -> Any:
+    """The models, loaded once: first one line on which weights and why (said once, before the wait), then one
+    line per model as it loads (seconds each), so the console is never silent."""
+    from cbam_viz.analysis import models
+    from cbam_viz.weights.load import resolve_weights
+
+    choice = resolve_weights(weights)
+    print(f"weights: {choice.name} - {choice.note}", flush=True)
+    for number, arch in enumerate(archs, start=1):
+        print(f"loading {ARCH_TITLES.get(arch, arch)} ({number} of {len(archs)})", flush=True)  # stderr: errors
+        models.get_models([arch], choice, device)  # cached: the set below takes them from the cache
+    return models.get_models(archs, choice, device)
+
+
+def run_summary(images: int, failed: int, unusable_inputs: int, out_dir: Path) -> str:
+    """The run's last line, a sentence: ``analysed 2 of 3 images into out; 1 image failed``."""
+    done = images - failed
+    if images == 0:
+        line = "no images analysed"
+    elif failed:
+        line = f"analysed {done} of {_count(images, 'image')} into {out_dir}; {_count(failed, 'image')} failed"
+    else:
+        line = f"analysed {_count(images, 'image')} into {out_dir}"
+    if unusable_inputs:
+        line += f"; {_count(unusable_inputs, 'input')} gave no images"
+    return line
+
+
+def box_note(path: Path, box: tuple[float, float, float, float], size: tuple[int, int]) -> str:
+    """Nothing ("") when ``box`` lies on the picture, a "note: ..." line when it reaches past an edge and is
+    clipped; a box that misses the picture is a one-line CbamVizError for this picture (the others go on)."""
+    from cbam_viz.checks.pointing import box_on_picture
+
+    clipped = box_on_picture(box, size)
+    if clipped == tuple(float(value) for value in box):
+        return ""
+    given, kept = (",".join(f"{value:g}" for value in numbers) for numbers in (box, clipped))
+    return f"note: {path}: the box {given} reaches past the {size[0]}x{size[1]} picture: clipped to {kept}\n"
 
 
 def trust_checks(
@@ -223,7 +344,8 @@ def write_outputs(
     maps: str = "npz",
     extra_maps: dict[str, np.ndarray] | None = None,
 ) -> dict[str, list[str]]:
-    """Write ``<stem>.png``, ``<stem>.json`` and the maps (``MAP_MODES``); return, per model, where each map went:
+    """Write ``<stem>.png``, ``<stem>.json`` and the maps (``MAP_MODES``), each a new file (an existing one is an
+    OSError, never replaced: ``output_stems`` chose names that are free); return, per model, where each map went:
     ``"<stem>.npz:<key>"`` (npz) or ``"<stem>/<key>.npy"`` (image, native). ``extra_maps`` (the randomised CAMs,
     at native size) join the maps, listed under ``"sanity"``."""
     import numpy as np
@@ -238,27 +360,27 @@ def write_outputs(
         if extra_maps:
             arrays["sanity"] = {name: np.asarray(grid, dtype=np.float32) for name, grid in extra_maps.items()}
         everything = {name: array for named in arrays.values() for name, array in named.items()}
-        np.savez_compressed(out_dir / f"{stem}.npz", **everything)
+        with (out_dir / f"{stem}.npz").open("xb") as out:  # "x": never over a file that is there
+            np.savez_compressed(out, **everything)
         written = {arch: [f"{stem}.npz:{name}" for name in named] for arch, named in arrays.items()}
     elif maps != "none":
         folder = out_dir / stem
-        folder.mkdir(exist_ok=True)
+        folder.mkdir()
         arrays = map_arrays(result, maps)
         if extra_maps:
             arrays["sanity"] = {name: np.asarray(grid, dtype=np.float32) for name, grid in extra_maps.items()}
         for arch, named in arrays.items():
             for name, array in named.items():
-                np.save(folder / f"{name}.npy", array)
+                with (folder / f"{name}.npy").open("xb") as out:
+                    np.save(out, array)
             written[arch] = [f"{stem}/{name}.npy" for name in named]
     document = result.to_json()
     document["source"] = str(source)
     document["maps"] = written
-    (out_dir / f"{stem}.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    figure = render.comparison_figure(result)
-    if isinstance(figure, bytes | bytearray):
-        (out_dir / f"{stem}.png").write_bytes(figure)
-    else:
-        figure.save(out_dir / f"{stem}.png", format="PNG")
+    with (out_dir / f"{stem}.json").open("x", encoding="utf-8") as out:
+        out.write(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    with (out_dir / f"{stem}.png").open("xb") as out:
+        out.write(render.comparison_figure(result))
     return written
 
 

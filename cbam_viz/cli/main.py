@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cbam_viz.errors import CbamVizError
 
@@ -51,11 +55,30 @@ def requested_command(argv: list[str]) -> str:
     return first if first in SUBCOMMANDS else ""
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``kill``, a service manager, a closing terminal) stops a command the way Ctrl-C does: files being
+    replaced are left as they were, temporary folders are removed and the exit status is 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(requested_command(argv)).parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with sigterm_as_ctrl_c():
+            return int(args.func(args) or 0)
     except CbamVizError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

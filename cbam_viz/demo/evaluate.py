@@ -7,6 +7,7 @@ The held-out stream uses a seed that training never touches (``HELDOUT_SEED``), 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -45,17 +46,20 @@ def evaluate(
     archs: tuple[str, ...] = tuple(ARCHS),
     localisation: bool = True,
     progress: bool = True,
+    weights_dir: Path | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per arch: top-1, and if ``localisation``: pointing game on the true class's Grad-CAM (stage 4) and, for CBAM,
     the share of each stage's spatial attention that falls inside the object mask (with the mask's area share,
-    the value a map that ignores the object would get)."""
+    the value a map that ignores the object would get). ``weights_dir`` replaces the repository's weights/ folder."""
     correct = dict.fromkeys(archs, 0)
     hits = dict.fromkeys(archs, 0)
     energy: dict[int, list[float]] = {stage: [] for stage in STAGES}
     area: list[float] = []
     for index in tqdm(range(count), desc="evaluate", unit="img", disable=not progress):
         pixels, label, mask = sample(index)
-        result = analyze(Image.fromarray(pixels), weights=weights, models=archs, target=label, stage=4)
+        result = analyze(
+            Image.fromarray(pixels), weights=weights, models=archs, target=label, stage=4, weights_dir=weights_dir
+        )
         size = (mask.shape[1], mask.shape[0])
         area.append(float(mask.mean()))
         for arch, model in result.models.items():
@@ -78,10 +82,22 @@ def evaluate(
     return report
 
 
-def evaluate_demo(count: int = 500, reference_count: int = 500, size: int = 96, weights: str = "demo") -> dict:
-    """The numbers recorded in weights/demo/metadata.json and docs/demo-models.md."""
-    heldout = evaluate(_generator_sample(HELDOUT_SEED, size), count, weights)
-    reference = evaluate(_reference_sample(REFERENCE_SEED, size), reference_count, weights, localisation=False)
+def evaluate_demo(
+    count: int = 500,
+    reference_count: int = 500,
+    size: int = 96,
+    weights: str = "demo",
+    weights_dir: Path | None = None,
+) -> dict:
+    """The numbers recorded in weights/demo/metadata.json and docs/demo-models.md (of the demo set under ``weights_dir``)."""
+    heldout = evaluate(_generator_sample(HELDOUT_SEED, size), count, weights, weights_dir=weights_dir)
+    reference = evaluate(
+        _reference_sample(REFERENCE_SEED, size),
+        reference_count,
+        weights,
+        localisation=False,
+        weights_dir=weights_dir,
+    )
     for arch, numbers in reference.items():
         heldout[arch]["top1_reference_renderer"] = numbers["top1"]
     return {

@@ -20,6 +20,7 @@ Choices users see:
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 from collections.abc import Iterable
 from typing import Any
@@ -37,6 +38,13 @@ from cbam_viz.render.attention import _last_block_map
 from cbam_viz.render.overlay import _finite_range, colour_limits, overlay
 from cbam_viz.render.text import _wrap, format_range
 from cbam_viz.vocab import ARCH_TITLES, STAGES, method_label
+
+FIGURE_SOFTWARE = "cbam_viz comparison figure"  # the PNG's Software text: how a later run tells it from a photo
+
+
+def is_comparison_figure(info: dict) -> bool:
+    """Whether a PNG's text (``PIL.Image.open(path).info``) marks it as a figure this package drew."""
+    return info.get("Software") == FIGURE_SOFTWARE
 
 
 def _same_target(results: Iterable[Any]) -> str | None:
@@ -69,6 +77,98 @@ def comparison_caption(analysis: Any, *, shared_scale: bool = False) -> str:
     )
 
 
+def _number(value: float | None, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if value is not None and math.isfinite(value) else "–"
+
+
+def _percent(value: float | None) -> str:
+    return f"{value * 100:.0f}" if value is not None and math.isfinite(value) else "–"
+
+
+def _listed(parts: list[str]) -> str:
+    return fonts.words("export.summary_separator").join(parts)
+
+
+def check_summaries(analysis: Any) -> list[str]:
+    """One sentence per check the analysis carries (the pointing game on a box or mask, the randomisation check,
+    deletion and insertion, each intervention, the sweep): the numbers a reader needs, beside the figure and under
+    the command line's answer; the JSON has the rest."""
+    title = ARCH_TITLES.get
+    lines = []
+    if getattr(analysis, "pointing", None) is not None:
+        report = analysis.pointing
+        answers = [
+            fonts.words(
+                "export.summary_hit",
+                model=title(arch, arch),
+                answer=fonts.words("export.summary_yes" if scores["cam"]["hit"] else "export.summary_no"),
+                energy=_percent(scores["cam"]["energy"]),
+            )
+            for arch, scores in report.models.items()
+        ]
+        where = fonts.words("export.summary_mask" if report.region.get("kind") == "mask" else "export.summary_box")
+        area = _percent(report.region.get("area_share"))
+        lines.append(fonts.words("export.summary_pointing", where=where, area=area, models=_listed(answers)))
+    if getattr(analysis, "sanity", None) is not None:
+        rhos = [
+            f"{title(arch, arch)} {_number(model.cascading[-1].spearman)}"
+            for arch, model in analysis.sanity.models.items()
+            if model.cascading
+        ]
+        if rhos:
+            lines.append(fonts.words("export.summary_sanity", models=_listed(rhos)))
+    if getattr(analysis, "curves", None) is not None:
+        kinds = {}
+        for kind in ("deletion", "insertion"):
+            kinds[kind] = _listed(
+                [
+                    fonts.words(
+                        "export.summary_vs",
+                        model=title(arch, arch),
+                        own=_number(getattr(model, kind).auc),
+                        random=_number(random.auc if (random := getattr(model, f"{kind}_random")) else None),
+                    )
+                    for arch, model in analysis.curves.models.items()
+                ]
+            )
+        lines.append(fonts.words("export.summary_curves", **kinds))
+    models = analysis.models.values()  # duck-typed: pictures of hand-made analyses have no interventions
+    specs = dict.fromkeys(done.spec for result in models for done in getattr(result, "interventions", ()))
+    for spec in specs:
+        changes = []
+        for arch, result in analysis.models.items():
+            done = next((one for one in getattr(result, "interventions", ()) if one.spec == spec), None)
+            if done is not None:
+                changes.append(
+                    fonts.words(
+                        "export.summary_change",
+                        model=title(arch, arch),
+                        before=_number(result.target_prob),
+                        after=_number(done.target_prob),
+                        change=f"{done.target_prob_change:+.2f}",
+                    )
+                )
+            elif spec in getattr(result, "intervention_notes", {}):
+                changes.append(fonts.words("export.summary_no_gate", model=title(arch, arch)))
+        lines.append(fonts.words("export.summary_intervention", spec=spec, models=_listed(changes)))
+    drops = []
+    for arch, result in analysis.models.items():
+        sweep = getattr(result, "sweep", None)
+        if sweep is not None and sweep.entries:
+            worst = min(sweep.entries, key=lambda entry: entry.change)
+            drops.append(
+                fonts.words(
+                    "export.summary_sweep_model",
+                    model=title(arch, arch),
+                    spec=worst.spec,
+                    change=f"{worst.change:+.2f}",
+                )
+            )
+    if drops:
+        lines.append(fonts.words("export.summary_sweep", models=_listed(drops)))
+    return lines
+
+
 def comparison_figure(
     analysis: Any, *, cmap: str = "jet", alpha: float = 0.5, shared_scale: bool = False, dpi: int = 150
 ) -> bytes:
@@ -76,7 +176,7 @@ def comparison_figure(
     spatial attention of stages 1-4 (last block; "no spatial attention" for SE and the baseline)."""
     figure = comparison_figure_object(analysis, cmap=cmap, alpha=alpha, shared_scale=shared_scale, dpi=dpi)
     buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer)
+    FigureCanvasAgg(figure).print_png(buffer, metadata={"Software": FIGURE_SOFTWARE})
     return buffer.getvalue()
 
 
@@ -130,7 +230,11 @@ def comparison_figure_object(
     above = [_lines_height(text.count("\n") + 1, title_points) + 0.08 for text in cam_titles]
     below = _lines_height(1, tick_points) + 0.12
     caption = comparison_caption(analysis, shared_scale=shared_scale)  # wrapped as measured: Chinese has no spaces
-    caption_lines = _wrap_inches(caption, caption_points, (width - 0.3) * 0.92)  # 8% spare: two renderers' layouts
+    caption_lines = [  # 8% spare: two renderers' layouts; each check's summary on lines of its own
+        line
+        for paragraph in [caption, *check_summaries(analysis)]
+        for line in _wrap_inches(paragraph, caption_points, (width - 0.3) * 0.92)
+    ]
     caption_h = _lines_height(len(caption_lines), caption_points)
     header, bars_h = 0.35, 0.5
     footer = 0.1 + caption_h + 0.12 + bars_h

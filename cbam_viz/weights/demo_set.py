@@ -77,6 +77,9 @@ def write_demo_metadata(
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(json.dumps(metadata, indent=2) + "\n")
+            out.flush()
+            os.fsync(out.fileno())  # the new content is on disk before it takes the old one's name
+        os.chmod(temp_name, target.stat().st_mode & 0o777 if target.exists() else 0o644)  # mkstemp's is 0600
         os.replace(temp_name, target)
     finally:
         if os.path.exists(temp_name):
