@@ -17,12 +17,13 @@ import PIL.Image
 import torch
 from torch import nn
 
-from cbam_viz.analysis import metrics
+from cbam_viz.analysis import intervene, metrics
 from cbam_viz.analysis.cam import _label, resolve_target
 from cbam_viz.analysis.models import get_models
-from cbam_viz.analysis.options import SWEEP, AnalysisOptions
+from cbam_viz.analysis.options import SWEEP, AnalysisOptions, Intervention
 from cbam_viz.analysis.results import Analysis, ModelResult
 from cbam_viz.analysis.run import run_model
+from cbam_viz.checks import pointing
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging.decode import decode_image, decode_notes, display_image
 from cbam_viz.imaging.view import ModelView, prepare_input
@@ -97,13 +98,11 @@ def analyze(
     return analysis
 
 
-def pointing_on_box(analysis: Analysis, box: Sequence[float]) -> Any:
-    """The pointing game (``sanity.box_game``) on a box given in pixels of the picture as the user sees it (EXIF
+def pointing_on_box(analysis: Analysis, box: Sequence[float]) -> pointing.PointingReport:
+    """The pointing game (``pointing.box_game``) on a box given in pixels of the picture as the user sees it (EXIF
     applied, full size), scaled onto the displayed copy the maps are laid on; the report keeps the given pixels."""
-    from cbam_viz.checks import pointing as sanity
-
     scale = analysis.image.width / analysis.original_size[0]
-    report = sanity.box_game(analysis, [value * scale for value in box])
+    report = pointing.box_game(analysis, [value * scale for value in box])
     report.region["box"] = [round(value / scale, 2) for value in report.region["box"]]
     return report
 
@@ -116,8 +115,6 @@ def intervention_plan(models: dict[str, nn.Module], specs: Sequence[str]) -> dic
     """
     if not specs:
         return {}
-    from cbam_viz.analysis import intervene
-
     plan: dict[str, dict[str, str | None]] = {arch: {} for arch in models}
     for spec in specs:
         errors = []
@@ -126,7 +123,7 @@ def intervention_plan(models: dict[str, nn.Module], specs: Sequence[str]) -> dic
                 if spec == SWEEP:
                     intervene.sweep_interventions(model)
                 else:
-                    intervene.Intervention.parse(spec).replacements(model)
+                    intervene.replacements(Intervention.parse(spec), model)
                 plan[arch][spec] = None
             except CbamVizError as error:
                 plan[arch][spec] = str(error)
@@ -140,8 +137,6 @@ def _intervene(
     result: ModelResult, model: nn.Module, input_tensor: torch.Tensor, plan: dict[str, str | None], options
 ) -> None:
     """Run this model's planned interventions against its own un-intervened ``result`` (same target, method, stage)."""
-    from cbam_viz.analysis import intervene
-
     specs = [spec for spec, note in plan.items() if note is None and spec != SWEEP]
     result.intervention_notes = {spec: note for spec, note in plan.items() if note is not None}
     if specs:

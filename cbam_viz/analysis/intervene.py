@@ -26,7 +26,6 @@ time on the same model keep their normal numbers.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -38,117 +37,20 @@ from torch import nn
 from cbam_viz.analysis import metrics
 from cbam_viz.analysis.cam import cam_method_for, compute_cam
 from cbam_viz.analysis.capture import AttentionCapture, GateKey, Replacement, capture_pass, gate_modules
+from cbam_viz.analysis.options import Intervention
 from cbam_viz.analysis.run import run_model, validate_options
 from cbam_viz.errors import CbamVizError
 from cbam_viz.model.resnet import ResNet
-from cbam_viz.vocab import ARCH_ATTENTION, ARCH_TITLES, STAGE_DEPTHS, STAGES, quote, split_block, stage_blocks
+from cbam_viz.vocab import ARCH_ATTENTION, ARCH_TITLES, STAGES, split_block
 
 if TYPE_CHECKING:
     from cbam_viz.analysis.results import ModelResult
 
-GATES: tuple[str, ...] = ("channel", "spatial", "both")
-HOWS: tuple[str, ...] = ("one", "mean", "shuffle", "keep-top-k")
 SHUFFLE_SEED = 14  # the permutation of each block is drawn from SHUFFLE_SEED and the block's position
 # "stages" beats "whole" once the arithmetic outweighs per-call overhead. Measured on 2 CPU cores: the demo models
 # (16 x 24 x 24 = 9k values) 2.9x an analysis as one batch, 4.2x by stages; ImageNet size (64 x 56 x 56 = 200k)
 # 8.1x as one batch, 5.8x by stages.
 STAGES_MIN_ELEMENTS = 65_536
-SPEC_HELP = "<where>:<gate>=<how>, e.g. layer3:spatial=one, all:channel=mean, layer2:channel=keep-top-k:16"
-_WHERE = re.compile(r"all|layer([1-9])(?:\.(\d+))?")
-
-
-@dataclass(frozen=True)
-class Intervention:
-    """One checked intervention: which gates (``where`` x ``gate``) get which replacement (``how``, ``k``)."""
-
-    where: str  # "all" | "layer3" | "layer4.2"
-    gate: str  # "channel" | "spatial" | "both"
-    how: str  # "one" | "mean" | "shuffle" | "keep-top-k"
-    k: int | None = None  # keep-top-k only
-
-    def __post_init__(self) -> None:
-        match = _WHERE.fullmatch(self.where) if isinstance(self.where, str) else None
-        if match is None:
-            raise CbamVizError(
-                f"intervention: where must be all, a stage (layer3) or a block (layer4.2), not {quote(self.where)}"
-            )
-        if match.group(1) is not None:
-            stage = int(match.group(1))
-            if stage not in STAGES:
-                raise CbamVizError(
-                    f"intervention: ResNet-50 has stages layer1-layer{len(STAGES)}, not {quote(self.where)}"
-                )
-            if match.group(2) is not None and int(match.group(2)) >= STAGE_DEPTHS[stage - 1]:
-                last = STAGE_DEPTHS[stage - 1] - 1
-                raise CbamVizError(f"intervention: layer{stage} has blocks .0-.{last}, not {quote(self.where)}")
-        if self.gate not in GATES:
-            raise CbamVizError(f"intervention: gate must be channel, spatial or both, not {quote(self.gate)}")
-        if self.how not in HOWS:
-            raise CbamVizError(f"intervention: how must be one, mean, shuffle or keep-top-k:K, not {quote(self.how)}")
-        if self.how == "keep-top-k":
-            if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-                raise CbamVizError(
-                    f"intervention: keep-top-k needs a whole number K >= 1, e.g. keep-top-k:16, not {quote(self.k)}"
-                )
-        elif self.k is not None:
-            raise CbamVizError(f"intervention: only keep-top-k takes a number, not {self.how}")
-
-    @classmethod
-    def parse(cls, spec: str | Intervention) -> Intervention:
-        """``"layer2:channel=keep-top-k:16"`` -> Intervention; case and surrounding spaces are ignored."""
-        if isinstance(spec, Intervention):
-            return spec
-        if not isinstance(spec, str):
-            raise CbamVizError(f"intervention must be a string like {SPEC_HELP}; got {type(spec).__name__}")
-        text = "".join(spec.split()).lower()
-        where, colon, rest = text.partition(":")
-        gate, equals, how = rest.partition("=")
-        if not (colon and equals and where and gate and how):
-            raise CbamVizError(f"bad intervention {quote(spec)}: expected {SPEC_HELP}")
-        k = None
-        if how.startswith("keep-top-k"):
-            number = how.removeprefix("keep-top-k").removeprefix(":")
-            if not number.isdigit() or not how.startswith("keep-top-k:"):
-                raise CbamVizError(f"bad intervention {quote(spec)}: keep-top-k needs K, e.g. keep-top-k:16")
-            how, k = "keep-top-k", int(number)
-        return cls(where, gate, how, k)
-
-    @property
-    def spec(self) -> str:
-        """The canonical spec string (what ``parse`` reads back to an equal value)."""
-        how = f"keep-top-k:{self.k}" if self.how == "keep-top-k" else self.how
-        return f"{self.where}:{self.gate}={how}"
-
-    def __str__(self) -> str:
-        return self.spec
-
-    @property
-    def gate_kinds(self) -> tuple[str, ...]:
-        return ("channel", "spatial") if self.gate == "both" else (self.gate,)
-
-    def blocks(self, gated: Iterable[str]) -> list[str]:
-        """The blocks of ``gated`` (block names of a model with gates) that ``where`` covers, in block order."""
-        gated = list(gated)
-        if self.where == "all":
-            return [block for stage in STAGES for block in stage_blocks(gated, stage)]
-        if "." in self.where:
-            return [self.where] if self.where in gated else []
-        return stage_blocks(gated, split_block(self.where + ".0")[0])
-
-    def replacements(self, model: nn.Module) -> dict[GateKey, Replacement]:
-        """The capture's ``replace`` mapping for ``model``; a one-line ``CbamVizError`` if it lacks these gates."""
-        channel, spatial = gate_modules(model)
-        title = _title(model)
-        if not channel:
-            raise CbamVizError(f"{title} has no attention gates to switch off: choose SE-ResNet-50 or CBAM-ResNet-50")
-        if "spatial" in self.gate_kinds and not spatial:
-            how = self.spec.split("=", 1)[1]
-            raise CbamVizError(f"{title} has no spatial gate (SE gates channels only): use {self.where}:channel={how}")
-        gates = {"channel": channel, "spatial": spatial}
-        keys = [(block, kind) for kind in self.gate_kinds for block in self.blocks(gates[kind])]
-        if not keys:
-            raise CbamVizError(f"{title} has no {self.gate} gate at {self.where}")
-        return {key: _replacement(self.how, self.k, key) for key in keys}
 
 
 @dataclass
@@ -199,8 +101,26 @@ def check(model: nn.Module, interventions: Iterable[str | Intervention]) -> list
     """Parse and check every intervention against ``model`` before any work starts (one-line errors)."""
     parsed = parse_all(interventions)
     for intervention in parsed:
-        intervention.replacements(model)
+        replacements(intervention, model)
     return parsed
+
+
+def replacements(intervention: Intervention, model: nn.Module) -> dict[GateKey, Replacement]:
+    """The capture's ``replace`` mapping of ``intervention`` on ``model`` (one-line error if it lacks those gates)."""
+    channel, spatial = gate_modules(model)
+    title = _title(model)
+    if not channel:
+        raise CbamVizError(f"{title} has no attention gates to switch off: choose SE-ResNet-50 or CBAM-ResNet-50")
+    if "spatial" in intervention.gate_kinds and not spatial:
+        how = intervention.spec.split("=", 1)[1]
+        where = intervention.where
+        raise CbamVizError(f"{title} has no spatial gate (SE gates channels only): use {where}:channel={how}")
+    gates = {"channel": channel, "spatial": spatial}
+    keys = [(block, kind) for kind in intervention.gate_kinds for block in intervention.blocks(gates[kind])]
+    if not keys:
+        raise CbamVizError(f"{title} has no {intervention.gate} gate at {intervention.where}")
+    return {key: _replacement(intervention.how, intervention.k, key) for key in keys}
+
 
 
 def run_interventions(
@@ -230,7 +150,7 @@ def run_interventions(
     cam_method = cam_method_for(method, model)
     results = []
     for intervention in parsed:
-        replace = intervention.replacements(model)
+        replace = replacements(intervention, model)
         captured = capture_pass(
             model, input_tensor, stage=stage, target=target, gradients=cam_method.uses_gradients, replace=replace
         )
@@ -347,7 +267,7 @@ def sweep(
         else:
             outputs = [model(x)]
             for intervention in interventions:
-                with AttentionCapture(model, None, replace=intervention.replacements(model)):
+                with AttentionCapture(model, None, replace=replacements(intervention, model)):
                     outputs.append(model(x))
             logits = torch.cat(outputs)
     host = logits.float().cpu().numpy()
@@ -375,7 +295,7 @@ def _sweep_whole(model: nn.Module, x: torch.Tensor, interventions: Sequence[Inte
     count = len(interventions) + 1  # row 0: the picture as it is
     replace: dict[GateKey, Replacement] = {}
     for row, intervention in enumerate(interventions, start=1):
-        for key, replacement in intervention.replacements(model).items():
+        for key, replacement in replacements(intervention, model).items():
             replace[key] = _rows_only(replacement, row, count, replace.get(key))
     with AttentionCapture(model, None, replace=replace):
         return model(x.expand(count, *x.shape[1:]))
@@ -416,7 +336,7 @@ def _sweep_from_stage_inputs(
     for stage, group in by_stage.items():
         replace: dict[GateKey, Replacement] = {}
         for row, intervention in enumerate(group):
-            for key, replacement in intervention.replacements(model).items():
+            for key, replacement in replacements(intervention, model).items():
                 replace[key] = _rows_only(replacement, row, len(group), replace.get(key))
         start = stage_inputs[stage - 1]
         hidden = start.expand(len(group), *start.shape[1:])
@@ -490,14 +410,13 @@ def _number(value: float | None) -> float | None:
 
 
 __all__: Sequence[str] = (
-    "GATES",
-    "HOWS",
     "Intervention",
     "InterventionResult",
     "SweepEntry",
     "SweepResult",
     "check",
     "parse_all",
+    "replacements",
     "run_interventions",
     "sweep",
     "sweep_interventions",

@@ -8,6 +8,8 @@ one-line ``CbamVizError`` that quotes at most about 100 characters of what was s
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,10 +20,13 @@ from cbam_viz.vocab import (
     ARCH_TITLES,
     CAM_METHODS,
     MAX_CLASS_NAME,
+    STAGE_DEPTHS,
     STAGES,
     TARGET_MODES,
     VIEWS,
     quote,
+    split_block,
+    stage_blocks,
 )
 
 
@@ -44,6 +49,104 @@ def checked_models(value: Any) -> tuple[str, ...]:
     return tuple(arch for arch in ARCH_ORDER if arch in requested)
 
 
+# ------------------------------------------------------------------------------------- the intervention grammar
+# A SPEC string is ``<where>:<gate>=<how>``:
+#
+# * where: ``all``, a stage (``layer3``) or a block (``layer4.2``);
+# * gate: ``channel`` (SE or CBAM), ``spatial`` (CBAM only) or ``both`` (CBAM only);
+# * how: ``one`` (Mc = 1 / Ms = 1: the gate passes everything), ``mean`` (the gate's output replaced by its mean over
+#   channels / positions), ``shuffle`` (channels / positions permuted with a fixed seed per block), ``keep-top-k:K``
+#   (only the K strongest channels / positions pass, the rest are 0; a K above the gate's size keeps everything).
+#
+# Examples: ``layer3:spatial=one``, ``all:channel=mean``, ``layer4.2:both=one``, ``layer2:channel=keep-top-k:16``.
+# The grammar lives here, without torch, so that options are checked at the boundary without loading the models;
+# ``analysis.intervene`` applies a parsed intervention to a model's gates.
+
+GATES: tuple[str, ...] = ("channel", "spatial", "both")
+HOWS: tuple[str, ...] = ("one", "mean", "shuffle", "keep-top-k")
+SPEC_HELP = "<where>:<gate>=<how>, e.g. layer3:spatial=one, all:channel=mean, layer2:channel=keep-top-k:16"
+_WHERE = re.compile(r"all|layer([1-9])(?:\.(\d+))?")
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """One checked intervention: which gates (``where`` x ``gate``) get which replacement (``how``, ``k``)."""
+
+    where: str  # "all" | "layer3" | "layer4.2"
+    gate: str  # "channel" | "spatial" | "both"
+    how: str  # "one" | "mean" | "shuffle" | "keep-top-k"
+    k: int | None = None  # keep-top-k only
+
+    def __post_init__(self) -> None:
+        match = _WHERE.fullmatch(self.where) if isinstance(self.where, str) else None
+        if match is None:
+            raise CbamVizError(
+                f"intervention: where must be all, a stage (layer3) or a block (layer4.2), not {quote(self.where)}"
+            )
+        if match.group(1) is not None:
+            stage = int(match.group(1))
+            if stage not in STAGES:
+                raise CbamVizError(
+                    f"intervention: ResNet-50 has stages layer1-layer{len(STAGES)}, not {quote(self.where)}"
+                )
+            if match.group(2) is not None and int(match.group(2)) >= STAGE_DEPTHS[stage - 1]:
+                last = STAGE_DEPTHS[stage - 1] - 1
+                raise CbamVizError(f"intervention: layer{stage} has blocks .0-.{last}, not {quote(self.where)}")
+        if self.gate not in GATES:
+            raise CbamVizError(f"intervention: gate must be channel, spatial or both, not {quote(self.gate)}")
+        if self.how not in HOWS:
+            raise CbamVizError(f"intervention: how must be one, mean, shuffle or keep-top-k:K, not {quote(self.how)}")
+        if self.how == "keep-top-k":
+            if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+                raise CbamVizError(
+                    f"intervention: keep-top-k needs a whole number K >= 1, e.g. keep-top-k:16, not {quote(self.k)}"
+                )
+        elif self.k is not None:
+            raise CbamVizError(f"intervention: only keep-top-k takes a number, not {self.how}")
+
+    @classmethod
+    def parse(cls, spec: str | Intervention) -> Intervention:
+        """``"layer2:channel=keep-top-k:16"`` -> Intervention; case and surrounding spaces are ignored."""
+        if isinstance(spec, Intervention):
+            return spec
+        if not isinstance(spec, str):
+            raise CbamVizError(f"intervention must be a string like {SPEC_HELP}; got {type(spec).__name__}")
+        compact = "".join(spec.split()).lower()
+        where, colon, rest = compact.partition(":")
+        gate, equals, how = rest.partition("=")
+        if not (colon and equals and where and gate and how):
+            raise CbamVizError(f"bad intervention {quote(spec)}: expected {SPEC_HELP}")
+        k = None
+        if how.startswith("keep-top-k"):
+            number = how.removeprefix("keep-top-k").removeprefix(":")
+            if not number.isdigit() or not how.startswith("keep-top-k:"):
+                raise CbamVizError(f"bad intervention {quote(spec)}: keep-top-k needs K, e.g. keep-top-k:16")
+            how, k = "keep-top-k", int(number)
+        return cls(where, gate, how, k)
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string (what ``parse`` reads back to an equal value)."""
+        how = f"keep-top-k:{self.k}" if self.how == "keep-top-k" else self.how
+        return f"{self.where}:{self.gate}={how}"
+
+    def __str__(self) -> str:
+        return self.spec
+
+    @property
+    def gate_kinds(self) -> tuple[str, ...]:
+        return ("channel", "spatial") if self.gate == "both" else (self.gate,)
+
+    def blocks(self, gated: Iterable[str]) -> list[str]:
+        """The blocks of ``gated`` (block names of a model with gates) that ``where`` covers, in block order."""
+        gated = list(gated)
+        if self.where == "all":
+            return [block for stage in STAGES for block in stage_blocks(gated, stage)]
+        if "." in self.where:
+            return [self.where] if self.where in gated else []
+        return stage_blocks(gated, split_block(self.where + ".0")[0])
+
+
 SWEEP = "sweep"  # the spec that asks for the per-stage sweep (every stage x gate set to one)
 
 
@@ -59,8 +162,6 @@ def checked_interventions(value: Any) -> tuple[str, ...]:
         raise CbamVizError(f"interventions must be a list of specs, not {quote(value)}") from None
     if len(items) > 32:
         raise CbamVizError(f"at most 32 interventions per analysis, not {len(items)}")
-    from cbam_viz.analysis.intervene import Intervention  # torch only when interventions are asked for
-
     specs: list[str] = []
     for item in items:
         spec = SWEEP if isinstance(item, str) and item.strip().lower() == SWEEP else Intervention.parse(item).spec
@@ -71,8 +172,6 @@ def checked_interventions(value: Any) -> tuple[str, ...]:
 
 def checked_blocks(value: Any) -> tuple[str, ...]:
     """Block names like ``layer4.2`` (a stage 1-4 and a block index), each once, in the order given."""
-    import re
-
     if isinstance(value, str):
         value = [value]
     blocks: list[str] = []
