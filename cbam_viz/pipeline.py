@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from cbam_viz.analysis import intervene, metrics
-from cbam_viz.analysis.cam import _label, resolve_target
+from cbam_viz.analysis.cam import class_label, resolve_target
 from cbam_viz.analysis.models import get_models
 from cbam_viz.analysis.options import SWEEP, AnalysisOptions, Intervention
 from cbam_viz.analysis.results import Analysis, ModelResult
@@ -152,7 +152,7 @@ def _intervene(
         info = getattr(model, "weights_info", None)
         names = info.categories if info else ()
         result.intervention_labels = {
-            index: _label(names, index) for done in result.interventions for index, _ in done.top5
+            index: class_label(names, index) for done in result.interventions for index, _ in done.top5
         }
     if plan.get(SWEEP, "") is None:
         result.sweep = intervene.sweep(model, input_tensor, target_index=result.target_index)

@@ -19,7 +19,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from cbam_viz.analysis import metrics
 from cbam_viz.analysis import models as analysis
-from cbam_viz.analysis.cam import CAM_METHODS, resolve_target
+from cbam_viz.analysis.cam import GRADCAM_CLASSES, resolve_target
 from cbam_viz.analysis.capture import count_hooks
 from cbam_viz.analysis.models import get_models
 from cbam_viz.analysis.run import run_model
@@ -56,7 +56,7 @@ def sample_image(seed: int, index: int, width: int = 64, height: int | None = No
 # --------------------------------------------------------------------------------------------------- CAM methods
 
 
-@pytest.mark.parametrize("method", sorted(CAM_METHODS))
+@pytest.mark.parametrize("method", sorted(GRADCAM_CLASSES))
 def test_every_method_equals_grad_cams_own_object_and_leaves_no_hook(method: str) -> None:
     model = random_model("cbam_resnet50", seed=1)
     slow = method == "scorecam"  # one forward per channel: a small input and the 64-channel stage 2
@@ -68,7 +68,7 @@ def test_every_method_equals_grad_cams_own_object_and_leaves_no_hook(method: str
     assert result.cam.shape == (native, native) and result.cam.dtype == np.float32
     assert np.isfinite(result.cam).all() and result.cam.min() >= 0 and result.cam.max() > 0
     oracle = copy.deepcopy(model).requires_grad_(True)  # grad-cam's own hooks need a graph through the layer
-    with CAM_METHODS[method](oracle, [getattr(oracle, f"layer{stage}")]) as cam:
+    with GRADCAM_CLASSES[method](oracle, [getattr(oracle, f"layer{stage}")]) as cam:
         expected = cam(x, [ClassifierOutputTarget(2)])
     # grad-cam min-max scales at input size, then once more when it aggregates layers: do the same to ours
     ours = scale_cam_image(scale_cam_image(result.cam[None], (size, size)))

@@ -27,14 +27,14 @@ from cbam_viz.analysis.capture import CapturedPass, stage_layer
 from cbam_viz.errors import CbamVizError
 from cbam_viz.i18n.language import text
 
-CAM_METHODS: dict[str, type[BaseCAM]] = {  # vocab.CAM_METHODS names each method's grad-cam class
+GRADCAM_CLASSES: dict[str, type[BaseCAM]] = {  # method name -> grad-cam class (vocab.CAM_METHODS names each one)
     name: getattr(pytorch_grad_cam, method.grad_cam_class) for name, method in vocab.CAM_METHODS.items()
 }
 ROAD_PERCENTILES = (20, 40, 60, 80)  # four removal levels: ROAD's trend at a quarter of grad-cam's default cost
 SCORECAM_BATCH = 32
 
 
-_CAM_METHODS_LOCK = threading.Lock()
+_CAM_OBJECTS_LOCK = threading.Lock()
 
 
 def compute_cam(
@@ -112,7 +112,8 @@ def _normalise_name(name: str) -> str:
     return " ".join(name.replace("_", " ").lower().split())
 
 
-def _label(categories: Sequence[str], index: int) -> str:
+def class_label(categories: Sequence[str], index: int) -> str:
+    """The name of class ``index``, or ``class <index>`` when the weights name fewer classes."""
     return categories[index] if index < len(categories) else f"class {index}"
 
 
@@ -123,11 +124,11 @@ def cam_method_for(method: str, model: nn.Module) -> BaseCAM:
     Only its math (``get_cam_image``, which keeps no state between calls) is used, so threads can share it. The
     objects live on the model itself: they refer back to it, and a weak-keyed table would keep every model alive.
     """
-    with _CAM_METHODS_LOCK:
+    with _CAM_OBJECTS_LOCK:
         per_model = model.__dict__.setdefault("_cbam_viz_cam_methods", {})
         cam_method = per_model.get(method)
         if cam_method is None:
-            cam_method = CAM_METHODS[method](model, target_layers=[])
+            cam_method = GRADCAM_CLASSES[method](model, target_layers=[])
             cam_method.activations_and_grads.release()
             if isinstance(cam_method, pytorch_grad_cam.ScoreCAM):
                 cam_method.batch_size = SCORECAM_BATCH

@@ -25,10 +25,8 @@ time on the same model keep their normal numbers.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,13 +36,11 @@ from cbam_viz.analysis import metrics
 from cbam_viz.analysis.cam import cam_method_for, compute_cam
 from cbam_viz.analysis.capture import AttentionCapture, GateKey, Replacement, capture_pass, gate_modules
 from cbam_viz.analysis.options import Intervention
+from cbam_viz.analysis.results import ModelResult, json_number
 from cbam_viz.analysis.run import run_model, validate_options
 from cbam_viz.errors import CbamVizError
 from cbam_viz.model.resnet import ResNet
 from cbam_viz.vocab import ARCH_ATTENTION, ARCH_TITLES, STAGES, split_block
-
-if TYPE_CHECKING:
-    from cbam_viz.analysis.results import ModelResult
 
 SHUFFLE_SEED = 14  # the permutation of each block is drawn from SHUFFLE_SEED and the block's position
 # "stages" beats "whole" once the arithmetic outweighs per-call overhead. Measured on 2 CPU cores: the demo models
@@ -80,14 +76,14 @@ class InterventionResult:
         """Numbers and names only (NaN -> null): spec, top5, target_prob, target_prob_change, cam summary."""
         return {
             "spec": self.spec,
-            "top5": [{"index": index, "prob": _number(prob)} for index, prob in self.top5],
-            "target_prob": _number(self.target_prob),
-            "target_prob_change": _number(self.target_prob_change),
+            "top5": [{"index": index, "prob": json_number(prob)} for index, prob in self.top5],
+            "target_prob": json_number(self.target_prob),
+            "target_prob_change": json_number(self.target_prob_change),
             "cam": {
                 "height": int(self.cam.shape[0]),
                 "width": int(self.cam.shape[1]),
-                **{key: _number(value) for key, value in self.cam_stats.items()},
-                "correlation": _number(self.cam_correlation),
+                **{key: json_number(value) for key, value in self.cam_stats.items()},
+                "correlation": json_number(self.cam_correlation),
             },
         }
 
@@ -120,7 +116,6 @@ def replacements(intervention: Intervention, model: nn.Module) -> dict[GateKey, 
     if not keys:
         raise CbamVizError(f"{title} has no {intervention.gate} gate at {intervention.where}")
     return {key: _replacement(intervention.how, intervention.k, key) for key in keys}
-
 
 
 def run_interventions(
@@ -203,15 +198,15 @@ class SweepResult:
     def to_json(self) -> dict:
         return {
             "target_index": self.target_index,
-            "base_prob": _number(self.base_prob),
+            "base_prob": json_number(self.base_prob),
             "base_top1": self.base_top1,
             "entries": [
                 {
                     "stage": e.stage,
                     "gate": e.gate,
                     "spec": e.spec,
-                    "target_prob": _number(e.target_prob),
-                    "change": _number(e.change),
+                    "target_prob": json_number(e.target_prob),
+                    "change": json_number(e.change),
                     "top1": e.top1,
                 }
                 for e in self.entries
@@ -403,10 +398,6 @@ def _arch(model: nn.Module) -> str:
 
 def _title(model: nn.Module) -> str:
     return ARCH_TITLES.get(_arch(model), "this model")
-
-
-def _number(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
 
 
 __all__: Sequence[str] = (

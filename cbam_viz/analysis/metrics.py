@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import spearmanr
+from skimage.metrics import structural_similarity
 
 TOP_FRACTION = 0.2  # "top-20 % region": the share of pixels that counts as where a map looks
 
@@ -162,8 +164,6 @@ def spearman(first: np.ndarray, second: np.ndarray) -> float:
 
     Maps must share a grid. A ReLU'd CAM that became all zero has no ranking at all: NaN, not 0.
     """
-    from scipy.stats import spearmanr
-
     a, b = _paired(first, second)
     valid = np.isfinite(a) & np.isfinite(b)
     if valid.sum() < 3 or _is_flat(a[valid]) or _is_flat(b[valid]):
@@ -178,8 +178,6 @@ def ssim(first: np.ndarray, second: np.ndarray) -> float:
     units. The window is 7x7 (skimage's default), or the largest odd size that fits a smaller grid. NaN pixels count
     as the map's minimum; a flat map (nothing to compare) or a grid under 3x3 gives NaN.
     """
-    from skimage.metrics import structural_similarity
-
     a, b = _paired(first, second)
     window = min(7, *a.shape)
     window -= 1 - window % 2

@@ -21,7 +21,7 @@ from cbam_viz.analysis.options import checked_models
 from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import ARCH_ORDER
 from cbam_viz.weights.files import weights_root
-from cbam_viz.weights.load import WeightsChoice, load_model, resolve_weights
+from cbam_viz.weights.load import WeightsChoice, load_model, resolve_device, resolve_weights
 
 MODEL_CACHE_SIZE = 6  # two weight sets of three models; ImageNet-size models are ~100 MB each
 
@@ -52,22 +52,6 @@ class ModelSet:
 
 _MODEL_CACHE: OrderedDict[tuple[str, str, str, str], nn.Module] = OrderedDict()
 _MODEL_CACHE_LOCK = threading.Lock()
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` -> the GPU when there is one, else the CPU; a bare "cuda" gets its index so cache keys are stable."""
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise CbamVizError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from error
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise CbamVizError("CUDA was asked for but no GPU is available: use --device cpu")
-        if resolved.index is None:
-            resolved = torch.device("cuda", torch.cuda.current_device())
-    return resolved
 
 
 def get_models(

@@ -101,19 +101,22 @@ class Analysis:
             "weights": {"set": self.weights_set, "note": self.weights_note},
             "device": self.device,
             "models": {arch: _model_json(result, self.view) for arch, result in self.models.items()},
-            "agreement": {pair: {k: _number(v) for k, v in values.items()} for pair, values in self.agreement.items()},
+            "agreement": {
+                pair: {k: json_number(v) for k, v in values.items()} for pair, values in self.agreement.items()
+            },
             **({"pointing": self.pointing.to_json()} if self.pointing is not None else {}),
             **({"sanity": self.sanity.to_json()} if self.sanity is not None else {}),
             **({"deletion_insertion": self.curves.to_json()} if self.curves is not None else {}),
         }
 
 
-def _number(value: float) -> float | None:
+def json_number(value: float | None) -> float | None:
+    """A number for JSON: a float, or None (null) for NaN, infinity and a missing value."""
     return float(value) if value is not None and math.isfinite(value) else None
 
 
 def _stats(values: np.ndarray) -> dict[str, float | None]:
-    return {"mean": _number(values.mean()), "min": _number(values.min()), "max": _number(values.max())}
+    return {"mean": json_number(values.mean()), "min": json_number(values.min()), "max": json_number(values.max())}
 
 
 def _view_json(view: ModelView) -> dict:
@@ -129,8 +132,8 @@ def _view_json(view: ModelView) -> dict:
 def _model_json(result: ModelResult, shared_view: ModelView) -> dict:
     document = {
         "weights": result.weights,
-        "top5": [{"label": label, "prob": _number(prob)} for label, prob in result.top5],
-        "target": {"index": result.target_index, "label": result.target_label, "prob": _number(result.target_prob)},
+        "top5": [{"label": label, "prob": json_number(prob)} for label, prob in result.top5],
+        "target": {"index": result.target_index, "label": result.target_label, "prob": json_number(result.target_prob)},
         "cam": {
             "stage": result.cam_stage,
             "height": int(result.cam.shape[0]),
@@ -145,7 +148,7 @@ def _model_json(result: ModelResult, shared_view: ModelView) -> dict:
             block: {"height": int(grid.shape[0]), "width": int(grid.shape[1]), **_stats(grid)}
             for block, grid in result.spatial_attention.items()
         },
-        "metrics": {name: _number(value) for name, value in result.metrics.items()},
+        "metrics": {name: json_number(value) for name, value in result.metrics.items()},
     }
     if result.view is not None and result.view != shared_view:
         document["view"] = _view_json(result.view)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from cbam_viz.analysis import metrics
-from cbam_viz.analysis.cam import _label, cam_method_for, compute_cam, faithfulness_scores
+from cbam_viz.analysis.cam import cam_method_for, class_label, compute_cam, faithfulness_scores
 from cbam_viz.analysis.capture import capture_pass
 from cbam_viz.analysis.options import AnalysisOptions
 from cbam_viz.analysis.results import ModelResult
@@ -58,9 +58,9 @@ def run_model(
     result = ModelResult(
         arch=arch,
         weights=info.description if info else "weights given by the caller",
-        top5=[(_label(names, int(i)), float(probs[i])) for i in top],
+        top5=[(class_label(names, int(i)), float(probs[i])) for i in top],
         target_index=index,
-        target_label=_label(names, index),
+        target_label=class_label(names, index),
         target_prob=float(probs[index]),
         cam=cam,
         cam_stage=stage,

@@ -8,8 +8,7 @@ normalise for display and ``imaging.map_to_image`` aligns any map with the image
 
 from __future__ import annotations
 
-from cbam_viz.analysis.cam import CAM_METHODS
-from cbam_viz.vocab import VIEWS
+from cbam_viz.vocab import CAM_METHODS, VIEWS
 
 JSON_SCHEMA_VERSION = 4  # 2: image.notes; 3: models.<arch>.interventions and .sweep; 4: pointing, sanity, curves
 

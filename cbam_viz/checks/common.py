@@ -88,9 +88,7 @@ Every error a user can cause (a bad box, a mask of another size, unknown options
 from __future__ import annotations
 
 import copy
-import math
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +96,7 @@ from typing import Any
 import numpy as np
 import PIL.Image
 import torch
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from cbam_viz.analysis import metrics
@@ -108,15 +107,7 @@ from cbam_viz.analysis.options import AnalysisOptions
 from cbam_viz.imaging.decode import decode_image
 from cbam_viz.imaging.view import ModelView, map_to_image, prepare_input
 
-_RNG_LOCK = threading.Lock()  # our own seeded sections never interleave
-
-
-def _number(value: float) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
-
-
-def _label(categories: Sequence[str], index: int) -> str:
-    return categories[index] if index < len(categories) else f"class {index}"
+RNG_LOCK = threading.Lock()  # the checks' own seeded sections never interleave
 
 
 def private_copy(model: nn.Module) -> nn.Module:
@@ -132,26 +123,26 @@ def private_copy(model: nn.Module) -> nn.Module:
 
 
 @dataclass
-class _CamPass:
+class CamPass:
+    """One model's CAM on one input for one class, as the checks compare them."""
+
     cam: np.ndarray  # ReLU'd, as the app shows it
     signed: np.ndarray | None  # before the ReLU; None where it would cost a second computation (Score-CAM)
     probs: np.ndarray
     target_index: int
 
 
-def _cam_pass(model: nn.Module, input_tensor: torch.Tensor, method: str, stage: int, target: int | None) -> _CamPass:
+def cam_pass(model: nn.Module, input_tensor: torch.Tensor, method: str, stage: int, target: int | None) -> CamPass:
     """The analysis's own CAM (``capture_pass`` + ``compute_cam``) and, where cheap, the same map before its ReLU."""
     cam_method = cam_method_for(method, model)
     captured = capture_pass(model, input_tensor, stage=stage, target=target, gradients=cam_method.uses_gradients)
     cam = compute_cam(cam_method, model, input_tensor, captured, stage)
     signed = None if method == "scorecam" else _signed_cam(cam_method, model, input_tensor, captured, stage)
-    return _CamPass(cam, signed, metrics.softmax(captured.logits), captured.target_index)
+    return CamPass(cam, signed, metrics.softmax(captured.logits), captured.target_index)
 
 
 def _signed_cam(cam_method: Any, model: nn.Module, input_tensor: torch.Tensor, captured: CapturedPass, stage: int):
     """``compute_cam`` without the final ReLU (grad-cam's ``get_cam_image`` is the signed weighted sum)."""
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
     device = next(model.parameters()).device
     targets = [ClassifierOutputTarget(captured.target_index)]
     with torch.inference_mode(False), torch.no_grad():
@@ -167,14 +158,14 @@ def input_grid(native: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
     return map_to_image(native, view, tuple(input_size))
 
 
-def _prepared(
+def prepared_inputs(
     image: PIL.Image.Image | str | Path | bytes,
     options: AnalysisOptions | None,
     device: str | torch.device | None,
     weights_dir: Path | None,
     fields: dict[str, Any],
 ) -> tuple[AnalysisOptions, Any, int | None, dict[str, torch.Tensor]]:
-    """Options, the cached models, the target index and each model's input, exactly as ``analysis.analyze``."""
+    """Options, the cached models, the target index and each model's input, exactly as ``pipeline.analyze``."""
     if options is None:
         options = AnalysisOptions(**fields)
     elif fields:

@@ -100,8 +100,10 @@ from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from cbam_viz.analysis import metrics
+from cbam_viz.analysis.cam import class_label
 from cbam_viz.analysis.options import AnalysisOptions
-from cbam_viz.checks.common import _cam_pass, _label, _number, _prepared, input_grid
+from cbam_viz.analysis.results import json_number
+from cbam_viz.checks.common import cam_pass, input_grid, prepared_inputs
 from cbam_viz.errors import CbamVizError
 
 DELETION_STEPS = 20
@@ -120,7 +122,7 @@ class Curve:
     auc: float
 
     def to_json(self) -> dict:
-        return {"probs": [_number(p) for p in self.probs], "auc": _number(self.auc)}
+        return {"probs": [json_number(p) for p in self.probs], "auc": json_number(self.auc)}
 
 
 @dataclass
@@ -143,7 +145,7 @@ class ModelCurves:
             return {"cam": own.to_json(), **({"random": random.to_json()} if random is not None else {})}
 
         return {
-            "target": {"index": self.target_index, "label": self.target_label, "prob": _number(self.target_prob)},
+            "target": {"index": self.target_index, "label": self.target_label, "prob": json_number(self.target_prob)},
             "seconds": round(self.seconds, 4),
             "deletion": pair(self.deletion, self.deletion_random),
             "insertion": pair(self.insertion, self.insertion_random),
@@ -231,7 +233,7 @@ def model_curves(
     return ModelCurves(
         arch=arch,
         target_index=int(target),
-        target_label=_label(names, int(target)),
+        target_label=class_label(names, int(target)),
         target_prob=float(deletion.probs[0]),
         fractions=fractions,
         deletion=deletion,
@@ -280,10 +282,10 @@ def curves_report(
     **fields: Any,
 ) -> CurvesReport:
     """Deletion and insertion curves of every model of ``options``, each ranked by its own CAM of the analysis."""
-    options, model_set, target, inputs = _prepared(image, options, device, weights_dir, fields)
+    options, model_set, target, inputs = prepared_inputs(image, options, device, weights_dir, fields)
     results = {}
     for arch, model in model_set.models.items():
-        trained = _cam_pass(model, inputs[arch], options.method, options.stage, target)
+        trained = cam_pass(model, inputs[arch], options.method, options.stage, target)
         results[arch] = model_curves(
             model,
             inputs[arch],

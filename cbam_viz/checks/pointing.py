@@ -96,8 +96,7 @@ import numpy as np
 import PIL.Image
 
 from cbam_viz.analysis import metrics
-from cbam_viz.analysis.results import Analysis
-from cbam_viz.checks.common import _number
+from cbam_viz.analysis.results import Analysis, json_number
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging.view import map_to_image
 from cbam_viz.vocab import STAGES, last_block
@@ -119,7 +118,7 @@ class PointingReport:
 def _score(map_on_picture: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
     return {
         "hit": metrics.pointing_hit(map_on_picture, mask),
-        "energy": _number(metrics.energy_inside(map_on_picture, mask)),
+        "energy": json_number(metrics.energy_inside(map_on_picture, mask)),
     }
 
 
@@ -144,7 +143,7 @@ def region_game(analysis: Analysis, mask: np.ndarray, region: dict[str, Any]) ->
                 spatial[str(stage)] = {"block": last, **blocks[last]}
         models[arch] = {"cam": _score(cam, mask), "spatial": spatial, "blocks": blocks}
     area = shares[0] if shares else math.nan
-    return PointingReport({**region, "area_share": _number(area)}, models)
+    return PointingReport({**region, "area_share": json_number(area)}, models)
 
 
 def box_game(analysis: Analysis, box: Sequence[float]) -> PointingReport:

@@ -100,8 +100,10 @@ import torch
 from torch import nn
 
 from cbam_viz.analysis import metrics
+from cbam_viz.analysis.cam import class_label
 from cbam_viz.analysis.options import AnalysisOptions
-from cbam_viz.checks.common import _RNG_LOCK, _cam_pass, _CamPass, _label, _number, _prepared, input_grid, private_copy
+from cbam_viz.analysis.results import json_number
+from cbam_viz.checks.common import RNG_LOCK, CamPass, cam_pass, input_grid, prepared_inputs, private_copy
 from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import CAM_METHODS, STAGES
 
@@ -128,7 +130,7 @@ def randomise_layer_(model: nn.Module, name: str, seed: int = 0) -> None:
     """
     device = next(model.parameters()).device
     devices = [device] if device.type == "cuda" else []
-    with _RNG_LOCK, torch.random.fork_rng(devices=devices), torch.no_grad():
+    with RNG_LOCK, torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(seed * 1000 + CASCADE_ORDER.index(name))
         for root in layer_modules(model, name):
             for module in root.modules():
@@ -157,10 +159,10 @@ class CamComparison:
         return {
             "step": self.step,
             "randomised": list(self.randomised),
-            "spearman": _number(self.spearman),
-            "spearman_abs": _number(self.spearman_abs),
-            "ssim": _number(self.ssim),
-            "target_prob": _number(self.target_prob),
+            "spearman": json_number(self.spearman),
+            "spearman_abs": json_number(self.spearman_abs),
+            "ssim": json_number(self.ssim),
+            "target_prob": json_number(self.target_prob),
             "cam_empty": self.cam_empty,
         }
 
@@ -207,7 +209,7 @@ class ModelSanity:
 
     def to_json(self) -> dict:
         document: dict[str, Any] = {
-            "target": {"index": self.target_index, "label": self.target_label, "prob": _number(self.target_prob)},
+            "target": {"index": self.target_index, "label": self.target_label, "prob": json_number(self.target_prob)},
             "seconds": round(self.seconds, 4),
             "cascading": [step.to_json() for step in self.cascading],
             "independent": [step.to_json() for step in self.independent],
@@ -227,7 +229,7 @@ class ModelSanity:
 
 
 def _compare(
-    reference: _CamPass, changed: _CamPass, input_size: tuple[int, int], step: str, randomised: tuple[str, ...]
+    reference: CamPass, changed: CamPass, input_size: tuple[int, int], step: str, randomised: tuple[str, ...]
 ) -> CamComparison:
     signed_pair = reference.signed is not None and changed.signed is not None
     return CamComparison(
@@ -272,32 +274,32 @@ def model_sanity(
     info = getattr(model, "weights_info", None)
     names = tuple(categories) if categories is not None else (info.categories if info else ())
     input_size = (int(input_tensor.shape[-1]), int(input_tensor.shape[-2]))
-    trained = _cam_pass(model, input_tensor, method, stage, target)
+    trained = cam_pass(model, input_tensor, method, stage, target)
     index = trained.target_index
     report = ModelSanity(
-        arch, method, stage, seed, index, _label(names, index), float(trained.probs[index]), trained.cam
+        arch, method, stage, seed, index, class_label(names, index), float(trained.probs[index]), trained.cam
     )
     if random_logit:
         other = random_other_class(index, trained.probs.size, seed)
-        other_pass = _cam_pass(model, input_tensor, method, stage, other)
-        comparison = _compare(trained, other_pass, input_size, _label(names, other), ())
+        other_pass = cam_pass(model, input_tensor, method, stage, other)
+        comparison = _compare(trained, other_pass, input_size, class_label(names, other), ())
         comparison.target_prob = float(trained.probs[other])
         class_dependent = CAM_METHODS[method].class_dependent
-        report.random_logit = RandomLogit(other, _label(names, other), comparison, class_dependent)
+        report.random_logit = RandomLogit(other, class_label(names, other), comparison, class_dependent)
     if cascading or independent:
         duplicate = private_copy(model)
         try:
             if cascading:
                 for position, name in enumerate(CASCADE_ORDER):
                     randomise_layer_(duplicate, name, seed)
-                    changed = _cam_pass(duplicate, input_tensor, method, stage, index)
+                    changed = cam_pass(duplicate, input_tensor, method, stage, index)
                     report.cascading.append(_compare(trained, changed, input_size, name, CASCADE_ORDER[: position + 1]))
             if independent:
                 original = model.state_dict()
                 for name in CASCADE_ORDER:
                     duplicate.load_state_dict(original)
                     randomise_layer_(duplicate, name, seed)
-                    changed = _cam_pass(duplicate, input_tensor, method, stage, index)
+                    changed = cam_pass(duplicate, input_tensor, method, stage, index)
                     report.independent.append(_compare(trained, changed, input_size, name, (name,)))
         finally:
             del duplicate
@@ -348,7 +350,7 @@ def sanity_report(
     **fields: Any,
 ) -> SanityReport:
     """Randomisation and random-logit checks of every model of ``options`` (or keyword fields, as ``analyze``)."""
-    options, model_set, target, inputs = _prepared(image, options, device, weights_dir, fields)
+    options, model_set, target, inputs = prepared_inputs(image, options, device, weights_dir, fields)
     results = {
         arch: model_sanity(
             arch,

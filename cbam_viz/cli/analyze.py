@@ -113,6 +113,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str], bool]:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``analyze``: returns 0 when every image was analysed, 1 when any failed."""
+    # here, not at the top: keeps --help free of torch
     from tqdm import tqdm
 
     from cbam_viz import pipeline
@@ -167,6 +168,7 @@ def trust_checks(
 ) -> dict[str, np.ndarray]:
     """The optional checks of the maps (``sanity.py``), attached to ``result`` (its JSON then carries them);
     -> the randomised CAMs, keyed ``sanity_<arch>.<map>``."""
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.checks import curves as checks_curves
     from cbam_viz.checks import randomisation as checks_randomisation
 
@@ -196,6 +198,7 @@ def intervened_key(spec: str) -> str:
 def map_arrays(result: Analysis, maps: str) -> dict[str, dict[str, np.ndarray]]:
     """Per model, ``{"<arch>_cam": array, "<arch>_spatial_layerS.B": array, "<arch>_channel_layerS.B": vector}``:
     maps at native size, or resampled once onto the input image ("image"); channel vectors as they are."""
+    # here, not at the top: keeps --help free of torch and numpy
     import numpy as np
 
     from cbam_viz.imaging.view import map_to_image
@@ -226,6 +229,7 @@ def write_outputs(
     """Write ``<stem>.png``, ``<stem>.json`` and the maps (``MAP_MODES``); return, per model, where each map went:
     ``"<stem>.npz:<key>"`` (npz) or ``"<stem>/<key>.npy"`` (image, native). ``extra_maps`` (the randomised CAMs,
     at native size) join the maps, listed under ``"sanity"``."""
+    # here, not at the top: keeps --help free of torch and numpy
     import numpy as np
 
     from cbam_viz.render import export as render

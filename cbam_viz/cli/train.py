@@ -20,7 +20,8 @@ DEMO_DIR = Path(__file__).resolve().parents[2] / "weights" / "demo"
 
 def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict | None) -> Path:
     """weights/demo/metadata.json: what the demo weights are, how they were made and (once evaluated, through the
-    demo set this file registers) how good they are. ``cbam_viz.demo_metadata`` owns the file's fields."""
+    demo set this file registers) how good they are. ``weights.demo_set`` owns the file's fields."""
+    # here, not at the top: keeps --help free of torch
     from safetensors.torch import load_file
 
     from cbam_viz.demo.shapes import CLASSES
@@ -45,6 +46,7 @@ def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict | None) -> Pa
 
 
 def run(args: argparse.Namespace) -> int:
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.demo.evaluate import evaluate_demo
     from cbam_viz.demo.train import Recipe, train_demo
 

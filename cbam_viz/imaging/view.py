@@ -26,19 +26,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
 from cbam_viz.i18n.language import Message
-from cbam_viz.vocab import VIEWS
-
-if TYPE_CHECKING:
-    from cbam_viz.weights.registry import Preprocess
 from cbam_viz.imaging.decode import to_rgb
 from cbam_viz.imaging.limits import MAX_WHOLE_ASPECT
+from cbam_viz.vocab import VIEWS
+from cbam_viz.weights.registry import Preprocess
 
 _RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 

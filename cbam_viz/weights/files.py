@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 
 from cbam_viz.errors import WeightsError
 from cbam_viz.i18n.language import Message
-from cbam_viz.weights import files as demo_metadata
+from cbam_viz.weights.atomic import write_text_atomically
 from cbam_viz.weights.convert import (
     LoadedCheckpoint,
     load_into_model,
@@ -36,7 +35,6 @@ METADATA_FILE = "metadata.json"
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 IMAGENET_SUBDIR = "imagenet"
-DEMO_METADATA = demo_metadata.METADATA_FILE
 SUMS_FILE = "SHA256SUMS"  # under weights/imagenet/: the sha256 of every file at its first download
 ORIGINS_FILE = "origins.json"  # under weights/imagenet/: which source served each file
 _RECORDS_LOCK = threading.Lock()
@@ -243,17 +241,6 @@ def read_origins(weights_dir: Path | str | None = None) -> dict[str, dict[str, s
     return origins if isinstance(origins, dict) else {}
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temp_name, path)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-
-
 def record_download(name: str, sha256: str, source: Source, weights_dir: Path | str | None = None) -> None:
     """Remember a downloaded file's sha256 (SHA256SUMS, checkable with ``sha256sum -c``) and where it came from."""
     folder = imagenet_dir(weights_dir)
@@ -261,10 +248,12 @@ def record_download(name: str, sha256: str, source: Source, weights_dir: Path | 
     with _RECORDS_LOCK:
         sums = read_sums(weights_dir)
         sums[name] = sha256
-        _write_atomically(folder / SUMS_FILE, "".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items())))
+        write_text_atomically(
+            folder / SUMS_FILE, "".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items()))
+        )
         origins = read_origins(weights_dir)
         origins[name] = {"origin": source.origin, "url": source.url}
-        _write_atomically(folder / ORIGINS_FILE, json.dumps(origins, indent=2, sort_keys=True) + "\n")
+        write_text_atomically(folder / ORIGINS_FILE, json.dumps(origins, indent=2, sort_keys=True) + "\n")
 
 
 def forget_download(name: str, weights_dir: Path | str | None = None) -> None:
@@ -273,11 +262,11 @@ def forget_download(name: str, weights_dir: Path | str | None = None) -> None:
     with _RECORDS_LOCK:
         sums, origins = read_sums(weights_dir), read_origins(weights_dir)
         if sums.pop(name, None) is not None:
-            _write_atomically(
+            write_text_atomically(
                 folder / SUMS_FILE, "".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items()))
             )
         if origins.pop(name, None) is not None:
-            _write_atomically(folder / ORIGINS_FILE, json.dumps(origins, indent=2, sort_keys=True) + "\n")
+            write_text_atomically(folder / ORIGINS_FILE, json.dumps(origins, indent=2, sort_keys=True) + "\n")
 
 
 def file_origin(name: str, weights_dir: Path | str | None = None) -> str:

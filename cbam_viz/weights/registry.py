@@ -78,6 +78,7 @@ PYTORCHCV_V1 = ArchConfig(stride_in="conv1", stem_pool="pad")
 @functools.cache
 def imagenet_categories() -> tuple[str, ...]:
     """The 1000 ImageNet-1k names shipped inside torchvision (no download)."""
+    # Imported here, not at the top: torchvision costs 1.6 s to import, and only ImageNet weights need these names.
     from torchvision.models import ResNet50_Weights
 
     return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
