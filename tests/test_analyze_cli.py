@@ -256,7 +256,7 @@ def test_help_is_plain_text_and_imports_no_torch(argv: list[str]) -> None:
     else:
         assert "npz" in shown.stdout and "--maps" in shown.stdout
     probe = (
-        "import sys; from cbam_viz import cli\n"
+        "import sys; from cbam_viz.cli import main as cli\n"
         f"try:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
         "print('imported:', sorted(m for m in ('torch', 'gradio', 'PIL', 'numpy') if m in sys.modules))"
     )
