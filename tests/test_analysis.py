@@ -197,22 +197,37 @@ def test_pointing_and_energy() -> None:
 # ------------------------------------------------------------------------------------------- analyze, end to end
 
 
+_KINDS = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+
+
 def validate(document: object, schema: dict, path: str = "$") -> list[str]:
     """The JSON Schema keywords ANALYSIS_JSON_SCHEMA uses; -> every violation found."""
-    problems: list[str] = []
-    kinds = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
     if "type" in schema:
         wanted = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-
-        def matches(kind: str) -> bool:
-            if kind == "integer":
-                return isinstance(document, int) and not isinstance(document, bool)
-            if kind == "number":
-                return isinstance(document, int | float) and not isinstance(document, bool)
-            return isinstance(document, kinds[kind])
-
-        if not any(matches(kind) for kind in wanted):
+        if not any(_is_kind(document, kind) for kind in wanted):
             return [f"{path}: {document!r} is not of type {wanted}"]
+    problems = _value_problems(document, schema, path)
+    if isinstance(document, dict):
+        problems += _object_problems(document, schema, path)
+    if isinstance(document, list):
+        if len(document) < schema.get("minItems", 0) or len(document) > schema.get("maxItems", len(document)):
+            problems.append(f"{path}: {len(document)} items")
+        for index, item in enumerate(document):
+            problems += validate(item, schema.get("items", {}), f"{path}[{index}]")
+    return problems
+
+
+def _is_kind(document: object, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(document, int) and not isinstance(document, bool)
+    if kind == "number":
+        return isinstance(document, int | float) and not isinstance(document, bool)
+    return isinstance(document, _KINDS[kind])
+
+
+def _value_problems(document: object, schema: dict, path: str) -> list[str]:
+    """oneOf, const, enum, minimum and maximum."""
+    problems: list[str] = []
     if "oneOf" in schema:
         fits = [option for option in schema["oneOf"] if not validate(document, option, path)]
         if len(fits) != 1:
@@ -226,22 +241,21 @@ def validate(document: object, schema: dict, path: str = "$") -> list[str]:
             problems.append(f"{path}: {document} < {schema['minimum']}")
         if "maximum" in schema and document > schema["maximum"]:
             problems.append(f"{path}: {document} > {schema['maximum']}")
-    if isinstance(document, dict):
-        problems += [f"{path}: missing {key!r}" for key in schema.get("required", []) if key not in document]
-        if len(document) < schema.get("minProperties", 0):
-            problems.append(f"{path}: fewer than {schema['minProperties']} properties")
-        for key, value in document.items():
-            if key in schema.get("properties", {}):
-                problems += validate(value, schema["properties"][key], f"{path}.{key}")
-            elif schema.get("additionalProperties") is False:
-                problems.append(f"{path}: unexpected {key!r}")
-            elif isinstance(schema.get("additionalProperties"), dict):
-                problems += validate(value, schema["additionalProperties"], f"{path}.{key}")
-    if isinstance(document, list):
-        if len(document) < schema.get("minItems", 0) or len(document) > schema.get("maxItems", len(document)):
-            problems.append(f"{path}: {len(document)} items")
-        for index, item in enumerate(document):
-            problems += validate(item, schema.get("items", {}), f"{path}[{index}]")
+    return problems
+
+
+def _object_problems(document: dict, schema: dict, path: str) -> list[str]:
+    """required, minProperties, properties and additionalProperties."""
+    problems = [f"{path}: missing {key!r}" for key in schema.get("required", []) if key not in document]
+    if len(document) < schema.get("minProperties", 0):
+        problems.append(f"{path}: fewer than {schema['minProperties']} properties")
+    for key, value in document.items():
+        if key in schema.get("properties", {}):
+            problems += validate(value, schema["properties"][key], f"{path}.{key}")
+        elif schema.get("additionalProperties") is False:
+            problems.append(f"{path}: unexpected {key!r}")
+        elif isinstance(schema.get("additionalProperties"), dict):
+            problems += validate(value, schema["additionalProperties"], f"{path}.{key}")
     return problems
 
 

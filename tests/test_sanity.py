@@ -1,4 +1,4 @@
-"""Sanity checks of the maps (issue #15): randomisation, random logit, deletion/insertion, pointing on a region."""
+"""Sanity checks of the maps: randomisation, random logit, deletion/insertion, pointing on a region."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ for the CAM covers only CAM layer -> logits, whatever the model's parameters say
 Hooks only record forwards of the thread that opened the capture, and a per-model lock keeps two captures on one model
 from running at once, so concurrent analyses never see each other's maps.
 
-Two options ride on the same single pass (issue #14, "Attention lab"), both off by default:
+Two options ride on the same single pass (for the attention lab), both off by default:
 
 * ``gate_steps`` (True, or block names such as ``{"layer4.2"}``): extra hooks inside each chosen gate record every
   intermediate on this picture's real tensors (CBAM: avg/max descriptors, the shared MLP's two outputs, their sum,

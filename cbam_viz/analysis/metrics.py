@@ -156,7 +156,7 @@ def _is_flat(values: np.ndarray) -> bool:
     return finite.size == 0 or float(finite.max() - finite.min()) <= 1e-12 * max(1.0, float(np.abs(finite).max()))
 
 
-# ------------------------------------------------------------------------- sanity checks (issue #15): rank, SSIM
+# ------------------------------------------------------------------------------ for the sanity checks: rank, SSIM
 
 
 def spearman(first: np.ndarray, second: np.ndarray) -> float:

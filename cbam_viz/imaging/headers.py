@@ -37,7 +37,7 @@ from cbam_viz.i18n.language import text
 
 if TYPE_CHECKING:
     pass
-from cbam_viz.imaging.limits import ALLOWED_FORMATS, MAX_RAW_BYTES, _refuse_huge
+from cbam_viz.imaging.limits import ALLOWED_FORMATS, MAX_RAW_BYTES, refuse_huge
 
 # Caps on what Pillow walks in Python, one loop turn per item, so that every accepted file decodes within about 2 s
 # on two cores (tests/test_decode_budget.py measures it); real photos stay far below each one.
@@ -59,7 +59,7 @@ MAX_BMP_RLE_BYTES = 1_000_000  # run-length-compressed BMP data (a legacy format
 # accepted file is decoded within the time budget (tests/test_decode_budget.py) and the others are refused at once.
 
 
-def _check_structure(data: bytes, label: str, max_pixels: int) -> bool | None:
+def check_structure(data: bytes, label: str, max_pixels: int) -> bool | None:
     """Refuse what would be too large or too slow to decode, from the header alone; True/False when a scan found
     out cheaply whether a second frame or page exists (None: not known here)."""
     try:
@@ -92,7 +92,7 @@ def _scan_png(data: bytes, label: str, max_pixels: int) -> bool | None:
             raise _too_slow(label, text("image.png_chunks", count=MAX_PNG_CHUNKS))
         if kind == b"IHDR":
             width, height, depth, colour = struct.unpack_from(">IIBB", data, position + 8)
-            _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+            refuse_huge(width, height, label=label, max_pixels=max_pixels)
             _refuse_deep(width, height, depth * _PNG_CHANNELS.get(colour, 1), label)
         elif kind == b"acTL":
             more_frames = struct.unpack_from(">I", data, position + 8)[0] > 1
@@ -141,7 +141,7 @@ def _scan_jpeg(data: bytes, label: str, max_pixels: int) -> None:
             segments += 1
             if marker in _JPEG_SOF:
                 height, width = struct.unpack_from(">HH", data, position + 5)
-                _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+                refuse_huge(width, height, label=label, max_pixels=max_pixels)
             if marker in (0xDA, 0xD9):  # start of scan (Pillow's parse ends here) or end of image
                 break
             position += 2 + struct.unpack_from(">H", data, position + 2)[0]
@@ -171,7 +171,7 @@ def _scan_gif(data: bytes, label: str, max_pixels: int) -> bool | None:
     """The logical screen and the first frame's extent (Pillow makes the picture as large as both), and whether a
     second frame follows, walking at most ``MAX_GIF_BLOCKS`` blocks and ``MAX_GIF_EXTENSION_BYTES`` of metadata."""
     width, height, flags = struct.unpack_from("<HHB", data, 6)
-    _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+    refuse_huge(width, height, label=label, max_pixels=max_pixels)
     position = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
     budget, metadata, frames = [MAX_GIF_BLOCKS], 0, 0
     while position < len(data):
@@ -185,7 +185,7 @@ def _scan_gif(data: bytes, label: str, max_pixels: int) -> bool | None:
             if frames:
                 return True
             left, top, frame_width, frame_height, frame_flags = struct.unpack_from("<HHHHB", data, position + 1)
-            _refuse_huge(
+            refuse_huge(
                 max(width, left + frame_width), max(height, top + frame_height), label=label, max_pixels=max_pixels
             )
             position += 10 + (3 << ((frame_flags & 7) + 1) if frame_flags & 0x80 else 0) + 1  # + LZW code size
@@ -226,7 +226,7 @@ def _scan_tiff(data: bytes, label: str, max_pixels: int) -> bool | None:
         return struct.unpack_from(order + code, data, struct.unpack_from(order + offset_format, value)[0])[0]
 
     width, height = scalar(256) or 0, scalar(257) or 0
-    _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+    refuse_huge(width, height, label=label, max_pixels=max_pixels)
     _refuse_deep(width, height, (scalar(258) or 1) * (scalar(277) or 1), label)  # first BitsPerSample x samples
     pieces = max(tags.get(273, (0, 0))[1], tags.get(324, (0, 0))[1])  # StripOffsets, TileOffsets: entry counts
     tile_width, tile_height, rows = scalar(322), scalar(323), scalar(278)
@@ -248,12 +248,12 @@ def _scan_bmp(data: bytes, label: str, max_pixels: int) -> None:
     if header_size < 40:  # OS/2 1.x header: 16-bit sizes, no compression
         return
     width, height, _, _, compression = struct.unpack_from("<iiHHI", data, 18)
-    _refuse_huge(abs(width), abs(height), label=label, max_pixels=max_pixels)
+    refuse_huge(abs(width), abs(height), label=label, max_pixels=max_pixels)
     if compression in (1, 2) and len(data) > MAX_BMP_RLE_BYTES:
         raise _too_slow(label, f"over {MAX_BMP_RLE_BYTES // 1_000_000} MB of run-length-compressed BMP data")
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
+def header_size(data: bytes) -> tuple[int, int] | None:
     """The size the header claims, read by Pillow's own reader for the format but without ``Image.open``'s bomb
     check, so that a refusal can say how large the picture really is."""
     Image.init()

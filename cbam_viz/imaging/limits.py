@@ -44,12 +44,7 @@ MAX_WHOLE_ASPECT = 2.0  # "whole" view: the longer side is at most this many tim
 MAX_RAW_BYTES = 200_000_000  # pixel data as stored: 50 MP of 8-bit RGBA; 16-bit colour is capped at fewer pixels
 
 
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _refuse_huge(width: int, height: int, *, label: str, max_pixels: int) -> None:
+def refuse_huge(width: int, height: int, *, label: str, max_pixels: int) -> None:
     """The "too large" half of ``check_size``, for sizes read from a header: the real size, in the message."""
     size = text("image.pixels", width=width, height=height)
     if width * height > max_pixels:
@@ -62,7 +57,7 @@ def _refuse_huge(width: int, height: int, *, label: str, max_pixels: int) -> Non
 def check_size(width: int, height: int, *, label: str | None = None, max_pixels: int = MAX_PIXELS) -> None:
     """Reject sizes no analysis can use, from the header alone (before any pixel is decoded)."""
     label = label or text("image.the_image")
-    _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+    refuse_huge(width, height, label=label, max_pixels=max_pixels)
     size = text("image.pixels", width=width, height=height)
     if min(width, height) < MIN_SIDE:
         raise ImageError(text("image.too_small", label=label, size=size, limit=MIN_SIDE))

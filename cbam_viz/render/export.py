@@ -33,9 +33,9 @@ from matplotlib.patches import Rectangle
 
 from cbam_viz.imaging.decode import display_image
 from cbam_viz.render import fonts
-from cbam_viz.render.attention import _last_block_map
-from cbam_viz.render.overlay import _finite_range, colour_limits, overlay
-from cbam_viz.render.text import _wrap, format_range
+from cbam_viz.render.attention import last_block_map
+from cbam_viz.render.overlay import colour_limits, finite_range, overlay
+from cbam_viz.render.text import format_range, wrap
 from cbam_viz.vocab import ARCH_TITLES, STAGES, method_label
 
 
@@ -81,8 +81,8 @@ def comparison_figure(
 
 
 def _wrap_inches(text: str, points: float, inches: float) -> list[str]:
-    """``_wrap`` for a matplotlib figure: text of ``points`` in lines ``inches`` wide, measured at 10x in pixels."""
-    return _wrap(text, round(points * 10), inches * 72 * 10)
+    """``wrap`` for a matplotlib figure: text of ``points`` in lines ``inches`` wide, measured at 10x in pixels."""
+    return wrap(text, round(points * 10), inches * 72 * 10)
 
 
 def _lines_height(lines: int, points: float) -> float:
@@ -105,7 +105,7 @@ def comparison_figure_object(
     method = method_label(analysis.method)
     demo = bool(getattr(analysis, "is_demo", False))
     cam_limits = colour_limits([result.cam for result in results], shared_scale)
-    spatial_maps = [[_last_block_map(result.spatial_attention, s) for s in STAGES] for result in results]
+    spatial_maps = [[last_block_map(result.spatial_attention, s) for s in STAGES] for result in results]
     present = [m for row in spatial_maps for m in row if m is not None]
     shared_attention = colour_limits(present, True)[0] if (shared_scale and present) else None
 
@@ -187,7 +187,7 @@ def comparison_figure_object(
                     clip_on=True,
                 )
                 continue
-            low, high = shared_attention or _finite_range(native)
+            low, high = shared_attention or finite_range(native)
             axis.imshow(np.asarray(overlay(base, native, view, cmap=cmap, alpha=alpha, vmin=low, vmax=high)))
             axis.set_xlabel(f"{native.shape[0]}x{native.shape[1]}, {format_range(low, high)}", fontsize=tick_points)
         if row == 0:

@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlparse, urlsplit, urlu
 from gdown.download import get_url_from_gdrive_confirmation
 from tqdm import tqdm
 
-from cbam_viz.errors import WeightsError
+from cbam_viz.errors import WeightsError, one_line
 from cbam_viz.i18n.language import Message
 from cbam_viz.weights.files import (
     check_raw,
@@ -48,7 +48,6 @@ from cbam_viz.weights.files import (
     load_source_file,
     manual_line,
     missing_entries,
-    one_line,
     record_download,
     set_aside,
     weights_root,
@@ -122,8 +121,8 @@ class Budget:
 
 
 def _one_line(error: BaseException) -> str:
-    """``one_line``, cut to 200 characters: a server's or a socket's words go into our messages."""
-    return one_line(error)[:200]
+    """``one_line``, at most 200 characters: a server's or a socket's words go into our messages."""
+    return one_line(error, limit=200)
 
 
 # -------------------------------------------------------------------------------------------------- Google Drive

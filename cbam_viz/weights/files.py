@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote, urlparse
 
 from safetensors import SafetensorError, safe_open
 
-from cbam_viz.errors import WeightsError
+from cbam_viz.errors import WeightsError, one_line
 from cbam_viz.i18n.language import Message
 from cbam_viz.weights.atomic import write_text_atomically
 from cbam_viz.weights.convert import (
@@ -378,11 +378,6 @@ def verify_file(entry: WeightsEntry, source: Source, path: Path, weights_dir: Pa
 
 
 # ---------------------------------------------------------------------------------------------------- conversion
-
-
-def one_line(error: BaseException | str) -> str:
-    """An error as one line (readers' messages may span several)."""
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def not_a_checkpoint(entry: WeightsEntry, source: Source, error: BaseException | str) -> str:
