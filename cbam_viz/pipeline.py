@@ -1,9 +1,9 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""``analyze``: one picture through every requested model, with its interventions and the pointing game.
 
-CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
-``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
-native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+The one orchestrator the app, the CLI and scripts call: decode the picture once, prepare one input per preprocessing,
+run each model (``analysis.run.run_model``), plan and run the interventions against each model's own result, measure
+CAM agreement between models, and play the pointing game on a box when one is given. It sits above ``checks``
+because the pointing game is one of the checks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""CAM methods: grad-cam's math on the tensors our own pass captured, target classes, and ROAD faithfulness.
 
 CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
 ``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's

@@ -1,17 +1,9 @@
-"""Gate interventions (issue #14, "Attention lab"): switch a gate off, flatten it, shuffle it or keep its top K, and
-see what the model then predicts and where its CAM looks.
+"""Gate interventions (the attention lab): switch a gate off, flatten it, shuffle it or keep its top K, and see
+what the model then predicts and where its CAM looks.
 
-A SPEC string is ``<where>:<gate>=<how>``:
-
-* where: ``all``, a stage (``layer3``) or a block (``layer4.2``);
-* gate: ``channel`` (SE or CBAM), ``spatial`` (CBAM only) or ``both`` (CBAM only);
-* how: ``one`` (Mc = 1 / Ms = 1: the gate passes everything), ``mean`` (the gate's output replaced by its mean over
-  channels / positions), ``shuffle`` (channels / positions permuted with a fixed seed per block), ``keep-top-k:K``
-  (only the K strongest channels / positions pass, the rest are 0; a K above the gate's size keeps everything).
-
-Examples: ``layer3:spatial=one``, ``all:channel=mean``, ``layer4.2:both=one``, ``layer2:channel=keep-top-k:16``.
-``Intervention.parse`` checks a spec once (one-line ``CbamVizError`` on a bad one); a gate the model lacks is a
-one-line error too (``spatial`` on SE, anything on ResNet-50), never a silent no-op.
+The spec grammar (``<where>:<gate>=<how>``) and ``Intervention`` live in ``options``, without torch; this module
+applies them. ``replacements`` maps an intervention onto a model's gates; a gate the model lacks is a one-line error
+(``spatial`` on SE, anything on ResNet-50), never a silent no-op.
 
 Interventions are forward hooks on the gates' sigmoids, owned by ``capture.AttentionCapture``: registered and removed
 in ``finally`` under the model's lock, acting only on the owner thread's forwards, so analyses running at the same

@@ -1,4 +1,5 @@
-"""Numbers that compare maps: pure numpy, so the app, the CLI and the evaluation share one definition.
+"""Numbers that compare maps: numpy (with scipy's ranks and skimage's SSIM), so the app, the CLI, the checks and
+the demo evaluation share one definition.
 
 Maps may hold NaN where the model saw nothing (``imaging.map_to_image`` marks pixels outside the view that way); every
 function here ignores those pixels. Undefined results (a constant map has no correlation) are NaN, never a guess.

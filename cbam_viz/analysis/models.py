@@ -1,9 +1,7 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""The model cache: the three models of a weight set, loaded once per device and shared by every analysis.
 
-CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
-``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
-native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+``get_models`` resolves the weights once (``weights.load.resolve_weights``) and keeps the last ``MODEL_CACHE_SIZE``
+models, so the app, the CLI and the checks reuse the same frozen models instead of loading them per picture.
 """
 
 from __future__ import annotations

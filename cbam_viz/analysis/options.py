@@ -1,8 +1,20 @@
 """What one analysis is asked to do, as one frozen value that checks itself once, at the boundary.
 
-The app, the CLI and ``analysis.analyze`` all build an ``AnalysisOptions`` from what a user sent (strings from a
+The app, the CLI and ``pipeline.analyze`` all build an ``AnalysisOptions`` from what a user sent (strings from a
 page, argv, keyword arguments) and pass the checked value on; nothing below re-parses a choice. Every refusal is a
 one-line ``CbamVizError`` that quotes at most about 100 characters of what was sent.
+
+The intervention grammar lives here too (``Intervention``, a SPEC string ``<where>:<gate>=<how>``):
+
+* where: ``all``, a stage (``layer3``) or a block (``layer4.2``);
+* gate: ``channel`` (SE or CBAM), ``spatial`` (CBAM only) or ``both`` (CBAM only);
+* how: ``one`` (Mc = 1 / Ms = 1: the gate passes everything), ``mean`` (the gate's output replaced by its mean over
+  channels / positions), ``shuffle`` (channels / positions permuted with a fixed seed per block), ``keep-top-k:K``
+  (only the K strongest channels / positions pass, the rest are 0; a K above the gate's size keeps everything).
+
+Examples: ``layer3:spatial=one``, ``all:channel=mean``, ``layer4.2:both=one``, ``layer2:channel=keep-top-k:16``.
+``Intervention.parse`` checks a spec once. Nothing here imports torch, so options are checked without loading a
+model; ``analysis.intervene`` applies a parsed intervention to a model's gates.
 """
 
 from __future__ import annotations
@@ -50,17 +62,6 @@ def checked_models(value: Any) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------------- the intervention grammar
-# A SPEC string is ``<where>:<gate>=<how>``:
-#
-# * where: ``all``, a stage (``layer3``) or a block (``layer4.2``);
-# * gate: ``channel`` (SE or CBAM), ``spatial`` (CBAM only) or ``both`` (CBAM only);
-# * how: ``one`` (Mc = 1 / Ms = 1: the gate passes everything), ``mean`` (the gate's output replaced by its mean over
-#   channels / positions), ``shuffle`` (channels / positions permuted with a fixed seed per block), ``keep-top-k:K``
-#   (only the K strongest channels / positions pass, the rest are 0; a K above the gate's size keeps everything).
-#
-# Examples: ``layer3:spatial=one``, ``all:channel=mean``, ``layer4.2:both=one``, ``layer2:channel=keep-top-k:16``.
-# The grammar lives here, without torch, so that options are checked at the boundary without loading the models;
-# ``analysis.intervene`` applies a parsed intervention to a model's gates.
 
 GATES: tuple[str, ...] = ("channel", "spatial", "both")
 HOWS: tuple[str, ...] = ("one", "mean", "shuffle", "keep-top-k")

@@ -1,9 +1,7 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""What an analysis gives back: ``ModelResult`` per model, ``Analysis`` per picture, and their JSON form.
 
-CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
-``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
-native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+Results keep numpy maps at the CAM layer's native grid; ``Analysis.to_json`` gives plain numbers (NaN as ``null``,
+``json_number``) in the shape ``schema.ANALYSIS_JSON_SCHEMA`` describes, so the CLI, the HTTP API and tests agree.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""One model on one prepared input: the hooked pass, top-5, the target, the CAM and every attention map.
 
-CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
-``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
-native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+``run_model`` is the unit that the pipeline runs per model and that interventions and checks compare against: one
+``capture.capture_pass`` (forward, and a backward only where the CAM method needs gradients), then ``cam.compute_cam``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""The JSON Schema of ``Analysis.to_json()``: the one written description of the document's shape.
 
-CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
-``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
-native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+``JSON_SCHEMA_VERSION`` goes up whenever a field is added or changes meaning; docs/json.md is generated from this
+schema, and tests validate real documents against it. Method and view names come from ``vocab``.
 """
 
 from __future__ import annotations

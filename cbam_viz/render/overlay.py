@@ -1,20 +1,8 @@
-"""Pictures of the analysis: heat-map overlays, colour bars, channel-attention plots, spatial-attention grids, and the
-export figure.
+"""Heat-map overlays, colour bars and map tiles: a map coloured through a lookup table and laid on the photo.
 
-The app's panels (overlays, colour bars, spatial grids, channel plots) are numpy colormap lookup tables and Pillow, no
-figure at all: a few milliseconds each, where a matplotlib figure per panel cost more than the analysis itself. Only
-the export figure uses matplotlib (its object API, ``Figure`` + ``FigureCanvasAgg``: never pyplot, never global rc
-settings). Every function is pure and safe to call from several request threads at once.
-
-Choices users see:
-
-* Overlays are normalised to the map's own min..max unless limits are given (``colour_limits`` makes one shared
-  scale across models); pixels the model never saw (outside a centre crop) are shown grey and dimmed, not coloured.
-* Per stage, spatial attention is shown for the stage's LAST block (the grid's drill-down shows every block); the
-  export figure does the same and says so in its caption.
-* Panels are laid out for the size the app shows them at (``display_width``, about 400 px per model column): text is
-  at least 13 px there, titles keep clear of the top-left corner (where Gradio puts its label chip), and pictures
-  smaller than a tile are enlarged so that an 8 px wide picture still gets readable panels.
+Overlays are normalised to the map's own min..max unless limits are given (``colour_limits`` makes one shared scale
+across models); pixels the model never saw (outside a centre crop) are shown grey and dimmed, not coloured. Pictures
+smaller than a tile are enlarged so that an 8 px wide picture still gets readable panels.
 """
 
 from __future__ import annotations

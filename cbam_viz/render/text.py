@@ -1,20 +1,10 @@
-"""Pictures of the analysis: heat-map overlays, colour bars, channel-attention plots, spatial-attention grids, and the
-export figure.
+"""A small Pillow text engine for the app's panels: words measured, wrapped and drawn on a ``Sheet``.
 
-The app's panels (overlays, colour bars, spatial grids, channel plots) are numpy colormap lookup tables and Pillow, no
-figure at all: a few milliseconds each, where a matplotlib figure per panel cost more than the analysis itself. Only
-the export figure uses matplotlib (its object API, ``Figure`` + ``FigureCanvasAgg``: never pyplot, never global rc
-settings). Every function is pure and safe to call from several request threads at once.
-
-Choices users see:
-
-* Overlays are normalised to the map's own min..max unless limits are given (``colour_limits`` makes one shared
-  scale across models); pixels the model never saw (outside a centre crop) are shown grey and dimmed, not coloured.
-* Per stage, spatial attention is shown for the stage's LAST block (the grid's drill-down shows every block); the
-  export figure does the same and says so in its caption.
-* Panels are laid out for the size the app shows them at (``display_width``, about 400 px per model column): text is
-  at least 13 px there, titles keep clear of the top-left corner (where Gradio puts its label chip), and pictures
-  smaller than a tile are enlarged so that an 8 px wide picture still gets readable panels.
+The app's panels are numpy colormap lookup tables and Pillow, no figure at all: a few milliseconds each, where a
+matplotlib figure per panel cost more than the analysis itself. Panels are laid out for the size the app shows them
+at (``DISPLAY_WIDTH``, about 400 px per model column): text is at least ``TEXT_PX`` there and titles keep clear of
+the top-left corner (``CHIP_CLEARANCE``: Gradio puts its label chip there). Every function is pure and safe to call
+from several request threads at once.
 """
 
 from __future__ import annotations

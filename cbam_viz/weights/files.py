@@ -1,8 +1,8 @@
-"""weights/demo/metadata.json has one owner: this module writes it, reads it back and knows its fields.
+"""The weights folder on disk: where each file lives, what was recorded about it, and whether it is usable.
 
-Training (``train_cli.write_metadata``) writes it, the loader (``cbam_viz.weights``) reads it and the test helper
-(``tests/_models.write_demo_set``) writes small sets with it, so the three can never disagree on a field name.
-Nothing here imports torch: the loader's types are imported where they are checked.
+Paths (weights/imagenet/, weights/demo/, a local mirror), the records a download leaves (``SHA256SUMS``, checkable
+with ``sha256sum -c``, and ``origins.json``), the hashes that tell a published file from a wrong one, and the strict
+load that tells a checkpoint from junk. A file put there by hand counts only once it passes the same checks.
 """
 
 from __future__ import annotations

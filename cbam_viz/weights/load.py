@@ -1,11 +1,8 @@
-"""Which weights to load, as data: a registry of published checkpoints, named sets of three, and ``load_model``.
+"""Which weights to use, decided once, and ``load_model``.
 
-Modelled on torchvision's ``ResNet50_Weights``: each entry keeps, next to the builder, where the file comes from,
-how to check it, which key layout and architecture switches it has, how images must be prepared for it, its
-categories and its reported accuracy, licence and citation. Each entry lists its sources in order (the publisher,
-re-hosts, timm's Hugging Face copy), each with its own file name, layout and hashes. ``load_model`` never downloads
-(that is ``cbam_viz.weights.download``) and never falls back silently: ``resolve_weights`` returns a ``WeightsChoice`` that
-says which weights and why, decided once.
+``resolve_weights`` turns "auto", a set, an entry, or a checkpoint path into a ``WeightsChoice`` that says which
+weights and why; ``load_model`` builds the architecture and fills it strictly. Loading never downloads (that is
+``weights.download``) and never falls back silently.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""weights/demo/metadata.json has one owner: this module writes it, reads it back and knows its fields.
+"""Which weights exist, as data: a registry of published checkpoints, named sets of three, and how to prepare
+a picture for each.
 
-Training (``train_cli.write_metadata``) writes it, the loader (``cbam_viz.weights``) reads it and the test helper
-(``tests/_models.write_demo_set``) writes small sets with it, so the three can never disagree on a field name.
-Nothing here imports torch: the loader's types are imported where they are checked.
+Modelled on torchvision's ``ResNet50_Weights``: each entry keeps, next to the builder, where the file comes from,
+how to check it, which key layout and architecture switches it has, how images must be prepared for it
+(``Preprocess``), its categories and its reported accuracy, licence and citation. Each entry lists its sources in
+order (the publisher, re-hosts, timm's Hugging Face copy), each with its own file name, layout and hashes.
 """
 
 from __future__ import annotations
