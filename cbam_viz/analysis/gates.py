@@ -44,10 +44,12 @@ class ChannelSteps:
 
     @property
     def squeeze(self) -> np.ndarray:
+        """SE's word for ``avg``: the pooled descriptor."""
         return self.avg
 
     @property
     def excitation(self) -> np.ndarray:
+        """SE's word for ``mlp_avg``: the excitation MLP's output before the sigmoid."""
         return self.mlp_avg
 
 

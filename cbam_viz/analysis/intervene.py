@@ -58,10 +58,12 @@ class InterventionResult:
 
     @property
     def spec(self) -> str:
+        """The intervention's canonical spec string."""
         return self.intervention.spec
 
     @property
     def cam_stats(self) -> dict[str, float]:
+        """The intervened CAM's mean, min and max (as ``ModelResult`` reports its own)."""
         return {"mean": float(self.cam.mean()), "min": float(self.cam.min()), "max": float(self.cam.max())}
 
     def to_json(self) -> dict:
@@ -164,6 +166,8 @@ def run_interventions(
 
 @dataclass(frozen=True)
 class SweepEntry:
+    """One row of a sweep: one stage's gates of one kind set to ``how``, and the target's probability then."""
+
     stage: int
     gate: str  # "channel" | "spatial"
     spec: str  # e.g. "layer3:spatial=one"
@@ -182,12 +186,14 @@ class SweepResult:
     entries: tuple[SweepEntry, ...]  # stage-major: layer1 channel, layer1 spatial, layer2 channel, ...
 
     def change(self, stage: int, gate: str) -> float:
+        """The target probability's change when ``stage``'s ``gate`` gates were replaced (KeyError when not swept)."""
         for entry in self.entries:
             if entry.stage == stage and entry.gate == gate:
                 return entry.change
         raise KeyError((stage, gate))
 
     def to_json(self) -> dict:
+        """Numbers and names only (NaN -> null): the base probability and one row per stage and gate."""
         return {
             "target_index": self.target_index,
             "base_prob": json_number(self.base_prob),

@@ -136,6 +136,7 @@ class Intervention:
 
     @property
     def gate_kinds(self) -> tuple[str, ...]:
+        """The gate kinds this intervention touches: ``both`` is channel and spatial."""
         return ("channel", "spatial") if self.gate == "both" else (self.gate,)
 
     def blocks(self, gated: Iterable[str]) -> list[str]:
@@ -287,4 +288,5 @@ class AnalysisOptions:
         return cls(target=target, **values)
 
     def with_(self, **changes: Any) -> AnalysisOptions:
+        """A copy with ``changes``, checked again like any new value."""
         return replace(self, **changes)

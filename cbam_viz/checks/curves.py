@@ -55,6 +55,7 @@ class Curve:
     auc: float
 
     def to_json(self) -> dict:
+        """The probabilities and the area under them (NaN -> null)."""
         return {"probs": [json_number(p) for p in self.probs], "auc": json_number(self.auc)}
 
 
@@ -74,6 +75,8 @@ class ModelCurves:
     seconds: float = 0.0
 
     def to_json(self) -> dict:
+        """The target and both curves, each beside its random baseline when there is one."""
+
         def pair(own: Curve, random: Curve | None) -> dict:
             return {"cam": own.to_json(), **({"random": random.to_json()} if random is not None else {})}
 
@@ -189,6 +192,7 @@ class CurvesReport:
     models: dict[str, ModelCurves]
 
     def to_json(self) -> dict:
+        """The settings, the fractions of pixels touched and every model's curves (docs/json.md)."""
         fractions = next(iter(self.models.values())).fractions
         return {
             "steps": self.steps,

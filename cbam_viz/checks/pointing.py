@@ -35,6 +35,7 @@ class PointingReport:
     models: dict[str, dict[str, Any]]
 
     def to_json(self) -> dict:
+        """The region and every model's hits and energies, as plain numbers."""
         return {"region": self.region, "models": self.models}
 
 

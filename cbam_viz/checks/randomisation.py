@@ -92,9 +92,11 @@ class CamComparison:
 
     @property
     def cam_empty(self) -> bool:
+        """Whether the changed CAM is all zero (nothing left to rank: count it as changed)."""
         return not bool(np.any(self.cam > 0))
 
     def to_json(self) -> dict:
+        """The step, what it randomised, and the comparisons (NaN -> null)."""
         return {
             "step": self.step,
             "randomised": list(self.randomised),
@@ -116,6 +118,7 @@ class RandomLogit:
     class_dependent: bool  # False for EigenCAM: the same map for every class, so a correlation of 1 is expected
 
     def to_json(self) -> dict:
+        """The other class and its CAM's comparison with the target's."""
         part = self.comparison.to_json()
         return {
             "index": self.index,
@@ -147,6 +150,7 @@ class ModelSanity:
     seconds: float = 0.0
 
     def to_json(self) -> dict:
+        """The target, the time taken, and every step of each mode that ran."""
         document: dict[str, Any] = {
             "target": {"index": self.target_index, "label": self.target_label, "prob": json_number(self.target_prob)},
             "seconds": round(self.seconds, 4),
@@ -260,6 +264,7 @@ class SanityReport:
     models: dict[str, ModelSanity]
 
     def to_json(self) -> dict:
+        """The settings and every model's randomisation results (docs/json.md)."""
         return {
             "method": self.method,
             "stage": self.stage,

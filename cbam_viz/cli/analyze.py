@@ -32,6 +32,7 @@ MAP_MODES = ("npz", "image", "native", "none")  # npz: one compressed file of na
 
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``analyze`` and its options on the top-level parser."""
     parser = subparsers.add_parser(
         "analyze",
         help="compare the three models on images: figure, JSON and raw maps per image",

@@ -47,6 +47,7 @@ def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict | None) -> Pa
 
 def run(args: argparse.Namespace) -> int:
     # here, not at the top: keeps --help free of torch
+    """Handler of ``train-demo``: train (resuming), evaluate and register the demo weights; -> the exit status."""
     from cbam_viz.demo.evaluate import evaluate_demo
     from cbam_viz.demo.train import Recipe, train_demo
 
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``train-demo`` and its options on the top-level parser."""
     parser = subparsers.add_parser(
         "train-demo",
         help="train the three demo models on generated shapes (resumable), evaluate them, write weights/demo",

@@ -56,6 +56,7 @@ class Recipe:
             raise ValueError("cycle_epochs, cycle_lrs and cycle_localisation need one entry per cycle")
 
     def arch_config(self) -> ArchConfig:
+        """The architecture switches of the demo models this recipe trains."""
         return ArchConfig(
             base_width=self.base_width,
             stem_pool=self.stem_pool,
@@ -140,6 +141,7 @@ def localisation_loss(cam: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device, batch: int = 256) -> float:
+    """Top-1 accuracy of ``model`` on ``images``, ``batch`` pictures per forward."""
     model.eval()
     correct = 0
     for start in range(0, len(images), batch):

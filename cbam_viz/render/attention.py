@@ -306,5 +306,6 @@ def _grid_sheet(
 
 
 def last_block_map(spatial: Mapping[str, np.ndarray], stage: int) -> np.ndarray | None:
+    """The spatial map of ``stage``'s last block on its native grid (what a stage's tile shows), or None."""
     blocks = stage_blocks(spatial, stage)
     return native_grid(spatial[blocks[-1]]) if blocks else None

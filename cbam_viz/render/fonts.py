@@ -89,6 +89,7 @@ def _simplified_face(path: str) -> Face | None:
 
 
 def family_is_simplified(family: str) -> bool:
+    """Whether a face's family name marks it as Simplified Chinese (the catalogue's script)."""
     return family.endswith((" SC", "SC")) or "YaHei" in family or "PingFang" in family
 
 

@@ -61,6 +61,7 @@ def clear_caches() -> None:
 
 
 def finite_range(values: np.ndarray) -> tuple[float, float]:
+    """The min and max of the finite values; (0, 1) when there are none."""
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
@@ -189,6 +190,7 @@ def _colorbar_sheet(cmap: str, width: int, height: int, texts: tuple[str, str, s
 
 
 def native_grid(values: np.ndarray) -> np.ndarray:
+    """A map as a 2-D float32 grid (leading batch or channel axes of size one dropped)."""
     native = np.asarray(values, dtype=np.float32)
     while native.ndim > 2:
         native = native[0]
@@ -233,6 +235,7 @@ def tile_sheet(
     display_width: int,
     own_captions: Sequence[str] | None = None,
 ) -> Sheet:
+    """Titled map tiles over the picture on a ``Sheet``, ``columns`` to a row, each with its scale or caption."""
     if tile < 1 or columns < 1 or display_width < 1:
         raise ValueError(f"tile, columns and display_width must be positive, got {tile}, {columns}, {display_width}")
     base = _fit_picture(image, tile)

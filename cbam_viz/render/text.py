@@ -47,6 +47,7 @@ def _font_of(face: fonts.Face, size: int) -> ImageFont.FreeTypeFont:
 
 
 def line_height(size: int) -> int:
+    """The height of one line of text at ``size`` px (ascent plus descent)."""
     ascent, descent = _font(size).getmetrics()
     return ascent + descent
 
@@ -81,6 +82,7 @@ def text_width(text: str, size: int, bold: bool = False) -> float:
 
 @lru_cache(maxsize=4096)
 def measured(face: fonts.Face, text: str, size: int) -> float:
+    """The width of ``text`` in ``face`` at ``size`` px, cached."""
     return _font_of(face, size).getlength(text)  # layouts measure the same labels again and again
 
 
@@ -92,6 +94,7 @@ def _text_mask(text: str, size: int, bold: bool, anchor: str) -> tuple[Image.Ima
 
 @lru_cache(maxsize=4096)
 def rasterised(face: fonts.Face, text: str, size: int, anchor: str) -> tuple[Image.Image, tuple[int, int]]:
+    """``text`` drawn once as a mask and its offset from the anchor, cached: pasting it is cheaper than drawing."""
     font = _font_of(face, size)
     left, top, right, bottom = font.getbbox(text, anchor=anchor)
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
@@ -109,10 +112,12 @@ class Sheet:
 
     @classmethod
     def blank(cls, width: int, height: int, colour: tuple[int, int, int] = BACKGROUND) -> Sheet:
+        """A sheet of ``width`` x ``height`` filled with ``colour``."""
         return cls(Image.new("RGB", (max(1, width), max(1, height)), colour))
 
     @property
     def draw(self) -> ImageDraw.ImageDraw:
+        """A Pillow drawing context on the sheet's image."""
         return ImageDraw.Draw(self.image)
 
     def text(
@@ -134,6 +139,7 @@ class Sheet:
         return box
 
     def paste(self, picture: Image.Image, xy: tuple[int, int]) -> None:
+        """Paste ``picture`` at ``xy`` and remember the area it covers."""
         self.image.paste(picture, xy)
         self.areas.append((xy[0], xy[1], xy[0] + picture.width, xy[1] + picture.height))
 

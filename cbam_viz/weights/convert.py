@@ -274,26 +274,32 @@ def rename_official_cbam(state_dict: StateDict) -> StateDict:
 
 
 def convert_torchvision(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """torchvision's keys -> ours."""
     return fit_shapes(rename_torchvision(state_dict), model)
 
 
 def convert_project(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """Our own safetensors: the keys are ours already; only shapes are fitted."""
     return fit_shapes(dict(state_dict), model)
 
 
 def convert_timm_seresnet(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """timm's SE-ResNet keys -> ours."""
     return fit_shapes(rename_timm_seresnet(state_dict), model)
 
 
 def convert_cadene(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """Cadene's pretrainedmodels SE-ResNet keys -> ours."""
     return fit_shapes(rename_cadene(state_dict), model)
 
 
 def convert_pytorchcv(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """pytorchcv's keys -> ours."""
     return fit_shapes(rename_pytorchcv(state_dict), model)
 
 
 def convert_official_cbam(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """The official CBAM release's keys -> ours."""
     return fit_shapes(rename_official_cbam(state_dict), model)
 
 

@@ -27,6 +27,7 @@ def demo_dir(weights_root: Path) -> Path:
 
 
 def metadata_path(weights_root: Path) -> Path:
+    """Where the demo set's metadata.json lives inside a weights folder."""
     return demo_dir(weights_root) / METADATA_FILE
 
 

@@ -112,6 +112,7 @@ class Budget:
     answered: bool = False
 
     def connect_timeout(self, wanted: float) -> float:
+        """The connect timeout for the next try: ``wanted``, cut to what is left of the first-answer deadline."""
         if self.deadline is None or self.answered:
             return wanted
         left = self.deadline - time.monotonic()
@@ -610,6 +611,7 @@ def network_problem(entries: list[WeightsEntry], timeout: float = PROBE_TIMEOUT)
 
 
 def offline_requested(offline: bool = False) -> bool:
+    """Whether downloads are off: asked for here, or by ``CBAM_VIZ_OFFLINE`` (any value but empty, 0, false or no)."""
     return offline or os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 

@@ -58,6 +58,7 @@ def display_path(path: Path) -> str:
 
 
 def imagenet_dir(weights_dir: Path | str | None = None) -> Path:
+    """Where the ImageNet weights live inside the weights folder."""
     return weights_root(weights_dir) / IMAGENET_SUBDIR
 
 
@@ -115,6 +116,7 @@ def raw_file(entry: WeightsEntry, weights_dir: Path | str | None = None) -> tupl
 
 
 def raw_path(entry: WeightsEntry, weights_dir: Path | str | None = None) -> Path | None:
+    """The path of ``raw_file``, or None."""
     found = raw_file(entry, weights_dir)
     return found[0] if found else None
 
@@ -306,6 +308,7 @@ def entry_origin(entry: WeightsEntry, weights_dir: Path | str | None = None) -> 
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
