@@ -1,7 +1,7 @@
 """Soak test: many sequential analyses in ONE process (the app and its client), checking that nothing accumulates.
 
     python benchmarks/soak.py --count 1000
-    python benchmarks/soak.py --count 600 --sessions --size 1600x1200 --rss-limit 150   # the figure in benchmarks/README.md
+    python benchmarks/soak.py --count 600 --sessions --size 1600x1200 --rss-limit 150   # the README figure
 
 It launches the real app in-process (``app.build_demo`` + ``app.serve``) with its Gradio cache in a fresh folder,
 sends ``--warmup`` analyses (exporting and drawing every panel every 5th), then ``--count`` analyses through the API

@@ -44,7 +44,7 @@ def analyze(
     ``options`` says what to compute; without it, the keyword ``fields`` build one (``weights``, ``models``,
     ``method``, ``target``, ``stage``, ``view``, ``faithfulness``). A target of None explains each model's own top-1;
     an index or a class name explains that one class in every model. ``image`` may be an already decoded picture
-    (``imaging.decode_image``): it is not decoded again and its notes are kept. Bad arguments and unusable images
+    (``imaging.decode.decode_image``): it is not decoded again and its notes are kept. Bad arguments and unusable images
     raise ``CbamVizError`` (``ImageError``) with a one-line message. ``weights_dir`` replaces the repository's
     weights/ folder (deployments, tests).
     """

@@ -3,7 +3,7 @@
 CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
 ``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
 native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+normalise for display and ``imaging.view.map_to_image`` aligns any map with the image in one resampling.
 """
 
 from __future__ import annotations

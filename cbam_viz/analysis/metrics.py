@@ -1,8 +1,8 @@
 """Numbers that compare maps: numpy (with scipy's ranks and skimage's SSIM), so the app, the CLI, the checks and
 the demo evaluation share one definition.
 
-Maps may hold NaN where the model saw nothing (``imaging.map_to_image`` marks pixels outside the view that way); every
-function here ignores those pixels. Undefined results (a constant map has no correlation) are NaN, never a guess.
+Maps may hold NaN where the model saw nothing (``imaging.view.map_to_image`` marks pixels outside the view that way);
+every function here ignores those pixels. Undefined results (a constant map has no correlation) are NaN, never a guess.
 """
 
 from __future__ import annotations

@@ -188,7 +188,8 @@ def checked_blocks(value: Any) -> tuple[str, ...]:
 def checked_box(value: Any) -> tuple[float, float, float, float] | None:
     """A box as four numbers ``x0, y0, x1, y1`` (a list, or text such as ``"10,20,200,180"``); empty means none.
 
-    Only its form is checked here; whether it lies on the picture is checked against the picture (``sanity.box_game``).
+    Only its form is checked here; whether it lies on the picture is checked against the picture
+    (``checks.pointing.box_game``).
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -253,11 +254,11 @@ class AnalysisOptions:
     stage: int = 4
     view: str = "whole"
     faithfulness: bool = False
-    # gate interventions (intervene.py SPECs, canonical form) and "sweep"; () = none, the analysis is unchanged
+    # gate interventions (``Intervention`` specs, canonical form) and "sweep"; () = none, the analysis is unchanged
     interventions: tuple[str, ...] = ()
     # blocks ("layer4.2") whose gates record every step in the same single hooked pass (gates.GateSteps); () = off
     gate_steps: tuple[str, ...] = ()
-    # a box (x0, y0, x1, y1) in pixels of the displayed picture around the object: the pointing game (sanity.py)
+    # a box (x0, y0, x1, y1) in pixels of the displayed picture around the object: the pointing game (checks.pointing)
     box: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:

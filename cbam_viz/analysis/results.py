@@ -29,7 +29,8 @@ pytorch_grad_cam.score_cam.tqdm = SimpleNamespace(tqdm=functools.partial(tqdm.tq
 
 @dataclass
 class ModelResult:
-    """Everything one model said about one image; maps at native resolution (align with ``imaging.map_to_image``)."""
+    """Everything one model said about one image; maps at native resolution (``imaging.view.map_to_image`` aligns
+    them with the picture)."""
 
     arch: str
     weights: str  # LoadedWeights.description

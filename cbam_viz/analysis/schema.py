@@ -27,7 +27,8 @@ _VIEW_SCHEMA = {
 }
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 _CHANGE = {"type": ["number", "null"], "minimum": -1, "maximum": 1}
-# one intervention (intervene.py SPEC) in one model: its top-5, the target (the analysis's own) and the CAM after it
+# one intervention (an ``options.Intervention`` spec) in one model: its top-5, the target (the analysis's own)
+# and the CAM after it
 _INTERVENTION_SCHEMA = {
     "type": "object",
     "required": ["spec", "top5", "target", "target_prob", "target_prob_change", "cam"],
@@ -173,7 +174,8 @@ _HIT = {
     "additionalProperties": False,
     "properties": {"hit": {"type": ["boolean", "null"]}, "energy": _NUMBER_OR_NULL},
 }
-# the pointing game on a box (sanity.box_game): does each map's peak fall in it, which share of its mass lies there
+# the pointing game on a box (checks.pointing.box_game): does each map's peak fall in it, which share of its
+# mass lies there
 _POINTING_SCHEMA = {
     "type": "object",
     "required": ["region", "models"],
@@ -273,7 +275,7 @@ _CURVES_SCHEMA = {
         },
     },
 }
-# JSON Schema (draft 2020-12) of ``Analysis.to_json()``; the CLI adds "source" and "maps" (see analyze_cli), and
+# JSON Schema (draft 2020-12) of ``Analysis.to_json()``; the CLI adds "source" and "maps" (see cli.analyze), and
 # "sanity" and "deletion_insertion" when asked for (also the answers of the app's /sanity and /deletion_insertion).
 ANALYSIS_JSON_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

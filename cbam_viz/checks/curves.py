@@ -1,8 +1,8 @@
 """Deletion and insertion curves (Petsiuk et al., 2018, RISE): does removing what the CAM points at hurt most?
 
-``model_curves`` ranks the input pixels by the CAM resampled onto the model input with ``imaging.map_to_image`` (the
-app's map geometry), then blurs away the top pixels step by step (deletion: the target probability should fall fast,
-a LOW area is good) or reveals them on a blurred picture (insertion: a HIGH area is good). A seeded random pixel
+``model_curves`` ranks the input pixels by the CAM resampled onto the model input with ``imaging.view.map_to_image``
+(the app's map geometry), then blurs away the top pixels step by step (deletion: the target probability should fall
+fast, a LOW area is good) or reveals them on a blurred picture (insertion: a HIGH area is good). A seeded random pixel
 order is the baseline every map must beat. ``curves_report`` does this per picture for every chosen model.
 
 * Deletion replaces pixels by the picture blurred with a Gaussian of sigma ``BLUR_SIGMA`` = 1/16 of the shorter

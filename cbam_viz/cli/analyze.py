@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 def trust_checks(
     result: Analysis, path: Path, options: Any, device: str, sanity_checks: bool, curves: bool
 ) -> dict[str, np.ndarray]:
-    """The optional checks of the maps (``sanity.py``), attached to ``result`` (its JSON then carries them);
+    """The optional checks of the maps (``cbam_viz.checks``), attached to ``result`` (its JSON then carries them);
     -> the randomised CAMs, keyed ``sanity_<arch>.<map>``."""
     # here, not at the top: keeps --help free of torch
     from cbam_viz.checks import curves as checks_curves

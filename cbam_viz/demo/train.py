@@ -123,7 +123,7 @@ def class_map(features: torch.Tensor, fc: nn.Linear, labels: torch.Tensor) -> to
 
 def localisation_loss(cam: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """The pointing game made differentiable: -log of the softmax mass of ``cam`` (N,h,w) on cells whose centre
-    lies on the object (``masks``: N,H,W bool, sampled where ``imaging.map_to_image`` draws each cell).
+    lies on the object (``masks``: N,H,W bool, sampled where ``imaging.view.map_to_image`` draws each cell).
 
     Minimising it moves the map's maximum onto the object without asking the map to fill the object. Images with
     no cell centre on their object (a thin shape between grid points) cannot score and are left out.

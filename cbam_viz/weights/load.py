@@ -138,7 +138,7 @@ def prepare_entry(entry: WeightsEntry, weights_dir: Path | str | None = None) ->
 
 
 def read_demo_metadata(weights_dir: Path | str | None = None) -> dict[str, Any]:
-    """weights/demo/metadata.json, checked for the fields the loader needs (``cbam_viz.demo_metadata`` owns it)."""
+    """weights/demo/metadata.json, checked for the fields the loader needs (``weights.demo_set`` owns it)."""
     return weights_demo_set.read_demo_metadata(weights_root(weights_dir))
 
 
