@@ -38,10 +38,17 @@ _CAM_OBJECTS_LOCK = threading.Lock()
 
 
 def compute_cam(
-    cam_method: BaseCAM, model: nn.Module, input_tensor: torch.Tensor, captured: CapturedPass, stage: int
+    cam_method: BaseCAM,
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    captured: CapturedPass,
+    stage: int,
+    *,
+    relu: bool = True,
 ) -> np.ndarray:
     """The method's own CAM math on the captured tensors, ReLU'd as grad-cam does, without its min-max scaling.
 
+    ``relu=False`` keeps the signed weighted sum (``get_cam_image`` before its ReLU; the sanity checks rank it).
     Runs after the capture closed: Score-CAM's extra forwards (under no_grad) find no hook of ours on the model.
     """
     device = next(model.parameters()).device
@@ -50,8 +57,8 @@ def compute_cam(
         cam = cam_method.get_cam_image(
             input_tensor.to(device), stage_layer(model, stage), targets, captured.activations, captured.gradients, False
         )
-    cam = np.maximum(np.asarray(cam, dtype=np.float32)[0], 0)
-    return np.nan_to_num(cam, nan=0.0, posinf=0.0, neginf=0.0)
+    cam = np.asarray(cam, dtype=np.float32)[0]
+    return np.nan_to_num(np.maximum(cam, 0) if relu else cam, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def faithfulness_scores(model: nn.Module, input_tensor: torch.Tensor, cam: np.ndarray, index: int) -> dict[str, float]:

@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import PIL.Image
 import torch
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from cbam_viz.analysis import metrics
 from cbam_viz.analysis.cam import cam_method_for, compute_cam, resolve_target
-from cbam_viz.analysis.capture import CapturedPass, capture_pass, model_lock, stage_layer
+from cbam_viz.analysis.capture import capture_pass, model_lock
 from cbam_viz.analysis.models import get_models
 from cbam_viz.analysis.options import AnalysisOptions
 from cbam_viz.imaging.decode import decode_image
@@ -60,19 +59,8 @@ def cam_pass(model: nn.Module, input_tensor: torch.Tensor, method: str, stage: i
     cam_method = cam_method_for(method, model)
     captured = capture_pass(model, input_tensor, stage=stage, target=target, gradients=cam_method.uses_gradients)
     cam = compute_cam(cam_method, model, input_tensor, captured, stage)
-    signed = None if method == "scorecam" else _signed_cam(cam_method, model, input_tensor, captured, stage)
+    signed = None if method == "scorecam" else compute_cam(cam_method, model, input_tensor, captured, stage, relu=False)
     return CamPass(cam, signed, metrics.softmax(captured.logits), captured.target_index)
-
-
-def _signed_cam(cam_method: Any, model: nn.Module, input_tensor: torch.Tensor, captured: CapturedPass, stage: int):
-    """``compute_cam`` without the final ReLU (grad-cam's ``get_cam_image`` is the signed weighted sum)."""
-    device = next(model.parameters()).device
-    targets = [ClassifierOutputTarget(captured.target_index)]
-    with torch.inference_mode(False), torch.no_grad():
-        signed = cam_method.get_cam_image(
-            input_tensor.to(device), stage_layer(model, stage), targets, captured.activations, captured.gradients, False
-        )
-    return np.nan_to_num(np.asarray(signed, dtype=np.float32)[0], nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def input_grid(native: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
