@@ -46,8 +46,8 @@ def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict | None) -> Pa
 
 
 def run(args: argparse.Namespace) -> int:
-    # here, not at the top: keeps --help free of torch
     """Handler of ``train-demo``: train (resuming), evaluate and register the demo weights; -> the exit status."""
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.demo.evaluate import evaluate_demo
     from cbam_viz.demo.train import Recipe, train_demo
 

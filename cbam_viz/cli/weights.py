@@ -82,8 +82,8 @@ def _top1(metrics: dict[str, float]) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    # here, not at the top: keeps --help free of torch
     """Handler of ``weights list``: the folder, the sets, every entry's state, sources and hashes."""
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.weights import files, load, registry
 
     root = files.weights_root(args.weights_dir)
@@ -154,8 +154,8 @@ def _file_lines(entry: WeightsEntry, status: str, sums: dict[str, str], root: Pa
 
 
 def run_download(args: argparse.Namespace) -> int:
-    # here, not at the top: keeps --help free of torch
     """Handler of ``weights download``: fetch, check and convert a set or an entry; -> the exit status."""
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.weights.download import DownloadError, download_set
     from cbam_viz.weights.files import display_path, entry_origin, from_origin
     from cbam_viz.weights.registry import ENTRIES
@@ -183,8 +183,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    # here, not at the top: keeps --help free of torch
     """Handler of ``weights convert``: a checkpoint file of a known layout into project safetensors."""
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.weights.convert import LAYOUTS, load_into_model, read_checkpoint, save_project_safetensors
     from cbam_viz.weights.files import display_path
     from cbam_viz.weights.registry import IMAGENET_EVAL, Preprocess, default_categories
