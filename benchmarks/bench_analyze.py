@@ -5,10 +5,10 @@ Contenders, timed in interleaved rounds so background load hits them equally, me
 * floor: a bare forward of the same three models, no hooks, no grad, no rendering;
 * analyze: ``cbam_viz.pipeline.analyze`` (decode, preprocess, one hooked pass per model, CAM, attention, agreement);
 * panels: what the page draws after each analysis (``app_panels``, the app's own
-  ``cbam_viz.ui.panels.registry.render_all`` with the default display settings, for the rows shown while the drill-down, gate
-  and check sections are closed, as they are when the page opens): per model the header, the top-5, the CAM overlay
-  with its colour bar, CBAM's spatial grid (last block of each stage), the channel plot of the analysed stage for SE
-  and CBAM, the numbers; the agreement table. Each round redraws the same analysis, so labels and colour bars come
+  ``cbam_viz.ui.panels.registry.render_all`` with the default display settings, for the rows shown while the drill-down,
+  gate and check sections are closed, as they are when the page opens): per model the header, the top-5, the CAM overlay
+  with its colour bar, CBAM's spatial grid (last block of each stage), the channel plot of the analysed stage for SE and
+  CBAM, the numbers; the agreement table. Each round redraws the same analysis, so labels and colour bars come
   from render's caches; "panels, cold caches" clears them first, as for a picture whose numbers were never printed
   before (block names and titles would still recur);
 * analyze + panels: the sum;
@@ -57,7 +57,7 @@ from cbam_viz.weights.demo_set import write_demo_metadata  # noqa: E402
 from cbam_viz.weights.files import WEIGHTS_DIR  # noqa: E402
 
 TARGETS = {"analyze / floor": 1.6, "(analyze + panels) / usual way": 0.5, "peak RSS (GB)": 1.5, "GPU p50 (ms)": 25.0}
-PANELS_TARGETS = {"imagenet": 0.5, "demo": 1.0}  # panels / analyze (issue #11)
+PANELS_TARGETS = {"imagenet": 0.5, "demo": 1.0}  # the panels' time budget, as a ratio to analyze's
 
 
 def write_random_set(root: Path, config: ArchConfig, classes: list[str], preprocess: dict) -> Path:

@@ -1,4 +1,4 @@
-"""Cost of the sanity checks of issue #15, side by side: demo models (96 px) and ImageNet-size random weights (224 px).
+"""Cost of the sanity checks, side by side: demo models (96 px) and ImageNet-size random weights (224 px).
 
 Per weight set, for three models: the sanity section (cascading randomisation fc..stem, 6 steps, plus the random
 logit), the same with independent steps too, and deletion + insertion at 20 steps with their random baselines.

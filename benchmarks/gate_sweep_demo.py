@@ -1,7 +1,7 @@
 """What happens to the demo models when a stage's gates are switched off? (a script, not a test)
 
 For each held-out shape (``evaluate.HELDOUT_SEED``, the stream training never saw, 96 px), prepared as an analysis
-prepares it (``imaging.prepare_input`` with the weights' preprocessing, whole view), ``intervene.sweep`` sets each
+prepares it (``imaging.view.prepare_input`` with the weights' preprocessing, whole view), ``intervene.sweep`` sets each
 stage's channel or spatial gates to ``one`` and reports the change in the TRUE class's probability. The tables give,
 per model, stage and gate: the mean change with its standard error, and the top-1 accuracy with that intervention.
 

@@ -1,5 +1,4 @@
-"""A hostile visitor on loopback: every probe of the hardening issues against a launched app, with a normal analysis
-alongside.
+"""A hostile visitor on loopback: every hostile probe against a launched app, with a normal analysis alongside.
 
     python benchmarks/hostile.py            # every probe, against `python app.py --weights demo` on a free port
     python benchmarks/hostile.py --fast     # the quick subset (what tests/test_hostile_bench.py runs in-process)

@@ -1,4 +1,4 @@
-"""Can we trust the demo models' maps? The sanity checks of issue #15 on held-out demo shapes, with their true masks.
+"""Can we trust the demo models' maps? The sanity checks on held-out demo shapes, with their true masks.
 
 Per model, over ``--count`` held-out shapes (each explained for its TRUE class, stage 4, Grad-CAM):
 

@@ -1,7 +1,7 @@
 """Soak test: many sequential analyses in ONE process (the app and its client), checking that nothing accumulates.
 
     python benchmarks/soak.py --count 1000
-    python benchmarks/soak.py --count 600 --sessions --size 1600x1200 --rss-limit 150   # issue #13's figure
+    python benchmarks/soak.py --count 600 --sessions --size 1600x1200 --rss-limit 150   # the README figure
 
 It launches the real app in-process (``app.build_demo`` + ``app.serve``) with its Gradio cache in a fresh folder,
 sends ``--warmup`` analyses (exporting and drawing every panel every 5th), then ``--count`` analyses through the API
@@ -98,6 +98,21 @@ def gradio_cache(folder: Path) -> Iterator[Path]:
             os.environ["GRADIO_TEMP_DIR"] = previous
 
 
+def soak_pictures(folder: Path, size: tuple[int, int] | None) -> list[Path]:
+    """The five pictures the soak cycles through: 256 px shapes as PNG, or at ``size`` as JPEG (a photo's format)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pictures = []
+    for index in range(5):
+        shape = Image.fromarray(shapes.render_sample(PICTURE_SEED, index, width=256).image)
+        path = folder / (f"soak-{index}.png" if size is None else f"soak-{index}.jpg")
+        if size is None:
+            shape.save(path)
+        else:  # a photo's size and format: the decoded picture, the display copy and the maps are what they would be
+            shape.resize(size, Image.Resampling.BICUBIC).save(path, quality=85)
+        pictures.append(path)
+    return pictures
+
+
 def run_soak(
     count: int,
     *,
@@ -130,16 +145,7 @@ def run_soak(
     report = SoakReport(count, warmup, sessions, "256 px shapes" if size is None else f"{size[0]}x{size[1]} JPEG")
     report.rss_limit_mb = rss_limit_mb
     work = Path(work_dir or tempfile.mkdtemp(prefix="cbam_viz-soak-"))
-    pictures = []
-    for index in range(5):
-        shape = Image.fromarray(shapes.render_sample(PICTURE_SEED, index, width=256).image)
-        path = work / "pictures" / (f"soak-{index}.png" if size is None else f"soak-{index}.jpg")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if size is None:
-            shape.save(path)
-        else:  # a photo's size and format: the decoded picture, the display copy and the maps are what they would be
-            shape.resize(size, Image.Resampling.BICUBIC).save(path, quality=85)
-        pictures.append(path)
+    pictures = soak_pictures(work / "pictures", size)
     downloads = work / "client-downloads"
     with gradio_cache(work / "gradio-cache") as cache:
         engine = ui_engine.Engine.start(weights, None, weights_dir)

@@ -23,7 +23,7 @@ _EXPORTS = {
     "ModelView": "cbam_viz.imaging.view",
     "Analysis": "cbam_viz.analysis.results",
     "ModelResult": "cbam_viz.analysis.results",
-    "Intervention": "cbam_viz.analysis.intervene",
+    "Intervention": "cbam_viz.analysis.options",
     "sanity_report": "cbam_viz.checks.randomisation",
     "curves_report": "cbam_viz.checks.curves",
     "box_game": "cbam_viz.checks.pointing",
@@ -33,20 +33,31 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-if TYPE_CHECKING:
-    from cbam_viz.analysis.intervene import Intervention
-    from cbam_viz.analysis.models import get_models
-    from cbam_viz.analysis.results import Analysis, ModelResult
-    from cbam_viz.checks.curves import curves_report
-    from cbam_viz.checks.pointing import box_game
-    from cbam_viz.checks.randomisation import sanity_report
-    from cbam_viz.demo.shapes import render_sample
-    from cbam_viz.errors import CbamVizError
-    from cbam_viz.imaging.decode import decode_image
-    from cbam_viz.imaging.view import ModelView, map_to_image, prepare_input
-    from cbam_viz.model.resnet import ArchConfig, build_resnet
-    from cbam_viz.pipeline import analyze
-    from cbam_viz.weights.load import load_model, resolve_weights
+if TYPE_CHECKING:  # "name as name": these imports re-export (for type checkers and IDEs)
+    from cbam_viz.analysis.models import get_models as get_models
+    from cbam_viz.analysis.options import Intervention as Intervention
+    from cbam_viz.analysis.results import Analysis as Analysis
+    from cbam_viz.analysis.results import ModelResult as ModelResult
+    from cbam_viz.checks.curves import curves_report as curves_report
+    from cbam_viz.checks.pointing import box_game as box_game
+    from cbam_viz.checks.randomisation import sanity_report as sanity_report
+    from cbam_viz.demo.shapes import render_sample as render_sample
+    from cbam_viz.errors import CbamVizError as CbamVizError
+    from cbam_viz.imaging.decode import decode_image as decode_image
+    from cbam_viz.imaging.view import (
+        ModelView as ModelView,
+    )
+    from cbam_viz.imaging.view import (
+        map_to_image as map_to_image,
+    )
+    from cbam_viz.imaging.view import (
+        prepare_input as prepare_input,
+    )
+    from cbam_viz.model.resnet import ArchConfig as ArchConfig
+    from cbam_viz.model.resnet import build_resnet as build_resnet
+    from cbam_viz.pipeline import analyze as analyze
+    from cbam_viz.weights.load import load_model as load_model
+    from cbam_viz.weights.load import resolve_weights as resolve_weights
 
 
 def __getattr__(name: str) -> Any:
@@ -57,4 +68,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    """The public names, for ``dir(cbam_viz)`` and tab completion."""
     return __all__

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 
+def one_line(error: BaseException | str, limit: int | None = None) -> str:
+    """An error (or any text) as one line: whitespace folded, cut to ``limit`` characters with "..." when given.
+
+    Readers' and servers' messages may span several lines or quote a whole page; an exception without words is
+    named by its type.
+    """
+    words = " ".join(str(error).split()) or (type(error).__name__ if isinstance(error, BaseException) else "")
+    return words if limit is None or len(words) <= limit else words[: limit - 3] + "..."
+
+
 class CbamVizError(Exception):
     """Base of every error the CLI and the app turn into a one-line message."""
 

@@ -1,9 +1,9 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""``analyze``: one picture through every requested model, with its interventions and the pointing game.
 
-CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
-``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
-native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+The one orchestrator the app, the CLI and scripts call: decode the picture once, prepare one input per preprocessing,
+run each model (``analysis.run.run_model``), plan and run the interventions against each model's own result, measure
+CAM agreement between models, and play the pointing game on a box when one is given. It sits above ``checks``
+because the pointing game is one of the checks.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import PIL.Image
 import torch
 from torch import nn
 
-from cbam_viz.analysis import metrics
-from cbam_viz.analysis.cam import _label, resolve_target
+from cbam_viz.analysis import intervene, metrics
+from cbam_viz.analysis.cam import class_label, resolve_target
 from cbam_viz.analysis.models import get_models
-from cbam_viz.analysis.options import SWEEP, AnalysisOptions
+from cbam_viz.analysis.options import SWEEP, AnalysisOptions, Intervention
 from cbam_viz.analysis.results import Analysis, ModelResult
 from cbam_viz.analysis.run import run_model
+from cbam_viz.checks import pointing
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging.decode import decode_image, decode_notes, display_image
 from cbam_viz.imaging.view import ModelView, prepare_input
@@ -43,7 +44,7 @@ def analyze(
     ``options`` says what to compute; without it, the keyword ``fields`` build one (``weights``, ``models``,
     ``method``, ``target``, ``stage``, ``view``, ``faithfulness``). A target of None explains each model's own top-1;
     an index or a class name explains that one class in every model. ``image`` may be an already decoded picture
-    (``imaging.decode_image``): it is not decoded again and its notes are kept. Bad arguments and unusable images
+    (``imaging.decode.decode_image``): it is not decoded again and its notes are kept. Bad arguments and unusable images
     raise ``CbamVizError`` (``ImageError``) with a one-line message. ``weights_dir`` replaces the repository's
     weights/ folder (deployments, tests).
     """
@@ -97,13 +98,11 @@ def analyze(
     return analysis
 
 
-def pointing_on_box(analysis: Analysis, box: Sequence[float]) -> Any:
-    """The pointing game (``sanity.box_game``) on a box given in pixels of the picture as the user sees it (EXIF
+def pointing_on_box(analysis: Analysis, box: Sequence[float]) -> pointing.PointingReport:
+    """The pointing game (``pointing.box_game``) on a box given in pixels of the picture as the user sees it (EXIF
     applied, full size), scaled onto the displayed copy the maps are laid on; the report keeps the given pixels."""
-    from cbam_viz.checks import pointing as sanity
-
     scale = analysis.image.width / analysis.original_size[0]
-    report = sanity.box_game(analysis, [value * scale for value in box])
+    report = pointing.box_game(analysis, [value * scale for value in box])
     report.region["box"] = [round(value / scale, 2) for value in report.region["box"]]
     return report
 
@@ -116,8 +115,6 @@ def intervention_plan(models: dict[str, nn.Module], specs: Sequence[str]) -> dic
     """
     if not specs:
         return {}
-    from cbam_viz.analysis import intervene
-
     plan: dict[str, dict[str, str | None]] = {arch: {} for arch in models}
     for spec in specs:
         errors = []
@@ -126,7 +123,7 @@ def intervention_plan(models: dict[str, nn.Module], specs: Sequence[str]) -> dic
                 if spec == SWEEP:
                     intervene.sweep_interventions(model)
                 else:
-                    intervene.Intervention.parse(spec).replacements(model)
+                    intervene.replacements(Intervention.parse(spec), model)
                 plan[arch][spec] = None
             except CbamVizError as error:
                 plan[arch][spec] = str(error)
@@ -140,8 +137,6 @@ def _intervene(
     result: ModelResult, model: nn.Module, input_tensor: torch.Tensor, plan: dict[str, str | None], options
 ) -> None:
     """Run this model's planned interventions against its own un-intervened ``result`` (same target, method, stage)."""
-    from cbam_viz.analysis import intervene
-
     specs = [spec for spec, note in plan.items() if note is None and spec != SWEEP]
     result.intervention_notes = {spec: note for spec, note in plan.items() if note is not None}
     if specs:
@@ -157,7 +152,7 @@ def _intervene(
         info = getattr(model, "weights_info", None)
         names = info.categories if info else ()
         result.intervention_labels = {
-            index: _label(names, index) for done in result.interventions for index, _ in done.top5
+            index: class_label(names, index) for done in result.interventions for index, _ in done.top5
         }
     if plan.get(SWEEP, "") is None:
         result.sweep = intervene.sweep(model, input_tensor, target_index=result.target_index)

@@ -24,10 +24,12 @@ ARCH_TITLES: dict[str, str] = {
 
 
 def has_channel_attention(arch: str) -> bool:
+    """Whether ``arch`` has channel gates (SE or CBAM)."""
     return ARCH_ATTENTION.get(arch) is not None
 
 
 def has_spatial_attention(arch: str) -> bool:
+    """Whether ``arch`` has spatial gates (CBAM only)."""
     return ARCH_ATTENTION.get(arch) == "cbam"
 
 
@@ -61,6 +63,7 @@ def last_block(maps: Mapping[str, Any] | Iterable[str], stage: int) -> str | Non
 
 
 def all_blocks() -> list[str]:
+    """Every block name of a ResNet-50, ``layer1.0`` to ``layer4.2``, in order."""
     pairs = zip(STAGES, STAGE_DEPTHS, strict=True)
     return [block_name(stage, index) for stage, depth in pairs for index in range(depth)]
 
@@ -102,6 +105,7 @@ CAM_METHODS: dict[str, CamMethod] = {
 
 
 def method_label(name: str) -> str:
+    """A CAM method's display label (its name when unknown)."""
     method = CAM_METHODS.get(name)
     return method.label if method else name
 

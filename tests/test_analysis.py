@@ -19,7 +19,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from cbam_viz.analysis import metrics
 from cbam_viz.analysis import models as analysis
-from cbam_viz.analysis.cam import CAM_METHODS, resolve_target
+from cbam_viz.analysis.cam import GRADCAM_CLASSES, resolve_target
 from cbam_viz.analysis.capture import count_hooks
 from cbam_viz.analysis.models import get_models
 from cbam_viz.analysis.run import run_model
@@ -56,7 +56,7 @@ def sample_image(seed: int, index: int, width: int = 64, height: int | None = No
 # --------------------------------------------------------------------------------------------------- CAM methods
 
 
-@pytest.mark.parametrize("method", sorted(CAM_METHODS))
+@pytest.mark.parametrize("method", sorted(GRADCAM_CLASSES))
 def test_every_method_equals_grad_cams_own_object_and_leaves_no_hook(method: str) -> None:
     model = random_model("cbam_resnet50", seed=1)
     slow = method == "scorecam"  # one forward per channel: a small input and the 64-channel stage 2
@@ -68,7 +68,7 @@ def test_every_method_equals_grad_cams_own_object_and_leaves_no_hook(method: str
     assert result.cam.shape == (native, native) and result.cam.dtype == np.float32
     assert np.isfinite(result.cam).all() and result.cam.min() >= 0 and result.cam.max() > 0
     oracle = copy.deepcopy(model).requires_grad_(True)  # grad-cam's own hooks need a graph through the layer
-    with CAM_METHODS[method](oracle, [getattr(oracle, f"layer{stage}")]) as cam:
+    with GRADCAM_CLASSES[method](oracle, [getattr(oracle, f"layer{stage}")]) as cam:
         expected = cam(x, [ClassifierOutputTarget(2)])
     # grad-cam min-max scales at input size, then once more when it aggregates layers: do the same to ours
     ours = scale_cam_image(scale_cam_image(result.cam[None], (size, size)))
@@ -197,22 +197,37 @@ def test_pointing_and_energy() -> None:
 # ------------------------------------------------------------------------------------------- analyze, end to end
 
 
+_KINDS = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+
+
 def validate(document: object, schema: dict, path: str = "$") -> list[str]:
     """The JSON Schema keywords ANALYSIS_JSON_SCHEMA uses; -> every violation found."""
-    problems: list[str] = []
-    kinds = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
     if "type" in schema:
         wanted = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-
-        def matches(kind: str) -> bool:
-            if kind == "integer":
-                return isinstance(document, int) and not isinstance(document, bool)
-            if kind == "number":
-                return isinstance(document, int | float) and not isinstance(document, bool)
-            return isinstance(document, kinds[kind])
-
-        if not any(matches(kind) for kind in wanted):
+        if not any(_is_kind(document, kind) for kind in wanted):
             return [f"{path}: {document!r} is not of type {wanted}"]
+    problems = _value_problems(document, schema, path)
+    if isinstance(document, dict):
+        problems += _object_problems(document, schema, path)
+    if isinstance(document, list):
+        if len(document) < schema.get("minItems", 0) or len(document) > schema.get("maxItems", len(document)):
+            problems.append(f"{path}: {len(document)} items")
+        for index, item in enumerate(document):
+            problems += validate(item, schema.get("items", {}), f"{path}[{index}]")
+    return problems
+
+
+def _is_kind(document: object, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(document, int) and not isinstance(document, bool)
+    if kind == "number":
+        return isinstance(document, int | float) and not isinstance(document, bool)
+    return isinstance(document, _KINDS[kind])
+
+
+def _value_problems(document: object, schema: dict, path: str) -> list[str]:
+    """oneOf, const, enum, minimum and maximum."""
+    problems: list[str] = []
     if "oneOf" in schema:
         fits = [option for option in schema["oneOf"] if not validate(document, option, path)]
         if len(fits) != 1:
@@ -226,22 +241,21 @@ def validate(document: object, schema: dict, path: str = "$") -> list[str]:
             problems.append(f"{path}: {document} < {schema['minimum']}")
         if "maximum" in schema and document > schema["maximum"]:
             problems.append(f"{path}: {document} > {schema['maximum']}")
-    if isinstance(document, dict):
-        problems += [f"{path}: missing {key!r}" for key in schema.get("required", []) if key not in document]
-        if len(document) < schema.get("minProperties", 0):
-            problems.append(f"{path}: fewer than {schema['minProperties']} properties")
-        for key, value in document.items():
-            if key in schema.get("properties", {}):
-                problems += validate(value, schema["properties"][key], f"{path}.{key}")
-            elif schema.get("additionalProperties") is False:
-                problems.append(f"{path}: unexpected {key!r}")
-            elif isinstance(schema.get("additionalProperties"), dict):
-                problems += validate(value, schema["additionalProperties"], f"{path}.{key}")
-    if isinstance(document, list):
-        if len(document) < schema.get("minItems", 0) or len(document) > schema.get("maxItems", len(document)):
-            problems.append(f"{path}: {len(document)} items")
-        for index, item in enumerate(document):
-            problems += validate(item, schema.get("items", {}), f"{path}[{index}]")
+    return problems
+
+
+def _object_problems(document: dict, schema: dict, path: str) -> list[str]:
+    """required, minProperties, properties and additionalProperties."""
+    problems = [f"{path}: missing {key!r}" for key in schema.get("required", []) if key not in document]
+    if len(document) < schema.get("minProperties", 0):
+        problems.append(f"{path}: fewer than {schema['minProperties']} properties")
+    for key, value in document.items():
+        if key in schema.get("properties", {}):
+            problems += validate(value, schema["properties"][key], f"{path}.{key}")
+        elif schema.get("additionalProperties") is False:
+            problems.append(f"{path}: unexpected {key!r}")
+        elif isinstance(schema.get("additionalProperties"), dict):
+            problems += validate(value, schema["additionalProperties"], f"{path}.{key}")
     return problems
 
 
@@ -396,8 +410,8 @@ def localisation(samples: list, arch: str) -> dict[str, float]:
 @needs_demo
 @pytest.mark.parametrize("arch", list(ARCHS))
 def test_cam_peak_lands_on_the_object_and_a_misplaced_map_would_miss(arch: str) -> None:
-    """The demo models were trained to point at the object (docs/demo-models.md), so this is a test of the map geometry: the
-    same maps drawn half a cell off lose a large share of their hits."""
+    """The demo models were trained to point at the object (docs/demo-models.md), so this is a test of the map
+    geometry: the same maps drawn half a cell off lose a large share of their hits."""
     found = localisation([render_sample(77, index) for index in range(40)], arch)
     assert found["tolerant"] >= 0.95, f"{arch}: the CAM peak is near the object in only {found['tolerant']:.0%}"
     assert found["strict"] >= 0.9, f"{arch}: the CAM peak is inside the object in only {found['strict']:.0%}"

@@ -1,4 +1,4 @@
-"""Every file the allow-list admits decodes, or is refused with one line, within 2 s (issue #13 item 1): 2 s on the
+"""Every file the allow-list admits decodes, or is refused with one line, within the hostile-input budget: 2 s on the
 development machine, scaled on a slower one by its time for the same ordinary 49-megapixel decode.
 
 The adversarial files are generated here, by hand where Pillow's writers are too slow (its multi-page TIFF writer

@@ -59,8 +59,8 @@ def test_the_chinese_page_draws_chinese_words_in_a_face_that_has_them() -> None:
 def test_a_chinese_sentence_is_wrapped_inside_the_picture() -> None:
     with using("zh"):
         note = catalogue("zh")["picture.channel_note"].format(channels=512)
-        lines = text._wrap(note, 13, 200)
-        assert len(lines) > 1 and all(text._text_width(line, 13) <= 200 for line in lines)
+        lines = text.wrap(note, 13, 200)
+        assert len(lines) > 1 and all(text.text_width(line, 13) <= 200 for line in lines)
         assert "".join(lines).replace(" ", "") == note.replace(" ", "")  # nothing lost, a space at a break
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from cbam_viz.analysis.capture import capture_pass, count_hooks, model_lock
-from cbam_viz.analysis.intervene import Intervention, check, run_interventions, sweep
+from cbam_viz.analysis.intervene import Intervention, check, replacements, run_interventions, sweep
 from cbam_viz.analysis.run import run_model
 from cbam_viz.errors import CbamVizError
 from cbam_viz.model.resnet import ArchConfig, ResNet, build_resnet
@@ -107,7 +107,7 @@ def test_gates_the_model_lacks_are_one_line_errors_never_silent() -> None:
 
 
 def applied(model: torch.nn.Module, x: torch.Tensor, spec: str | None):
-    replace = Intervention.parse(spec).replacements(model) if spec else None
+    replace = replacements(Intervention.parse(spec), model) if spec else None
     return capture_pass(model, x, replace=replace, gradients=False)
 
 

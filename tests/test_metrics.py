@@ -1,4 +1,4 @@
-"""The sanity-check numbers of issue #15, against cases computed by hand: ranks, SSIM, deletion/insertion, boxes."""
+"""The sanity checks' numbers, against cases computed by hand: ranks, SSIM, deletion/insertion, boxes."""
 
 from __future__ import annotations
 

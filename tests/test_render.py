@@ -180,7 +180,7 @@ def test_colour_bars_are_cached_per_colormap_size_and_printed_text() -> None:
     assert not np.array_equal(np.asarray(other), np.asarray(second))
     overlay.clear_caches()  # a benchmark's cold start: the next bar is built again
     overlay.colorbar_image("viridis", 0.0, 2.5, width=173, label="CAM value")
-    assert overlay._colorbar.cache_info().misses == 1 and render_text._rasterised.cache_info().currsize > 0
+    assert overlay._colorbar.cache_info().misses == 1 and render_text.rasterised.cache_info().currsize > 0
 
 
 @pytest.mark.parametrize("width", [1, 2, 5, 8, 9, 11, 12, 24, 48, 96, 160, 512])
@@ -328,7 +328,7 @@ def test_spatial_grid_drill_down_lists_every_block_and_wraps() -> None:
     assert len(_tiles(attention.spatial_attention_grid(maps, view, photo, stage=1, tile=64, alpha=1.0))) == 3
 
 
-def _check_layout(sheet: render_text._Sheet, display_width: int = render_text.DISPLAY_WIDTH) -> None:
+def _check_layout(sheet: render_text.Sheet, display_width: int = render_text.DISPLAY_WIDTH) -> None:
     """Every label inside the picture, none over another label or over a picture, legible where the app shows it."""
     width, height = sheet.image.size
     shown = min(1.0, display_width / width)  # the app shrinks a wider panel to its column, never enlarges one
@@ -381,7 +381,7 @@ def test_spatial_grid_without_spatial_attention_says_so() -> None:
 
 @pytest.mark.parametrize("size", [(8, 8), (8, 160), (160, 8)])
 def test_every_panel_of_a_tiny_or_extreme_picture(size: tuple[int, int]) -> None:
-    """#13: a picture 8 px wide analyses; each panel the app then draws must be drawn too (bundled demo weights)."""
+    """A picture 8 px wide analyses; each panel the app then draws must be drawn too (bundled demo weights)."""
     from cbam_viz.pipeline import analyze
 
     result = analyze(_photo(size), weights="demo", view="whole", device="cpu")

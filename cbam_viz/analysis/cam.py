@@ -1,9 +1,9 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""CAM methods: grad-cam's math on the tensors our own pass captured, target classes, and ROAD faithfulness.
 
 CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
 ``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
 native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+normalise for display and ``imaging.view.map_to_image`` aligns any map with the image in one resampling.
 """
 
 from __future__ import annotations
@@ -27,21 +27,28 @@ from cbam_viz.analysis.capture import CapturedPass, stage_layer
 from cbam_viz.errors import CbamVizError
 from cbam_viz.i18n.language import text
 
-CAM_METHODS: dict[str, type[BaseCAM]] = {  # vocab.CAM_METHODS names each method's grad-cam class
+GRADCAM_CLASSES: dict[str, type[BaseCAM]] = {  # method name -> grad-cam class (vocab.CAM_METHODS names each one)
     name: getattr(pytorch_grad_cam, method.grad_cam_class) for name, method in vocab.CAM_METHODS.items()
 }
 ROAD_PERCENTILES = (20, 40, 60, 80)  # four removal levels: ROAD's trend at a quarter of grad-cam's default cost
 SCORECAM_BATCH = 32
 
 
-_CAM_METHODS_LOCK = threading.Lock()
+_CAM_OBJECTS_LOCK = threading.Lock()
 
 
 def compute_cam(
-    cam_method: BaseCAM, model: nn.Module, input_tensor: torch.Tensor, captured: CapturedPass, stage: int
+    cam_method: BaseCAM,
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    captured: CapturedPass,
+    stage: int,
+    *,
+    relu: bool = True,
 ) -> np.ndarray:
     """The method's own CAM math on the captured tensors, ReLU'd as grad-cam does, without its min-max scaling.
 
+    ``relu=False`` keeps the signed weighted sum (``get_cam_image`` before its ReLU; the sanity checks rank it).
     Runs after the capture closed: Score-CAM's extra forwards (under no_grad) find no hook of ours on the model.
     """
     device = next(model.parameters()).device
@@ -50,8 +57,8 @@ def compute_cam(
         cam = cam_method.get_cam_image(
             input_tensor.to(device), stage_layer(model, stage), targets, captured.activations, captured.gradients, False
         )
-    cam = np.maximum(np.asarray(cam, dtype=np.float32)[0], 0)
-    return np.nan_to_num(cam, nan=0.0, posinf=0.0, neginf=0.0)
+    cam = np.asarray(cam, dtype=np.float32)[0]
+    return np.nan_to_num(np.maximum(cam, 0) if relu else cam, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def faithfulness_scores(model: nn.Module, input_tensor: torch.Tensor, cam: np.ndarray, index: int) -> dict[str, float]:
@@ -112,7 +119,8 @@ def _normalise_name(name: str) -> str:
     return " ".join(name.replace("_", " ").lower().split())
 
 
-def _label(categories: Sequence[str], index: int) -> str:
+def class_label(categories: Sequence[str], index: int) -> str:
+    """The name of class ``index``, or ``class <index>`` when the weights name fewer classes."""
     return categories[index] if index < len(categories) else f"class {index}"
 
 
@@ -123,11 +131,11 @@ def cam_method_for(method: str, model: nn.Module) -> BaseCAM:
     Only its math (``get_cam_image``, which keeps no state between calls) is used, so threads can share it. The
     objects live on the model itself: they refer back to it, and a weak-keyed table would keep every model alive.
     """
-    with _CAM_METHODS_LOCK:
+    with _CAM_OBJECTS_LOCK:
         per_model = model.__dict__.setdefault("_cbam_viz_cam_methods", {})
         cam_method = per_model.get(method)
         if cam_method is None:
-            cam_method = CAM_METHODS[method](model, target_layers=[])
+            cam_method = GRADCAM_CLASSES[method](model, target_layers=[])
             cam_method.activations_and_grads.release()
             if isinstance(cam_method, pytorch_grad_cam.ScoreCAM):
                 cam_method.batch_size = SCORECAM_BATCH

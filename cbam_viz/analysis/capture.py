@@ -8,7 +8,7 @@ for the CAM covers only CAM layer -> logits, whatever the model's parameters say
 Hooks only record forwards of the thread that opened the capture, and a per-model lock keeps two captures on one model
 from running at once, so concurrent analyses never see each other's maps.
 
-Two options ride on the same single pass (issue #14, "Attention lab"), both off by default:
+Two options ride on the same single pass (for the attention lab), both off by default:
 
 * ``gate_steps`` (True, or block names such as ``{"layer4.2"}``): extra hooks inside each chosen gate record every
   intermediate on this picture's real tensors (CBAM: avg/max descriptors, the shared MLP's two outputs, their sum,
@@ -17,7 +17,7 @@ Two options ride on the same single pass (issue #14, "Attention lab"), both off 
   spatial gates' kernels and BN numbers are weights: copied once per weights version, see ``spatial_params``).
   Recording all 16 blocks costs a few per cent of an analysis; a set of one or two blocks costs next to nothing.
 * ``replace``: ``{(block, "channel" | "spatial"): fn}``; a hook on that gate's sigmoid returns ``fn(output)``, so the
-  block multiplies F by the replaced gate (``cbam_viz.analysis.intervene`` builds these from an intervention spec). Like every
+  block multiplies F by the replaced gate (``intervene.replacements`` builds these from an intervention). Like every
   hook here it acts only on the owner thread's forwards, under the model's lock, and is removed in ``finally``.
   ``channel``/``spatial`` then hold the gates as applied; ``gate_steps`` hold what each gate computed.
 """

@@ -44,10 +44,12 @@ class ChannelSteps:
 
     @property
     def squeeze(self) -> np.ndarray:
+        """SE's word for ``avg``: the pooled descriptor."""
         return self.avg
 
     @property
     def excitation(self) -> np.ndarray:
+        """SE's word for ``mlp_avg``: the excitation MLP's output before the sigmoid."""
         return self.mlp_avg
 
 
@@ -159,9 +161,9 @@ def channel_equation(steps: GateSteps, channel: int, digits: int = 2) -> str:
     if isinstance(channel, bool) or not isinstance(channel, int | np.integer) or not 0 <= channel < count:
         raise CbamVizError(f"channel must be 0-{count - 1} in {steps.block}, got {channel!r}")
     c = int(channel)
-    value = _number(gate.gate[c], digits)
+    value = _fixed(gate.gate[c], digits)
     if gate.mlp_max is None:
-        return f"Mc[{c}] = σ(MLP(squeeze)[{c}]) = σ({_number(gate.mlp_avg[c], digits)}) = {value}"
+        return f"Mc[{c}] = σ(MLP(squeeze)[{c}]) = σ({_fixed(gate.mlp_avg[c], digits)}) = {value}"
     terms = _sum(gate.mlp_avg[c], gate.mlp_max[c], digits)
     return f"Mc[{c}] = σ(MLP(avg)[{c}] + MLP(max)[{c}]) = σ({terms}) = {value}"
 
@@ -177,11 +179,11 @@ def spatial_equation(steps: GateSteps, row: int, col: int, digits: int = 2) -> s
         raise CbamVizError(f"position must be within 0-{height - 1}, 0-{width - 1} in {steps.block}, got {row}, {col}")
     k = spatial.kernel_max.shape[0]
     scale, shift = spatial.bn_affine()
-    response = _number(spatial.conv[row, col], digits)
-    product = f"{_number(scale, digits)}·{f'({response})' if response.startswith('-') else response}"
+    response = _fixed(spatial.conv[row, col], digits)
+    product = f"{_fixed(scale, digits)}·{f'({response})' if response.startswith('-') else response}"
     return (
         f"Ms[{row},{col}] = σ(BN(conv{k}x{k}([max; mean])[{row},{col}])) = σ({_sum_text(product, shift, digits)}) "
-        f"= σ({_number(spatial.bn[row, col], digits)}) = {_number(spatial.gate[row, col], digits)}"
+        f"= σ({_fixed(spatial.bn[row, col], digits)}) = {_fixed(spatial.gate[row, col], digits)}"
     )
 
 
@@ -198,18 +200,18 @@ def channel_order(gate: GateSteps | ChannelSteps | np.ndarray, marked: int = MAR
     return ChannelOrder(order=order, strongest=order[:count], weakest=order[::-1][:count])
 
 
-def _number(value: float, digits: int) -> str:
+def _fixed(value: float, digits: int) -> str:
     return f"{float(value):.{digits}f}"
 
 
 def _sum(first: float, second: float, digits: int) -> str:
-    return _sum_text(_number(first, digits), second, digits)
+    return _sum_text(_fixed(first, digits), second, digits)
 
 
 def _sum_text(first: str, second: float, digits: int) -> str:
     """``"1.32 + 0.85"`` or ``"1.32 - 0.85"``: a negative second term reads as a subtraction."""
     sign = "-" if float(second) < 0 else "+"
-    return f"{first} {sign} {_number(abs(float(second)), digits)}"
+    return f"{first} {sign} {_fixed(abs(float(second)), digits)}"
 
 
 def strongest_position(steps: GateSteps) -> tuple[int, int]:

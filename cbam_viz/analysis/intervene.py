@@ -1,17 +1,9 @@
-"""Gate interventions (issue #14, "Attention lab"): switch a gate off, flatten it, shuffle it or keep its top K, and
-see what the model then predicts and where its CAM looks.
+"""Gate interventions (the attention lab): switch a gate off, flatten it, shuffle it or keep its top K, and see
+what the model then predicts and where its CAM looks.
 
-A SPEC string is ``<where>:<gate>=<how>``:
-
-* where: ``all``, a stage (``layer3``) or a block (``layer4.2``);
-* gate: ``channel`` (SE or CBAM), ``spatial`` (CBAM only) or ``both`` (CBAM only);
-* how: ``one`` (Mc = 1 / Ms = 1: the gate passes everything), ``mean`` (the gate's output replaced by its mean over
-  channels / positions), ``shuffle`` (channels / positions permuted with a fixed seed per block), ``keep-top-k:K``
-  (only the K strongest channels / positions pass, the rest are 0; a K above the gate's size keeps everything).
-
-Examples: ``layer3:spatial=one``, ``all:channel=mean``, ``layer4.2:both=one``, ``layer2:channel=keep-top-k:16``.
-``Intervention.parse`` checks a spec once (one-line ``CbamVizError`` on a bad one); a gate the model lacks is a
-one-line error too (``spatial`` on SE, anything on ResNet-50), never a silent no-op.
+The spec grammar (``<where>:<gate>=<how>``) and ``Intervention`` live in ``options``, without torch; this module
+applies them. ``replacements`` maps an intervention onto a model's gates; a gate the model lacks is a one-line error
+(``spatial`` on SE, anything on ResNet-50), never a silent no-op.
 
 Interventions are forward hooks on the gates' sigmoids, owned by ``capture.AttentionCapture``: registered and removed
 in ``finally`` under the model's lock, acting only on the owner thread's forwards, so analyses running at the same
@@ -25,11 +17,8 @@ time on the same model keep their normal numbers.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,117 +27,18 @@ from torch import nn
 from cbam_viz.analysis import metrics
 from cbam_viz.analysis.cam import cam_method_for, compute_cam
 from cbam_viz.analysis.capture import AttentionCapture, GateKey, Replacement, capture_pass, gate_modules
+from cbam_viz.analysis.options import Intervention
+from cbam_viz.analysis.results import ModelResult, json_number
 from cbam_viz.analysis.run import run_model, validate_options
 from cbam_viz.errors import CbamVizError
 from cbam_viz.model.resnet import ResNet
-from cbam_viz.vocab import ARCH_ATTENTION, ARCH_TITLES, STAGE_DEPTHS, STAGES, quote, split_block, stage_blocks
+from cbam_viz.vocab import ARCH_ATTENTION, ARCH_TITLES, STAGES, split_block
 
-if TYPE_CHECKING:
-    from cbam_viz.analysis.results import ModelResult
-
-GATES: tuple[str, ...] = ("channel", "spatial", "both")
-HOWS: tuple[str, ...] = ("one", "mean", "shuffle", "keep-top-k")
 SHUFFLE_SEED = 14  # the permutation of each block is drawn from SHUFFLE_SEED and the block's position
 # "stages" beats "whole" once the arithmetic outweighs per-call overhead. Measured on 2 CPU cores: the demo models
 # (16 x 24 x 24 = 9k values) 2.9x an analysis as one batch, 4.2x by stages; ImageNet size (64 x 56 x 56 = 200k)
 # 8.1x as one batch, 5.8x by stages.
 STAGES_MIN_ELEMENTS = 65_536
-SPEC_HELP = "<where>:<gate>=<how>, e.g. layer3:spatial=one, all:channel=mean, layer2:channel=keep-top-k:16"
-_WHERE = re.compile(r"all|layer([1-9])(?:\.(\d+))?")
-
-
-@dataclass(frozen=True)
-class Intervention:
-    """One checked intervention: which gates (``where`` x ``gate``) get which replacement (``how``, ``k``)."""
-
-    where: str  # "all" | "layer3" | "layer4.2"
-    gate: str  # "channel" | "spatial" | "both"
-    how: str  # "one" | "mean" | "shuffle" | "keep-top-k"
-    k: int | None = None  # keep-top-k only
-
-    def __post_init__(self) -> None:
-        match = _WHERE.fullmatch(self.where) if isinstance(self.where, str) else None
-        if match is None:
-            raise CbamVizError(
-                f"intervention: where must be all, a stage (layer3) or a block (layer4.2), not {quote(self.where)}"
-            )
-        if match.group(1) is not None:
-            stage = int(match.group(1))
-            if stage not in STAGES:
-                raise CbamVizError(
-                    f"intervention: ResNet-50 has stages layer1-layer{len(STAGES)}, not {quote(self.where)}"
-                )
-            if match.group(2) is not None and int(match.group(2)) >= STAGE_DEPTHS[stage - 1]:
-                last = STAGE_DEPTHS[stage - 1] - 1
-                raise CbamVizError(f"intervention: layer{stage} has blocks .0-.{last}, not {quote(self.where)}")
-        if self.gate not in GATES:
-            raise CbamVizError(f"intervention: gate must be channel, spatial or both, not {quote(self.gate)}")
-        if self.how not in HOWS:
-            raise CbamVizError(f"intervention: how must be one, mean, shuffle or keep-top-k:K, not {quote(self.how)}")
-        if self.how == "keep-top-k":
-            if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-                raise CbamVizError(
-                    f"intervention: keep-top-k needs a whole number K >= 1, e.g. keep-top-k:16, not {quote(self.k)}"
-                )
-        elif self.k is not None:
-            raise CbamVizError(f"intervention: only keep-top-k takes a number, not {self.how}")
-
-    @classmethod
-    def parse(cls, spec: str | Intervention) -> Intervention:
-        """``"layer2:channel=keep-top-k:16"`` -> Intervention; case and surrounding spaces are ignored."""
-        if isinstance(spec, Intervention):
-            return spec
-        if not isinstance(spec, str):
-            raise CbamVizError(f"intervention must be a string like {SPEC_HELP}; got {type(spec).__name__}")
-        text = "".join(spec.split()).lower()
-        where, colon, rest = text.partition(":")
-        gate, equals, how = rest.partition("=")
-        if not (colon and equals and where and gate and how):
-            raise CbamVizError(f"bad intervention {quote(spec)}: expected {SPEC_HELP}")
-        k = None
-        if how.startswith("keep-top-k"):
-            number = how.removeprefix("keep-top-k").removeprefix(":")
-            if not number.isdigit() or not how.startswith("keep-top-k:"):
-                raise CbamVizError(f"bad intervention {quote(spec)}: keep-top-k needs K, e.g. keep-top-k:16")
-            how, k = "keep-top-k", int(number)
-        return cls(where, gate, how, k)
-
-    @property
-    def spec(self) -> str:
-        """The canonical spec string (what ``parse`` reads back to an equal value)."""
-        how = f"keep-top-k:{self.k}" if self.how == "keep-top-k" else self.how
-        return f"{self.where}:{self.gate}={how}"
-
-    def __str__(self) -> str:
-        return self.spec
-
-    @property
-    def gate_kinds(self) -> tuple[str, ...]:
-        return ("channel", "spatial") if self.gate == "both" else (self.gate,)
-
-    def blocks(self, gated: Iterable[str]) -> list[str]:
-        """The blocks of ``gated`` (block names of a model with gates) that ``where`` covers, in block order."""
-        gated = list(gated)
-        if self.where == "all":
-            return [block for stage in STAGES for block in stage_blocks(gated, stage)]
-        if "." in self.where:
-            return [self.where] if self.where in gated else []
-        return stage_blocks(gated, split_block(self.where + ".0")[0])
-
-    def replacements(self, model: nn.Module) -> dict[GateKey, Replacement]:
-        """The capture's ``replace`` mapping for ``model``; a one-line ``CbamVizError`` if it lacks these gates."""
-        channel, spatial = gate_modules(model)
-        title = _title(model)
-        if not channel:
-            raise CbamVizError(f"{title} has no attention gates to switch off: choose SE-ResNet-50 or CBAM-ResNet-50")
-        if "spatial" in self.gate_kinds and not spatial:
-            how = self.spec.split("=", 1)[1]
-            raise CbamVizError(f"{title} has no spatial gate (SE gates channels only): use {self.where}:channel={how}")
-        gates = {"channel": channel, "spatial": spatial}
-        keys = [(block, kind) for kind in self.gate_kinds for block in self.blocks(gates[kind])]
-        if not keys:
-            raise CbamVizError(f"{title} has no {self.gate} gate at {self.where}")
-        return {key: _replacement(self.how, self.k, key) for key in keys}
 
 
 @dataclass
@@ -168,24 +58,26 @@ class InterventionResult:
 
     @property
     def spec(self) -> str:
+        """The intervention's canonical spec string."""
         return self.intervention.spec
 
     @property
     def cam_stats(self) -> dict[str, float]:
+        """The intervened CAM's mean, min and max (as ``ModelResult`` reports its own)."""
         return {"mean": float(self.cam.mean()), "min": float(self.cam.min()), "max": float(self.cam.max())}
 
     def to_json(self) -> dict:
         """Numbers and names only (NaN -> null): spec, top5, target_prob, target_prob_change, cam summary."""
         return {
             "spec": self.spec,
-            "top5": [{"index": index, "prob": _number(prob)} for index, prob in self.top5],
-            "target_prob": _number(self.target_prob),
-            "target_prob_change": _number(self.target_prob_change),
+            "top5": [{"index": index, "prob": json_number(prob)} for index, prob in self.top5],
+            "target_prob": json_number(self.target_prob),
+            "target_prob_change": json_number(self.target_prob_change),
             "cam": {
                 "height": int(self.cam.shape[0]),
                 "width": int(self.cam.shape[1]),
-                **{key: _number(value) for key, value in self.cam_stats.items()},
-                "correlation": _number(self.cam_correlation),
+                **{key: json_number(value) for key, value in self.cam_stats.items()},
+                "correlation": json_number(self.cam_correlation),
             },
         }
 
@@ -199,8 +91,25 @@ def check(model: nn.Module, interventions: Iterable[str | Intervention]) -> list
     """Parse and check every intervention against ``model`` before any work starts (one-line errors)."""
     parsed = parse_all(interventions)
     for intervention in parsed:
-        intervention.replacements(model)
+        replacements(intervention, model)
     return parsed
+
+
+def replacements(intervention: Intervention, model: nn.Module) -> dict[GateKey, Replacement]:
+    """The capture's ``replace`` mapping of ``intervention`` on ``model`` (one-line error if it lacks those gates)."""
+    channel, spatial = gate_modules(model)
+    title = _title(model)
+    if not channel:
+        raise CbamVizError(f"{title} has no attention gates to switch off: choose SE-ResNet-50 or CBAM-ResNet-50")
+    if "spatial" in intervention.gate_kinds and not spatial:
+        how = intervention.spec.split("=", 1)[1]
+        where = intervention.where
+        raise CbamVizError(f"{title} has no spatial gate (SE gates channels only): use {where}:channel={how}")
+    gates = {"channel": channel, "spatial": spatial}
+    keys = [(block, kind) for kind in intervention.gate_kinds for block in intervention.blocks(gates[kind])]
+    if not keys:
+        raise CbamVizError(f"{title} has no {intervention.gate} gate at {intervention.where}")
+    return {key: _replacement(intervention.how, intervention.k, key) for key in keys}
 
 
 def run_interventions(
@@ -230,7 +139,7 @@ def run_interventions(
     cam_method = cam_method_for(method, model)
     results = []
     for intervention in parsed:
-        replace = intervention.replacements(model)
+        replace = replacements(intervention, model)
         captured = capture_pass(
             model, input_tensor, stage=stage, target=target, gradients=cam_method.uses_gradients, replace=replace
         )
@@ -257,6 +166,8 @@ def run_interventions(
 
 @dataclass(frozen=True)
 class SweepEntry:
+    """One row of a sweep: one stage's gates of one kind set to ``how``, and the target's probability then."""
+
     stage: int
     gate: str  # "channel" | "spatial"
     spec: str  # e.g. "layer3:spatial=one"
@@ -275,23 +186,25 @@ class SweepResult:
     entries: tuple[SweepEntry, ...]  # stage-major: layer1 channel, layer1 spatial, layer2 channel, ...
 
     def change(self, stage: int, gate: str) -> float:
+        """The target probability's change when ``stage``'s ``gate`` gates were replaced (KeyError when not swept)."""
         for entry in self.entries:
             if entry.stage == stage and entry.gate == gate:
                 return entry.change
         raise KeyError((stage, gate))
 
     def to_json(self) -> dict:
+        """Numbers and names only (NaN -> null): the base probability and one row per stage and gate."""
         return {
             "target_index": self.target_index,
-            "base_prob": _number(self.base_prob),
+            "base_prob": json_number(self.base_prob),
             "base_top1": self.base_top1,
             "entries": [
                 {
                     "stage": e.stage,
                     "gate": e.gate,
                     "spec": e.spec,
-                    "target_prob": _number(e.target_prob),
-                    "change": _number(e.change),
+                    "target_prob": json_number(e.target_prob),
+                    "change": json_number(e.change),
                     "top1": e.top1,
                 }
                 for e in self.entries
@@ -347,7 +260,7 @@ def sweep(
         else:
             outputs = [model(x)]
             for intervention in interventions:
-                with AttentionCapture(model, None, replace=intervention.replacements(model)):
+                with AttentionCapture(model, None, replace=replacements(intervention, model)):
                     outputs.append(model(x))
             logits = torch.cat(outputs)
     host = logits.float().cpu().numpy()
@@ -375,7 +288,7 @@ def _sweep_whole(model: nn.Module, x: torch.Tensor, interventions: Sequence[Inte
     count = len(interventions) + 1  # row 0: the picture as it is
     replace: dict[GateKey, Replacement] = {}
     for row, intervention in enumerate(interventions, start=1):
-        for key, replacement in intervention.replacements(model).items():
+        for key, replacement in replacements(intervention, model).items():
             replace[key] = _rows_only(replacement, row, count, replace.get(key))
     with AttentionCapture(model, None, replace=replace):
         return model(x.expand(count, *x.shape[1:]))
@@ -416,7 +329,7 @@ def _sweep_from_stage_inputs(
     for stage, group in by_stage.items():
         replace: dict[GateKey, Replacement] = {}
         for row, intervention in enumerate(group):
-            for key, replacement in intervention.replacements(model).items():
+            for key, replacement in replacements(intervention, model).items():
                 replace[key] = _rows_only(replacement, row, len(group), replace.get(key))
         start = stage_inputs[stage - 1]
         hidden = start.expand(len(group), *start.shape[1:])
@@ -485,19 +398,14 @@ def _title(model: nn.Module) -> str:
     return ARCH_TITLES.get(_arch(model), "this model")
 
 
-def _number(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
-
-
 __all__: Sequence[str] = (
-    "GATES",
-    "HOWS",
     "Intervention",
     "InterventionResult",
     "SweepEntry",
     "SweepResult",
     "check",
     "parse_all",
+    "replacements",
     "run_interventions",
     "sweep",
     "sweep_interventions",

@@ -1,7 +1,8 @@
-"""Numbers that compare maps: pure numpy, so the app, the CLI and the evaluation share one definition.
+"""Numbers that compare maps: numpy (with scipy's ranks and skimage's SSIM), so the app, the CLI, the checks and
+the demo evaluation share one definition.
 
-Maps may hold NaN where the model saw nothing (``imaging.map_to_image`` marks pixels outside the view that way); every
-function here ignores those pixels. Undefined results (a constant map has no correlation) are NaN, never a guess.
+Maps may hold NaN where the model saw nothing (``imaging.view.map_to_image`` marks pixels outside the view that way);
+every function here ignores those pixels. Undefined results (a constant map has no correlation) are NaN, never a guess.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import spearmanr
+from skimage.metrics import structural_similarity
 
 TOP_FRACTION = 0.2  # "top-20 % region": the share of pixels that counts as where a map looks
 
@@ -154,7 +157,7 @@ def _is_flat(values: np.ndarray) -> bool:
     return finite.size == 0 or float(finite.max() - finite.min()) <= 1e-12 * max(1.0, float(np.abs(finite).max()))
 
 
-# ------------------------------------------------------------------------- sanity checks (issue #15): rank, SSIM
+# ------------------------------------------------------------------------------ for the sanity checks: rank, SSIM
 
 
 def spearman(first: np.ndarray, second: np.ndarray) -> float:
@@ -162,8 +165,6 @@ def spearman(first: np.ndarray, second: np.ndarray) -> float:
 
     Maps must share a grid. A ReLU'd CAM that became all zero has no ranking at all: NaN, not 0.
     """
-    from scipy.stats import spearmanr
-
     a, b = _paired(first, second)
     valid = np.isfinite(a) & np.isfinite(b)
     if valid.sum() < 3 or _is_flat(a[valid]) or _is_flat(b[valid]):
@@ -178,8 +179,6 @@ def ssim(first: np.ndarray, second: np.ndarray) -> float:
     units. The window is 7x7 (skimage's default), or the largest odd size that fits a smaller grid. NaN pixels count
     as the map's minimum; a flat map (nothing to compare) or a grid under 3x3 gives NaN.
     """
-    from skimage.metrics import structural_similarity
-
     a, b = _paired(first, second)
     window = min(7, *a.shape)
     window -= 1 - window % 2

@@ -1,9 +1,7 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""The model cache: the three models of a weight set, loaded once per device and shared by every analysis.
 
-CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
-``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
-native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+``get_models`` resolves the weights once (``weights.load.resolve_weights``) and keeps the last ``MODEL_CACHE_SIZE``
+models, so the app, the CLI and the checks reuse the same frozen models instead of loading them per picture.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from cbam_viz.analysis.options import checked_models
 from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import ARCH_ORDER
 from cbam_viz.weights.files import weights_root
-from cbam_viz.weights.load import WeightsChoice, load_model, resolve_weights
+from cbam_viz.weights.load import WeightsChoice, load_model, resolve_device, resolve_weights
 
 MODEL_CACHE_SIZE = 6  # two weight sets of three models; ImageNet-size models are ~100 MB each
 
@@ -52,22 +50,6 @@ class ModelSet:
 
 _MODEL_CACHE: OrderedDict[tuple[str, str, str, str], nn.Module] = OrderedDict()
 _MODEL_CACHE_LOCK = threading.Lock()
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` -> the GPU when there is one, else the CPU; a bare "cuda" gets its index so cache keys are stable."""
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise CbamVizError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from error
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise CbamVizError("CUDA was asked for but no GPU is available: use --device cpu")
-        if resolved.index is None:
-            resolved = torch.device("cuda", torch.cuda.current_device())
-    return resolved
 
 
 def get_models(

@@ -1,13 +1,27 @@
 """What one analysis is asked to do, as one frozen value that checks itself once, at the boundary.
 
-The app, the CLI and ``analysis.analyze`` all build an ``AnalysisOptions`` from what a user sent (strings from a
+The app, the CLI and ``pipeline.analyze`` all build an ``AnalysisOptions`` from what a user sent (strings from a
 page, argv, keyword arguments) and pass the checked value on; nothing below re-parses a choice. Every refusal is a
 one-line ``CbamVizError`` that quotes at most about 100 characters of what was sent.
+
+The intervention grammar lives here too (``Intervention``, a SPEC string ``<where>:<gate>=<how>``):
+
+* where: ``all``, a stage (``layer3``) or a block (``layer4.2``);
+* gate: ``channel`` (SE or CBAM), ``spatial`` (CBAM only) or ``both`` (CBAM only);
+* how: ``one`` (Mc = 1 / Ms = 1: the gate passes everything), ``mean`` (the gate's output replaced by its mean over
+  channels / positions), ``shuffle`` (channels / positions permuted with a fixed seed per block), ``keep-top-k:K``
+  (only the K strongest channels / positions pass, the rest are 0; a K above the gate's size keeps everything).
+
+Examples: ``layer3:spatial=one``, ``all:channel=mean``, ``layer4.2:both=one``, ``layer2:channel=keep-top-k:16``.
+``Intervention.parse`` checks a spec once. Nothing here imports torch, so options are checked without loading a
+model; ``analysis.intervene`` applies a parsed intervention to a model's gates.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,10 +32,13 @@ from cbam_viz.vocab import (
     ARCH_TITLES,
     CAM_METHODS,
     MAX_CLASS_NAME,
+    STAGE_DEPTHS,
     STAGES,
     TARGET_MODES,
     VIEWS,
     quote,
+    split_block,
+    stage_blocks,
 )
 
 
@@ -44,6 +61,94 @@ def checked_models(value: Any) -> tuple[str, ...]:
     return tuple(arch for arch in ARCH_ORDER if arch in requested)
 
 
+# ------------------------------------------------------------------------------------- the intervention grammar
+
+GATES: tuple[str, ...] = ("channel", "spatial", "both")
+HOWS: tuple[str, ...] = ("one", "mean", "shuffle", "keep-top-k")
+SPEC_HELP = "<where>:<gate>=<how>, e.g. layer3:spatial=one, all:channel=mean, layer2:channel=keep-top-k:16"
+_WHERE = re.compile(r"all|layer([1-9])(?:\.(\d+))?")
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """One checked intervention: which gates (``where`` x ``gate``) get which replacement (``how``, ``k``)."""
+
+    where: str  # "all" | "layer3" | "layer4.2"
+    gate: str  # "channel" | "spatial" | "both"
+    how: str  # "one" | "mean" | "shuffle" | "keep-top-k"
+    k: int | None = None  # keep-top-k only
+
+    def __post_init__(self) -> None:
+        match = _WHERE.fullmatch(self.where) if isinstance(self.where, str) else None
+        if match is None:
+            raise CbamVizError(
+                f"intervention: where must be all, a stage (layer3) or a block (layer4.2), not {quote(self.where)}"
+            )
+        if match.group(1) is not None:
+            stage = int(match.group(1))
+            if stage not in STAGES:
+                raise CbamVizError(
+                    f"intervention: ResNet-50 has stages layer1-layer{len(STAGES)}, not {quote(self.where)}"
+                )
+            if match.group(2) is not None and int(match.group(2)) >= STAGE_DEPTHS[stage - 1]:
+                last = STAGE_DEPTHS[stage - 1] - 1
+                raise CbamVizError(f"intervention: layer{stage} has blocks .0-.{last}, not {quote(self.where)}")
+        if self.gate not in GATES:
+            raise CbamVizError(f"intervention: gate must be channel, spatial or both, not {quote(self.gate)}")
+        if self.how not in HOWS:
+            raise CbamVizError(f"intervention: how must be one, mean, shuffle or keep-top-k:K, not {quote(self.how)}")
+        if self.how == "keep-top-k":
+            if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+                raise CbamVizError(
+                    f"intervention: keep-top-k needs a whole number K >= 1, e.g. keep-top-k:16, not {quote(self.k)}"
+                )
+        elif self.k is not None:
+            raise CbamVizError(f"intervention: only keep-top-k takes a number, not {self.how}")
+
+    @classmethod
+    def parse(cls, spec: str | Intervention) -> Intervention:
+        """``"layer2:channel=keep-top-k:16"`` -> Intervention; case and surrounding spaces are ignored."""
+        if isinstance(spec, Intervention):
+            return spec
+        if not isinstance(spec, str):
+            raise CbamVizError(f"intervention must be a string like {SPEC_HELP}; got {type(spec).__name__}")
+        compact = "".join(spec.split()).lower()
+        where, colon, rest = compact.partition(":")
+        gate, equals, how = rest.partition("=")
+        if not (colon and equals and where and gate and how):
+            raise CbamVizError(f"bad intervention {quote(spec)}: expected {SPEC_HELP}")
+        k = None
+        if how.startswith("keep-top-k"):
+            number = how.removeprefix("keep-top-k").removeprefix(":")
+            if not number.isdigit() or not how.startswith("keep-top-k:"):
+                raise CbamVizError(f"bad intervention {quote(spec)}: keep-top-k needs K, e.g. keep-top-k:16")
+            how, k = "keep-top-k", int(number)
+        return cls(where, gate, how, k)
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string (what ``parse`` reads back to an equal value)."""
+        how = f"keep-top-k:{self.k}" if self.how == "keep-top-k" else self.how
+        return f"{self.where}:{self.gate}={how}"
+
+    def __str__(self) -> str:
+        return self.spec
+
+    @property
+    def gate_kinds(self) -> tuple[str, ...]:
+        """The gate kinds this intervention touches: ``both`` is channel and spatial."""
+        return ("channel", "spatial") if self.gate == "both" else (self.gate,)
+
+    def blocks(self, gated: Iterable[str]) -> list[str]:
+        """The blocks of ``gated`` (block names of a model with gates) that ``where`` covers, in block order."""
+        gated = list(gated)
+        if self.where == "all":
+            return [block for stage in STAGES for block in stage_blocks(gated, stage)]
+        if "." in self.where:
+            return [self.where] if self.where in gated else []
+        return stage_blocks(gated, split_block(self.where + ".0")[0])
+
+
 SWEEP = "sweep"  # the spec that asks for the per-stage sweep (every stage x gate set to one)
 
 
@@ -59,8 +164,6 @@ def checked_interventions(value: Any) -> tuple[str, ...]:
         raise CbamVizError(f"interventions must be a list of specs, not {quote(value)}") from None
     if len(items) > 32:
         raise CbamVizError(f"at most 32 interventions per analysis, not {len(items)}")
-    from cbam_viz.analysis.intervene import Intervention  # torch only when interventions are asked for
-
     specs: list[str] = []
     for item in items:
         spec = SWEEP if isinstance(item, str) and item.strip().lower() == SWEEP else Intervention.parse(item).spec
@@ -71,8 +174,6 @@ def checked_interventions(value: Any) -> tuple[str, ...]:
 
 def checked_blocks(value: Any) -> tuple[str, ...]:
     """Block names like ``layer4.2`` (a stage 1-4 and a block index), each once, in the order given."""
-    import re
-
     if isinstance(value, str):
         value = [value]
     blocks: list[str] = []
@@ -87,7 +188,8 @@ def checked_blocks(value: Any) -> tuple[str, ...]:
 def checked_box(value: Any) -> tuple[float, float, float, float] | None:
     """A box as four numbers ``x0, y0, x1, y1`` (a list, or text such as ``"10,20,200,180"``); empty means none.
 
-    Only its form is checked here; whether it lies on the picture is checked against the picture (``sanity.box_game``).
+    Only its form is checked here; whether it lies on the picture is checked against the picture
+    (``checks.pointing.box_game``).
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -152,11 +254,11 @@ class AnalysisOptions:
     stage: int = 4
     view: str = "whole"
     faithfulness: bool = False
-    # gate interventions (intervene.py SPECs, canonical form) and "sweep"; () = none, the analysis is unchanged
+    # gate interventions (``Intervention`` specs, canonical form) and "sweep"; () = none, the analysis is unchanged
     interventions: tuple[str, ...] = ()
     # blocks ("layer4.2") whose gates record every step in the same single hooked pass (gates.GateSteps); () = off
     gate_steps: tuple[str, ...] = ()
-    # a box (x0, y0, x1, y1) in pixels of the displayed picture around the object: the pointing game (sanity.py)
+    # a box (x0, y0, x1, y1) in pixels of the displayed picture around the object: the pointing game (checks.pointing)
     box: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
@@ -187,4 +289,5 @@ class AnalysisOptions:
         return cls(target=target, **values)
 
     def with_(self, **changes: Any) -> AnalysisOptions:
+        """A copy with ``changes``, checked again like any new value."""
         return replace(self, **changes)

@@ -1,9 +1,7 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""What an analysis gives back: ``ModelResult`` per model, ``Analysis`` per picture, and their JSON form.
 
-CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
-``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
-native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+Results keep numpy maps at the CAM layer's native grid; ``Analysis.to_json`` gives plain numbers (NaN as ``null``,
+``json_number``) in the shape ``schema.ANALYSIS_JSON_SCHEMA`` describes, so the CLI, the HTTP API and tests agree.
 """
 
 from __future__ import annotations
@@ -31,7 +29,8 @@ pytorch_grad_cam.score_cam.tqdm = SimpleNamespace(tqdm=functools.partial(tqdm.tq
 
 @dataclass
 class ModelResult:
-    """Everything one model said about one image; maps at native resolution (align with ``imaging.map_to_image``)."""
+    """Everything one model said about one image; maps at native resolution (``imaging.view.map_to_image`` aligns
+    them with the picture)."""
 
     arch: str
     weights: str  # LoadedWeights.description
@@ -101,19 +100,22 @@ class Analysis:
             "weights": {"set": self.weights_set, "note": self.weights_note},
             "device": self.device,
             "models": {arch: _model_json(result, self.view) for arch, result in self.models.items()},
-            "agreement": {pair: {k: _number(v) for k, v in values.items()} for pair, values in self.agreement.items()},
+            "agreement": {
+                pair: {k: json_number(v) for k, v in values.items()} for pair, values in self.agreement.items()
+            },
             **({"pointing": self.pointing.to_json()} if self.pointing is not None else {}),
             **({"sanity": self.sanity.to_json()} if self.sanity is not None else {}),
             **({"deletion_insertion": self.curves.to_json()} if self.curves is not None else {}),
         }
 
 
-def _number(value: float) -> float | None:
+def json_number(value: float | None) -> float | None:
+    """A number for JSON: a float, or None (null) for NaN, infinity and a missing value."""
     return float(value) if value is not None and math.isfinite(value) else None
 
 
 def _stats(values: np.ndarray) -> dict[str, float | None]:
-    return {"mean": _number(values.mean()), "min": _number(values.min()), "max": _number(values.max())}
+    return {"mean": json_number(values.mean()), "min": json_number(values.min()), "max": json_number(values.max())}
 
 
 def _view_json(view: ModelView) -> dict:
@@ -129,8 +131,8 @@ def _view_json(view: ModelView) -> dict:
 def _model_json(result: ModelResult, shared_view: ModelView) -> dict:
     document = {
         "weights": result.weights,
-        "top5": [{"label": label, "prob": _number(prob)} for label, prob in result.top5],
-        "target": {"index": result.target_index, "label": result.target_label, "prob": _number(result.target_prob)},
+        "top5": [{"label": label, "prob": json_number(prob)} for label, prob in result.top5],
+        "target": {"index": result.target_index, "label": result.target_label, "prob": json_number(result.target_prob)},
         "cam": {
             "stage": result.cam_stage,
             "height": int(result.cam.shape[0]),
@@ -145,7 +147,7 @@ def _model_json(result: ModelResult, shared_view: ModelView) -> dict:
             block: {"height": int(grid.shape[0]), "width": int(grid.shape[1]), **_stats(grid)}
             for block, grid in result.spatial_attention.items()
         },
-        "metrics": {name: _number(value) for name, value in result.metrics.items()},
+        "metrics": {name: json_number(value) for name, value in result.metrics.items()},
     }
     if result.view is not None and result.view != shared_view:
         document["view"] = _view_json(result.view)

@@ -1,9 +1,7 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""One model on one prepared input: the hooked pass, top-5, the target, the CAM and every attention map.
 
-CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
-``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
-native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+``run_model`` is the unit that the pipeline runs per model and that interventions and checks compare against: one
+``capture.capture_pass`` (forward, and a backward only where the CAM method needs gradients), then ``cam.compute_cam``.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import torch
 from torch import nn
 
 from cbam_viz.analysis import metrics
-from cbam_viz.analysis.cam import _label, cam_method_for, compute_cam, faithfulness_scores
+from cbam_viz.analysis.cam import cam_method_for, class_label, compute_cam, faithfulness_scores
 from cbam_viz.analysis.capture import capture_pass
 from cbam_viz.analysis.options import AnalysisOptions
 from cbam_viz.analysis.results import ModelResult
@@ -58,9 +56,9 @@ def run_model(
     result = ModelResult(
         arch=arch,
         weights=info.description if info else "weights given by the caller",
-        top5=[(_label(names, int(i)), float(probs[i])) for i in top],
+        top5=[(class_label(names, int(i)), float(probs[i])) for i in top],
         target_index=index,
-        target_label=_label(names, index),
+        target_label=class_label(names, index),
         target_prob=float(probs[index]),
         cam=cam,
         cam_stage=stage,

@@ -1,15 +1,12 @@
-"""The analysis engine: one hooked pass per model gives predictions, the CAM and every attention map.
+"""The JSON Schema of ``Analysis.to_json()``: the one written description of the document's shape.
 
-CAM methods come from grad-cam: each method's own math (``get_cam_image``) runs on the activations and gradients that
-``capture.capture_pass`` collected, so grad-cam's hook machinery never touches the models. CAMs stay at the CAM layer's
-native resolution and are not min-max normalised (only ReLU'd), so models can be compared on one scale; renderers
-normalise for display and ``imaging.map_to_image`` aligns any map with the image in one resampling.
+``JSON_SCHEMA_VERSION`` goes up whenever a field is added or changes meaning; docs/json.md is generated from this
+schema, and tests validate real documents against it. Method and view names come from ``vocab``.
 """
 
 from __future__ import annotations
 
-from cbam_viz.analysis.cam import CAM_METHODS
-from cbam_viz.vocab import VIEWS
+from cbam_viz.vocab import CAM_METHODS, VIEWS
 
 JSON_SCHEMA_VERSION = 4  # 2: image.notes; 3: models.<arch>.interventions and .sweep; 4: pointing, sanity, curves
 
@@ -30,7 +27,8 @@ _VIEW_SCHEMA = {
 }
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 _CHANGE = {"type": ["number", "null"], "minimum": -1, "maximum": 1}
-# one intervention (intervene.py SPEC) in one model: its top-5, the target (the analysis's own) and the CAM after it
+# one intervention (an ``options.Intervention`` spec) in one model: its top-5, the target (the analysis's own)
+# and the CAM after it
 _INTERVENTION_SCHEMA = {
     "type": "object",
     "required": ["spec", "top5", "target", "target_prob", "target_prob_change", "cam"],
@@ -176,7 +174,8 @@ _HIT = {
     "additionalProperties": False,
     "properties": {"hit": {"type": ["boolean", "null"]}, "energy": _NUMBER_OR_NULL},
 }
-# the pointing game on a box (sanity.box_game): does each map's peak fall in it, which share of its mass lies there
+# the pointing game on a box (checks.pointing.box_game): does each map's peak fall in it, which share of its
+# mass lies there
 _POINTING_SCHEMA = {
     "type": "object",
     "required": ["region", "models"],
@@ -276,7 +275,7 @@ _CURVES_SCHEMA = {
         },
     },
 }
-# JSON Schema (draft 2020-12) of ``Analysis.to_json()``; the CLI adds "source" and "maps" (see analyze_cli), and
+# JSON Schema (draft 2020-12) of ``Analysis.to_json()``; the CLI adds "source" and "maps" (see cli.analyze), and
 # "sanity" and "deletion_insertion" when asked for (also the answers of the app's /sanity and /deletion_insertion).
 ANALYSIS_JSON_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

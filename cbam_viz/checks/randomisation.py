@@ -1,26 +1,15 @@
-"""Can we trust these maps? Sanity checks for the CAMs and attention maps (issue #15).
+"""Model-parameter randomisation and the random logit (Adebayo et al., 2018, "Sanity checks for saliency maps").
 
-Three checks, each usable per model (for scripts and tests) or per picture (for the app, the API and the CLI):
+A map that explains the model must change when the model's weights are destroyed. ``model_sanity`` re-initialises
+the weights of a COPY of the model from the head down, ``CASCADE_ORDER`` = fc; + layer4; + layer3; + layer2; + layer1;
++ stem (``cascading``), and optionally one layer at a time from the trained weights (``independent``), recomputing
+the CAM of the same method, stage and target class after each step, and compares it with the trained model's CAM.
+**Random logit**: the CAM of a random other class (seeded, never the target) next to the target's.
+``sanity_report`` does this per picture for every chosen model; ``SanityReport.maps()`` gives the randomised CAMs as
+native-grid float32 arrays (``resnet50.cascading.layer4``, ...) for the CLI's map files.
 
-* **Model-parameter randomisation** (Adebayo et al., 2018, "Sanity checks for saliency maps"). A map that explains
-  the model must change when the model's weights are destroyed. ``model_sanity`` re-initialises the weights of a
-  COPY of the model from the head down, ``CASCADE_ORDER`` = fc; + layer4; + layer3; + layer2; + layer1; + stem
-  (``cascading``), and optionally one layer at a time from the trained weights (``independent``), recomputing the
-  CAM of the same method, stage and target class after each step, and compares it with the trained model's CAM.
-  **Random logit**: the CAM of a random other class (seeded, never the target) next to the target's.
-* **Deletion and insertion** (Petsiuk et al., 2018, RISE). ``model_curves`` ranks the input pixels by the CAM
-  resampled onto the model input with ``imaging.map_to_image`` (the app's map geometry), then blurs away the top
-  pixels step by step (deletion: the target probability should fall fast, a LOW area is good) or reveals them on a
-  blurred picture (insertion: a HIGH area is good). A seeded random pixel order is the baseline every map must beat.
-* **Pointing game on a box or a mask**. ``box_game`` / ``mask_game`` ask of a finished ``Analysis`` whether each
-  model's CAM peak (on the picture, via ``map_to_image``) falls inside a box drawn on the displayed picture, or
-  inside an object mask, and which share of the CAM's mass lies there; the same for every CBAM spatial map.
-
-Decisions, in one place:
-
-* The served model is never touched. ``model_sanity`` deep-copies it once (under ``capture.model_lock``, so no
-  capture's hooks are open while it is copied), randomises that copy in place step by step, restores the copy from
-  the trained ``state_dict`` between independent steps, and drops it at the end: one extra copy per model at a time.
+* The copy is made once per model, randomised in place step by step, restored from the trained ``state_dict``
+  between independent steps, and dropped at the end: one extra copy per model at a time.
 * Randomisation is each layer's own default init: ``reset_parameters()`` of every Conv2d, Linear and BatchNorm2d in
   the layer, under ``torch.random.fork_rng`` seeded with ``seed * 1000 + position in CASCADE_ORDER``; the same layer
   gets the same random weights in both modes. BatchNorm's ``reset_parameters`` also resets its running statistics
@@ -33,56 +22,6 @@ Decisions, in one place:
   interpolated pixels would only repeat them. ``ssim`` is on the MODEL INPUT grid (``map_to_image`` onto the input
   tensor's size): SSIM's 7x7 window does not fit a 6x6 stage-4 grid. A map that became flat (all zero) has no
   ranking: its correlations are NaN (``null`` in JSON) and ``cam_empty`` is true; count it as "changed".
-* Deletion replaces pixels by the picture blurred with a Gaussian of sigma ``BLUR_SIGMA`` = 1/16 of the shorter
-  input side (6 px at 96, 14 px at 224); insertion starts from that blurred picture. Not RISE's choices (grey fill
-  for deletion, an 11-tap sigma-5 blur at 224 for insertion), measured on 12 held-out demo shapes x 3 models: a
-  grey fill leaves a grey silhouette with the object's exact outline, which a shape classifier still reads, so the
-  TRUE MASK deleted in grey beat a random order on only 3-5 of 12 pictures (12/12 with the strong blur), and RISE's
-  mild blur leaves the shapes recognisable (insertion starts at p ~ 0.95). ``deletion_fill="grey"`` (zero in
-  normalised space: the weights' mean colour) stays available for ImageNet-style comparisons. 20 steps by
-  default: ``steps + 1`` points at 0 %, 5 %, ..., 100 % of the pixels touched, all perturbed images of one curve in
-  one batched forward without gradients. Probabilities are the softmax of the target class; areas are trapezoids
-  over the fraction axis (``metrics.curve_auc``). Ties in the CAM (its zero region) are broken in a seeded random
-  order, so deleting "the rest" is not deleting the top rows first.
-* Boxes are (x0, y0, x1, y1) in pixels of the displayed picture (``Analysis.image``), edges included; a pixel counts
-  as inside when its centre does. A mask has the displayed picture's size (or the original's: it is resampled).
-
-Public API (results carry numpy maps; ``to_json()`` gives plain numbers, NaN as ``null``):
-
-``model_sanity(arch, model, input_tensor, *, method, stage, target, cascading=True, independent=False,
-random_logit=True, seed=0, categories=None) -> ModelSanity`` and, per picture, ``sanity_report(image, options,
-**same switches) -> SanityReport``; ``SanityReport.to_json()``::
-
-    {"method": "gradcam", "stage": 4, "seed": 0, "batchnorm": "reset", "grids": {...}, "models": {"resnet50": {
-        "target": {"index": 3, "label": "pentagon", "prob": 0.98}, "seconds": 0.2,
-        "cascading": [{"step": "fc", "randomised": ["fc"], "spearman": 0.31, "spearman_abs": 0.2, "ssim": 0.4,
-                       "target_prob": 0.1, "cam_empty": false}, ... "stem"],
-        "independent": [... same, "randomised": ["layer3"] ...],
-        "random_logit": {"index": 7, "label": "ring", "prob": 0.0, "spearman": ..., "spearman_abs": ..., "ssim": ...,
-                         "class_dependent": true, "cam_empty": false}}}}
-
-``SanityReport.maps()`` -> ``{"resnet50.cam": ..., "resnet50.cascading.layer4": ..., "resnet50.random_logit": ...}``,
-native-grid float32 arrays (for ``--maps`` .npy files).
-
-``model_curves(model, input_tensor, saliency, target, *, steps=20, seed=0, deletion_fill="blur", blur=BLUR_SIGMA,
-baseline=True, batch_size=None) -> ModelCurves`` (``saliency`` on any grid: resampled onto the input by
-``map_to_image``) and, per picture, ``curves_report(image, options, *, steps, seed, deletion_fill, blur) ->
-CurvesReport``; its ``to_json()``::
-
-    {"steps": 20, "fractions": [0.0, 0.05, ... 1.0], "deletion_fill": "blur", "blur": 0.0625, "seed": 0,
-     "weights": "demo", "models": {"resnet50": {
-        "target": {...}, "deletion": {"cam": {"probs": [21 numbers], "auc": 0.12}, "random": {"probs": [...], "auc"}},
-        "insertion": {"cam": {...}, "random": {...}}}}}
-
-``box_game(analysis, box) -> PointingReport`` and ``mask_game(analysis, mask) -> PointingReport``; its ``to_json()``::
-
-    {"region": {"kind": "box", "box": [x0, y0, x1, y1], "area_share": 0.2}, "models": {"cbam_resnet50": {
-        "cam": {"hit": true, "energy": 0.71},
-        "spatial": {"1": {"block": "layer1.2", "hit": false, "energy": 0.3}, ... "4": {...}},
-        "blocks": {"layer1.0": {"hit": ..., "energy": ...}, ...}}}}
-
-``area_share`` is the region's share of the pixels the model saw: the energy a map blind to the region would get.
-Every error a user can cause (a bad box, a mask of another size, unknown options) is a one-line ``CbamVizError``.
 """
 
 from __future__ import annotations
@@ -100,8 +39,10 @@ import torch
 from torch import nn
 
 from cbam_viz.analysis import metrics
+from cbam_viz.analysis.cam import class_label
 from cbam_viz.analysis.options import AnalysisOptions
-from cbam_viz.checks.common import _RNG_LOCK, _cam_pass, _CamPass, _label, _number, _prepared, input_grid, private_copy
+from cbam_viz.analysis.results import json_number
+from cbam_viz.checks.common import RNG_LOCK, CamPass, cam_pass, input_grid, prepared_inputs, private_copy
 from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import CAM_METHODS, STAGES
 
@@ -128,7 +69,7 @@ def randomise_layer_(model: nn.Module, name: str, seed: int = 0) -> None:
     """
     device = next(model.parameters()).device
     devices = [device] if device.type == "cuda" else []
-    with _RNG_LOCK, torch.random.fork_rng(devices=devices), torch.no_grad():
+    with RNG_LOCK, torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(seed * 1000 + CASCADE_ORDER.index(name))
         for root in layer_modules(model, name):
             for module in root.modules():
@@ -151,16 +92,18 @@ class CamComparison:
 
     @property
     def cam_empty(self) -> bool:
+        """Whether the changed CAM is all zero (nothing left to rank: count it as changed)."""
         return not bool(np.any(self.cam > 0))
 
     def to_json(self) -> dict:
+        """The step, what it randomised, and the comparisons (NaN -> null)."""
         return {
             "step": self.step,
             "randomised": list(self.randomised),
-            "spearman": _number(self.spearman),
-            "spearman_abs": _number(self.spearman_abs),
-            "ssim": _number(self.ssim),
-            "target_prob": _number(self.target_prob),
+            "spearman": json_number(self.spearman),
+            "spearman_abs": json_number(self.spearman_abs),
+            "ssim": json_number(self.ssim),
+            "target_prob": json_number(self.target_prob),
             "cam_empty": self.cam_empty,
         }
 
@@ -175,6 +118,7 @@ class RandomLogit:
     class_dependent: bool  # False for EigenCAM: the same map for every class, so a correlation of 1 is expected
 
     def to_json(self) -> dict:
+        """The other class and its CAM's comparison with the target's."""
         part = self.comparison.to_json()
         return {
             "index": self.index,
@@ -206,8 +150,9 @@ class ModelSanity:
     seconds: float = 0.0
 
     def to_json(self) -> dict:
+        """The target, the time taken, and every step of each mode that ran."""
         document: dict[str, Any] = {
-            "target": {"index": self.target_index, "label": self.target_label, "prob": _number(self.target_prob)},
+            "target": {"index": self.target_index, "label": self.target_label, "prob": json_number(self.target_prob)},
             "seconds": round(self.seconds, 4),
             "cascading": [step.to_json() for step in self.cascading],
             "independent": [step.to_json() for step in self.independent],
@@ -227,7 +172,7 @@ class ModelSanity:
 
 
 def _compare(
-    reference: _CamPass, changed: _CamPass, input_size: tuple[int, int], step: str, randomised: tuple[str, ...]
+    reference: CamPass, changed: CamPass, input_size: tuple[int, int], step: str, randomised: tuple[str, ...]
 ) -> CamComparison:
     signed_pair = reference.signed is not None and changed.signed is not None
     return CamComparison(
@@ -272,32 +217,32 @@ def model_sanity(
     info = getattr(model, "weights_info", None)
     names = tuple(categories) if categories is not None else (info.categories if info else ())
     input_size = (int(input_tensor.shape[-1]), int(input_tensor.shape[-2]))
-    trained = _cam_pass(model, input_tensor, method, stage, target)
+    trained = cam_pass(model, input_tensor, method, stage, target)
     index = trained.target_index
     report = ModelSanity(
-        arch, method, stage, seed, index, _label(names, index), float(trained.probs[index]), trained.cam
+        arch, method, stage, seed, index, class_label(names, index), float(trained.probs[index]), trained.cam
     )
     if random_logit:
         other = random_other_class(index, trained.probs.size, seed)
-        other_pass = _cam_pass(model, input_tensor, method, stage, other)
-        comparison = _compare(trained, other_pass, input_size, _label(names, other), ())
+        other_pass = cam_pass(model, input_tensor, method, stage, other)
+        comparison = _compare(trained, other_pass, input_size, class_label(names, other), ())
         comparison.target_prob = float(trained.probs[other])
         class_dependent = CAM_METHODS[method].class_dependent
-        report.random_logit = RandomLogit(other, _label(names, other), comparison, class_dependent)
+        report.random_logit = RandomLogit(other, class_label(names, other), comparison, class_dependent)
     if cascading or independent:
         duplicate = private_copy(model)
         try:
             if cascading:
                 for position, name in enumerate(CASCADE_ORDER):
                     randomise_layer_(duplicate, name, seed)
-                    changed = _cam_pass(duplicate, input_tensor, method, stage, index)
+                    changed = cam_pass(duplicate, input_tensor, method, stage, index)
                     report.cascading.append(_compare(trained, changed, input_size, name, CASCADE_ORDER[: position + 1]))
             if independent:
                 original = model.state_dict()
                 for name in CASCADE_ORDER:
                     duplicate.load_state_dict(original)
                     randomise_layer_(duplicate, name, seed)
-                    changed = _cam_pass(duplicate, input_tensor, method, stage, index)
+                    changed = cam_pass(duplicate, input_tensor, method, stage, index)
                     report.independent.append(_compare(trained, changed, input_size, name, (name,)))
         finally:
             del duplicate
@@ -319,6 +264,7 @@ class SanityReport:
     models: dict[str, ModelSanity]
 
     def to_json(self) -> dict:
+        """The settings and every model's randomisation results (docs/json.md)."""
         return {
             "method": self.method,
             "stage": self.stage,
@@ -348,7 +294,7 @@ def sanity_report(
     **fields: Any,
 ) -> SanityReport:
     """Randomisation and random-logit checks of every model of ``options`` (or keyword fields, as ``analyze``)."""
-    options, model_set, target, inputs = _prepared(image, options, device, weights_dir, fields)
+    options, model_set, target, inputs = prepared_inputs(image, options, device, weights_dir, fields)
     results = {
         arch: model_sanity(
             arch,

@@ -37,6 +37,7 @@ MAP_MODES = ("npz", "image", "native", "none")  # npz: one compressed file of na
 
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``analyze`` and its options on the top-level parser."""
     parser = subparsers.add_parser(
         "analyze",
         help="compare the three models on images: figure, JSON and raw maps per image",
@@ -189,6 +190,7 @@ def output_stems(files: list[Path], out_dir: Path) -> tuple[dict[Path, str], lis
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``analyze``: returns 0 when every image was analysed, 1 when any failed."""
+    # here, not at the top: keeps --help free of torch
     from tqdm import tqdm
 
     from cbam_viz import pipeline
@@ -286,8 +288,9 @@ def box_note(path: Path, box: tuple[float, float, float, float], size: tuple[int
 def trust_checks(
     result: Analysis, path: Path, options: Any, device: str, sanity_checks: bool, curves: bool
 ) -> dict[str, np.ndarray]:
-    """The optional checks of the maps (``sanity.py``), attached to ``result`` (its JSON then carries them);
+    """The optional checks of the maps (``cbam_viz.checks``), attached to ``result`` (its JSON then carries them);
     -> the randomised CAMs, keyed ``sanity_<arch>.<map>``."""
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.checks import curves as checks_curves
     from cbam_viz.checks import randomisation as checks_randomisation
 
@@ -317,6 +320,7 @@ def intervened_key(spec: str) -> str:
 def map_arrays(result: Analysis, maps: str) -> dict[str, dict[str, np.ndarray]]:
     """Per model, ``{"<arch>_cam": array, "<arch>_spatial_layerS.B": array, "<arch>_channel_layerS.B": vector}``:
     maps at native size, or resampled once onto the input image ("image"); channel vectors as they are."""
+    # here, not at the top: keeps --help free of torch and numpy
     import numpy as np
 
     from cbam_viz.imaging.view import map_to_image
@@ -348,6 +352,7 @@ def write_outputs(
     OSError, never replaced: ``output_stems`` chose names that are free); return, per model, where each map went:
     ``"<stem>.npz:<key>"`` (npz) or ``"<stem>/<key>.npy"`` (image, native). ``extra_maps`` (the randomised CAMs,
     at native size) join the maps, listed under ``"sanity"``."""
+    # here, not at the top: keeps --help free of torch and numpy
     import numpy as np
 
     from cbam_viz.render import export as render

@@ -18,7 +18,7 @@ from cbam_viz.errors import CbamVizError
 # Sub-command modules, each with ``add_subcommand(subparsers)`` that sets ``func`` on its parser.
 SUBCOMMAND_MODULES = ("cbam_viz.cli.weights", "cbam_viz.cli.train", "cbam_viz.cli.analyze", "cbam_viz.cli.study")
 # command -> (its module, its one-line help): the overview (``--help``) lists every command without importing any
-# module but the one that runs (train_cli imports torch at import time). Tests check these equal each module's own.
+# module but the one that runs, so start-up stays quick. Tests check these equal each module's own.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "weights": ("cbam_viz.cli.weights", "list, download and convert pretrained weights"),
     "train-demo": (
@@ -74,6 +74,7 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; -> its exit status (2 and a one-line message on a ``CbamVizError``, 130 on Ctrl-C)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(requested_command(argv)).parse_args(argv)
     try:

@@ -30,7 +30,8 @@ DEMO_DIR = Path(__file__).resolve().parents[2] / "weights" / "demo"
 
 def write_metadata(out_dir: Path, recipe: Recipe, evaluation: dict | None) -> Path:
     """weights/demo/metadata.json: what the demo weights are, how they were made and (once evaluated, through the
-    demo set this file registers) how good they are. ``cbam_viz.demo_metadata`` owns the file's fields."""
+    demo set this file registers) how good they are. ``weights.demo_set`` owns the file's fields."""
+    # here, not at the top: keeps --help free of torch
     from safetensors.torch import load_file
 
     from cbam_viz.demo.shapes import CLASSES
@@ -92,6 +93,8 @@ def staged_weights(out_dir: Path, recipe: Recipe) -> Iterator[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Handler of ``train-demo``: train (resuming), evaluate and register the demo weights; -> the exit status."""
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.demo.evaluate import evaluate_demo
     from cbam_viz.demo.train import Recipe, train_demo
 
@@ -109,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``train-demo`` and its options on the top-level parser."""
     parser = subparsers.add_parser(
         "train-demo",
         help="train the three demo models on generated shapes (resumable), evaluate them, write weights/demo",

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cbam_viz.errors import WeightsError
 from cbam_viz.vocab import ARCH_ORDER
 
 if TYPE_CHECKING:
@@ -81,7 +82,8 @@ def _top1(metrics: dict[str, float]) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from cbam_viz.errors import WeightsError
+    """Handler of ``weights list``: the folder, the sets, every entry's state, sources and hashes."""
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.weights import files, load, registry
 
     root = files.weights_root(args.weights_dir)
@@ -124,6 +126,7 @@ def _file_lines(entry: WeightsEntry, status: str, sums: dict[str, str], root: Pa
 
     A file put there by hand has no recorded sha256, so it is computed: that is what a user compares with a colleague's.
     """
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.weights import files, registry
 
     found = files.raw_file(entry, root)
@@ -151,6 +154,8 @@ def _file_lines(entry: WeightsEntry, status: str, sums: dict[str, str], root: Pa
 
 
 def run_download(args: argparse.Namespace) -> int:
+    """Handler of ``weights download``: fetch, check and convert a set or an entry; -> the exit status."""
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.weights.download import DownloadError, download_set
     from cbam_viz.weights.files import display_path, entry_origin, from_origin
     from cbam_viz.weights.registry import ENTRIES
@@ -178,7 +183,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from cbam_viz.errors import WeightsError
+    """Handler of ``weights convert``: a checkpoint file of a known layout into project safetensors."""
+    # here, not at the top: keeps --help free of torch
     from cbam_viz.weights.convert import LAYOUTS, load_into_model, read_checkpoint, save_project_safetensors
     from cbam_viz.weights.files import display_path
     from cbam_viz.weights.registry import IMAGENET_EVAL, Preprocess, default_categories

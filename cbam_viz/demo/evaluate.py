@@ -89,7 +89,8 @@ def evaluate_demo(
     weights: str = "demo",
     weights_dir: Path | None = None,
 ) -> dict:
-    """The numbers recorded in weights/demo/metadata.json and docs/demo-models.md (of the demo set under ``weights_dir``)."""
+    """The numbers recorded in weights/demo/metadata.json and docs/demo-models.md (of the demo set under
+    ``weights_dir``)."""
     heldout = evaluate(_generator_sample(HELDOUT_SEED, size), count, weights, weights_dir=weights_dir)
     reference = evaluate(
         _reference_sample(REFERENCE_SEED, size),

@@ -23,12 +23,15 @@ SUPERSAMPLE = 2  # polygons are drawn at this factor and box-filtered down: anti
 
 @dataclass(frozen=True)
 class Sample:
+    """One generated picture, its target class and the target's exact pixel mask."""
+
     image: np.ndarray  # H x W x 3, uint8
     label: int
     mask: np.ndarray  # H x W, bool: the target's pixels
 
     @property
     def name(self) -> str:
+        """The target class's name."""
         return CLASSES[self.label]
 
 

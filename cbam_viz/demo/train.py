@@ -56,6 +56,7 @@ class Recipe:
             raise ValueError("cycle_epochs, cycle_lrs and cycle_localisation need one entry per cycle")
 
     def arch_config(self) -> ArchConfig:
+        """The architecture switches of the demo models this recipe trains."""
         return ArchConfig(
             base_width=self.base_width,
             stem_pool=self.stem_pool,
@@ -122,7 +123,7 @@ def class_map(features: torch.Tensor, fc: nn.Linear, labels: torch.Tensor) -> to
 
 def localisation_loss(cam: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """The pointing game made differentiable: -log of the softmax mass of ``cam`` (N,h,w) on cells whose centre
-    lies on the object (``masks``: N,H,W bool, sampled where ``imaging.map_to_image`` draws each cell).
+    lies on the object (``masks``: N,H,W bool, sampled where ``imaging.view.map_to_image`` draws each cell).
 
     Minimising it moves the map's maximum onto the object without asking the map to fill the object. Images with
     no cell centre on their object (a thin shape between grid points) cannot score and are left out.
@@ -140,6 +141,7 @@ def localisation_loss(cam: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device, batch: int = 256) -> float:
+    """Top-1 accuracy of ``model`` on ``images``, ``batch`` pictures per forward."""
     model.eval()
     correct = 0
     for start in range(0, len(images), batch):

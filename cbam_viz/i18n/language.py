@@ -96,6 +96,7 @@ def said(words: str) -> str:
 
 
 def has(key: str) -> bool:
+    """Whether the catalogues have ``key`` (looked up in the first language's, English)."""
     return key in catalogue(LANGUAGES[0])
 
 

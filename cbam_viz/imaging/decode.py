@@ -1,26 +1,14 @@
-"""Input hygiene and how the model sees a picture: decode safely, prepare the tensor, map results back onto the photo.
+"""Decoding an untrusted picture safely into 8-bit RGB, with one-line messages for every refusal.
 
-Shared by the CLI and the app, so that both accept and reject exactly the same files with the same one-line messages.
-
-Decisions, in one place:
+Shared by the CLI and the app, so that both accept and reject exactly the same files with the same messages.
 
 * Formats: only JPEG, PNG, WebP, GIF (first frame), BMP and TIFF are decoded (Pillow's other readers, PSD, PDF, EPS,
   JPEG 2000, FITS..., are where its security bugs have been). Known other formats get a message that names them.
-* Limits: at most ``MAX_FILE_BYTES`` on disk, ``MAX_PIXELS`` pixels (checked from the header, BEFORE the pixels are
-  decoded, so a decompression bomb costs nothing), no side longer than ``MAX_SIDE``, no side shorter than
-  ``MIN_SIDE`` (a 1x1 picture is rejected: there is nothing for an attention map to show), and an aspect ratio of at
-  most ``MAX_ASPECT``:1 (beyond that the shorter side shrinks to a few pixels inside the model).
+* Sizes are checked from the header (``headers``, ``limits``) BEFORE the pixels are decoded, so a decompression bomb
+  costs nothing.
 * Colour: EXIF orientation applied (read by ``imaging.exif``, bounded: a blob over 64 KB is ignored with a note),
   transparency composited on white, palette/greyscale/CMYK/16-bit converted to 8-bit RGB (16-bit data is scaled,
   not clamped), embedded colour profiles converted to sRGB.
-* What the model sees (``prepare_input``): "whole" keeps the entire picture and its aspect ratio, shorter side at
-  the weights' input size, longer side capped at ``MAX_WHOLE_ASPECT`` times that; "crop" is the weights' own
-  evaluation protocol (resize, then centre crop).
-* Where a feature cell lies (``map_to_image``): all convolutions in these ResNets are zero-padded with odd kernels,
-  so the cell ``j`` of a stride-``s`` feature map is centred on input pixel ``j * s`` (its receptive-field centre),
-  not on ``(j + 0.5) * s`` as a plain "stretch the grid over the image" resize assumes. At stage 4 (stride 32) the
-  difference is 15.5 input pixels, 7 % of a 224-pixel input. Maps whose grid is not a power-of-two stride of the
-  input are spread evenly over it instead.
 """
 
 from __future__ import annotations
@@ -29,26 +17,22 @@ import io
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from cbam_viz.errors import ImageError
+from cbam_viz.errors import ImageError, one_line
 from cbam_viz.i18n.language import text
-
-if TYPE_CHECKING:
-    pass
 from cbam_viz.imaging import exif
-from cbam_viz.imaging.headers import _check_structure, _header_size
+from cbam_viz.imaging.headers import check_structure, header_size
 from cbam_viz.imaging.limits import (
     ALLOWED_FORMATS,
     FORMATS_IN_WORDS,
     MAX_FILE_BYTES,
     MAX_PIXELS,
-    _refuse_huge,
-    _short,
     check_size,
+    refuse_huge,
 )
 
 LOGGER = logging.getLogger(__name__)
@@ -99,7 +83,7 @@ def decode_image(
     data, label = _read_source(source, max_file_bytes, name)
     if not data:
         raise ImageError(text("image.empty", label=label, formats=FORMATS_IN_WORDS))
-    more_frames = _check_structure(data, label, max_pixels)  # before Pillow parses anything
+    more_frames = check_structure(data, label, max_pixels)  # before Pillow parses anything
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 89 and 179 megapixels; such an image must not be decoded either. (Python
@@ -108,16 +92,16 @@ def decode_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        size = _header_size(data)
+        size = header_size(data)
         if size is not None:
-            _refuse_huge(*size, label=label, max_pixels=max_pixels)
+            refuse_huge(*size, label=label, max_pixels=max_pixels)
         raise ImageError(text("image.too_large_to_decode", label=label, limit=f"{max_pixels / 1e6:g}")) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(_unreadable_message(data, label)) from exc
     except ValueError as exc:
         raise ImageError(_damaged_message(exc, label)) from exc
     except (OSError, SyntaxError, EOFError) as exc:
-        raise ImageError(text("image.damaged", label=label, detail=_short(exc))) from exc
+        raise ImageError(text("image.damaged", label=label, detail=one_line(exc, limit=120))) from exc
     # The data is in memory, so there is no file handle to close; the image stays usable after return.
     return _decode_opened(opened, label=label, max_pixels=max_pixels, owned=True, more_frames=more_frames)
 
@@ -125,7 +109,7 @@ def decode_image(
 def _damaged_message(exc: BaseException, label: str) -> str:
     if "MAX_TEXT" in str(exc):  # Pillow's caps on compressed PNG text (zTXt/iTXt/iCCP): a zlib bomb in metadata
         return text("image.text_bomb", label=label)
-    return text("image.damaged", label=label, detail=_short(exc))
+    return text("image.damaged", label=label, detail=one_line(exc, limit=120))
 
 
 def _too_large(label: str, size: str, max_file_bytes: int) -> ImageError:
@@ -198,7 +182,7 @@ def _decode_opened(
         if orientation in range(2, 9):
             notes.append(text("note.upright", orientation=orientation))
     except OSError as exc:
-        raise ImageError(text("image.truncated", label=label, detail=_short(exc))) from exc
+        raise ImageError(text("image.truncated", label=label, detail=one_line(exc, limit=120))) from exc
     except Exception as exc:  # broad on purpose: only Pillow's parsers of untrusted bytes run in this block
         raise ImageError(_damaged_message(exc, label)) from exc
     if more_frames:
@@ -325,7 +309,7 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
         out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
         converted = ImageCms.profileToProfile(image, profile, ImageCms.createProfile("sRGB"), outputMode=out_mode)
     except (ImageCms.PyCMSError, OSError, ValueError) as exc:
-        LOGGER.warning("ignoring an unusable embedded colour profile: %s", _short(exc))
+        LOGGER.warning("ignoring an unusable embedded colour profile: %s", one_line(exc, limit=120))
         notes.append(text("note.profile_unusable"))
         return image
     notes.append(text("note.profile_converted"))

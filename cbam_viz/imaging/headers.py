@@ -1,25 +1,8 @@
-"""Input hygiene and how the model sees a picture: decode safely, prepare the tensor, map results back onto the photo.
+"""Per-format header scanners: a picture's true size and structure, read before Pillow decodes a pixel.
 
-Shared by the CLI and the app, so that both accept and reject exactly the same files with the same one-line messages.
-
-Decisions, in one place:
-
-* Formats: only JPEG, PNG, WebP, GIF (first frame), BMP and TIFF are decoded (Pillow's other readers, PSD, PDF, EPS,
-  JPEG 2000, FITS..., are where its security bugs have been). Known other formats get a message that names them.
-* Limits: at most ``MAX_FILE_BYTES`` on disk, ``MAX_PIXELS`` pixels (checked from the header, BEFORE the pixels are
-  decoded, so a decompression bomb costs nothing), no side longer than ``MAX_SIDE``, no side shorter than
-  ``MIN_SIDE`` (a 1x1 picture is rejected: there is nothing for an attention map to show), and an aspect ratio of at
-  most ``MAX_ASPECT``:1 (beyond that the shorter side shrinks to a few pixels inside the model).
-* Colour: EXIF orientation applied, transparency composited on white, palette/greyscale/CMYK/16-bit converted to
-  8-bit RGB (16-bit data is scaled, not clamped), embedded colour profiles converted to sRGB.
-* What the model sees (``prepare_input``): "whole" keeps the entire picture and its aspect ratio, shorter side at
-  the weights' input size, longer side capped at ``MAX_WHOLE_ASPECT`` times that; "crop" is the weights' own
-  evaluation protocol (resize, then centre crop).
-* Where a feature cell lies (``map_to_image``): all convolutions in these ResNets are zero-padded with odd kernels,
-  so the cell ``j`` of a stride-``s`` feature map is centred on input pixel ``j * s`` (its receptive-field centre),
-  not on ``(j + 0.5) * s`` as a plain "stretch the grid over the image" resize assumes. At stage 4 (stride 32) the
-  difference is 15.5 input pixels, 7 % of a 224-pixel input. Maps whose grid is not a power-of-two stride of the
-  input are spread evenly over it instead.
+Each scanner walks one format's headers (PNG chunks, JPEG segments and scans, GIF blocks, TIFF tags, BMP RLE data)
+under caps on how many items Pillow would walk in Python, so that every accepted file decodes within the time budget
+and a file built to be slow is refused with one line instead.
 """
 
 from __future__ import annotations
@@ -28,17 +11,13 @@ import io
 import re
 import struct
 import warnings
-from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from cbam_viz.errors import ImageError
 from cbam_viz.i18n.language import text
-
-if TYPE_CHECKING:
-    pass
 from cbam_viz.imaging import exif
-from cbam_viz.imaging.limits import ALLOWED_FORMATS, MAX_RAW_BYTES, _refuse_huge
+from cbam_viz.imaging.limits import ALLOWED_FORMATS, MAX_RAW_BYTES, refuse_huge
 
 # Caps on what Pillow walks in Python, one loop turn per item, so that every accepted file decodes within about 2 s
 # on two cores (tests/test_decode_budget.py measures it); real photos stay far below each one.
@@ -60,7 +39,7 @@ MAX_BMP_RLE_BYTES = 1_000_000  # run-length-compressed BMP data (a legacy format
 # accepted file is decoded within the time budget (tests/test_decode_budget.py) and the others are refused at once.
 
 
-def _check_structure(data: bytes, label: str, max_pixels: int) -> bool | None:
+def check_structure(data: bytes, label: str, max_pixels: int) -> bool | None:
     """Refuse what would be too large or too slow to decode, from the header alone; True/False when a scan found
     out cheaply whether a second frame or page exists (None: not known here)."""
     try:
@@ -93,7 +72,7 @@ def _scan_png(data: bytes, label: str, max_pixels: int) -> bool | None:
             raise _too_slow(label, text("image.png_chunks", count=MAX_PNG_CHUNKS))
         if kind == b"IHDR":
             width, height, depth, colour = struct.unpack_from(">IIBB", data, position + 8)
-            _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+            refuse_huge(width, height, label=label, max_pixels=max_pixels)
             _refuse_deep(width, height, depth * _PNG_CHANNELS.get(colour, 1), label)
         elif kind == b"acTL":
             more_frames = struct.unpack_from(">I", data, position + 8)[0] > 1
@@ -144,7 +123,7 @@ def _scan_jpeg(data: bytes, label: str, max_pixels: int) -> None:
             length = struct.unpack_from(">H", data, position + 2)[0]
             if marker in _JPEG_SOF:
                 height, width = struct.unpack_from(">HH", data, position + 5)
-                _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+                refuse_huge(width, height, label=label, max_pixels=max_pixels)
             if marker == 0xE1 and data.startswith(exif.EXIF_PREFIX, position + 4):
                 exif_bytes += length - 2  # Pillow joins every EXIF segment into one blob and parses it at once
                 if exif_bytes > exif.MAX_EXIF_BYTES:
@@ -196,7 +175,7 @@ def _scan_gif(data: bytes, label: str, max_pixels: int) -> bool | None:
     """The logical screen and the first frame's extent (Pillow makes the picture as large as both), and whether a
     second frame follows, walking at most ``MAX_GIF_BLOCKS`` blocks and ``MAX_GIF_EXTENSION_BYTES`` of metadata."""
     width, height, flags = struct.unpack_from("<HHB", data, 6)
-    _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+    refuse_huge(width, height, label=label, max_pixels=max_pixels)
     position = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
     budget, metadata, frames = [MAX_GIF_BLOCKS], 0, 0
     while position < len(data):
@@ -210,7 +189,7 @@ def _scan_gif(data: bytes, label: str, max_pixels: int) -> bool | None:
             if frames:
                 return True
             left, top, frame_width, frame_height, frame_flags = struct.unpack_from("<HHHHB", data, position + 1)
-            _refuse_huge(
+            refuse_huge(
                 max(width, left + frame_width), max(height, top + frame_height), label=label, max_pixels=max_pixels
             )
             position += 10 + (3 << ((frame_flags & 7) + 1) if frame_flags & 0x80 else 0) + 1  # + LZW code size
@@ -251,7 +230,7 @@ def _scan_tiff(data: bytes, label: str, max_pixels: int) -> bool | None:
         return struct.unpack_from(order + code, data, struct.unpack_from(order + offset_format, value)[0])[0]
 
     width, height = scalar(256) or 0, scalar(257) or 0
-    _refuse_huge(width, height, label=label, max_pixels=max_pixels)
+    refuse_huge(width, height, label=label, max_pixels=max_pixels)
     _refuse_deep(width, height, (scalar(258) or 1) * (scalar(277) or 1), label)  # first BitsPerSample x samples
     pieces = max(tags.get(273, (0, 0))[1], tags.get(324, (0, 0))[1])  # StripOffsets, TileOffsets: entry counts
     tile_width, tile_height, rows = scalar(322), scalar(323), scalar(278)
@@ -277,12 +256,12 @@ def _scan_bmp(data: bytes, label: str, max_pixels: int) -> None:
     if header_size < 40:  # OS/2 1.x header: 16-bit sizes, no compression
         return
     width, height, _, _, compression = struct.unpack_from("<iiHHI", data, 18)
-    _refuse_huge(abs(width), abs(height), label=label, max_pixels=max_pixels)
+    refuse_huge(abs(width), abs(height), label=label, max_pixels=max_pixels)
     if compression in (1, 2) and len(data) > MAX_BMP_RLE_BYTES:
         raise _too_slow(label, f"over {MAX_BMP_RLE_BYTES // 1_000_000} MB of run-length-compressed BMP data")
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
+def header_size(data: bytes) -> tuple[int, int] | None:
     """The size the header claims, read by Pillow's own reader for the format but without ``Image.open``'s bomb
     check, so that a refusal can say how large the picture really is."""
     Image.init()
@@ -314,8 +293,8 @@ def live_frame_problem(data: bytes) -> str | None:
         return refusal
     try:
         if data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8")):
-            _check_structure(data, label, LIVE_FRAME_PIXELS)
-            size = _header_size(data) if data.startswith(b"\xff\xd8") else struct.unpack_from(">II", data, 16)
+            check_structure(data, label, LIVE_FRAME_PIXELS)
+            size = header_size(data) if data.startswith(b"\xff\xd8") else struct.unpack_from(">II", data, 16)
         elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             size = _webp_size(data)
         else:

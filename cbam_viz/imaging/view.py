@@ -1,20 +1,8 @@
-"""Input hygiene and how the model sees a picture: decode safely, prepare the tensor, map results back onto the photo.
+"""How the model sees a picture: the input tensor it gets, and where each feature cell lies on the photo.
 
-Shared by the CLI and the app, so that both accept and reject exactly the same files with the same one-line messages.
-
-Decisions, in one place:
-
-* Formats: only JPEG, PNG, WebP, GIF (first frame), BMP and TIFF are decoded (Pillow's other readers, PSD, PDF, EPS,
-  JPEG 2000, FITS..., are where its security bugs have been). Known other formats get a message that names them.
-* Limits: at most ``MAX_FILE_BYTES`` on disk, ``MAX_PIXELS`` pixels (checked from the header, BEFORE the pixels are
-  decoded, so a decompression bomb costs nothing), no side longer than ``MAX_SIDE``, no side shorter than
-  ``MIN_SIDE`` (a 1x1 picture is rejected: there is nothing for an attention map to show), and an aspect ratio of at
-  most ``MAX_ASPECT``:1 (beyond that the shorter side shrinks to a few pixels inside the model).
-* Colour: EXIF orientation applied, transparency composited on white, palette/greyscale/CMYK/16-bit converted to
-  8-bit RGB (16-bit data is scaled, not clamped), embedded colour profiles converted to sRGB.
 * What the model sees (``prepare_input``): "whole" keeps the entire picture and its aspect ratio, shorter side at
   the weights' input size, longer side capped at ``MAX_WHOLE_ASPECT`` times that; "crop" is the weights' own
-  evaluation protocol (resize, then centre crop).
+  evaluation protocol (resize, then centre crop). ``ModelView`` records which part of the picture that was.
 * Where a feature cell lies (``map_to_image``): all convolutions in these ResNets are zero-padded with odd kernels,
   so the cell ``j`` of a stride-``s`` feature map is centred on input pixel ``j * s`` (its receptive-field centre),
   not on ``(j + 0.5) * s`` as a plain "stretch the grid over the image" resize assumes. At stage 4 (stride 32) the
@@ -26,19 +14,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
 from cbam_viz.i18n.language import Message
-from cbam_viz.vocab import VIEWS
-
-if TYPE_CHECKING:
-    from cbam_viz.weights.registry import Preprocess
 from cbam_viz.imaging.decode import to_rgb
 from cbam_viz.imaging.limits import MAX_WHOLE_ASPECT
+from cbam_viz.vocab import VIEWS
+from cbam_viz.weights.registry import Preprocess
 
 _RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 

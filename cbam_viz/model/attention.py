@@ -26,6 +26,7 @@ class SqueezeExcite(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` scaled per channel by sigmoid(MLP(global average pool))."""
         squeezed = x.mean(dim=(2, 3), keepdim=True)
         return x * self.gate(self.fc2(self.act(self.fc1(squeezed))))
 
@@ -42,9 +43,11 @@ class ChannelGate(nn.Module):
         self.gate = nn.Sigmoid()
 
     def mlp(self, descriptor: torch.Tensor) -> torch.Tensor:
+        """The shared MLP, applied to one pooled descriptor."""
         return self.fc2(self.act(self.fc1(descriptor)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` scaled per channel by Mc = sigmoid(MLP(avg) + MLP(max))."""
         logits = self.mlp(x.mean(dim=(2, 3))) + self.mlp(x.amax(dim=(2, 3)))
         return x * self.gate(logits)[:, :, None, None]
 
@@ -59,6 +62,7 @@ class SpatialGate(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` scaled per position by Ms = sigmoid(BN(conv7x7([max_c; mean_c])))."""
         pooled = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
         return x * self.gate(self.bn(self.conv(pooled)))
 
@@ -72,6 +76,7 @@ class CBAM(nn.Module):
         self.spatial = SpatialGate()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The channel gate, then the spatial gate on its output."""
         return self.spatial(self.channel(x))
 
 

@@ -31,6 +31,7 @@ class ArchConfig:
     num_classes: int = 1000
 
     def with_(self, **changes: object) -> ArchConfig:
+        """A copy with ``changes``."""
         return replace(self, **changes)
 
 
@@ -56,6 +57,7 @@ class Bottleneck(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """1x1, 3x3, 1x1 convolutions, the attention slot, then the shortcut added and a ReLU."""
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -108,15 +110,18 @@ class ResNet(nn.Module):
 
     @property
     def stages(self) -> list[nn.Sequential]:
+        """The four stages, ``layer1`` to ``layer4``."""
         return [self.layer1, self.layer2, self.layer3, self.layer4]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem and the four stages: the last feature map, before pooling."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for stage in self.stages:
             x = stage(x)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits."""
         return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))
 
 

@@ -1,20 +1,7 @@
-"""Pictures of the analysis: heat-map overlays, colour bars, channel-attention plots, spatial-attention grids, and the
-export figure.
+"""Pictures of the attention gates: channel-attention plots and spatial-attention grids.
 
-The app's panels (overlays, colour bars, spatial grids, channel plots) are numpy colormap lookup tables and Pillow, no
-figure at all: a few milliseconds each, where a matplotlib figure per panel cost more than the analysis itself. Only
-the export figure uses matplotlib (its object API, ``Figure`` + ``FigureCanvasAgg``: never pyplot, never global rc
-settings). Every function is pure and safe to call from several request threads at once.
-
-Choices users see:
-
-* Overlays are normalised to the map's own min..max unless limits are given (``colour_limits`` makes one shared
-  scale across models); pixels the model never saw (outside a centre crop) are shown grey and dimmed, not coloured.
-* Per stage, spatial attention is shown for the stage's LAST block (the grid's drill-down shows every block); the
-  export figure does the same and says so in its caption.
-* Panels are laid out for the size the app shows them at (``display_width``, about 400 px per model column): text is
-  at least 13 px there, titles keep clear of the top-left corner (where Gradio puts its label chip), and pictures
-  smaller than a tile are enlarged so that an 8 px wide picture still gets readable panels.
+Per stage, spatial attention is shown for the stage's LAST block (the grid's drill-down shows every block); the
+export figure does the same and says so in its caption.
 """
 
 from __future__ import annotations
@@ -29,17 +16,17 @@ from PIL import Image
 
 from cbam_viz.imaging.view import ModelView
 from cbam_viz.render import fonts
-from cbam_viz.render.overlay import _colours, _native, _tile_sheet, colour_limits
+from cbam_viz.render.overlay import cmap_colours, colour_limits, native_grid, tile_sheet
 from cbam_viz.render.text import (
-    _BACKGROUND,
-    _MUTED,
+    BACKGROUND,
     DISPLAY_WIDTH,
+    MUTED,
     TEXT_PX,
-    _line_height,
-    _message_image,
-    _Sheet,
-    _text_width,
-    _wrap,
+    Sheet,
+    line_height,
+    message_image,
+    text_width,
+    wrap,
 )
 from cbam_viz.vocab import STAGES, split_block, stage_blocks
 
@@ -127,11 +114,11 @@ def channel_attention_plot(
 
 def _channel_sheet(
     vectors: Mapping[str, np.ndarray], stage: int, *, title: str, width_px: int, display_width: int
-) -> _Sheet:
+) -> Sheet:
     summary = channel_summary(vectors, stage)
     if summary is None:
         message = fonts.words("picture.no_channel", stage=stage)
-        return _Sheet(_message_image(message, width_px))
+        return Sheet(message_image(message, width_px))
     if width_px < 1 or display_width < 1:
         raise ValueError(f"widths must be positive, got width_px={width_px}, display_width={display_width}")
     scale = width_px / display_width
@@ -140,14 +127,14 @@ def _channel_sheet(
         return max(1, round(value * scale))
 
     text_px, title_px = max(10, px(TEXT_PX)), max(11, px(TEXT_PX + 2))
-    line, title_line = _line_height(text_px), _line_height(title_px)
+    line, title_line = line_height(text_px), line_height(title_px)
     blocks, channels = summary.blocks, summary.matrix.shape[1]
     margin = px(10)
     inner = width_px - 2 * margin
     stats = [f"{m:.2f} ± {s:.2f}" for m, s in zip(summary.block_mean, summary.block_std, strict=True)]
-    name_w = math.ceil(max(_text_width(name, text_px) for name in blocks))
-    stat_w = math.ceil(max(_text_width(stat, text_px) for stat in stats))
-    key_w = px(6) + px(10) + px(4) + math.ceil(_text_width("1", text_px))
+    name_w = math.ceil(max(text_width(name, text_px) for name in blocks))
+    stat_w = math.ceil(max(text_width(stat, text_px) for stat in stats))
+    key_w = px(6) + px(10) + px(4) + math.ceil(text_width("1", text_px))
     label_w = name_w + px(10) + stat_w + px(8)
     show_stats = inner - label_w - key_w >= 0.3 * inner  # else the strip would be a sliver: the names alone
     if not show_stats:
@@ -161,10 +148,10 @@ def _channel_sheet(
         std=f"{summary.matrix.std():.2f}",
         count=len(blocks),
     )
-    title_lines = _wrap(title or fonts.words("picture.channel_title", stage=stage), title_px, inner, bold=True)
-    subtitle_lines = _wrap(overall, text_px, inner)
+    title_lines = wrap(title or fonts.words("picture.channel_title", stage=stage), title_px, inner, bold=True)
+    subtitle_lines = wrap(overall, text_px, inner)
     note = fonts.words("picture.channel_note", channels=channels)
-    note_lines = _wrap(note, text_px, inner)
+    note_lines = wrap(note, text_px, inner)
     rows = len(blocks)
     strip_h = max(rows * max(px(20), line + px(2)), math.ceil(2.4 * line))  # room for the key's "1" and "0"
     chart_h = px(90)
@@ -181,32 +168,32 @@ def _channel_sheet(
     legend_top = y
     legend_rows, legend_items = _legend_rows(text_px, margin, width_px - margin, px)
     y += legend_rows * line
-    sheet = _Sheet.blank(width_px, y + margin)
+    sheet = Sheet.blank(width_px, y + margin)
 
     for index, text in enumerate(title_lines):
         sheet.text((margin, title_top + index * title_line), text, title_px, bold=True)
     for index, text in enumerate(subtitle_lines):
-        sheet.text((margin, title_top + len(title_lines) * title_line + index * line), text, text_px, fill=_MUTED)
+        sheet.text((margin, title_top + len(title_lines) * title_line + index * line), text, text_px, fill=MUTED)
 
     # heat strips, one row per block, a thin white line between rows
     edges = np.rint(np.linspace(0, strip_h, rows + 1)).astype(int)
-    colours = _colours(CHANNEL_CMAP, _resample_columns(summary.matrix, strip_w))
+    colours = cmap_colours(CHANNEL_CMAP, _resample_columns(summary.matrix, strip_w))
     strip = colours[np.repeat(np.arange(rows), np.diff(edges))]
     for edge in edges[1:-1]:
-        strip[edge : edge + max(1, px(1))] = _BACKGROUND
+        strip[edge : edge + max(1, px(1))] = BACKGROUND
     sheet.paste(Image.fromarray(strip), (strip_left, strip_top))
     for index, name in enumerate(blocks):
         middle = strip_top + (edges[index] + edges[index + 1]) / 2
         sheet.text((margin, middle), name, text_px, anchor="lm")
         if show_stats:
-            sheet.text((strip_left - px(8), middle), stats[index], text_px, anchor="rm", fill=_MUTED)
+            sheet.text((strip_left - px(8), middle), stats[index], text_px, anchor="rm", fill=MUTED)
     key_left = strip_left + strip_w + px(6)
-    ramp = _colours(CHANNEL_CMAP, np.linspace(1.0, 0.0, strip_h))
+    ramp = cmap_colours(CHANNEL_CMAP, np.linspace(1.0, 0.0, strip_h))
     sheet.paste(Image.fromarray(np.repeat(ramp[:, None], px(10), axis=1)), (key_left, strip_top))
     sheet.text((key_left + px(10) + px(4), strip_top), "1", text_px, anchor="la")
     sheet.text((key_left + px(10) + px(4), strip_top + strip_h), "0", text_px, anchor="ld")
     for index, text in enumerate(note_lines):
-        sheet.text((margin, note_top + index * line), text, text_px, fill=_MUTED)
+        sheet.text((margin, note_top + index * line), text, text_px, fill=MUTED)
 
     # the stage mean with its +- std band, on the strip's channel axis
     chart = np.full((chart_h, strip_w, 3), 255, dtype=np.uint8)
@@ -228,7 +215,7 @@ def _channel_sheet(
     points = list(zip((strip_left + np.arange(strip_w)).tolist(), (chart_top + to_y(mean)).tolist(), strict=True))
     sheet.draw.line(points, fill=(8, 81, 156), width=max(1, px(1.5)), joint="curve")
     for value, text in ((1.0, "1"), (0.5, "0.5"), (0.0, "0")):
-        sheet.text((strip_left - px(6), chart_top + int(to_y(value))), text, text_px, anchor="rm", fill=_MUTED)
+        sheet.text((strip_left - px(6), chart_top + int(to_y(value))), text, text_px, anchor="rm", fill=MUTED)
 
     for kind, x, row, text_x, text in legend_items:
         middle = legend_top + row * line + line // 2
@@ -246,7 +233,7 @@ def _legend_rows(text_px: int, left: int, right: int, px: Any) -> tuple[int, lis
     """Place the chart's legend items left to right, wrapping to a new row when one would cross ``right``."""
     items, x, row = [], left, 0
     for kind, text in (("line", fonts.words("picture.stage_mean")), ("band", fonts.words("picture.std_band"))):
-        needed = px(22) + px(6) + math.ceil(_text_width(text, text_px))
+        needed = px(22) + px(6) + math.ceil(text_width(text, text_px))
         if x > left and x + needed > right:
             x, row = left, row + 1
         items.append((kind, x, row, x + px(22) + px(6), text))
@@ -299,25 +286,26 @@ def _grid_sheet(
     tile: int,
     columns: int,
     display_width: int,
-) -> _Sheet:
+) -> Sheet:
     if stage is None:
         names = [stage_blocks(maps, s)[-1] for s in STAGES if stage_blocks(maps, s)]
     else:
         names = stage_blocks(maps, stage)
     if not names:
-        return _Sheet(_message_image(fonts.words("picture.no_spatial"), width=max(tile, 320)))
+        return Sheet(message_image(fonts.words("picture.no_spatial"), width=max(tile, 320)))
     limits = colour_limits([maps[name] for name in names], shared_scale)
     titles = [
         fonts.words("picture.stage_block", stage=split_block(name)[0], block=name) if stage is None else name
         for name in names
     ]
-    natives = [_native(maps[name]) for name in names]
-    return _tile_sheet(titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width)
+    natives = [native_grid(maps[name]) for name in names]
+    return tile_sheet(titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width)
 
 
 # ------------------------------------------------------------------------------------------- export figure
 
 
-def _last_block_map(spatial: Mapping[str, np.ndarray], stage: int) -> np.ndarray | None:
+def last_block_map(spatial: Mapping[str, np.ndarray], stage: int) -> np.ndarray | None:
+    """The spatial map of ``stage``'s last block on its native grid (what a stage's tile shows), or None."""
     blocks = stage_blocks(spatial, stage)
-    return _native(spatial[blocks[-1]]) if blocks else None
+    return native_grid(spatial[blocks[-1]]) if blocks else None

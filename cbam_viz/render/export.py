@@ -1,20 +1,7 @@
-"""Pictures of the analysis: heat-map overlays, colour bars, channel-attention plots, spatial-attention grids, and the
-export figure.
+"""The export figure: every model's overlays, maps and numbers on one page, drawn with matplotlib.
 
-The app's panels (overlays, colour bars, spatial grids, channel plots) are numpy colormap lookup tables and Pillow, no
-figure at all: a few milliseconds each, where a matplotlib figure per panel cost more than the analysis itself. Only
-the export figure uses matplotlib (its object API, ``Figure`` + ``FigureCanvasAgg``: never pyplot, never global rc
-settings). Every function is pure and safe to call from several request threads at once.
-
-Choices users see:
-
-* Overlays are normalised to the map's own min..max unless limits are given (``colour_limits`` makes one shared
-  scale across models); pixels the model never saw (outside a centre crop) are shown grey and dimmed, not coloured.
-* Per stage, spatial attention is shown for the stage's LAST block (the grid's drill-down shows every block); the
-  export figure does the same and says so in its caption.
-* Panels are laid out for the size the app shows them at (``display_width``, about 400 px per model column): text is
-  at least 13 px there, titles keep clear of the top-left corner (where Gradio puts its label chip), and pictures
-  smaller than a tile are enlarged so that an 8 px wide picture still gets readable panels.
+The only picture drawn with matplotlib, through its object API (``Figure`` + ``FigureCanvasAgg``: never pyplot,
+never global rc settings), so it is safe to draw from several request threads at once.
 """
 
 from __future__ import annotations
@@ -34,9 +21,9 @@ from matplotlib.patches import Rectangle
 
 from cbam_viz.imaging.decode import display_image
 from cbam_viz.render import fonts
-from cbam_viz.render.attention import _last_block_map
-from cbam_viz.render.overlay import _finite_range, colour_limits, overlay
-from cbam_viz.render.text import _wrap, format_range
+from cbam_viz.render.attention import last_block_map
+from cbam_viz.render.overlay import colour_limits, finite_range, overlay
+from cbam_viz.render.text import format_range, wrap
 from cbam_viz.vocab import ARCH_TITLES, STAGES, method_label
 
 FIGURE_SOFTWARE = "cbam_viz comparison figure"  # the PNG's Software text: how a later run tells it from a photo
@@ -181,8 +168,8 @@ def comparison_figure(
 
 
 def _wrap_inches(text: str, points: float, inches: float) -> list[str]:
-    """``_wrap`` for a matplotlib figure: text of ``points`` in lines ``inches`` wide, measured at 10x in pixels."""
-    return _wrap(text, round(points * 10), inches * 72 * 10)
+    """``wrap`` for a matplotlib figure: text of ``points`` in lines ``inches`` wide, measured at 10x in pixels."""
+    return wrap(text, round(points * 10), inches * 72 * 10)
 
 
 def _lines_height(lines: int, points: float) -> float:
@@ -205,7 +192,7 @@ def comparison_figure_object(
     method = method_label(analysis.method)
     demo = bool(getattr(analysis, "is_demo", False))
     cam_limits = colour_limits([result.cam for result in results], shared_scale)
-    spatial_maps = [[_last_block_map(result.spatial_attention, s) for s in STAGES] for result in results]
+    spatial_maps = [[last_block_map(result.spatial_attention, s) for s in STAGES] for result in results]
     present = [m for row in spatial_maps for m in row if m is not None]
     shared_attention = colour_limits(present, True)[0] if (shared_scale and present) else None
 
@@ -291,7 +278,7 @@ def comparison_figure_object(
                     clip_on=True,
                 )
                 continue
-            low, high = shared_attention or _finite_range(native)
+            low, high = shared_attention or finite_range(native)
             axis.imshow(np.asarray(overlay(base, native, view, cmap=cmap, alpha=alpha, vmin=low, vmax=high)))
             axis.set_xlabel(f"{native.shape[0]}x{native.shape[1]}, {format_range(low, high)}", fontsize=tick_points)
         if row == 0:

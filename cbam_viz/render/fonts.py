@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 import matplotlib
+from matplotlib import font_manager
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image, ImageDraw, ImageFont
@@ -53,8 +54,6 @@ def _dejavu(bold: bool) -> Face:
     path = _DEJAVU / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
     if path.is_file():
         return Face(str(path), 0, "DejaVu Sans")
-    from matplotlib import font_manager
-
     found = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight="bold" if bold else 400))
     return Face(found, 0, "DejaVu Sans")
 
@@ -90,6 +89,7 @@ def _simplified_face(path: str) -> Face | None:
 
 
 def family_is_simplified(family: str) -> bool:
+    """Whether a face's family name marks it as Simplified Chinese (the catalogue's script)."""
     return family.endswith((" SC", "SC")) or "YaHei" in family or "PingFang" in family
 
 
@@ -105,8 +105,6 @@ def _weight(stem: str) -> str:
 
 def _candidates() -> list[str]:
     """Font files on this machine that are likely Chinese faces of a plain weight, best first."""
-    from matplotlib import font_manager
-
     ranked = []
     for path in font_manager.findSystemFonts(fontext="ttf"):
         stem = Path(path).stem.lower()
@@ -173,8 +171,6 @@ def class_name(label: str, demo: bool) -> str:
 
 @cache
 def _matplotlib_family(han: Face) -> str:
-    from matplotlib import font_manager
-
     font_manager.fontManager.addfont(han.path)  # matplotlib 3.11 registers every face of a collection
     if any(entry.name == han.family for entry in font_manager.fontManager.ttflist):
         return han.family

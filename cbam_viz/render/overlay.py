@@ -1,20 +1,8 @@
-"""Pictures of the analysis: heat-map overlays, colour bars, channel-attention plots, spatial-attention grids, and the
-export figure.
+"""Heat-map overlays, colour bars and map tiles: a map coloured through a lookup table and laid on the photo.
 
-The app's panels (overlays, colour bars, spatial grids, channel plots) are numpy colormap lookup tables and Pillow, no
-figure at all: a few milliseconds each, where a matplotlib figure per panel cost more than the analysis itself. Only
-the export figure uses matplotlib (its object API, ``Figure`` + ``FigureCanvasAgg``: never pyplot, never global rc
-settings). Every function is pure and safe to call from several request threads at once.
-
-Choices users see:
-
-* Overlays are normalised to the map's own min..max unless limits are given (``colour_limits`` makes one shared
-  scale across models); pixels the model never saw (outside a centre crop) are shown grey and dimmed, not coloured.
-* Per stage, spatial attention is shown for the stage's LAST block (the grid's drill-down shows every block); the
-  export figure does the same and says so in its caption.
-* Panels are laid out for the size the app shows them at (``display_width``, about 400 px per model column): text is
-  at least 13 px there, titles keep clear of the top-left corner (where Gradio puts its label chip), and pictures
-  smaller than a tile are enlarged so that an 8 px wide picture still gets readable panels.
+Overlays are normalised to the map's own min..max unless limits are given (``colour_limits`` makes one shared scale
+across models); pixels the model never saw (outside a centre crop) are shown grey and dimmed, not coloured. Pictures
+smaller than a tile are enlarged so that an 8 px wide picture still gets readable panels.
 """
 
 from __future__ import annotations
@@ -31,18 +19,18 @@ from cbam_viz.imaging.decode import display_image
 from cbam_viz.imaging.view import ModelView, map_to_image
 from cbam_viz.render import fonts
 from cbam_viz.render.text import (
-    _MUTED,
     CHIP_CLEARANCE,
     DISPLAY_WIDTH,
+    MUTED,
     TEXT_PX,
-    _line_height,
-    _measured,
-    _message_image,
-    _rasterised,
-    _Sheet,
-    _text_width,
+    Sheet,
     format_range,
     format_value,
+    line_height,
+    measured,
+    message_image,
+    rasterised,
+    text_width,
 )
 
 _UNSEEN_SCALE, _UNSEEN_OFFSET = 0.35, 70.0  # unseen pixels: grey = luminance * 0.35 + 70 (dim, colourless)
@@ -61,18 +49,19 @@ def _lut(cmap: str) -> np.ndarray:
     return np.rint(colormap(np.linspace(0.0, 1.0, 256))[:, :3] * 255.0).astype(np.uint8)
 
 
-def _colours(cmap: str, scaled: np.ndarray) -> np.ndarray:
+def cmap_colours(cmap: str, scaled: np.ndarray) -> np.ndarray:
     """Values in [0, 1] -> uint8 RGB through the lookup table (the same rounding everywhere, so tests can compare)."""
     return _lut(cmap)[np.rint(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)]
 
 
 def clear_caches() -> None:
     """Forget rasterised labels and built colour bars (a benchmark's cold start; memory is bounded anyway)."""
-    for cached in (_measured, _rasterised, _colorbar):
+    for cached in (measured, rasterised, _colorbar):
         cached.cache_clear()
 
 
-def _finite_range(values: np.ndarray) -> tuple[float, float]:
+def finite_range(values: np.ndarray) -> tuple[float, float]:
+    """The min and max of the finite values; (0, 1) when there are none."""
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
@@ -114,7 +103,7 @@ def overlay(
     photo = image if image.mode == "RGB" else image.convert("RGB")
     lut = _lut(cmap)
     mapped = map_to_image(native_map, view, photo.size)
-    own_low, own_high = _finite_range(native_map)
+    own_low, own_high = finite_range(native_map)
     low = own_low if vmin is None else vmin
     high = own_high if vmax is None else vmax
     seen = ~np.isnan(mapped)
@@ -144,7 +133,7 @@ def overlay(
 
 def colour_limits(maps: Sequence[np.ndarray], shared: bool) -> list[tuple[float, float]]:
     """(low, high) for each map: its own range, or (shared=True) one range across all, e.g. to compare models."""
-    ranges = [_finite_range(m) for m in maps]
+    ranges = [finite_range(m) for m in maps]
     if not shared or not ranges:
         return ranges
     common = (min(low for low, _ in ranges), max(high for _, high in ranges))
@@ -172,21 +161,21 @@ def _colorbar(cmap: str, width: int, height: int, texts: tuple[str, str, str], f
     return _colorbar_sheet(cmap, width, height, texts).image
 
 
-def _colorbar_sheet(cmap: str, width: int, height: int, texts: tuple[str, str, str]) -> _Sheet:
-    sheet = _Sheet.blank(width, height)
+def _colorbar_sheet(cmap: str, width: int, height: int, texts: tuple[str, str, str]) -> Sheet:
+    sheet = Sheet.blank(width, height)
     margin = 6 if width >= 48 else width // 8
     bar_height = max(1, min(12, (height - 4) // 3))
-    ramp = _colours(cmap, np.linspace(0.0, 1.0, width - 2 * margin))
+    ramp = cmap_colours(cmap, np.linspace(0.0, 1.0, width - 2 * margin))
     sheet.paste(Image.fromarray(np.repeat(ramp[None], bar_height, axis=0)), (margin, min(2, height - bar_height)))
     row = 2 + bar_height + 2
     low, middle, high = texts
     gap, largest = 6, min(15, (height - row) * 13 // 17)
 
     def fits(size: int, with_middle: bool) -> bool:
-        widest_end = max(_text_width(low, size), _text_width(high, size))
+        widest_end = max(text_width(low, size), text_width(high, size))
         if with_middle:  # centred, clear of both ends
-            return _text_width(middle, size) + 2 * (widest_end + gap + margin) <= width
-        return _text_width(low, size) + _text_width(high, size) + gap <= width - 2 * margin
+            return text_width(middle, size) + 2 * (widest_end + gap + margin) <= width
+        return text_width(low, size) + text_width(high, size) + gap <= width - 2 * margin
 
     # all three texts if they fit at a readable size, else the two ends (smaller if need be), else none
     choices = [(size, True) for size in range(largest, 10, -1)] + [(size, False) for size in range(largest, 8, -1)]
@@ -200,7 +189,8 @@ def _colorbar_sheet(cmap: str, width: int, height: int, texts: tuple[str, str, s
     return sheet
 
 
-def _native(values: np.ndarray) -> np.ndarray:
+def native_grid(values: np.ndarray) -> np.ndarray:
+    """A map as a 2-D float32 grid (leading batch or channel axes of size one dropped)."""
     native = np.asarray(values, dtype=np.float32)
     while native.ndim > 2:
         native = native[0]
@@ -224,15 +214,15 @@ def map_tiles(
     in the spatial grid's geometry: the gate view's steps on the picture, a sanity check's row of CAMs. ``captions``
     replace the printed size and range (one line each)."""
     if not maps:
-        return _message_image(fonts.words("picture.nothing"), width=max(tile, 320))
-    natives = [_native(values) for _, values in maps]
+        return message_image(fonts.words("picture.nothing"), width=max(tile, 320))
+    natives = [native_grid(values) for _, values in maps]
     limits = colour_limits(natives, shared_scale)
     titles = [title for title, _ in maps]
-    sheet = _tile_sheet(titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width, captions)
+    sheet = tile_sheet(titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width, captions)
     return sheet.image
 
 
-def _tile_sheet(
+def tile_sheet(
     titles: Sequence[str],
     natives: Sequence[np.ndarray],
     limits: Sequence[tuple[float, float]],
@@ -244,7 +234,8 @@ def _tile_sheet(
     columns: int,
     display_width: int,
     own_captions: Sequence[str] | None = None,
-) -> _Sheet:
+) -> Sheet:
+    """Titled map tiles over the picture on a ``Sheet``, ``columns`` to a row, each with its scale or caption."""
     if tile < 1 or columns < 1 or display_width < 1:
         raise ValueError(f"tile, columns and display_width must be positive, got {tile}, {columns}, {display_width}")
     base = _fit_picture(image, tile)
@@ -260,23 +251,23 @@ def _tile_sheet(
         (fonts.words("picture.map_size", height=n.shape[0], width=n.shape[1]), format_range(low, high))
         for n, (low, high) in zip(natives, limits, strict=True)
     ]
-    widest_title = max(_text_width(text, title_px, True) for text in titles)
+    widest_title = max(text_width(text, title_px, True) for text in titles)
     one_line = [f"{size}, {span}" for size, span in parts] if own_captions is None else list(own_captions)
-    if own_captions is not None or max(_text_width(text, caption_px) for text in one_line) <= max(
+    if own_captions is not None or max(text_width(text, caption_px) for text in one_line) <= max(
         base.width, widest_title
     ):
         captions = [[text] for text in one_line]
     else:
         captions = [list(pair) for pair in parts]
-    widest_caption = max(_text_width(text, caption_px) for pair in captions for text in pair)
+    widest_caption = max(text_width(text, caption_px) for pair in captions for text in pair)
     cell_w = max(base.width, math.ceil(widest_title), math.ceil(widest_caption))
     pad, gap = px(8), px(4)
-    header = _line_height(title_px) + gap
-    footer = gap + len(captions[0]) * _line_height(caption_px) + gap
+    header = line_height(title_px) + gap
+    footer = gap + len(captions[0]) * line_height(caption_px) + gap
     cell_h = header + base.height + footer
     width = cells * (cell_w + pad) + pad
     top = max(pad, math.ceil(CHIP_CLEARANCE * max(1.0, width / display_width)))
-    sheet = _Sheet.blank(width, top + lines * cell_h + (lines - 1) * pad + pad)
+    sheet = Sheet.blank(width, top + lines * cell_h + (lines - 1) * pad + pad)
     for index, (native, (low, high)) in enumerate(zip(natives, limits, strict=True)):
         x = pad + (index % cells) * (cell_w + pad)
         y = top + (index // cells) * (cell_h + pad)
@@ -285,6 +276,6 @@ def _tile_sheet(
         picture = overlay(base, native, view, cmap=cmap, alpha=alpha, vmin=low, vmax=high)
         sheet.paste(picture, (x + (cell_w - base.width) // 2, y + header))
         for row, text in enumerate(captions[index]):
-            row_y = y + header + base.height + gap + row * _line_height(caption_px)
-            sheet.text((centre, row_y), text, caption_px, anchor="ma", fill=_MUTED)
+            row_y = y + header + base.height + gap + row * line_height(caption_px)
+            sheet.text((centre, row_y), text, caption_px, anchor="ma", fill=MUTED)
     return sheet

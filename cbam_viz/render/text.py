@@ -1,20 +1,10 @@
-"""Pictures of the analysis: heat-map overlays, colour bars, channel-attention plots, spatial-attention grids, and the
-export figure.
+"""A small Pillow text engine for the app's panels: words measured, wrapped and drawn on a ``Sheet``.
 
-The app's panels (overlays, colour bars, spatial grids, channel plots) are numpy colormap lookup tables and Pillow, no
-figure at all: a few milliseconds each, where a matplotlib figure per panel cost more than the analysis itself. Only
-the export figure uses matplotlib (its object API, ``Figure`` + ``FigureCanvasAgg``: never pyplot, never global rc
-settings). Every function is pure and safe to call from several request threads at once.
-
-Choices users see:
-
-* Overlays are normalised to the map's own min..max unless limits are given (``colour_limits`` makes one shared
-  scale across models); pixels the model never saw (outside a centre crop) are shown grey and dimmed, not coloured.
-* Per stage, spatial attention is shown for the stage's LAST block (the grid's drill-down shows every block); the
-  export figure does the same and says so in its caption.
-* Panels are laid out for the size the app shows them at (``display_width``, about 400 px per model column): text is
-  at least 13 px there, titles keep clear of the top-left corner (where Gradio puts its label chip), and pictures
-  smaller than a tile are enlarged so that an 8 px wide picture still gets readable panels.
+The app's panels are numpy colormap lookup tables and Pillow, no figure at all: a few milliseconds each, where a
+matplotlib figure per panel cost more than the analysis itself. Panels are laid out for the size the app shows them
+at (``DISPLAY_WIDTH``, about 400 px per model column): text is at least ``TEXT_PX`` there and titles keep clear of
+the top-left corner (``CHIP_CLEARANCE``: Gradio puts its label chip there). Every function is pure and safe to call
+from several request threads at once.
 """
 
 from __future__ import annotations
@@ -32,9 +22,9 @@ from cbam_viz.render import fonts
 DISPLAY_WIDTH = 400  # px: how wide the app shows one model's panel (three columns on a 1280 px page)
 TEXT_PX = 13  # smallest text, in px at the displayed size
 CHIP_CLEARANCE = 30  # px at the displayed size kept free of text at the top (Gradio's label chip sits there)
-_BACKGROUND = (255, 255, 255)
+BACKGROUND = (255, 255, 255)
 _TEXT = (20, 20, 20)
-_MUTED = (90, 90, 90)
+MUTED = (90, 90, 90)
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
 
@@ -56,12 +46,13 @@ def _font_of(face: fonts.Face, size: int) -> ImageFont.FreeTypeFont:
     return loaded[key]
 
 
-def _line_height(size: int) -> int:
+def line_height(size: int) -> int:
+    """The height of one line of text at ``size`` px (ascent plus descent)."""
     ascent, descent = _font(size).getmetrics()
     return ascent + descent
 
 
-def _wrap(text: str, size: int, max_width: float, bold: bool = False) -> list[str]:
+def wrap(text: str, size: int, max_width: float, bold: bool = False) -> list[str]:
     """Greedy word wrap by measured width; a word wider than the line (or a Chinese sentence, which has no spaces)
     is broken between characters."""
     lines: list[str] = []
@@ -69,14 +60,14 @@ def _wrap(text: str, size: int, max_width: float, bold: bool = False) -> list[st
         line = ""
         for word in paragraph.split(" "):
             candidate = f"{line} {word}" if line else word
-            if _text_width(candidate, size, bold) <= max_width or not candidate.strip():
+            if text_width(candidate, size, bold) <= max_width or not candidate.strip():
                 line = candidate
                 continue
             if line:
                 lines.append(line)
             line = ""
             for character in word:
-                if line and _text_width(line + character, size, bold) > max_width:
+                if line and text_width(line + character, size, bold) > max_width:
                     lines.append(line)
                     line = ""
                 line += character
@@ -84,24 +75,26 @@ def _wrap(text: str, size: int, max_width: float, bold: bool = False) -> list[st
     return lines
 
 
-def _text_width(text: str, size: int, bold: bool = False) -> float:
+def text_width(text: str, size: int, bold: bool = False) -> float:
     """Advance width of ``text`` in px."""
-    return _measured(fonts.face(bold), text, size)
+    return measured(fonts.face(bold), text, size)
 
 
 @lru_cache(maxsize=4096)
-def _measured(face: fonts.Face, text: str, size: int) -> float:
+def measured(face: fonts.Face, text: str, size: int) -> float:
+    """The width of ``text`` in ``face`` at ``size`` px, cached."""
     return _font_of(face, size).getlength(text)  # layouts measure the same labels again and again
 
 
 def _text_mask(text: str, size: int, bold: bool, anchor: str) -> tuple[Image.Image, tuple[int, int]]:
     """The coverage mask of ``text`` and its offset from the anchor point. FreeType takes about half a millisecond
     per label, and most labels recur (block names, ticks, titles): each is rasterised once. Callers only read it."""
-    return _rasterised(fonts.face(bold), text, size, anchor)
+    return rasterised(fonts.face(bold), text, size, anchor)
 
 
 @lru_cache(maxsize=4096)
-def _rasterised(face: fonts.Face, text: str, size: int, anchor: str) -> tuple[Image.Image, tuple[int, int]]:
+def rasterised(face: fonts.Face, text: str, size: int, anchor: str) -> tuple[Image.Image, tuple[int, int]]:
+    """``text`` drawn once as a mask and its offset from the anchor, cached: pasting it is cheaper than drawing."""
     font = _font_of(face, size)
     left, top, right, bottom = font.getbbox(text, anchor=anchor)
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
@@ -110,7 +103,7 @@ def _rasterised(face: fonts.Face, text: str, size: int, anchor: str) -> tuple[Im
 
 
 @dataclass
-class _Sheet:
+class Sheet:
     """A Pillow canvas that remembers where it put text and pictures, so a test can check that nothing overlaps."""
 
     image: Image.Image
@@ -118,11 +111,13 @@ class _Sheet:
     areas: list[Box] = field(default_factory=list)  # pictures, strips and plots
 
     @classmethod
-    def blank(cls, width: int, height: int, colour: tuple[int, int, int] = _BACKGROUND) -> _Sheet:
+    def blank(cls, width: int, height: int, colour: tuple[int, int, int] = BACKGROUND) -> Sheet:
+        """A sheet of ``width`` x ``height`` filled with ``colour``."""
         return cls(Image.new("RGB", (max(1, width), max(1, height)), colour))
 
     @property
     def draw(self) -> ImageDraw.ImageDraw:
+        """A Pillow drawing context on the sheet's image."""
         return ImageDraw.Draw(self.image)
 
     def text(
@@ -144,6 +139,7 @@ class _Sheet:
         return box
 
     def paste(self, picture: Image.Image, xy: tuple[int, int]) -> None:
+        """Paste ``picture`` at ``xy`` and remember the area it covers."""
         self.image.paste(picture, xy)
         self.areas.append((xy[0], xy[1], xy[0] + picture.width, xy[1] + picture.height))
 
@@ -160,13 +156,13 @@ def format_range(low: float, high: float) -> str:
     return fonts.words("picture.range", low=f"{low:.{decimals}f}", high=f"{high:.{decimals}f}")
 
 
-def _message_image(text: str, width: int = 480, height: int = 96) -> Image.Image:
+def message_image(text: str, width: int = 480, height: int = 96) -> Image.Image:
     """A plain panel with a sentence, for "nothing to show" cases (cheaper and clearer than an empty plot)."""
-    sheet = _Sheet.blank(width, height, (245, 245, 245))
+    sheet = Sheet.blank(width, height, (245, 245, 245))
     lines = text.split("\n")
     size = max(8, min(round(15 * width / 480), 26))
     while size > 8 and (
-        max(_text_width(line, size) for line in lines) > width - 16 or len(lines) * _line_height(size) > height - 8
+        max(text_width(line, size) for line in lines) > width - 16 or len(lines) * line_height(size) > height - 8
     ):
         size -= 1
     sheet.draw.multiline_text(
@@ -182,16 +178,16 @@ def captioned_row(tiles: Sequence[tuple[str, str, Image.Image]], text_px: int = 
     """Pictures side by side, each with a bold title and a caption line above it: the live view's one frame
     (text is rasterised once per string and size, so a frame costs the pastes only)."""
     if not tiles:
-        return _message_image(fonts.words("picture.nothing"))
-    line = _line_height(text_px + 1)
+        return message_image(fonts.words("picture.nothing"))
+    line = line_height(text_px + 1)
     width = sum(picture.width for _, _, picture in tiles) + gap * (len(tiles) + 1)
     height = max(picture.height for _, _, picture in tiles) + 2 * line + 3 * gap
-    sheet = _Sheet.blank(width, height)
+    sheet = Sheet.blank(width, height)
     x = gap
     for title, caption, picture in tiles:
         centre = x + picture.width / 2
         sheet.text((centre, gap), title, text_px + 1, anchor="ma", bold=True)
-        sheet.text((centre, gap + line), caption, text_px, anchor="ma", fill=_MUTED)
+        sheet.text((centre, gap + line), caption, text_px, anchor="ma", fill=MUTED)
         sheet.paste(picture, (x, 2 * gap + 2 * line))
         x += picture.width + gap
     return sheet.image

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -29,6 +27,7 @@ from torch import nn
 
 from cbam_viz.errors import WeightsError
 from cbam_viz.model.resnet import ARCHS, ArchConfig, ResNet, build_resnet
+from cbam_viz.weights.atomic import write_atomically
 
 StateDict = dict[str, torch.Tensor]
 Converter = Callable[[StateDict, nn.Module], StateDict]
@@ -275,26 +274,32 @@ def rename_official_cbam(state_dict: StateDict) -> StateDict:
 
 
 def convert_torchvision(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """torchvision's keys -> ours."""
     return fit_shapes(rename_torchvision(state_dict), model)
 
 
 def convert_project(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """Our own safetensors: the keys are ours already; only shapes are fitted."""
     return fit_shapes(dict(state_dict), model)
 
 
 def convert_timm_seresnet(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """timm's SE-ResNet keys -> ours."""
     return fit_shapes(rename_timm_seresnet(state_dict), model)
 
 
 def convert_cadene(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """Cadene's pretrainedmodels SE-ResNet keys -> ours."""
     return fit_shapes(rename_cadene(state_dict), model)
 
 
 def convert_pytorchcv(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """pytorchcv's keys -> ours."""
     return fit_shapes(rename_pytorchcv(state_dict), model)
 
 
 def convert_official_cbam(state_dict: StateDict, model: nn.Module) -> StateDict:
+    """The official CBAM release's keys -> ours."""
     return fit_shapes(rename_official_cbam(state_dict), model)
 
 
@@ -519,7 +524,7 @@ def save_project_safetensors(
     preprocess: object,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write weights in our keys with everything needed to use them again; atomic (temp file, then ``os.replace``).
+    """Write weights in our keys with everything needed to use them again, atomically (``write_atomically``).
 
     ``preprocess`` is a ``cbam_viz.weights.registry.Preprocess`` or a mapping with the same fields.
     """
@@ -537,16 +542,7 @@ def save_project_safetensors(
         "preprocess": json.dumps(preprocess_fields),
         "extra": json.dumps(dict(extra or {})),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(handle)
-    try:
-        save_file(tensors, temp_name, metadata=metadata)
-        os.replace(temp_name, path)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-    return path
+    return write_atomically(path, lambda temporary: save_file(tensors, str(temporary), metadata=metadata))
 
 
 def read_project_metadata(metadata: Mapping[str, str] | None) -> dict[str, Any] | None:

@@ -1,20 +1,20 @@
 """weights/demo/metadata.json has one owner: this module writes it, reads it back and knows its fields.
 
-Training (``train_cli.write_metadata``) writes it, the loader (``cbam_viz.weights``) reads it and the test helper
-(``tests/_models.write_demo_set``) writes small sets with it, so the three can never disagree on a field name.
-Nothing here imports torch: the loader's types are imported where they are checked.
+Training (``cli.train.write_metadata``) writes it, the loader (``weights.load``) reads it and the test helpers write
+small sets with it, so the three can never disagree on a field name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cbam_viz.errors import WeightsError
+from cbam_viz.model.resnet import ArchConfig
+from cbam_viz.weights.atomic import write_text_atomically
 from cbam_viz.weights.files import DEMO_SUBDIR, METADATA_FILE, display_path
 from cbam_viz.weights.registry import DEFAULT_SET, DOWNLOAD_HINT, TRAIN_HINT, Preprocess
 
@@ -27,6 +27,7 @@ def demo_dir(weights_root: Path) -> Path:
 
 
 def metadata_path(weights_root: Path) -> Path:
+    """Where the demo set's metadata.json lives inside a weights folder."""
     return demo_dir(weights_root) / METADATA_FILE
 
 
@@ -70,29 +71,11 @@ def write_demo_metadata(
         metadata["recipe"] = dict(recipe)
     metadata["heldout"] = dict(heldout or {})
     metadata["models"] = {arch: dict(record) for arch, record in models.items()}
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / METADATA_FILE
-    handle, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{METADATA_FILE}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(json.dumps(metadata, indent=2) + "\n")
-            out.flush()
-            os.fsync(out.fileno())  # the new content is on disk before it takes the old one's name
-        os.chmod(temp_name, target.stat().st_mode & 0o777 if target.exists() else 0o644)  # mkstemp's is 0600
-        os.replace(temp_name, target)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-    return target
+    return write_text_atomically(Path(folder) / METADATA_FILE, json.dumps(metadata, indent=2) + "\n")
 
 
 def read_demo_metadata(weights_root: Path) -> dict[str, Any]:
     """The demo set's metadata, checked for every field the loader needs; one-line WeightsError otherwise."""
-    from cbam_viz.errors import WeightsError
-    from cbam_viz.model.resnet import ArchConfig
-    from cbam_viz.weights.files import display_path
-
     path = metadata_path(weights_root)
     if not path.is_file():
         raise WeightsError(
@@ -119,8 +102,6 @@ def read_demo_metadata(weights_root: Path) -> dict[str, Any]:
 
 def demo_file(metadata: Mapping[str, Any], arch: str, weights_root: Path) -> Path:
     """The file of ``arch`` that the metadata names: a bare file name inside weights/demo/, never a path."""
-    from cbam_viz.errors import WeightsError
-
     folder = demo_dir(weights_root)
     model_meta = metadata["models"].get(arch)
     if not isinstance(model_meta, dict) or "file" not in model_meta:

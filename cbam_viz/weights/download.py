@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlparse, urlsplit, urlunsplit
 
+from gdown.download import get_url_from_gdrive_confirmation
 from tqdm import tqdm
 
-from cbam_viz.errors import WeightsError
+from cbam_viz.errors import WeightsError, one_line
 from cbam_viz.i18n.language import Message
 from cbam_viz.weights.files import (
     check_raw,
@@ -47,7 +48,6 @@ from cbam_viz.weights.files import (
     load_source_file,
     manual_line,
     missing_entries,
-    one_line,
     record_download,
     set_aside,
     weights_root,
@@ -67,7 +67,7 @@ OFFLINE_ENV = "CBAM_VIZ_OFFLINE"
 PROBE_TIMEOUT = 3.0  # first run: at most this long to learn that no host answers
 QUOTA_MARKERS = ("too many users have viewed or downloaded this file recently", "quota exceeded", "download quota")
 DOWNLOAD_LOCK = threading.Lock()  # one download at a time in this process (the app's button, first run, the CLI)
-BUSY = "a download is already running: wait for it to finish"
+BUSY = Message("error.download_running")  # said in the visitor's language on the page, in English on the console
 
 
 class Transient(WeightsError):
@@ -112,6 +112,7 @@ class Budget:
     answered: bool = False
 
     def connect_timeout(self, wanted: float) -> float:
+        """The connect timeout for the next try: ``wanted``, cut to what is left of the first-answer deadline."""
         if self.deadline is None or self.answered:
             return wanted
         left = self.deadline - time.monotonic()
@@ -121,8 +122,8 @@ class Budget:
 
 
 def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:200]
+    """``one_line``, at most 200 characters: a server's or a socket's words go into our messages."""
+    return one_line(error, limit=200)
 
 
 # -------------------------------------------------------------------------------------------------- Google Drive
@@ -170,14 +171,9 @@ def drive_download_url(page: str, page_url: str, manual: str) -> str:
     if parser.link:
         return urljoin(page_url, parser.link)
     try:  # pages of another shape: gdown follows Drive's changes ("downloadUrl" in a script, error captions)
-        from gdown.download import get_url_from_gdrive_confirmation
-
         return get_url_from_gdrive_confirmation(page)
-    except ImportError:
-        pass
     except Exception as error:  # gdown raises FileURLRetrievalError with Drive's own caption
         raise WeightsError(f"Google Drive refused ({_one_line(error)}): download it by hand from {manual}") from error
-    raise WeightsError(f"Google Drive answered with a page without a download form: download it by hand from {manual}")
 
 
 # ----------------------------------------------------------------------------------------------------- transport
@@ -615,6 +611,7 @@ def network_problem(entries: list[WeightsEntry], timeout: float = PROBE_TIMEOUT)
 
 
 def offline_requested(offline: bool = False) -> bool:
+    """Whether downloads are off: asked for here, or by ``CBAM_VIZ_OFFLINE`` (any value but empty, 0, false or no)."""
     return offline or os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 

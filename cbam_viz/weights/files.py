@@ -1,8 +1,8 @@
-"""weights/demo/metadata.json has one owner: this module writes it, reads it back and knows its fields.
+"""The weights folder on disk: where each file lives, what was recorded about it, and whether it is usable.
 
-Training (``train_cli.write_metadata``) writes it, the loader (``cbam_viz.weights``) reads it and the test helper
-(``tests/_models.write_demo_set``) writes small sets with it, so the three can never disagree on a field name.
-Nothing here imports torch: the loader's types are imported where they are checked.
+Paths (weights/imagenet/, weights/demo/, a local mirror), the records a download leaves (``SHA256SUMS``, checkable
+with ``sha256sum -c``, and ``origins.json``), the hashes that tell a published file from a wrong one, and the strict
+load that tells a checkpoint from junk. A file put there by hand counts only once it passes the same checks.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -21,9 +20,9 @@ from urllib.parse import quote, unquote, urlparse
 
 from safetensors import SafetensorError, safe_open
 
-from cbam_viz.errors import WeightsError
+from cbam_viz.errors import WeightsError, one_line
 from cbam_viz.i18n.language import Message
-from cbam_viz.weights import files as demo_metadata
+from cbam_viz.weights.atomic import write_text_atomically
 from cbam_viz.weights.convert import (
     LoadedCheckpoint,
     load_into_model,
@@ -36,7 +35,6 @@ METADATA_FILE = "metadata.json"
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 IMAGENET_SUBDIR = "imagenet"
-DEMO_METADATA = demo_metadata.METADATA_FILE
 SUMS_FILE = "SHA256SUMS"  # under weights/imagenet/: the sha256 of every file at its first download
 ORIGINS_FILE = "origins.json"  # under weights/imagenet/: which source served each file
 _RECORDS_LOCK = threading.Lock()
@@ -60,6 +58,7 @@ def display_path(path: Path) -> str:
 
 
 def imagenet_dir(weights_dir: Path | str | None = None) -> Path:
+    """Where the ImageNet weights live inside the weights folder."""
     return weights_root(weights_dir) / IMAGENET_SUBDIR
 
 
@@ -117,6 +116,7 @@ def raw_file(entry: WeightsEntry, weights_dir: Path | str | None = None) -> tupl
 
 
 def raw_path(entry: WeightsEntry, weights_dir: Path | str | None = None) -> Path | None:
+    """The path of ``raw_file``, or None."""
     found = raw_file(entry, weights_dir)
     return found[0] if found else None
 
@@ -243,17 +243,6 @@ def read_origins(weights_dir: Path | str | None = None) -> dict[str, dict[str, s
     return origins if isinstance(origins, dict) else {}
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temp_name, path)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-
-
 def record_download(name: str, sha256: str, source: Source, weights_dir: Path | str | None = None) -> None:
     """Remember a downloaded file's sha256 (SHA256SUMS, checkable with ``sha256sum -c``) and where it came from."""
     folder = imagenet_dir(weights_dir)
@@ -261,10 +250,12 @@ def record_download(name: str, sha256: str, source: Source, weights_dir: Path | 
     with _RECORDS_LOCK:
         sums = read_sums(weights_dir)
         sums[name] = sha256
-        _write_atomically(folder / SUMS_FILE, "".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items())))
+        write_text_atomically(
+            folder / SUMS_FILE, "".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items()))
+        )
         origins = read_origins(weights_dir)
         origins[name] = {"origin": source.origin, "url": source.url}
-        _write_atomically(folder / ORIGINS_FILE, json.dumps(origins, indent=2, sort_keys=True) + "\n")
+        write_text_atomically(folder / ORIGINS_FILE, json.dumps(origins, indent=2, sort_keys=True) + "\n")
 
 
 def forget_download(name: str, weights_dir: Path | str | None = None) -> None:
@@ -273,11 +264,11 @@ def forget_download(name: str, weights_dir: Path | str | None = None) -> None:
     with _RECORDS_LOCK:
         sums, origins = read_sums(weights_dir), read_origins(weights_dir)
         if sums.pop(name, None) is not None:
-            _write_atomically(
+            write_text_atomically(
                 folder / SUMS_FILE, "".join(f"{digest}  {file}\n" for file, digest in sorted(sums.items()))
             )
         if origins.pop(name, None) is not None:
-            _write_atomically(folder / ORIGINS_FILE, json.dumps(origins, indent=2, sort_keys=True) + "\n")
+            write_text_atomically(folder / ORIGINS_FILE, json.dumps(origins, indent=2, sort_keys=True) + "\n")
 
 
 def file_origin(name: str, weights_dir: Path | str | None = None) -> str:
@@ -317,6 +308,7 @@ def entry_origin(entry: WeightsEntry, weights_dir: Path | str | None = None) -> 
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -389,11 +381,6 @@ def verify_file(entry: WeightsEntry, source: Source, path: Path, weights_dir: Pa
 
 
 # ---------------------------------------------------------------------------------------------------- conversion
-
-
-def one_line(error: BaseException | str) -> str:
-    """An error as one line (readers' messages may span several)."""
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def not_a_checkpoint(entry: WeightsEntry, source: Source, error: BaseException | str) -> str:

@@ -1,11 +1,8 @@
-"""Which weights to load, as data: a registry of published checkpoints, named sets of three, and ``load_model``.
+"""Which weights to use, decided once, and ``load_model``.
 
-Modelled on torchvision's ``ResNet50_Weights``: each entry keeps, next to the builder, where the file comes from,
-how to check it, which key layout and architecture switches it has, how images must be prepared for it, its
-categories and its reported accuracy, licence and citation. Each entry lists its sources in order (the publisher,
-re-hosts, timm's Hugging Face copy), each with its own file name, layout and hashes. ``load_model`` never downloads
-(that is ``cbam_viz.weights.download``) and never falls back silently: ``resolve_weights`` returns a ``WeightsChoice`` that
-says which weights and why, decided once.
+``resolve_weights`` turns "auto", a set, an entry, or a checkpoint path into a ``WeightsChoice`` that says which
+weights and why; ``load_model`` builds the architecture and fills it strictly. Loading never downloads (that is
+``weights.download``) and never falls back silently.
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from typing import Any
 
 import torch
 
-from cbam_viz.errors import WeightsError
+from cbam_viz.errors import CbamVizError, WeightsError
 from cbam_viz.i18n.language import Message
 from cbam_viz.model.resnet import ARCHS, ArchConfig, ResNet
 from cbam_viz.vocab import ARCH_TITLES
@@ -33,7 +30,7 @@ from cbam_viz.weights.convert import (
     save_project_safetensors,
 )
 from cbam_viz.weights.files import (
-    DEMO_METADATA,
+    METADATA_FILE,
     check_raw,
     converted_path,
     display_path,
@@ -141,7 +138,7 @@ def prepare_entry(entry: WeightsEntry, weights_dir: Path | str | None = None) ->
 
 
 def read_demo_metadata(weights_dir: Path | str | None = None) -> dict[str, Any]:
-    """weights/demo/metadata.json, checked for the fields the loader needs (``cbam_viz.demo_metadata`` owns it)."""
+    """weights/demo/metadata.json, checked for the fields the loader needs (``weights.demo_set`` owns it)."""
     return weights_demo_set.read_demo_metadata(weights_root(weights_dir))
 
 
@@ -172,7 +169,7 @@ def _load_demo(arch: str, weights_dir: Path | str | None) -> tuple[ResNet, Loade
     expected = model_meta.get("sha256")
     if expected and file_sha256(path) != expected:
         raise WeightsError(
-            f"{display_path(path)} does not match the sha256 in {DEMO_METADATA}: the file is damaged or was replaced; "
+            f"{display_path(path)} does not match the sha256 in {METADATA_FILE}: the file is damaged or was replaced; "
             f"train the demo again with `{TRAIN_HINT}`"
         )
     classes = tuple(str(name) for name in metadata["classes"])
@@ -338,8 +335,20 @@ def _load_entry(entry: WeightsEntry, set_name: str | None, weights_dir: Path) ->
     return model, info
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` -> the GPU when there is one, else the CPU; a bare "cuda" gets its index so cache keys are stable."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise CbamVizError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from error
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CbamVizError("CUDA was asked for but no GPU is available: use --device cpu")
+        if resolved.index is None:
+            resolved = torch.device("cuda", torch.cuda.current_device())
+    return resolved
 
 
 def load_model(
@@ -382,6 +391,6 @@ def load_model(
             "the number of classes comes from the weights; drop num_classes or pick other weights"
         )
     model.eval().requires_grad_(False)
-    model.to(torch.device(device) if device is not None else default_device())
+    model.to(resolve_device(device))
     model.weights_info = info
     return model

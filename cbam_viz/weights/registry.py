@@ -1,8 +1,10 @@
-"""weights/demo/metadata.json has one owner: this module writes it, reads it back and knows its fields.
+"""Which weights exist, as data: a registry of published checkpoints, named sets of three, and how to prepare
+a picture for each.
 
-Training (``train_cli.write_metadata``) writes it, the loader (``cbam_viz.weights``) reads it and the test helper
-(``tests/_models.write_demo_set``) writes small sets with it, so the three can never disagree on a field name.
-Nothing here imports torch: the loader's types are imported where they are checked.
+Modelled on torchvision's ``ResNet50_Weights``: each entry keeps, next to the builder, where the file comes from,
+how to check it, which key layout and architecture switches it has, how images must be prepared for it
+(``Preprocess``), its categories and its reported accuracy, licence and citation. Each entry lists its sources in
+order (the publisher, re-hosts, timm's Hugging Face copy), each with its own file name, layout and hashes.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, fields: dict[str, Any]) -> Preprocess:
+        """A ``Preprocess`` from its JSON fields (metadata files, safetensors headers)."""
         crop = fields.get("crop")
         return cls(
             resize=int(fields["resize"]),
@@ -78,6 +81,7 @@ PYTORCHCV_V1 = ArchConfig(stride_in="conv1", stem_pool="pad")
 @functools.cache
 def imagenet_categories() -> tuple[str, ...]:
     """The 1000 ImageNet-1k names shipped inside torchvision (no download)."""
+    # Imported here, not at the top: torchvision costs 1.6 s to import, and only ImageNet weights need these names.
     from torchvision.models import ResNet50_Weights
 
     return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
@@ -109,6 +113,7 @@ class Source:
 
     @property
     def host(self) -> str:
+        """Who serves the file: the URL's host, or the folder of a file:// URL."""
         parsed = urlparse(self.url)
         return parsed.hostname or (unquote(parsed.path).rsplit("/", 1)[0] if parsed.scheme == "file" else self.url)
 
@@ -119,6 +124,7 @@ class Source:
 
     @property
     def manual_page(self) -> str:
+        """The page to open for a download by hand."""
         return self.page or self.url
 
     @property
@@ -143,6 +149,7 @@ def huggingface(repo: str, layout: str) -> Source:
 
 
 def google_drive(file_id: str, filename: str, layout: str) -> Source:
+    """A source on Google Drive, by its file id."""
     return Source(
         url=f"https://drive.google.com/uc?export=download&id={file_id}",
         layout=layout,
@@ -170,6 +177,7 @@ class WeightsEntry:
 
     @property
     def urls(self) -> tuple[str, ...]:
+        """Every source's URL, in the order they are tried."""
         return tuple(source.url for source in self.sources)
 
     @property
@@ -184,18 +192,22 @@ class WeightsEntry:
 
     @property
     def categories(self) -> tuple[str, ...]:
+        """The 1000 ImageNet class names."""
         return imagenet_categories()
 
     @property
     def num_classes(self) -> int:
+        """How many classes the model predicts."""
         return self.config.num_classes
 
     @property
     def local_names(self) -> tuple[str, ...]:
+        """Every file name the entry's sources may leave in the weights folder."""
         return tuple(name for source in self.sources for name in source.local_names)
 
     @property
     def description(self) -> str:
+        """One line for headers: the title and ImageNet accuracy (a Message: said in the visitor's language)."""
         top1 = self.metrics.get("imagenet_top1")
         accuracy = Message("weights.header.imagenet_accuracy", percent=f"{top1:.1f}") if top1 is not None else ""
         return Message("weights.header.imagenet", title=self.title, accuracy=accuracy)
