@@ -155,7 +155,8 @@ def significant(comparison: Mapping[str, Any]) -> bool:
 
 
 def p_words(p_value: float) -> str:
-    return "< 0.001" if p_value < 0.001 else f"{p_value:.3f}" if p_value < 0.01 else f"{p_value:.2f}"
+    """``= 0.62``, ``= 0.003`` or ``< 0.001``."""
+    return "< 0.001" if p_value < 0.001 else f"= {p_value:.3f}" if p_value < 0.01 else f"= {p_value:.2f}"
 
 
 def model_name(arch: str) -> str:
