@@ -132,12 +132,15 @@ def wire(page: Page) -> None:
     handle.box.accordion.expand(
         show, [handle.choice], shown, api_name="study_open", api_visibility="private", **parts.render_queue()
     )
-    handle.choice.input(show, [handle.choice], shown, api_name="study", **parts.render_queue())
+    handle.choice.input(
+        show, [handle.choice], shown, api_name="study", api_visibility="private", **parts.render_queue()
+    )
     handle.pair.input(
         partial(show_pair, shelf),
         [handle.choice, handle.pair],
         [handle.gallery, handle.ids],
         api_name="study_pair",
+        api_visibility="private",
         **parts.render_queue(),
     )
     targets = {name: getattr(inputs, name) for name in ("image", "models", "method", "stage", "view", "weights")}
