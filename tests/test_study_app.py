@@ -166,3 +166,14 @@ def demo_blocks(tmp_path_factory: pytest.TempPathFactory) -> gr.Blocks:
     weights_dir = write_random_demo(tmp_path_factory.mktemp("weights"))
     engine = Engine.start("demo", "cpu", weights_dir, warm=False, offline=True)
     return layout.build_demo(engine)
+
+
+def test_imagenet_weights_bring_their_published_top1_beside_the_table() -> None:
+    study = made_study({"difference": 0.0, "ci": [-0.01, 0.01], "p_value": 1.0})
+    assert "Published" not in studies.summary_table(study)  # the demo set has no published figure
+    known = {"top1": 0.7613, "top5": 0.92862, "entry": "x", "eval_transform": "resize 256, centre crop 224, bilinear"}
+    study.summary["models"]["resnet50"]["published"] = known
+    table = studies.summary_table(study)
+    assert (
+        "Published ImageNet top-1 of these weights (resize 256, centre crop 224, bilinear): ResNet-50 76.13 %" in table
+    )

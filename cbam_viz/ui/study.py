@@ -223,7 +223,15 @@ def summary_table(study: Study) -> str:
         cells = [ARCH_TITLES.get(arch, arch)]
         cells += [with_interval(model.get(key)) for key in ("top1", "top5", "pointing", "energy", "maxboxacc_v2")]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n<small>" + text("study.localised", count=localised) + "</small>"
+    notes = [text("study.localised", count=localised)]
+    published = {arch: study.summary["models"][arch].get("published") for arch in study.models}
+    figures = [
+        f"{ARCH_TITLES.get(arch, arch)} {percent(known['top1'], 2)} %" for arch, known in published.items() if known
+    ]
+    if figures:
+        transform = next(known["eval_transform"] for known in published.values() if known)
+        notes.append(text("study.published", transform=escape(transform), figures=", ".join(figures)))
+    return "\n".join(lines) + "\n\n<small>" + " ".join(notes) + "</small>"
 
 
 def all_comparison_words(study: Study) -> str:
