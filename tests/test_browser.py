@@ -674,6 +674,8 @@ def test_the_study_section_shows_the_bundled_study_and_opens_a_disagreement(weig
             page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
             status = page.locator("#results-status").inner_text()
             assert "ResNet-50, SE-ResNet-50, CBAM-ResNet-50; Grad-CAM, stage 4." in status, status
+            page.locator("#language label").filter(has_text="中文").click()  # the open section follows the switch
+            page.locator("#study-words").get_by_text("的热图在").first.wait_for(timeout=WAIT_MS)
             assert "Traceback" not in page.content()
         finally:
             browser.close()

@@ -64,7 +64,7 @@ def test_the_bundled_study_is_on_the_list_and_its_table_has_every_model_with_int
     assert all(f"| {name} |" in per_class for name in ("star", "ring", "circle"))
     answer = section.show_study(shelf, studies.BUNDLED_KEY)
     assert answer[1] == table and isinstance(answer[3], np.ndarray) and answer[3].ndim == 3
-    assert answer[5]["value"] == PAIR and len(answer[7]) == len(answer[6]["value"]) > 0
+    assert answer[5]["value"] == PAIR and len(answer[7]) == len(answer[6]) > 0
 
 
 def test_the_sentence_says_significant_only_when_interval_and_p_agree() -> None:
@@ -153,7 +153,7 @@ def test_the_study_section_is_registered_closed_with_named_events(demo_blocks: g
     accordion = next(block for block in demo_blocks.blocks.values() if getattr(block, "elem_id", None) == "study")
     assert isinstance(accordion, gr.Accordion) and accordion.open is False
     named = {fn.api_name for fn in demo_blocks.fns.values()}
-    assert {"study", "study_open", "study_pair", "study_pick", "study_pick_scroll"} <= named
+    assert {"study", "study_open", "study_pair", "study_pick", "study_pick_scroll", "study_language"} <= named
     assert all(fn.api_name for fn in demo_blocks.fns.values())
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 
 from cbam_viz.errors import CbamVizError
-from cbam_viz.i18n.language import text
+from cbam_viz.i18n.language import text, using
 from cbam_viz.render.atlas import atlas_figure
 from cbam_viz.ui import study as studies
 from cbam_viz.ui.errors import one_line_errors
@@ -76,14 +76,15 @@ def show_study(shelf: studies.Shelf, key: Any) -> tuple[Any, ...]:
     pairs = studies.pair_choices(study)
     pair = pairs[0][1] if pairs else None
     items, ids = studies.gallery_items(study, pair, tempdir.current())
+    about = studies.about(study) + ("" if items else "\n\n" + text("study.no_disagreement"))
     return (
-        studies.about(study),
+        about,
         studies.summary_table(study),
         studies.all_comparison_words(study),
         atlas_figure(atlas) if atlas else None,
         (text("study.no_atlas") + "\n\n" if not atlas else "") + studies.per_class_table(study),
         gr.update(choices=pairs, value=pair),
-        gr.update(value=items) if items else gr.update(value=[], label=text("study.no_disagreement")),
+        items,
         ids,
     )
 
@@ -129,8 +130,27 @@ def wire(page: Page) -> None:
         handle.ids,
     ]
     show = partial(show_study, shelf)
+    opened = gr.State(False)  # this tab's: a language switch redraws the section only while it is open
     handle.box.accordion.expand(
-        show, [handle.choice], shown, api_name="study_open", api_visibility="private", **parts.render_queue()
+        lambda: True, None, opened, api_name="study_opened", api_visibility="private", queue=False
+    ).then(show, [handle.choice], shown, api_name="study_open", api_visibility="private", **parts.render_queue())
+    handle.box.accordion.collapse(
+        lambda: False, None, opened, api_name="study_closed", api_visibility="private", queue=False
+    )
+
+    def switched(language_: Any, is_open: bool, key: Any) -> tuple[Any, ...]:
+        if not is_open:
+            return tuple(gr.skip() for _ in shown)
+        with using(str(language_)):
+            return show(key)
+
+    page.header.language.input(
+        switched,
+        [page.header.language, opened, handle.choice],
+        shown,
+        api_name="study_language",
+        api_visibility="private",
+        **parts.render_queue(),
     )
     handle.choice.input(
         show, [handle.choice], shown, api_name="study", api_visibility="private", **parts.render_queue()
