@@ -641,3 +641,41 @@ def test_the_page_speaks_the_browsers_language_and_switches(weights_dir: Path, t
             assert _fixed_words(en["banner.demo"]) in page.locator("#banner").inner_text()
         finally:
             browser.close()
+
+
+def test_the_study_section_shows_the_bundled_study_and_opens_a_disagreement(weights_dir: Path) -> None:
+    """The Study section (closed at first) shows the bundled study's table; a click on a disagreement puts that
+    shape into the picture input and the page analyses it with the study's settings."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.locator("#input-image").wait_for(timeout=WAIT_MS)
+            assert not page.locator("#study-table").is_visible()  # closed until opened
+            page.get_by_text("Study: the models over a whole dataset").click()
+            page.locator("#study-table th").get_by_text("MaxBoxAccV2").wait_for(timeout=WAIT_MS)
+            table = page.locator("#study-table").inner_text()
+            assert all(title in table for title in ("ResNet-50", "SE-ResNet-50", "CBAM-ResNet-50")), table
+            assert "CBAM's map points at the object in" in page.locator("#study-words").inner_text()
+            assert "300 images" in page.locator("#study-about").inner_text()
+            thumbnail = page.locator("#study-gallery .thumbnail-item").first
+            thumbnail.wait_for(timeout=WAIT_MS)
+            thumbnail.click()
+            page.wait_for_function(
+                "() => { const s = document.querySelector('#results-status');"
+                " return s && s.innerText.startsWith('Results for shapes-'); }",
+                timeout=WAIT_MS,
+            )
+            expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
+            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            status = page.locator("#results-status").inner_text()
+            assert "ResNet-50, SE-ResNet-50, CBAM-ResNet-50; Grad-CAM, stage 4." in status, status
+            page.locator("#language label").filter(has_text="中文").click()  # the open section follows the switch
+            page.locator("#study-words").get_by_text("的热图在").first.wait_for(timeout=WAIT_MS)
+            assert "Traceback" not in page.content()
+        finally:
+            browser.close()

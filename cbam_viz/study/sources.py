@@ -367,3 +367,30 @@ def list_items(data: str, categories: Sequence[str], *, limit: int | None, per_c
     if solution is not None and not any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
         return kaggle_items(root, solution, categories, limit, per_class)
     return folder_items(root, categories, limit, per_class)
+
+
+SHAPES_ID = re.compile(rf"{SHAPES}-(\d{{1,9}})-(\d{{1,9}})")
+
+
+def picture_of(data: str, image_id: str) -> Image.Image:
+    """The picture a study row's ``image_id`` names, decoded as the study read it (upright 8-bit RGB).
+
+    A shapes id draws its shape again; a folder's id is a path under the study's data folder, which must stay
+    inside it and be a plain file (never a link). Anything else is a one-line ``CbamVizError``."""
+    from cbam_viz.demo.shapes import render_sample
+    from cbam_viz.imaging.decode import decode_image
+
+    if data == SHAPES:
+        found = SHAPES_ID.fullmatch(image_id)
+        if found is None:
+            raise CbamVizError(f"{quote(image_id)} is not a shapes image id (shapes-<seed>-<index>)")
+        sample = render_sample(int(found.group(1)), int(found.group(2)), SHAPES_SIZE)
+        return decode_image(Image.fromarray(sample.image))
+    root = Path(data).resolve()
+    candidate = root / image_id
+    if Path(image_id).is_absolute() or root not in candidate.resolve().parents:
+        raise CbamVizError(f"{quote(image_id)} is not a picture inside the study's data folder")
+    links = [p for p in (candidate, *candidate.parents) if root in p.parents and p.is_symlink()]
+    if links or not candidate.is_file():
+        raise CbamVizError(f"{quote(image_id)} is no longer a plain file in {root}")
+    return decode_image(candidate)

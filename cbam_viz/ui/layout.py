@@ -26,6 +26,7 @@ from cbam_viz.ui.server import choices, guard, tempdir
 from cbam_viz.ui.server import engine as engine_module
 from cbam_viz.ui.server.engine import Engine, ServeSettings
 from cbam_viz.ui.server.proxies import TrustedProxies
+from cbam_viz.ui.study import Shelf
 from cbam_viz.ui.style import CSS, PRESENTER_CSS, PRESENTER_JS
 
 TITLE = "cbam_viz: where does attention look?"
@@ -37,14 +38,16 @@ def build_demo(
     delete_cache: tuple[int, int] = engine_module.DELETE_CACHE,
     settings: ServeSettings | None = None,
     panels: tuple[Panel, ...] = PANELS,
+    studies: Shelf | None = None,
 ) -> gr.Blocks:
     """The page: every section laid out in order (each returns its handle), then every section's events wired
-    against all the handles (an event may read or write another section's components)."""
+    against all the handles (an event may read or write another section's components). ``studies``: the studies
+    the page may open (default: the bundled one)."""
     settings = settings or ServeSettings.for_device(engine.device)
     i18n.follow_visitors()  # what events write is in the language of the visitor whose event it is
     with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
         state = gr.State(None, time_to_live=engine_module.STATE_TTL_S)
-        parts = Parts(demo, engine, settings, Cells(panels=panels), state)
+        parts = Parts(demo, engine, settings, Cells(panels=panels), state, Shelf.of() if studies is None else studies)
         handles = {section.key: section.build(parts) for section in SECTIONS}
         page = Page(parts, SECTIONS, **handles)
         for section in SECTIONS:
@@ -86,7 +89,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="ADDR[,ADDR]",
         help="reverse proxies whose X-Forwarded-For is believed (addresses or networks; default: none)",
     )
+    parser.add_argument(
+        "--study",
+        action="append",
+        default=[],
+        type=_folders,
+        metavar="DIR[,DIR]",
+        help="a study folder (python -m cbam_viz study ... --out DIR) the Study section may open; repeatable "
+        "(the bundled study of the demo set is always there)",
+    )
     return parser.parse_args(argv)
+
+
+def _folders(value: str) -> list[Path]:
+    return [Path(part.strip()) for part in value.split(",") if part.strip()]
 
 
 def _proxies(value: str) -> TrustedProxies:
@@ -150,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = f" ({run.cleared} left by earlier runs removed)" if run.cleared else ""
     print(f"temporary files: {run.path}{stale}")
     try:
+        shelf = Shelf.of(folder for group in args.study for folder in group)
         engine = Engine.start(
             args.weights, args.device, args.weights_dir, offline=args.offline, allow_download=args.allow_download
         )
@@ -164,5 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = ServeSettings.for_device(engine.device, args.queue_size)
     print(f"queue: {settings.queue_size} waiting at most, {settings.concurrency} analysis at a time")
     print(f"open http://{args.host}:{args.port}")
-    serve(build_demo(engine, settings=settings), args.host, args.port, args.share, trusted_proxies=args.trusted_proxies)
+    print(f"studies: {', '.join(shelf.folders) or 'none'}")
+    serve(
+        build_demo(engine, settings=settings, studies=shelf),
+        args.host,
+        args.port,
+        args.share,
+        trusted_proxies=args.trusted_proxies,
+    )
     return 0

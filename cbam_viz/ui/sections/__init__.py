@@ -17,6 +17,7 @@ from cbam_viz.ui.sections import (
     lesson,
     live,
     results,
+    study,
     trust,
 )
 from cbam_viz.ui.sections.common import Section
@@ -31,6 +32,7 @@ SECTIONS: tuple[Section, ...] = (
     gate.SECTION,
     intervene.SECTION,
     trust.SECTION,
+    study.SECTION,
     export.SECTION,
     credits.SECTION,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -19,6 +19,7 @@ from cbam_viz.ui.i18n import T
 from cbam_viz.ui.panels.cells import Cells
 from cbam_viz.ui.panels.registry import PAGE, Panel, panels_in
 from cbam_viz.ui.server.engine import Engine, ServeSettings
+from cbam_viz.ui.study import Shelf
 from cbam_viz.vocab import ARCH_ORDER
 
 if TYPE_CHECKING:  # the handles' types, for annotations only: each section module imports this one
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # the handles' types, for annotations only: each section modu
     from cbam_viz.ui.sections.lesson import LessonLink
     from cbam_viz.ui.sections.live import Live
     from cbam_viz.ui.sections.results import Results
+    from cbam_viz.ui.sections.study import StudyView
     from cbam_viz.ui.sections.trust import Trust
 
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
@@ -65,6 +67,7 @@ class Parts:
     settings: ServeSettings
     cells: Cells
     state: gr.State  # the tab's analysis (a ``ui.results.Result``)
+    studies: Shelf = field(default_factory=Shelf)  # the studies the Study section may open (the allow-list)
 
     def panels(self, section: Section) -> list[Panel]:
         """The panels ``section`` shows, in the registry's order."""
@@ -103,6 +106,7 @@ class Page:
     gate: Gate
     intervene: Intervene
     trust: Trust
+    study: StudyView
     export: Export
     credits: Credits
 
