@@ -6,19 +6,11 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from test_app import launched_app, write_random_demo
 
 from cbam_viz.ui.server import guard
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with launched_app(write_random_demo(tmp_path_factory.mktemp("weights"))) as (url, _, _):
-        yield url
 
 
 def post(url: str, path: str, body: bytes, headers: dict[str, str] | None = None, chunked: bool = False):

@@ -1,7 +1,7 @@
 """weights/demo/metadata.json has one owner: this module writes it, reads it back and knows its fields.
 
 Training (``train_cli.write_metadata``) writes it, the loader (``cbam_viz.weights``) reads it and the test helper
-(``tests/_models.write_demo_set``) writes small sets with it, so the three can never disagree on a field name.
+(``tests/helpers/models.write_demo_set``) writes small sets with it, so the three can never disagree on a field name.
 Nothing here imports torch: the loader's types are imported where they are checked.
 """
 
