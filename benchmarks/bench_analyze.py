@@ -19,7 +19,7 @@ Sizes: ImageNet (224 px, full width, 1000 classes, random weights) and the demo 
 weights when present, else random). Peak RSS with the three ImageNet-size models loaded is measured in a fresh
 subprocess; GPU latency is measured when CUDA is available.
 
-    python benchmarks/bench_analyze.py [--runs 15] [--demo-runs 40]
+    python -m benchmarks.bench_analyze [--runs 15] [--demo-runs 40]
 """
 
 from __future__ import annotations
@@ -41,20 +41,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
 from cbam_viz import pipeline
 from cbam_viz.analysis import models as model_cache
 from cbam_viz.analysis import results
-from cbam_viz.demo.shapes import CLASSES, render_sample  # noqa: E402
-from cbam_viz.demo.train import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from cbam_viz.imaging.view import prepare_input  # noqa: E402
-from cbam_viz.model.attention import channel_gates, spatial_gates  # noqa: E402
-from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet  # noqa: E402
+from cbam_viz.demo.shapes import CLASSES, render_sample
+from cbam_viz.demo.train import IMAGENET_MEAN, IMAGENET_STD
+from cbam_viz.imaging.view import prepare_input
+from cbam_viz.model.attention import channel_gates, spatial_gates
+from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet
 from cbam_viz.render import overlay as render
-from cbam_viz.weights.demo_set import write_demo_metadata  # noqa: E402
-from cbam_viz.weights.files import WEIGHTS_DIR  # noqa: E402
+from cbam_viz.weights.demo_set import write_demo_metadata
+from cbam_viz.weights.files import WEIGHTS_DIR
+
+REPO = Path(__file__).resolve().parent.parent
 
 TARGETS = {"analyze / floor": 1.6, "(analyze + panels) / usual way": 0.5, "peak RSS (GB)": 1.5, "GPU p50 (ms)": 25.0}
 PANELS_TARGETS = {"imagenet": 0.5, "demo": 1.0}  # the panels' time budget, as a ratio to analyze's
@@ -236,13 +235,12 @@ def peak_rss_child(weights_dir: str) -> None:
 
 
 def peak_rss(weights_dir: Path) -> float:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     output = subprocess.run(
-        [sys.executable, __file__, "--rss-child", str(weights_dir)],
+        [sys.executable, "-m", "benchmarks.bench_analyze", "--rss-child", str(weights_dir)],
         check=True,
         capture_output=True,
         text=True,
-        env=env,
+        cwd=REPO,  # the repository root: this checkout's package and benchmarks
     ).stdout
     gigabytes = int(output.strip().splitlines()[-1]) / 1e9
     verdict = "ok" if gigabytes <= TARGETS["peak RSS (GB)"] else "OVER TARGET"

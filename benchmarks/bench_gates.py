@@ -13,7 +13,7 @@ round, median of N warm rounds:
 Sizes: the demo weights (96 px held-out shape) and ImageNet size (224 px, full width, 1000 classes, random weights
 with random BatchNorm statistics).
 
-    python benchmarks/bench_gates.py [--runs 9] [--demo-runs 25] [--threads N | --clock cpu]
+    python -m benchmarks.bench_gates [--runs 9] [--demo-runs 25] [--threads N | --clock cpu]
 """
 
 from __future__ import annotations
@@ -23,25 +23,20 @@ import contextlib
 import functools
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-
 from cbam_viz.analysis import capture, results, run
-from cbam_viz.analysis.intervene import run_interventions, sweep  # noqa: E402
-from cbam_viz.demo.evaluate import HELDOUT_SEED  # noqa: E402
-from cbam_viz.demo.shapes import render_sample  # noqa: E402
-from cbam_viz.imaging.view import prepare_input  # noqa: E402
-from cbam_viz.model.resnet import ArchConfig  # noqa: E402
-from cbam_viz.weights.load import load_model  # noqa: E402
+from cbam_viz.analysis.intervene import run_interventions, sweep
+from cbam_viz.demo.evaluate import HELDOUT_SEED
+from cbam_viz.demo.shapes import render_sample
+from cbam_viz.imaging.view import prepare_input
+from cbam_viz.model.resnet import ArchConfig
+from cbam_viz.weights.load import load_model
+from tests.helpers.models import random_model
 
 TARGETS = {
     "+ gate steps": 1.10,
@@ -133,7 +128,6 @@ def main() -> None:
         clock = time.thread_time
     elif args.threads:
         torch.set_num_threads(args.threads)
-    import _models  # tests/_models.py: random weights with random BN statistics, so every gate varies
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, {args.clock} clock\n")
     print(
@@ -148,7 +142,7 @@ def main() -> None:
                 model = load_model(arch, "demo")
                 x, count = demo_input(model), args.demo_runs
             else:
-                model = _models.random_model(arch, ArchConfig(), seed=0)
+                model = random_model(arch, config=ArchConfig())  # random BN statistics: every gate varies
                 x, count = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)), args.runs
             unit, ratio = measure(contenders(arch, model, x), count, clock=clock)
             ratios = " | ".join(f"**{ratio[name]:.2f}**" for name in TARGETS)

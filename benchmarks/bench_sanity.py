@@ -2,34 +2,29 @@
 
 Per weight set, for three models: the sanity section (cascading randomisation fc..stem, 6 steps, plus the random
 logit), the same with independent steps too, and deletion + insertion at 20 steps with their random baselines.
-Best of ``--repeat`` runs after one warm-up. Run: ``nice .venv/bin/python benchmarks/bench_sanity.py``
+Best of ``--repeat`` runs after one warm-up. Run: ``nice .venv/bin/python -m benchmarks.bench_sanity``
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script from anywhere
-
-from cbam_viz.analysis.models import get_models  # noqa: E402
+from cbam_viz.analysis.models import get_models
 from cbam_viz.analysis.run import run_model
-from cbam_viz.checks.curves import model_curves  # noqa: E402
+from cbam_viz.checks.curves import model_curves
 from cbam_viz.checks.randomisation import model_sanity
-from cbam_viz.demo.evaluate import HELDOUT_SEED  # noqa: E402
-from cbam_viz.demo.shapes import render_sample  # noqa: E402
-from cbam_viz.imaging.view import prepare_input  # noqa: E402
-from cbam_viz.model.resnet import build_resnet  # noqa: E402
-from cbam_viz.vocab import ARCH_ORDER  # noqa: E402
-from cbam_viz.weights.registry import Preprocess  # noqa: E402
+from cbam_viz.demo.evaluate import HELDOUT_SEED
+from cbam_viz.demo.shapes import render_sample
+from cbam_viz.imaging.view import prepare_input
+from cbam_viz.model.resnet import build_resnet
+from cbam_viz.vocab import ARCH_ORDER
+from cbam_viz.weights.registry import Preprocess
 
 
 def best(work: Callable[[], object], repeat: int) -> float:

@@ -6,7 +6,7 @@
   (rendering the shapes, decoding, preparing, hooked passes, CAMs, maps on the picture, the pointing game, energy,
   the 100-threshold MaxBoxAccV2 curve, the atlas, the shards and the summary), models already loaded.
 
-    python benchmarks/bench_study.py [--images 64] [--batch-size 16] [--weights demo]
+    python -m benchmarks.bench_study [--images 64] [--batch-size 16] [--weights demo]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Launches the app in-process on a loopback port, drives Debian's chromium through
 Analyse on a fresh picture, then waits until every main panel shows the new result (top-5, CAM images loaded, spatial
 and channel images loaded, numbers, agreement). Prints each run and the median. Loopback only, bounded in count.
 
-    .venv/bin/python benchmarks/browser_timing.py [--runs 5]
+    .venv/bin/python -m benchmarks.browser_timing [--runs 5]
 """
 
 from __future__ import annotations
@@ -16,15 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
-from test_app import launched_app, shape_file  # noqa: E402
-from test_browser import CHROMIUM, CHROMIUM_ARGS, PANELS_READY  # noqa: E402
-
 from cbam_viz.demo import shapes
-from cbam_viz.vocab import ARCH_ORDER  # noqa: E402
-from cbam_viz.weights.files import WEIGHTS_DIR  # noqa: E402
+from cbam_viz.vocab import ARCH_ORDER
+from cbam_viz.weights.files import WEIGHTS_DIR
+from tests.helpers.app import launched_app, shape_file
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, PANELS_READY
 
 
 def main(argv: list[str] | None = None) -> int:

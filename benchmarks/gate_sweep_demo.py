@@ -5,29 +5,25 @@ prepares it (``imaging.view.prepare_input`` with the weights' preprocessing, who
 stage's channel or spatial gates to ``one`` and reports the change in the TRUE class's probability. The tables give,
 per model, stage and gate: the mean change with its standard error, and the top-1 accuracy with that intervention.
 
-    python benchmarks/gate_sweep_demo.py [--count 200] [--json out.json]
+    python -m benchmarks.gate_sweep_demo [--count 200] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from cbam_viz.analysis.intervene import sweep  # noqa: E402
-from cbam_viz.demo.evaluate import HELDOUT_SEED  # noqa: E402
-from cbam_viz.demo.shapes import render_sample  # noqa: E402
-from cbam_viz.imaging.view import prepare_input  # noqa: E402
-from cbam_viz.vocab import ARCH_TITLES, STAGES  # noqa: E402
-from cbam_viz.weights.load import load_model  # noqa: E402
+from cbam_viz.analysis.intervene import sweep
+from cbam_viz.demo.evaluate import HELDOUT_SEED
+from cbam_viz.demo.shapes import render_sample
+from cbam_viz.imaging.view import prepare_input
+from cbam_viz.vocab import ARCH_TITLES, STAGES
+from cbam_viz.weights.load import load_model
 
 ARCHS = ("se_resnet50", "cbam_resnet50")
 

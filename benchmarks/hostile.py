@@ -1,7 +1,7 @@
 """A hostile visitor on loopback: every hostile probe against a launched app, with a normal analysis alongside.
 
-    python benchmarks/hostile.py            # every probe, against `python app.py --weights demo` on a free port
-    python benchmarks/hostile.py --fast     # the quick subset (what tests/test_hostile_bench.py runs in-process)
+    python -m benchmarks.hostile            # every probe, against `python app.py --weights demo` on a free port
+    python -m benchmarks.hostile --fast     # the quick subset (what tests/test_hostile_bench.py runs in-process)
 
 For each probe it prints one row: the probe, the answer (HTTP status and the one-line message, cut to 90
 characters), how long the answer took, the server's resident memory before and after, and whether an ordinary
@@ -11,8 +11,8 @@ about 40 requests, each with a timeout, only to 127.0.0.1. Each probe speaks fro
 (127.0.0.2, 127.0.0.3, ...), as a classroom of hostile visitors would, so the per-client upload budget is tested by
 the one probe that floods it and no other probe is refused for its neighbours' uploads.
 
-The adversarial files are the decode-budget test's own (``tests/test_decode_budget.py``) and the EXIF bombs of
-``tests/hostile.py``, made on the fly.
+The adversarial files are the decode-budget test's own (``tests/helpers/decode_cases.py``) and the EXIF bombs of
+``tests/helpers/hostile.py``, made on the fly.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "tests"), str(REPO)]  # tests/ first: its ``hostile`` module, not this script
+from PIL import Image
 
-from PIL import Image  # noqa: E402
+from tests.helpers.decode_cases import CASES
+from tests.helpers.ports import free_port
+
+REPO = Path(__file__).resolve().parent.parent
 
 ALONGSIDE_BUDGET_S = 2.0
 ANSWER_WIDTH = 90
@@ -165,8 +167,6 @@ def file_probe(case: str) -> Probe:
     """Upload one adversarial file of the decode-budget test and analyse it."""
 
     def probe(visitor: Visitor, _: str) -> tuple[int, str]:
-        from test_decode_budget import CASES
-
         status, path = visitor.upload(f"{case}.bin", CASES[case].make())
         return visitor.analyse(path) if status == 200 else (status, path)
 
@@ -263,7 +263,7 @@ def exif_probe(name: str) -> Probe:
     """Upload one of ``tests/hostile.py``'s EXIF bombs (the issue's sizes) and analyse it."""
 
     def probe(visitor: Visitor, _: str) -> tuple[int, str]:
-        import hostile
+        from tests.helpers import hostile
 
         status, path = visitor.upload(f"{name}.bin", hostile.exif_bombs()[name])
         return visitor.analyse(path) if status == 200 else (status, path)
@@ -272,7 +272,7 @@ def exif_probe(name: str) -> Probe:
 
 
 def icc_with_sos_bytes(visitor: Visitor, _: str) -> tuple[int, str]:
-    import hostile
+    from tests.helpers import hostile
 
     status, path = visitor.upload("icc.jpg", hostile.jpeg_icc_with_sos_bytes())
     return visitor.analyse(path) if status == 200 else (status, path)
@@ -380,7 +380,7 @@ def live_frame(kind: str) -> Probe:
     def probe(visitor: Visitor, _: str) -> tuple[int, str]:
         import base64
 
-        import hostile
+        from tests.helpers import hostile
 
         if kind == "png_169_mp":
             frame, mime = hostile.black_png_bytes(13_000, 13_000), "png"
@@ -547,12 +547,6 @@ def table(rows: list[Row]) -> str:
             f"{row.rss_before_mb:.0f} → {row.rss_after_mb:.0f} MB | {alongside} | {row.load:.1f} |"
         )
     return "\n".join(lines)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

@@ -1,9 +1,9 @@
 """How fast is live mode? Debian's chromium with a fake camera drives the live view of a launched app.
 
-    python benchmarks/live.py [--seconds 20] [--models resnet50 se_resnet50 cbam_resnet50]
+    python -m benchmarks.live [--seconds 20] [--models resnet50 se_resnet50 cbam_resnet50]
 
-The camera plays a generated Y4M clip (``tests/_camera.py``: a star crossing a cluttered scene, 10 fps, each frame
-numbered in a strip along its bottom). In the page, a script reads the number of every frame the webcam component
+The camera plays a generated Y4M clip (``tests/helpers/camera.py``: a star crossing a cluttered scene, 10 fps, each
+frame numbered in a strip along its bottom). In the page, a script reads the number of every frame the webcam component
 captures (its canvas) and of every overlay shown (the live view's first tile, drawn at opacity 0 so the strip stays
 readable), with the page's clock. It prints:
 
@@ -24,16 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "tests"), str(REPO)]
+import numpy as np
 
-import numpy as np  # noqa: E402
-from _camera import FRAME_NUMBER_JS  # noqa: E402
-
-from cbam_viz.vocab import (
-    ARCH_ORDER,
-    ARCH_TITLES,  # noqa: E402
-)
+from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES
+from cbam_viz.weights.files import WEIGHTS_DIR
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, LIVE_ARGS
+from tests.helpers.camera import FRAME_NUMBER_JS, clip_frames, write_y4m
 
 HOOKS = f"""
 (() => {{
@@ -78,8 +74,6 @@ WATCH = """
 
 def engine_ms(models: dict, preprocess: dict, frames: int = 12) -> float:
     """Median milliseconds of live mode's per-frame work (``live.frame_row`` on a ``LIVE_SIDE`` frame)."""
-    from _camera import clip_frames
-
     from cbam_viz.ui import live
 
     clip = [live.frame_picture(frame) for frame in clip_frames(count=frames)]
@@ -101,29 +95,27 @@ def demo_models(archs: list[str]) -> tuple[dict, dict]:
 
 def imagenet_models(archs: list[str]) -> tuple[dict, dict]:
     """Random ImageNet-size models (1000 classes), fed 224 px on the shorter side as the ImageNet sets are."""
-    import _models
-
     from cbam_viz.model.resnet import ArchConfig
     from cbam_viz.weights.registry import Preprocess
+    from tests.helpers.models import random_model
 
     imagenet = Preprocess(224, None, "bilinear", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    models = {arch: _models.random_model(arch, ArchConfig(), seed) for seed, arch in enumerate(archs)}
+    models = {arch: random_model(arch, seed, config=ArchConfig()) for seed, arch in enumerate(archs)}
     return models, {arch: imagenet for arch in archs}
 
 
 def browser_run(seconds: float, models: list[str]) -> tuple[float, list[float], int]:
     """-> (overlays shown per second, capture-to-overlay latencies in ms, frames captured)."""
-    from _camera import clip_frames, write_y4m
     from playwright.sync_api import sync_playwright
-    from test_app import launched_app
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, LIVE_ARGS
+
+    from tests.helpers.app import launched_app
 
     clip = write_y4m(Path(tempfile.mkdtemp(prefix="cbam_viz-live-")) / "clip.y4m", clip_frames(count=90), fps=30)
     args = [*CHROMIUM_ARGS, *LIVE_ARGS, f"--use-file-for-fake-video-capture={clip}"]
     from cbam_viz.ui.server.engine import fit_torch_threads
 
     fit_torch_threads("cpu", "demo")  # as `python app.py` does for the demo set on a CPU
-    with launched_app(REPO / "weights", weights="demo") as (url, _, _), sync_playwright() as playwright:
+    with launched_app(WEIGHTS_DIR, weights="demo") as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
         try:
             context = browser.new_context(viewport={"width": 1440, "height": 1000}, permissions=["camera"])

@@ -1,7 +1,7 @@
 """Classroom load test: N students each analyse M pictures at once through the app's API, and nothing gets lost.
 
-    python benchmarks/load.py --users 40 --images 3            # starts `python app.py` itself on a free port
-    python benchmarks/load.py --url http://127.0.0.1:7860/ ...  # or drives a running app
+    python -m benchmarks.load --users 40 --images 3            # starts `python app.py` itself on a free port
+    python -m benchmarks.load --url http://127.0.0.1:7860/ ...  # or drives a running app
 
 Every student is one ``gradio_client.Client`` (one browser session) in its own thread and sends its pictures one
 after the other, as a student clicking *Analyse* would. Before the crowd arrives, each distinct picture is analysed
@@ -23,7 +23,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,10 +37,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
 from cbam_viz.demo import shapes
+from tests.helpers.ports import free_port
+
+REPO = Path(__file__).resolve().parent.parent
 
 PICTURE_SEED = 11  # held out from the demo training streams (1 and 2)
 
@@ -159,12 +158,6 @@ def run_load(url: str, pictures: list[Path], users: int, images_per_user: int, d
         "max": max(latencies, default=math.nan),
     }
     return report
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_app(port: int, weights: str, queue_size: int | None, startup_s: float) -> subprocess.Popen:

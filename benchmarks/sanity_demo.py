@@ -9,7 +9,7 @@ Per model, over ``--count`` held-out shapes (each explained for its TRUE class, 
 * the pointing game against the true mask for the CAM and, for CBAM, the last spatial map of each stage (with the
   energy inside the mask next to the mask's area share: what a map blind to the object would get).
 
-Run: ``nice .venv/bin/python benchmarks/sanity_demo.py --count 200 --json /tmp/sanity_demo.json``
+Run: ``nice .venv/bin/python -m benchmarks.sanity_demo --count 200 --json /tmp/sanity_demo.json``
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import argparse
 import json
 import math
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -26,18 +25,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script from anywhere
-
 from cbam_viz.analysis.models import get_models
 from cbam_viz.checks.curves import model_curves
 from cbam_viz.checks.pointing import mask_game
-from cbam_viz.checks.randomisation import CASCADE_ORDER, model_sanity  # noqa: E402
-from cbam_viz.demo.evaluate import HELDOUT_SEED  # noqa: E402
-from cbam_viz.demo.shapes import render_sample  # noqa: E402
-from cbam_viz.imaging.view import prepare_input  # noqa: E402
-from cbam_viz.pipeline import analyze  # noqa: E402
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGES  # noqa: E402
+from cbam_viz.checks.randomisation import CASCADE_ORDER, model_sanity
+from cbam_viz.demo.evaluate import HELDOUT_SEED
+from cbam_viz.demo.shapes import render_sample
+from cbam_viz.imaging.view import prepare_input
+from cbam_viz.pipeline import analyze
+from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGES
 
 
 def _mean(values: list[float]) -> float:

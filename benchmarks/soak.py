@@ -1,7 +1,7 @@
 """Soak test: many sequential analyses in ONE process (the app and its client), checking that nothing accumulates.
 
-    python benchmarks/soak.py --count 1000
-    python benchmarks/soak.py --count 600 --sessions --size 1600x1200 --rss-limit 150   # the README figure
+    python -m benchmarks.soak --count 1000
+    python -m benchmarks.soak --count 600 --sessions --size 1600x1200 --rss-limit 150   # benchmarks/README.md
 
 It launches the real app in-process (``app.build_demo`` + ``app.serve``) with its Gradio cache in a fresh folder,
 sends ``--warmup`` analyses (exporting and drawing every panel every 5th), then ``--count`` analyses through the API
@@ -26,7 +26,6 @@ import gc
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -34,12 +33,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from PIL import Image  # noqa: E402
+from PIL import Image
 
 from cbam_viz.demo import shapes
+from tests.helpers.ports import free_port
 
 PICTURE_SEED = 13  # held out from the demo training streams (1 and 2)
 
@@ -76,12 +73,6 @@ def rss_mb() -> float:
 
 def count_files(folder: Path) -> int:
     return sum(1 for path in folder.rglob("*") if path.is_file()) if folder.exists() else 0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ import math
 import threading
 from pathlib import Path
 
-import _models
 import numpy as np
 import pytest
 import torch
@@ -27,26 +26,16 @@ from cbam_viz.analysis.schema import ANALYSIS_JSON_SCHEMA
 from cbam_viz.demo.shapes import CLASSES, render_sample
 from cbam_viz.errors import CbamVizError, ImageError
 from cbam_viz.imaging.view import map_to_image
-from cbam_viz.model.resnet import ARCHS, ArchConfig
+from cbam_viz.model.resnet import ARCHS
 from cbam_viz.pipeline import analyze
 from cbam_viz.weights.files import WEIGHTS_DIR
+from tests.helpers.models import random_model
+from tests.helpers.schema import validate
 
-SMALL_CONFIG = ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES))
 REAL_DEMO = WEIGHTS_DIR / "demo" / "metadata.json"
 needs_demo = pytest.mark.skipif(
     not REAL_DEMO.is_file(), reason=f"{REAL_DEMO} is absent: train the demo weights (python -m cbam_viz train)"
 )
-
-
-def random_model(arch: str, seed: int = 0) -> torch.nn.Module:
-    return _models.random_model(arch, SMALL_CONFIG, seed)
-
-
-@pytest.fixture(scope="module")
-def random_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A weights folder holding a demo set of random models at 64 px (the real demo set's file layout)."""
-    models = {arch: random_model(arch, seed) for seed, arch in enumerate(ARCHS)}
-    return _models.write_demo_set(tmp_path_factory.mktemp("weights"), models, resize=64)
 
 
 def sample_image(seed: int, index: int, width: int = 64, height: int | None = None) -> Image.Image:
@@ -197,71 +186,9 @@ def test_pointing_and_energy() -> None:
 # ------------------------------------------------------------------------------------------- analyze, end to end
 
 
-_KINDS = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
-
-
-def validate(document: object, schema: dict, path: str = "$") -> list[str]:
-    """The JSON Schema keywords ANALYSIS_JSON_SCHEMA uses; -> every violation found."""
-    if "type" in schema:
-        wanted = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        if not any(_is_kind(document, kind) for kind in wanted):
-            return [f"{path}: {document!r} is not of type {wanted}"]
-    problems = _value_problems(document, schema, path)
-    if isinstance(document, dict):
-        problems += _object_problems(document, schema, path)
-    if isinstance(document, list):
-        if len(document) < schema.get("minItems", 0) or len(document) > schema.get("maxItems", len(document)):
-            problems.append(f"{path}: {len(document)} items")
-        for index, item in enumerate(document):
-            problems += validate(item, schema.get("items", {}), f"{path}[{index}]")
-    return problems
-
-
-def _is_kind(document: object, kind: str) -> bool:
-    if kind == "integer":
-        return isinstance(document, int) and not isinstance(document, bool)
-    if kind == "number":
-        return isinstance(document, int | float) and not isinstance(document, bool)
-    return isinstance(document, _KINDS[kind])
-
-
-def _value_problems(document: object, schema: dict, path: str) -> list[str]:
-    """oneOf, const, enum, minimum and maximum."""
-    problems: list[str] = []
-    if "oneOf" in schema:
-        fits = [option for option in schema["oneOf"] if not validate(document, option, path)]
-        if len(fits) != 1:
-            problems.append(f"{path}: matches {len(fits)} of oneOf")
-    if "const" in schema and document != schema["const"]:
-        problems.append(f"{path}: {document!r} != {schema['const']!r}")
-    if "enum" in schema and document not in schema["enum"]:
-        problems.append(f"{path}: {document!r} not in {schema['enum']}")
-    if isinstance(document, int | float) and not isinstance(document, bool):
-        if "minimum" in schema and document < schema["minimum"]:
-            problems.append(f"{path}: {document} < {schema['minimum']}")
-        if "maximum" in schema and document > schema["maximum"]:
-            problems.append(f"{path}: {document} > {schema['maximum']}")
-    return problems
-
-
-def _object_problems(document: dict, schema: dict, path: str) -> list[str]:
-    """required, minProperties, properties and additionalProperties."""
-    problems = [f"{path}: missing {key!r}" for key in schema.get("required", []) if key not in document]
-    if len(document) < schema.get("minProperties", 0):
-        problems.append(f"{path}: fewer than {schema['minProperties']} properties")
-    for key, value in document.items():
-        if key in schema.get("properties", {}):
-            problems += validate(value, schema["properties"][key], f"{path}.{key}")
-        elif schema.get("additionalProperties") is False:
-            problems.append(f"{path}: unexpected {key!r}")
-        elif isinstance(schema.get("additionalProperties"), dict):
-            problems += validate(value, schema["additionalProperties"], f"{path}.{key}")
-    return problems
-
-
-def test_analyze_end_to_end_and_json_schema(random_demo_dir: Path) -> None:
+def test_analyze_end_to_end_and_json_schema(demo_weights: Path) -> None:
     picture = sample_image(5, 0, width=1200, height=720)
-    result = analyze(picture, weights="demo", weights_dir=random_demo_dir, target="star")
+    result = analyze(picture, weights="demo", weights_dir=demo_weights, target="star")
     assert list(result.models) == list(ARCHS)
     assert result.original_size == (1200, 720) and result.image.size == (1024, 614)
     assert result.view.mode == "whole" and result.view.input_size == (107, 64)
@@ -269,7 +196,7 @@ def test_analyze_end_to_end_and_json_schema(random_demo_dir: Path) -> None:
     for model in result.models.values():
         assert model.target_label == "star" and model.target_index == CLASSES.index("star")
         assert model.cam.shape == (4, 7)  # 64x107 input, no stem pool: stage 4 has stride 16
-        assert count_hooks(get_models(weights="demo", weights_dir=random_demo_dir).models[model.arch]) == 0
+        assert count_hooks(get_models(weights="demo", weights_dir=demo_weights).models[model.arch]) == 0
     assert set(result.agreement) == {"resnet50|se_resnet50", "resnet50|cbam_resnet50", "se_resnet50|cbam_resnet50"}
     pair = result.agreement["resnet50|cbam_resnet50"]
     assert pair == metrics.cam_agreement(result.models["resnet50"].cam, result.models["cbam_resnet50"].cam)
@@ -285,14 +212,14 @@ def test_analyze_end_to_end_and_json_schema(random_demo_dir: Path) -> None:
     assert validate(broken, ANALYSIS_JSON_SCHEMA) == ["$.stage: 5 > 4", "$.models.resnet50: missing 'top5'"]
 
 
-def test_analyze_with_interventions_and_sweep(random_demo_dir: Path) -> None:
+def test_analyze_with_interventions_and_sweep(demo_weights: Path) -> None:
     picture = sample_image(5, 1)
-    plain = analyze(picture, weights="demo", weights_dir=random_demo_dir)
+    plain = analyze(picture, weights="demo", weights_dir=demo_weights)
     specs = ["layer3:spatial=one", "all:channel=mean", "sweep"]
-    result = analyze(picture, weights="demo", weights_dir=random_demo_dir, interventions=specs)
+    result = analyze(picture, weights="demo", weights_dir=demo_weights, interventions=specs)
     for arch in ARCHS:  # the un-intervened numbers are unchanged
         assert result.models[arch].target_prob == plain.models[arch].target_prob
-        assert count_hooks(get_models(weights="demo", weights_dir=random_demo_dir).models[arch]) == 0
+        assert count_hooks(get_models(weights="demo", weights_dir=demo_weights).models[arch]) == 0
     cbam, se, base = (result.models[a] for a in ("cbam_resnet50", "se_resnet50", "resnet50"))
     assert [done.spec for done in cbam.interventions] == specs[:2] and cbam.sweep is not None
     assert len(cbam.sweep.entries) == 8 and len(se.sweep.entries) == 4 and base.sweep is None
@@ -310,17 +237,17 @@ def test_analyze_with_interventions_and_sweep(random_demo_dir: Path) -> None:
     assert len(document["models"]["resnet50"]["interventions"]) == 3
     assert "interventions" not in plain.to_json()["models"]["cbam_resnet50"]
     with pytest.raises(CbamVizError, match="no attention gates"):
-        analyze(picture, weights="demo", weights_dir=random_demo_dir, models=["resnet50"], interventions=["sweep"])
+        analyze(picture, weights="demo", weights_dir=demo_weights, models=["resnet50"], interventions=["sweep"])
     with pytest.raises(CbamVizError, match="bad intervention"):
-        analyze(picture, weights="demo", weights_dir=random_demo_dir, interventions=["layer3-spatial"])
+        analyze(picture, weights="demo", weights_dir=demo_weights, interventions=["layer3-spatial"])
 
 
-def test_analyze_options_and_errors(random_demo_dir: Path) -> None:
+def test_analyze_options_and_errors(demo_weights: Path) -> None:
     picture = sample_image(6, 1)
     crop = analyze(
         picture,
         weights="demo",
-        weights_dir=random_demo_dir,
+        weights_dir=demo_weights,
         models=["cbam_resnet50"],
         view="crop",
         stage=2,
@@ -337,23 +264,23 @@ def test_analyze_options_and_errors(random_demo_dir: Path) -> None:
         ({"target": "octagon"}, "unknown target class 'octagon'"),
     ]:
         with pytest.raises(CbamVizError, match=message):
-            analyze(picture, weights="demo", weights_dir=random_demo_dir, **kwargs)
+            analyze(picture, weights="demo", weights_dir=demo_weights, **kwargs)
     with pytest.raises(ImageError):
-        analyze(b"not an image at all", weights="demo", weights_dir=random_demo_dir)
+        analyze(b"not an image at all", weights="demo", weights_dir=demo_weights)
 
 
-def test_models_are_loaded_once_and_cached(random_demo_dir: Path) -> None:
-    first = get_models(weights="demo", weights_dir=random_demo_dir)
-    second = get_models(["cbam_resnet50"], weights="demo", weights_dir=random_demo_dir)
+def test_models_are_loaded_once_and_cached(demo_weights: Path) -> None:
+    first = get_models(weights="demo", weights_dir=demo_weights)
+    second = get_models(["cbam_resnet50"], weights="demo", weights_dir=demo_weights)
     assert second.models["cbam_resnet50"] is first.models["cbam_resnet50"]
     assert all(not p.requires_grad for model in first.models.values() for p in model.parameters())
     analysis.clear_model_cache()
-    assert get_models(weights="demo", weights_dir=random_demo_dir).models["resnet50"] is not first.models["resnet50"]
+    assert get_models(weights="demo", weights_dir=demo_weights).models["resnet50"] is not first.models["resnet50"]
 
 
-def test_concurrent_analyses_get_the_results_each_would_get_alone(random_demo_dir: Path) -> None:
+def test_concurrent_analyses_get_the_results_each_would_get_alone(demo_weights: Path) -> None:
     pictures = {"a": sample_image(8, 0), "b": sample_image(8, 1)}
-    alone = {name: analyze(p, weights="demo", weights_dir=random_demo_dir) for name, p in pictures.items()}
+    alone = {name: analyze(p, weights="demo", weights_dir=demo_weights) for name, p in pictures.items()}
     assert not np.allclose(alone["a"].models["cbam_resnet50"].cam, alone["b"].models["cbam_resnet50"].cam)
     together: dict[str, list] = {"a": [], "b": []}
     barrier = threading.Barrier(2)
@@ -361,7 +288,7 @@ def test_concurrent_analyses_get_the_results_each_would_get_alone(random_demo_di
     def work(name: str) -> None:
         barrier.wait()
         for _ in range(3):
-            together[name].append(analyze(pictures[name], weights="demo", weights_dir=random_demo_dir))
+            together[name].append(analyze(pictures[name], weights="demo", weights_dir=demo_weights))
 
     threads = [threading.Thread(target=work, args=(name,)) for name in pictures]
     for thread in threads:
@@ -464,14 +391,14 @@ def test_score_cam_draws_no_progress_bar(capfd: pytest.CaptureFixture[str]) -> N
     assert capfd.readouterr().err == ""
 
 
-def test_gate_steps_ride_on_the_analysis_pass_only_when_asked(random_demo_dir: Path) -> None:
+def test_gate_steps_ride_on_the_analysis_pass_only_when_asked(demo_weights: Path) -> None:
     picture = sample_image(5, 2)
-    plain = analyze(picture, weights="demo", weights_dir=random_demo_dir, models=["cbam_resnet50"])
+    plain = analyze(picture, weights="demo", weights_dir=demo_weights, models=["cbam_resnet50"])
     asked = analyze(
-        picture, weights="demo", weights_dir=random_demo_dir, models=["cbam_resnet50"], gate_steps=["layer4.2"]
+        picture, weights="demo", weights_dir=demo_weights, models=["cbam_resnet50"], gate_steps=["layer4.2"]
     )
     assert plain.models["cbam_resnet50"].gate_steps == {}
     assert set(asked.models["cbam_resnet50"].gate_steps) == {"layer4.2"}
     assert asked.models["cbam_resnet50"].target_prob == plain.models["cbam_resnet50"].target_prob
     with pytest.raises(CbamVizError, match="block names like layer4.2"):
-        analyze(picture, weights="demo", weights_dir=random_demo_dir, gate_steps=["layer9"])
+        analyze(picture, weights="demo", weights_dir=demo_weights, gate_steps=["layer9"])

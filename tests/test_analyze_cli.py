@@ -10,10 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import _models
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from cbam_viz import pipeline as analysis
@@ -21,10 +19,12 @@ from cbam_viz.analysis.cam import GRADCAM_CLASSES
 from cbam_viz.analysis.schema import ANALYSIS_JSON_SCHEMA
 from cbam_viz.cli import analyze as analyze_cli
 from cbam_viz.cli import main as cli
-from cbam_viz.demo.shapes import CLASSES, render_sample
-from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet
+from cbam_viz.demo.shapes import render_sample
+from cbam_viz.model.resnet import ARCHS
 from cbam_viz.vocab import ARCH_TITLES
 from cbam_viz.weights import files as weights
+from tests.helpers.models import random_model, write_demo_set
+from tests.helpers.schema import validate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,16 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights folder with a demo set of random 1/8-width models at 48 px, in the real demo set's layout."""
-    models = {}
-    for seed, arch in enumerate(ARCHS):
-        torch.manual_seed(seed)
-        model = build_resnet(arch, ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES)))
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.data.uniform_(0.5, 1.5)
-                module.bias.data.uniform_(-0.3, 0.3)
-        models[arch] = model
-    return _models.write_demo_set(tmp_path_factory.mktemp("weights"), models, resize=48)
+    models = {arch: random_model(arch, seed) for seed, arch in enumerate(ARCHS)}
+    return write_demo_set(tmp_path_factory.mktemp("weights"), models, resize=48)
 
 
 @pytest.fixture()
@@ -308,10 +300,6 @@ def test_interventions_from_the_command_line(use_demo_root: Path, tmp_path: Path
 def test_checks_of_the_maps_from_the_command_line(tmp_path: Path) -> None:
     """--box, --sanity and --deletion-insertion: the JSON gains pointing, sanity and deletion_insertion (schema-valid),
     the randomised CAMs join the maps, and the box is in the picture's own pixels (here twice the displayed size)."""
-    from test_analysis import validate
-
-    from cbam_viz.analysis.schema import ANALYSIS_JSON_SCHEMA
-
     write_image(tmp_path / "wide.png", 2048, 1024)
     out = tmp_path / "out"
     base = [sys.executable, "-m", "cbam_viz", "analyze", str(tmp_path / "wide.png"), "--out", str(out)]

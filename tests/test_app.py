@@ -6,18 +6,14 @@ trained weights and every answer can be compared with ``analysis.analyze`` run d
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
 import httpx
 import numpy as np
 import pytest
-from _models import random_model, write_demo_set
 from gradio.data_classes import ImageData
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -27,11 +23,10 @@ from cbam_viz.demo import shapes
 from cbam_viz.errors import CbamVizError
 from cbam_viz.i18n import explain, language
 from cbam_viz.imaging.limits import MAX_FILE_BYTES
-from cbam_viz.model.resnet import ARCHS, ArchConfig
 from cbam_viz.pipeline import analyze
 from cbam_viz.ui import banner as ui_banner
 from cbam_viz.ui import export as ui_export
-from cbam_viz.ui import gallery, layout
+from cbam_viz.ui import gallery
 from cbam_viz.ui.errors import one_line_errors
 from cbam_viz.ui.panels import registry as panels
 from cbam_viz.ui.panels.cells import Cells
@@ -44,51 +39,11 @@ from cbam_viz.ui.server import engine as ui_engine
 from cbam_viz.ui.server.engine import Engine, ServeSettings
 from cbam_viz.ui.uploads import image_input
 from cbam_viz.vocab import ARCH_ORDER
+from tests.helpers.app import DEMO_SIZE, launched_app, page_cells, shape_file
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_SIZE = 64  # input size of the random demo set: small keeps every analysis fast on two CPU cores
 # and download_weights, only with --allow-download:
 PUBLIC_ENDPOINTS = {"analyze", "export", "gate_steps", "intervene", "sweep", "sanity", "deletion_insertion"}
-
-
-def write_random_demo(root: Path) -> Path:
-    """A weights folder with a demo set of random 1/8-width models (the trained set's file layout and metadata)."""
-    config = ArchConfig(base_width=8, stem_pool="none", num_classes=len(shapes.CLASSES))
-    models = {arch: random_model(arch, config, seed) for seed, arch in enumerate(ARCHS)}
-    return write_demo_set(root, models, DEMO_SIZE)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def launched_app(
-    weights_dir: Path,
-    *,
-    settings: ServeSettings | None = None,
-    delete_cache: tuple[int, int] = ui_engine.DELETE_CACHE,
-    weights: str = "demo",
-    allow_download: bool = False,
-    panel_set: tuple[panels.Panel, ...] = panels.PANELS,
-) -> Iterator[tuple[str, Engine, gr.Blocks]]:
-    """The real app (layout.build_demo + layout.serve, as ``python app.py`` runs them) on a free local port."""
-    engine = Engine.start(weights, "cpu", weights_dir, warm=False, offline=True, allow_download=allow_download)
-    demo = layout.build_demo(engine, settings=settings, delete_cache=delete_cache, panels=panel_set)
-    _, url, _ = layout.serve(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, probe_localhost=False)
-    try:
-        yield url, engine, demo
-    finally:
-        demo.close()
-
-
-def shape_file(folder: Path, label: int, seed: int = gallery.EXAMPLE_SEED, size: int = 96) -> Path:
-    """A held-out shape picture as a PNG file."""
-    path = folder / f"{shapes.CLASSES[label]}-{seed}-{size}.png"
-    Image.fromarray(shapes.render_sample(seed, label, width=size, label=label).image).save(path)
-    return path
 
 
 def summary(document: dict) -> dict:
@@ -97,29 +52,6 @@ def summary(document: dict) -> dict:
         arch: ([(row["label"], round(row["prob"], 5)) for row in model["top5"]], model["target"]["label"])
         for arch, model in document["models"].items()
     }
-
-
-@pytest.fixture(scope="session")
-def demo_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_random_demo(tmp_path_factory.mktemp("weights"))
-
-
-@pytest.fixture(scope="module")
-def launched(demo_weights: Path) -> Iterator[tuple[str, Engine, gr.Blocks]]:
-    with launched_app(demo_weights) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def app_url(launched: tuple[str, Engine, gr.Blocks]) -> str:
-    return launched[0]
-
-
-@pytest.fixture(scope="module")
-def client(app_url: str) -> Iterator[Client]:
-    connection = Client(app_url, verbose=False)
-    yield connection
-    connection.close()
 
 
 # ------------------------------------------------------------------------------------------- through the API
@@ -234,21 +166,6 @@ def test_server_refuses_paths_monitoring_and_oversized_uploads(
 # ------------------------------------------------------------------------------------------- pure handlers
 
 
-@pytest.fixture(scope="module")
-def engine(demo_weights: Path) -> Engine:
-    return Engine.start("demo", "cpu", demo_weights, warm=False)
-
-
-def _cells() -> Cells:
-    """Cells as the sections make them, built inside a Blocks context that is never launched."""
-    cells = Cells()
-    with gr.Blocks():
-        for panel in panels.PANELS:
-            for key in [panels.PAGE] if panel.page_wide else ARCH_ORDER:
-                cells.add(panel, key)
-    return cells
-
-
 def _by_key(cells: Cells, updates: dict) -> dict:
     """Updates keyed by (panel, arch) and "caption" for the caption cells, for readable assertions."""
     named = {}
@@ -283,7 +200,7 @@ def test_display_controls_redraw_without_running_a_model(
     real_analyze = results_section.analyze
     monkeypatch.setattr(results_section, "analyze", lambda *a, **k: calls.append(1) or real_analyze(*a, **k))
     result = _analyse(engine, shape_file(tmp_path, 5), list(ARCH_ORDER))
-    cells = _cells()
+    cells = page_cells()
     first = _by_key(cells, results_section.redraw(cells, "display", result, "jet", 0.5, False, 4, False))
     second = _by_key(cells, results_section.redraw(cells, "display", result, "viridis", 0.8, True, 4, False))
     assert len(calls) == 1
@@ -298,7 +215,7 @@ def test_display_controls_redraw_without_running_a_model(
 
 def test_analysis_panels_fill_every_cell_and_hide_unchosen_models(engine: Engine, tmp_path: Path) -> None:
     result = _analyse(engine, shape_file(tmp_path, 6), ["resnet50", "cbam_resnet50"], "demo")
-    cells = _cells()
+    cells = page_cells()
     page = {name: gr.Markdown(render=False) for name in ("notes", "method_note", "status", "drill_stage", "state")}
     display = panels.Display.checked("jet", 0.5, False, 4)
     updates = results_section.after_analysis(cells, result, display, {}, page)
@@ -337,7 +254,7 @@ def test_a_failed_run_clears_every_result_and_keeps_the_message(engine: Engine, 
         asked = PageRequest(str(notes), list(ARCH_ORDER), "auto", "top1", "", "gradcam", 4, "whole")
         results_section.run_analysis(engine, asked, False, request=request)
     assert caught.value.visible is False  # no toast: the message goes under the picture, once
-    cells = _cells()
+    cells = page_cells()
     page = {name: gr.Markdown(render=False) for name in ("notes", "status", "state")}
     updates = results_section.failure_outputs(cells, page, request)
     assert "not an image we can read" in updates[page["notes"]] and updates[page["state"]] is None
@@ -370,7 +287,7 @@ def test_an_upload_is_decoded_once_and_its_notes_reach_the_page(
 
 
 def test_nothing_to_render_before_an_analysis() -> None:
-    cells = _cells()
+    cells = page_cells()
     updates = results_section.redraw(cells, "display", None, "jet", 0.5, False, 4, False)
     # a non-empty dict of skips: Gradio reads an empty dict as one value and fails a many-output event
     assert updates and all(update == gr.skip() for update in updates.values())

@@ -15,23 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_app import launched_app, shape_file, write_random_demo
 
 from cbam_viz.demo import shapes
 from cbam_viz.i18n.language import catalogue
 from cbam_viz.vocab import ARCH_ORDER
 from cbam_viz.weights.files import WEIGHTS_DIR
 from cbam_viz.weights.load import demo_available
+from tests.helpers.app import launched_app, shape_file, write_random_demo
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, LIVE_ARGS, PANELS_READY
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 240_000  # two CPU cores shared with other work: an analysis plus its plots can take a while
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -43,30 +35,6 @@ pytestmark = [
         reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run the browser test",
     ),
 ]
-
-PANELS_READY = """
-([archs, withSpatial, withChannel, previous]) => {
-    const image = (id) => document.querySelector(`#${id} img`);
-    // Gradio's images load lazily, as a visitor scrolls to them: ask for them now instead of scrolling.
-    const ready = (id) => {
-        const i = image(id);
-        if (i && i.loading === 'lazy') i.loading = 'eager';
-        return i && i.complete && i.naturalWidth > 0;
-    };
-    for (const arch of archs) {
-        if (!ready(`cam-${arch}`)) return false;
-        if (previous && image(`cam-${arch}`).src === previous[arch]) return false;
-        const top5 = document.querySelector(`#top5-${arch}`);
-        if (!top5 || !top5.innerText.includes('%')) return false;
-        const numbers = document.querySelector(`#numbers-${arch}`);
-        if (!numbers || !numbers.innerText.includes('probability of the explained class')) return false;
-    }
-    for (const arch of withSpatial) if (!ready(`spatial-${arch}`)) return false;
-    for (const arch of withChannel) if (!ready(`channel-${arch}`)) return false;
-    const agreement = document.querySelector('#agreement');
-    return Boolean(agreement && agreement.innerText.includes('CAM correlation'));
-}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -402,9 +370,6 @@ def test_a_box_drawn_on_the_picture_plays_the_pointing_game(weights_dir: Path, t
             client.close()
 
 
-LIVE_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
-
-
 def _start_webcam(page) -> None:
     page.get_by_text("Live: point a webcam and watch the attention move").click()
     page.locator("#live-cam").get_by_text("Click to Access Webcam").click()
@@ -415,7 +380,7 @@ def _live_frames(page, count: int) -> list[tuple[int, str]]:
     """(frame number read off the shown overlay's first tile, the status line shown with it), ``count`` times."""
     import time
 
-    from _camera import FRAME_NUMBER_JS
+    from tests.helpers.camera import FRAME_NUMBER_JS
 
     # the first tile of the shown row, as render.captioned_row lays it out: 6 px from the left and the bottom
     read = f"""
@@ -450,10 +415,10 @@ def test_live_mode_follows_a_moving_shape_with_a_fake_camera(weights_dir: Path, 
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     import re
 
-    from _camera import clip_frames, shape_centres, write_y4m
     from playwright.sync_api import sync_playwright
 
     from cbam_viz.ui.server.engine import ServeSettings
+    from tests.helpers.camera import clip_frames, shape_centres, write_y4m
 
     clip = write_y4m(tmp_path / "clip.y4m", clip_frames())
     centres = shape_centres()

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import threading
 
-import _models
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from cbam_viz.analysis.capture import AttentionCapture, capture_pass, count_hooks, model_lock, stage_layer
-from cbam_viz.model.resnet import ArchConfig
-
-DEMO_CONFIG = ArchConfig(base_width=8, stem_pool="none", num_classes=10)
-
-
-def random_model(arch: str, seed: int = 0, *, frozen: bool = True) -> torch.nn.Module:
-    return _models.random_model(arch, DEMO_CONFIG, seed, frozen=frozen)
+from tests.helpers.models import random_model
 
 
 def image_tensor(seed: int, size: int = 64) -> torch.Tensor:

@@ -6,52 +6,25 @@ The full-size runs are ``benchmarks/load.py`` (40 users x 3 images) and ``benchm
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from hostile import EXPECTED, write_hostile_files
-from test_app import launched_app, shape_file, write_random_demo
 
+from benchmarks import load, soak
 from cbam_viz.cli import main as cli
 from cbam_viz.demo import shapes
 from cbam_viz.imaging.limits import MAX_FILE_BYTES
 from cbam_viz.ui.sections import results as results_section
 from cbam_viz.ui.server.engine import ServeSettings
 from cbam_viz.weights import files as weights
+from tests.helpers.app import launched_app, shape_file
+from tests.helpers.hostile import EXPECTED
 
-REPO = Path(__file__).resolve().parent.parent
 CLI_DECODABLE = ("exif_rotate_6_jpeg", "cmyk_jpeg")  # the CLI also writes a figure per image: two are enough here
-
-
-def load_benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(f"cbam_viz_benchmark_{name}", REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def demo_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_random_demo(tmp_path_factory.mktemp("weights"))
-
-
-@pytest.fixture(scope="module")
-def app_url(demo_weights: Path) -> Iterator[str]:
-    with launched_app(demo_weights) as (url, _, _):
-        yield url
-
-
-@pytest.fixture(scope="module")
-def hostile_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return write_hostile_files(tmp_path_factory.mktemp("hostile"))
 
 
 def test_hostile_files_through_the_app(app_url: str, hostile_files: dict[str, Path], tmp_path: Path) -> None:
@@ -126,7 +99,6 @@ def test_hostile_files_through_the_cli(
 
 
 def test_concurrent_students_each_get_their_own_answer(app_url: str, tmp_path: Path) -> None:
-    load = load_benchmark("load")
     pictures = load.write_pictures(tmp_path, 4, size=96)
     report = load.run_load(app_url, pictures, users=6, images_per_user=2, deadline_s=600)
     assert report.ok, report
@@ -167,7 +139,6 @@ def test_a_full_queue_says_busy_and_the_server_recovers(
 
 
 def test_short_soak_leaks_nothing(demo_weights: Path, tmp_path: Path) -> None:
-    soak = load_benchmark("soak")
     report = soak.run_soak(
         30,
         warmup=10,

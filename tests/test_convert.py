@@ -8,25 +8,25 @@ against a forward pass written here from the CBAM equations with torch.nn.functi
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from _checkpoint_layouts import (
+from torch import nn
+
+from cbam_viz.errors import WeightsError
+from cbam_viz.model.resnet import build_resnet
+from cbam_viz.weights.convert import detect_layouts, pytorchcv_stride, read_checkpoint
+from cbam_viz.weights.load import load_model
+from tests.helpers.checkpoint_layouts import (
     official_cbam_tensors,
-    one_torch_thread,
     randomize_batchnorm,
     save_official,
     save_pytorchcv_zip,
 )
-from torch import nn
-
-from cbam_viz.errors import WeightsError
-from cbam_viz.model.resnet import ArchConfig, build_resnet
-from cbam_viz.weights.convert import detect_layouts, pytorchcv_stride, read_checkpoint
-from cbam_viz.weights.load import load_model
+from tests.helpers.models import NARROW
 
 RELATIVE_TOLERANCE = 1e-5
 
@@ -36,10 +36,7 @@ def _close(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return float((actual - expected).abs().max() / expected.abs().max())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one torch thread for the whole module
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +257,7 @@ def test_official_cbam_release_loads_strictly_and_matches_the_equations(
 
 def _small(arch: str) -> nn.Module:
     torch.manual_seed(0)
-    return build_resnet(arch, ArchConfig(base_width=8, num_classes=10)).eval()
+    return build_resnet(arch, NARROW.with_(num_classes=10)).eval()
 
 
 @pytest.mark.parametrize("legacy", [False, True])

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from test_app import free_port, shape_file, write_random_demo
 
 from cbam_viz.ui import layout
 from cbam_viz.ui.server import guard
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.ui.server.proxies import TrustedProxies
+from tests.helpers.app import shape_file, write_random_demo
+from tests.helpers.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)

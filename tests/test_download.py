@@ -25,13 +25,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import torch
-from _checkpoint_layouts import (
-    cadene_tensors,
-    official_cbam_tensors,
-    one_torch_thread,
-    randomize_batchnorm,
-    save_official,
-)
 from safetensors.torch import save_file
 
 from cbam_viz.cli import main as cli
@@ -41,8 +34,14 @@ from cbam_viz.weights import download
 from cbam_viz.weights.files import entry_status, read_origins, read_sums
 from cbam_viz.weights.load import load_model, resolve_weights
 from cbam_viz.weights.registry import CAFFE_V1, CBAM_FILE, ENTRIES, IMAGENET_EVAL, SETS, Source, WeightsEntry
+from tests.helpers.checkpoint_layouts import (
+    cadene_tensors,
+    official_cbam_tensors,
+    randomize_batchnorm,
+    save_official,
+)
+from tests.helpers.models import NARROW
 
-SMALL = ArchConfig(base_width=8)
 DRIVE_ID = "1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO"
 DRIVE_UUID = "0f1e2d3c-aaaa-bbbb-cccc-1234567890ab"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -159,10 +158,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one torch thread for the whole module
 
 
 @pytest.fixture(autouse=True)
@@ -200,10 +196,10 @@ def _torch_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
 @pytest.fixture(scope="module")
 def checkpoint_bytes() -> bytes:
     torch.manual_seed(0)
-    return _torch_bytes(build_resnet("resnet50", SMALL).state_dict())
+    return _torch_bytes(build_resnet("resnet50", NARROW).state_dict())
 
 
-def _entry(*sources: Source, arch: str = "resnet50", config: ArchConfig = SMALL) -> WeightsEntry:
+def _entry(*sources: Source, arch: str = "resnet50", config: ArchConfig = NARROW) -> WeightsEntry:
     return WeightsEntry(
         name=f"{arch}.test",
         arch=arch,
@@ -313,7 +309,7 @@ def test_a_file_of_another_architecture_is_deleted_and_the_next_source_tried(
     host: Host, checkpoint_bytes: bytes, tmp_path: Path
 ) -> None:
     torch.manual_seed(1)
-    host.files["/wrong.pth"] = _torch_bytes(build_resnet("se_resnet50", SMALL).state_dict())
+    host.files["/wrong.pth"] = _torch_bytes(build_resnet("se_resnet50", NARROW).state_dict())
     host.files["/right.pth"] = checkpoint_bytes
     entry = _entry(Source(f"{host.base}/wrong.pth", "torchvision"), Source(f"{host.base}/right.pth", "torchvision"))
     download.download_entry(entry, tmp_path, progress=False, timeout=5)
@@ -408,7 +404,7 @@ def test_a_junk_file_on_disk_is_set_aside_and_fetched_again_by_the_cli(
     """A file put there by hand that is no checkpoint shows as broken, and ``weights download`` replaces it."""
     official = ENTRIES["cbam_resnet50.official"]
     source = dataclasses.replace(official.sources[0], url=f"{host.base}/{CBAM_FILE}", kind="http", label="")
-    small = dataclasses.replace(official, sources=(source,), config=ArchConfig(base_width=8))
+    small = dataclasses.replace(official, sources=(source,), config=NARROW)
     monkeypatch.setitem(ENTRIES, small.name, small)
     host.files[f"/{CBAM_FILE}"] = official_small
     imagenet = tmp_path / "imagenet"
@@ -711,7 +707,7 @@ def test_a_hugging_face_file_that_differs_from_the_announced_sha256_is_refused(
 ) -> None:
     save = tmp_path / "m.safetensors"
     torch.manual_seed(0)
-    save_file({k: v.contiguous() for k, v in build_resnet("resnet50", SMALL).state_dict().items()}, str(save))
+    save_file({k: v.contiguous() for k, v in build_resnet("resnet50", NARROW).state_dict().items()}, str(save))
     host.files["/cdn/timm/resnet50.tv_in1k.safetensors"] = save.read_bytes()
     host.etags["timm/resnet50.tv_in1k"] = "f" * 64
     url = f"{host.base}/hf/timm/resnet50.tv_in1k/resolve/main/model.safetensors"
@@ -777,7 +773,7 @@ def test_the_mirror_tries_every_source_file_name_with_that_source_checks(
     teacher = tmp_path / "teacher"
     teacher.mkdir()
     torch.manual_seed(0)
-    save_file({k: v.contiguous() for k, v in build_resnet("resnet50", SMALL).state_dict().items()}, teacher / hub_name)
+    save_file({k: v.contiguous() for k, v in build_resnet("resnet50", NARROW).state_dict().items()}, teacher / hub_name)
     if kind == "folder":
         monkeypatch.setenv("CBAM_VIZ_WEIGHTS_MIRROR", str(teacher))
     else:  # the first source's name is there too, but fails that source's check (the sha256 prefix in its name)
@@ -824,7 +820,7 @@ def small_paper_set(monkeypatch: pytest.MonkeyPatch, official_small: bytes, tmp_
     """The paper entries at 1/8 width, whose own hosts do not resolve; -> the files a mirror must serve."""
     torch.manual_seed(4)
     files = {
-        "resnet50-0676ba61.pth": _torch_bytes(build_resnet("resnet50", SMALL).state_dict()),
+        "resnet50-0676ba61.pth": _torch_bytes(build_resnet("resnet50", NARROW).state_dict()),
         "se_resnet50-ce0d4300.pth": _torch_bytes(
             cadene_tensors(build_resnet("se_resnet50", dataclasses.replace(CAFFE_V1, base_width=8)).state_dict())
         ),

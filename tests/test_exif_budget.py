@@ -7,12 +7,12 @@ from __future__ import annotations
 import struct
 import time
 
-import hostile
 import pytest
 
 from cbam_viz.errors import ImageError
 from cbam_viz.imaging import exif
 from cbam_viz.imaging.decode import decode_image, decode_notes
+from tests.helpers import hostile
 
 BUDGET_S = 0.5
 IGNORED = "EXIF metadata ignored"

@@ -16,14 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.ports import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "weights" / "demo"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, list[str], float]:
@@ -54,7 +50,7 @@ def weights_dir(tmp_path: Path) -> Path:
 
 def test_first_run_without_network_starts_on_the_demo_set_and_says_why(weights_dir: Path) -> None:
     env = {"CBAM_VIZ_WEIGHTS_MIRROR": "http://weights-mirror.invalid/", "CBAM_VIZ_OFFLINE": ""}
-    process, lines, seconds = _start(["--weights-dir", str(weights_dir), "--port", str(_free_port())], env)
+    process, lines, seconds = _start(["--weights-dir", str(weights_dir), "--port", str(free_port())], env)
     try:
         output = "\n".join(lines)
         assert any(line.startswith("open http://") for line in lines), output
@@ -70,7 +66,7 @@ def test_first_run_without_network_starts_on_the_demo_set_and_says_why(weights_d
 
 def test_offline_mode_never_looks_for_the_network(weights_dir: Path) -> None:
     process, lines, _ = _start(
-        ["--weights-dir", str(weights_dir), "--port", str(_free_port()), "--offline"],
+        ["--weights-dir", str(weights_dir), "--port", str(free_port()), "--offline"],
         {"CBAM_VIZ_WEIGHTS_MIRROR": "http://weights-mirror.invalid/"},
     )
     try:
@@ -112,7 +108,7 @@ def test_the_app_owns_its_temp_folder_clears_leftovers_and_removes_it_on_stop(
     other.mkdir()
     with open(other / ".lock", "ab") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        port = _free_port()
+        port = free_port()
         process, lines, _ = _start(
             ["--weights-dir", str(weights_dir), "--port", str(port), "--offline"],
             {"CBAM_VIZ_TEMP": str(tmp_path / "tmp")},

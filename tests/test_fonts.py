@@ -18,10 +18,10 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
-from test_render import _channel_vectors, _fake_analysis
 
 from cbam_viz.i18n.language import catalogue, using
 from cbam_viz.render import attention, export, fonts, overlay, text
+from tests.helpers.pictures import channel_vectors, fake_analysis
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -42,7 +42,7 @@ def test_the_chinese_page_draws_chinese_words_in_a_face_that_has_them() -> None:
     with using("zh"):
         assert fonts.picture_language() == "zh"
         face = fonts.face()
-        sheet = attention._channel_sheet(_channel_vectors("cbam"), 4, title="", width_px=720, display_width=400)
+        sheet = attention._channel_sheet(channel_vectors("cbam"), 4, title="", width_px=720, display_width=400)
     drawn = " ".join(words for _, _, words in sheet.texts)
     assert catalogue("zh")["picture.channel_title"].format(stage=4) in drawn and "channel" not in drawn
     assert face != fonts._dejavu(False) and fonts.draws(face, drawn)
@@ -50,7 +50,7 @@ def test_the_chinese_page_draws_chinese_words_in_a_face_that_has_them() -> None:
     with using("zh"):
         assert fonts.class_name("star", True) == catalogue("zh")["shape.star"]
     with using("en"):
-        english = attention._channel_sheet(_channel_vectors("cbam"), 4, title="", width_px=720, display_width=400)
+        english = attention._channel_sheet(channel_vectors("cbam"), 4, title="", width_px=720, display_width=400)
         assert fonts.face() == fonts._dejavu(False)
     assert not HAN.search(" ".join(words for _, _, words in english.texts))
 
@@ -91,7 +91,7 @@ def test_matplotlib_figures_get_the_chinese_face_per_figure() -> None:
 
 @needs_han
 def test_the_export_figure_speaks_chinese_without_empty_boxes() -> None:
-    analysis = _fake_analysis(("resnet50", "se_resnet50", "cbam_resnet50"))
+    analysis = fake_analysis(("resnet50", "se_resnet50", "cbam_resnet50"))
     with using("zh"):
         figure = export.comparison_figure_object(analysis, dpi=60)
     words = " ".join(text.get_text() for text in figure.findobj(lambda artist: hasattr(artist, "get_text")))
@@ -105,7 +105,7 @@ def test_without_a_chinese_face_pictures_keep_english_words_and_start_up_says_so
         assert fonts.words("picture.cam_value") == "CAM value"
         assert fonts.class_name("star", True) == "star"  # a tile's shape name too: never Chinese in DejaVu
         bar = overlay.colorbar_image("jet", 0.0, 1.0, width=200, label=fonts.words("picture.cam_value"))
-        figure = export.comparison_figure_object(_fake_analysis(("cbam_resnet50",)), dpi=60)
+        figure = export.comparison_figure_object(fake_analysis(("cbam_resnet50",)), dpi=60)
     assert isinstance(bar, Image.Image) and np.asarray(bar).std() > 0
     assert _missing_glyph_warnings(figure) == []  # English words: nothing DejaVu cannot draw
     note = fonts.missing_note()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 
-import _models
 import numpy as np
 import pytest
 import torch
@@ -24,8 +23,8 @@ from cbam_viz.analysis.gates import (
 from cbam_viz.errors import CbamVizError
 from cbam_viz.model.resnet import ArchConfig
 from cbam_viz.weights.load import load_model
+from tests.helpers.models import random_model
 
-SMALL = ArchConfig(base_width=8, stem_pool="none", num_classes=10)
 GATED = ("se_resnet50", "cbam_resnet50")
 
 
@@ -36,7 +35,7 @@ def image_tensor(seed: int, size: int = 64) -> torch.Tensor:
 @functools.cache
 def imagenet_model(arch: str) -> torch.nn.Module:
     """ImageNet-size (full width, 1000 classes) with random weights and random BN statistics: real variation."""
-    return _models.random_model(arch, ArchConfig(), seed=1)
+    return random_model(arch, seed=1, config=ArchConfig())
 
 
 @pytest.mark.parametrize("arch", GATED)
@@ -58,7 +57,7 @@ def test_recomposed_gates_equal_the_captured_gates_in_every_block(arch: str, wei
 
 
 def test_cbam_steps_are_the_gates_real_inputs_and_intermediates() -> None:
-    model = _models.random_model("cbam_resnet50", SMALL, seed=3)
+    model = random_model("cbam_resnet50", seed=3)
     attn = model.layer3[2].attn
     seen: dict[str, torch.Tensor] = {}
     handles = [
@@ -94,7 +93,7 @@ def test_cbam_steps_are_the_gates_real_inputs_and_intermediates() -> None:
 
 
 def test_se_steps_are_squeeze_excitation_sigmoid() -> None:
-    model = _models.random_model("se_resnet50", SMALL, seed=4)
+    model = random_model("se_resnet50", seed=4)
     attn = model.layer2[0].attn
     seen: dict[str, torch.Tensor] = {}
     handle = attn.register_forward_pre_hook(lambda module, inputs: seen.__setitem__("F", inputs[0].detach()))
@@ -114,7 +113,7 @@ def test_se_steps_are_squeeze_excitation_sigmoid() -> None:
 
 
 def test_gate_steps_are_off_by_default_and_change_no_number() -> None:
-    model = _models.random_model("cbam_resnet50", SMALL, seed=5)
+    model = random_model("cbam_resnet50", seed=5)
     x = image_tensor(7)
     plain = capture_pass(model, x)
     stepped = capture_pass(model, x, gate_steps=True)
@@ -132,10 +131,10 @@ def test_gate_steps_are_off_by_default_and_change_no_number() -> None:
 
 
 def test_bad_gate_step_blocks_are_one_line_errors_and_leave_no_hook() -> None:
-    cbam = _models.random_model("cbam_resnet50", SMALL)
+    cbam = random_model("cbam_resnet50")
     with pytest.raises(CbamVizError, match=r"'layer4\.3' is no block of ResNet-50"):
         capture_pass(cbam, image_tensor(0), gate_steps={"layer4.3"})
-    plain = _models.random_model("resnet50", SMALL)
+    plain = random_model("resnet50")
     with pytest.raises(CbamVizError, match="has no attention gate"):
         capture_pass(plain, image_tensor(0), gate_steps={"layer4.2"})
     assert capture_pass(plain, image_tensor(0), gate_steps=True).gate_steps == {}
@@ -143,7 +142,7 @@ def test_bad_gate_step_blocks_are_one_line_errors_and_leave_no_hook() -> None:
 
 
 def test_steps_record_the_computed_gate_while_channel_holds_the_applied_one() -> None:
-    model = _models.random_model("cbam_resnet50", SMALL, seed=6)
+    model = random_model("cbam_resnet50", seed=6)
     x = image_tensor(8)
     normal = capture_pass(model, x, gate_steps={"layer2.1"})
     replaced = capture_pass(
@@ -179,7 +178,7 @@ def test_channel_equation_fills_in_this_pictures_numbers() -> None:
 
 
 def test_spatial_equation_is_the_bn_affine_form_of_the_captured_numbers() -> None:
-    model = _models.random_model("cbam_resnet50", SMALL, seed=7)
+    model = random_model("cbam_resnet50", seed=7)
     steps = capture_pass(model, image_tensor(9), gate_steps={"layer1.1"}).gate_steps["layer1.1"]
     spatial = steps.spatial
     text = spatial_equation(steps, 2, 5, digits=4)
@@ -188,7 +187,7 @@ def test_spatial_equation_is_the_bn_affine_form_of_the_captured_numbers() -> Non
     assert f"{scale:.4f}·" in text and f"= {spatial.gate[2, 5]:.4f}" in text and f"σ({spatial.bn[2, 5]:.4f})" in text
     with pytest.raises(CbamVizError, match="position must be within"):
         spatial_equation(steps, 99, 0)
-    se = _models.random_model("se_resnet50", SMALL)
+    se = random_model("se_resnet50")
     with pytest.raises(CbamVizError, match="no spatial gate"):
         spatial_equation(capture_pass(se, image_tensor(9), gate_steps={"layer1.1"}).gate_steps["layer1.1"], 0, 0)
 

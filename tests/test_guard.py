@@ -7,19 +7,11 @@ import asyncio
 import http.client
 import json
 import socket
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from test_app import launched_app, write_random_demo
 
 from cbam_viz.ui.server import guard
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with launched_app(write_random_demo(tmp_path_factory.mktemp("weights"))) as (url, _, _):
-        yield url
 
 
 def post(url: str, path: str, body: bytes, headers: dict[str, str] | None = None, chunked: bool = False):
@@ -393,7 +385,8 @@ def test_a_refused_choice_is_quoted_short() -> None:
 def test_a_refused_choice_answers_short_through_the_api(app_url: str, tmp_path, capfd: pytest.CaptureFixture) -> None:
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
-    from test_app import shape_file
+
+    from tests.helpers.app import shape_file
 
     client = Client(app_url, verbose=False)
     with pytest.raises(AppError) as caught:
@@ -449,10 +442,10 @@ def _data_url(image, fmt: str, **options) -> str:
 
 
 def test_a_live_frame_is_refused_before_pillow_opens_it_unless_a_small_jpeg_png_or_webp() -> None:
-    import hostile
     from PIL import Image
 
     from cbam_viz.imaging.headers import LIVE_FRAME_PIXELS, live_frame_problem
+    from tests.helpers import hostile
 
     seen: list = []
     functions = {0: _Fn("live"), 1: _Fn("analyze")}

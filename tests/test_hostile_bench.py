@@ -1,37 +1,19 @@
-"""The fast subset of ``benchmarks/hostile.py`` against the real app in this process: every probe answers as it
-must (one line, the expected words) and an ordinary analysis sent alongside is still answered. The script's own
+"""The fast subset of ``python -m benchmarks.hostile`` against the real app in this process: every probe answers as
+it must (one line, the expected words) and an ordinary analysis sent alongside is still answered. The script's own
 figures, timed on a launched app, are in benchmarks/README.md; here only the answers are checked, never the times."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
-import pytest
-from test_app import launched_app, write_random_demo
-
-REPO = Path(__file__).resolve().parent.parent
+from benchmarks import hostile as script
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("hostile_bench", REPO / "benchmarks" / "hostile.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_fast_probes_answer_in_one_line_while_an_ordinary_analysis_goes_on(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    script = _script()
+def test_the_fast_probes_answer_in_one_line_while_an_ordinary_analysis_goes_on(app_url: str) -> None:
     fast = [name for name, case in script.PROBES.items() if case.fast]
     assert {"tiff_200k_pages", "body_50_mb", "fn_index_999", "class_name_1_mb"} <= set(fast)
     assert {"run_route", "session_hash_3_mb", "truncated_body", "png_exif_2_4_mb", "choice_1_mb"} <= set(fast)
-    with launched_app(write_random_demo(tmp_path_factory.mktemp("weights"))) as (url, _, _):
-        rows = script.run_probes(url, os.getpid(), fast)
+    rows = script.run_probes(app_url, os.getpid(), fast)
     table = script.table(rows)
     for row in rows:
         assert row.ok, (row.probe, row.answer, table)

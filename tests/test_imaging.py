@@ -8,10 +8,8 @@ import struct
 import time
 import warnings
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
-import hostile
 import numpy as np
 import pytest
 import torch
@@ -21,26 +19,12 @@ from torch import nn
 from cbam_viz.errors import ImageError
 from cbam_viz.imaging.decode import decode_image, decode_notes, display_image
 from cbam_viz.imaging.view import ModelView, map_to_image, prepare_input
-
-
-@dataclass(frozen=True)
-class Prep:
-    """Stands in for cbam_viz.weights.registry.Preprocess (same fields)."""
-
-    resize: int
-    crop: int | None
-    interpolation: str = "bilinear"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
+from tests.helpers import hostile
+from tests.helpers.models import NARROW
+from tests.helpers.pictures import Prep
 
 IMAGENET = Prep(256, 224)
 DEMO = Prep(96, None)
-
-
-@pytest.fixture(scope="module")
-def hostile_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return hostile.write_hostile_files(tmp_path_factory.mktemp("hostile"))
 
 
 def _check_outcome(key: str, decode) -> None:
@@ -424,9 +408,9 @@ def test_map_values_stay_within_the_native_range_and_identity_at_input_size() ->
 def test_map_geometry_matches_where_the_network_actually_looks() -> None:
     """Oracle: a ResNet-50 (narrow) with every conv a plain average and BatchNorm the identity responds most, at a
     stage-4 cell, to a vertical line through that cell's centre. map_to_image must put the cell's peak there."""
-    from cbam_viz.model.resnet import ArchConfig, build_resnet
+    from cbam_viz.model.resnet import build_resnet
 
-    model = build_resnet("resnet50", ArchConfig(base_width=8, num_classes=2)).eval()
+    model = build_resnet("resnet50", NARROW.with_(num_classes=2)).eval()
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.constant_(module.weight, 1.0 / module.weight[0].numel())

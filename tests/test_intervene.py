@@ -7,7 +7,6 @@ import copy
 import functools
 import threading
 
-import _models
 import numpy as np
 import pytest
 import torch
@@ -18,12 +17,7 @@ from cbam_viz.analysis.run import run_model
 from cbam_viz.errors import CbamVizError
 from cbam_viz.model.resnet import ArchConfig, ResNet, build_resnet
 from cbam_viz.weights.load import load_model
-
-SMALL = ArchConfig(base_width=8, stem_pool="none", num_classes=10)
-
-
-def small(arch: str, seed: int = 0) -> torch.nn.Module:
-    return _models.random_model(arch, SMALL, seed)
+from tests.helpers.models import random_model
 
 
 def image_tensor(seed: int, size: int = 32) -> torch.Tensor:
@@ -32,7 +26,7 @@ def image_tensor(seed: int, size: int = 32) -> torch.Tensor:
 
 @functools.cache
 def imagenet_model(arch: str) -> torch.nn.Module:
-    return _models.random_model(arch, ArchConfig(), seed=2)
+    return random_model(arch, seed=2, config=ArchConfig())
 
 
 # ------------------------------------------------------------------------------------------------------ parsing
@@ -90,7 +84,7 @@ def test_a_long_hostile_spec_is_quoted_short() -> None:
 
 
 def test_gates_the_model_lacks_are_one_line_errors_never_silent() -> None:
-    plain, se = small("resnet50"), small("se_resnet50")
+    plain, se = random_model("resnet50"), random_model("se_resnet50")
     with pytest.raises(CbamVizError, match="^ResNet-50 has no attention gates to switch off"):
         run_interventions(plain, image_tensor(0), ["all:channel=one"])
     for spec in ("layer3:spatial=one", "all:both=mean"):
@@ -112,7 +106,7 @@ def applied(model: torch.nn.Module, x: torch.Tensor, spec: str | None):
 
 
 def test_each_replacement_does_what_its_name_says() -> None:
-    model, x = small("cbam_resnet50", seed=3), image_tensor(4)
+    model, x = random_model("cbam_resnet50", seed=3), image_tensor(4)
     base = applied(model, x, None)
     mc, ms = base.channel["layer3.1"], base.spatial["layer3.1"]
     one = applied(model, x, "layer3.1:both=one")
@@ -135,7 +129,7 @@ def test_each_replacement_does_what_its_name_says() -> None:
 
 
 def test_only_the_chosen_blocks_change() -> None:
-    model, x = small("cbam_resnet50", seed=5), image_tensor(6)
+    model, x = random_model("cbam_resnet50", seed=5), image_tensor(6)
     base = applied(model, x, None)
     stage3 = applied(model, x, "layer3:channel=one")
     for block in base.channel:
@@ -183,7 +177,7 @@ def test_every_gate_at_one_gives_the_logits_of_the_model_without_attention(arch:
 
 
 def test_score_cam_runs_its_own_forwards_with_the_intervention_in_place() -> None:
-    model = small("cbam_resnet50", seed=8)
+    model = random_model("cbam_resnet50", seed=8)
     x = image_tensor(9)
     plain = without_attention(model)  # stage 1: Score-CAM's forwards are one batch of its 32 channels
     [result] = run_interventions(model, x, ["all:both=one"], method="scorecam", stage=1, target_index=2)
@@ -196,7 +190,7 @@ def test_score_cam_runs_its_own_forwards_with_the_intervention_in_place() -> Non
 
 
 def test_results_compare_with_the_base_and_serialise() -> None:
-    model, x = small("cbam_resnet50", seed=10), image_tensor(11)
+    model, x = random_model("cbam_resnet50", seed=10), image_tensor(11)
     base = run_model("cbam_resnet50", model, x, method="gradcam", stage=3)
     identity, switched = run_interventions(
         model, x, ["all:channel=keep-top-k:100000", "layer3:both=one"], stage=3, base=base
@@ -223,7 +217,7 @@ def test_results_compare_with_the_base_and_serialise() -> None:
 
 
 def test_a_failed_intervention_leaves_no_hook_and_releases_the_model() -> None:
-    model = small("cbam_resnet50")
+    model = random_model("cbam_resnet50")
 
     def explode(gate: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("replacement failed")
@@ -249,7 +243,7 @@ def test_a_failed_intervention_leaves_no_hook_and_releases_the_model() -> None:
 
 
 def test_an_intervention_never_leaks_into_other_threads_on_the_same_model() -> None:
-    model = small("cbam_resnet50", seed=12)
+    model = random_model("cbam_resnet50", seed=12)
     x_mine, x_other = image_tensor(13), image_tensor(14)
     normal = run_model("cbam_resnet50", model, x_other)
     with torch.no_grad():
@@ -295,7 +289,7 @@ def test_an_intervention_never_leaks_into_other_threads_on_the_same_model() -> N
 
 @pytest.mark.parametrize("arch, kinds", [("cbam_resnet50", ("channel", "spatial")), ("se_resnet50", ("channel",))])
 def test_the_sweep_equals_one_intervention_per_stage_and_gate(arch: str, kinds: tuple[str, ...]) -> None:
-    model, x = small(arch, seed=15), image_tensor(16)
+    model, x = random_model(arch, seed=15), image_tensor(16)
     batched = sweep(model, x, target_index=4, batch="stages")
     alone = sweep(model, x, target_index=4, batch=False)
     whole = sweep(model, x, target_index=4, batch="whole")
@@ -321,7 +315,7 @@ def test_the_sweep_equals_one_intervention_per_stage_and_gate(arch: str, kinds: 
 
 
 def test_the_sweep_takes_another_how_and_checks_its_input() -> None:
-    model, x = small("cbam_resnet50", seed=17), image_tensor(18)
+    model, x = random_model("cbam_resnet50", seed=17), image_tensor(18)
     shuffled = sweep(model, x, how="shuffle", target_index=1)
     assert all(entry.spec.endswith("=shuffle") for entry in shuffled.entries)
     single = run_interventions(model, x, ["layer2:spatial=shuffle"], target_index=1)[0]

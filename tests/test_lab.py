@@ -7,7 +7,6 @@ pick of a gate, the spec its pickers spell, what the panels draw, and that ``/ga
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
@@ -15,10 +14,8 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
-from test_app import _cells, launched_app, shape_file, write_random_demo
 
 from cbam_viz.analysis import gates
-from cbam_viz.demo import shapes
 from cbam_viz.errors import CbamVizError
 from cbam_viz.i18n.language import class_name, using
 from cbam_viz.pipeline import analyze
@@ -32,31 +29,7 @@ from cbam_viz.ui.sections import results as results_section
 from cbam_viz.ui.sections.request import PageRequest
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.vocab import ARCH_ORDER
-
-
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_random_demo(tmp_path_factory.mktemp("weights"))
-
-
-@pytest.fixture(scope="module")
-def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shape_file(tmp_path_factory.mktemp("pictures"), shapes.CLASSES.index("star"), size=128)
-
-
-@pytest.fixture(scope="module")
-def engine(weights_dir: Path) -> Engine:
-    return Engine.start("demo", "cpu", weights_dir, warm=False, offline=True)
-
-
-@pytest.fixture(scope="module")
-def client(weights_dir: Path) -> Iterator[Client]:
-    with launched_app(weights_dir) as (url, _, _):
-        api = Client(url, verbose=False)
-        try:
-            yield api
-        finally:
-            api.close()
+from tests.helpers.app import page_cells
 
 
 def _analyse(engine: Engine, picture: Path, gate_open: bool) -> Result:
@@ -125,7 +98,7 @@ def test_a_gate_opened_after_the_analysis_runs_that_model_once_more_with_the_sam
     recorded = _analyse(engine, picture, gate_open=True).analysis.models["cbam_resnet50"].gate_steps["layer2.3"]
     result = _analyse(engine, picture, gate_open=False)
     assert all(not model.gate_steps for model in result.analysis.models.values())
-    cells = _cells()
+    cells = page_cells()
     values = ("jet", 0.5, False, 4, False, True, "cbam_resnet50", "layer2.3", None)
     updates = gate_section.show_gate(engine, cells, result, str(picture), *values)
     again = result.analysis.models["cbam_resnet50"].gate_steps["layer2.3"]
@@ -170,11 +143,11 @@ def test_gate_steps_api_answers_the_engines_numbers_and_one_line_errors(client: 
 # --------------------------------------------------------------------------------------------- interventions
 
 
-def test_intervene_and_sweep_apis_match_the_engine(client: Client, picture: Path, weights_dir: Path) -> None:
+def test_intervene_and_sweep_apis_match_the_engine(client: Client, picture: Path, demo_weights: Path) -> None:
     request = [handle_file(str(picture)), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole"]
     answer = client.predict(*request, "layer3:spatial=one", api_name="/intervene")
     engine_answer = analyze(
-        Image.open(picture), weights="demo", weights_dir=weights_dir, interventions=["layer3:spatial=one"]
+        Image.open(picture), weights="demo", weights_dir=demo_weights, interventions=["layer3:spatial=one"]
     ).to_json()
     for arch in ("cbam_resnet50",):
         assert answer["models"][arch]["interventions"] == engine_answer["models"][arch]["interventions"]
@@ -226,7 +199,7 @@ def test_a_picture_cleared_from_the_cache_asks_for_a_new_upload(engine: Engine, 
     with pytest.raises(gr.Error, match="cleared from the server after a few minutes: upload it again"):
         asked = PageRequest(str(gone), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole")
         intervene_section.run_intervention(engine, asked, "layer4:channel=one")
-    cells = _cells()
+    cells = page_cells()
     with pytest.raises(gr.Error, match="upload it again"):
         gate_section.show_gate(
             engine, cells, result, str(gone), "jet", 0.5, False, 4, False, True, "cbam_resnet50", "", ""

@@ -10,20 +10,14 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
-from _camera import clip_frames, frame_number, shape_centres, write_y4m
 from PIL import Image
-from test_app import write_random_demo
 
 from cbam_viz.i18n.language import text
 from cbam_viz.ui import live
 from cbam_viz.ui.sections import live as live_section
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.vocab import ARCH_ORDER
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    return Engine.start("demo", "cpu", write_random_demo(tmp_path_factory.mktemp("weights")), warm=False, offline=True)
+from tests.helpers.camera import clip_frames, frame_number, shape_centres, write_y4m
 
 
 class _Request:

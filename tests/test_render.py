@@ -6,9 +6,7 @@ import ast
 import io
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import matplotlib
 import numpy as np
@@ -21,47 +19,35 @@ from cbam_viz.imaging.view import ModelView, plan_view
 from cbam_viz.render import attention, export, overlay
 from cbam_viz.render import text as render_text
 from cbam_viz.vocab import ARCH_TITLES
+from tests.helpers.pictures import (
+    DEPTHS,
+    Prep,
+    channel_vectors,
+    fake_analysis,
+    hot_grid,
+    random_photo,
+    spatial_maps,
+)
 
 WHOLE = ModelView("whole", (224, 224), (0.0, 0.0, 1.0, 1.0), "The model saw the whole picture, resized to 224x224.")
-DEPTHS = {1: 3, 2: 4, 3: 6, 4: 3}
-
-
-@dataclass(frozen=True)
-class Prep:
-    resize: int = 256
-    crop: int | None = 224
-    interpolation: str = "bilinear"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-
-def _photo(size: tuple[int, int] = (160, 120)) -> Image.Image:
-    rng = np.random.default_rng(0)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
 
 
 def _jet(value: float) -> tuple[int, ...]:
     return tuple(int(round(c * 255)) for c in matplotlib.colormaps["jet"](value)[:3])
 
 
-def _hot(shape: tuple[int, int], row: int, column: int, low: float = 0.0, high: float = 1.0) -> np.ndarray:
-    grid = np.full(shape, low, dtype=np.float32)
-    grid[row, column] = high
-    return grid
-
-
 # ------------------------------------------------------------------------------------------------- overlay
 
 
 def test_overlay_keeps_size_and_mode() -> None:
-    photo = _photo((170, 90)).convert("L")
-    result = overlay.overlay(photo, _hot((7, 7), 3, 3), WHOLE)
+    photo = random_photo((170, 90)).convert("L")
+    result = overlay.overlay(photo, hot_grid((7, 7), 3, 3), WHOLE)
     assert result.size == (170, 90) and result.mode == "RGB"
 
 
 def test_alpha_zero_returns_the_picture_and_alpha_one_the_colours() -> None:
-    photo = _photo((224, 224))
-    cam = _hot((7, 7), 2, 4)
+    photo = random_photo((224, 224))
+    cam = hot_grid((7, 7), 2, 4)
     assert np.array_equal(np.asarray(overlay.overlay(photo, cam, WHOLE, alpha=0.0)), np.asarray(photo))
     only_map = np.asarray(overlay.overlay(photo, cam, WHOLE, alpha=1.0))
     assert tuple(only_map[64, 128]) == _jet(1.0)  # the hot cell (row 2, column 4) is centred on pixel (128, 64)
@@ -74,7 +60,7 @@ def test_alpha_zero_returns_the_picture_and_alpha_one_the_colours() -> None:
 
 
 def test_limits_decide_the_colours() -> None:
-    photo = _photo((64, 64))
+    photo = random_photo((64, 64))
     flat = np.full((4, 4), 0.5, np.float32)
     view = ModelView("whole", (128, 128), (0, 0, 1, 1), "")
     middle = np.asarray(overlay.overlay(photo, flat, view, alpha=1.0, vmin=0.0, vmax=1.0))
@@ -86,23 +72,23 @@ def test_limits_decide_the_colours() -> None:
 
 
 def test_unseen_pixels_are_grey_and_dim_not_coloured() -> None:
-    photo = _photo((320, 240))
+    photo = random_photo((320, 240))
     view = plan_view(photo.size, Prep(), "crop")
-    result = np.asarray(overlay.overlay(photo, _hot((7, 7), 3, 3), view, alpha=0.6)).astype(int)
+    result = np.asarray(overlay.overlay(photo, hot_grid((7, 7), 3, 3), view, alpha=0.6)).astype(int)
     left_edge = int(view.box[0] * 320)
     outside = result[:, : left_edge - 1].reshape(-1, 3)
     assert (outside[:, 0] == outside[:, 1]).all() and (outside[:, 1] == outside[:, 2]).all()
     assert outside.max() <= round(255 * 0.35 + 70)
     inside = result[120, left_edge + 2 : int(view.box[2] * 320) - 2]
     assert (np.ptp(inside, axis=1) > 0).any()  # coloured: not grey
-    still_marked = np.asarray(overlay.overlay(photo, _hot((7, 7), 3, 3), view, alpha=0.0)).astype(int)
+    still_marked = np.asarray(overlay.overlay(photo, hot_grid((7, 7), 3, 3), view, alpha=0.0)).astype(int)
     assert np.array_equal(still_marked[:, : left_edge - 1], result[:, : left_edge - 1])
     assert np.array_equal(still_marked[120, left_edge + 2], np.asarray(photo)[120, left_edge + 2])
 
 
 def test_unknown_colormap_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown colormap 'rainbowish'"):
-        overlay.overlay(_photo(), _hot((7, 7), 0, 0), WHOLE, cmap="rainbowish")
+        overlay.overlay(random_photo(), hot_grid((7, 7), 0, 0), WHOLE, cmap="rainbowish")
 
 
 @pytest.mark.parametrize("cmap", ["jet", "viridis", "inferno"])
@@ -111,8 +97,8 @@ def test_overlay_colours_are_the_colormap_table(cmap: str) -> None:
     colormap = matplotlib.colormaps[cmap]
     top = tuple(int(round(c * 255)) for c in colormap(1.0)[:3])
     bottom = tuple(int(round(c * 255)) for c in colormap(0.0)[:3])
-    cam = _hot((7, 7), 2, 4, low=-3.0, high=5.0)
-    only_map = np.asarray(overlay.overlay(_photo((224, 224)), cam, WHOLE, cmap=cmap, alpha=1.0))
+    cam = hot_grid((7, 7), 2, 4, low=-3.0, high=5.0)
+    only_map = np.asarray(overlay.overlay(random_photo((224, 224)), cam, WHOLE, cmap=cmap, alpha=1.0))
     assert tuple(only_map[64, 128]) == top and tuple(only_map[223, 0]) == bottom
     ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32)[None]  # one native cell per table entry
     view = ModelView("whole", (256, 1), (0.0, 0.0, 1.0, 1.0), "")
@@ -123,18 +109,18 @@ def test_overlay_colours_are_the_colormap_table(cmap: str) -> None:
 
 @pytest.mark.parametrize("size", [(8, 8), (8, 160), (160, 8), (11, 11)])
 def test_overlay_of_a_tiny_or_extreme_picture(size: tuple[int, int]) -> None:
-    photo = _photo(size)
+    photo = random_photo(size)
     view = plan_view(photo.size, Prep(), "crop")
-    result = overlay.overlay(photo, _hot((3, 3), 1, 1), view, alpha=1.0)
+    result = overlay.overlay(photo, hot_grid((3, 3), 1, 1), view, alpha=1.0)
     assert result.size == size
 
 
 def test_overlay_is_fast_on_a_display_sized_picture() -> None:
-    photo = _photo((1024, 768))
-    overlay.overlay(photo, _hot((7, 10), 3, 3), WHOLE)
+    photo = random_photo((1024, 768))
+    overlay.overlay(photo, hot_grid((7, 10), 3, 3), WHOLE)
     start = time.process_time()  # CPU time: the test machine may be busy with other work
     for _ in range(5):
-        overlay.overlay(photo, _hot((7, 10), 3, 3), WHOLE)
+        overlay.overlay(photo, hot_grid((7, 10), 3, 3), WHOLE)
     assert (time.process_time() - start) / 5 < 0.2
 
 
@@ -205,16 +191,6 @@ def test_colour_bar_fits_any_width(width: int) -> None:
 # --------------------------------------------------------------------------------------- channel attention
 
 
-def _channel_vectors(kind: str, channels: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    vectors = {}
-    for stage, depth in DEPTHS.items():
-        for block in range(depth):
-            vector = rng.random(channels * 2 ** (stage - 1)).astype(np.float32)
-            vectors[f"layer{stage}.{block}"] = vector.reshape(-1, 1, 1) if kind == "se" else vector
-    return vectors
-
-
 def test_channel_summary_sorts_by_the_stage_mean() -> None:
     vectors = {"layer2.1": np.array([0.9, 0.1, 0.5]), "layer2.0": np.array([0.7, 0.3, 0.5]), "layer3.0": np.ones(6)}
     summary = attention.channel_summary(vectors, 2)
@@ -230,7 +206,7 @@ def test_channel_summary_sorts_by_the_stage_mean() -> None:
 
 @pytest.mark.parametrize("kind", ["se", "cbam"])
 def test_channel_attention_plot_for_se_and_cbam(kind: str) -> None:
-    vectors = _channel_vectors(kind)
+    vectors = channel_vectors(kind)
     three_blocks = attention.channel_attention_plot(vectors, 4)
     six_blocks = attention.channel_attention_plot(vectors, 3, title="stage 3")
     assert three_blocks.mode == "RGB" and three_blocks.width == 900
@@ -242,7 +218,7 @@ def test_channel_attention_plot_for_se_and_cbam(kind: str) -> None:
 @pytest.mark.parametrize("stage", [1, 3, 4])
 def test_channel_attention_plot_is_legible_at_the_displayed_width(width_px: int, stage: int) -> None:
     """Shown 400 px wide in the app: text 12 px or more there, nothing over anything else, nothing cut at an edge."""
-    vectors = _channel_vectors("se", channels=256)
+    vectors = channel_vectors("se", channels=256)
     sheet = attention._channel_sheet(vectors, stage, title="", width_px=width_px, display_width=400)
     assert sheet.image.width == width_px
     _check_layout(sheet, display_width=400)
@@ -258,7 +234,7 @@ def test_channel_attention_plot_is_legible_at_the_displayed_width(width_px: int,
 
 def test_channel_attention_plot_wraps_a_long_title() -> None:
     title = "Channel attention of stage 3 of SE-ResNet-50 with a title far too long for one line of the plot"
-    sheet = attention._channel_sheet(_channel_vectors("cbam"), 3, title=title, width_px=720, display_width=400)
+    sheet = attention._channel_sheet(channel_vectors("cbam"), 3, title=title, width_px=720, display_width=400)
     _check_layout(sheet, display_width=400)
     title_lines = [text for _, size, text in sheet.texts if size == max(size for _, size, _ in sheet.texts)]
     assert len(title_lines) >= 2 and " ".join(title_lines) == title
@@ -270,17 +246,6 @@ def test_channel_attention_plot_for_the_baseline_says_so() -> None:
 
 
 # ---------------------------------------------------------------------------------------- spatial attention
-
-
-def _spatial_maps(view: ModelView, *, last_hot_left: bool = False) -> dict[str, np.ndarray]:
-    maps = {}
-    for stage, depth in DEPTHS.items():
-        stride = 2 ** (stage + 1)
-        shape = (-(-view.input_size[1] // stride), -(-view.input_size[0] // stride))
-        for block in range(depth):
-            column = 0 if (last_hot_left and block == depth - 1) else shape[1] - 1
-            maps[f"layer{stage}.{block}"] = _hot(shape, shape[0] // 2, column, low=0.2, high=0.9)
-    return maps
 
 
 def _tiles(picture: Image.Image) -> list[tuple[int, int, int, int]]:
@@ -299,9 +264,9 @@ def _tiles(picture: Image.Image) -> list[tuple[int, int, int, int]]:
 
 
 def test_spatial_grid_shows_the_last_block_of_each_stage() -> None:
-    photo = _photo((200, 150))
+    photo = random_photo((200, 150))
     view = plan_view(photo.size, Prep(), "whole")
-    grid = attention.spatial_attention_grid(_spatial_maps(view, last_hot_left=True), view, photo, alpha=1.0, tile=100)
+    grid = attention.spatial_attention_grid(spatial_maps(view, last_hot_left=True), view, photo, alpha=1.0, tile=100)
     tiles = _tiles(grid)
     assert [(right - left, bottom - top) for left, top, right, bottom in tiles] == [(100, 75)] * 4  # one line of 4
     assert len({top for _, top, _, _ in tiles}) == 1
@@ -315,9 +280,9 @@ def test_spatial_grid_shows_the_last_block_of_each_stage() -> None:
 
 
 def test_spatial_grid_drill_down_lists_every_block_and_wraps() -> None:
-    photo = _photo((120, 120))
+    photo = random_photo((120, 120))
     view = plan_view(photo.size, Prep(), "crop")
-    maps = _spatial_maps(view)
+    maps = spatial_maps(view)
     tiles = _tiles(attention.spatial_attention_grid(maps, view, photo, stage=3, tile=64, columns=4, alpha=1.0))
     assert len(tiles) == 6  # six blocks: two lines, four then two, in the same columns
     sizes = {(right - left, bottom - top) for left, top, right, bottom in tiles}  # the seen centre crop of 64x64
@@ -350,9 +315,9 @@ def _check_layout(sheet: render_text.Sheet, display_width: int = render_text.DIS
 
 @pytest.mark.parametrize("size", [(200, 150), (96, 96), (8, 8), (8, 160), (160, 8), (1024, 40)])
 def test_spatial_grid_labels_are_legible_clear_of_the_corner_and_never_overlap(size: tuple[int, int]) -> None:
-    photo = _photo(size)
+    photo = random_photo(size)
     view = plan_view(photo.size, Prep(), "whole")
-    maps = _spatial_maps(view)
+    maps = spatial_maps(view)
     for stage, columns in ((None, 2), (3, 3)):
         sheet = attention._grid_sheet(
             maps,
@@ -375,7 +340,7 @@ def test_spatial_grid_labels_are_legible_clear_of_the_corner_and_never_overlap(s
 
 
 def test_spatial_grid_without_spatial_attention_says_so() -> None:
-    image = attention.spatial_attention_grid({}, WHOLE, _photo())
+    image = attention.spatial_attention_grid({}, WHOLE, random_photo())
     assert image.size == (320, 96)
 
 
@@ -384,7 +349,7 @@ def test_every_panel_of_a_tiny_or_extreme_picture(size: tuple[int, int]) -> None
     """A picture 8 px wide analyses; each panel the app then draws must be drawn too (bundled demo weights)."""
     from cbam_viz.pipeline import analyze
 
-    result = analyze(_photo(size), weights="demo", view="whole", device="cpu")
+    result = analyze(random_photo(size), weights="demo", view="whole", device="cpu")
     assert result.image.size == size
     for model in result.models.values():
         view = result.view_for(model)
@@ -418,47 +383,10 @@ def test_every_panel_of_a_tiny_or_extreme_picture(size: tuple[int, int]) -> None
 # ------------------------------------------------------------------------------------------- export figure
 
 
-def _fake_analysis(
-    archs: tuple[str, ...], *, mode: str = "whole", targets: tuple[str, ...] = (), size: tuple[int, int] = (240, 180)
-) -> SimpleNamespace:
-    photo = _photo(size)
-    view = plan_view(photo.size, Prep(), mode)
-    cam_shape = (-(-view.input_size[1] // 32), -(-view.input_size[0] // 32))
-    models = {}
-    for index, arch in enumerate(archs):
-        label = targets[index] if targets else "tabby cat"
-        models[arch] = SimpleNamespace(
-            arch=arch,
-            weights=f"demo weights: {ARCH_TITLES[arch]} at 1/4 width, 10 shapes, top-1 98% on held-out shapes",
-            top5=[(label, 0.8)],
-            target_index=index if targets else 3,
-            target_label=label,
-            target_prob=0.8 - 0.1 * index,
-            cam=_hot(cam_shape, min(2, cam_shape[0] - 1), min(3, cam_shape[1] - 1), high=2.0 + index),
-            cam_stage=4,
-            channel_attention={} if arch == "resnet50" else _channel_vectors("cbam"),
-            spatial_attention=_spatial_maps(view) if arch == "cbam_resnet50" else {},
-            metrics={},
-        )
-    return SimpleNamespace(
-        image=photo,
-        original_size=photo.size,
-        view=view,
-        method="gradcam",
-        stage=4,
-        models=models,
-        agreement={},
-        weights_set="demo",
-        weights_note="demo weights: ImageNet weights not found under weights/imagenet",
-        device="cpu",
-        view_for=lambda result: getattr(result, "view", None) or view,
-    )
-
-
 def test_comparison_figure_is_a_png_with_one_row_per_model() -> None:
-    one = Image.open(io.BytesIO(export.comparison_figure(_fake_analysis(("cbam_resnet50",)), dpi=60)))
+    one = Image.open(io.BytesIO(export.comparison_figure(fake_analysis(("cbam_resnet50",)), dpi=60)))
     three = Image.open(
-        io.BytesIO(export.comparison_figure(_fake_analysis(("resnet50", "se_resnet50", "cbam_resnet50")), dpi=60))
+        io.BytesIO(export.comparison_figure(fake_analysis(("resnet50", "se_resnet50", "cbam_resnet50")), dpi=60))
     )
     assert one.format == three.format == "PNG"
     assert one.width == three.width
@@ -468,7 +396,7 @@ def test_comparison_figure_is_a_png_with_one_row_per_model() -> None:
 
 
 def test_comparison_figure_crop_view_and_shared_scale() -> None:
-    analysis = _fake_analysis(("resnet50", "cbam_resnet50"), mode="crop")
+    analysis = fake_analysis(("resnet50", "cbam_resnet50"), mode="crop")
     png = export.comparison_figure(analysis, shared_scale=True, cmap="viridis", alpha=0.7, dpi=60)
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.size[0] > 400
@@ -488,7 +416,7 @@ def test_comparison_figure_crop_view_and_shared_scale() -> None:
 def test_comparison_figure_keeps_all_its_text_inside(case: dict) -> None:
     """No label, title, tick or caption crosses the figure's edge, and row labels keep clear of the panels."""
     archs = ("resnet50", "se_resnet50", "cbam_resnet50")
-    analysis = _fake_analysis(
+    analysis = fake_analysis(
         archs, mode=case.get("mode", "whole"), targets=case.get("targets", ()), size=case.get("size", (240, 180))
     )
     if "weights" in case:
@@ -523,22 +451,22 @@ def png_is(data: bytes) -> bool:
 
 def test_comparison_figure_needs_models() -> None:
     with pytest.raises(ValueError, match="no models"):
-        export.comparison_figure(_fake_analysis(()))
+        export.comparison_figure(fake_analysis(()))
 
 
 def test_caption_names_the_choices() -> None:
-    same = export.comparison_caption(_fake_analysis(("resnet50", "cbam_resnet50")))
+    same = export.comparison_caption(fake_analysis(("resnet50", "cbam_resnet50")))
     assert "Grad-CAM for the class “tabby cat” at stage 4" in same
     assert "last block of each stage" in same and "own minimum to maximum" in same
     assert "Weights: demo weights: ImageNet weights not found" in same and "Grey:" not in same
     differ = export.comparison_caption(
-        _fake_analysis(("resnet50", "cbam_resnet50"), mode="crop", targets=("cat", "dog")), shared_scale=True
+        fake_analysis(("resnet50", "cbam_resnet50"), mode="crop", targets=("cat", "dog")), shared_scale=True
     )
     assert "each model's own top class" in differ and "one scale" in differ and "Grey:" in differ
 
 
 def test_a_model_with_its_own_view_is_drawn_with_it() -> None:
-    analysis = _fake_analysis(("resnet50", "cbam_resnet50"))
+    analysis = fake_analysis(("resnet50", "cbam_resnet50"))
     analysis.models["resnet50"].view = plan_view(analysis.image.size, Prep(), "crop")
     assert "Grey:" in export.comparison_caption(analysis)
     own_view = Image.open(io.BytesIO(export.comparison_figure(analysis, dpi=50)))
@@ -552,12 +480,12 @@ def test_a_model_with_its_own_view_is_drawn_with_it() -> None:
 
 
 def test_rendering_from_threads_gives_identical_pictures() -> None:
-    vectors = _channel_vectors("se", channels=16)
-    photo = _photo((320, 240))
+    vectors = channel_vectors("se", channels=16)
+    photo = random_photo((320, 240))
 
     def work(_: int) -> tuple[bytes, bytes]:
         plot = attention.channel_attention_plot(vectors, 1, width_px=400)
-        return plot.tobytes(), overlay.overlay(photo, _hot((8, 10), 4, 4), WHOLE).tobytes()
+        return plot.tobytes(), overlay.overlay(photo, hot_grid((8, 10), 4, 4), WHOLE).tobytes()
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(work, range(3)))

@@ -7,7 +7,6 @@ import json
 import threading
 from pathlib import Path
 
-import _models
 import numpy as np
 import pytest
 import torch
@@ -25,16 +24,12 @@ from cbam_viz.demo.evaluate import HELDOUT_SEED
 from cbam_viz.demo.shapes import CLASSES, render_sample
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging.view import ModelView, prepare_input
-from cbam_viz.model.resnet import ARCHS, ArchConfig
+from cbam_viz.model.resnet import ARCHS
 from cbam_viz.weights.files import WEIGHTS_DIR
+from tests.helpers.models import random_model, write_demo_set
 
-SMALL_CONFIG = ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES))
 REAL_DEMO = WEIGHTS_DIR / "demo" / "metadata.json"
 needs_demo = pytest.mark.skipif(not REAL_DEMO.is_file(), reason=f"{REAL_DEMO} is absent")
-
-
-def tiny(arch: str = "cbam_resnet50", seed: int = 0) -> torch.nn.Module:
-    return _models.random_model(arch, SMALL_CONFIG, seed)
 
 
 def tiny_input(size: int = 48, seed: int = 1) -> torch.Tensor:
@@ -60,7 +55,7 @@ def demo_inputs(arch: str, count: int) -> list[tuple[torch.Tensor, int, np.ndarr
 
 
 def test_randomising_a_layer_changes_exactly_that_layer_of_the_copy_with_default_init() -> None:
-    model = tiny()
+    model = random_model("cbam_resnet50")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     duplicate = checks_common.private_copy(model)
     checks_randomisation.randomise_layer_(duplicate, "layer3", seed=0)
@@ -84,7 +79,7 @@ def test_randomising_a_layer_changes_exactly_that_layer_of_the_copy_with_default
 
 
 def test_signed_cam_after_relu_is_the_apps_cam() -> None:
-    model, x = tiny(), tiny_input()
+    model, x = random_model("cbam_resnet50"), tiny_input()
     for method in ("gradcam", "gradcam++", "layercam", "eigencam"):
         shown = run_model("cbam_resnet50", model, x, method=method, stage=3, target=2, categories=CLASSES).cam
         found = checks_common.cam_pass(model, x, method, 3, 2)
@@ -93,7 +88,7 @@ def test_signed_cam_after_relu_is_the_apps_cam() -> None:
 
 
 def test_cascade_reports_every_step_and_independent_steps_restore_the_trained_weights() -> None:
-    model, x = tiny(), tiny_input()
+    model, x = random_model("cbam_resnet50"), tiny_input()
     report = checks_randomisation.model_sanity(
         "cbam_resnet50", model, x, target=3, independent=True, categories=CLASSES
     )
@@ -110,7 +105,7 @@ def test_cascade_reports_every_step_and_independent_steps_restore_the_trained_we
 
 
 def test_randomisation_never_changes_the_served_weights_while_another_thread_analyses() -> None:
-    model, x = tiny(), tiny_input()
+    model, x = random_model("cbam_resnet50"), tiny_input()
     expected = run_model("cbam_resnet50", model, x, stage=3)
     before = checksum(model)
     seen: list = []
@@ -140,7 +135,7 @@ def test_random_logit_is_never_the_target_and_eigencam_is_class_independent() ->
     for seed in range(20):
         assert checks_randomisation.random_other_class(4, 10, seed) != 4
     assert len({checks_randomisation.random_other_class(4, 10, seed) for seed in range(40)}) == 9
-    model, x = tiny("se_resnet50"), tiny_input()
+    model, x = random_model("se_resnet50"), tiny_input()
     report = checks_randomisation.model_sanity("se_resnet50", model, x, method="eigencam", target=1, cascading=False)
     logit = report.random_logit
     assert logit.index != 1 and not logit.class_dependent and logit.comparison.spearman == pytest.approx(1.0)
@@ -168,7 +163,7 @@ def test_randomising_the_whole_network_decorrelates_a_trained_demo_cam(arch: str
 
 
 def test_each_curve_is_one_batched_forward() -> None:
-    model, x = tiny(), tiny_input()
+    model, x = random_model("cbam_resnet50"), tiny_input()
     batches: list[int] = []
     handle = model.register_forward_pre_hook(lambda module, inputs: batches.append(inputs[0].shape[0]))
     try:
@@ -262,8 +257,8 @@ def test_mask_game_takes_the_displayed_or_original_size() -> None:
 
 
 def test_picture_reports_are_plain_json_with_maps(tmp_path: Path) -> None:
-    models = {arch: tiny(arch, seed) for seed, arch in enumerate(ARCHS)}
-    root = _models.write_demo_set(tmp_path, models, resize=48)
+    models = {arch: random_model(arch, seed) for seed, arch in enumerate(ARCHS)}
+    root = write_demo_set(tmp_path, models, resize=48)
     picture = Image.fromarray(render_sample(HELDOUT_SEED, 0, width=48).image)
     report = checks_randomisation.sanity_report(
         picture, weights="demo", weights_dir=root, device="cpu", stage=3, target=2

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import gradio as gr
 import pytest
-from test_app import write_random_demo
 
 from cbam_viz.i18n.language import using
 from cbam_viz.ui import layout, lesson, style
@@ -19,6 +18,7 @@ from cbam_viz.ui.sections.request import FIELDS, PageRequest, api_event
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.vocab import ARCH_ORDER, has_channel_attention
 from cbam_viz.weights import download
+from tests.helpers.app import write_random_demo
 
 REQUEST = ["image", "models", "weights", "target_mode", "target_class", "method", "stage", "view"]
 

@@ -159,9 +159,8 @@ def test_the_study_section_is_registered_closed_with_named_events(demo_blocks: g
 
 @pytest.fixture(scope="module")
 def demo_blocks(tmp_path_factory: pytest.TempPathFactory) -> gr.Blocks:
-    from test_app import write_random_demo
-
     from cbam_viz.ui.server.engine import Engine
+    from tests.helpers.app import write_random_demo
 
     weights_dir = write_random_demo(tmp_path_factory.mktemp("weights"))
     engine = Engine.start("demo", "cpu", weights_dir, warm=False, offline=True)

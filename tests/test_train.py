@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _models import random_model
 
 from cbam_viz.analysis.cam import cam_method_for, compute_cam
 from cbam_viz.analysis.capture import capture_pass
 from cbam_viz.demo.shapes import generate
 from cbam_viz.demo.train import Recipe, _resumable, class_map, localisation_loss, train_one
 from cbam_viz.imaging.view import ModelView, cell_centre_pixels, map_to_image
+from tests.helpers.models import random_model
 
 
 def _tiny(localisation: float = 0.0) -> tuple[Recipe, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -108,7 +108,7 @@ def test_localisation_loss_leaves_out_objects_between_cell_centres() -> None:
 def test_the_trained_class_map_is_the_grad_cam_the_app_shows() -> None:
     """The localisation term must move the very map the app draws: grad-cam's Grad-CAM at stage 4 of a GAP + linear
     head is the class map, ReLU'd and divided by the number of cells."""
-    model = random_model("cbam_resnet50", Recipe().arch_config())
+    model = random_model("cbam_resnet50", config=Recipe().arch_config())
     x = torch.randn(1, 3, 96, 96)
     captured = capture_pass(model, x, stage=4, target=3)
     shown = compute_cam(cam_method_for("gradcam", model), model, x, captured, stage=4)

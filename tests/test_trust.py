@@ -6,7 +6,6 @@ The checks' numbers are tested in test_sanity.py and test_metrics.py; here, that
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
@@ -14,8 +13,6 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
-from test_analysis import validate
-from test_app import _cells, launched_app, shape_file, write_random_demo
 
 from cbam_viz.analysis import schema as analysis_module
 from cbam_viz.checks import curves as checks_curves
@@ -31,31 +28,8 @@ from cbam_viz.ui.sections import trust as trust_section
 from cbam_viz.ui.sections.request import PageRequest
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.vocab import ARCH_ORDER
-
-
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_random_demo(tmp_path_factory.mktemp("weights"))
-
-
-@pytest.fixture(scope="module")
-def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shape_file(tmp_path_factory.mktemp("pictures"), shapes.CLASSES.index("star"), size=128)
-
-
-@pytest.fixture(scope="module")
-def engine(weights_dir: Path) -> Engine:
-    return Engine.start("demo", "cpu", weights_dir, warm=False, offline=True)
-
-
-@pytest.fixture(scope="module")
-def client(weights_dir: Path) -> Iterator[Client]:
-    with launched_app(weights_dir) as (url, _, _):
-        api = Client(url, verbose=False)
-        try:
-            yield api
-        finally:
-            api.close()
+from tests.helpers.app import page_cells
+from tests.helpers.schema import validate
 
 
 def _schema(key: str) -> dict:
@@ -63,12 +37,12 @@ def _schema(key: str) -> dict:
 
 
 def test_the_checks_answer_through_the_api_as_the_engine_computes_them(
-    client: Client, picture: Path, weights_dir: Path
+    client: Client, picture: Path, demo_weights: Path
 ) -> None:
     checks = client.predict(handle_file(str(picture)), api_name="/sanity")
     assert validate(checks, _schema("sanity")) == [] and set(checks["models"]) == set(ARCH_ORDER)
     engine_checks = checks_randomisation.sanity_report(
-        Image.open(picture), weights="demo", weights_dir=weights_dir, independent=True
+        Image.open(picture), weights="demo", weights_dir=demo_weights, independent=True
     )
     for arch, model in engine_checks.to_json()["models"].items():
         answered = checks["models"][arch]
@@ -84,7 +58,7 @@ def test_the_checks_answer_through_the_api_as_the_engine_computes_them(
     curves = client.predict(handle_file(str(picture)), ["cbam_resnet50"], api_name="/deletion_insertion")
     assert validate(curves, _schema("deletion_insertion")) == [] and list(curves["models"]) == ["cbam_resnet50"]
     engine_curves = checks_curves.curves_report(
-        Image.open(picture), weights="demo", weights_dir=weights_dir, models=["cbam_resnet50"]
+        Image.open(picture), weights="demo", weights_dir=demo_weights, models=["cbam_resnet50"]
     )
     assert (
         curves["models"]["cbam_resnet50"]["deletion"] == engine_curves.to_json()["models"]["cbam_resnet50"]["deletion"]
@@ -113,7 +87,7 @@ def test_a_box_on_analyze_plays_the_pointing_game_in_the_pictures_own_pixels(cli
 def test_two_clicks_draw_the_box_and_score_it_without_running_a_model(engine: Engine, picture: Path) -> None:
     asked = PageRequest(str(picture), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole")
     result, _, _ = results_section.run_analysis(engine, asked, False)
-    cells = _cells()
+    cells = page_cells()
     page = {"box_picture": gr.Image(), "box": gr.Textbox(), "box_corner": gr.State()}
     first = trust_section.box_clicked(
         cells, page, result, None, "jet", 0.5, gr.SelectData(None, {"index": [20, 30], "value": None})

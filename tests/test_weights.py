@@ -8,26 +8,26 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from _checkpoint_layouts import official_cbam_tensors, one_torch_thread, save_official
 from safetensors.torch import save_file
 
 from cbam_viz.analysis.models import get_models
 from cbam_viz.cli import main as cli
 from cbam_viz.demo.shapes import CLASSES
 from cbam_viz.errors import WeightsError
-from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet
+from cbam_viz.model.resnet import ARCHS, build_resnet
 from cbam_viz.weights.convert import LAYOUTS, save_project_safetensors
 from cbam_viz.weights.demo_set import model_record, write_demo_metadata
 from cbam_viz.weights.files import converted_path, record_download
 from cbam_viz.weights.load import load_model, resolve_weights
 from cbam_viz.weights.registry import DEFAULT_SET, ENTRIES, SETS, Preprocess
+from tests.helpers.checkpoint_layouts import official_cbam_tensors, save_official
+from tests.helpers.models import NARROW, TINY
 
-DEMO_CONFIG = ArchConfig(base_width=8, stem_pool="none", last_stage_stride=1, num_classes=len(CLASSES))
+DEMO_CONFIG = TINY.with_(last_stage_stride=1)
 DEMO_PREPROCESS = {
     "resize": 96,
     "crop": None,
@@ -37,10 +37,7 @@ DEMO_PREPROCESS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one torch thread for the whole module
 
 
 @pytest.fixture(scope="module")
@@ -216,12 +213,9 @@ def small_hand_placed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The V1 and official CBAM entries at 1/8 width, V1 without the prefix check: small files can be valid ones."""
     v1 = ENTRIES["resnet50.tv_v1"]
     sources = tuple(dataclasses.replace(source, sha256_prefix=None) for source in v1.sources)
-    monkeypatch.setitem(ENTRIES, v1.name, dataclasses.replace(v1, sources=sources, config=V1_SMALL))
+    monkeypatch.setitem(ENTRIES, v1.name, dataclasses.replace(v1, sources=sources, config=NARROW))
     official = ENTRIES["cbam_resnet50.official"]
-    monkeypatch.setitem(ENTRIES, official.name, dataclasses.replace(official, config=ArchConfig(base_width=8)))
-
-
-V1_SMALL = ArchConfig(base_width=8)
+    monkeypatch.setitem(ENTRIES, official.name, dataclasses.replace(official, config=NARROW))
 
 
 @pytest.mark.usefixtures("small_hand_placed")
@@ -234,7 +228,7 @@ def test_auto_uses_the_paper_set_only_when_all_its_files_are_present_and_load(ro
     junk = resolve_weights("auto", root)  # files that are no checkpoints do not count as present
     assert junk.name == "demo" and "(2 of 3 files missing or broken under " in junk.note
     assert "; broken: resnet50-0676ba61.pth, RESNET50_CBAM_new_name_wrap.pth), using demo" in junk.note
-    torch.save(build_resnet("resnet50", V1_SMALL).state_dict(), imagenet / "resnet50-0676ba61.pth")
+    torch.save(build_resnet("resnet50", NARROW).state_dict(), imagenet / "resnet50-0676ba61.pth")
     (imagenet / "RESNET50_CBAM_new_name_wrap.pth").unlink()
     assert resolve_weights("auto", root).name == "demo"
     assert "1 of 3 files not under" in resolve_weights("auto", root).note
@@ -327,7 +321,7 @@ def test_demo_entry_of_another_arch_is_refused(root: Path) -> None:
 @pytest.fixture
 def small_official(monkeypatch: pytest.MonkeyPatch) -> None:
     """The official CBAM entry at 1/8 width, so that a test can convert a file in its layout in well under a second."""
-    entry = dataclasses.replace(ENTRIES["cbam_resnet50.official"], config=ArchConfig(base_width=8))
+    entry = dataclasses.replace(ENTRIES["cbam_resnet50.official"], config=NARROW)
     monkeypatch.setitem(ENTRIES, entry.name, entry)
 
 
@@ -375,7 +369,7 @@ def test_entry_of_another_arch_is_refused(root: Path) -> None:
 def test_raw_file_with_the_wrong_hash_is_refused_and_nothing_is_written(root: Path) -> None:
     imagenet = root / "imagenet"
     imagenet.mkdir()
-    torch.save(build_resnet("resnet50", ArchConfig(base_width=8)).state_dict(), imagenet / "resnet50-0676ba61.pth")
+    torch.save(build_resnet("resnet50", NARROW).state_dict(), imagenet / "resnet50-0676ba61.pth")
     with pytest.raises(WeightsError, match="is not the published resnet50.tv_v1 file.*sha256") as raised:
         load_model("resnet50", "resnet50.tv_v1", weights_dir=root)
     assert "\n" not in str(raised.value)
@@ -460,7 +454,7 @@ def test_cli_convert_errors_are_one_line_with_exit_code_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     source = tmp_path / "r.pth"
-    torch.save(build_resnet("resnet50", ArchConfig(base_width=8)).state_dict(), source)
+    torch.save(build_resnet("resnet50", NARROW).state_dict(), source)
     assert (
         _run_cli(
             monkeypatch,
@@ -512,9 +506,9 @@ def test_cli_list_shows_sources_hashes_origins_and_the_manual_fallback(
     imagenet = root / "imagenet"
     imagenet.mkdir()
     v1 = ENTRIES["resnet50.tv_v1"]
-    monkeypatch.setitem(ENTRIES, v1.name, dataclasses.replace(v1, config=V1_SMALL))
+    monkeypatch.setitem(ENTRIES, v1.name, dataclasses.replace(v1, config=NARROW))
     hub = v1.sources[1]
-    state = {key: value.contiguous() for key, value in build_resnet("resnet50", V1_SMALL).state_dict().items()}
+    state = {key: value.contiguous() for key, value in build_resnet("resnet50", NARROW).state_dict().items()}
     save_file(state, str(imagenet / hub.filename))
     sha256 = hashlib.sha256((imagenet / hub.filename).read_bytes()).hexdigest()
     record_download(hub.filename, sha256, hub, root)

@@ -1,7 +1,7 @@
 """weights/demo/metadata.json has one owner: this module writes it, reads it back and knows its fields.
 
-Training (``cli.train.write_metadata``) writes it, the loader (``weights.load``) reads it and the test helpers write
-small sets with it, so the three can never disagree on a field name.
+Training (``cli.train.write_metadata``) writes it, the loader (``weights.load``) reads it and the test helpers
+(``tests/helpers/models.write_demo_set``) write small sets with it, so the three can never disagree on a field name.
 """
 
 from __future__ import annotations

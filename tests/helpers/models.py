@@ -10,8 +10,14 @@ from cbam_viz.model.resnet import ArchConfig, build_resnet
 from cbam_viz.weights.demo_set import demo_dir, model_record, write_demo_metadata
 from cbam_viz.weights.registry import IMAGENET_MEAN, IMAGENET_STD
 
+TINY = ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES))
+"""The demo set's layout at 1/8 width (no stem pool, the ten shapes): small enough for any test to build."""
+NARROW = ArchConfig(base_width=8)
+"""ImageNet's layout (stem pool, 1000 classes) at 1/8 width: a paper checkpoint's keys, small enough to write."""
 
-def random_model(arch: str, config: ArchConfig, seed: int = 0, *, frozen: bool = True) -> torch.nn.Module:
+
+def random_model(arch: str, seed: int = 0, *, config: ArchConfig = TINY, frozen: bool = True) -> torch.nn.Module:
+    """``arch`` with random weights and random BatchNorm statistics (a fresh BatchNorm is the identity)."""
     torch.manual_seed(seed)
     model = build_resnet(arch, config)
     for module in model.modules():
@@ -24,7 +30,7 @@ def random_model(arch: str, config: ArchConfig, seed: int = 0, *, frozen: bool =
 
 
 def write_demo_set(root: Path, models: dict[str, torch.nn.Module], resize: int) -> Path:
-    """A weights folder holding ``models`` as a demo set in the bundled set's layout (1/8 width, no stem pool)."""
+    """A weights folder holding ``models`` (built with ``TINY``) as a demo set in the bundled set's file layout."""
     demo = demo_dir(root)
     demo.mkdir(parents=True, exist_ok=True)
     records = {}
@@ -42,7 +48,7 @@ def write_demo_set(root: Path, models: dict[str, torch.nn.Module], resize: int) 
             "mean": IMAGENET_MEAN,
             "std": IMAGENET_STD,
         },
-        arch_config={"base_width": 8, "stem_pool": "none", "num_classes": len(CLASSES)},
+        arch_config={"base_width": TINY.base_width, "stem_pool": TINY.stem_pool, "num_classes": TINY.num_classes},
         models=records,
     )
     return root

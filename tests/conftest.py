@@ -1,0 +1,86 @@
+"""Fixtures that several test modules share: a random demo set, an engine and a launched app on it, a shape picture,
+the hostile-file corpus, and one torch thread for the checkpoint tests. A module that needs a variant defines its
+own fixture of the same name, which wins over these.
+
+Each fixture imports what it needs inside itself: gradio, the app and torch cost a minute on a busy two-core
+machine, and a module that asks for none of these fixtures (most ask for none) should not pay for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    import gradio as gr
+    from gradio_client import Client
+
+    from cbam_viz.ui.server.engine import Engine
+
+
+@pytest.fixture(scope="session")
+def demo_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder with a demo set of random 1/8-width models, written once for the whole run (read only)."""
+    from tests.helpers.app import write_random_demo
+
+    return write_random_demo(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="module")
+def engine(demo_weights: Path) -> Engine:
+    """The app's engine on the random demo set, without a server."""
+    from cbam_viz.ui.server.engine import Engine
+
+    return Engine.start("demo", "cpu", demo_weights, warm=False, offline=True)
+
+
+@pytest.fixture(scope="module")
+def launched(demo_weights: Path) -> Iterator[tuple[str, Engine, gr.Blocks]]:
+    """The real app on the random demo set, on a free local port: (url, its engine, its Blocks)."""
+    from tests.helpers.app import launched_app
+
+    with launched_app(demo_weights) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def app_url(launched: tuple[str, Engine, gr.Blocks]) -> str:
+    return launched[0]
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str) -> Iterator[Client]:
+    """A gradio_client connection to the launched app."""
+    from gradio_client import Client
+
+    connection = Client(app_url, verbose=False)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A held-out star at 128 px, as a PNG file."""
+    from cbam_viz.demo import shapes
+    from tests.helpers.app import shape_file
+
+    return shape_file(tmp_path_factory.mktemp("pictures"), shapes.CLASSES.index("star"), size=128)
+
+
+@pytest.fixture(scope="module")
+def hostile_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every file of the hostile corpus, written once per module: ``{key: path}`` with the keys of ``EXPECTED``."""
+    from tests.helpers.hostile import write_hostile_files
+
+    return write_hostile_files(tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for a whole module (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    from tests.helpers.checkpoint_layouts import one_torch_thread
+
+    with one_torch_thread():
+        yield
