@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from cbam_viz.demo.shapes import CLASSES
-from cbam_viz.model.resnet import ArchConfig, build_resnet
+from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet
 from cbam_viz.weights.demo_set import demo_dir, model_record, write_demo_metadata
 from cbam_viz.weights.registry import IMAGENET_MEAN, IMAGENET_STD
 
@@ -46,3 +46,17 @@ def write_demo_set(root: Path, models: dict[str, torch.nn.Module], resize: int) 
         models=records,
     )
     return root
+
+
+def tiny_demo_set(root: Path) -> Path:
+    """A demo set of random 1/8-width models at 48 px (fast studies), in the real demo set's layout."""
+    models = {}
+    for seed, arch in enumerate(ARCHS):
+        torch.manual_seed(seed)
+        model = build_resnet(arch, ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES)))
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.data.uniform_(0.5, 1.5)
+                module.bias.data.uniform_(-0.3, 0.3)
+        models[arch] = model
+    return write_demo_set(root, models, resize=48)

@@ -10,14 +10,13 @@ import _models
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 from PIL import Image
 
 from cbam_viz.checks.pointing import mask_game
 from cbam_viz.demo.evaluate import HELDOUT_SEED
 from cbam_viz.demo.shapes import CLASSES, render_sample
 from cbam_viz.errors import CbamVizError
-from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet
+from cbam_viz.model.resnet import ARCHS
 from cbam_viz.pipeline import analyze
 from cbam_viz.study import sources
 from cbam_viz.study.engine import run_study
@@ -29,16 +28,7 @@ ARCH_LIST = tuple(ARCHS)
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo set of random 1/8-width models at 48 px (fast), in the real demo set's layout."""
-    models = {}
-    for seed, arch in enumerate(ARCHS):
-        torch.manual_seed(seed)
-        model = build_resnet(arch, ArchConfig(base_width=8, stem_pool="none", num_classes=len(CLASSES)))
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.data.uniform_(0.5, 1.5)
-                module.bias.data.uniform_(-0.3, 0.3)
-        models[arch] = model
-    return _models.write_demo_set(tmp_path_factory.mktemp("weights"), models, resize=48)
+    return _models.tiny_demo_set(tmp_path_factory.mktemp("weights"))
 
 
 def _study(demo_root: Path, data: str | Path, out: Path, **options):
