@@ -27,15 +27,15 @@ def test_ray_and_local_give_identical_tables(tmp_path: Path) -> None:
     from cbam_viz.study.ray_engine import run_study_ray
 
     weights_dir = _models.tiny_demo_set(tmp_path / "weights")
-    options = dict(models=tuple(ARCHS), weights="demo", limit=24, batch_size=4, shard_size=8, progress=False)
+    options = dict(models=tuple(ARCHS), weights="demo", limit=12, batch_size=2, shard_size=4, progress=False)
     local = run_study("shapes", tmp_path / "local", weights_dir=weights_dir, device="cpu", **options)
     assert not ray.is_initialized()
     remote = run_study_ray("shapes", tmp_path / "ray", weights_dir=weights_dir, device="cpu", **options)
     assert not ray.is_initialized()  # the local instance it started is shut down
-    assert remote.measured == local.measured == 24 and remote.shards_run == 3
+    assert remote.measured == local.measured == 12 and remote.shards_run == 3
     rows, skipped, summary, atlas = _files(tmp_path / "local")
     ray_rows, ray_skipped, ray_summary, ray_atlas = _files(tmp_path / "ray")
-    assert len(rows) == 72 and rows[0]["pointing"] is not None
+    assert len(rows) == 36 and rows[0]["pointing"] is not None
     assert ray_rows == rows
     assert ray_skipped == skipped and ray_summary == summary
     assert ray_atlas.keys() == atlas.keys() and all(np.array_equal(ray_atlas[k], atlas[k]) for k in atlas)
