@@ -4,9 +4,12 @@
   no hooks, on the same prepared batches (the pictures decoded and prepared once, outside the timing);
 * study: ``cbam_viz.study.engine.run_study`` on the same held-out shapes and batch size, everything included
   (rendering the shapes, decoding, preparing, hooked passes, CAMs, maps on the picture, the pointing game, energy,
-  the 100-threshold MaxBoxAccV2 curve, the atlas, the shards and the summary), models already loaded.
+  the 100-threshold MaxBoxAccV2 curve, the atlas, the shards and the summary), models already loaded;
+* with ``--ray``: ``--engine ray`` (``cbam_viz.study.ray_engine.run_study_ray``) on the same study, on a local Ray
+  instance it starts and stops (everything included: Ray's start-up, the actors and their models, the same work),
+  timed against the local engine (the same run as above): the ratio ray / local.
 
-    python -m benchmarks.bench_study [--images 64] [--batch-size 16] [--weights demo]
+    python -m benchmarks.bench_study [--images 64] [--batch-size 16] [--weights demo] [--ray]
 """
 
 from __future__ import annotations
@@ -62,11 +65,30 @@ def study_seconds(images: int, batch_size: int, weights: str) -> float:
         return time.perf_counter() - start
 
 
+def ray_seconds(images: int, batch_size: int, weights: str) -> float:
+    from cbam_viz.study.ray_engine import run_study_ray
+
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        run_study_ray(
+            "shapes",
+            Path(folder) / "ray",
+            models=ARCH_ORDER,
+            weights=weights,
+            limit=images,
+            batch_size=batch_size,
+            device="cpu",
+            progress=False,
+        )
+        return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--weights", default="demo")
+    parser.add_argument("--ray", action="store_true", help="also time --engine ray against the local engine")
     args = parser.parse_args()
     study = study_seconds(args.images, args.batch_size, args.weights)
     floor = floor_seconds(args.images, args.batch_size, args.weights)
@@ -75,6 +97,10 @@ def main() -> None:
     print(f"floor (bare forward + backward): {args.images / floor:.1f} images/s")
     print(f"study (everything):              {args.images / study:.1f} images/s")
     print(f"study / floor throughput:        {floor / study:.2f}")
+    if args.ray:
+        ray = ray_seconds(args.images, args.batch_size, args.weights)
+        print(f"local engine: {study:.1f} s; ray engine (local instance, start-up included): {ray:.1f} s")
+        print(f"ray / local time:                {ray / study:.2f}")
 
 
 if __name__ == "__main__":

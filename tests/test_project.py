@@ -39,13 +39,21 @@ EXTRA_REQUIREMENTS = ("gdown",)
 
 
 def _requirement_lines(path: Path) -> list[str]:
-    """Requirement lines of a requirements file; ``-e .`` stands for this package's own dependencies."""
+    """Requirement lines of a requirements file, following ``-r`` includes; ``-e .`` stands for this package's own
+    dependencies, and ``-e .[extra]`` adds that extra's (``requirements-ray.txt``)."""
     import tomllib
 
     lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
     found = [line for line in lines if line and not line.startswith("-")]
-    if "-e ." in lines:
-        found += tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for line in lines:
+        if line.startswith("-r "):
+            found += _requirement_lines(path.parent / line[3:].strip())
+        elif line == "-e ." or line.startswith("-e .["):
+            found += project["dependencies"]
+            extras = line.removeprefix("-e .").strip("[]")
+            for extra in filter(None, (name.strip() for name in extras.split(","))):
+                found += project["optional-dependencies"][extra]
     return found
 
 

@@ -28,8 +28,7 @@ ARCH_LIST = tuple(ARCHS)
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo set of random 1/8-width models at 48 px (fast), in the real demo set's layout."""
-    models = {arch: _models.random_model(arch, seed) for seed, arch in enumerate(ARCHS)}
-    return _models.write_demo_set(tmp_path_factory.mktemp("weights"), models, resize=48)
+    return _models.tiny_demo_set(tmp_path_factory.mktemp("weights"))
 
 
 def _study(demo_root: Path, data: str | Path, out: Path, **options):

@@ -34,11 +34,19 @@ def test_help_imports_no_torch() -> None:
     assert checked.stdout.strip().splitlines()[-1] == "imported: []", checked.stderr
 
 
-def test_ray_is_refused_in_one_line(tmp_path: Path) -> None:
-    refused = _python("-m", "cbam_viz", "study", "shapes", "--out", str(tmp_path / "s"), "--engine", "ray")
+def test_ray_without_ray_installed_says_how_to_install_it(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    probe = (
+        "import sys; sys.modules['ray'] = None  # as if Ray were not installed\n"
+        "from cbam_viz.cli import main\n"
+        f"sys.exit(main.main(['study', 'shapes', '--out', {str(out)!r}, '--engine', 'ray']))"
+    )
+    refused = _python("-c", probe)
     assert refused.returncode == 2
-    assert refused.stderr.strip() == "error: --engine ray is not available yet: use --engine local (the default)"
-    assert not (tmp_path / "s").exists()
+    assert refused.stderr.strip() == (
+        "error: --engine ray needs Ray: pip install 'cbam_viz[ray]' (or pip install -r requirements-ray.txt)"
+    )
+    assert not out.exists()
 
 
 @pytest.mark.slow

@@ -63,19 +63,33 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         help=f"images per shard, the most an interruption loses ({SHARD_SIZE}); kept by the study",
     )
     parser.add_argument(
-        "--workers", type=int, default=0, metavar="N", help="processes that decode and prepare pictures (0: none)"
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="processes that decode and prepare pictures (0: none; the local engine's: Ray schedules its own)",
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when there is one)")
-    parser.add_argument("--engine", default="local", choices=ENGINES, help="local (default); ray is not available yet")
+    parser.add_argument(
+        "--engine",
+        default="local",
+        choices=ENGINES,
+        help="local (default) or ray: Ray Data actors, one per model, on the cluster at RAY_ADDRESS or a local "
+        "Ray instance (needs pip install 'cbam_viz[ray]'); the same table and summary",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``study``: 0 when the study is complete, 130 when interrupted (the same command continues)."""
-    if args.engine != "local":
-        raise CbamVizError("--engine ray is not available yet: use --engine local (the default)")
-    from cbam_viz.study.engine import run_study
+    if args.engine == "ray":
+        from cbam_viz.study.ray_engine import require_ray
+        from cbam_viz.study.ray_engine import run_study_ray as run_study
+
+        require_ray()  # one line saying how to install it, before anything is checked or written
+    else:
+        from cbam_viz.study.engine import run_study
 
     try:
         result = run_study(

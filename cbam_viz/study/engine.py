@@ -150,6 +150,158 @@ class StudyResult:
     summary: dict[str, Any]
 
 
+@dataclass
+class Plan:
+    """A run, checked and claimed, before its first image: what both engines measure and how it is cut.
+
+    ``batches`` are ``(shard, item indices)`` of the pending shards, in order; a batch never spans two shards, so
+    every engine gives each image the same batch mates (the same float rounding) and writes the same shards."""
+
+    out: Path
+    options: StudyOptions
+    weights: str  # as the user gave it, checked: what workers load
+    weights_dir: Path | None
+    device: str | None
+    items: list[sources.Item]
+    shard_size: int
+    shard_count: int
+    done: set[int]
+    batches: list[tuple[int, list[int]]]
+    model_set: Any  # analysis.models.ModelSet
+    stop_after: int | None
+
+    @property
+    def categories(self) -> Sequence[str]:
+        return self.model_set.categories
+
+    @property
+    def preprocesses(self) -> list[Any]:
+        return list(dict.fromkeys(model.weights_info.preprocess for model in self.model_set.models.values()))
+
+    def shard_length(self, k: int) -> int:
+        return min(self.shard_size, len(self.items) - k * self.shard_size)
+
+
+def open_study(
+    data: str,
+    out: Path,
+    *,
+    models: Sequence[str],
+    weights: str | None = None,
+    method: str = "gradcam",
+    stage: int = 4,
+    view: str = "crop",
+    limit: int | None = None,
+    per_class: int | None = None,
+    batch_size: int = 16,
+    device: str | None = None,
+    weights_dir: Path | None = None,
+    shard_size: int = SHARD_SIZE,
+    workers: int = 0,
+    stop_after: int | None = None,
+) -> Plan:
+    """Every check a user can fail, the models loaded (on ``device``), the folder claimed and the batches cut."""
+    from cbam_viz.analysis.models import get_models
+    from cbam_viz.analysis.options import AnalysisOptions
+
+    for name, value, least in (
+        ("--batch-size", batch_size, 1),
+        ("--shard-size", shard_size, 1),
+        ("--workers", workers, 0),
+    ):
+        if value < least:
+            raise CbamVizError(f"{name} must be at least {least}, got {value}")
+    if weights is None:
+        weights = "demo" if data == sources.SHAPES else "auto"
+    checked = AnalysisOptions(models=models, weights=weights, method=method, stage=stage, view=view)
+    model_set = get_models(checked.models, checked.weights, device, weights_dir=weights_dir)
+    data_key = data if data == sources.SHAPES else str(Path(data).expanduser().resolve())
+    items = sources.list_items(data, model_set.categories, limit=limit, per_class=per_class)
+    if not items:
+        raise CbamVizError(f"{quote(data)} holds no picture to study ({', '.join(sources.IMAGE_SUFFIXES)})")
+    options = StudyOptions(
+        data_key, checked.models, model_set.weights_set, checked.method, checked.stage, checked.view, limit, per_class
+    )
+    claim_folder(out, options, items, shard_size)
+    (out / SHARDS).mkdir(exist_ok=True)
+    shard_count = -(-len(items) // shard_size)
+    done = {k for k in range(shard_count) if _shard_file(out, k, ".parquet").is_file()}
+    pending = [k for k in range(shard_count) if k not in done]
+    if stop_after is not None:
+        pending = pending[:stop_after]
+    batches = []
+    for k in pending:
+        length = min(shard_size, len(items) - k * shard_size)
+        for first in range(0, length, batch_size):
+            batches.append((k, list(range(k * shard_size + first, k * shard_size + min(first + batch_size, length)))))
+    return Plan(
+        out, options, checked.weights, weights_dir, device, items, shard_size, shard_count, done, batches, model_set,
+        stop_after,
+    )  # fmt: skip
+
+
+def _shard_file(out: Path, k: int, suffix: str) -> Path:
+    return out / SHARDS / f"part-{k:05d}{suffix}"
+
+
+class ShardWriter:
+    """Takes a run's measured batches in order and writes each shard when its last batch is in (its skipped list,
+    its atlas sums, then its rows): the one writer of both engines, so that their tables and sums are the same."""
+
+    def __init__(self, plan: Plan, progress: bool) -> None:
+        from tqdm import tqdm
+
+        from cbam_viz.study.summary import Atlas
+
+        self.plan, self._atlas_type = plan, Atlas
+        self.archs = list(plan.options.models)
+        self.bar = tqdm(
+            total=len(plan.items),
+            initial=sum(plan.shard_length(k) for k in plan.done),
+            unit="img",
+            desc="study",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        self.rows: list[dict[str, Any]] = []
+        self.skipped: list[tuple[str, str]] = []
+        self.atlas = Atlas()
+        self.written = 0
+
+    def add(self, k: int, indices: Sequence[int], results: Sequence[Any]) -> None:
+        """One batch's results (``measure.Measured`` or ``measure.Skipped``, in the batch's order)."""
+        from cbam_viz.study.measure import Skipped
+
+        for one in results:
+            if isinstance(one, Skipped):
+                self.skipped.append((one.image_id, one.reason))
+                continue
+            for arch in self.archs:
+                self.rows.append(one.rows[arch])
+                if arch in one.channel:
+                    self.atlas.add(arch, one.label, one.channel[arch])
+        self.bar.update(len(indices))
+        if indices[-1] == k * self.plan.shard_size + self.plan.shard_length(k) - 1:  # the shard's last batch
+            _write_skipped(self.skipped, _shard_file(self.plan.out, k, ".skipped.csv"))
+            self.atlas.save(_shard_file(self.plan.out, k, ".atlas.npz"))
+            _write_table(self.rows, _shard_file(self.plan.out, k, ".parquet"))
+            self.rows, self.skipped, self.atlas = [], [], self._atlas_type()
+            self.written += 1
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def result(self) -> StudyResult:
+        """The run's files joined and summarised, or (``stop_after``, shards still missing) only what it ran."""
+        plan = self.plan
+        if plan.stop_after is not None and len(plan.done) + self.written < plan.shard_count:
+            return StudyResult(plan.out, len(plan.items), 0, 0, self.written, {})
+        models = plan.model_set.models
+        published = {arch: published_accuracy(model.weights_info.entry) for arch, model in models.items()}
+        count, written = plan.shard_count, self.written
+        return finish(plan.out, plan.options, count, items=len(plan.items), shards_run=written, published=published)
+
+
 def run_study(
     data: str,
     out: Path,
@@ -176,88 +328,32 @@ def run_study(
     returns early without the final files. ``shard_size`` is recorded: a study continues only with its own.
     """
     import torch
-    from tqdm import tqdm
 
-    from cbam_viz.analysis.models import get_models
-    from cbam_viz.analysis.options import AnalysisOptions
     from cbam_viz.study import measure
-    from cbam_viz.study.summary import Atlas
 
-    for name, value, least in (
-        ("--batch-size", batch_size, 1),
-        ("--shard-size", shard_size, 1),
-        ("--workers", workers, 0),
-    ):
-        if value < least:
-            raise CbamVizError(f"{name} must be at least {least}, got {value}")
-    if weights is None:
-        weights = "demo" if data == sources.SHAPES else "auto"
-    checked = AnalysisOptions(models=models, weights=weights, method=method, stage=stage, view=view)
-    model_set = get_models(checked.models, checked.weights, device, weights_dir=weights_dir)
-    categories = model_set.categories
-    data_key = data if data == sources.SHAPES else str(Path(data).expanduser().resolve())
-    items = sources.list_items(data, categories, limit=limit, per_class=per_class)
-    if not items:
-        raise CbamVizError(f"{quote(data)} holds no picture to study ({', '.join(sources.IMAGE_SUFFIXES)})")
-    options = StudyOptions(
-        data_key, checked.models, model_set.weights_set, checked.method, checked.stage, checked.view, limit, per_class
-    )
-    claim_folder(out, options, items, shard_size)
-    shard_dir = out / SHARDS
-    shard_dir.mkdir(exist_ok=True)
-    shards = [items[start : start + shard_size] for start in range(0, len(items), shard_size)]
-    done = {k for k in range(len(shards)) if (shard_dir / f"part-{k:05d}.parquet").is_file()}
-    bar = tqdm(
-        total=len(items),
-        initial=sum(len(shards[k]) for k in done),
-        unit="img",
-        desc="study",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-    pending = [k for k in range(len(shards)) if k not in done]
-    if stop_after is not None:
-        pending = pending[:stop_after]
-    preprocesses = [model.weights_info.preprocess for model in model_set.models.values()]
-    batches = [
-        (k, list(range(k * shard_size + first, k * shard_size + min(first + batch_size, len(shards[k])))))
-        for k in pending
-        for first in range(0, len(shards[k]), batch_size)
-    ]
+    plan = open_study(
+        data, out, models=models, weights=weights, method=method, stage=stage, view=view, limit=limit,
+        per_class=per_class, batch_size=batch_size, device=device, weights_dir=weights_dir, shard_size=shard_size,
+        workers=workers, stop_after=stop_after,
+    )  # fmt: skip
     loader = torch.utils.data.DataLoader(
-        measure.Preparing(items, preprocesses, checked.view),
-        batch_sampler=[indices for _, indices in batches],
+        measure.Preparing(plan.items, plan.preprocesses, plan.options.view),
+        batch_sampler=[indices for _, indices in plan.batches],
         collate_fn=list,
         num_workers=workers,
     )
-    run = 0
-    rows: list[dict[str, Any]] = []
-    skipped: list[tuple[str, str]] = []
-    atlas = Atlas()
-    with bar, torch.inference_mode(False):
-        for (k, indices), batch in zip(batches, loader, strict=True):
-            skipped += [(one.image_id, one.reason) for one in batch if isinstance(one, measure.Skipped)]
-            prepared = [one for one in batch if isinstance(one, measure.Prepared)]
-            if prepared:
-                rows += measure.measure(
-                    prepared,
-                    model_set.models,
-                    method=checked.method,
-                    stage=checked.stage,
-                    categories=categories,
-                    atlas=atlas,
+    writer = ShardWriter(plan, progress)
+    options = plan.options
+    try:
+        with torch.inference_mode(False):
+            for (k, indices), batch in zip(plan.batches, loader, strict=True):
+                results = measure.measure_batch(
+                    batch, plan.model_set.models, method=options.method, stage=options.stage, categories=plan.categories
                 )
-            bar.update(len(indices))
-            if indices[-1] == k * shard_size + len(shards[k]) - 1:  # the shard's last batch: write it
-                _write_skipped(skipped, shard_dir / f"part-{k:05d}.skipped.csv")
-                atlas.save(shard_dir / f"part-{k:05d}.atlas.npz")
-                _write_table(rows, shard_dir / f"part-{k:05d}.parquet")
-                rows, skipped, atlas = [], [], Atlas()
-                run += 1
-    if stop_after is not None and len(done) + run < len(shards):
-        return StudyResult(out, len(items), 0, 0, run, {})
-    published = {arch: published_accuracy(model.weights_info.entry) for arch, model in model_set.models.items()}
-    return finish(out, options, len(shards), items=len(items), shards_run=run, published=published)
+                writer.add(k, indices, results)
+    finally:
+        writer.close()
+    return writer.result()
 
 
 def published_accuracy(entry: str | None) -> dict[str, Any] | None:
@@ -295,14 +391,12 @@ def finish(
     from cbam_viz.study import measures
     from cbam_viz.study.summary import Atlas, summarise
 
-    shard_dir = out / SHARDS
-    table = pa.concat_tables(
-        [pq.read_table(shard_dir / f"part-{k:05d}.parquet", schema=schema()) for k in range(shard_count)]
-    )
-    skipped = [row for k in range(shard_count) for row in _read_skipped(shard_dir / f"part-{k:05d}.skipped.csv")]
+    parts = [pq.read_table(_shard_file(out, k, ".parquet"), schema=schema()) for k in range(shard_count)]
+    table = pa.concat_tables(parts)
+    skipped = [row for k in range(shard_count) for row in _read_skipped(_shard_file(out, k, ".skipped.csv"))]
     atlas = Atlas()
     for k in range(shard_count):
-        atlas.merge(Atlas.load(shard_dir / f"part-{k:05d}.atlas.npz"))
+        atlas.merge(Atlas.load(_shard_file(out, k, ".atlas.npz")))
     header = {"study": options.to_json(), "eval_transform": _transform_words(options)}
     summary = summarise(table, list(options.models), skipped=len(skipped), atlas=atlas, header=header)
     for arch, numbers in (published or {}).items():

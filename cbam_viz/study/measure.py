@@ -186,6 +186,15 @@ def _box_text(box: Sequence[float]) -> str:
     return ",".join(f"{value:g}" for value in box)
 
 
+@dataclass
+class Measured:
+    """One image's rows (one per model) and its channel gates (for the atlas), from one or more models' passes."""
+
+    label: int
+    rows: dict[str, dict[str, Any]]  # arch -> row
+    channel: dict[str, dict[str, np.ndarray]]  # arch -> block -> (C,), models with channel attention only
+
+
 def measure(
     prepared: Sequence[Prepared],
     models: dict[str, nn.Module],
@@ -193,10 +202,8 @@ def measure(
     method: str,
     stage: int,
     categories: Sequence[str],
-    atlas: Any = None,
-) -> list[dict[str, Any]]:
-    """Rows (one per image and model, images in order, models in ``models``' order) for a batch of images;
-    ``atlas`` (``summary.Atlas``) gets every channel gate's vector."""
+) -> list[Measured]:
+    """Each image's rows for a batch of images (images in order, models in ``models``' order)."""
     outputs: dict[str, list[Output | None]] = {arch: [None] * len(prepared) for arch in models}
     for arch, model in models.items():
         preprocess = model.weights_info.preprocess
@@ -210,16 +217,50 @@ def measure(
                 positions, batch_pass(model, batch, targets, method=method, stage=stage), strict=True
             ):
                 outputs[arch][position] = output
-    rows = []
+    measured = []
     for position, item in enumerate(prepared):
+        one = Measured(item.loaded.item.label, {}, {})
         for arch, model in models.items():
             output = outputs[arch][position]
             assert output is not None
             view = item.inputs[model.weights_info.preprocess][1]
-            rows.append(_row(item, arch, output, view, categories))
-            if atlas is not None and has_channel_attention(arch):
-                atlas.add(arch, item.loaded.item.label, output.channel)
-    return rows
+            one.rows[arch] = _row(item, arch, output, view, categories)
+            if has_channel_attention(arch):
+                one.channel[arch] = output.channel
+        measured.append(one)
+    return measured
+
+
+def measure_batch(
+    batch: Sequence[Prepared | Skipped],
+    models: dict[str, nn.Module],
+    *,
+    method: str,
+    stage: int,
+    categories: Sequence[str],
+) -> list[Measured | Skipped]:
+    """A batch as the engines get it (prepared pictures and skipped items, in order), measured in that order."""
+    prepared = [one for one in batch if isinstance(one, Prepared)]
+    measured = iter(measure(prepared, models, method=method, stage=stage, categories=categories) if prepared else [])
+    return [one if isinstance(one, Skipped) else next(measured) for one in batch]
+
+
+def merge(parts: Sequence[Sequence[Measured | Skipped]]) -> list[Measured | Skipped]:
+    """One batch's results from passes of different models (the Ray engine: one actor per model), joined per image
+    in the order of ``parts``: what one ``measure_batch`` over all the models gives."""
+    joined: list[Measured | Skipped] = []
+    for images in zip(*parts, strict=True):
+        first = images[0]
+        if isinstance(first, Skipped):
+            joined.append(first)
+            continue
+        one = Measured(first.label, {}, {})
+        for part in images:
+            assert isinstance(part, Measured) and part.label == first.label
+            one.rows.update(part.rows)
+            one.channel.update(part.channel)
+        joined.append(one)
+    return joined
 
 
 def _row(item: Prepared, arch: str, output: Output, view: ModelView, categories: Sequence[str]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from cbam_viz.demo.shapes import CLASSES
-from cbam_viz.model.resnet import ArchConfig, build_resnet
+from cbam_viz.model.resnet import ARCHS, ArchConfig, build_resnet
 from cbam_viz.weights.demo_set import demo_dir, model_record, write_demo_metadata
 from cbam_viz.weights.registry import IMAGENET_MEAN, IMAGENET_STD
 
@@ -52,3 +52,8 @@ def write_demo_set(root: Path, models: dict[str, torch.nn.Module], resize: int) 
         models=records,
     )
     return root
+
+
+def tiny_demo_set(root: Path) -> Path:
+    """A demo set of random 1/8-width models at 48 px (fast studies), in the real demo set's layout."""
+    return write_demo_set(root, {arch: random_model(arch, seed) for seed, arch in enumerate(ARCHS)}, resize=48)
