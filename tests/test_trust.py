@@ -63,7 +63,7 @@ def test_the_checks_answer_through_the_api_as_the_engine_computes_them(
     assert (
         curves["models"]["cbam_resnet50"]["deletion"] == engine_curves.to_json()["models"]["cbam_resnet50"]["deletion"]
     )
-    with pytest.raises(Exception, match="not in the list of choices") as raised:
+    with pytest.raises(Exception, match="not one of the choices") as raised:
         client.predict(handle_file(str(picture)), ["vgg"], api_name="/sanity")
     assert "\n" not in str(raised.value)
 

@@ -25,7 +25,7 @@ from PIL import Image
 from torch import nn
 
 from cbam_viz.analysis import metrics
-from cbam_viz.analysis.cam import _label, cam_method_for, compute_cam
+from cbam_viz.analysis.cam import cam_method_for, class_label, compute_cam
 from cbam_viz.analysis.capture import AttentionCapture, CapturedPass, stage_layer
 from cbam_viz.errors import ImageError
 from cbam_viz.imaging.decode import display_image
@@ -271,11 +271,11 @@ def _row(item: Prepared, arch: str, output: Output, view: ModelView, categories:
         "image_id": item.loaded.item.image_id,
         "arch": arch,
         "label": label,
-        "label_name": _label(categories, label),
+        "label_name": class_label(categories, label),
         "width": item.loaded.picture.width,
         "height": item.loaded.picture.height,
         "predicted": int(top[0]),
-        "predicted_name": _label(categories, int(top[0])),
+        "predicted_name": class_label(categories, int(top[0])),
         "top5": [int(i) for i in top],
         "top5_probs": [float(probs[i]) for i in top],
         "top1_correct": bool(top[0] == label),
