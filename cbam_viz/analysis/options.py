@@ -38,8 +38,8 @@ from cbam_viz.vocab import (
     VIEWS,
     quote,
     split_block,
-    whole_number,
     stage_blocks,
+    whole_number,
 )
 
 
