@@ -1,8 +1,9 @@
 """Export files (the comparison figure, the JSON) under friendly names, in a private folder made on first use.
 
 Gradio copies each returned file into its own cache (which ``delete_cache`` cleans), so our copy is only needed
-briefly: older ones are pruned (by the server's sweeper, ``server.tempdir.sweep``, and before each export), and the folder is removed at exit. Names carry the picture's name, so two exports
-never collide in a downloads folder: ``<picture>-cbam_viz.png`` and ``.json``, ``<picture>-<model>-<panel>-stage<S>``.
+briefly: older ones are pruned (by the server's sweeper, ``server.tempdir.sweep``, and before each export), and the
+folder is removed at exit. Names carry the picture's name, so two exports never collide in a downloads folder:
+``<picture>-cbam_viz.png`` and ``.json``, ``<picture>-<model>-<panel>-stage<S>``.
 """
 
 from __future__ import annotations
