@@ -495,3 +495,25 @@ def test_the_command_line_names_the_trusted_proxies(capsys: pytest.CaptureFixtur
         layout.parse_args(["--trusted-proxies", "localhost"])
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--trusted-proxies takes IP addresses or networks" in error and "Traceback" not in error
+
+
+def test_a_spoofed_host_is_not_reflected_into_urls(app_url: str) -> None:
+    for page in ("/", "/config"):
+        status, _, payload = raw(app_url, "GET", page, headers={"Host": "evil.example:666"})
+        assert status == 200 and b"evil.example" not in payload, page
+    status, _, payload = raw(app_url, "GET", "/config", headers={"Host": "evil.example:666"})
+    config = json.loads(payload)
+    assert config["root"] == "" and any("/gradio_api/file=" in url for url in _urls(config)), config["root"]
+    assert all(url.startswith("/gradio_api/file=") for url in _urls(config) if "gradio_api/file=" in url)
+    status, _, payload = raw(app_url, "GET", "/config", headers={"Host": "evil.example/x?"})
+    assert status == 400 and b"evil" not in payload
+
+
+def _urls(value: object) -> list[str]:
+    """Every ``url`` string in a JSON document."""
+    if isinstance(value, dict):
+        found = [value["url"]] if isinstance(value.get("url"), str) else []
+        return found + [url for item in value.values() for url in _urls(item)]
+    if isinstance(value, list):
+        return [url for item in value for url in _urls(item)]
+    return []

@@ -97,6 +97,9 @@ def security_headers(on_spaces: bool | None = None) -> tuple[tuple[bytes, bytes]
 _FORWARDED = (b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-port", b"forwarded")
 
 
+_PLAIN_HOST = re.compile(rb"[A-Za-z0-9.:\[\]_-]{1,255}")  # a Host Gradio could have put into a URL as it is
+
+
 class Refused(Exception):
     """A request the guard answers itself: HTTP ``status`` and a one-line ``detail``."""
 
@@ -189,7 +192,10 @@ class Guard:
         if scope["type"] == "http":
             send = _with_security_headers(send)
             if self.paths is not None:
-                scope, send = self.paths.reveal_path(scope), self.paths.hiding(send)
+                host = next((value for name, value in scope.get("headers", []) if name == b"host"), None)
+                server = scope.get("server") or ("localhost", None)
+                own = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
+                scope, send = self.paths.reveal_path(scope), self.paths.hiding(send, host, own.encode())
         try:
             if scope["type"] == "http":
                 await self._http(scope, receive, send)
@@ -213,6 +219,9 @@ class Guard:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope.get("path", ""), scope.get("method")
         _check_session_hashes(scope, None)
+        host = next((value for name, value in scope.get("headers", []) if name == b"host"), None)
+        if host is not None and not _PLAIN_HOST.fullmatch(host):
+            raise Refused(400, "Bad Host header: a host name or address, and a port")
         if path.rstrip("/") in CLOSED_PATHS:
             raise Refused(404, "Not Found")
         if path == HEALTH_PATH and method in ("GET", "HEAD"):
@@ -391,9 +400,12 @@ class CachePaths:
         self.real = root.rstrip("/").encode() + b"/"
         self.shown = self.PLACEHOLDER.encode() + b"/"
 
-    def hide(self, data: bytes) -> bytes:
+    def hide(self, data: bytes, origins: tuple[bytes, ...] = (), own: bytes = b"") -> bytes:
         for root in self.roots:
             data = data.replace(root, self.shown)
+        for origin in origins:  # "http://<Host>/gradio_api/file=..." -> "/gradio_api/file=...", the root -> ""
+            data = data.replace(b'"' + origin, b'"')
+            data = data.replace(origin, origin.partition(b"//")[0] + b"//" + own)  # the API page's code examples
         return data
 
     def reveal(self, data: bytes) -> bytes:
@@ -407,8 +419,12 @@ class CachePaths:
         real = path.replace(marker, "file=" + self.real.decode())
         return {**scope, "path": real, "raw_path": real.encode()}
 
-    def hiding(self, send: Send) -> Send:
-        """``send`` with the cache folder hidden in every text answer (a whole answer is held to fix its length)."""
+    def hiding(self, send: Send, host: bytes | None = None, own: bytes = b"localhost") -> Send:
+        """``send`` with the cache folder hidden in every text answer (a whole answer is held to fix its length), and
+        URLs that Gradio built from the request's ``Host`` (any visitor may send any Host) made relative: the page's
+        client resolves a relative root against its own address; the API page's code examples name ``own``, the
+        address the server was reached at."""
+        origins = (b"http://" + host, b"https://" + host) if host and _PLAIN_HOST.fullmatch(host) else ()
         state: dict[str, Any] = {"start": None, "parts": [], "text": False}
 
         async def wrapped(message: Message) -> None:
@@ -424,12 +440,12 @@ class CachePaths:
                 await send(message)
                 return
             if state["start"] is None:  # a stream: each chunk on its own
-                await send({**message, "body": self.hide(message.get("body", b""))})
+                await send({**message, "body": self.hide(message.get("body", b""), origins, own)})
                 return
             state["parts"].append(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            body = self.hide(b"".join(state["parts"]))
+            body = self.hide(b"".join(state["parts"]), origins, own)
             start = state["start"]
             headers = [(name, value) for name, value in start.get("headers", []) if name != b"content-length"]
             await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
