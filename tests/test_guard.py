@@ -517,3 +517,34 @@ def _urls(value: object) -> list[str]:
     if isinstance(value, list):
         return [url for item in value for url in _urls(item)]
     return []
+
+
+def test_an_expensive_analysis_runs_in_the_expensive_group() -> None:
+    functions = {0: _Fn("analyze"), 1: _Fn("analyze" + guard.EXPENSIVE_TWIN), 2: _Fn("sanity")}
+    seen: list = []
+    middleware = guard.Guard(_consumer(seen), fn_ids=functions.keys, functions=lambda: functions, events=list)
+
+    def join(data: list) -> int:
+        body = json.dumps({"data": data, "fn_index": 0, "session_hash": "s"}).encode()
+        _through(middleware, _scope("/gradio_api/queue/join"), [{"type": "http.request", "body": body}])
+        return json.loads(seen[-1][1])["fn_index"]
+
+    assert join(["img", "m", "demo", "top1", "", "scorecam"]) == 1  # Score-CAM: the twin in the expensive group
+    assert join(["img", "m", "demo", "top1", "", "gradcam", 4, "whole", True]) == 1  # ROAD too
+    assert join(["img", "m", "demo", "top1", "", "gradcam", 4, "whole", False]) == 0  # photo mode keeps its slot
+
+
+def test_expensive_events_have_their_own_concurrency_group(tmp_path) -> None:
+    from test_app import write_random_demo
+
+    from cbam_viz.ui.layout import build_demo
+    from cbam_viz.ui.server.engine import Engine
+
+    engine = Engine.start("demo", "cpu", write_random_demo(tmp_path), warm=False, offline=True)
+    demo = build_demo(engine)
+    groups = {fn.api_name: fn.concurrency_id for fn in demo.fns.values()}
+    expensive = ("sanity", "deletion_insertion", "sweep", "analyze_expensive", "analyze_on_change_expensive")
+    assert {groups[name] for name in expensive} == {"expensive"}, groups
+    assert groups["analyze"] == groups["analyze_on_change"] == "models"
+    limits = {fn.concurrency_id: fn.concurrency_limit for fn in demo.fns.values()}
+    assert limits["expensive"] == 1 and limits["models"] == 1

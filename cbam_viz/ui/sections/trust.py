@@ -218,7 +218,7 @@ def wire(page: Page) -> None:
             [output],
             api_name=name,
             show_progress_on=cells.value_components(panel for panel in filled if panel.progress),  # where it shows
-            **parts.models_queue(),
+            **parts.expensive_queue(),
         ).success(show, shown, outputs, api_name=f"{name}_panels", api_visibility="private", **parts.render_queue())
     _wire_box(page)
 

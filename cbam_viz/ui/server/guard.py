@@ -62,6 +62,7 @@ EXPENSIVE_PER_CLIENT = 3  # expensive jobs one client may have waiting or runnin
 LIVE_PER_CLIENT = 3  # live streams one client address may have waiting or running (a class behind one NAT address
 # shares it: the app streams 2 webcams at once on a CPU anyway)
 EXPENSIVE_APIS = frozenset({"sanity", "deletion_insertion", "sweep"})
+EXPENSIVE_TWIN = "_expensive"  # an analysis's twin event in the expensive group: "analyze" -> "analyze_expensive"
 ANALYSIS_APIS = frozenset({"analyze", "analyze_on_change"})  # expensive with Score-CAM or ROAD (faithfulness)
 FAITHFULNESS_INDEX = 8  # position of the faithfulness (ROAD) checkbox in an analysis call's data
 LIVE_APIS = frozenset({"live"})
@@ -266,6 +267,8 @@ class Guard:
         if cost is not None:
             self._check_share(client, cost)
             self._joining[(client, cost)] += 1
+        if cost == "expensive" and getattr(fn, "api_name", None) in ANALYSIS_APIS:
+            scope, body = self._to_twin(scope, body, fn.api_name)
         try:
             await self.app(scope, _replay(body), _busy_rewriter(send) if path.startswith(JOIN_PATHS) else send)
         finally:
@@ -273,6 +276,25 @@ class Guard:
                 self._joining[(client, cost)] -= 1
                 if self._joining[(client, cost)] <= 0:
                     del self._joining[(client, cost)]
+
+    def _to_twin(self, scope: Scope, body: bytes, name: str) -> tuple[Scope, bytes]:
+        """A Score-CAM or ROAD analysis goes to its twin event in the expensive group (``fn_index`` of a join, or the
+        api name of a REST call), so it never holds photo mode's slot."""
+        twin = next(
+            (index for index, fn in self.functions().items() if getattr(fn, "api_name", None) == name + EXPENSIVE_TWIN),
+            None,
+        )
+        if twin is None:
+            return scope, body
+        payload = json.loads(body)
+        if isinstance(payload, dict) and "fn_index" in payload:
+            return scope, json.dumps({**payload, "fn_index": twin}).encode()
+        path = scope.get("path", "")
+        suffix = "/" + name
+        if path.rstrip("/").endswith(suffix):
+            renamed = path.rstrip("/") + EXPENSIVE_TWIN
+            return {**scope, "path": renamed, "raw_path": renamed.encode()}, body
+        return scope, body
 
     def _function(self, path: str, payload: Any) -> Any:
         """The event a call names (by ``fn_index``, or by the api name in its path), checked; None when unnamed."""
@@ -310,7 +332,7 @@ class Guard:
         data = payload.get("data") if isinstance(payload, dict) else None
         if name in LIVE_APIS:
             return "live"
-        if name in EXPENSIVE_APIS:
+        if name in EXPENSIVE_APIS or (isinstance(name, str) and name.endswith(EXPENSIVE_TWIN)):
             return "expensive"
         if name in ANALYSIS_APIS and _is_expensive_analysis(data):
             return "expensive"
