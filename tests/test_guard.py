@@ -548,3 +548,14 @@ def test_expensive_events_have_their_own_concurrency_group(tmp_path) -> None:
     assert groups["analyze"] == groups["analyze_on_change"] == "models"
     limits = {fn.concurrency_id: fn.concurrency_limit for fn in demo.fns.values()}
     assert limits["expensive"] == 1 and limits["models"] == 1
+
+
+def test_a_score_cam_analysis_through_the_client_answers_from_the_expensive_group(app_url: str, tmp_path) -> None:
+    from gradio_client import Client, handle_file
+    from test_app import shape_file
+
+    client = Client(app_url, verbose=False)
+    document, _ = client.predict(
+        handle_file(shape_file(tmp_path, 0)), models=["resnet50"], method="scorecam", api_name="/analyze"
+    )
+    assert document["method"] == "scorecam" and list(document["models"]) == ["resnet50"], document.get("method")
