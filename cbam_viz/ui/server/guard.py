@@ -278,23 +278,18 @@ class Guard:
                     del self._joining[(client, cost)]
 
     def _to_twin(self, scope: Scope, body: bytes, name: str) -> tuple[Scope, bytes]:
-        """A Score-CAM or ROAD analysis goes to its twin event in the expensive group (``fn_index`` of a join, or the
-        api name of a REST call), so it never holds photo mode's slot."""
+        """A Score-CAM or ROAD analysis joining the queue (the page, gradio_client) goes to its twin event in the
+        expensive group, by its ``fn_index``, so it never holds photo mode's slot. (A REST ``/call/<api>`` names the
+        api itself and Gradio documents no private twin there: such a call keeps its event, within the client's
+        share of expensive work.)"""
+        payload = json.loads(body)
+        if not isinstance(payload, dict) or "fn_index" not in payload:
+            return scope, body
         twin = next(
             (index for index, fn in self.functions().items() if getattr(fn, "api_name", None) == name + EXPENSIVE_TWIN),
             None,
         )
-        if twin is None:
-            return scope, body
-        payload = json.loads(body)
-        if isinstance(payload, dict) and "fn_index" in payload:
-            return scope, json.dumps({**payload, "fn_index": twin}).encode()
-        path = scope.get("path", "")
-        suffix = "/" + name
-        if path.rstrip("/").endswith(suffix):
-            renamed = path.rstrip("/") + EXPENSIVE_TWIN
-            return {**scope, "path": renamed, "raw_path": renamed.encode()}, body
-        return scope, body
+        return scope, body if twin is None else json.dumps({**payload, "fn_index": twin}).encode()
 
     def _function(self, path: str, payload: Any) -> Any:
         """The event a call names (by ``fn_index``, or by the api name in its path), checked; None when unnamed."""
