@@ -17,7 +17,9 @@ route reads a byte. Every refusal is a one-line JSON ``detail`` the client can s
 - a live (webcam) frame is refused in one line before Gradio opens it with Pillow unless it is a JPEG, PNG or WebP
   of at most 4 megapixels (``imaging.headers.live_frame_problem``);
 - fair shares: a client has at most ``EXPENSIVE_PER_CLIENT`` expensive jobs (Score-CAM, ROAD, sanity checks,
-  deletion/insertion curves, sweeps) and ``LIVE_PER_CLIENT`` live streams waiting or running;
+  deletion/insertion curves, sweeps) and ``LIVE_PER_CLIENT`` live streams waiting or running; a Score-CAM or ROAD
+  analysis joins its twin event (``EXPENSIVE_TWIN``) in the ``expensive`` concurrency group, beside photo mode's;
+- a URL Gradio built from the request's ``Host`` is made relative (``CachePaths.hiding``); a malformed Host is a 400;
 - Gradio's "Queue is full. Max size is ..." becomes "The app is busy (N waiting): try again in a few seconds", an
   event stream's error that Gradio left without a message says what to fix, and a refused choice is quoted in at
   most ``QUOTE_CHARS`` characters;
