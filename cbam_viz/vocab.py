@@ -113,6 +113,18 @@ def method_label(name: str) -> str:
 # ------------------------------------------------------------------------------------------------- bounded text
 
 
+MAX_DIGITS = 9  # a number a visitor types (a class index, keep-top-k's K) has at most this many digits
+
+
+def whole_number(value: str) -> int | None:
+    """ASCII digits (at most ``MAX_DIGITS``) as an int, else None: ``str.isdigit`` accepts "²", which ``int``
+    refuses, and ``int`` refuses more than 4 300 digits; both would surface as a bare ValueError."""
+    value = value.strip()
+    if not value or len(value) > MAX_DIGITS or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
 def quote(value: object, limit: int = 100) -> str:
     """``repr`` of what a user sent, cut to ``limit`` characters, for error messages and logs."""
     text = repr(value) if not isinstance(value, str) else repr(value[: limit + 1])

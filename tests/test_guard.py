@@ -488,3 +488,67 @@ def test_the_command_line_names_the_trusted_proxies(capsys: pytest.CaptureFixtur
         layout.parse_args(["--trusted-proxies", "localhost"])
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--trusted-proxies takes IP addresses or networks" in error and "Traceback" not in error
+
+
+def test_a_spoofed_host_is_not_reflected_into_urls(app_url: str) -> None:
+    for page in ("/", "/config"):
+        status, _, payload = raw(app_url, "GET", page, headers={"Host": "evil.example:666"})
+        assert status == 200 and b"evil.example" not in payload, page
+    status, _, payload = raw(app_url, "GET", "/config", headers={"Host": "evil.example:666"})
+    config = json.loads(payload)
+    assert config["root"] == "" and any("/gradio_api/file=" in url for url in _urls(config)), config["root"]
+    assert all(url.startswith("/gradio_api/file=") for url in _urls(config) if "gradio_api/file=" in url)
+    status, _, payload = raw(app_url, "GET", "/config", headers={"Host": "evil.example/x?"})
+    assert status == 400 and b"evil" not in payload
+
+
+def _urls(value: object) -> list[str]:
+    """Every ``url`` string in a JSON document."""
+    if isinstance(value, dict):
+        found = [value["url"]] if isinstance(value.get("url"), str) else []
+        return found + [url for item in value.values() for url in _urls(item)]
+    if isinstance(value, list):
+        return [url for item in value for url in _urls(item)]
+    return []
+
+
+def test_an_expensive_analysis_runs_in_the_expensive_group() -> None:
+    functions = {0: _Fn("analyze"), 1: _Fn("analyze" + guard.EXPENSIVE_TWIN), 2: _Fn("sanity")}
+    seen: list = []
+    middleware = guard.Guard(_consumer(seen), fn_ids=functions.keys, functions=lambda: functions, events=list)
+
+    def join(data: list) -> int:
+        body = json.dumps({"data": data, "fn_index": 0, "session_hash": "s"}).encode()
+        _through(middleware, _scope("/gradio_api/queue/join"), [{"type": "http.request", "body": body}])
+        return json.loads(seen[-1][1])["fn_index"]
+
+    assert join(["img", "m", "demo", "top1", "", "scorecam"]) == 1  # Score-CAM: the twin in the expensive group
+    assert join(["img", "m", "demo", "top1", "", "gradcam", 4, "whole", True]) == 1  # ROAD too
+    assert join(["img", "m", "demo", "top1", "", "gradcam", 4, "whole", False]) == 0  # photo mode keeps its slot
+
+
+def test_expensive_events_have_their_own_concurrency_group(tmp_path) -> None:
+    from test_app import write_random_demo
+
+    from cbam_viz.ui.layout import build_demo
+    from cbam_viz.ui.server.engine import Engine
+
+    engine = Engine.start("demo", "cpu", write_random_demo(tmp_path), warm=False, offline=True)
+    demo = build_demo(engine)
+    groups = {fn.api_name: fn.concurrency_id for fn in demo.fns.values()}
+    expensive = ("sanity", "deletion_insertion", "sweep", "analyze_expensive", "analyze_on_change_expensive")
+    assert {groups[name] for name in expensive} == {"expensive"}, groups
+    assert groups["analyze"] == groups["analyze_on_change"] == "models"
+    limits = {fn.concurrency_id: fn.concurrency_limit for fn in demo.fns.values()}
+    assert limits["expensive"] == 1 and limits["models"] == 1
+
+
+def test_a_score_cam_analysis_through_the_client_answers_from_the_expensive_group(app_url: str, tmp_path) -> None:
+    from gradio_client import Client, handle_file
+    from test_app import shape_file
+
+    client = Client(app_url, verbose=False)
+    document, _ = client.predict(
+        handle_file(shape_file(tmp_path, 0)), models=["resnet50"], method="scorecam", api_name="/analyze"
+    )
+    assert document["method"] == "scorecam" and list(document["models"]) == ["resnet50"], document.get("method")

@@ -19,3 +19,17 @@ def test_unknown_languages_are_left_out_with_the_note() -> None:
         found = lesson.read({"lang": value}, {}, ["auto"], ())
         assert found.ignored and "lang=" in found.note() and "choose en, zh" in found.note(), value
     assert lesson.read({"lang": "zh"}, {}, ["auto"], ()).ignored == []
+
+
+def test_the_page_notes_an_unknown_lang_of_its_link() -> None:
+    from types import SimpleNamespace
+
+    from cbam_viz.ui.sections.lesson import apply_lesson
+
+    engine = SimpleNamespace(examples={}, is_demo=True, weight_choices=lambda: [("auto", "auto")])
+    controls = {"image": "image", "note": "note"}
+    request = SimpleNamespace(query_params={"lang": "__proto__"})
+    updates = apply_lesson(engine, controls, {}, None, request)
+    assert "lang=" in updates["note"] and "en, zh" in updates["note"], updates
+    request = SimpleNamespace(query_params={"lang": "zh"})
+    assert apply_lesson(engine, controls, {}, None, request)["note"] == ""

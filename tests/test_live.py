@@ -100,3 +100,26 @@ def test_the_demo_models_get_one_torch_thread_on_a_cpu() -> None:
         assert fit_torch_threads("cpu", "demo") == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_frame_is_decoded_only_for_a_tab_with_a_live_slot(engine: Engine, tmp_path: Path, monkeypatch) -> None:
+    from gradio.components.image import ImageData
+
+    with gr.Blocks():
+        camera = live_section.build(None).camera
+    frame = tmp_path / "frame.png"
+    Image.fromarray(clip_frames(count=1)[0]).save(frame)
+    payload = camera.preprocess(ImageData(path=str(frame), orig_name="frame.png"))
+    assert payload == str(frame)  # the input hands over the file: Gradio opened nothing
+    decoded = []
+    real = live.decode_image
+    monkeypatch.setattr(live, "decode_image", lambda *args, **kwargs: decoded.append(args) or real(*args, **kwargs))
+    slots = live.LiveSlots(1)
+    values = (list(ARCH_ORDER), "demo", 4, "jet", 0.5)
+    image, line, _, _ = live_section.live_step(engine, slots, payload, *values, None, _Request("one"))
+    assert isinstance(image, Image.Image) and "fps" in line and len(decoded) == 1
+    assert slots.hold("one")  # its next frame keeps the slot (the first frame may outlast the lease on a busy CPU)
+    _, busy, _, _ = live_section.live_step(engine, slots, payload, *values, None, _Request("two"))
+    assert busy == text("live.busy", count=1) and len(decoded) == 1  # the viewer without a slot: not decoded
+    with pytest.raises(gr.Error, match="the live frame"):  # another format than a webcam's, refused in one line
+        live_section.live_step(engine, slots, b"GIF89a" + bytes(64), *values, None, _Request("one"))

@@ -91,7 +91,12 @@ def resolve_target(target: int | str | None, categories: Sequence[str]) -> int |
     count = len(categories)
     if isinstance(target, bool):
         raise CbamVizError(f"target must be a class index or name, got {target!r}")
-    if isinstance(target, int | np.integer) or (isinstance(target, str) and target.strip().isdigit()):
+    if isinstance(target, str) and target.strip().isdigit():
+        number = vocab.whole_number(target)
+        if number is None:  # "²", or more digits than any class index
+            raise CbamVizError(f"target class {vocab.quote(target.strip(), 20)} is not a class index: use 0-9 digits")
+        target = number
+    if isinstance(target, int | np.integer):
         index = int(target)
         if not 0 <= index < count:
             raise CbamVizError(

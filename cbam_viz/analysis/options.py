@@ -39,6 +39,7 @@ from cbam_viz.vocab import (
     quote,
     split_block,
     stage_blocks,
+    whole_number,
 )
 
 
@@ -66,7 +67,7 @@ def checked_models(value: Any) -> tuple[str, ...]:
 GATES: tuple[str, ...] = ("channel", "spatial", "both")
 HOWS: tuple[str, ...] = ("one", "mean", "shuffle", "keep-top-k")
 SPEC_HELP = "<where>:<gate>=<how>, e.g. layer3:spatial=one, all:channel=mean, layer2:channel=keep-top-k:16"
-_WHERE = re.compile(r"all|layer([1-9])(?:\.(\d+))?")
+_WHERE = re.compile(r"all|layer([1-9])(?:\.([0-9]{1,4}))?")
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,10 @@ class Intervention:
         k = None
         if how.startswith("keep-top-k"):
             number = how.removeprefix("keep-top-k").removeprefix(":")
-            if not number.isdigit() or not how.startswith("keep-top-k:"):
+            k = whole_number(number)
+            if k is None or not how.startswith("keep-top-k:"):
                 raise CbamVizError(f"bad intervention {quote(spec)}: keep-top-k needs K, e.g. keep-top-k:16")
-            how, k = "keep-top-k", int(number)
+            how = "keep-top-k"
         return cls(where, gate, how, k)
 
     @property
@@ -220,7 +222,10 @@ def _target(value: Any) -> int | str | None:
     value = value.strip()
     if not value:
         return None
-    return int(value) if value.isdigit() else value
+    number = whole_number(value)
+    if number is None and value.isdigit():  # "²", or more digits than any class index
+        raise CbamVizError(f"target class {quote(value, 20)} is not a class index: use 0-9 digits or a class name")
+    return value if number is None else number
 
 
 def _stage(value: Any) -> int:

@@ -1,8 +1,9 @@
 """Export files (the comparison figure, the JSON) under friendly names, in a private folder made on first use.
 
 Gradio copies each returned file into its own cache (which ``delete_cache`` cleans), so our copy is only needed
-briefly: older ones are pruned, and the folder is removed at exit. Names carry the picture's name, so two exports
-never collide in a downloads folder: ``<picture>-cbam_viz.png`` and ``.json``, ``<picture>-<model>-<panel>-stage<S>``.
+briefly: older ones are pruned (by the server's sweeper, ``server.tempdir.sweep``, and before each export), and the
+folder is removed at exit. Names carry the picture's name, so two exports never collide in a downloads folder:
+``<picture>-cbam_viz.png`` and ``.json``, ``<picture>-<model>-<panel>-stage<S>``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class ExportFiles:
     def write(self, name: str, data: bytes) -> str:
         """Write ``data`` under ``name`` (pruning old copies first); -> its path."""
         with self._lock:
-            self.prune()
+            self._prune(time.time())
             folder = Path(tempfile.mkdtemp(dir=self.folder))  # one folder per export keeps the friendly file name
             path = folder / name
             path.write_bytes(data)
@@ -55,9 +56,12 @@ class ExportFiles:
 
     def prune(self, now: float | None = None) -> None:
         """Remove the copies older than ``keep_seconds``."""
+        with self._lock:
+            self._prune(time.time() if now is None else now)
+
+    def _prune(self, now: float) -> None:
         if self._folder is None:
             return
-        now = time.time() if now is None else now
         for folder in self._folder.iterdir():
             if now - folder.stat().st_mtime > self.keep_seconds:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Live mode: webcam frames through the chosen models, one lean pass each, drawn as overlays in one JPEG.
 
-Per frame: the frame (already decoded by the browser into an array) is shrunk once to ``LIVE_SIDE``; each model
+Per frame: the frame (the browser's JPEG/PNG/WebP, decoded here by ``imaging.decode_image`` with the webcam's limits,
+and only once the tab holds a live slot) is shrunk once to ``LIVE_SIDE``; each model
 runs its one hooked pass (``analysis.run_model``: top-1, the CAM, the gates); the CAM and CBAM's spatial map of
 the chosen stage are laid over the frame with the numpy colour tables; the row goes out as one JPEG. No
 matplotlib, no JSON, no drill-down.
@@ -25,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,11 +36,13 @@ from cbam_viz.analysis.models import get_models
 from cbam_viz.analysis.run import run_model
 from cbam_viz.errors import CbamVizError
 from cbam_viz.i18n.language import class_name, text
-from cbam_viz.imaging.decode import display_image
+from cbam_viz.imaging.decode import decode_image, display_image
+from cbam_viz.imaging.headers import LIVE_FRAME_BYTES, LIVE_FRAME_PIXELS
 from cbam_viz.imaging.view import map_to_image, prepare_input
 from cbam_viz.render import fonts
 from cbam_viz.render.overlay import overlay as draw_overlay
 from cbam_viz.render.text import captioned_row
+from cbam_viz.ui.gallery import is_plain_file
 from cbam_viz.vocab import ARCH_TITLES, has_spatial_attention, last_block
 from cbam_viz.weights.registry import Preprocess
 
@@ -124,9 +128,21 @@ class LiveResult:
     demo: bool = False  # the demo set answered: its shapes are named in the page's language
 
 
-def frame_picture(frame: np.ndarray | Image.Image) -> Image.Image:
-    """The browser's frame as an RGB picture at most ``LIVE_SIDE`` px (the only resize of the frame)."""
-    if isinstance(frame, Image.Image):
+Frame = (
+    np.ndarray | Image.Image | str | bytes
+)  # an array or picture, or the webcam's file (cached path, data URL bytes)
+
+
+def frame_picture(frame: Frame) -> Image.Image:
+    """The browser's frame as an RGB picture at most ``LIVE_SIDE`` px (the only resize of the frame); a file is
+    decoded by the app's decoder with the webcam's limits (format allow-list, 4 megapixels, bounded EXIF)."""
+    if isinstance(frame, str | bytes):
+        if isinstance(frame, str) and not is_plain_file(Path(frame)):
+            raise CbamVizError(text("error.live_frame"))
+        picture = decode_image(
+            frame, max_file_bytes=LIVE_FRAME_BYTES, max_pixels=LIVE_FRAME_PIXELS, name=text("image.live_frame")
+        )
+    elif isinstance(frame, Image.Image):
         picture = frame.convert("RGB")
     else:
         array = np.asarray(frame)
@@ -137,7 +153,7 @@ def frame_picture(frame: np.ndarray | Image.Image) -> Image.Image:
 
 
 def analyse_frame(
-    frame: np.ndarray | Image.Image,
+    frame: Frame,
     models: Sequence[str],
     weights: object,
     *,

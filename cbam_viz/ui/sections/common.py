@@ -77,6 +77,11 @@ class Parts:
         """Events that run a model share the analysis slots."""
         return {"concurrency_id": "models", "concurrency_limit": self.settings.concurrency}
 
+    def expensive_queue(self) -> dict[str, Any]:
+        """Expensive events (Score-CAM and ROAD analyses, sanity checks, curves, sweeps) share their own small group,
+        beside the analysis slots: photo mode keeps its slot whatever waits here."""
+        return {"concurrency_id": "expensive", "concurrency_limit": self.settings.expensive_concurrency}
+
     def render_queue(self) -> dict[str, Any]:
         """Events that only draw from a cached analysis share the drawing slots."""
         return {"concurrency_id": "render", "concurrency_limit": self.settings.render_concurrency}

@@ -155,7 +155,7 @@ def wire(page: Page) -> None:
             [handle.state, handle.json],
             api_name=name,
             show_progress_on=outputs(page)[:1],
-            **parts.models_queue(),
+            **(parts.expensive_queue() if name == "sweep" else parts.models_queue()),
         ).success(
             show_event(page),
             show_inputs(page),

@@ -63,8 +63,8 @@ def apply_lesson(
     always gets a value (the example, or what it holds): a property update, ``gr.skip()`` included, would make
     Gradio rebuild it for the session without ``uploads.image_input``'s preprocessing."""
     query = dict(getattr(request, "query_params", None) or {})
-    gradios = {"__theme", "view", "presenter", "lang"}  # Gradio's own (?view=api), and the page's own switches
-    query = {key: value for key, value in query.items() if key not in gradios}
+    gradios = {"__theme", "view", "presenter"}  # Gradio's own (?view=api), and the page's own switch
+    query = {key: value for key, value in query.items() if key not in gradios}  # ``lang`` stays: read notes a bad one
     if not query:
         return {controls["image"]: current}
     examples = lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))

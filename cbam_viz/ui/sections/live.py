@@ -22,6 +22,7 @@ from cbam_viz.ui.panels.registry import IMAGE_HEIGHT, Display
 from cbam_viz.ui.sections.common import Box, Page, Parts, Section, accordion, explanation, track
 from cbam_viz.ui.sections.request import PageRequest
 from cbam_viz.ui.server.engine import Engine
+from cbam_viz.ui.uploads import image_input
 from cbam_viz.vocab import STAGES
 
 LIVE_TIME_LIMIT_S = 120  # one webcam stream's server time; pressing the webcam button again starts another
@@ -49,10 +50,9 @@ def build(parts: Parts) -> Live:
         explanation(T("explain.live"))
         with gr.Row():
             with gr.Column(scale=2, min_width=240):
-                camera = gr.Image(
+                camera = image_input(  # the frame's file, decoded by live_step only for a tab with a live slot
                     sources=["webcam"],
                     streaming=True,
-                    type="numpy",
                     label=T("page.webcam"),
                     height=240,
                     webcam_options=gr.WebcamOptions(mirror=False),  # as the class sees it: text reads right
@@ -85,7 +85,8 @@ def live_step(
 ) -> tuple[Any, Any, Any, Any]:
     """One webcam frame: -> (the row of overlays, the status line, the tab's frame clock, the frame for Freeze).
 
-    A frame that arrives while photo mode analyses is skipped; one beyond the live slots gets the busy line."""
+    A frame that arrives while photo mode analyses is skipped; one beyond the live slots gets the busy line. Either
+    way the frame is not decoded: ``frame`` is the webcam's file until ``live.frame_picture`` opens it."""
     if frame is None:
         return gr.skip(), gr.skip(), clock, gr.skip()
     session = getattr(request, "session_hash", None) or "local"

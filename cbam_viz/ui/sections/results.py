@@ -35,6 +35,7 @@ from cbam_viz.ui.results import Result
 from cbam_viz.ui.sections.common import Page, Parts, Section, explanation, panel_row
 from cbam_viz.ui.sections.request import PageRequest, api_event, components
 from cbam_viz.ui.server.engine import BIG_PICTURE_PIXELS, Engine, release_memory
+from cbam_viz.ui.server.guard import EXPENSIVE_TWIN
 from cbam_viz.vocab import ARCH_TITLES, all_blocks, method_label
 
 LOGGER = logging.getLogger("cbam_viz.app")
@@ -351,6 +352,19 @@ def _wire_analysis(page: Page) -> None:
         **parts.models_queue(),
     )
     after(changed, "analyze_on_change")
+    # Their twins in the expensive group: the guard sends a Score-CAM or ROAD analysis here (``guard.EXPENSIVE_TWIN``),
+    # so it never takes photo mode's slot; the page chains its panels on the event it asked for.
+    twin_trigger = gr.Button(visible=False, elem_id="analyse-expensive")
+    for name, handler in (("analyze", analyse_now), ("analyze_on_change", analyse_changed)):
+        twin_trigger.click(
+            handler,
+            analysis_inputs,
+            analysis_outputs,
+            api_name=f"{name}{EXPENSIVE_TWIN}",
+            api_visibility="private",
+            show_progress_on=progress_on,
+            **parts.expensive_queue(),
+        )
 
 
 def _wire_display(page: Page) -> None:

@@ -27,6 +27,8 @@ from cbam_viz.ui.sections.request import PageRequest, api_event, components
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.vocab import ARCH_TITLES
 
+SANITY_GPU_ONLY = frozenset({"scorecam"})  # one pass per channel, for every randomised layer: minutes on a CPU
+
 
 @dataclass
 class Trust:
@@ -78,9 +80,12 @@ def run_sanity(
     engine: Engine, asked: PageRequest, result: Result | None = None, progress: gr.Progress | None = None
 ) -> dict:
     """Cascading and independent randomisation and the random logit, model by model (a progress step each); the
-    report joins the tab's cached analysis when there is one."""
-    picture, _ = asked.picture()
+    report joins the tab's cached analysis when there is one. Score-CAM is refused on a CPU server (a per-call cost
+    bound: ``SANITY_GPU_ONLY``), before the picture is even decoded."""
     options = asked.options(engine)
+    if options.method in SANITY_GPU_ONLY and not engine.device.startswith("cuda"):
+        raise CbamVizError(text("error.sanity_scorecam_cpu"))
+    picture, _ = asked.picture()
     reports = {}
     for arch in _steps(progress, options.models, "progress.sanity"):
         one = checks_randomisation.sanity_report(
@@ -213,7 +218,7 @@ def wire(page: Page) -> None:
             [output],
             api_name=name,
             show_progress_on=cells.value_components(panel for panel in filled if panel.progress),  # where it shows
-            **parts.models_queue(),
+            **parts.expensive_queue(),
         ).success(show, shown, outputs, api_name=f"{name}_panels", api_visibility="private", **parts.render_queue())
     _wire_box(page)
 

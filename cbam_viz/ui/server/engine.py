@@ -215,6 +215,8 @@ class ServeSettings:
     queue_size: int
     render_concurrency: int
     live_sessions: int = 2  # webcams streamed at once; the next viewer is told to use photo mode
+    expensive_concurrency: int = 1  # Score-CAM/ROAD analyses, sanity checks, curves, sweeps: their own slot, so an
+    # ordinary photo-mode analysis never waits behind more than the one expensive job that shares the CPU with it
 
     @classmethod
     def for_device(cls, device: str, queue_size: int | None = None) -> ServeSettings:

@@ -17,7 +17,9 @@ route reads a byte. Every refusal is a one-line JSON ``detail`` the client can s
 - a live (webcam) frame is refused in one line before Gradio opens it with Pillow unless it is a JPEG, PNG or WebP
   of at most 4 megapixels (``imaging.headers.live_frame_problem``);
 - fair shares: a client has at most ``EXPENSIVE_PER_CLIENT`` expensive jobs (Score-CAM, ROAD, sanity checks,
-  deletion/insertion curves, sweeps) and ``LIVE_PER_CLIENT`` live streams waiting or running;
+  deletion/insertion curves, sweeps) and ``LIVE_PER_CLIENT`` live streams waiting or running; a Score-CAM or ROAD
+  analysis joins its twin event (``EXPENSIVE_TWIN``) in the ``expensive`` concurrency group, beside photo mode's;
+- a URL Gradio built from the request's ``Host`` is made relative (``CachePaths.hiding``); a malformed Host is a 400;
 - Gradio's "Queue is full. Max size is ..." becomes "The app is busy (N waiting): try again in a few seconds", an
   event stream's error that Gradio left without a message says what to fix, and a refused choice is quoted in at
   most ``QUOTE_CHARS`` characters;
@@ -62,6 +64,7 @@ EXPENSIVE_PER_CLIENT = 3  # expensive jobs one client may have waiting or runnin
 LIVE_PER_CLIENT = 3  # live streams one client address may have waiting or running (a class behind one NAT address
 # shares it: the app streams 2 webcams at once on a CPU anyway)
 EXPENSIVE_APIS = frozenset({"sanity", "deletion_insertion", "sweep"})
+EXPENSIVE_TWIN = "_expensive"  # an analysis's twin event in the expensive group: "analyze" -> "analyze_expensive"
 ANALYSIS_APIS = frozenset({"analyze", "analyze_on_change"})  # expensive with Score-CAM or ROAD (faithfulness)
 FAITHFULNESS_INDEX = 8  # position of the faithfulness (ROAD) checkbox in an analysis call's data
 LIVE_APIS = frozenset({"live"})
@@ -95,6 +98,9 @@ def security_headers(on_spaces: bool | None = None) -> tuple[tuple[bytes, bytes]
 
 
 _FORWARDED = (b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-port", b"forwarded")
+
+
+_PLAIN_HOST = re.compile(rb"[A-Za-z0-9.:\[\]_-]{1,255}")  # a Host Gradio could have put into a URL as it is
 
 
 class Refused(Exception):
@@ -189,7 +195,10 @@ class Guard:
         if scope["type"] == "http":
             send = _with_security_headers(send)
             if self.paths is not None:
-                scope, send = self.paths.reveal_path(scope), self.paths.hiding(send)
+                host = next((value for name, value in scope.get("headers", []) if name == b"host"), None)
+                server = scope.get("server") or ("localhost", None)
+                own = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
+                scope, send = self.paths.reveal_path(scope), self.paths.hiding(send, host, own.encode())
         try:
             if scope["type"] == "http":
                 await self._http(scope, receive, send)
@@ -213,6 +222,9 @@ class Guard:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope.get("path", ""), scope.get("method")
         _check_session_hashes(scope, None)
+        host = next((value for name, value in scope.get("headers", []) if name == b"host"), None)
+        if host is not None and not _PLAIN_HOST.fullmatch(host):
+            raise Refused(400, "Bad Host header: a host name or address, and a port")
         if path.rstrip("/") in CLOSED_PATHS:
             raise Refused(404, "Not Found")
         if path == HEALTH_PATH and method in ("GET", "HEAD"):
@@ -257,6 +269,8 @@ class Guard:
         if cost is not None:
             self._check_share(client, cost)
             self._joining[(client, cost)] += 1
+        if cost == "expensive" and getattr(fn, "api_name", None) in ANALYSIS_APIS:
+            scope, body = self._to_twin(scope, body, fn.api_name)
         try:
             await self.app(scope, _replay(body), _busy_rewriter(send) if path.startswith(JOIN_PATHS) else send)
         finally:
@@ -264,6 +278,20 @@ class Guard:
                 self._joining[(client, cost)] -= 1
                 if self._joining[(client, cost)] <= 0:
                     del self._joining[(client, cost)]
+
+    def _to_twin(self, scope: Scope, body: bytes, name: str) -> tuple[Scope, bytes]:
+        """A Score-CAM or ROAD analysis joining the queue (the page, gradio_client) goes to its twin event in the
+        expensive group, by its ``fn_index``, so it never holds photo mode's slot. (A REST ``/call/<api>`` names the
+        api itself and Gradio documents no private twin there: such a call keeps its event, within the client's
+        share of expensive work.)"""
+        payload = json.loads(body)
+        if not isinstance(payload, dict) or "fn_index" not in payload:
+            return scope, body
+        twin = next(
+            (index for index, fn in self.functions().items() if getattr(fn, "api_name", None) == name + EXPENSIVE_TWIN),
+            None,
+        )
+        return scope, body if twin is None else json.dumps({**payload, "fn_index": twin}).encode()
 
     def _function(self, path: str, payload: Any) -> Any:
         """The event a call names (by ``fn_index``, or by the api name in its path), checked; None when unnamed."""
@@ -301,7 +329,7 @@ class Guard:
         data = payload.get("data") if isinstance(payload, dict) else None
         if name in LIVE_APIS:
             return "live"
-        if name in EXPENSIVE_APIS:
+        if name in EXPENSIVE_APIS or (isinstance(name, str) and name.endswith(EXPENSIVE_TWIN)):
             return "expensive"
         if name in ANALYSIS_APIS and _is_expensive_analysis(data):
             return "expensive"
@@ -391,9 +419,12 @@ class CachePaths:
         self.real = root.rstrip("/").encode() + b"/"
         self.shown = self.PLACEHOLDER.encode() + b"/"
 
-    def hide(self, data: bytes) -> bytes:
+    def hide(self, data: bytes, origins: tuple[bytes, ...] = (), own: bytes = b"") -> bytes:
         for root in self.roots:
             data = data.replace(root, self.shown)
+        for origin in origins:  # "http://<Host>/gradio_api/file=..." -> "/gradio_api/file=...", the root -> ""
+            data = data.replace(b'"' + origin, b'"')
+            data = data.replace(origin, origin.partition(b"//")[0] + b"//" + own)  # the API page's code examples
         return data
 
     def reveal(self, data: bytes) -> bytes:
@@ -407,8 +438,12 @@ class CachePaths:
         real = path.replace(marker, "file=" + self.real.decode())
         return {**scope, "path": real, "raw_path": real.encode()}
 
-    def hiding(self, send: Send) -> Send:
-        """``send`` with the cache folder hidden in every text answer (a whole answer is held to fix its length)."""
+    def hiding(self, send: Send, host: bytes | None = None, own: bytes = b"localhost") -> Send:
+        """``send`` with the cache folder hidden in every text answer (a whole answer is held to fix its length), and
+        URLs that Gradio built from the request's ``Host`` (any visitor may send any Host) made relative: the page's
+        client resolves a relative root against its own address; the API page's code examples name ``own``, the
+        address the server was reached at."""
+        origins = (b"http://" + host, b"https://" + host) if host and _PLAIN_HOST.fullmatch(host) else ()
         state: dict[str, Any] = {"start": None, "parts": [], "text": False}
 
         async def wrapped(message: Message) -> None:
@@ -424,12 +459,12 @@ class CachePaths:
                 await send(message)
                 return
             if state["start"] is None:  # a stream: each chunk on its own
-                await send({**message, "body": self.hide(message.get("body", b""))})
+                await send({**message, "body": self.hide(message.get("body", b""), origins, own)})
                 return
             state["parts"].append(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            body = self.hide(b"".join(state["parts"]))
+            body = self.hide(b"".join(state["parts"]), origins, own)
             start = state["start"]
             headers = [(name, value) for name, value in start.get("headers", []) if name != b"content-length"]
             await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})

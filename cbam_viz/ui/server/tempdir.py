@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from cbam_viz.ui.export import EXPORTS
+from cbam_viz.ui.export import EXPORTS, ExportFiles
 
 LOCK_NAME = ".lock"
 SWEEP_EVERY_S = 60
@@ -118,10 +118,17 @@ def sweep_empty_folders(root: Path, age_s: float = EMPTY_FOLDER_AGE_S, now: floa
     return removed
 
 
+def sweep(root: Path, exports: ExportFiles = EXPORTS, now: float | None = None) -> int:
+    """One pass of the sweeper: expired private export copies (so none outlives ``keep_seconds`` by more than a
+    pass when nobody exports again), then the empty upload folders; -> how many folders of ``root`` went."""
+    exports.prune(now)
+    return sweep_empty_folders(root, now=now)
+
+
 def _sweep_forever(root: Path, every_s: float = SWEEP_EVERY_S) -> None:
     while True:
         time.sleep(every_s)
-        sweep_empty_folders(root)
+        sweep(root)
 
 
 def _remove_then_exit(run: RunFolder):
