@@ -542,6 +542,36 @@ def test_a_lesson_link_opens_its_view_and_the_page_writes_one(weights_dir: Path)
             browser.close()
 
 
+def test_a_lesson_link_with_every_key_and_a_class_analyses_that_class(weights_dir: Path) -> None:
+    """Every key of a lesson link at once, ``target`` (one class for every model) included, restores the view and
+    analyses it; an unknown ``?lang=`` gets the same one-line note as any other unknown value."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    query = (
+        "?example=star&models=se_resnet50,cbam_resnet50&weights=demo&method=gradcam&stage=3&target=circle"
+        "&sees=whole&cmap=viridis&opacity=0.6&shared=1&panel=trust&lang=xx"
+    )
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + query, wait_until="domcontentloaded", timeout=WAIT_MS)
+            status = page.locator("#results-status")
+            page.wait_for_function(
+                "() => /Results for|No results/.test(document.querySelector('#results-status')?.innerText)",
+                timeout=WAIT_MS,
+            )
+            assert status.inner_text().startswith("Results for star: SE-ResNet-50, CBAM-ResNet-50; Grad-CAM, stage 3.")
+            for arch in ("se_resnet50", "cbam_resnet50"):
+                assert "“circle”" in page.locator(f"#cam-{arch}-caption").inner_text()
+            assert "pick the class" not in page.locator("#image-notes").inner_text()
+            assert "lang='xx'" in page.locator("#lesson-note").inner_text()
+            assert page.locator("#sanity-run").is_visible()  # the trust accordion is open
+        finally:
+            browser.close()
+
+
 def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
     """?presenter=1 at 1920x1080: large type, the three models side by side, no control panels, the Analyse button
     large; with a lesson link it opens on its example. ``CBAM_VIZ_PRESENTER_SCREENSHOT`` saves the screenshot."""
