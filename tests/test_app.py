@@ -345,6 +345,29 @@ def test_a_failed_run_clears_every_result_and_keeps_the_message(engine: Engine, 
     assert cleared[("cam", "cbam_resnet50")]["value"] is None and cleared[("top5", "resnet50")]["value"] is None
 
 
+def test_a_new_picture_forgets_every_result_and_caption_of_the_last(engine: Engine, tmp_path: Path) -> None:
+    """The picture changed: every cell and its caption, the checks, the box and the tab's analysis go at once; a
+    check this analysis did not run draws nothing rather than leaving the last picture's."""
+    result = _analyse(engine, shape_file(tmp_path, 6), list(ARCH_ORDER), "demo")
+    cells = _cells()
+    names = ("notes", "status", "state", "box_picture", "box_corner", "box")
+    page = {name: gr.Markdown(render=False) for name in names}
+    runs = [gr.JSON(render=False)]
+    updates = results_section.forget_picture(cells, page, runs)
+    cleared = _by_key(cells, updates)
+    assert cleared[("pointing", "cbam_resnet50")]["value"] is None and cleared[("sanity", "resnet50")]["value"] is None
+    assert cleared[("cam", "cbam_resnet50", "caption")]["value"] == "**CBAM-ResNet-50**"  # no old caption
+    assert updates[page["state"]] is None and updates[page["box"]] == "" and updates[runs[0]] is None
+    assert "new picture" in updates[page["status"]]
+    failed = _by_key(cells, results_section.failure_outputs(cells, page, gr.Request(session_hash="s-2")))
+    assert failed[("top5", "se_resnet50", "caption")]["value"] == "**SE-ResNet-50**"
+    analysis = result.analysis
+    analysis.pointing = None  # a photograph: no outline, no pointing game of its own
+    trust = [panel for panel in cells.panels if panel.key in ("pointing", "sanity")]
+    drawn = _by_key(cells, cells.draw(trust, analysis, panels.Display(), "photo"))
+    assert drawn[("pointing", "cbam_resnet50")]["value"] is None and drawn[("sanity", "se_resnet50")]["value"] is None
+
+
 def test_an_upload_is_decoded_once_and_its_notes_reach_the_page(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -572,6 +572,73 @@ def test_a_lesson_link_with_every_key_and_a_class_analyses_that_class(weights_di
             browser.close()
 
 
+def test_a_new_picture_clears_the_last_ones_checks_and_a_language_switch_keeps_the_sweep(
+    weights_dir: Path, tmp_path: Path
+) -> None:
+    """Results belong to the picture on screen: after the star's trust checks, another picture leaves none of them
+    (not while it is analysed, not after); a sweep survives a switch to Chinese and back with the same numbers."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    photo = tmp_path / "cat.png"  # not a gallery shape: no true outline, so no pointing game of its own
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (200, 240, 3), dtype=np.uint8)).save(photo)
+    results_or_failure = (
+        "() => /Results for|No results/.test(document.querySelector('#results-status')?.innerText || '')"
+    )
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "?example=star&panel=trust", wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.wait_for_function(results_or_failure, timeout=WAIT_MS)
+            pointing = page.locator("#pointing-cbam_resnet50")
+            page.wait_for_function(
+                "() => (document.querySelector('#pointing-cbam_resnet50')?.innerText || '').includes('%')",
+                timeout=WAIT_MS,
+            )
+            page.locator("#curves-run").click()
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#curves img'); return i && i.naturalWidth > 0; }",
+                timeout=WAIT_MS,
+            )
+
+            upload(page, photo)
+            page.locator("#results-status").get_by_text("Analysing the new picture").wait_for(timeout=WAIT_MS)
+            assert "%" not in pointing.inner_text()  # while the new picture is analysed
+            assert page.locator("#curves img").count() == 0
+            page.wait_for_function(
+                "() => (document.querySelector('#results-status')?.innerText || '').startsWith('Results for cat')",
+                timeout=WAIT_MS,
+            )
+            assert "%" not in pointing.inner_text()  # after: the cat has no outline, the star's game is gone
+            assert "mask" not in page.locator("#trust").inner_text().lower().split("pointing", 1)[-1]
+            assert page.locator("#curves img").count() == 0
+            for arch in ARCH_ORDER:
+                assert "·" not in page.locator(f"#pointing-{arch}-caption").inner_text()  # no caption of the star's
+
+            page.locator("#intervene").locator("button, .label-wrap").first.click()
+            page.locator("#sweep-run").click()
+            table = page.locator("#sweep-cbam_resnet50")
+            page.wait_for_function(
+                "() => (document.querySelector('#sweep-cbam_resnet50')?.innerText || '').includes('Δp')",
+                timeout=WAIT_MS,
+            )
+            before = _signed_numbers(table.inner_text())
+            assert before
+            page.locator("#language label").filter(has_text="中文").click()
+            page.wait_for_function(
+                "() => (document.querySelector('#results-status')?.innerText || '').includes('cat')"
+                " && !document.querySelector('#results-status').innerText.includes('Results for')",
+                timeout=WAIT_MS,
+            )
+            page.locator("#language label").filter(has_text="English").click()
+            page.locator("#results-status").get_by_text("Results for cat").wait_for(timeout=WAIT_MS)
+            page.wait_for_timeout(3000)  # the panels' redraws after the switch
+            assert _signed_numbers(table.inner_text()) == before
+        finally:
+            browser.close()
+
+
 def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
     """?presenter=1 at 1920x1080: large type, the three models side by side, no control panels, the Analyse button
     large; with a lesson link it opens on its example. ``CBAM_VIZ_PRESENTER_SCREENSHOT`` saves the screenshot."""
