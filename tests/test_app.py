@@ -193,6 +193,30 @@ def test_export_gives_the_figure_and_the_json_of_the_last_analysis(client: Clien
     assert json.loads(Path(json_path).read_text(encoding="utf-8")) == document
 
 
+def test_the_api_page_describes_every_parameter_and_its_snippets_run_as_shown(client: Client, tmp_path: Path) -> None:
+    """The API page's description: every parameter and output named in words (not a catalogue object, not
+    ``value_<id>``), the stage an integer; a call built as its snippets build one (each parameter's default, else
+    its example; a local picture for the example URL) is answered, for every endpoint that takes the picture."""
+    api = client.view_api(return_format="dict", print_info=False)
+    for name in ("/analyze", "/sweep", "/intervene", "/sanity", "/gate_steps"):
+        endpoint = api["named_endpoints"][name]
+        for entry in [*endpoint["parameters"], *endpoint["returns"]]:
+            assert isinstance(entry["label"], str) and not entry["label"].startswith("value_"), (name, entry)
+        for stage in [entry for entry in endpoint["parameters"] if entry["parameter_name"] == "stage"]:
+            assert stage["type"]["type"] == "integer" and stage["python_type"]["type"] == "Literal[1, 2, 3, 4]"
+            assert stage["parameter_default"] == 4
+    assert any(entry["parameter_name"] == "stage" for entry in api["named_endpoints"]["/analyze"]["parameters"])
+    picture = handle_file(shape_file(tmp_path, 5))
+    for name in ("/analyze", "/sweep"):
+        shown = {}
+        for entry in api["named_endpoints"][name]["parameters"]:
+            value = entry["parameter_default"] if entry["parameter_has_default"] else entry["example_input"]
+            shown[entry["parameter_name"]] = picture if entry["parameter_name"] == "image" else value
+        answer = client.predict(**shown, api_name=name)
+        document = answer[0] if isinstance(answer, tuple | list) else answer
+        assert document["stage"] == 4, name
+
+
 def test_every_event_is_named_or_private(launched: tuple[str, Engine, gr.Blocks]) -> None:
     events = launched[2].fns.values()
     assert len(events) > 10
