@@ -639,6 +639,49 @@ def test_a_new_picture_clears_the_last_ones_checks_and_a_language_switch_keeps_t
             browser.close()
 
 
+WIDTHS = (390, 768, 800, 900, 1000, 1280, 1920)
+
+
+def test_every_control_shows_at_every_width_and_typed_opacity_redraws(weights_dir: Path) -> None:
+    """At every width the issue lists, every control of the controls column lies inside the page, the shared-scale
+    checkbox included (it was cut to nothing between 768 and 1000 px), and nothing scrolls sideways; an opacity
+    typed and confirmed with Enter redraws the maps like a drag does."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "?example=star", wait_until="domcontentloaded", timeout=WAIT_MS)
+            expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
+            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            before = cam_sources(page)
+            opacity = page.locator("input[aria-label='number input for Map opacity']")
+            opacity.fill("0.9")
+            opacity.press("Enter")
+            page.wait_for_function(PANELS_READY, arg=[*expectations[:3], before], timeout=WAIT_MS)
+
+            for width in WIDTHS:
+                page.set_viewport_size({"width": width, "height": 900})
+                page.wait_for_timeout(300)
+                assert page.evaluate("() => document.documentElement.scrollWidth") <= width, width
+                label = page.get_by_text("One colour scale for all models").first
+                box = label.bounding_box()
+                assert box and box["width"] >= 120 and box["x"] + box["width"] <= width, (width, box)
+                boxes = page.evaluate(
+                    "() => [...document.querySelectorAll('#controls label, #controls input, #controls button')]"
+                    ".filter(e => e.offsetParent !== null && getComputedStyle(e).visibility !== 'hidden')"
+                    ".map(e => { const r = e.getBoundingClientRect(); return [e.innerText || e.type, r.x, r.right,"
+                    " r.width]; })"
+                )
+                cut = [entry for entry in boxes if entry[3] < 1 and entry[0] not in ("checkbox", "radio", "range")]
+                outside = [entry for entry in boxes if entry[1] < 0 or entry[2] > width + 1]
+                assert not cut and not outside, (width, cut, outside)
+        finally:
+            browser.close()
+
+
 def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
     """?presenter=1 at 1920x1080: large type, the three models side by side, no control panels, the Analyse button
     large; with a lesson link it opens on its example. ``CBAM_VIZ_PRESENTER_SCREENSHOT`` saves the screenshot."""

@@ -115,7 +115,8 @@ def _controls(engine: Engine) -> dict[str, Any]:
         with gr.Row():
             made["cmap"] = gr.Dropdown(list(COLORMAPS), value="jet", label=T("page.cmap"))
             made["opacity"] = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label=T("page.opacity"))
-            made["shared_scale"] = gr.Checkbox(False, label=T("page.shared_scale"))
+        # a row of its own: squeezed beside the slider it was cut to nothing between 768 and 1000 px
+        made["shared_scale"] = gr.Checkbox(False, label=T("page.shared_scale"), elem_id="shared-scale")
         with gr.Accordion(T("page.what_do_these_change"), open=False):
             explanation(T("explain.display"))
             explanation(T("explain.view"))

@@ -399,7 +399,7 @@ def _wire_display(page: Page) -> None:
     for name, trigger in (
         ("cmap", inputs.cmap.input),
         ("shared_scale", inputs.shared_scale.input),
-        ("opacity", inputs.opacity.release),
+        ("opacity", inputs.opacity.change),  # however it changed: dragged, typed with Enter, arrow keys
     ):
         trigger(
             partial(redraw, parts.cells, "display"),
@@ -408,6 +408,7 @@ def _wire_display(page: Page) -> None:
             api_name=f"redraw_{name}",
             api_visibility="private",
             show_progress="minimal",
+            trigger_mode="always_last",  # a drag asks for many: the last one is drawn
             **parts.render_queue(),
         )
 
