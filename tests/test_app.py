@@ -392,6 +392,28 @@ def test_a_new_picture_forgets_every_result_and_caption_of_the_last(engine: Engi
     assert drawn[("pointing", "cbam_resnet50")]["value"] is None and drawn[("sanity", "se_resnet50")]["value"] is None
 
 
+def test_an_upload_the_server_cleared_is_said_before_the_click_and_keeps_the_results(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The server's cache removed the upload still on screen: a changed setting says at once that it must be
+    uploaded again; pressing Analyse anyway says the same and leaves the results on screen."""
+    gone = shape_file(tmp_path, 2)
+    result = _analyse(engine, gone, list(ARCH_ORDER), "demo")
+    assert inputs_section.stale_status(result, str(gone)) == language.text("status.stale")
+    gone.unlink()
+    assert "upload it again" in inputs_section.stale_status(result, str(gone))
+    assert "upload it again" in inputs_section.stale_status(None, str(gone))  # before any result, too
+    request = gr.Request(session_hash="session-cleared")
+    with pytest.raises(gr.Error):
+        asked = PageRequest(str(gone), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole")
+        results_section.run_analysis(engine, asked, False, request=request)
+    cells = _cells()
+    page = {name: gr.Markdown(render=False) for name in ("notes", "status", "state")}
+    updates = results_section.failure_outputs(cells, page, request)
+    assert set(updates) == {page["notes"], page["status"]}  # no cell cleared, the tab keeps its analysis
+    assert "upload it again" in updates[page["notes"]] and "results below stay" in updates[page["status"]]
+
+
 def test_an_upload_is_decoded_once_and_its_notes_reach_the_page(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -173,8 +173,11 @@ def after_analysis(
 
 
 def failure_outputs(cells: Cells, targets: Mapping[str, Any], request: gr.Request | None) -> dict[Any, Any]:
-    """After a refused run: the message once, under the picture, and no stale results anywhere."""
+    """After a refused run: the message once, under the picture, and no stale results anywhere; except when the
+    picture on screen was cleared from the server: its results stay, and the status line asks for it again."""
     message = pop_message(request)
+    if message == text("error.upload_cleared"):
+        return {targets["notes"]: f"⚠️ **{escape(message)}**", targets["status"]: text("status.upload_cleared")}
     updates = cells.clear(cells.panels)
     updates[targets["notes"]] = f"⚠️ **{escape(message)}**"
     updates[targets["status"]] = text("status.failed")
