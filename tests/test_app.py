@@ -560,7 +560,7 @@ def test_serve_settings_fit_the_device() -> None:
 
 
 @pytest.mark.parametrize(
-    ("weights", "words"), [("demo", "trained here, not downloaded"), ("nonsense", "unknown weights set")]
+    ("weights", "words"), [("demo", "choose demo in Weights"), ("nonsense", "unknown weights set")]
 )
 def test_download_refuses_what_cannot_be_downloaded(engine: Engine, weights: str, words: str) -> None:
     with pytest.raises(gr.Error, match=words):
