@@ -390,6 +390,8 @@ def test_a_new_picture_forgets_every_result_and_caption_of_the_last(engine: Engi
     trust = [panel for panel in cells.panels if panel.key in ("pointing", "sanity")]
     drawn = _by_key(cells, cells.draw(trust, analysis, panels.Display(), "photo"))
     assert drawn[("pointing", "cbam_resnet50")]["value"] is None and drawn[("sanity", "se_resnet50")]["value"] is None
+    assert drawn[("sanity", "se_resnet50")]["visible"] is False  # an empty image cell takes no room
+    assert drawn[("pointing", "se_resnet50")]["visible"] is True
 
 
 def test_an_upload_the_server_cleared_is_said_before_the_click_and_keeps_the_results(

@@ -88,7 +88,7 @@ class Cells:
         if cell is None and not applies:  # the model does not have this panel: its note stays
             updates[value] = gr.update(visible=True)
         elif cell is None:  # nothing of this analysis to show (a check not run for it): nothing of another either
-            updates[value] = gr.update(value=None, visible=True)
+            updates[value] = _emptied(panel)
         elif isinstance(cell.value, Image.Image) and isinstance(value, gr.Image):
             name = export_name(picture, "webp", model=arch, panel=panel.key, stage=cell.stage)
             updates[value] = gr.update(value=_named_image(cell.value, value, name), visible=True)
@@ -108,10 +108,15 @@ class Cells:
         for panel in panels:
             for key in self._keys(panel):
                 if panel.page_wide or panel.applies(key[1]):
-                    updates[self.values[key]] = gr.update(value=None)
+                    updates[self.values[key]] = _emptied(panel)
                     if key in self.captions:
                         updates[self.captions[key]] = gr.update(value=_default_caption(panel, key[1]))
         return updates
+
+
+def _emptied(panel: Panel) -> Any:
+    """An emptied cell: an image cell is hidden too (a large empty box shows nothing), text keeps its place."""
+    return gr.update(value=None, visible=panel.kind != "image")
 
 
 def _default_caption(panel: Panel, arch: str) -> str:
