@@ -682,6 +682,52 @@ def test_every_control_shows_at_every_width_and_typed_opacity_redraws(weights_di
             browser.close()
 
 
+SPLIT_WORDS = """
+(selector) => {
+    // every word of the matched cells, and whether the browser broke it across two lines
+    const split = [];
+    for (const cell of document.querySelectorAll(selector)) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (const match of node.textContent.matchAll(/\\S+/g)) {
+                const range = document.createRange();
+                range.setStart(node, match.index);
+                range.setEnd(node, match.index + match[0].length);
+                const tops = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+                if (tops.size > 1) split.push(match[0]);
+            }
+        }
+    }
+    return split;
+}
+"""
+
+
+def test_the_pointing_table_keeps_whole_words_on_a_phone_and_a_laptop(weights_dir: Path) -> None:
+    """The pointing game's table (a gallery shape's own outline) breaks lines between words only, at 390 and
+    1280 px."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "?example=star&panel=trust", wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.wait_for_function(
+                "() => (document.querySelector('#pointing-cbam_resnet50')?.innerText || '').includes('%')",
+                timeout=WAIT_MS,
+            )
+            for width in (1280, 390):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.wait_for_timeout(300)
+                cells = '[id^="pointing-"] th, [id^="pointing-"] td'
+                assert page.locator('[id^="pointing-"] th').count() > 0
+                assert page.evaluate(SPLIT_WORDS, cells) == [], width
+        finally:
+            browser.close()
+
+
 def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
     """?presenter=1 at 1920x1080: large type, the three models side by side, no control panels, the Analyse button
     large; with a lesson link it opens on its example. ``CBAM_VIZ_PRESENTER_SCREENSHOT`` saves the screenshot."""

@@ -19,6 +19,11 @@ CSS = """
    output of that event only covered the panels' own text (a phone's pointing table). */
 [data-testid="status-tracker"] .clear-status, [data-testid="status-tracker"] span.error {display: none;}
 [id^="pointing-"] td:first-child {white-space: nowrap;} /* "CAM" whole in a phone's narrow first column */
+/* The pointing table breaks between words only ("stag e", "peak insid e?" at 1280 px and on a phone before);
+   a table wider than its cell scrolls sideways inside it. */
+[id^="pointing-"] th, [id^="pointing-"] td {word-break: normal !important; overflow-wrap: normal !important;
+    hyphens: none;}
+[id^="pointing-"] table {display: block; overflow-x: auto; max-width: 100%;}
 """
 PRESENTER_JS = """
 () => {
