@@ -728,6 +728,32 @@ def test_the_pointing_table_keeps_whole_words_on_a_phone_and_a_laptop(weights_di
             browser.close()
 
 
+def test_every_example_shape_is_in_sight_on_a_phone(weights_dir: Path) -> None:
+    """All ten example shapes lie inside the page and inside the gallery's box at 390 px (and at 1280 px), so none
+    hides past an edge or below a box that scrolls without saying so."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 900})
+            page.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.locator("#examples .thumbnail-item").first.wait_for(timeout=WAIT_MS)
+            for width in (390, 1280):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.wait_for_timeout(300)
+                shown = page.evaluate(
+                    "() => { const g = document.querySelector('#examples').getBoundingClientRect();"
+                    " return [...document.querySelectorAll('#examples .thumbnail-item')].map(i => {"
+                    " const r = i.getBoundingClientRect(); return r.left >= g.left - 1 && r.right <= g.right + 1"
+                    " && r.right <= innerWidth && r.top >= g.top - 1 && r.bottom <= g.bottom + 1; }); }"
+                )
+                assert len(shown) == 10 and all(shown), (width, shown)
+        finally:
+            browser.close()
+
+
 def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
     """?presenter=1 at 1920x1080: large type, the three models side by side, no control panels, the Analyse button
     large; with a lesson link it opens on its example. ``CBAM_VIZ_PRESENTER_SCREENSHOT`` saves the screenshot."""

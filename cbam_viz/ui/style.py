@@ -24,6 +24,10 @@ CSS = """
 [id^="pointing-"] th, [id^="pointing-"] td {word-break: normal !important; overflow-wrap: normal !important;
     hyphens: none;}
 [id^="pointing-"] table {display: block; overflow-x: auto; max-width: 100%;}
+/* The examples wrap into as many rows as the width needs, every one in sight: on a phone five fixed columns ran
+   past the edge, and a fixed-height box hid rows without a cue that it scrolls. */
+#examples .grid-container {grid-template-columns: repeat(auto-fill, minmax(88px, 1fr)) !important;}
+#examples .grid-wrap {height: auto !important; max-height: none !important; overflow: visible !important;}
 """
 PRESENTER_JS = """
 () => {
