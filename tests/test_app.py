@@ -125,6 +125,30 @@ def test_export_gives_the_figure_and_the_json_of_the_last_analysis(client: Clien
     assert json.loads(Path(json_path).read_text(encoding="utf-8")) == document
 
 
+def test_the_api_page_describes_every_parameter_and_its_snippets_run_as_shown(client: Client, tmp_path: Path) -> None:
+    """The API page's description: every parameter and output named in words (not a catalogue object, not
+    ``value_<id>``), the stage an integer; a call built as its snippets build one (each parameter's default, else
+    its example; a local picture for the example URL) is answered, for every endpoint that takes the picture."""
+    api = client.view_api(return_format="dict", print_info=False)
+    for name in ("/analyze", "/sweep", "/intervene", "/sanity", "/gate_steps"):
+        endpoint = api["named_endpoints"][name]
+        for entry in [*endpoint["parameters"], *endpoint["returns"]]:
+            assert isinstance(entry["label"], str) and not entry["label"].startswith("value_"), (name, entry)
+        for stage in [entry for entry in endpoint["parameters"] if entry["parameter_name"] == "stage"]:
+            assert stage["type"]["type"] == "integer" and stage["python_type"]["type"] == "Literal[1, 2, 3, 4]"
+            assert stage["parameter_default"] == 4
+    assert any(entry["parameter_name"] == "stage" for entry in api["named_endpoints"]["/analyze"]["parameters"])
+    picture = handle_file(shape_file(tmp_path, 5))
+    for name in ("/analyze", "/sweep"):
+        shown = {}
+        for entry in api["named_endpoints"][name]["parameters"]:
+            value = entry["parameter_default"] if entry["parameter_has_default"] else entry["example_input"]
+            shown[entry["parameter_name"]] = picture if entry["parameter_name"] == "image" else value
+        answer = client.predict(**shown, api_name=name)
+        document = answer[0] if isinstance(answer, tuple | list) else answer
+        assert document["stage"] == 4, name
+
+
 def test_every_event_is_named_or_private(launched: tuple[str, Engine, gr.Blocks]) -> None:
     events = launched[2].fns.values()
     assert len(events) > 10
@@ -260,6 +284,53 @@ def test_a_failed_run_clears_every_result_and_keeps_the_message(engine: Engine, 
     assert "not an image we can read" in updates[page["notes"]] and updates[page["state"]] is None
     cleared = _by_key(cells, updates)
     assert cleared[("cam", "cbam_resnet50")]["value"] is None and cleared[("top5", "resnet50")]["value"] is None
+
+
+def test_a_new_picture_forgets_every_result_and_caption_of_the_last(engine: Engine, tmp_path: Path) -> None:
+    """The picture changed: every cell and its caption, the checks, the box and the tab's analysis go at once; a
+    check this analysis did not run draws nothing rather than leaving the last picture's."""
+    result = _analyse(engine, shape_file(tmp_path, 6), list(ARCH_ORDER), "demo")
+    cells = page_cells()
+    names = ("notes", "status", "state", "box_picture", "box_corner", "box")
+    page = {name: gr.Markdown(render=False) for name in names}
+    runs = [gr.JSON(render=False)]
+    updates = results_section.forget_picture(cells, page, runs)
+    cleared = _by_key(cells, updates)
+    assert cleared[("pointing", "cbam_resnet50")]["value"] is None and cleared[("sanity", "resnet50")]["value"] is None
+    assert cleared[("cam", "cbam_resnet50", "caption")]["value"] == "**CBAM-ResNet-50**"  # no old caption
+    assert updates[page["state"]] is None and updates[page["box"]] == "" and updates[runs[0]] is None
+    assert "new picture" in updates[page["status"]]
+    failed = _by_key(cells, results_section.failure_outputs(cells, page, gr.Request(session_hash="s-2")))
+    assert failed[("top5", "se_resnet50", "caption")]["value"] == "**SE-ResNet-50**"
+    analysis = result.analysis
+    analysis.pointing = None  # a photograph: no outline, no pointing game of its own
+    trust = [panel for panel in cells.panels if panel.key in ("pointing", "sanity")]
+    drawn = _by_key(cells, cells.draw(trust, analysis, panels.Display(), "photo"))
+    assert drawn[("pointing", "cbam_resnet50")]["value"] is None and drawn[("sanity", "se_resnet50")]["value"] is None
+    assert drawn[("sanity", "se_resnet50")]["visible"] is False  # an empty image cell takes no room
+    assert drawn[("pointing", "se_resnet50")]["visible"] is True
+
+
+def test_an_upload_the_server_cleared_is_said_before_the_click_and_keeps_the_results(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The server's cache removed the upload still on screen: a changed setting says at once that it must be
+    uploaded again; pressing Analyse anyway says the same and leaves the results on screen."""
+    gone = shape_file(tmp_path, 2)
+    result = _analyse(engine, gone, list(ARCH_ORDER), "demo")
+    assert inputs_section.stale_status(result, str(gone)) == language.text("status.stale")
+    gone.unlink()
+    assert "upload it again" in inputs_section.stale_status(result, str(gone))
+    assert "upload it again" in inputs_section.stale_status(None, str(gone))  # before any result, too
+    request = gr.Request(session_hash="session-cleared")
+    with pytest.raises(gr.Error):
+        asked = PageRequest(str(gone), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole")
+        results_section.run_analysis(engine, asked, False, request=request)
+    cells = page_cells()
+    page = {name: gr.Markdown(render=False) for name in ("notes", "status", "state")}
+    updates = results_section.failure_outputs(cells, page, request)
+    assert set(updates) == {page["notes"], page["status"]}  # no cell cleared, the tab keeps its analysis
+    assert "upload it again" in updates[page["notes"]] and "results below stay" in updates[page["status"]]
 
 
 def test_an_upload_is_decoded_once_and_its_notes_reach_the_page(
@@ -408,7 +479,7 @@ def test_serve_settings_fit_the_device() -> None:
 
 
 @pytest.mark.parametrize(
-    ("weights", "words"), [("demo", "trained here, not downloaded"), ("nonsense", "unknown weights set")]
+    ("weights", "words"), [("demo", "choose demo in Weights"), ("nonsense", "unknown weights set")]
 )
 def test_download_refuses_what_cannot_be_downloaded(engine: Engine, weights: str, words: str) -> None:
     with pytest.raises(gr.Error, match=words):

@@ -507,6 +507,218 @@ def test_a_lesson_link_opens_its_view_and_the_page_writes_one(weights_dir: Path)
             browser.close()
 
 
+def test_a_lesson_link_with_every_key_and_a_class_analyses_that_class(weights_dir: Path) -> None:
+    """Every key of a lesson link at once, ``target`` (one class for every model) included, restores the view and
+    analyses it; an unknown ``?lang=`` gets the same one-line note as any other unknown value."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    query = (
+        "?example=star&models=se_resnet50,cbam_resnet50&weights=demo&method=gradcam&stage=3&target=circle"
+        "&sees=whole&cmap=viridis&opacity=0.6&shared=1&panel=trust&lang=xx"
+    )
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + query, wait_until="domcontentloaded", timeout=WAIT_MS)
+            status = page.locator("#results-status")
+            page.wait_for_function(
+                "() => /Results for|No results/.test(document.querySelector('#results-status')?.innerText)",
+                timeout=WAIT_MS,
+            )
+            assert status.inner_text().startswith("Results for star: SE-ResNet-50, CBAM-ResNet-50; Grad-CAM, stage 3.")
+            for arch in ("se_resnet50", "cbam_resnet50"):
+                assert "“circle”" in page.locator(f"#cam-{arch}-caption").inner_text()
+            assert "pick the class" not in page.locator("#image-notes").inner_text()
+            assert "lang='xx'" in page.locator("#lesson-note").inner_text()
+            assert page.locator("#sanity-run").is_visible()  # the trust accordion is open
+        finally:
+            browser.close()
+
+
+def test_a_new_picture_clears_the_last_ones_checks_and_a_language_switch_keeps_the_sweep(
+    weights_dir: Path, tmp_path: Path
+) -> None:
+    """Results belong to the picture on screen: after the star's trust checks, another picture leaves none of them
+    (not while it is analysed, not after); a sweep survives a switch to Chinese and back with the same numbers."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    photo = tmp_path / "cat.png"  # not a gallery shape: no true outline, so no pointing game of its own
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (200, 240, 3), dtype=np.uint8)).save(photo)
+    results_or_failure = (
+        "() => /Results for|No results/.test(document.querySelector('#results-status')?.innerText || '')"
+    )
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "?example=star&panel=trust", wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.wait_for_function(results_or_failure, timeout=WAIT_MS)
+            pointing = page.locator("#pointing-cbam_resnet50")
+            page.wait_for_function(
+                "() => (document.querySelector('#pointing-cbam_resnet50')?.innerText || '').includes('%')",
+                timeout=WAIT_MS,
+            )
+            page.locator("#curves-run").click()
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#curves img'); return i && i.naturalWidth > 0; }",
+                timeout=WAIT_MS,
+            )
+
+            upload(page, photo)
+            page.locator("#results-status").get_by_text("Analysing the new picture").wait_for(timeout=WAIT_MS)
+            assert "%" not in pointing.inner_text()  # while the new picture is analysed
+            assert page.locator("#curves img").count() == 0
+            page.wait_for_function(
+                "() => (document.querySelector('#results-status')?.innerText || '').startsWith('Results for cat')",
+                timeout=WAIT_MS,
+            )
+            assert "%" not in pointing.inner_text()  # after: the cat has no outline, the star's game is gone
+            assert "mask" not in page.locator("#trust").inner_text().lower().split("pointing", 1)[-1]
+            assert page.locator("#curves img").count() == 0
+            for arch in ARCH_ORDER:
+                assert "·" not in page.locator(f"#pointing-{arch}-caption").inner_text()  # no caption of the star's
+
+            page.locator("#intervene").locator("button, .label-wrap").first.click()
+            page.locator("#sweep-run").click()
+            table = page.locator("#sweep-cbam_resnet50")
+            page.wait_for_function(
+                "() => (document.querySelector('#sweep-cbam_resnet50')?.innerText || '').includes('Δp')",
+                timeout=WAIT_MS,
+            )
+            before = _signed_numbers(table.inner_text())
+            assert before
+            page.locator("#language label").filter(has_text="中文").click()
+            page.wait_for_function(
+                "() => (document.querySelector('#results-status')?.innerText || '').includes('cat')"
+                " && !document.querySelector('#results-status').innerText.includes('Results for')",
+                timeout=WAIT_MS,
+            )
+            page.locator("#language label").filter(has_text="English").click()
+            page.locator("#results-status").get_by_text("Results for cat").wait_for(timeout=WAIT_MS)
+            page.wait_for_timeout(3000)  # the panels' redraws after the switch
+            assert _signed_numbers(table.inner_text()) == before
+        finally:
+            browser.close()
+
+
+WIDTHS = (390, 768, 800, 900, 1000, 1280, 1920)
+
+
+def test_every_control_shows_at_every_width_and_typed_opacity_redraws(weights_dir: Path) -> None:
+    """At every width the issue lists, every control of the controls column lies inside the page, the shared-scale
+    checkbox included (it was cut to nothing between 768 and 1000 px), and nothing scrolls sideways; an opacity
+    typed and confirmed with Enter redraws the maps like a drag does."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "?example=star", wait_until="domcontentloaded", timeout=WAIT_MS)
+            expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
+            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            before = cam_sources(page)
+            opacity = page.locator("input[aria-label='number input for Map opacity']")
+            opacity.fill("0.9")
+            opacity.press("Enter")
+            page.wait_for_function(PANELS_READY, arg=[*expectations[:3], before], timeout=WAIT_MS)
+
+            for width in WIDTHS:
+                page.set_viewport_size({"width": width, "height": 900})
+                page.wait_for_timeout(300)
+                assert page.evaluate("() => document.documentElement.scrollWidth") <= width, width
+                label = page.get_by_text("One colour scale for all models").first
+                box = label.bounding_box()
+                assert box and box["width"] >= 120 and box["x"] + box["width"] <= width, (width, box)
+                boxes = page.evaluate(
+                    "() => [...document.querySelectorAll('#controls label, #controls input, #controls button')]"
+                    ".filter(e => e.offsetParent !== null && getComputedStyle(e).visibility !== 'hidden')"
+                    ".map(e => { const r = e.getBoundingClientRect(); return [e.innerText || e.type, r.x, r.right,"
+                    " r.width]; })"
+                )
+                cut = [entry for entry in boxes if entry[3] < 1 and entry[0] not in ("checkbox", "radio", "range")]
+                outside = [entry for entry in boxes if entry[1] < 0 or entry[2] > width + 1]
+                assert not cut and not outside, (width, cut, outside)
+        finally:
+            browser.close()
+
+
+SPLIT_WORDS = """
+(selector) => {
+    // every word of the matched cells, and whether the browser broke it across two lines
+    const split = [];
+    for (const cell of document.querySelectorAll(selector)) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (const match of node.textContent.matchAll(/\\S+/g)) {
+                const range = document.createRange();
+                range.setStart(node, match.index);
+                range.setEnd(node, match.index + match[0].length);
+                const tops = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+                if (tops.size > 1) split.push(match[0]);
+            }
+        }
+    }
+    return split;
+}
+"""
+
+
+def test_the_pointing_table_keeps_whole_words_on_a_phone_and_a_laptop(weights_dir: Path) -> None:
+    """The pointing game's table (a gallery shape's own outline) breaks lines between words only, at 390 and
+    1280 px."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "?example=star&panel=trust", wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.wait_for_function(
+                "() => (document.querySelector('#pointing-cbam_resnet50')?.innerText || '').includes('%')",
+                timeout=WAIT_MS,
+            )
+            for width in (1280, 390):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.wait_for_timeout(300)
+                cells = '[id^="pointing-"] th, [id^="pointing-"] td'
+                assert page.locator('[id^="pointing-"] th').count() > 0
+                assert page.evaluate(SPLIT_WORDS, cells) == [], width
+        finally:
+            browser.close()
+
+
+def test_every_example_shape_is_in_sight_on_a_phone(weights_dir: Path) -> None:
+    """All ten example shapes lie inside the page and inside the gallery's box at 390 px (and at 1280 px), so none
+    hides past an edge or below a box that scrolls without saying so."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 900})
+            page.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.locator("#examples .thumbnail-item").first.wait_for(timeout=WAIT_MS)
+            for width in (390, 1280):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.wait_for_timeout(300)
+                shown = page.evaluate(
+                    "() => { const g = document.querySelector('#examples').getBoundingClientRect();"
+                    " return [...document.querySelectorAll('#examples .thumbnail-item')].map(i => {"
+                    " const r = i.getBoundingClientRect(); return r.left >= g.left - 1 && r.right <= g.right + 1"
+                    " && r.right <= innerWidth && r.top >= g.top - 1 && r.bottom <= g.bottom + 1; }); }"
+                )
+                assert len(shown) == 10 and all(shown), (width, shown)
+        finally:
+            browser.close()
+
+
 def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
     """?presenter=1 at 1920x1080: large type, the three models side by side, no control panels, the Analyse button
     large; with a lesson link it opens on its example. ``CBAM_VIZ_PRESENTER_SCREENSHOT`` saves the screenshot."""

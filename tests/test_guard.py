@@ -528,10 +528,9 @@ def test_an_expensive_analysis_runs_in_the_expensive_group() -> None:
 
 
 def test_expensive_events_have_their_own_concurrency_group(tmp_path) -> None:
-    from tests.helpers.app import write_random_demo
-
     from cbam_viz.ui.layout import build_demo
     from cbam_viz.ui.server.engine import Engine
+    from tests.helpers.app import write_random_demo
 
     engine = Engine.start("demo", "cpu", write_random_demo(tmp_path), warm=False, offline=True)
     demo = build_demo(engine)
@@ -545,6 +544,7 @@ def test_expensive_events_have_their_own_concurrency_group(tmp_path) -> None:
 
 def test_a_score_cam_analysis_through_the_client_answers_from_the_expensive_group(app_url: str, tmp_path) -> None:
     from gradio_client import Client, handle_file
+
     from tests.helpers.app import shape_file
 
     client = Client(app_url, verbose=False)

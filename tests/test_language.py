@@ -193,3 +193,14 @@ def test_each_models_header_names_its_weights_in_the_page_language() -> None:
         chinese = said(loaded)
     assert chinese.startswith(catalogue("zh")["weights.header.demo"].split("{")[0] + "CBAM-ResNet-50")
     assert "demo weights" not in chinese and "held-out" not in chinese
+
+
+def test_the_pages_own_words_name_page_controls_never_command_line_flags() -> None:
+    """What the page says of itself (status lines, control labels, its refusals of page actions) names the page's
+    controls ("choose demo in Weights"); a command or flag belongs to the README and the console."""
+    from cbam_viz.i18n.language import LANGUAGES, catalogue
+
+    for code in LANGUAGES:
+        for key, value in catalogue(code).items():
+            if key.split(".")[0] in ("status", "page") or key == "error.demo_not_downloaded":
+                assert "python -m" not in value and " --" not in value, (code, key, value)

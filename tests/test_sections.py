@@ -144,3 +144,21 @@ def test_one_download_at_a_time_is_said_in_the_pages_words(engine: Engine) -> No
             inputs.download_weights(engine, "paper")
         with using("zh"), pytest.raises(gr.Error, match="已有一个下载正在进行"):
             inputs.download_weights(engine, "paper")
+
+
+def test_the_intervention_pickers_and_spec_never_disagree() -> None:
+    """The block picker offers only the chosen stage's blocks (a pick past the last becomes the last, and the spec
+    says the same); a spec typed by hand moves the pickers, or says in one line why it cannot."""
+    from cbam_viz.ui.sections import intervene
+
+    spec, block, note = intervene.intervention_spec("spatial", "block", 1, 5, "mean", 16)
+    assert spec == "layer1.2:spatial=mean" and block["maximum"] == 2 and block["value"] == 2 and note == ""
+    spec, block, _ = intervene.intervention_spec("channel", "block", 4, 2, "one", 16)
+    assert spec == "layer4.2:channel=one" and block["maximum"] == 2
+    assert intervene.intervention_spec("channel", "block", 3, 9, "one", 16)[1]["maximum"] == 5
+    gate, where, stage, block, how, k, note = intervene.pickers_from_spec("layer2.1:spatial=keep-top-k:8")
+    assert (gate, where, stage, how, k, note) == ("spatial", "block", 2, "keep-top-k", 8, "")
+    assert block["value"] == 1 and block["maximum"] == 3
+    assert intervene.pickers_from_spec("all:both=shuffle")[:2] == ("both", "all")
+    *unchanged, note = intervene.pickers_from_spec("layer1.7:channel=one")
+    assert all(value == gr.skip() for value in unchanged) and "layer1 has blocks .0-.2" in note

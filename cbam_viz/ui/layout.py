@@ -17,7 +17,7 @@ import gradio as gr
 
 from cbam_viz.errors import CbamVizError
 from cbam_viz.render import fonts
-from cbam_viz.ui import i18n
+from cbam_viz.ui import api_info, i18n
 from cbam_viz.ui.panels.cells import Cells
 from cbam_viz.ui.panels.registry import PANELS, Panel
 from cbam_viz.ui.sections import SECTIONS
@@ -53,6 +53,7 @@ def build_demo(
         for section in SECTIONS:
             section.wire(page)
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.render_concurrency)
+    api_info.describe(demo)  # the API page's labels and types, as a caller needs them
     return demo
 
 

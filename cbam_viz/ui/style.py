@@ -19,6 +19,15 @@ CSS = """
    output of that event only covered the panels' own text (a phone's pointing table). */
 [data-testid="status-tracker"] .clear-status, [data-testid="status-tracker"] span.error {display: none;}
 [id^="pointing-"] td:first-child {white-space: nowrap;} /* "CAM" whole in a phone's narrow first column */
+/* The pointing table breaks between words only ("stag e", "peak insid e?" at 1280 px and on a phone before);
+   a table wider than its cell scrolls sideways inside it. */
+[id^="pointing-"] th, [id^="pointing-"] td {word-break: normal !important; overflow-wrap: normal !important;
+    hyphens: none;}
+[id^="pointing-"] table {display: block; overflow-x: auto; max-width: 100%;}
+/* The examples wrap into as many rows as the width needs, every one in sight: on a phone five fixed columns ran
+   past the edge, and a fixed-height box hid rows without a cue that it scrolls. */
+#examples .grid-container {grid-template-columns: repeat(auto-fill, minmax(88px, 1fr)) !important;}
+#examples .grid-wrap {height: auto !important; max-height: none !important; overflow: visible !important;}
 """
 PRESENTER_JS = """
 () => {

@@ -80,13 +80,15 @@ class Cells:
         if not (panel.page_wide or arch in analysis.models):  # not chosen
             hidden = {value: gr.update(visible=False)}
             return hidden | ({caption: gr.update(visible=False)} if caption is not None else {})
-        cell: Shown | None = shown.get(arch) if panel.page_wide or panel.applies(arch) else None
+        applies = panel.page_wide or panel.applies(arch)
+        cell: Shown | None = shown.get(arch) if applies else None
         updates: dict[Any, Any] = {}
         if caption is not None:
-            default = "" if panel.page_wide else model_caption(arch)
-            updates[caption] = gr.update(value=cell.caption if cell else default, visible=True)
-        if cell is None:  # the model does not have this panel: its note stays
+            updates[caption] = gr.update(value=cell.caption if cell else _default_caption(panel, arch), visible=True)
+        if cell is None and not applies:  # the model does not have this panel: its note stays
             updates[value] = gr.update(visible=True)
+        elif cell is None:  # nothing of this analysis to show (a check not run for it): nothing of another either
+            updates[value] = _emptied(panel)
         elif isinstance(cell.value, Image.Image) and isinstance(value, gr.Image):
             name = export_name(picture, "webp", model=arch, panel=panel.key, stage=cell.stage)
             updates[value] = gr.update(value=_named_image(cell.value, value, name), visible=True)
@@ -100,13 +102,26 @@ class Cells:
         return {self.values[key]: gr.skip()}
 
     def clear(self, panels: Iterable[Panel]) -> dict[Any, Any]:
-        """Empty every cell that shows results, so a failed run never leaves the previous picture's numbers."""
+        """Empty every cell that shows results, and its caption back to the model's name, so a failed run or a new
+        picture never leaves the previous picture's numbers, nor a caption above an emptied cell."""
         updates: dict[Any, Any] = {}
         for panel in panels:
             for key in self._keys(panel):
                 if panel.page_wide or panel.applies(key[1]):
-                    updates[self.values[key]] = gr.update(value=None)
+                    updates[self.values[key]] = _emptied(panel)
+                    if key in self.captions:
+                        updates[self.captions[key]] = gr.update(value=_default_caption(panel, key[1]))
         return updates
+
+
+def _emptied(panel: Panel) -> Any:
+    """An emptied cell: an image cell is hidden too (a large empty box shows nothing), text keeps its place."""
+    return gr.update(value=None, visible=panel.kind != "image")
+
+
+def _default_caption(panel: Panel, arch: str) -> str:
+    """A cell's caption with nothing drawn: the model's name (a page-wide cell has none)."""
+    return "" if panel.page_wide else model_caption(arch)
 
 
 def _named_image(image: Image.Image, component: gr.Image, name: str) -> str:

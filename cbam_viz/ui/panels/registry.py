@@ -110,6 +110,7 @@ class Panel:
             return gr.Markdown(T(self.missing(arch)), elem_id=elem_id, elem_classes="panel-missing")
         if self.kind == "image":
             return gr.Image(
+                visible=False,  # until there is a picture to show: no large empty box before an analysis
                 interactive=False,
                 show_label=False,
                 buttons=["download", "fullscreen"],

@@ -94,7 +94,7 @@ def wire(page: Page) -> None:
         api_visibility="private",
         queue=False,
     ).then(
-        results.show_event(page),
+        results.show_event(page, new_analysis=False),
         results.show_inputs(page),
         results.show_outputs(page),
         api_name="language_panels",

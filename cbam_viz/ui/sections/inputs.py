@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -24,7 +25,7 @@ from cbam_viz.ui.results import Result
 from cbam_viz.ui.sections.common import Page, Parts, Section, explanation
 from cbam_viz.ui.sections.request import FIELDS
 from cbam_viz.ui.server.engine import Engine
-from cbam_viz.ui.uploads import image_input
+from cbam_viz.ui.uploads import image_input, uploaded_source
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, CAM_METHODS, STAGES, TARGET_MODES, VIEWS, quote
 from cbam_viz.weights import download
 from cbam_viz.weights.registry import SETS
@@ -115,7 +116,8 @@ def _controls(engine: Engine) -> dict[str, Any]:
         with gr.Row():
             made["cmap"] = gr.Dropdown(list(COLORMAPS), value="jet", label=T("page.cmap"))
             made["opacity"] = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label=T("page.opacity"))
-            made["shared_scale"] = gr.Checkbox(False, label=T("page.shared_scale"))
+        # a row of its own: squeezed beside the slider it was cut to nothing between 768 and 1000 px
+        made["shared_scale"] = gr.Checkbox(False, label=T("page.shared_scale"), elem_id="shared-scale")
         with gr.Accordion(T("page.what_do_these_change"), open=False):
             explanation(T("explain.display"))
             explanation(T("explain.view"))
@@ -145,9 +147,21 @@ def pick_example(engine: Engine, weights: str, current: Any, selection: gr.Selec
     return items[index][0]
 
 
-def stale_status(result: Result | None) -> Any:
-    """An analysis setting changed: the shown results no longer match the controls."""
+def stale_status(result: Result | None, image: Any = None) -> Any:
+    """An analysis setting changed: the shown results no longer match the controls; and when the server has already
+    cleared the upload on screen, the page says so now, before the click that would need it."""
+    if upload_expired(image):
+        return text("status.upload_cleared")
     return gr.skip() if result is None else text("status.stale")
+
+
+def upload_expired(image: Any) -> bool:
+    """The picture input holds an upload whose file the server's cache has removed (``engine.DELETE_CACHE``)."""
+    try:
+        source = uploaded_source(image)
+    except CbamVizError:
+        return False
+    return isinstance(source, str) and not Path(source).is_file()
 
 
 def target_choices(engine: Engine, weights: str) -> tuple[Any, str, Any]:
@@ -221,7 +235,7 @@ def wire(page: Page) -> None:
     for name in settings:
         getattr(inputs, name).input(
             stale_status,
-            [parts.state],
+            [parts.state, inputs.image],
             [page.results.status],
             api_name=f"stale_{name}",
             api_visibility="private",

@@ -12,8 +12,10 @@ from typing import Any
 
 import gradio as gr
 
+from cbam_viz.analysis.intervene import Intervention
+from cbam_viz.errors import CbamVizError
 from cbam_viz.pipeline import analyze
-from cbam_viz.ui.errors import one_line_errors
+from cbam_viz.ui.errors import escape, one_line_errors
 from cbam_viz.ui.i18n import T
 from cbam_viz.ui.panels import interventions as intervene_view
 from cbam_viz.ui.panels.cells import Cells
@@ -36,6 +38,7 @@ class Intervene:
     box: Box
     pickers: dict[str, Any]  # gate, where, stage, block, how, k: ``intervention_spec``'s parameters, in order
     spec: gr.Textbox
+    spec_note: gr.Markdown  # why a typed spec cannot be shown on the pickers, or why the pickers make no spec
     sweep_spec: gr.State  # "sweep": what the Sweep button asks for
     run: gr.Button
     sweep: gr.Button
@@ -51,6 +54,7 @@ def build(parts: Parts) -> Intervene:
         spec = gr.Textbox(
             intervene_view.DEFAULT_SPEC, label=T("page.iv_spec"), max_length=200, elem_id="intervene-spec"
         )
+        spec_note = gr.Markdown(elem_id="intervene-spec-note")
         sweep_spec = gr.State("sweep")
         with gr.Row():
             run = gr.Button(T("page.iv_run"), variant="primary", elem_id="intervene-run")
@@ -60,7 +64,7 @@ def build(parts: Parts) -> Intervene:
             panel_row(panel, parts.cells)
         with gr.Accordion(T("page.iv_raw_box"), open=False):
             json = gr.JSON(label="/intervene", elem_id="intervene-json")
-    return Intervene(box, pickers, spec, sweep_spec, run, sweep, state, json)
+    return Intervene(box, pickers, spec, spec_note, sweep_spec, run, sweep, state, json)
 
 
 def _pickers() -> dict[str, Any]:
@@ -75,7 +79,7 @@ def _pickers() -> dict[str, Any]:
             label=T("page.iv_where"),
         )
         pickers["stage"] = gr.Radio(list(STAGES), value=4, label=T("page.iv_stage"))
-        pickers["block"] = gr.Slider(0, max(STAGE_DEPTHS) - 1, value=2, step=1, label=T("page.iv_block"))
+        pickers["block"] = gr.Slider(0, STAGE_DEPTHS[3] - 1, value=2, step=1, label=T("page.iv_block"))  # stage 4
     with gr.Row():
         pickers["how"] = gr.Radio(
             [(T(f"how.{how}"), how) for how in intervene_view.HOWS], value="one", label=T("page.iv_how")
@@ -84,10 +88,38 @@ def _pickers() -> dict[str, Any]:
     return pickers
 
 
-@one_line_errors
-def intervention_spec(gate: str, where: str, stage: int, block: int | None, how: str, k: float | None) -> str:
-    """The pickers' choice, spelled as the CLI's intervention spec."""
-    return intervene_view.spec_from_controls(gate, where, stage, block, how, k)
+def intervention_spec(
+    gate: str, where: str, stage: int, block: int | None, how: str, k: float | None
+) -> tuple[Any, Any, str]:
+    """The pickers' choice spelled as the CLI's intervention spec; -> (spec, the block picker, a note).
+
+    The block picker offers only the chosen stage's blocks (a pick past the last one becomes the last); a pick that
+    makes no spec leaves the spec box as it is and says why, in one line under it."""
+    depth = STAGE_DEPTHS[int(stage) - 1] if stage in STAGES else max(STAGE_DEPTHS)
+    index = min(int(block), depth - 1) if isinstance(block, int | float) else depth - 1
+    slider = gr.update(maximum=depth - 1, value=index)
+    try:
+        return intervene_view.spec_from_controls(gate, where, stage, index, how, k), slider, ""
+    except CbamVizError as error:
+        return gr.skip(), slider, f"⚠️ {escape(str(error))}"
+
+
+def pickers_from_spec(spec: str) -> tuple[Any, ...]:
+    """A spec typed by hand, shown on the pickers (gate, where, stage, block, how, k) with an empty note; a spec
+    that cannot be read leaves the pickers and says why, in one line."""
+    try:
+        parsed = Intervention.parse(spec)
+    except CbamVizError as error:
+        return (*(gr.skip() for _ in range(6)), f"⚠️ {escape(str(error))}")
+    where, stage, block = "all", gr.skip(), gr.skip()
+    if parsed.where != "all":
+        stage_text, _, block_text = parsed.where.removeprefix("layer").partition(".")
+        stage = int(stage_text)
+        depth = STAGE_DEPTHS[stage - 1]
+        where = "block" if block_text else "stage"
+        block = gr.update(maximum=depth - 1, value=int(block_text) if block_text else depth - 1)
+    k = parsed.k if parsed.k is not None else gr.skip()
+    return parsed.gate, where, stage, block, parsed.how, k, ""
 
 
 @one_line_errors  # shown as a toast: this section has no note of its own under the picture
@@ -141,8 +173,18 @@ def wire(page: Page) -> None:
         (control.release if isinstance(control, gr.Slider) else control.input)(
             intervention_spec,
             pickers,
-            [handle.spec],
+            [handle.spec, handle.pickers["block"], handle.spec_note],
             api_name=f"intervene_{name}",
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
+    for name, typed in (("submit", handle.spec.submit), ("blur", handle.spec.blur)):
+        typed(
+            pickers_from_spec,
+            [handle.spec],
+            [*pickers, handle.spec_note],
+            api_name=f"intervene_spec_{name}",
             api_visibility="private",
             queue=False,
             show_progress="hidden",

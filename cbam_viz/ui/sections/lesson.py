@@ -12,6 +12,7 @@ import gradio as gr
 
 from cbam_viz.analysis.options import target_mode_value
 from cbam_viz.i18n import language
+from cbam_viz.i18n.language import LANGUAGES
 from cbam_viz.ui import gallery, lesson
 from cbam_viz.ui.errors import escape
 from cbam_viz.ui.i18n import T
@@ -50,6 +51,18 @@ def build(parts: Parts) -> LessonLink:
     return LessonLink(button, link, note)
 
 
+def lesson_in(engine: Engine, request: gr.Request | None, openable: list[str]) -> lesson.Lesson | None:
+    """The lesson the page's URL holds (None: the query names no setting); an unknown ``?lang=`` is noted too."""
+    query = dict(getattr(request, "query_params", None) or {})
+    gradios = {"__theme", "view", "presenter"}  # Gradio's own (?view=api), and the page's own view switch
+    query = {key: value for key, value in query.items() if key not in gradios}  # ``lang`` stays: read notes a bad one
+    if set(query) <= {lesson.LANGUAGE_KEY} and query.get(lesson.LANGUAGE_KEY, "en") in LANGUAGES:
+        return None  # nothing but a known language: no lesson
+    examples = lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))
+    choices = [value for _, value in engine.weight_choices()]
+    return lesson.read(query, examples, choices, openable)
+
+
 def apply_lesson(
     engine: Engine,
     controls: Mapping[str, Any],
@@ -57,19 +70,17 @@ def apply_lesson(
     current: Any,
     request: gr.Request | None,
 ) -> dict[Any, Any]:
-    """The page opened on a lesson link: its settings into the controls (the example then analyses itself).
+    """The page opened on a lesson link: its settings into the controls; ``lesson_example`` then puts its example
+    into the input, whose change analyses it with these settings.
 
-    ``controls`` maps a ``Lesson`` field (``sees``: the view) to its control, ``note`` to the note. The picture input
-    always gets a value (the example, or what it holds): a property update, ``gr.skip()`` included, would make
-    Gradio rebuild it for the session without ``uploads.image_input``'s preprocessing."""
-    query = dict(getattr(request, "query_params", None) or {})
-    gradios = {"__theme", "view", "presenter"}  # Gradio's own (?view=api), and the page's own switch
-    query = {key: value for key, value in query.items() if key not in gradios}  # ``lang`` stays: read notes a bad one
-    if not query:
+    The example comes in a second event because a control's new value (the class picker's, above all) reaches the
+    browser's state a moment after the event's outputs are applied: a change event fired by the same update would
+    read the old value. ``controls`` maps a ``Lesson`` field (``sees``: the view) to its control, ``note`` to the
+    note. The picture input always gets a value (what it holds): a property update, ``gr.skip()`` included, would
+    make Gradio rebuild it for the session without ``uploads.image_input``'s preprocessing."""
+    found = lesson_in(engine, request, list(boxes))
+    if found is None:
         return {controls["image"]: current}
-    examples = lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))
-    choices = [value for _, value in engine.weight_choices()]
-    found = lesson.read(query, examples, choices, list(boxes))
     updates: dict[Any, Any] = {controls["note"]: f"<small>{escape(found.note())}</small>" if found.ignored else ""}
     updates[controls["image"]] = current
     for key in ("models", "weights", "method", "stage", "sees", "cmap", "opacity", "shared"):
@@ -81,9 +92,14 @@ def apply_lesson(
     if found.panel is not None:
         updates[boxes[found.panel].accordion] = gr.update(open=True)
         updates[boxes[found.panel].opened] = True
-    if found.example is not None:
-        updates[controls["image"]] = found.example  # set last: its change event analyses with the settings above
     return updates
+
+
+def lesson_example(engine: Engine, openable: list[str], current: Any, request: gr.Request | None) -> Any:
+    """The link's example into the input, once ``apply_lesson``'s settings are in place (its change analyses it);
+    without one, what the input holds."""
+    found = lesson_in(engine, request, openable)
+    return found.example if found is not None and found.example is not None else current
 
 
 def lesson_link(
@@ -129,6 +145,9 @@ def wire(page: Page) -> None:
     def on_load(current: Any, request: gr.Request) -> dict:
         return apply_lesson(engine, controls, boxes, current, request)
 
+    def example(current: Any, request: gr.Request) -> Any:
+        return lesson_example(engine, list(boxes), current, request)
+
     parts.blocks.load(
         on_load,
         [inputs.image],
@@ -136,7 +155,7 @@ def wire(page: Page) -> None:
         api_name="lesson",
         api_visibility="private",
         queue=False,
-    )
+    ).then(example, [inputs.image], [inputs.image], api_name="lesson_example", api_visibility="private", queue=False)
 
     def link_to_view(*values: Any) -> tuple[str, str]:  # the request's fields, cmap, opacity, shared, the boxes
         asked, display, opened = values[: len(FIELDS)], values[len(FIELDS) : len(FIELDS) + 3], values[len(FIELDS) + 3 :]

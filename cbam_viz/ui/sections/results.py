@@ -174,12 +174,35 @@ def after_analysis(
 
 
 def failure_outputs(cells: Cells, targets: Mapping[str, Any], request: gr.Request | None) -> dict[Any, Any]:
-    """After a refused run: the message once, under the picture, and no stale results anywhere."""
+    """After a refused run: the message once, under the picture, and no stale results anywhere; except when the
+    picture on screen was cleared from the server: its results stay, and the status line asks for it again."""
     message = pop_message(request)
+    if message == text("error.upload_cleared"):
+        return {targets["notes"]: f"⚠️ **{escape(message)}**", targets["status"]: text("status.upload_cleared")}
     updates = cells.clear(cells.panels)
     updates[targets["notes"]] = f"⚠️ **{escape(message)}**"
     updates[targets["status"]] = text("status.failed")
     updates[targets["state"]] = None
+    return updates
+
+
+def forget_picture(
+    cells: Cells, targets: Mapping[str, Any], runs: Iterable[Any], analysing: bool = True
+) -> dict[Any, Any]:
+    """The picture changed: every result of the last one goes at once (cells, captions, checks, interventions, the
+    export's JSON), and the tab forgets its analysis, so no later redraw or check draws it under the new picture.
+
+    ``runs`` are the components that hold other runs of the last picture (its intervention's state, raw JSON);
+    ``analysing``: a new picture is there (not a cleared input), and its analysis follows."""
+    updates = cells.clear(cells.panels)
+    updates[targets["status"]] = text("status.analysing") if analysing else ""
+    updates[targets["state"]] = None
+    if "box_picture" in targets:  # a box drawn on the last picture is not this one's
+        updates[targets["box_picture"]] = None
+        updates[targets["box_corner"]] = None
+        updates[targets["box"]] = ""
+    for component in runs:
+        updates[component] = None
     return updates
 
 
@@ -260,12 +283,14 @@ def show_outputs(page: Page) -> list[Any]:
     return [*page.parts.cells.outputs(page.parts.cells.panels), *written]
 
 
-def show_event(page: Page) -> Any:
-    """Draw the tab's analysis into every panel it redraws (the event after an analysis or a language switch)."""
+def show_event(page: Page, new_analysis: bool = True) -> Any:
+    """Draw the tab's analysis into every panel it redraws: after an analysis, whose panels of runs of their own
+    (interventions, sweeps, checks) are cleared; or after a language switch (``new_analysis=False``), which keeps
+    them (their own events redraw them in the new language)."""
     cells = page.parts.cells
     keys = [box.section.key for box in page.boxes()]
     named = targets(page)
-    own_runs = [section.key for section in page.sections if section.own_runs]
+    own_runs = [section.key for section in page.sections if section.own_runs] if new_analysis else []
 
     @one_line_errors
     def show(
@@ -341,7 +366,24 @@ def _wire_analysis(page: Page) -> None:
         **parts.models_queue(),
     )
     after(clicked, "analyze")
-    changed = inputs.image.change(
+    runs = [page.intervene.state, page.intervene.json, page.trust.sanity_json, page.trust.curves_json]
+    runs += [page.export.result_json, page.export.figure_file, page.export.json_file]
+    forgotten = [*cells.outputs(cells.panels), named["status"], named["state"], *runs]
+    forgotten += [named[name] for name in ("box_picture", "box_corner", "box") if name in named]
+
+    def forget(image: Any) -> dict:
+        return forget_picture(cells, named, runs, image is not None)
+
+    changed = inputs.image.change(  # first forget the last picture's results (and box), then analyse this one
+        forget,
+        [inputs.image],
+        forgotten,
+        api_name="forget_picture",
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+        trigger_mode="always_last",
+    ).then(
         analyse_changed,
         analysis_inputs,
         analysis_outputs,
@@ -374,7 +416,7 @@ def _wire_display(page: Page) -> None:
     for name, trigger in (
         ("cmap", inputs.cmap.input),
         ("shared_scale", inputs.shared_scale.input),
-        ("opacity", inputs.opacity.release),
+        ("opacity", inputs.opacity.change),  # however it changed: dragged, typed with Enter, arrow keys
     ):
         trigger(
             partial(redraw, parts.cells, "display"),
@@ -383,6 +425,7 @@ def _wire_display(page: Page) -> None:
             api_name=f"redraw_{name}",
             api_visibility="private",
             show_progress="minimal",
+            trigger_mode="always_last",  # a drag asks for many: the last one is drawn
             **parts.render_queue(),
         )
 
