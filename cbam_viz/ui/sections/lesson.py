@@ -80,7 +80,7 @@ def apply_lesson(
     make Gradio rebuild it for the session without ``uploads.image_input``'s preprocessing."""
     found = lesson_in(engine, request, list(boxes))
     if found is None:
-        return {controls["image"]: current}
+        return {controls["image"]: current, controls["note"]: ""}
     updates: dict[Any, Any] = {controls["note"]: f"<small>{escape(found.note())}</small>" if found.ignored else ""}
     updates[controls["image"]] = current
     for key in ("models", "weights", "method", "stage", "sees", "cmap", "opacity", "shared"):
