@@ -26,6 +26,8 @@ _VIEW_SCHEMA = {
         "input_height": {"type": "integer", "minimum": 1},
         "box": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number", "minimum": 0, "maximum": 1}},
         "note": {"type": "string"},
+        # where cell j of a stage lies: input pixel cell_offset + j * stride (0, or 2 for the Caffe stem pool)
+        "cell_offset": {"type": "number"},
     },
 }
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}

@@ -106,7 +106,7 @@ from cbam_viz.analysis.capture import CapturedPass, capture_pass, model_lock, st
 from cbam_viz.analysis.models import get_models
 from cbam_viz.analysis.options import AnalysisOptions
 from cbam_viz.imaging.decode import decode_image
-from cbam_viz.imaging.view import ModelView, map_to_image, prepare_input
+from cbam_viz.imaging.view import PADDED, CellGeometry, ModelView, map_to_image, prepare_input
 
 _RNG_LOCK = threading.Lock()  # our own seeded sections never interleave
 
@@ -161,9 +161,10 @@ def _signed_cam(cam_method: Any, model: nn.Module, input_tensor: torch.Tensor, c
     return np.nan_to_num(np.asarray(signed, dtype=np.float32)[0], nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def input_grid(native: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
-    """A native map on the model input's own pixels (width, height), through ``map_to_image`` (the app's geometry)."""
-    view = ModelView("whole", tuple(input_size), (0.0, 0.0, 1.0, 1.0), "the model input")
+def input_grid(native: np.ndarray, input_size: tuple[int, int], geometry: CellGeometry = PADDED) -> np.ndarray:
+    """A native map on the model input's own pixels (width, height), through ``map_to_image`` (the app's geometry,
+    ``geometry`` the model's layout: ``imaging.view.model_geometry``)."""
+    view = ModelView("whole", tuple(input_size), (0.0, 0.0, 1.0, 1.0), "the model input", geometry)
     return map_to_image(native, view, tuple(input_size))
 
 
