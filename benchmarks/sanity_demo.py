@@ -118,11 +118,12 @@ def study(
                 add(arch, f"pointing.spatial{stage}", float(spatial["hit"]))
                 add(arch, f"energy.spatial{stage}", spatial["energy"])
         add(ARCH_ORDER[0], "mask_area_share", game["region"]["area_share"])
-        if (index + 1) % 10 == 0 or index + 1 == count:
-            print(f"{index + 1}/{count} shapes, {time.perf_counter() - started:.0f} s", flush=True)
-            if partial is not None:
-                summary = summarise(raw, index + 1, math.nan, draws)
-                partial.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        if (index + 1) % 5 == 0 or index + 1 == count:
+            seconds = time.perf_counter() - started
+            print(f"{index + 1}/{count} shapes, {seconds:.0f} s", flush=True)
+            if partial is not None:  # a run stopped early still leaves every number so far (--merge reads it)
+                summary = summarise(raw, index + 1, seconds, draws)
+                partial.write_text(json.dumps({**summary, "raw": raw}, indent=1), encoding="utf-8")
     return raw
 
 

@@ -6,8 +6,11 @@ A SPEC string is ``<where>:<gate>=<how>``:
 * where: ``all``, a stage (``layer3``) or a block (``layer4.2``);
 * gate: ``channel`` (SE or CBAM), ``spatial`` (CBAM only) or ``both`` (CBAM only);
 * how: ``one`` (Mc = 1 / Ms = 1: the gate passes everything), ``mean`` (the gate's output replaced by its mean over
-  channels / positions), ``shuffle`` (channels / positions permuted with a fixed seed per block), ``keep-top-k:K``
-  (only the K strongest channels / positions pass, the rest are 0; a K above the gate's size keeps everything).
+  channels / positions), ``shuffle`` (the gate's values permuted over channels, or over positions for a spatial
+  gate, with a fixed seed per block), ``keep-top-k:K`` (only the K strongest channels, or positions for a spatial
+  gate, keep their gate value, the rest get 0; a K above the gate's size keeps everything). Strongest means by the
+  gate's pre-sigmoid value, ties by index (``gates.strongest_first``): exactly the K that "Inside the gate" marks
+  strongest, even where many gates are exactly 1.0 in float32.
 
 Examples: ``layer3:spatial=one``, ``all:channel=mean``, ``layer4.2:both=one``, ``layer2:channel=keep-top-k:16``.
 ``Intervention.parse`` checks a spec once (one-line ``CbamVizError`` on a bad one); a gate the model lacks is a
@@ -38,6 +41,7 @@ from torch import nn
 from cbam_viz.analysis import metrics
 from cbam_viz.analysis.cam import cam_method_for, compute_cam
 from cbam_viz.analysis.capture import AttentionCapture, GateKey, Replacement, capture_pass, gate_modules
+from cbam_viz.analysis.gates import strongest_first
 from cbam_viz.analysis.run import run_model, validate_options
 from cbam_viz.errors import CbamVizError
 from cbam_viz.model.resnet import ResNet
@@ -442,7 +446,7 @@ def _replacement(how: str, k: int | None, key: GateKey) -> Replacement:
     stage, index = split_block(block)
     seed = SHUFFLE_SEED * 1000 + stage * 100 + index * 2 + (kind == "spatial")
 
-    def replace(output: torch.Tensor) -> torch.Tensor:
+    def replace(output: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         flat = output.flatten(1)
         if how == "one":
             new = torch.ones_like(flat)
@@ -453,8 +457,8 @@ def _replacement(how: str, k: int | None, key: GateKey) -> Replacement:
             new = flat[:, permutation.to(flat.device)]
         else:
             keep = min(int(k), flat.shape[1])
-            mask = torch.zeros_like(flat).scatter_(1, flat.topk(keep, dim=1).indices, 1.0)
-            new = flat * mask
+            strongest = strongest_first(logits.flatten(1))[:, :keep]
+            new = flat * torch.zeros_like(flat).scatter_(1, strongest, 1.0)
         return new.reshape(output.shape)
 
     return replace
@@ -463,12 +467,12 @@ def _replacement(how: str, k: int | None, key: GateKey) -> Replacement:
 def _rows_only(replacement: Replacement, row: int, count: int, previous: Replacement | None) -> Replacement:
     """Apply ``replacement`` to batch row ``row`` only (after ``previous``, another row's replacement, if any)."""
 
-    def replace(output: torch.Tensor) -> torch.Tensor:
+    def replace(output: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         if previous is not None:
-            output = previous(output)
+            output = previous(output, logits)
         rows = torch.zeros(count, dtype=torch.bool, device=output.device)
         rows[row] = True
-        return torch.where(rows.view(count, *([1] * (output.ndim - 1))), replacement(output), output)
+        return torch.where(rows.view(count, *([1] * (output.ndim - 1))), replacement(output, logits), output)
 
     return replace
 
