@@ -17,9 +17,9 @@ Two options ride on the same single pass (issue #14, "Attention lab"), both off 
   spatial gates' kernels and BN numbers are weights: copied once per weights version, see ``spatial_params``).
   Recording all 16 blocks costs a few per cent of an analysis; a set of one or two blocks costs next to nothing.
 * ``replace``: ``{(block, "channel" | "spatial"): fn}``; a hook on that gate's sigmoid returns ``fn(output, input)``
-  (the sigmoid's output and input), so the
-  block multiplies F by the replaced gate (``cbam_viz.analysis.intervene`` builds these from an intervention spec). Like every
-  hook here it acts only on the owner thread's forwards, under the model's lock, and is removed in ``finally``.
+  (the sigmoid's output and its input, which still ranks saturated gates), so the block multiplies F by the
+  replaced gate (``cbam_viz.analysis.intervene`` builds these from an intervention spec). Like every hook here it
+  acts only on the owner thread's forwards, under the model's lock, and is removed in ``finally``.
   ``channel``/``spatial`` then hold the gates as applied; ``gate_steps`` hold what each gate computed.
 """
 
