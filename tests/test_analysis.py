@@ -289,7 +289,7 @@ def test_analyze_with_interventions_and_sweep(random_demo_dir: Path) -> None:
     assert first.target_prob_change == pytest.approx(first.target_prob - cbam.target_prob)
     document = result.to_json()
     json.dumps(document, allow_nan=False)
-    assert document["schema_version"] == 4 and validate(document, ANALYSIS_JSON_SCHEMA) == []
+    assert document["schema_version"] == 5 and validate(document, ANALYSIS_JSON_SCHEMA) == []
     entry = document["models"]["cbam_resnet50"]["interventions"][0]
     assert entry["spec"] == "layer3:spatial=one" and entry["top5"][0]["label"] in CLASSES
     assert entry["target"]["label"] == cbam.target_label and -1 <= entry["cam"]["correlation"] <= 1
