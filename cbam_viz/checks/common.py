@@ -6,8 +6,10 @@ Three checks, each usable per model (for scripts and tests) or per picture (for 
   the model must change when the model's weights are destroyed. ``model_sanity`` re-initialises the weights of a
   COPY of the model from the head down, ``CASCADE_ORDER`` = fc; + layer4; + layer3; + layer2; + layer1; + stem
   (``cascading``), and optionally one layer at a time from the trained weights (``independent``), recomputing the
-  CAM of the same method, stage and target class after each step, and compares it with the trained model's CAM.
-  **Random logit**: the CAM of a random other class (seeded, never the target) next to the target's.
+  CAM of the same method, stage and target class after each step, and compares it with the trained model's CAM,
+  over ``draws`` randomised networks (1 on the page, 5 in the CLI and the benchmark): mean and spread per step.
+  **Random logit**: the CAMs of ``other_classes`` random other classes (never the target, drawn per picture)
+  next to the target's, with their mean and spread.
 * **Deletion and insertion** (Petsiuk et al., 2018, RISE). ``model_curves`` ranks the input pixels by the CAM
   resampled onto the model input with ``imaging.map_to_image`` (the app's map geometry), then blurs away the top
   pixels step by step (deletion: the target probability should fall fast, a LOW area is good) or reveals them on a
@@ -22,11 +24,14 @@ Decisions, in one place:
   capture's hooks are open while it is copied), randomises that copy in place step by step, restores the copy from
   the trained ``state_dict`` between independent steps, and drops it at the end: one extra copy per model at a time.
 * Randomisation is each layer's own default init: ``reset_parameters()`` of every Conv2d, Linear and BatchNorm2d in
-  the layer, under ``torch.random.fork_rng`` seeded with ``seed * 1000 + position in CASCADE_ORDER``; the same layer
-  gets the same random weights in both modes. BatchNorm's ``reset_parameters`` also resets its running statistics
-  (mean 0, variance 1) and affine (1, 0): the trained statistics describe the trained convolutions' outputs and mean
-  nothing for random ones. The seed is repeatable unless another thread draws from torch's global generator at the
-  same moment (the app draws none outside ``fork_rng`` sections).
+  the layer, under ``torch.random.fork_rng`` seeded with ``randomisation.draw_seed(seed, draw, layer)`` (numpy's
+  ``SeedSequence((seed, draw, position in CASCADE_ORDER))``): each draw is another network, the same for every
+  picture, and the same layer gets the same random weights in both modes. Random other classes come from
+  ``numpy.random.default_rng((seed, content key of the picture's pixels))``, so each picture draws its own.
+  BatchNorm's ``reset_parameters`` also resets its running statistics (mean 0, variance 1) and affine (1, 0): the
+  trained statistics describe the trained convolutions' outputs and mean nothing for random ones. The seed is
+  repeatable unless another thread draws from torch's global generator at the same moment (the app draws none
+  outside ``fork_rng`` sections).
 * Comparisons: ``spearman`` (the CAM the app shows, ReLU'd) and ``spearman_abs`` (absolute value of the signed,
   pre-ReLU CAM, which still ranks cells where the ReLU'd map is all zero; NaN for Score-CAM, whose signed map would
   cost a second round of forwards) are on the CAM's NATIVE grid: each cell is one number the model computed, and
@@ -50,15 +55,18 @@ Decisions, in one place:
 Public API (results carry numpy maps; ``to_json()`` gives plain numbers, NaN as ``null``):
 
 ``model_sanity(arch, model, input_tensor, *, method, stage, target, cascading=True, independent=False,
-random_logit=True, seed=0, categories=None) -> ModelSanity`` and, per picture, ``sanity_report(image, options,
-**same switches) -> SanityReport``; ``SanityReport.to_json()``::
+random_logit=True, seed=0, draws=1, other_classes=1, picture=None, categories=None) -> ModelSanity`` and, per
+picture, ``sanity_report(image, options, **same switches) -> SanityReport``; ``SanityReport.to_json()``::
 
-    {"method": "gradcam", "stage": 4, "seed": 0, "batchnorm": "reset", "grids": {...}, "models": {"resnet50": {
-        "target": {"index": 3, "label": "pentagon", "prob": 0.98}, "seconds": 0.2,
-        "cascading": [{"step": "fc", "randomised": ["fc"], "spearman": 0.31, "spearman_abs": 0.2, "ssim": 0.4,
-                       "target_prob": 0.1, "cam_empty": false}, ... "stem"],
+    {"method": "gradcam", "stage": 4, "seed": 0, "batchnorm": "reset", "grids": {...}, "draws": 5,
+     "other_classes": 5, "seeds": "...", "models": {"resnet50": {
+        "target": {"index": 3, "label": "pentagon", "prob": 0.98}, "seconds": 0.2, "draws": 5,
+        "cascading": [{"step": "fc", "randomised": ["fc"], "draws": 5, "spearman": 0.31, "spearman_abs": 0.2,
+                       "ssim": 0.4, "target_prob": 0.1, "cam_empty": false, "empty_share": 0.2,
+                       "spread": {"spearman": {"mean", "sd", "min", "max", "finite", "values"}, ...}}, ... "stem"],
         "independent": [... same, "randomised": ["layer3"] ...],
-        "random_logit": {"index": 7, "label": "ring", "prob": 0.0, "spearman": ..., "spearman_abs": ..., "ssim": ...,
+        "random_logit": {"index": 7, "label": "ring", "prob": 0.0, "count": 5, "spearman": ..., "spearman_abs": ...,
+                         "ssim": ..., "classes": [{"index", "label", "prob", "spearman", ...}], "spread": {...},
                          "class_dependent": true, "cam_empty": false}}}}
 
 ``SanityReport.maps()`` -> ``{"resnet50.cam": ..., "resnet50.cascading.layer4": ..., "resnet50.random_logit": ...}``,
