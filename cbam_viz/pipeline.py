@@ -73,7 +73,7 @@ def analyze(
             faithfulness=options.faithfulness,
             gate_steps=options.gate_steps if has_channel_attention(arch) else (),  # ResNet-50 has no gate to open
         )
-        result.view = model_view
+        result.view = model_view.for_model(model)
         if plan:
             _intervene(result, model, input_tensor, plan[arch], options)
         results[arch] = result

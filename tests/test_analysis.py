@@ -64,6 +64,20 @@ def test_every_method_equals_grad_cams_own_object_and_leaves_no_hook(method: str
     np.testing.assert_allclose(ours, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("scale", [1e-4, 1e-3, 1.0, 1e3])
+def test_grad_cam_plus_plus_weights_are_the_closed_form_at_any_gradient_scale(scale: float) -> None:
+    """alpha = g^2 / (2 g^2 + sum(A) g^3) = 1 / (2 + sum(A) g) where g > 0; grad-cam's absolute eps of 1e-6 bends
+    it when gradients are small (the demo models'), a scale-relative one does not."""
+    rng = np.random.default_rng(7)
+    activations = rng.random((1, 8, 6, 6)).astype(np.float32)
+    grads = (rng.standard_normal((1, 8, 6, 6)) * scale).astype(np.float32)
+    total = activations.astype(np.float64).sum(axis=(2, 3), keepdims=True)
+    g = grads.astype(np.float64)
+    closed = (np.maximum(g, 0) / (2 + total * np.where(g > 0, g, 0))).sum(axis=(2, 3))
+    weights = GRADCAM_CLASSES["gradcam++"].get_cam_weights(None, None, None, None, activations, grads)
+    np.testing.assert_allclose(weights, closed, rtol=1e-4)
+
+
 def test_cams_are_raw_scores_not_normalised() -> None:
     model = random_model("se_resnet50", seed=2)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
@@ -230,7 +244,7 @@ def test_analyze_with_interventions_and_sweep(demo_weights: Path) -> None:
     assert first.target_prob_change == pytest.approx(first.target_prob - cbam.target_prob)
     document = result.to_json()
     json.dumps(document, allow_nan=False)
-    assert document["schema_version"] == 4 and validate(document, ANALYSIS_JSON_SCHEMA) == []
+    assert document["schema_version"] == 5 and validate(document, ANALYSIS_JSON_SCHEMA) == []
     entry = document["models"]["cbam_resnet50"]["interventions"][0]
     assert entry["spec"] == "layer3:spatial=one" and entry["top5"][0]["label"] in CLASSES
     assert entry["target"]["label"] == cbam.target_label and -1 <= entry["cam"]["correlation"] <= 1

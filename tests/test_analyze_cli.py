@@ -304,7 +304,8 @@ def test_checks_of_the_maps_from_the_command_line(tmp_path: Path) -> None:
     out = tmp_path / "out"
     base = [sys.executable, "-m", "cbam_viz", "analyze", str(tmp_path / "wide.png"), "--out", str(out)]
     done = subprocess.run(
-        [*base, "--weights", "demo", "--box", "0,0,1024,1024", "--sanity", "--deletion-insertion"],
+        [*base, "--weights", "demo", "--box", "0,0,1024,1024", "--sanity", "--deletion-insertion"]
+        + ["--sanity-draws", "2", "--other-classes", "3"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -320,6 +321,8 @@ def test_checks_of_the_maps_from_the_command_line(tmp_path: Path) -> None:
     steps = [step["step"] for step in document["sanity"]["models"]["cbam_resnet50"]["cascading"]]
     assert steps == ["fc", "layer4", "layer3", "layer2", "layer1", "stem"]
     assert len(document["sanity"]["models"]["resnet50"]["independent"]) == 6
+    assert document["sanity"]["draws"] == 2 and document["sanity"]["other_classes"] == 3
+    assert len(document["sanity"]["models"]["se_resnet50"]["random_logit"]["classes"]) == 3
     curves = document["deletion_insertion"]["models"]["se_resnet50"]
     assert len(curves["deletion"]["cam"]["probs"]) == len(document["deletion_insertion"]["fractions"]) == 21
     assert set(curves["insertion"]) == {"cam", "random"}
@@ -331,3 +334,7 @@ def test_checks_of_the_maps_from_the_command_line(tmp_path: Path) -> None:
     )
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "x0 < x1 and y0 < y1" in refused.stderr
+    refused = subprocess.run(
+        [*base, "--sanity", "--sanity-draws", "0"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert refused.returncode == 2 and "expected a whole number >= 1" in refused.stderr.strip().splitlines()[-1]

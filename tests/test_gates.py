@@ -146,7 +146,7 @@ def test_steps_record_the_computed_gate_while_channel_holds_the_applied_one() ->
     x = image_tensor(8)
     normal = capture_pass(model, x, gate_steps={"layer2.1"})
     replaced = capture_pass(
-        model, x, gate_steps={"layer2.1"}, replace={("layer2.1", "channel"): lambda gate: torch.ones_like(gate)}
+        model, x, gate_steps={"layer2.1"}, replace={("layer2.1", "channel"): lambda gate, logits: torch.ones_like(gate)}
     )
     np.testing.assert_array_equal(replaced.channel["layer2.1"], np.ones_like(normal.channel["layer2.1"]))
     np.testing.assert_array_equal(replaced.gate_steps["layer2.1"].channel.gate, normal.channel["layer2.1"])

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from cbam_viz.analysis.capture import capture_pass, count_hooks, model_lock
+from cbam_viz.analysis.gates import channel_order, position_order, strongest_position
 from cbam_viz.analysis.intervene import Intervention, check, replacements, run_interventions, sweep
 from cbam_viz.analysis.run import run_model
 from cbam_viz.errors import CbamVizError
@@ -128,6 +129,29 @@ def test_each_replacement_does_what_its_name_says() -> None:
     np.testing.assert_array_equal(everything.logits, base.logits)
 
 
+def test_keep_top_k_keeps_the_k_the_gate_panel_marks_strongest_when_the_gate_saturates() -> None:
+    """Half the channels of a CBAM gate and all its positions get Mc = Ms = 1.0 exactly in float32 (pre-sigmoid
+    values from 30 to 80): only the sigmoid's input still ranks them, and keep-top-k must keep the panel's K."""
+    model, x = random_model("cbam_resnet50", 5), image_tensor(4)
+    attention = model.layer3[1].attn
+    with torch.no_grad():
+        count = attention.channel.fc2.bias.numel()
+        saturated = torch.randperm(count, generator=torch.Generator().manual_seed(0))[: count // 2]
+        attention.channel.fc2.bias[saturated] = torch.linspace(15.0, 40.0, count // 2)  # added twice: 30 to 80
+        attention.spatial.bn.bias.fill_(40.0)
+    steps = capture_pass(model, x, gate_steps={"layer3.1"}, gradients=False).gate_steps["layer3.1"]
+    assert np.count_nonzero(steps.channel.gate == 1.0) >= count // 2 and np.all(steps.spatial.gate == 1.0)
+    for k in (3, 10, 40):
+        kept = np.flatnonzero(applied(model, x, f"layer3.1:channel=keep-top-k:{k}").channel["layer3.1"])
+        assert sorted(kept) == sorted(channel_order(steps, marked=k).strongest), k
+        assert sorted(kept) == sorted(saturated[torch.argsort(torch.linspace(15.0, 40.0, count // 2))][-k:].tolist())
+        positions = np.flatnonzero(applied(model, x, f"layer3.1:spatial=keep-top-k:{k}").spatial["layer3.1"])
+        assert sorted(positions) == sorted(position_order(steps)[:k]), k
+    row, col = strongest_position(steps)
+    assert row * steps.spatial.gate.shape[1] + col == position_order(steps)[0]
+    assert steps.spatial.bn[row, col] == steps.spatial.bn.max()
+
+
 def test_only_the_chosen_blocks_change() -> None:
     model, x = random_model("cbam_resnet50", seed=5), image_tensor(6)
     base = applied(model, x, None)
@@ -219,7 +243,7 @@ def test_results_compare_with_the_base_and_serialise() -> None:
 def test_a_failed_intervention_leaves_no_hook_and_releases_the_model() -> None:
     model = random_model("cbam_resnet50")
 
-    def explode(gate: torch.Tensor) -> torch.Tensor:
+    def explode(gate: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("replacement failed")
 
     with pytest.raises(RuntimeError, match="replacement failed"):

@@ -100,3 +100,17 @@ def test_pointing_and_energy_on_a_box_by_hand() -> None:
     assert metrics.pointing_hit(cam, mask) and metrics.energy_inside(cam, mask) == pytest.approx(0.75)
     other = metrics.box_mask((5, 3, 8, 6), (8, 6))
     assert not metrics.pointing_hit(cam, other) and metrics.energy_inside(cam, other) == pytest.approx(0.25)
+
+
+def test_pointing_game_counts_a_hit_when_any_tied_maximum_is_inside() -> None:
+    """Two pixels share the maximum: the first in reading order lies outside the mask, the second inside. A hit,
+    whichever comes first; with no tied maximum inside (nor within the tolerance), a miss."""
+    cam = np.zeros((6, 8))
+    cam[0, 7], cam[4, 1] = 2.0, 2.0  # (0, 7) comes first in reading order
+    inside_second = metrics.box_mask((0, 3, 3, 6), (8, 6))  # covers (row 4, col 1) only
+    assert metrics.pointing_hit(cam, inside_second)
+    assert metrics.pointing_hit(cam[::-1].copy(), inside_second[::-1].copy())
+    neither = metrics.box_mask((3, 0, 5, 2), (8, 6))  # rows 0-1, cols 3-4: no tied maximum inside
+    assert not metrics.pointing_hit(cam, neither)
+    assert metrics.pointing_hit(cam, neither, tolerance=3.0)  # (0, 7) is 3 pixels from (0, 4), (4, 1) farther
+    assert not metrics.pointing_hit(cam, neither, tolerance=2.5)

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_analysis import validate
 
 from cbam_viz.analysis import metrics
 from cbam_viz.analysis.models import get_models
 from cbam_viz.analysis.results import Analysis, ModelResult
 from cbam_viz.analysis.run import run_model
+from cbam_viz.analysis.schema import ANALYSIS_JSON_SCHEMA
 from cbam_viz.checks import common as checks_common
 from cbam_viz.checks import curves as checks_curves
 from cbam_viz.checks import pointing as checks_pointing
@@ -26,14 +28,10 @@ from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging.view import ModelView, prepare_input
 from cbam_viz.model.resnet import ARCHS
 from cbam_viz.weights.files import WEIGHTS_DIR
-from tests.helpers.models import random_model, write_demo_set
+from tests.helpers.models import random_model, tiny_input, write_demo_set
 
 REAL_DEMO = WEIGHTS_DIR / "demo" / "metadata.json"
 needs_demo = pytest.mark.skipif(not REAL_DEMO.is_file(), reason=f"{REAL_DEMO} is absent")
-
-
-def tiny_input(size: int = 48, seed: int = 1) -> torch.Tensor:
-    return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
 def checksum(model: torch.nn.Module) -> str:
@@ -141,6 +139,69 @@ def test_random_logit_is_never_the_target_and_eigencam_is_class_independent() ->
     assert logit.index != 1 and not logit.class_dependent and logit.comparison.spearman == pytest.approx(1.0)
     with pytest.raises(CbamVizError):
         checks_randomisation.model_sanity("se_resnet50", model, x, method="nope")
+
+
+def test_random_other_classes_are_drawn_per_picture_and_never_the_target() -> None:
+    """Seeded by the seed and the picture's content: another picture draws another class (the old draw, seeded by
+    the seed alone, was the same class for every picture), the same picture the same one."""
+    pictures = [checks_randomisation.content_key(tiny_input(seed=seed)) for seed in range(40)]
+    assert len(set(pictures)) == 40
+    firsts = [checks_randomisation.random_other_class(4, 10, 0, key) for key in pictures]
+    assert 4 not in firsts and len(set(firsts)) == 9  # every other class turns up over 40 pictures
+    assert checks_randomisation.random_other_class(4, 10, 0, pictures[0]) == firsts[0]  # repeatable
+    assert [checks_randomisation.random_other_class(4, 10, seed, pictures[0]) for seed in range(20)].count(
+        firsts[0]
+    ) < 10  # the seed matters too
+    several = checks_randomisation.random_other_classes(4, 10, 0, pictures[1], count=5)
+    assert len(set(several)) == 5 and 4 not in several and several[0] == firsts[1]
+    assert sorted(checks_randomisation.random_other_classes(4, 10, 0, pictures[1], count=50)) == [
+        0,
+        1,
+        2,
+        3,
+        5,
+        6,
+        7,
+        8,
+        9,
+    ]
+    with pytest.raises(CbamVizError, match="whole number"):
+        checks_randomisation.random_other_classes(4, 10, 0, pictures[1], count=0)
+
+
+def test_randomisation_over_several_draws_reports_mean_and_spread_of_different_networks() -> None:
+    model, x = random_model("cbam_resnet50"), tiny_input()
+    one = checks_randomisation.model_sanity("cbam_resnet50", model, x, target=3, independent=True)
+    report = checks_randomisation.model_sanity(
+        "cbam_resnet50", model, x, target=3, independent=True, draws=3, other_classes=4, categories=CLASSES
+    )
+    for mode in ("cascading", "independent"):
+        for first, step in zip(getattr(one, mode), getattr(report, mode), strict=True):
+            assert len(step.draws) == 3 and np.array_equal(step.cam, first.cam)  # draw 0 is the one-draw network
+            assert step.draws[0].spearman == first.spearman or not np.isfinite(first.spearman)
+            assert not np.array_equal(step.draws[1].cam, step.draws[2].cam)  # each draw another random network
+            values = [draw.spearman for draw in step.draws if np.isfinite(draw.spearman)]
+            if values:
+                assert step.spearman == pytest.approx(np.mean(values))
+            if len(values) > 1:
+                assert step.spread("spearman").sd == pytest.approx(np.std(values, ddof=1))
+            assert step.empty_share == np.mean([draw.cam_empty for draw in step.draws])
+    seeds = {checks_randomisation.draw_seed(0, draw, "layer3") for draw in range(3)}
+    assert len(seeds) == 3 and checks_randomisation.draw_seed(1, 0, "layer3") not in seeds
+    logit = report.random_logit
+    assert len(logit.classes) == 4 and len({other.index for other in logit.classes}) == 4
+    assert all(other.index != 3 and other.label == CLASSES[other.index] for other in logit.classes)
+    document = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    model_schema = ANALYSIS_JSON_SCHEMA["properties"]["sanity"]["properties"]["models"]["additionalProperties"]
+    assert validate(document, model_schema) == []
+    assert document["draws"] == 3 and document["cascading"][0]["draws"] == 3
+    assert len(document["cascading"][0]["spread"]["spearman"]["values"]) == 3
+    assert [entry["index"] for entry in document["random_logit"]["classes"]] == [o.index for o in logit.classes]
+    assert document["random_logit"]["count"] == 4 and document["random_logit"]["index"] == logit.classes[0].index
+    single = json.loads(json.dumps(one.to_json(), allow_nan=False))
+    assert single["cascading"][0]["spread"]["spearman"]["sd"] is None  # one draw has no spread
+    with pytest.raises(CbamVizError, match="whole number"):
+        checks_randomisation.model_sanity("cbam_resnet50", model, x, draws=0)
 
 
 @needs_demo
@@ -261,11 +322,15 @@ def test_picture_reports_are_plain_json_with_maps(tmp_path: Path) -> None:
     root = write_demo_set(tmp_path, models, resize=48)
     picture = Image.fromarray(render_sample(HELDOUT_SEED, 0, width=48).image)
     report = checks_randomisation.sanity_report(
-        picture, weights="demo", weights_dir=root, device="cpu", stage=3, target=2
+        picture, weights="demo", weights_dir=root, device="cpu", stage=3, target=2, other_classes=2
     )
     document = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    assert validate(document, ANALYSIS_JSON_SCHEMA["properties"]["sanity"]) == []
     assert list(document["models"]) == list(ARCHS) and document["grids"] == {"spearman": "native", "ssim": "input"}
     assert all(model["target"]["index"] == 2 for model in document["models"].values())
+    assert document["draws"] == 1 and document["other_classes"] == 2 and "SeedSequence" in document["seeds"]
+    drawn = {tuple(c["index"] for c in model["random_logit"]["classes"]) for model in document["models"].values()}
+    assert len(drawn) == 1 and 2 not in next(iter(drawn))  # one picture: the same random classes for every model
     maps = report.maps()
     assert maps["cbam_resnet50.cascading.stem"].shape == maps["cbam_resnet50.cam"].shape
     curves = checks_curves.curves_report(picture, weights="demo", weights_dir=root, device="cpu", steps=10)

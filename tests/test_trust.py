@@ -19,6 +19,7 @@ from cbam_viz.checks import curves as checks_curves
 from cbam_viz.checks import pointing as checks_pointing
 from cbam_viz.checks import randomisation as checks_randomisation
 from cbam_viz.demo import shapes
+from cbam_viz.i18n.language import class_name
 from cbam_viz.pipeline import analyze
 from cbam_viz.ui import gallery
 from cbam_viz.ui.panels import registry as panels
@@ -29,6 +30,7 @@ from cbam_viz.ui.sections.request import PageRequest
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.vocab import ARCH_ORDER
 from tests.helpers.app import page_cells
+from tests.helpers.models import random_model, tiny_input
 from tests.helpers.schema import validate
 
 
@@ -126,6 +128,19 @@ def test_a_gallery_shape_is_scored_on_its_true_mask(engine: Engine, tmp_path: Pa
             engine, PageRequest(str(other), list(ARCH_ORDER), "demo", "top1", "", "gradcam", 4, "whole"), False
         )[1]
     )
+
+
+def test_the_trust_text_names_the_classes_drawn_and_the_spread_over_draws() -> None:
+    model, x = random_model("cbam_resnet50"), tiny_input()
+    several = checks_randomisation.model_sanity(
+        "cbam_resnet50", model, x, target=3, draws=3, other_classes=2, categories=shapes.CLASSES
+    )
+    said = trust_view.sanity_markdown(several, demo=True)
+    assert "over 3 random networks" in said and "±" in said and "2 random other classes" in said
+    assert all(f"“{class_name(other.label, True)}”" in said for other in several.random_logit.classes)
+    one = checks_randomisation.model_sanity("cbam_resnet50", model, x, target=3, categories=shapes.CLASSES)
+    said = trust_view.sanity_markdown(one, demo=True)
+    assert "±" not in said and f"“{class_name(one.random_logit.label, True)}”" in said
 
 
 def test_the_trust_panels_draw_what_was_run(engine: Engine, picture: Path) -> None:

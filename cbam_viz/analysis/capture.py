@@ -16,9 +16,10 @@ Two options ride on the same single pass (for the attention lab), both off by de
   ``CapturedPass.gate_steps`` (``cbam_viz.analysis.gates.GateSteps``, numpy) in the same single device-to-host copy (the
   spatial gates' kernels and BN numbers are weights: copied once per weights version, see ``spatial_params``).
   Recording all 16 blocks costs a few per cent of an analysis; a set of one or two blocks costs next to nothing.
-* ``replace``: ``{(block, "channel" | "spatial"): fn}``; a hook on that gate's sigmoid returns ``fn(output)``, so the
-  block multiplies F by the replaced gate (``intervene.replacements`` builds these from an intervention). Like every
-  hook here it acts only on the owner thread's forwards, under the model's lock, and is removed in ``finally``.
+* ``replace``: ``{(block, "channel" | "spatial"): fn}``; a hook on that gate's sigmoid returns ``fn(output, input)``
+  (the sigmoid's output and its input, which still ranks saturated gates), so the block multiplies F by the
+  replaced gate (``intervene.replacements`` builds these from an intervention). Like every hook here it
+  acts only on the owner thread's forwards, under the model's lock, and is removed in ``finally``.
   ``channel``/``spatial`` then hold the gates as applied; ``gate_steps`` hold what each gate computed.
 """
 
@@ -41,7 +42,8 @@ from cbam_viz.model.attention import channel_gates, spatial_gates
 from cbam_viz.vocab import STAGES, all_blocks, quote, split_block
 
 GateKey = tuple[str, str]  # (block name, "channel" | "spatial")
-Replacement = Callable[[torch.Tensor], torch.Tensor]  # the gate's output -> what the block multiplies F by
+# (the gate's output, the sigmoid's input) -> what the block multiplies F by; the input ranks saturated gates
+Replacement = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Closer = Callable[[torch.Tensor, torch.Tensor], None]  # (sigmoid input, sigmoid output) -> closes a gate-step record
 
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
@@ -253,7 +255,7 @@ class AttentionCapture:
                 return None
             if closer is not None:
                 closer(inputs[0], output)
-            replaced = replacement(output) if replacement is not None else None
+            replaced = replacement(output, inputs[0]) if replacement is not None else None
             attention = (output if replaced is None else replaced).detach()
             store[block] = attention.flatten(1) if channel else attention[:, 0]
             return replaced

@@ -13,7 +13,12 @@ pass, from hooks on the gate's real submodules, so the numbers are the ones the 
 
 ``recompose(steps)`` rebuilds (Mc, Ms) from those pieces alone, which is what the equations on the page claim;
 ``channel_equation`` / ``spatial_equation`` write one channel's or one position's equation with this picture's
-numbers; ``channel_order`` sorts the channels once by Mc and names the strongest and weakest.
+numbers; ``channel_order`` sorts the channels once, strongest first, and names the strongest and weakest.
+
+Strength is the gate's PRE-sigmoid value (``strongest_first``): in trained models many channel gates are exactly 1.0
+in float32 (sigmoid saturates from about 17 on), so only what the sigmoid got still orders them; ties go by index.
+The page's marks and the ``keep-top-k`` intervention (``intervene.py``) use this one order, so "keep the K
+strongest" keeps exactly the K the page marks strongest, for channels and for positions alike.
 """
 
 from __future__ import annotations
@@ -90,7 +95,7 @@ class GateSteps:
 class ChannelOrder:
     """Channels sorted once by Mc, strongest first, and the ones a page marks."""
 
-    order: np.ndarray  # (C,) channel indices, strongest first (ties by the sigmoid's input, then by index)
+    order: np.ndarray  # (C,) channel indices, strongest first (``strongest_first`` of the sigmoid's input)
     strongest: np.ndarray  # the ``MARKED`` strongest, strongest first
     weakest: np.ndarray  # the ``MARKED`` weakest, weakest first
 
@@ -187,15 +192,26 @@ def spatial_equation(steps: GateSteps, row: int, col: int, digits: int = 2) -> s
     )
 
 
+def strongest_first(pre_sigmoid: torch.Tensor) -> torch.Tensor:
+    """Indices along dim 1 of (N, C) pre-sigmoid gate values, strongest first; ties by index (a stable sort).
+
+    The one ranking of gate strength: the page's channel order and marks, its strongest position, and
+    ``keep-top-k``. Sorting the sigmoid's output instead would leave saturated gates (exactly 1.0) in an arbitrary
+    order."""
+    return torch.argsort(-pre_sigmoid, dim=1, stable=True)
+
+
+def _order(pre_sigmoid: np.ndarray) -> np.ndarray:
+    return strongest_first(torch.from_numpy(np.asarray(pre_sigmoid).reshape(1, -1)))[0].numpy()
+
+
 def channel_order(gate: GateSteps | ChannelSteps | np.ndarray, marked: int = MARKED) -> ChannelOrder:
-    """Sort channels once by Mc (strongest first) and pick the ``marked`` strongest and weakest (never overlapping)."""
+    """Sort channels once, strongest first (by the sigmoid's input for captured steps, by the values given for a
+    plain array), and pick the ``marked`` strongest and weakest (never overlapping)."""
     if isinstance(gate, GateSteps):
         gate = gate.channel
-    values = np.asarray(gate.gate if isinstance(gate, ChannelSteps) else gate, dtype=np.float64).reshape(-1)
-    if isinstance(gate, ChannelSteps):  # ties of a saturated sigmoid (many Mc of exactly 1.0) go by what it got
-        order = np.lexsort((np.arange(values.size), -np.asarray(gate.logits, dtype=np.float64), -values))
-    else:
-        order = np.argsort(-values, kind="stable")
+    values = gate.logits if isinstance(gate, ChannelSteps) else np.asarray(gate).reshape(-1)
+    order = _order(values)
     count = min(marked, values.size // 2)
     return ChannelOrder(order=order, strongest=order[:count], weakest=order[::-1][:count])
 
@@ -214,11 +230,18 @@ def _sum_text(first: str, second: float, digits: int) -> str:
     return f"{first} {sign} {_fixed(abs(float(second)), digits)}"
 
 
-def strongest_position(steps: GateSteps) -> tuple[int, int]:
-    """(row, col) of the largest Ms (the first in reading order on ties): the default spatial equation."""
+def position_order(steps: GateSteps) -> np.ndarray:
+    """Flat (row-major) positions of the spatial gate, strongest first: by the BN output (Ms's pre-sigmoid value),
+    ties in reading order (``strongest_first``)."""
     if steps.spatial is None:
         raise CbamVizError(f"{steps.block} has no spatial gate (SE attends to channels only)")
-    row, col = np.unravel_index(int(np.argmax(steps.spatial.gate)), steps.spatial.gate.shape)
+    return _order(steps.spatial.bn)
+
+
+def strongest_position(steps: GateSteps) -> tuple[int, int]:
+    """(row, col) of the strongest Ms (``position_order``'s first): the default spatial equation."""
+    flat = int(position_order(steps)[0])
+    row, col = np.unravel_index(flat, steps.spatial.gate.shape)
     return int(row), int(col)
 
 

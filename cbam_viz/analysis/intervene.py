@@ -27,6 +27,7 @@ from torch import nn
 from cbam_viz.analysis import metrics
 from cbam_viz.analysis.cam import cam_method_for, compute_cam
 from cbam_viz.analysis.capture import AttentionCapture, GateKey, Replacement, capture_pass, gate_modules
+from cbam_viz.analysis.gates import strongest_first
 from cbam_viz.analysis.options import Intervention
 from cbam_viz.analysis.results import ModelResult, json_number
 from cbam_viz.analysis.run import run_model, validate_options
@@ -355,7 +356,7 @@ def _replacement(how: str, k: int | None, key: GateKey) -> Replacement:
     stage, index = split_block(block)
     seed = SHUFFLE_SEED * 1000 + stage * 100 + index * 2 + (kind == "spatial")
 
-    def replace(output: torch.Tensor) -> torch.Tensor:
+    def replace(output: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         flat = output.flatten(1)
         if how == "one":
             new = torch.ones_like(flat)
@@ -366,8 +367,8 @@ def _replacement(how: str, k: int | None, key: GateKey) -> Replacement:
             new = flat[:, permutation.to(flat.device)]
         else:
             keep = min(int(k), flat.shape[1])
-            mask = torch.zeros_like(flat).scatter_(1, flat.topk(keep, dim=1).indices, 1.0)
-            new = flat * mask
+            strongest = strongest_first(logits.flatten(1))[:, :keep]
+            new = flat * torch.zeros_like(flat).scatter_(1, strongest, 1.0)
         return new.reshape(output.shape)
 
     return replace
@@ -376,12 +377,12 @@ def _replacement(how: str, k: int | None, key: GateKey) -> Replacement:
 def _rows_only(replacement: Replacement, row: int, count: int, previous: Replacement | None) -> Replacement:
     """Apply ``replacement`` to batch row ``row`` only (after ``previous``, another row's replacement, if any)."""
 
-    def replace(output: torch.Tensor) -> torch.Tensor:
+    def replace(output: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         if previous is not None:
-            output = previous(output)
+            output = previous(output, logits)
         rows = torch.zeros(count, dtype=torch.bool, device=output.device)
         rows[row] = True
-        return torch.where(rows.view(count, *([1] * (output.ndim - 1))), replacement(output), output)
+        return torch.where(rows.view(count, *([1] * (output.ndim - 1))), replacement(output, logits), output)
 
     return replace
 

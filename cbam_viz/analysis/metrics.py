@@ -114,17 +114,25 @@ def pointing_hit(cam_on_image: np.ndarray, mask: np.ndarray, tolerance: float = 
     """Pointing game: is the map's maximum inside the object mask (or within ``tolerance`` pixels of it)?
 
     The original pointing game (Zhang et al., 2016) allows 15 pixels at 224, since a CAM cell spans many pixels.
-    A constant (or empty) map points nowhere: False.
+    Ties: a map often reaches its maximum on several pixels (a saturated gate, a plateau, bilinear resampling of one
+    peak cell); it is a hit if ANY of the tied maxima is inside (or within ``tolerance``), so the answer never
+    depends on which tied pixel comes first in reading order. A constant (or empty) map points nowhere: False.
     """
     values = _check_same_shape(cam_on_image, mask)
     if _is_flat(values):
         return False
     inside = np.asarray(mask, dtype=bool)
-    row, col = np.unravel_index(int(np.nanargmax(values)), inside.shape)
-    if inside[row, col] or tolerance <= 0:
-        return bool(inside[row, col])
+    peaks = (values == np.nanmax(values)).reshape(inside.shape)
+    if bool(np.any(inside & peaks)) or tolerance <= 0:
+        return bool(np.any(inside & peaks))
     rows, cols = np.nonzero(inside)
-    return bool(rows.size) and float(np.min((rows - row) ** 2 + (cols - col) ** 2)) <= tolerance**2
+    if not rows.size:
+        return False
+    peak_rows, peak_cols = np.nonzero(peaks)
+    nearest = min(
+        float(np.min((rows - row) ** 2 + (cols - col) ** 2)) for row, col in zip(peak_rows, peak_cols, strict=True)
+    )
+    return nearest <= tolerance**2
 
 
 def energy_inside(map_on_image: np.ndarray, mask: np.ndarray) -> float:

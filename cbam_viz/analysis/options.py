@@ -9,8 +9,11 @@ The intervention grammar lives here too (``Intervention``, a SPEC string ``<wher
 * where: ``all``, a stage (``layer3``) or a block (``layer4.2``);
 * gate: ``channel`` (SE or CBAM), ``spatial`` (CBAM only) or ``both`` (CBAM only);
 * how: ``one`` (Mc = 1 / Ms = 1: the gate passes everything), ``mean`` (the gate's output replaced by its mean over
-  channels / positions), ``shuffle`` (channels / positions permuted with a fixed seed per block), ``keep-top-k:K``
-  (only the K strongest channels / positions pass, the rest are 0; a K above the gate's size keeps everything).
+  channels / positions), ``shuffle`` (the gate's values permuted over channels, or over positions for a spatial
+  gate, with a fixed seed per block), ``keep-top-k:K`` (only the K strongest channels, or positions for a spatial
+  gate, keep their gate value, the rest get 0; a K above the gate's size keeps everything). Strongest means by the
+  gate's pre-sigmoid value, ties by index (``gates.strongest_first``): exactly the K that "Inside the gate" marks
+  strongest, even where many gates are exactly 1.0 in float32.
 
 Examples: ``layer3:spatial=one``, ``all:channel=mean``, ``layer4.2:both=one``, ``layer2:channel=keep-top-k:16``.
 ``Intervention.parse`` checks a spec once. Nothing here imports torch, so options are checked without loading a

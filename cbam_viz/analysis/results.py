@@ -125,6 +125,7 @@ def _view_json(view: ModelView) -> dict:
         "input_height": view.input_size[1],
         "box": [float(v) for v in view.box],
         "note": view.note,
+        "cell_offset": view.geometry.offset,
     }
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from cbam_viz.vocab import CAM_METHODS, VIEWS
 
-JSON_SCHEMA_VERSION = 4  # 2: image.notes; 3: models.<arch>.interventions and .sweep; 4: pointing, sanity, curves
+# 2: image.notes; 3: models.<arch>.interventions and .sweep; 4: pointing, sanity, curves; 5: view.cell_offset, the
+# sanity checks over several randomised networks (draws, spread) and several random other classes (classes, spread)
+JSON_SCHEMA_VERSION = 5
 
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -23,6 +25,8 @@ _VIEW_SCHEMA = {
         "input_height": {"type": "integer", "minimum": 1},
         "box": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number", "minimum": 0, "maximum": 1}},
         "note": {"type": "string"},
+        # where cell j of a stage lies: input pixel cell_offset + j * stride (0, or 2 for the Caffe stem pool)
+        "cell_offset": {"type": "number"},
     },
 }
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
@@ -217,34 +221,100 @@ _TARGET = {
     "required": ["index", "label", "prob"],
     "properties": {"index": {"type": "integer"}, "label": {"type": "string"}, "prob": _NUMBER_OR_NULL},
 }
+_SPREAD = {  # one number over the draws (randomised networks) or the random classes: sd null below two values
+    "type": "object",
+    "required": ["mean", "sd", "min", "max", "finite", "values"],
+    "additionalProperties": False,
+    "properties": {
+        "mean": _NUMBER_OR_NULL,
+        "sd": _NUMBER_OR_NULL,
+        "min": _NUMBER_OR_NULL,
+        "max": _NUMBER_OR_NULL,
+        "finite": {"type": "integer", "minimum": 0},
+        "values": {"type": "array", "items": _NUMBER_OR_NULL},
+    },
+}
+_SPREADS = {
+    "type": "object",
+    "required": ["spearman", "spearman_abs", "ssim"],
+    "additionalProperties": False,
+    "properties": {"spearman": _SPREAD, "spearman_abs": _SPREAD, "ssim": _SPREAD},
+}
+# one randomisation step: means over the draws; cam_empty is draw 0's map (the one drawn), empty_share over draws
 _COMPARISON = {
     "type": "object",
-    "required": ["spearman", "spearman_abs", "ssim", "cam_empty"],
+    "required": [
+        "step",
+        "randomised",
+        "draws",
+        "spearman",
+        "spearman_abs",
+        "ssim",
+        "target_prob",
+        "cam_empty",
+        "empty_share",
+        "spread",
+    ],
+    "additionalProperties": False,
     "properties": {
         "step": {"type": "string"},
         "randomised": {"type": "array", "items": {"type": "string"}},
+        "draws": {"type": "integer", "minimum": 1},
         "spearman": _NUMBER_OR_NULL,
         "spearman_abs": _NUMBER_OR_NULL,
         "ssim": _NUMBER_OR_NULL,
         "target_prob": _NUMBER_OR_NULL,
         "cam_empty": {"type": "boolean"},
+        "empty_share": {"type": "number", "minimum": 0, "maximum": 1},
+        "spread": _SPREADS,
+    },
+}
+_OTHER_CLASS = {
+    "type": "object",
+    "required": ["index", "label", "prob", "spearman", "spearman_abs", "ssim", "cam_empty"],
+    "additionalProperties": False,
+    "properties": {
+        "index": {"type": "integer", "minimum": 0},
+        "label": {"type": "string"},
+        "prob": _NUMBER_OR_NULL,
+        "spearman": _NUMBER_OR_NULL,
+        "spearman_abs": _NUMBER_OR_NULL,
+        "ssim": _NUMBER_OR_NULL,
+        "cam_empty": {"type": "boolean"},
+    },
+}
+# random other classes: index/label/prob/cam_empty of the first (the map drawn); the numbers are means over classes
+_RANDOM_LOGIT = {
+    "type": "object",
+    "required": ["index", "label", "prob", "count", "spearman", "spearman_abs", "ssim", "class_dependent", "classes"],
+    "additionalProperties": False,
+    "properties": {
+        **_OTHER_CLASS["properties"],
+        "count": {"type": "integer", "minimum": 1},
+        "class_dependent": {"type": "boolean"},
+        "classes": {"type": "array", "minItems": 1, "items": _OTHER_CLASS},
+        "spread": _SPREADS,
     },
 }
 # sanity.SanityReport.to_json(): cascading and independent randomisation, the random-logit test (/sanity, --sanity)
 _SANITY_SCHEMA = {
     "type": "object",
-    "required": ["method", "stage", "seed", "weights", "cascade_order", "models"],
+    "required": ["method", "stage", "seed", "weights", "cascade_order", "draws", "other_classes", "seeds", "models"],
     "properties": {
+        "draws": {"type": "integer", "minimum": 1},
+        "other_classes": {"type": "integer", "minimum": 0},
+        "seeds": {"type": "string"},
         "models": {
             "type": "object",
             "additionalProperties": {
                 "type": "object",
-                "required": ["target", "cascading"],
+                "required": ["target", "draws", "cascading"],
                 "properties": {
                     "target": _TARGET,
+                    "draws": {"type": "integer", "minimum": 1},
                     "cascading": {"type": "array", "items": _COMPARISON},
                     "independent": {"type": "array", "items": _COMPARISON},
-                    "random_logit": {"type": ["object", "null"]},
+                    "random_logit": {"oneOf": [_RANDOM_LOGIT, {"type": "null"}]},
                 },
             },
         },

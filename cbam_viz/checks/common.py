@@ -27,7 +27,7 @@ from cbam_viz.analysis.capture import capture_pass, model_lock
 from cbam_viz.analysis.models import get_models
 from cbam_viz.analysis.options import AnalysisOptions
 from cbam_viz.imaging.decode import decode_image
-from cbam_viz.imaging.view import ModelView, map_to_image, prepare_input
+from cbam_viz.imaging.view import PADDED, CellGeometry, ModelView, map_to_image, prepare_input
 
 RNG_LOCK = threading.Lock()  # the checks' own seeded sections never interleave
 
@@ -63,9 +63,10 @@ def cam_pass(model: nn.Module, input_tensor: torch.Tensor, method: str, stage: i
     return CamPass(cam, signed, metrics.softmax(captured.logits), captured.target_index)
 
 
-def input_grid(native: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
-    """A native map on the model input's own pixels (width, height), through ``map_to_image`` (the app's geometry)."""
-    view = ModelView("whole", tuple(input_size), (0.0, 0.0, 1.0, 1.0), "the model input")
+def input_grid(native: np.ndarray, input_size: tuple[int, int], geometry: CellGeometry = PADDED) -> np.ndarray:
+    """A native map on the model input's own pixels (width, height), through ``map_to_image`` (the app's geometry,
+    ``geometry`` the model's layout: ``imaging.view.model_geometry``)."""
+    view = ModelView("whole", tuple(input_size), (0.0, 0.0, 1.0, 1.0), "the model input", geometry)
     return map_to_image(native, view, tuple(input_size))
 
 

@@ -38,6 +38,7 @@ from cbam_viz.analysis.options import AnalysisOptions
 from cbam_viz.analysis.results import json_number
 from cbam_viz.checks.common import cam_pass, input_grid, prepared_inputs
 from cbam_viz.errors import CbamVizError
+from cbam_viz.imaging.view import model_geometry
 
 DELETION_STEPS = 20
 BLUR_SIGMA = 1.0 / 16  # Gaussian sigma as a share of the input's shorter side: 6 px at 96, 14 px at 224
@@ -153,7 +154,7 @@ def model_curves(
     names = tuple(categories) if categories is not None else (info.categories if info else ())
     image = input_tensor.detach().float().cpu().numpy()[0]
     height, width = image.shape[-2:]
-    ranking = metrics.rank_pixels(input_grid(saliency, (width, height)), seed)
+    ranking = metrics.rank_pixels(input_grid(saliency, (width, height), model_geometry(model)), seed)
     random_order = metrics.random_ranking(height * width, seed + 1)
     soft = blurred(input_tensor, blur)
     fill = np.zeros_like(image) if deletion_fill == "grey" else soft

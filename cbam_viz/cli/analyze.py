@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from cbam_viz.analysis.results import Analysis
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+SANITY_DRAWS = 5  # --sanity: randomised networks per step and random other classes (the page runs 1 of each)
 MAP_MODES = ("npz", "image", "native", "none")  # npz: one compressed file of native maps per image (the default)
 
 
@@ -86,7 +87,21 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "--sanity",
         action="store_true",
         help="also randomise each model's weights from the head down, and one layer at a time, and compare the CAMs "
-        "(Spearman, SSIM), plus the CAM of a random other class",
+        "(Spearman, SSIM), plus the CAMs of random other classes",
+    )
+    parser.add_argument(
+        "--sanity-draws",
+        type=_at_least_one,
+        default=SANITY_DRAWS,
+        metavar="N",
+        help=f"with --sanity: randomised networks per step, reported as mean and spread (default {SANITY_DRAWS})",
+    )
+    parser.add_argument(
+        "--other-classes",
+        type=_at_least_one,
+        default=SANITY_DRAWS,
+        metavar="N",
+        help=f"with --sanity: random other classes the CAM is compared with (default {SANITY_DRAWS})",
     )
     parser.add_argument(
         "--deletion-insertion",
@@ -95,6 +110,17 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "against a random order",
     )
     parser.set_defaults(func=run)
+
+
+def _at_least_one(value: str) -> int:
+    """argparse type: a whole number >= 1 (a one-line usage error otherwise)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {value!r}")
+    return number
 
 
 def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str], bool, list[str]]:
@@ -232,7 +258,8 @@ def run(args: argparse.Namespace) -> int:
             if options.box is not None:
                 tqdm.write(box_note(path, options.box, picture.size), file=sys.stderr, end="")
             result = pipeline.analyze(picture, options, device=model_set.device)
-            extra_maps = trust_checks(result, path, options, model_set.device, args.sanity, args.deletion_insertion)
+            sanity = (args.sanity_draws, args.other_classes) if args.sanity else None
+            extra_maps = trust_checks(result, path, options, model_set.device, sanity, args.deletion_insertion)
             write_outputs(result, path, args.out, stems[path], args.maps, extra_maps)
             tqdm.write("\n".join([top1_line(path, result), *(f"  {line}" for line in check_summaries(result))]))
         except CbamVizError as error:
@@ -286,9 +313,10 @@ def box_note(path: Path, box: tuple[float, float, float, float], size: tuple[int
 
 
 def trust_checks(
-    result: Analysis, path: Path, options: Any, device: str, sanity_checks: bool, curves: bool
+    result: Analysis, path: Path, options: Any, device: str, sanity_checks: tuple[int, int] | None, curves: bool
 ) -> dict[str, np.ndarray]:
     """The optional checks of the maps (``cbam_viz.checks``), attached to ``result`` (its JSON then carries them);
+    ``sanity_checks`` is (randomised networks per step, random other classes), None for none.
     -> the randomised CAMs, keyed ``sanity_<arch>.<map>``."""
     # here, not at the top: keeps --help free of torch
     from cbam_viz.checks import curves as checks_curves
@@ -296,7 +324,10 @@ def trust_checks(
 
     arrays: dict[str, np.ndarray] = {}
     if sanity_checks:
-        result.sanity = checks_randomisation.sanity_report(path, options, independent=True, device=device)
+        draws, other_classes = sanity_checks
+        result.sanity = checks_randomisation.sanity_report(
+            path, options, independent=True, draws=draws, other_classes=other_classes, device=device
+        )
         arrays = {f"sanity_{key}": grid for key, grid in result.sanity.maps().items()}
     if curves:
         result.curves = checks_curves.curves_report(path, options, device=device)

@@ -65,11 +65,11 @@ def evaluate(
         for arch, model in result.models.items():
             correct[arch] += int(model.top5[0][0] == CLASSES[label])
             if localisation:
-                hits[arch] += int(pointing_hit(map_to_image(model.cam, result.view, size), mask))
+                hits[arch] += int(pointing_hit(map_to_image(model.cam, result.view_for(model), size), mask))
             if localisation and model.spatial_attention:
                 for stage in STAGES:
                     blocks = [m for name, m in model.spatial_attention.items() if name.startswith(f"layer{stage}.")]
-                    on_image = [map_to_image(m, result.view, size) for m in blocks]
+                    on_image = [map_to_image(m, result.view_for(model), size) for m in blocks]
                     energy[stage].append(float(np.mean([energy_inside(m, mask) for m in on_image])))
     report: dict[str, dict[str, float]] = {}
     for arch in archs:

@@ -35,6 +35,65 @@ class ArchConfig:
         return replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """One layer that moves or thins the feature grid, along either axis: its window, stride, zero padding and
+    rounding. The network is built from these, and the map geometry (``imaging.view.CellGeometry``) reads them."""
+
+    kernel: int
+    stride: int
+    padding: int = 0
+    ceil: bool = False  # ceil_mode: a last, partial window counts
+
+    def cells(self, size: int) -> int:
+        """Output length for an input of ``size`` (PyTorch's rule, the last window starting inside the input)."""
+        span = size + 2 * self.padding - self.kernel
+        count = (-(-span // self.stride) if self.ceil else span // self.stride) + 1
+        if self.ceil and (count - 1) * self.stride >= size + self.padding:
+            count -= 1
+        return count
+
+    @property
+    def shift(self) -> float:
+        """Where output cell 0's window is centred, in input cells: cell j's centre is ``shift + j * stride``."""
+        return (self.kernel - 1) / 2 - self.padding
+
+
+STEM_CONV = Sampling(7, 2, 3)
+STEM_POOLS: dict[str, Sampling | None] = {
+    "pad": Sampling(3, 2, 1),
+    "ceil": Sampling(3, 2, 0, ceil=True),  # Caffe SE-ResNet: no padding, a last partial window
+    "none": None,
+}
+
+
+def strided_conv(config: ArchConfig, stride: int) -> Sampling:
+    """The conv of a down-sampling bottleneck that strides: the 3x3 conv2 (v1.5) or the 1x1 conv1 (v1)."""
+    return Sampling(1, stride, 0) if config.stride_in == "conv1" else Sampling(3, stride, 1)
+
+
+def stage_stride(config: ArchConfig, stage_index: int) -> int:
+    """The stride of stage ``stage_index`` (0-based) in its first block."""
+    return 1 if stage_index == 0 else (config.last_stage_stride if stage_index == 3 else 2)
+
+
+def grid_chains(config: ArchConfig) -> dict[str, tuple[Sampling, ...]]:
+    """Every feature grid a map may live on (the stem's conv and pool, each stage's output), as the layers that
+    lead there from the input; stride-1 convs with ``kernel // 2`` padding keep the grid and are left out."""
+    chain: tuple[Sampling, ...] = (STEM_CONV,)
+    chains = {"conv1": chain}
+    pool = STEM_POOLS[config.stem_pool]
+    if pool is not None:
+        chain += (pool,)
+        chains["maxpool"] = chain
+    for index in range(len(STAGE_DEPTHS)):
+        stride = stage_stride(config, index)
+        if stride != 1:
+            chain += (strided_conv(config, stride),)
+        chains[f"layer{index + 1}"] = chain
+    return chains
+
+
 class Bottleneck(nn.Module):
     """1x1 -> 3x3 -> 1x1 with BatchNorm, then the attention slot (after bn3, before the residual add)."""
 
@@ -44,7 +103,7 @@ class Bottleneck(nn.Module):
         stride1, stride2 = (stride, 1) if config.stride_in == "conv1" else (1, stride)
         self.conv1 = nn.Conv2d(in_channels, planes, 1, stride=stride1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride2, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride2, padding=1, bias=False)  # see strided_conv
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
@@ -74,20 +133,21 @@ class ResNet(nn.Module):
         super().__init__()
         self.config = config
         width = config.base_width
-        self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
+        conv, pool = STEM_CONV, STEM_POOLS[config.stem_pool]
+        self.conv1 = nn.Conv2d(3, width, conv.kernel, stride=conv.stride, padding=conv.padding, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()
-        self.maxpool = {
-            "pad": lambda: nn.MaxPool2d(3, 2, padding=1),
-            "ceil": lambda: nn.MaxPool2d(3, 2, padding=0, ceil_mode=True),
-            "none": nn.Identity,
-        }[config.stem_pool]()
+        self.maxpool = (
+            nn.Identity()
+            if pool is None
+            else nn.MaxPool2d(pool.kernel, pool.stride, padding=pool.padding, ceil_mode=pool.ceil)
+        )
         in_channels = width
         for index, depth in enumerate(STAGE_DEPTHS):
             planes = width * 2**index
             blocks = []
             for block in range(depth):
-                stride = (config.last_stage_stride if index == 3 else 2) if block == 0 and index > 0 else 1
+                stride = stage_stride(config, index) if block == 0 else 1
                 blocks.append(Bottleneck(in_channels, planes, stride, config))
                 in_channels = planes * EXPANSION
             self.add_module(f"layer{index + 1}", nn.Sequential(*blocks))

@@ -223,7 +223,7 @@ def measure(
         for arch, model in models.items():
             output = outputs[arch][position]
             assert output is not None
-            view = item.inputs[model.weights_info.preprocess][1]
+            view = item.inputs[model.weights_info.preprocess][1].for_model(model)  # the model's own cell geometry
             one.rows[arch] = _row(item, arch, output, view, categories)
             if has_channel_attention(arch):
                 one.channel[arch] = output.channel

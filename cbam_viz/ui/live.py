@@ -190,7 +190,8 @@ def frame_row(
     for arch, model in models.items():
         if preprocess[arch] not in inputs:
             inputs[preprocess[arch]] = prepare_input(picture, preprocess[arch], "whole")
-        tensor, view = inputs[preprocess[arch]]
+        tensor, shared_view = inputs[preprocess[arch]]
+        view = shared_view.for_model(model)  # this model's own cell geometry (the Caffe layout's is 2 px off the rest)
         result = run_model(arch, model, tensor, method="gradcam", stage=stage)
         label, prob = result.top5[0]
         top1[arch] = (label, prob)

@@ -57,3 +57,8 @@ def write_demo_set(root: Path, models: dict[str, torch.nn.Module], resize: int) 
 def tiny_demo_set(root: Path) -> Path:
     """A demo set of random 1/8-width models at 48 px (fast studies), in the real demo set's layout."""
     return write_demo_set(root, {arch: random_model(arch, seed) for seed, arch in enumerate(ARCHS)}, resize=48)
+
+
+def tiny_input(size: int = 48, seed: int = 1) -> torch.Tensor:
+    """A seeded random (1, 3, size, size) input for the tiny models."""
+    return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))

@@ -1,4 +1,4 @@
-"""Can we trust these maps? The page's drawings of the checks in ``sanity.py`` and the box the visitor draws.
+"""Can we trust these maps? The page's drawings of the checks in ``checks`` and the box the visitor draws.
 
 The checks run on request (each model's randomised copy is made and dropped in turn); their reports are attached to
 the tab's cached analysis (``Analysis.sanity``, ``Analysis.curves``, ``Analysis.pointing``), so a redraw costs no
@@ -35,42 +35,68 @@ def _step_title(step: str) -> str:
     return fonts.words("picture.plus_layer", layer=step)
 
 
+def _with_spread(step, metric: str) -> str:
+    """A mean with its standard deviation over the draws or classes behind it, when there are several."""
+    spread = step.spread(metric)
+    if len(spread.values) < 2:
+        return number(spread.mean)
+    return f"{number(spread.mean)} ± {number(spread.sd)}"
+
+
+def _caption(step) -> str:
+    return f"ρ {_with_spread(step, 'spearman')}, SSIM {_with_spread(step, 'ssim')}"
+
+
 def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alpha: float) -> Image.Image:
     """The trained CAM, the CAM after each cascading randomisation step, for a random other class, and with one
-    layer at a time randomised, each with its Spearman correlation and SSIM against the trained one."""
+    layer at a time randomised, each with its Spearman correlation and SSIM against the trained one (mean ± standard
+    deviation over the randomised networks, or the random classes, when there are several; the map is the first's)."""
     maps = [(fonts.words("picture.trained"), report.cam)]
     captions = [f"p = {report.target_prob:.2f}"]
     for step in report.cascading:
         maps.append((_step_title(step.step), step.cam))
-        captions.append(f"ρ {number(step.spearman)}, SSIM {number(step.ssim)}")
+        captions.append(_caption(step))
     if report.random_logit is not None:
         other = report.random_logit
         label = fonts.class_name(other.label, analysis.is_demo)
         maps.append((fonts.words("picture.other_class", label=label), other.comparison.cam))
-        captions.append(f"ρ {number(other.comparison.spearman)}, SSIM {number(other.comparison.ssim)}")
+        captions.append(_caption(other))
     for step in report.independent:  # one layer at a time, the rest trained: which layer does the map rest on?
         maps.append((fonts.words("picture.only_random", layer=step.step), step.cam))
-        captions.append(f"ρ {number(step.spearman)}, SSIM {number(step.ssim)}")
+        captions.append(_caption(step))
     return render.map_tiles(
         maps, analysis.view_for(result), analysis.image, cmap=cmap, alpha=alpha, tile=150, columns=4, captions=captions
     )
 
 
 def sanity_markdown(report, demo: bool = False) -> str:
-    """What the numbers say, in one line: a map that explains the model changes once the model is destroyed."""
+    """What the numbers say: a map that explains the model changes once the model is destroyed (over how many
+    random networks, with their spread), and which random other classes were drawn for this picture."""
     last = report.cascading[-1] if report.cascading else None
     if last is None:
         return ""
     changed = last.spearman is None or not math.isfinite(last.spearman) or last.spearman < 0.5
     verdict = text("sanity.passes" if changed else "sanity.fails")
-    lines = [text("sanity.fully", rho=number(last.spearman), verdict=verdict)]
+    draws = len(last.draws)
+    if draws > 1:
+        rho = _with_spread(last, "spearman")
+        lines = [text("sanity.fully_draws", rho=rho, verdict=verdict, draws=draws)]
+        lines.append(text("sanity.empty_share", percent=number(last.empty_share * 100, 0)))
+    else:
+        lines = [text("sanity.fully", rho=number(last.spearman), verdict=verdict)]
     if report.random_logit is not None:
-        other = report.random_logit.comparison
-        same = other.spearman is not None and math.isfinite(other.spearman) and other.spearman > 0.9
-        lines.append(
-            text("sanity.other_class", label=class_name(report.random_logit.label, demo), rho=number(other.spearman))
-            + (text("sanity.same_map") if same else ".")
-        )
+        logit = report.random_logit
+        same = logit.spread("spearman").mean > 0.9
+        end = text("sanity.same_map") if same else "."
+        if len(logit.classes) > 1:
+            labels = ", ".join(f"“{class_name(other.label, demo)}”" for other in logit.classes)
+            rho = _with_spread(logit, "spearman")
+            lines.append(text("sanity.other_classes", count=len(logit.classes), labels=labels, rho=rho) + end)
+        else:
+            lines.append(
+                text("sanity.other_class", label=class_name(logit.label, demo), rho=number(logit.comparison.spearman))
+                + end
+            )
     return " ".join(lines)
 
 
