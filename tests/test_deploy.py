@@ -76,7 +76,7 @@ def _nginx_conf(prefix: Path, listen: int, replicas: list[int]) -> Path:
     )
     main = (
         f"{user}worker_processes 1;\npid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'} warn;\n"
-        "events { worker_connections 512; }\n"
+        "worker_rlimit_nofile 4096;\nevents { worker_connections 2048; }\n"
         f"http {{\n    access_log off;\n{temps}"
         "    add_header X-Replica $upstream_addr always;  # the test's own: which replica answered\n"
         f"    include {prefix / 'cbam_viz.conf'};\n}}\n"
@@ -171,9 +171,9 @@ def test_the_proxy_keeps_sessions_sees_clients_and_says_when_a_replica_stops(
     assert _upload(listen, neighbour) == 200  # a neighbour on the same replica is not charged
     assert _upload(listen, neighbour, forwarded_for=first) == 200  # nor can claim to be the first (or spend for it)
 
-    # a slowloris: 200 connections with half-sent headers do not block another client, and are cut by nginx
+    # a slowloris: 1 000 connections with half-sent headers do not block another client, and are cut by nginx
     held = []
-    for number in range(200):
+    for number in range(1000):
         held.append(
             socket.create_connection(
                 ("127.0.0.1", listen), timeout=5, source_address=(f"127.0.3.{1 + number % 200}", 0)
