@@ -422,9 +422,13 @@ class CachePaths:
     def hide(self, data: bytes, origins: tuple[bytes, ...] = (), own: bytes = b"") -> bytes:
         for root in self.roots:
             data = data.replace(root, self.shown)
-        for origin in origins:  # "http://<Host>/gradio_api/file=..." -> "/gradio_api/file=...", the root -> ""
-            data = data.replace(b'"' + origin, b'"')
-            data = data.replace(origin, origin.partition(b"//")[0] + b"//" + own)  # the API page's code examples
+        for origin in origins:  # "http://<Host>/gradio_api/file=..." -> "/gradio_api/file=..."
+            # The config's "root" stays absolute: Gradio's page builds every call on it (``new URL(root)``), and an
+            # empty root made it post to its own URL, query string included (a lesson link broke).
+            data = re.sub(rb'(?<!"root":)(?<!"root": )"' + re.escape(origin), b'"', data)
+            data = re.sub(
+                rb'(?<!"root":)(?<!"root": )(?<!")' + re.escape(origin), origin.partition(b"//")[0] + b"//" + own, data
+            )  # the API page's code examples
         return data
 
     def reveal(self, data: bytes) -> bytes:
