@@ -140,7 +140,9 @@ def test_the_app_owns_its_temp_folder_clears_leftovers_and_removes_it_on_stop(
                 except OSError:
                     time.sleep(0.2)
             with urllib.request.urlopen(request, timeout=30) as answer:
-                stored = Path(json.loads(answer.read())[0])
+                shown = json.loads(answer.read())[0]
+            assert shown.startswith("@cache/")  # the answer never shows the server's folder
+            stored = own / "gradio" / shown.removeprefix("@cache/")
             assert own / "gradio" in stored.parents and stored.exists()  # uploads land in the app's own folder
             process.send_signal(stop)
             assert process.wait(timeout=30) == 128 + stop
