@@ -22,7 +22,7 @@ from cbam_viz.vocab import ARCH_ORDER
 from cbam_viz.weights.files import WEIGHTS_DIR
 from cbam_viz.weights.load import demo_available
 from tests.helpers.app import launched_app, shape_file, write_random_demo
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, LIVE_ARGS, PANELS_READY
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, LIVE_ARGS, wait_for_panels
 
 WAIT_MS = 240_000  # two CPU cores shared with other work: an analysis plus its plots can take a while
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -71,7 +71,7 @@ def test_upload_shows_every_panel_and_survives_a_bad_file(weights_dir: Path, tmp
 
             upload(page, star)
             expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
-            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            wait_for_panels(page, expectations, WAIT_MS)
             sizes = page.evaluate(
                 "ids => ids.map(id => { const i = document.querySelector(`#${id} img`);"
                 " return [i.naturalWidth, i.naturalHeight]; })",
@@ -103,7 +103,7 @@ def test_upload_shows_every_panel_and_survives_a_bad_file(weights_dir: Path, tmp
 
             upload(page, ring)
             expectations[-1] = before
-            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            wait_for_panels(page, expectations, WAIT_MS)
         finally:
             browser.close()
 
@@ -126,7 +126,7 @@ def test_phone_viewport_shows_every_map_with_its_model_name(weights_dir: Path, t
             page.locator("#input-image").wait_for(timeout=WAIT_MS)
             upload(page, star)
             expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
-            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            wait_for_panels(page, expectations, WAIT_MS)
             for elem_id in maps:
                 box = page.locator(f"#{elem_id}").bounding_box()
                 assert box and box["height"] > 100 and box["width"] > 200, (elem_id, box)
@@ -177,7 +177,7 @@ def test_names_labels_stale_results_and_escaped_errors(weights_dir: Path, tmp_pa
             page.locator("#input-image").wait_for(timeout=WAIT_MS)
             upload(page, star)
             expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
-            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            wait_for_panels(page, expectations, WAIT_MS)
 
             names = {
                 elem_id: page.locator(f"#{elem_id} a[download]").first.get_attribute("download") for elem_id in maps
@@ -239,7 +239,7 @@ def test_inside_the_gate_and_interventions_show_the_apis_numbers(weights_dir: Pa
             page.locator("#input-image").wait_for(timeout=WAIT_MS)
             upload(page, star)
             expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
-            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            wait_for_panels(page, expectations, WAIT_MS)
 
             page.get_by_text("Inside the gate: how the attention is computed").click()
             equations = page.locator("#gate_equations")
@@ -321,7 +321,7 @@ def test_a_box_drawn_on_the_picture_plays_the_pointing_game(weights_dir: Path, t
             page.locator("#input-image").wait_for(timeout=WAIT_MS)
             upload(page, star)
             expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
-            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            wait_for_panels(page, expectations, WAIT_MS)
             page.get_by_text("Can we trust these maps?").click()
             picture = page.locator("#box-picture img")
             picture.wait_for(timeout=WAIT_MS)
@@ -477,7 +477,7 @@ def test_a_lesson_link_opens_its_view_and_the_page_writes_one(weights_dir: Path)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(url + query + "&evil=%3Cscript%3E", wait_until="domcontentloaded", timeout=WAIT_MS)
             expectations = [["se_resnet50", "cbam_resnet50"], ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
-            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            wait_for_panels(page, expectations, WAIT_MS)
             status = page.locator("#results-status").inner_text()
             assert status.startswith("Results for star: SE-ResNet-50, CBAM-ResNet-50; Grad-CAM++, stage 3."), status
             page.locator("#gate_equations").get_by_text("Mc[").wait_for(timeout=WAIT_MS)  # the gate panel is open
@@ -620,12 +620,12 @@ def test_every_control_shows_at_every_width_and_typed_opacity_redraws(weights_di
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(url + "?example=star", wait_until="domcontentloaded", timeout=WAIT_MS)
             expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
-            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            wait_for_panels(page, expectations, WAIT_MS)
             before = cam_sources(page)
             opacity = page.locator("input[aria-label='number input for Map opacity']")
             opacity.fill("0.9")
             opacity.press("Enter")
-            page.wait_for_function(PANELS_READY, arg=[*expectations[:3], before], timeout=WAIT_MS)
+            wait_for_panels(page, [*expectations[:3], before], WAIT_MS)
 
             for width in WIDTHS:
                 page.set_viewport_size({"width": width, "height": 900})
@@ -731,7 +731,7 @@ def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
             page.goto(url + "?presenter=1&example=star", wait_until="domcontentloaded", timeout=WAIT_MS)
             expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
-            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            wait_for_panels(page, expectations, WAIT_MS)
             assert page.evaluate("() => document.body.classList.contains('presenter')")
             for hidden in ("#controls", "#gate", "#trust", "#export-box", "#lesson-link"):
                 assert not page.locator(hidden).first.is_visible(), hidden
@@ -848,7 +848,7 @@ def test_the_study_section_shows_the_bundled_study_and_opens_a_disagreement(weig
                 timeout=WAIT_MS,
             )
             expectations = [list(ARCH_ORDER), ["cbam_resnet50"], ["se_resnet50", "cbam_resnet50"], None]
-            page.wait_for_function(PANELS_READY, arg=expectations, timeout=WAIT_MS)
+            wait_for_panels(page, expectations, WAIT_MS)
             status = page.locator("#results-status").inner_text()
             assert "ResNet-50, SE-ResNet-50, CBAM-ResNet-50; Grad-CAM, stage 4." in status, status
             page.locator("#language label").filter(has_text="中文").click()  # the open section follows the switch

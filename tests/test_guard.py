@@ -529,6 +529,23 @@ def test_an_expensive_analysis_runs_in_the_expensive_group() -> None:
     assert join(["img", "m", "demo", "top1", "", "gradcam", 4, "whole", False]) == 0  # photo mode keeps its slot
 
 
+def test_an_expensive_rest_call_is_sent_to_the_twin_by_its_path() -> None:
+    """``/gradio_api/call/analyze`` names no fn_index: a Score-CAM analysis there goes to the twin's path."""
+    functions = {0: _Fn("analyze"), 1: _Fn("analyze" + guard.EXPENSIVE_TWIN)}
+    seen: list = []
+    middleware = guard.Guard(_consumer(seen), fn_ids=functions.keys, functions=lambda: functions, events=list)
+
+    def call(path: str, data: list) -> str:
+        body = json.dumps({"data": data}).encode()
+        _through(middleware, _scope(path), [{"type": "http.request", "body": body}])
+        return seen[-1][0]["path"]
+
+    scorecam = ["img", "m", "demo", "top1", "", "scorecam"]
+    assert call("/gradio_api/call/analyze", scorecam) == "/gradio_api/call/analyze_expensive"
+    assert call("/gradio_api/call/v2/analyze/", scorecam) == "/gradio_api/call/v2/analyze_expensive"
+    assert call("/gradio_api/call/analyze", ["img", "m", "demo", "top1", "", "gradcam"]) == "/gradio_api/call/analyze"
+
+
 def test_expensive_events_have_their_own_concurrency_group(tmp_path) -> None:
     from cbam_viz.ui.layout import build_demo
     from cbam_viz.ui.server.engine import Engine
@@ -542,6 +559,43 @@ def test_expensive_events_have_their_own_concurrency_group(tmp_path) -> None:
     assert groups["analyze"] == groups["analyze_on_change"] == "models"
     limits = {fn.concurrency_id: fn.concurrency_limit for fn in demo.fns.values()}
     assert limits["expensive"] == 1 and limits["models"] == 1
+
+
+def test_a_score_cam_analysis_through_rest_answers_from_the_twin(app_url: str, tmp_path) -> None:
+    """The documented REST route with Score-CAM: the twin runs it, and the caller reads the answer where it asked.
+    (From 127.0.0.2, a client of its own: other tests here spend 127.0.0.1's upload budget.)"""
+    from tests.helpers.app import shape_file
+
+    parts = urlsplit(app_url)
+
+    def request(method: str, path: str, body: bytes | None = None, kind: str = "application/json") -> tuple[int, str]:
+        address = ("127.0.0.2", 0)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120, source_address=address)
+        try:
+            connection.request(method, path, body=body, headers={"Content-Type": kind})
+            answer = connection.getresponse()
+            return answer.status, answer.read().decode()
+        finally:
+            connection.close()
+
+    boundary = "cbamvizboundary"
+    upload = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="star.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + shape_file(tmp_path, 0).read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, answer = request("POST", "/gradio_api/upload", upload, f"multipart/form-data; boundary={boundary}")
+    assert status == 200, answer
+    picture = {"path": json.loads(answer)[0], "meta": {"_type": "gradio.FileData"}}
+    body = json.dumps({"data": [picture, ["resnet50"], "demo", "top1", "", "scorecam"]}).encode()
+    status, answer = request("POST", "/gradio_api/call/analyze", body)
+    assert status == 200, answer
+    status, stream = request("GET", f"/gradio_api/call/analyze/{json.loads(answer)['event_id']}")
+    assert status == 200 and "event: complete" in stream, stream[:300]
+    assert '"method": "scorecam"' in stream, stream[:300]
 
 
 def test_a_score_cam_analysis_through_the_client_answers_from_the_expensive_group(app_url: str, tmp_path) -> None:

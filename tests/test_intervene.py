@@ -88,14 +88,24 @@ def test_gates_the_model_lacks_are_one_line_errors_never_silent() -> None:
     plain, se = random_model("resnet50"), random_model("se_resnet50")
     with pytest.raises(CbamVizError, match="^ResNet-50 has no attention gates to switch off"):
         run_interventions(plain, image_tensor(0), ["all:channel=one"])
-    for spec in ("layer3:spatial=one", "all:both=mean"):
-        with pytest.raises(CbamVizError, match="^SE-ResNet-50 has no spatial gate"):
-            run_interventions(se, image_tensor(0), [spec])
+    with pytest.raises(CbamVizError, match="^SE-ResNet-50 has no spatial gate"):
+        run_interventions(se, image_tensor(0), ["layer3:spatial=mean"])
     with pytest.raises(CbamVizError, match="no attention gates"):
         sweep(plain, image_tensor(0))
     with pytest.raises(CbamVizError, match="no spatial gate"):  # checked before any pass: the first spec is fine
         check(se, ["layer1:channel=one", "layer1:spatial=one"])
     assert count_hooks(plain) == 0 and count_hooks(se) == 0
+
+
+def test_both_on_se_switches_every_gate_it_has_its_channel_gate() -> None:
+    se = random_model("se_resnet50", seed=5)
+    assert set(replacements(Intervention.parse("layer3:both=mean"), se)) == set(
+        replacements(Intervention.parse("layer3:channel=mean"), se)
+    )
+    [both] = run_interventions(se, image_tensor(0), ["all:both=one"])
+    [channel] = run_interventions(se, image_tensor(0), ["all:channel=one"])
+    assert both.target_prob == pytest.approx(channel.target_prob, abs=1e-6)
+    assert both.target_prob_change != 0.0  # it did switch something off
 
 
 # -------------------------------------------------------------------------------------------- what each one does

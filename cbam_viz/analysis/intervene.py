@@ -102,11 +102,12 @@ def replacements(intervention: Intervention, model: nn.Module) -> dict[GateKey, 
     title = _title(model)
     if not channel:
         raise CbamVizError(f"{title} has no attention gates to switch off: choose SE-ResNet-50 or CBAM-ResNet-50")
-    if "spatial" in intervention.gate_kinds and not spatial:
+    if intervention.gate == "spatial" and not spatial:
         how = intervention.spec.split("=", 1)[1]
         where = intervention.where
         raise CbamVizError(f"{title} has no spatial gate (SE gates channels only): use {where}:channel={how}")
     gates = {"channel": channel, "spatial": spatial}
+    # ``both`` is every gate the model has: SE's channel gate alone, CBAM's two
     keys = [(block, kind) for kind in intervention.gate_kinds for block in intervention.blocks(gates[kind])]
     if not keys:
         raise CbamVizError(f"{title} has no {intervention.gate} gate at {intervention.where}")

@@ -7,7 +7,7 @@ one-line ``CbamVizError`` that quotes at most about 100 characters of what was s
 The intervention grammar lives here too (``Intervention``, a SPEC string ``<where>:<gate>=<how>``):
 
 * where: ``all``, a stage (``layer3``) or a block (``layer4.2``);
-* gate: ``channel`` (SE or CBAM), ``spatial`` (CBAM only) or ``both`` (CBAM only);
+* gate: ``channel`` (SE or CBAM), ``spatial`` (CBAM only) or ``both`` (every gate the model has: SE's channel gate);
 * how: ``one`` (Mc = 1 / Ms = 1: the gate passes everything), ``mean`` (the gate's output replaced by its mean over
   channels / positions), ``shuffle`` (the gate's values permuted over channels, or over positions for a spatial
   gate, with a fixed seed per block), ``keep-top-k:K`` (only the K strongest channels, or positions for a spatial
@@ -141,7 +141,7 @@ class Intervention:
 
     @property
     def gate_kinds(self) -> tuple[str, ...]:
-        """The gate kinds this intervention touches: ``both`` is channel and spatial."""
+        """The gate kinds this may touch: ``both`` is channel and spatial (a model lacking one skips it)."""
         return ("channel", "spatial") if self.gate == "both" else (self.gate,)
 
     def blocks(self, gated: Iterable[str]) -> list[str]:

@@ -55,8 +55,8 @@ def atlas_figure(atlas: Mapping[str, Mapping[str, Mapping[str, Any]]], *, dpi: i
     axes.set_title(fonts.words("study.atlas_title"), fontsize=10)
     axes.legend(fontsize=8, loc="upper left", frameon=False)
     axes.grid(axis="y", alpha=0.3)
+    fonts.set_figure_fonts(figure)  # before the layout, which measures the words in the face they are drawn in
     figure.tight_layout()
-    fonts.set_figure_fonts(figure)
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()

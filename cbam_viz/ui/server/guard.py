@@ -280,18 +280,23 @@ class Guard:
                     del self._joining[(client, cost)]
 
     def _to_twin(self, scope: Scope, body: bytes, name: str) -> tuple[Scope, bytes]:
-        """A Score-CAM or ROAD analysis joining the queue (the page, gradio_client) goes to its twin event in the
-        expensive group, by its ``fn_index``, so it never holds photo mode's slot. (A REST ``/call/<api>`` names the
-        api itself and Gradio documents no private twin there: such a call keeps its event, within the client's
-        share of expensive work.)"""
+        """A Score-CAM or ROAD analysis joining the queue goes to its twin event in the expensive group, so it never
+        holds photo mode's slot: by its ``fn_index`` (the page, gradio_client), or by the api name in a REST
+        ``/call/<api>`` path (Gradio's ``/call/<api>/<event_id>`` stream answers any event id, so the caller reads
+        its result where it asked)."""
+        twin_name = name + EXPENSIVE_TWIN
         payload = json.loads(body)
-        if not isinstance(payload, dict) or "fn_index" not in payload:
-            return scope, body
-        twin = next(
-            (index for index, fn in self.functions().items() if getattr(fn, "api_name", None) == name + EXPENSIVE_TWIN),
-            None,
-        )
-        return scope, body if twin is None else json.dumps({**payload, "fn_index": twin}).encode()
+        if isinstance(payload, dict) and payload.get("fn_index") is not None:
+            twin = next(
+                (index for index, fn in self.functions().items() if getattr(fn, "api_name", None) == twin_name), None
+            )
+            return scope, body if twin is None else json.dumps({**payload, "fn_index": twin}).encode()
+        path = scope["path"]
+        for prefix in ("/gradio_api/call/v2/", JOIN_PATHS[1]):
+            if path.startswith(prefix) and path[len(prefix) :].strip("/") == name:
+                twin_path = prefix + twin_name
+                return {**scope, "path": twin_path, "raw_path": twin_path.encode()}, body
+        return scope, body
 
     def _function(self, path: str, payload: Any) -> Any:
         """The event a call names (by ``fn_index``, or by the api name in its path), checked; None when unnamed."""
