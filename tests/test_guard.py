@@ -590,7 +590,11 @@ def test_a_score_cam_analysis_through_rest_answers_from_the_twin(app_url: str, t
     status, answer = request("POST", "/gradio_api/upload", upload, f"multipart/form-data; boundary={boundary}")
     assert status == 200, answer
     picture = {"path": json.loads(answer)[0], "meta": {"_type": "gradio.FileData"}}
-    body = json.dumps({"data": [picture, ["resnet50"], "demo", "top1", "", "scorecam"]}).encode()
+    status, info = request("GET", "/gradio_api/info")
+    parameters = json.loads(info)["named_endpoints"]["/analyze"]["parameters"]
+    asked = {"image": picture, "models": ["resnet50"], "weights": "demo", "method": "scorecam"}
+    data = [asked.get(p["parameter_name"], p.get("parameter_default")) for p in parameters]
+    body = json.dumps({"data": data}).encode()
     status, answer = request("POST", "/gradio_api/call/analyze", body)
     assert status == 200, answer
     status, stream = request("GET", f"/gradio_api/call/analyze/{json.loads(answer)['event_id']}")
