@@ -33,6 +33,7 @@ class LessonLink:
     button: gr.Button
     link: gr.Textbox
     note: gr.Markdown  # what a link left out, or what the page could not read of one
+    example: gr.Textbox  # hidden: the example a link names; its change puts the picture into the input
 
 
 def build(parts: Parts) -> LessonLink:
@@ -48,7 +49,8 @@ def build(parts: Parts) -> LessonLink:
             elem_id="lesson-link",
         )
     note = gr.Markdown(elem_id="lesson-note")
-    return LessonLink(button, link, note)
+    example = gr.Textbox(visible=False, elem_id="lesson-example")
+    return LessonLink(button, link, note, example)
 
 
 def lesson_in(engine: Engine, request: gr.Request | None, openable: list[str]) -> lesson.Lesson | None:
@@ -58,7 +60,7 @@ def lesson_in(engine: Engine, request: gr.Request | None, openable: list[str]) -
     query = {key: value for key, value in query.items() if key not in gradios}  # ``lang`` stays: read notes a bad one
     if set(query) <= {lesson.LANGUAGE_KEY} and query.get(lesson.LANGUAGE_KEY, "en") in LANGUAGES:
         return None  # nothing but a known language: no lesson
-    examples = lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))
+    examples = _examples(engine)
     choices = [value for _, value in engine.weight_choices()]
     return lesson.read(query, examples, choices, openable)
 
@@ -67,22 +69,22 @@ def apply_lesson(
     engine: Engine,
     controls: Mapping[str, Any],
     boxes: Mapping[str, Box],
-    current: Any,
     request: gr.Request | None,
 ) -> dict[Any, Any]:
-    """The page opened on a lesson link: its settings into the controls; ``lesson_example`` then puts its example
-    into the input, whose change analyses it with these settings.
+    """The page opened on a lesson link: its settings into the controls, and the example's name into the hidden
+    ``example`` box, whose change then puts the picture into the input (``lesson_example``), which analyses it.
 
-    The example comes in a second event because a control's new value (the class picker's, above all) reaches the
-    browser's state a moment after the event's outputs are applied: a change event fired by the same update would
-    read the old value. ``controls`` maps a ``Lesson`` field (``sees``: the view) to its control, ``note`` to the
-    note. The picture input always gets a value (what it holds): a property update, ``gr.skip()`` included, would
-    make Gradio rebuild it for the session without ``uploads.image_input``'s preprocessing."""
+    The picture input is never among this event's outputs: a page load whose answer arrives after a quick visitor's
+    upload would otherwise put back the empty picture the load started with (and any update of it, ``gr.skip()``
+    included, makes Gradio rebuild it for the session without ``uploads.image_input``'s preprocessing). The example
+    comes in a second event for a second reason: a control's new value (the class picker's, above all) reaches the
+    browser's state a moment after the event's outputs are applied, so a change event fired by the same update
+    would read the old value. ``controls`` maps a ``Lesson`` field (``sees``: the view) to its control, ``note`` to
+    the note, ``example`` to the hidden box."""
     found = lesson_in(engine, request, list(boxes))
     if found is None:
-        return {controls["image"]: current, controls["note"]: ""}
+        return {controls["note"]: ""}
     updates: dict[Any, Any] = {controls["note"]: f"<small>{escape(found.note())}</small>" if found.ignored else ""}
-    updates[controls["image"]] = current
     for key in ("models", "weights", "method", "stage", "sees", "cmap", "opacity", "shared"):
         if getattr(found, key) is not None:
             updates[controls[key]] = getattr(found, key)
@@ -92,14 +94,19 @@ def apply_lesson(
     if found.panel is not None:
         updates[boxes[found.panel].accordion] = gr.update(open=True)
         updates[boxes[found.panel].opened] = True
+    if found.example is not None:
+        updates[controls["example"]] = next(name for name, path in _examples(engine).items() if path == found.example)
     return updates
 
 
-def lesson_example(engine: Engine, openable: list[str], current: Any, request: gr.Request | None) -> Any:
-    """The link's example into the input, once ``apply_lesson``'s settings are in place (its change analyses it);
-    without one, what the input holds."""
-    found = lesson_in(engine, request, openable)
-    return found.example if found is not None and found.example is not None else current
+def _examples(engine: Engine) -> dict[str, str]:
+    """The gallery's pictures by the names links use."""
+    return lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))
+
+
+def lesson_example(engine: Engine, name: str) -> str | None:
+    """The path of the example a link named (the hidden box changed to its name), for the picture input."""
+    return _examples(engine).get(name)
 
 
 def lesson_link(
@@ -111,7 +118,7 @@ def lesson_link(
     opened: Mapping[str, bool],
 ) -> tuple[str, str]:
     """The query of the view on the page (``lesson.write``) and what the link leaves out."""
-    examples = lesson.example_names(gallery.items_for(engine.examples, engine.is_demo))
+    examples = _examples(engine)
     target = asked.target_class if target_mode_value(asked.target_mode) == "shared" else None
     panel = next((name for name, is_open in opened.items() if is_open), None)
     query, note = lesson.write(
@@ -137,25 +144,25 @@ def wire(page: Page) -> None:
     """A page opened on a link takes its settings; the button writes the link of the view on the page."""
     parts, inputs, handle = page.parts, page.inputs, page.lesson
     engine = parts.engine
-    controls = {name: getattr(inputs, name) for name in ("image", "models", "weights", "method", "stage")}
+    controls = {name: getattr(inputs, name) for name in ("models", "weights", "method", "stage")}
     controls |= {"target_mode": inputs.target_mode, "target_class": inputs.target_class, "sees": inputs.view}
     controls |= {"cmap": inputs.cmap, "opacity": inputs.opacity, "shared": inputs.shared_scale, "note": handle.note}
     boxes = {box.section.key: box for box in page.boxes()}
 
-    def on_load(current: Any, request: gr.Request) -> dict:
-        return apply_lesson(engine, controls, boxes, current, request)
+    controls["example"] = handle.example  # never the picture input itself: see ``apply_lesson``
 
-    def example(current: Any, request: gr.Request) -> Any:
-        return lesson_example(engine, list(boxes), current, request)
+    def on_load(request: gr.Request) -> dict:
+        return apply_lesson(engine, controls, boxes, request)
 
-    parts.blocks.load(
-        on_load,
-        [inputs.image],
-        [*controls.values(), *(box.accordion for box in boxes.values()), *page.opened()],
-        api_name="lesson",
-        api_visibility="private",
-        queue=False,
-    ).then(example, [inputs.image], [inputs.image], api_name="lesson_example", api_visibility="private", queue=False)
+    def example(name: str) -> str | None:
+        return lesson_example(engine, name)
+
+    outputs = [*controls.values(), *page.opened()]
+    outputs += [box.accordion for box in boxes.values()]
+    parts.blocks.load(on_load, None, outputs, api_name="lesson", api_visibility="private", queue=False)
+    handle.example.change(
+        example, [handle.example], [inputs.image], api_name="lesson_example", api_visibility="private", queue=False
+    )
 
     def link_to_view(*values: Any) -> tuple[str, str]:  # the request's fields, cmap, opacity, shared, the boxes
         asked, display, opened = values[: len(FIELDS)], values[len(FIELDS) : len(FIELDS) + 3], values[len(FIELDS) + 3 :]
