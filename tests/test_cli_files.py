@@ -95,9 +95,11 @@ def test_a_completed_evaluation_rewrites_the_metadata_of_the_weights_in_out(tmp_
     )
 
 
-def _analyze(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def _analyze(*args: str | Path, models: str = "") -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it; ``models`` (say "resnet50") when the test is about files, not models."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "cbam_viz", "analyze", *map(str, args), "--weights", "demo", "--device", "cpu"]
+    command += ["--models", models] if models else []
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -133,12 +135,12 @@ def test_analyze_never_writes_over_a_file_and_skips_its_own_figures(tmp_path: Pa
     photos.mkdir()
     _shape(photos / "star.jpg")
     photo = (photos / "star.jpg").read_bytes()
-    first = _analyze(photos, "--out", photos)
+    first = _analyze(photos, "--out", photos, models="resnet50")
     assert first.returncode == 0, first.stderr
     assert sorted(p.name for p in photos.iterdir()) == ["star.jpg", "star.json", "star.npz", "star.png"]
     assert "analysed 1 image into" in first.stdout
     written = _contents(photos)
-    second = _analyze(photos, "--out", photos)
+    second = _analyze(photos, "--out", photos, models="resnet50")
     assert second.returncode == 0, second.stderr
     notes = [line for line in second.stderr.splitlines() if line.startswith("note:")]
     assert any("skipped 1 comparison figure that this command wrote (star.png)" in note for note in notes), notes
@@ -151,7 +153,7 @@ def test_analyze_never_writes_over_a_file_and_skips_its_own_figures(tmp_path: Pa
     out = tmp_path / "out"
     out.mkdir()
     (out / "star.json").write_text("my own notes, not a result\n")
-    third = _analyze(photos / "star.jpg", "--out", out, "--maps", "native")
+    third = _analyze(photos / "star.jpg", "--out", out, "--maps", "native", models="resnet50")
     assert third.returncode == 0, third.stderr
     assert (out / "star.json").read_text() == "my own notes, not a result\n"
     assert {"star-2.png", "star-2.json", "star-2"} == {p.name for p in out.iterdir()} - {"star.json"}
