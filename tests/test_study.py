@@ -332,3 +332,47 @@ def test_other_cam_methods_equal_the_single_picture_analysis(demo_root: Path, tm
         )
         scored = mask_game(analysis, sample.mask).models["cbam_resnet50"]["cam"]
         assert row["pointing"] == scored["hit"] and row["energy"] == pytest.approx(scored["energy"], abs=1e-5)
+
+
+def test_the_gates_off_sweep_over_the_dataset_equals_the_intervention_per_picture(
+    demo_root: Path, tmp_path: Path
+) -> None:
+    """Each stage's gates set to ``one``: the study's top-1 and mean true-class probability are those of the same
+    intervention (``intervene.replacements`` through ``capture_pass``) run on each picture by hand."""
+    from cbam_viz.analysis.capture import capture_pass
+    from cbam_viz.analysis.intervene import replacements
+    from cbam_viz.analysis.metrics import softmax
+    from cbam_viz.analysis.models import get_models
+    from cbam_viz.analysis.options import Intervention
+    from cbam_viz.imaging.decode import decode_image
+    from cbam_viz.imaging.view import prepare_input
+
+    count = 5
+    result = _study(demo_root, "shapes", tmp_path / "s", limit=count, batch_size=3, sweep=True)
+    assert "sweep" not in result.summary["models"]["resnet50"]  # no gates to set
+    assert set(result.summary["models"]["se_resnet50"]["sweep"]["2"]) == {"channel"}
+    models = get_models(ARCH_LIST, "demo", "cpu", weights_dir=demo_root).models
+    samples = [render_sample(HELDOUT_SEED, index, sources.SHAPES_SIZE) for index in range(count)]
+    for arch, gate in (("se_resnet50", "channel"), ("cbam_resnet50", "channel"), ("cbam_resnet50", "spatial")):
+        model, swept = models[arch], result.summary["models"][arch]["sweep"]
+        replace = replacements(Intervention.parse(f"layer2:{gate}=one"), model)
+        hits, probabilities, base = [], [], []
+        for sample in samples:
+            picture = decode_image(Image.fromarray(sample.image))
+            tensor, _ = prepare_input(picture, model.weights_info.preprocess, "crop")
+            for store, how in ((base, None), (probabilities, replace)):
+                logits = capture_pass(model, tensor, target=sample.label, gradients=False, replace=how).logits
+                store.append(float(softmax(logits)[sample.label]))
+                if how is not None:
+                    hits.append(int(logits.argmax()) == sample.label)
+        assert swept["images"] == count and swept["how"] == "one"
+        assert swept["2"][gate]["spec"] == f"layer2:{gate}=one"
+        assert swept["2"][gate]["top1"] == pytest.approx(np.mean(hits), abs=1e-5)
+        assert swept["2"][gate]["mean_probability"] == pytest.approx(np.mean(probabilities), abs=1e-5)
+        assert swept["base"]["mean_probability"] == pytest.approx(np.mean(base), abs=1e-5)
+        assert swept["base"]["top1"] == result.summary["models"][arch]["top1"]["value"]
+        assert abs(np.mean(probabilities) - np.mean(base)) > 1e-6  # the gates set to one change the answer
+        assert swept["2"][gate]["probability_change"] == pytest.approx(np.mean(probabilities) - np.mean(base), abs=1e-5)
+    with pytest.raises(CbamVizError, match=r"holds a different study \(sweep True there, False now"):
+        _study(demo_root, "shapes", tmp_path / "s", limit=count, batch_size=3)
+    assert (tmp_path / "s" / "shards" / "part-00000.sweep.json").is_file()

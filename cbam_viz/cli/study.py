@@ -54,6 +54,12 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--per-class", type=int, default=None, metavar="N", help="N images of each class (a seeded, stratified subset)"
     )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also the gates off over the dataset: SE's and CBAM's top-1 and mean true-class probability with each "
+        "stage's channel or spatial gates set to one (as the app's single-picture sweep); kept by the study",
+    )
     parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per batched pass (16)")
     parser.add_argument(
         "--shard-size",
@@ -102,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             view=args.view,
             limit=args.limit,
             per_class=args.per_class,
+            sweep=args.sweep,
             batch_size=args.batch_size,
             shard_size=args.shard_size,
             workers=args.workers,
@@ -148,4 +155,12 @@ def summary_lines(summary: dict) -> list[str]:
             f"pointing, {ARCH_TITLES[first]} - {ARCH_TITLES[second]}: {100 * pointing['difference']:+.1f} points "
             f"[{100 * low:+.1f}, {100 * high:+.1f}], McNemar p = {pointing['p_value']:.3g}"
         )
+    for arch, model in summary["models"].items():
+        swept = model.get("sweep")
+        if swept:
+            cells = [f"as they are {100 * swept['base']['top1']:.1f}"]
+            for stage in STAGES:
+                for gate, numbers in swept.get(str(stage), {}).items():
+                    cells.append(f"layer{stage} {gate} {100 * numbers['top1']:.1f}")
+            lines.append(f"gates set to one, {ARCH_TITLES[arch]} top-1 %: " + ", ".join(cells))
     return lines
