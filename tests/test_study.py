@@ -376,3 +376,5 @@ def test_the_gates_off_sweep_over_the_dataset_equals_the_intervention_per_pictur
     with pytest.raises(CbamVizError, match=r"holds a different study \(sweep True there, False now"):
         _study(demo_root, "shapes", tmp_path / "s", limit=count, batch_size=3)
     assert (tmp_path / "s" / "shards" / "part-00000.sweep.json").is_file()
+    drawn = {path.name for path in (tmp_path / "s").glob("figure-*.png")}  # finish drew a figure per section
+    assert drawn == {"figure-accuracy.png", "figure-localisation.png", "figure-atlas.png", "figure-excitation.png"}

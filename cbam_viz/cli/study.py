@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         raise CbamVizError(f"cannot write the study into {args.out}: {error.strerror or error}") from error
     for line in summary_lines(result.summary):
         print(line)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(
         f"studied {result.measured} of {result.images} image(s) into {args.out}"
         + (f"; {result.skipped} skipped (see skipped.csv)" if result.skipped else "")

@@ -10,7 +10,8 @@ A study folder ``DIR`` holds:
   exists is done; Ctrl-C loses at most the shard in flight.
 * ``images.parquet`` (every shard's rows, one per image and model, and ``box_iou``: the IoU at the dataset's
   MaxBoxAccV2 threshold for IoU 50 %), ``skipped.csv`` (``image_id,reason``), ``summary.json``
-  (``study.summary``) and ``atlas.npz``: written once every shard is done.
+  (``study.summary``), ``atlas.npz`` and a figure per section of the summary (``figure-<name>.png``,
+  ``study.figures``): written once every shard is done.
 
 Memory: a shard's rows and pictures while it runs, the atlas's per-class sums and the sweep's sums; never maps of
 past images.
@@ -23,7 +24,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,7 @@ class StudyResult:
     skipped: int
     shards_run: int
     summary: dict[str, Any]
+    notes: list[str] = field(default_factory=list)  # e.g. a figure not written over a file of the user's
 
 
 @dataclass
@@ -409,13 +411,14 @@ def finish(
     shards_run: int,
     published: dict[str, dict[str, Any] | None] | None = None,
 ) -> StudyResult:
-    """Join the shards into ``images.parquet``, ``skipped.csv``, ``atlas.npz`` and ``summary.json``."""
+    """Join the shards into ``images.parquet``, ``skipped.csv``, ``atlas.npz`` and ``summary.json``, and draw the
+    figures."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from cbam_viz.study import measures
+    from cbam_viz.study import figures, measures
     from cbam_viz.study.measure import SWEEP_HOW
     from cbam_viz.study.summary import Atlas, GateSweep, summarise
 
@@ -450,7 +453,10 @@ def finish(
     _write_atomically(out / "atlas.npz", lambda partial: _save_npz(partial, means))
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     _write_atomically(out / "summary.json", lambda partial: partial.write_text(text))
-    return StudyResult(out, items, summary["count"], len(skipped), shards_run, summary)
+    names = dict(zip(table.column("label").to_pylist(), table.column("label_name").to_pylist(), strict=True))
+    drawn = figures.draw(summary, means, lambda label: str(names.get(label, label)))
+    notes = figures.write(out, drawn)
+    return StudyResult(out, items, summary["count"], len(skipped), shards_run, summary, notes)
 
 
 def _save_npz(path: Path, arrays: dict[str, Any]) -> None:
