@@ -378,3 +378,63 @@ def test_the_gates_off_sweep_over_the_dataset_equals_the_intervention_per_pictur
     assert (tmp_path / "s" / "shards" / "part-00000.sweep.json").is_file()
     drawn = {path.name for path in (tmp_path / "s").glob("figure-*.png")}  # finish drew a figure per section
     assert drawn == {"figure-accuracy.png", "figure-localisation.png", "figure-atlas.png", "figure-excitation.png"}
+
+
+def _fake_devkit(devkit: Path, truth: str) -> None:
+    """An ILSVRC2012 devkit as its tarball unpacks: ``data/meta.mat`` in the real structure (a struct array
+    ``synsets``; ILSVRC2012_ID 1-1000 in the devkit's own order, not the sorted one, then a parent synset) and
+    ``data/ILSVRC2012_validation_ground_truth.txt``."""
+    from scipy.io import savemat
+
+    wnids = sources.imagenet_wnids()
+    rows = [(number, wnids[1000 - number], f"class {number}", 0) for number in range(1, 1001)]
+    rows.append((1001, "n00001740", "entity", 3))
+    fields = [("ILSVRC2012_ID", "O"), ("WNID", "O"), ("words", "O"), ("num_children", "O")]
+    synsets = np.zeros((len(rows), 1), dtype=fields)
+    for i, (number, wnid, words, children) in enumerate(rows):
+        synsets[i, 0] = (np.array([[number]], dtype=np.uint16), wnid, words, np.array([[children]], dtype=np.uint16))
+    (devkit / "data").mkdir(parents=True)
+    savemat(devkit / "data" / "meta.mat", {"synsets": synsets})
+    (devkit / "data" / "ILSVRC2012_validation_ground_truth.txt").write_text(truth)
+
+
+def test_imagenet_val_with_the_ilsvrc2012_devkit(tmp_path: Path) -> None:
+    imagenet = tuple(f"class {i}" for i in range(1000))
+    wnids = sources.imagenet_wnids()
+    val = tmp_path / "val"
+    val.mkdir()
+    for number in (1, 2, 3):
+        _write_shape(val / f"ILSVRC2012_val_{number:08d}.JPEG", number)
+    devkit = tmp_path / "ILSVRC2012_devkit_t12"
+    _fake_devkit(devkit, "1\n1000\n500\n")
+    (val / "ILSVRC2012_val_00000002.xml").write_text(  # as ILSVRC2012_bbox_val_v3.tgz has them
+        f"<annotation><filename>ILSVRC2012_val_00000002</filename><object><name>{wnids[0]}</name><bndbox>"
+        "<xmin>5</xmin><ymin>6</ymin><xmax>30</xmax><ymax>40</ymax></bndbox></object><object><name>n01443537</name>"
+        "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object></annotation>"
+    )
+    items = sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    # ID 1 is wnids[999] in this devkit, ID 1000 wnids[0], ID 500 wnids[500]: by class, then name
+    assert [(i.image_id, i.label) for i in items] == [
+        ("ILSVRC2012_val_00000002.JPEG", 0),
+        ("ILSVRC2012_val_00000003.JPEG", 500),
+        ("ILSVRC2012_val_00000001.JPEG", 999),
+    ]
+    assert sources.load(items[0]).boxes == ((5.0, 6.0, 30.0, 40.0),)  # only the true class's object
+    assert sources.load(items[1]).boxes == ()
+    with pytest.raises(
+        CbamVizError, match="the ILSVRC2012 devkit labels ImageNet's 1000 classes; these weights have 10"
+    ):
+        sources.list_items(str(val), CLASSES, limit=None, per_class=None)
+    _write_shape(val / "ILSVRC2012_val_00000004.JPEG", 4)
+    with pytest.raises(CbamVizError, match=r"has 3 lines, but 'ILSVRC2012_val_00000004.JPEG' is picture 4"):
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    (devkit / "data" / "ILSVRC2012_validation_ground_truth.txt").write_text("1\n1001\n500\n7\n")
+    with pytest.raises(CbamVizError, match="line 2 is not an ILSVRC2012_ID from 1 to 1000: '1001'"):
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    (devkit / "data" / "meta.mat").write_bytes(b"not a MATLAB file")
+    with pytest.raises(CbamVizError, match="is not the devkit's meta.mat") as raised:
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    (devkit / "data" / "meta.mat").unlink()
+    with pytest.raises(CbamVizError, match=r"ILSVRC2012_devkit_t12 has no data/meta.mat") as missing:
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    assert "\n" not in str(raised.value) + str(missing.value)
