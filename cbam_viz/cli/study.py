@@ -2,10 +2,11 @@
 
 DATA is ``shapes`` (the demo set's held-out shapes with their masks, offline) or an ImageFolder ``root/<class>/``
 (WordNet id, class index or class name folders; optional ``boxes.csv``, VOC ``.xml`` and ``<image>.mask.png``)
-or a flat ImageNet val folder with Kaggle's ``LOC_val_solution.csv``. DIR gets
+or a flat ImageNet val folder with Kaggle's ``LOC_val_solution.csv`` or the ILSVRC2012 devkit. DIR gets
 ``images.parquet`` (one row per image and model), ``summary.json`` (with 95 % bootstrap intervals and McNemar's
-test between models), ``skipped.csv``, ``atlas.npz`` and the shards that make the run resumable: after Ctrl-C the
-same command continues. See ``cbam_viz.study``.
+test between models; with ``--sweep``, the gates set to one stage by stage), ``skipped.csv``, ``atlas.npz``, a figure
+per section (``figure-*.png``) and the shards that make the run resumable: after Ctrl-C the same command continues.
+See ``cbam_viz.study``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "data",
         metavar="DATA",
         help="shapes (the demo set's held-out shapes); a folder of class folders; or a flat ImageNet val folder with "
-        "Kaggle's LOC_val_solution.csv (a folder named shapes: write ./shapes)",
+        "Kaggle's LOC_val_solution.csv or the ILSVRC2012_devkit_t12 folder in it or above it (a folder named shapes: "
+        "write ./shapes)",
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder of the study (created)")
     parser.add_argument("--weights", default=None, help="weight set or file (default: demo for shapes, else auto)")
