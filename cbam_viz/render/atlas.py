@@ -110,7 +110,7 @@ def excitation_figure(
         channels = np.arange(per_class.shape[1])
         for colour, i in zip(CLASS_COLOURS, sorted(few, key=lambda i: classes[i]), strict=False):
             axes.plot(channels, per_class[i], color=colour, linewidth=0.8, zorder=2, label=name_of(classes[i]))
-        axes.plot(channels, every, color="black", linewidth=1.6, zorder=1, label=fonts.words("study.excitation_all"))
+        axes.plot(channels, every, "k--", linewidth=1.1, zorder=3, label=fonts.words("study.excitation_all"))
         axes.set_ylim(0, 1)
         axes.set_xlim(0, max(1, per_class.shape[1] - 1))
         axes.set_title(f"{ARCH_TITLES.get(arch, arch)}, {blocks[arch]}", fontsize=9)

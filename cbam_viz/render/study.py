@@ -48,7 +48,7 @@ def _bars(
     values = {(arch, key): _value(models[arch].get(key)) for arch in archs for key, _ in measures}
     if not archs or all(found is None for found in values.values()):
         return None
-    figure = Figure(figsize=(6.4, 3.2), dpi=dpi)
+    figure = Figure(figsize=(6.4, 3.6), dpi=dpi)
     axes = figure.add_subplot()
     width = 0.8 / len(archs)
     positions = np.arange(len(measures))
@@ -78,7 +78,7 @@ def _bars(
     axes.set_ylim(0, 112)
     axes.set_ylabel(fonts.words("study.figure.percent"), fontsize=9)
     axes.set_title(fonts.words(title), fontsize=10)
-    axes.legend(fontsize=8, loc="lower right", frameon=True, framealpha=0.9)
+    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4, frameon=False)
     axes.grid(axis="y", alpha=0.3)
     fonts.set_figure_fonts(figure)  # before the layout, which measures the words in the face they are drawn in
     figure.tight_layout()
