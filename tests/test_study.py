@@ -277,6 +277,12 @@ def test_a_study_folder_is_only_ever_this_study(tmp_path: Path) -> None:
     items = sources.shapes_items(CLASSES, 3, None)
     claim_folder(tmp_path / "s", options, items)
     claim_folder(tmp_path / "s", options, items)  # the same study: continues
+    written = json.loads((tmp_path / "s" / STUDY_FILE).read_text())
+    assert written.pop("sweep") is False
+    (tmp_path / "s" / STUDY_FILE).write_text(json.dumps(written))  # as studies made before --sweep existed
+    claim_folder(tmp_path / "s", options, items)  # still this study: it had no sweep
+    with pytest.raises(CbamVizError, match=r"different study \(sweep False there, True now\)"):
+        claim_folder(tmp_path / "s", StudyOptions("shapes", ("resnet50",), "demo", limit=3, sweep=True), items)
     with pytest.raises(CbamVizError, match=r"different study \(method 'gradcam' there, 'layercam' now\)"):
         claim_folder(tmp_path / "s", StudyOptions("shapes", ("resnet50",), "demo", method="layercam", limit=3), items)
     with pytest.raises(CbamVizError, match="different study"):  # the same options, other pictures
