@@ -839,6 +839,8 @@ def test_the_study_section_shows_the_bundled_study_and_opens_a_disagreement(weig
             assert all(title in table for title in ("ResNet-50", "SE-ResNet-50", "CBAM-ResNet-50")), table
             assert "CBAM's map points at the object in" in page.locator("#study-words").inner_text()
             assert "300 images" in page.locator("#study-about").inner_text()
+            for figure in ("accuracy", "localisation", "atlas", "excitation"):  # a figure per section of the summary
+                page.locator(f"#study-{figure} img").wait_for(timeout=WAIT_MS)
             thumbnail = page.locator("#study-gallery .thumbnail-item").first
             thumbnail.wait_for(timeout=WAIT_MS)
             thumbnail.click()

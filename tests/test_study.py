@@ -277,6 +277,12 @@ def test_a_study_folder_is_only_ever_this_study(tmp_path: Path) -> None:
     items = sources.shapes_items(CLASSES, 3, None)
     claim_folder(tmp_path / "s", options, items)
     claim_folder(tmp_path / "s", options, items)  # the same study: continues
+    written = json.loads((tmp_path / "s" / STUDY_FILE).read_text())
+    assert written.pop("sweep") is False
+    (tmp_path / "s" / STUDY_FILE).write_text(json.dumps(written))  # as studies made before --sweep existed
+    claim_folder(tmp_path / "s", options, items)  # still this study: it had no sweep
+    with pytest.raises(CbamVizError, match=r"different study \(sweep False there, True now\)"):
+        claim_folder(tmp_path / "s", StudyOptions("shapes", ("resnet50",), "demo", limit=3, sweep=True), items)
     with pytest.raises(CbamVizError, match=r"different study \(method 'gradcam' there, 'layercam' now\)"):
         claim_folder(tmp_path / "s", StudyOptions("shapes", ("resnet50",), "demo", method="layercam", limit=3), items)
     with pytest.raises(CbamVizError, match="different study"):  # the same options, other pictures
@@ -332,3 +338,109 @@ def test_other_cam_methods_equal_the_single_picture_analysis(demo_root: Path, tm
         )
         scored = mask_game(analysis, sample.mask).models["cbam_resnet50"]["cam"]
         assert row["pointing"] == scored["hit"] and row["energy"] == pytest.approx(scored["energy"], abs=1e-5)
+
+
+def test_the_gates_off_sweep_over_the_dataset_equals_the_intervention_per_picture(
+    demo_root: Path, tmp_path: Path
+) -> None:
+    """Each stage's gates set to ``one``: the study's top-1 and mean true-class probability are those of the same
+    intervention (``intervene.replacements`` through ``capture_pass``) run on each picture by hand."""
+    from cbam_viz.analysis.capture import capture_pass
+    from cbam_viz.analysis.intervene import replacements
+    from cbam_viz.analysis.metrics import softmax
+    from cbam_viz.analysis.models import get_models
+    from cbam_viz.analysis.options import Intervention
+    from cbam_viz.imaging.decode import decode_image
+    from cbam_viz.imaging.view import prepare_input
+
+    count = 5
+    result = _study(demo_root, "shapes", tmp_path / "s", limit=count, batch_size=3, sweep=True)
+    assert "sweep" not in result.summary["models"]["resnet50"]  # no gates to set
+    assert set(result.summary["models"]["se_resnet50"]["sweep"]["2"]) == {"channel"}
+    models = get_models(ARCH_LIST, "demo", "cpu", weights_dir=demo_root).models
+    samples = [render_sample(HELDOUT_SEED, index, sources.SHAPES_SIZE) for index in range(count)]
+    for arch, gate in (("se_resnet50", "channel"), ("cbam_resnet50", "channel"), ("cbam_resnet50", "spatial")):
+        model, swept = models[arch], result.summary["models"][arch]["sweep"]
+        replace = replacements(Intervention.parse(f"layer2:{gate}=one"), model)
+        hits, probabilities, base = [], [], []
+        for sample in samples:
+            picture = decode_image(Image.fromarray(sample.image))
+            tensor, _ = prepare_input(picture, model.weights_info.preprocess, "crop")
+            for store, how in ((base, None), (probabilities, replace)):
+                logits = capture_pass(model, tensor, target=sample.label, gradients=False, replace=how).logits
+                store.append(float(softmax(logits)[sample.label]))
+                if how is not None:
+                    hits.append(int(logits.argmax()) == sample.label)
+        assert swept["images"] == count and swept["how"] == "one"
+        assert swept["2"][gate]["spec"] == f"layer2:{gate}=one"
+        assert swept["2"][gate]["top1"] == pytest.approx(np.mean(hits), abs=1e-5)
+        assert swept["2"][gate]["mean_probability"] == pytest.approx(np.mean(probabilities), abs=1e-5)
+        assert swept["base"]["mean_probability"] == pytest.approx(np.mean(base), abs=1e-5)
+        assert swept["base"]["top1"] == result.summary["models"][arch]["top1"]["value"]
+        assert abs(np.mean(probabilities) - np.mean(base)) > 1e-6  # the gates set to one change the answer
+        assert swept["2"][gate]["probability_change"] == pytest.approx(np.mean(probabilities) - np.mean(base), abs=1e-5)
+    with pytest.raises(CbamVizError, match=r"holds a different study \(sweep True there, False now"):
+        _study(demo_root, "shapes", tmp_path / "s", limit=count, batch_size=3)
+    assert (tmp_path / "s" / "shards" / "part-00000.sweep.json").is_file()
+    drawn = {path.name for path in (tmp_path / "s").glob("figure-*.png")}  # finish drew a figure per section
+    assert drawn == {"figure-accuracy.png", "figure-localisation.png", "figure-atlas.png", "figure-excitation.png"}
+
+
+def _fake_devkit(devkit: Path, truth: str) -> None:
+    """An ILSVRC2012 devkit as its tarball unpacks: ``data/meta.mat`` in the real structure (a struct array
+    ``synsets``; ILSVRC2012_ID 1-1000 in the devkit's own order, not the sorted one, then a parent synset) and
+    ``data/ILSVRC2012_validation_ground_truth.txt``."""
+    from scipy.io import savemat
+
+    wnids = sources.imagenet_wnids()
+    rows = [(number, wnids[1000 - number], f"class {number}", 0) for number in range(1, 1001)]
+    rows.append((1001, "n00001740", "entity", 3))
+    fields = [("ILSVRC2012_ID", "O"), ("WNID", "O"), ("words", "O"), ("num_children", "O")]
+    synsets = np.zeros((len(rows), 1), dtype=fields)
+    for i, (number, wnid, words, children) in enumerate(rows):
+        synsets[i, 0] = (np.array([[number]], dtype=np.uint16), wnid, words, np.array([[children]], dtype=np.uint16))
+    (devkit / "data").mkdir(parents=True)
+    savemat(devkit / "data" / "meta.mat", {"synsets": synsets})
+    (devkit / "data" / "ILSVRC2012_validation_ground_truth.txt").write_text(truth)
+
+
+def test_imagenet_val_with_the_ilsvrc2012_devkit(tmp_path: Path) -> None:
+    imagenet = tuple(f"class {i}" for i in range(1000))
+    wnids = sources.imagenet_wnids()
+    val = tmp_path / "val"
+    val.mkdir()
+    for number in (1, 2, 3):
+        _write_shape(val / f"ILSVRC2012_val_{number:08d}.JPEG", number)
+    devkit = tmp_path / "ILSVRC2012_devkit_t12"
+    _fake_devkit(devkit, "1\n1000\n500\n")
+    (val / "ILSVRC2012_val_00000002.xml").write_text(  # as ILSVRC2012_bbox_val_v3.tgz has them
+        f"<annotation><filename>ILSVRC2012_val_00000002</filename><object><name>{wnids[0]}</name><bndbox>"
+        "<xmin>5</xmin><ymin>6</ymin><xmax>30</xmax><ymax>40</ymax></bndbox></object><object><name>n01443537</name>"
+        "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object></annotation>"
+    )
+    items = sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    # ID 1 is wnids[999] in this devkit, ID 1000 wnids[0], ID 500 wnids[500]: by class, then name
+    assert [(i.image_id, i.label) for i in items] == [
+        ("ILSVRC2012_val_00000002.JPEG", 0),
+        ("ILSVRC2012_val_00000003.JPEG", 500),
+        ("ILSVRC2012_val_00000001.JPEG", 999),
+    ]
+    assert sources.load(items[0]).boxes == ((5.0, 6.0, 30.0, 40.0),)  # only the true class's object
+    assert sources.load(items[1]).boxes == ()
+    with pytest.raises(
+        CbamVizError, match="the ILSVRC2012 devkit labels ImageNet's 1000 classes; these weights have 10"
+    ):
+        sources.list_items(str(val), CLASSES, limit=None, per_class=None)
+    _write_shape(val / "ILSVRC2012_val_00000004.JPEG", 4)
+    with pytest.raises(CbamVizError, match=r"has 3 lines, but 'ILSVRC2012_val_00000004.JPEG' is picture 4"):
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    (devkit / "data" / "ILSVRC2012_validation_ground_truth.txt").write_text("1\n1001\n500\n7\n")
+    with pytest.raises(CbamVizError, match="line 2 is not an ILSVRC2012_ID from 1 to 1000: '1001'"):
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    (devkit / "data" / "meta.mat").write_bytes(b"not a MATLAB file")
+    with pytest.raises(CbamVizError, match="is not the devkit's meta.mat") as raised:
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    (devkit / "data" / "meta.mat").unlink()
+    with pytest.raises(CbamVizError, match=r"ILSVRC2012_devkit_t12 has no data/meta.mat") as missing:
+        sources.list_items(str(val), imagenet, limit=None, per_class=None)
+    assert "\n" not in str(raised.value) + str(missing.value)

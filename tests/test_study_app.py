@@ -65,6 +65,27 @@ def test_the_bundled_study_is_on_the_list_and_its_table_has_every_model_with_int
     answer = section.show_study(shelf, studies.BUNDLED_KEY)
     assert answer[1] == table and isinstance(answer[3], np.ndarray) and answer[3].ndim == 3
     assert answer[5]["value"] == PAIR and len(answer[7]) == len(answer[6]) > 0
+    assert answer[8] == ""  # made without --sweep: no sweep table
+    assert all(isinstance(figure, np.ndarray) and figure.ndim == 3 for figure in answer[9:12])  # the section figures
+
+
+def test_the_gates_off_sweep_is_a_table_of_stages_and_gates() -> None:
+    study = made_study({"difference": 0.0, "ci": [-0.01, 0.01], "p_value": 1.0})
+    assert studies.sweep_table(study) == ""
+    swept = {"images": 300, "how": "one", "base": {"top1": 0.98, "mean_probability": 0.9}}
+    for stage in (1, 2, 3, 4):
+        for gate in ("channel", "spatial"):
+            numbers = {"top1": 0.98 - stage / 10, "mean_probability": 0.5, "spec": f"layer{stage}:{gate}=one"}
+            swept[str(stage)] = {**swept.get(str(stage), {}), gate: {**numbers}}
+            swept[str(stage)][gate].update(top1_change=-stage / 10, probability_change=-0.4)
+    study.summary["models"]["cbam_resnet50"]["sweep"] = swept
+    table = studies.sweep_table(study)
+    assert "**Gates off over the dataset** (300 images)" in table
+    assert "| Gates | CBAM-ResNet-50 top-1 | CBAM-ResNet-50 true-class probability |" in table
+    assert "| as they are | 98.0 % | 90.0 % |" in table
+    assert "| stage 3, spatial set to 1 | 68.0 % (−30.0) | 50.0 % (−40.0) |" in table
+    with using("zh"):
+        assert "第 3 阶段，空间设为 1" in studies.sweep_table(study)
 
 
 def test_the_sentence_says_significant_only_when_interval_and_p_agree() -> None:

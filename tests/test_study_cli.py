@@ -25,6 +25,7 @@ def test_help_imports_no_torch() -> None:
     shown = _python("-m", "cbam_viz", "study", "--help")
     assert shown.returncode == 0, shown.stderr
     assert "--per-class" in shown.stdout and "--engine" in shown.stdout and "``" not in shown.stdout
+    assert "--sweep" in shown.stdout and "ILSVRC2012_devkit_t12" in shown.stdout
     probe = (
         "import sys; from cbam_viz.cli import main\n"
         "try:\n    main.main(['study', '--help'])\nexcept SystemExit:\n    pass\n"

@@ -26,9 +26,10 @@ def test_ray_and_local_give_identical_tables(tmp_path: Path) -> None:
     from cbam_viz.study.ray_engine import run_study_ray
 
     weights_dir = _models.tiny_demo_set(tmp_path / "weights")
-    # the plain and the CBAM model (rows, comparisons, the atlas), 8 shapes in 2 shards: well under a minute
+    # the plain and the CBAM model (rows, comparisons, the atlas, the gates-off sweep), 8 shapes in 2 shards: well
+    # under a minute
     models = ("resnet50", "cbam_resnet50")
-    options = dict(models=models, weights="demo", limit=8, batch_size=2, shard_size=4, progress=False)
+    options = dict(models=models, weights="demo", limit=8, batch_size=2, shard_size=4, sweep=True, progress=False)
     local = run_study("shapes", tmp_path / "local", weights_dir=weights_dir, device="cpu", **options)
     assert not ray.is_initialized()
     remote = run_study_ray("shapes", tmp_path / "ray", weights_dir=weights_dir, device="cpu", **options)
@@ -39,6 +40,7 @@ def test_ray_and_local_give_identical_tables(tmp_path: Path) -> None:
     assert len(rows) == 16 and rows[0]["pointing"] is not None
     assert ray_rows == rows
     assert ray_skipped == skipped and ray_summary == summary
+    assert remote.summary["models"]["cbam_resnet50"]["sweep"]["images"] == 8  # the sweep came back from the actors too
     assert ray_atlas.keys() == atlas.keys() and all(np.array_equal(ray_atlas[k], atlas[k]) for k in atlas)
     for k in range(2):  # the same shards: a Ray run continues a local one and the other way round
         name = f"part-{k:05d}.parquet"

@@ -2,10 +2,11 @@
 
 DATA is ``shapes`` (the demo set's held-out shapes with their masks, offline) or an ImageFolder ``root/<class>/``
 (WordNet id, class index or class name folders; optional ``boxes.csv``, VOC ``.xml`` and ``<image>.mask.png``)
-or a flat ImageNet val folder with Kaggle's ``LOC_val_solution.csv``. DIR gets
+or a flat ImageNet val folder with Kaggle's ``LOC_val_solution.csv`` or the ILSVRC2012 devkit. DIR gets
 ``images.parquet`` (one row per image and model), ``summary.json`` (with 95 % bootstrap intervals and McNemar's
-test between models), ``skipped.csv``, ``atlas.npz`` and the shards that make the run resumable: after Ctrl-C the
-same command continues. See ``cbam_viz.study``.
+test between models; with ``--sweep``, the gates set to one stage by stage), ``skipped.csv``, ``atlas.npz``, a figure
+per section (``figure-*.png``) and the shards that make the run resumable: after Ctrl-C the same command continues.
+See ``cbam_viz.study``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "data",
         metavar="DATA",
         help="shapes (the demo set's held-out shapes); a folder of class folders; or a flat ImageNet val folder with "
-        "Kaggle's LOC_val_solution.csv (a folder named shapes: write ./shapes)",
+        "Kaggle's LOC_val_solution.csv or the ILSVRC2012_devkit_t12 folder in it or above it (a folder named shapes: "
+        "write ./shapes)",
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder of the study (created)")
     parser.add_argument("--weights", default=None, help="weight set or file (default: demo for shapes, else auto)")
@@ -53,6 +55,12 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="study N images (shapes: default 1000)")
     parser.add_argument(
         "--per-class", type=int, default=None, metavar="N", help="N images of each class (a seeded, stratified subset)"
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also the gates off over the dataset: SE's and CBAM's top-1 and mean true-class probability with each "
+        "stage's channel or spatial gates set to one (as the app's single-picture sweep); kept by the study",
     )
     parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per batched pass (16)")
     parser.add_argument(
@@ -102,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             view=args.view,
             limit=args.limit,
             per_class=args.per_class,
+            sweep=args.sweep,
             batch_size=args.batch_size,
             shard_size=args.shard_size,
             workers=args.workers,
@@ -118,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         raise CbamVizError(f"cannot write the study into {args.out}: {error.strerror or error}") from error
     for line in summary_lines(result.summary):
         print(line)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(
         f"studied {result.measured} of {result.images} image(s) into {args.out}"
         + (f"; {result.skipped} skipped (see skipped.csv)" if result.skipped else "")
@@ -148,4 +159,12 @@ def summary_lines(summary: dict) -> list[str]:
             f"pointing, {ARCH_TITLES[first]} - {ARCH_TITLES[second]}: {100 * pointing['difference']:+.1f} points "
             f"[{100 * low:+.1f}, {100 * high:+.1f}], McNemar p = {pointing['p_value']:.3g}"
         )
+    for arch, model in summary["models"].items():
+        swept = model.get("sweep")
+        if swept:
+            cells = [f"as they are {100 * swept['base']['top1']:.1f}"]
+            for stage in STAGES:
+                for gate, numbers in swept.get(str(stage), {}).items():
+                    cells.append(f"layer{stage} {gate} {100 * numbers['top1']:.1f}")
+            lines.append(f"gates set to one, {ARCH_TITLES[arch]} top-1 %: " + ", ".join(cells))
     return lines

@@ -2,16 +2,19 @@
 
 A study folder ``DIR`` holds:
 
-* ``study.json``: what was asked (data, models, weights, method, stage, view, subset, shard size) and a digest of
+* ``study.json``: what was asked (data, models, weights, method, stage, view, subset, sweep, shard size) and a digest of
   the image list. A run into a folder holding another study is refused with one line; the same command continues.
 * ``shards/part-<k>.parquet``: the rows of images [k * SHARD_SIZE, (k + 1) * SHARD_SIZE), written atomically
-  when the shard is finished, with ``part-<k>.skipped.csv`` and ``part-<k>.atlas.npz`` (its running sums) written
-  first. A shard whose parquet exists is done; Ctrl-C loses at most the shard in flight.
+  when the shard is finished, with ``part-<k>.skipped.csv``, ``part-<k>.atlas.npz`` (its running sums) and, with
+  ``--sweep``, ``part-<k>.sweep.json`` (the gates-off sweep's running sums) written first. A shard whose parquet
+  exists is done; Ctrl-C loses at most the shard in flight.
 * ``images.parquet`` (every shard's rows, one per image and model, and ``box_iou``: the IoU at the dataset's
   MaxBoxAccV2 threshold for IoU 50 %), ``skipped.csv`` (``image_id,reason``), ``summary.json``
-  (``study.summary``) and ``atlas.npz``: written once every shard is done.
+  (``study.summary``), ``atlas.npz`` and a figure per section of the summary (``figure-<name>.png``,
+  ``study.figures``): written once every shard is done.
 
-Memory: a shard's rows and pictures while it runs, the atlas's per-class sums; never maps of past images.
+Memory: a shard's rows and pictures while it runs, the atlas's per-class sums and the sweep's sums; never maps of
+past images.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ SHARD_SIZE = 64
 STUDY_VERSION = 1
 STUDY_FILE = "study.json"
 SHARDS = "shards"
+ADDED_OPTIONS = {"sweep": False}  # options added after version 1: what a study.json without them asked for
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class StudyOptions:
     view: str = "crop"
     limit: int | None = None
     per_class: int | None = None
+    sweep: bool = False  # the gates-off sweep (measure.sweep_pass) of the models with attention gates
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "models": list(self.models)}
@@ -123,6 +128,7 @@ def claim_folder(out: Path, options: StudyOptions, items: Sequence[sources.Item]
             found = json.loads(file.read_text())
         except (OSError, ValueError):
             raise CbamVizError(f"{file} is unreadable: delete the folder or choose another --out") from None
+        found = {**ADDED_OPTIONS, **found} if isinstance(found, dict) else {}
         if found != wanted:
             changed = [key for key in wanted if found.get(key) != wanted[key]]
             what = ", ".join(
@@ -148,6 +154,7 @@ class StudyResult:
     skipped: int
     shards_run: int
     summary: dict[str, Any]
+    notes: list[str] = field(default_factory=list)  # e.g. a figure not written over a file of the user's
 
 
 @dataclass
@@ -193,6 +200,7 @@ def open_study(
     view: str = "crop",
     limit: int | None = None,
     per_class: int | None = None,
+    sweep: bool = False,
     batch_size: int = 16,
     device: str | None = None,
     weights_dir: Path | None = None,
@@ -220,7 +228,15 @@ def open_study(
     if not items:
         raise CbamVizError(f"{quote(data)} holds no picture to study ({', '.join(sources.IMAGE_SUFFIXES)})")
     options = StudyOptions(
-        data_key, checked.models, model_set.weights_set, checked.method, checked.stage, checked.view, limit, per_class
+        data_key,
+        checked.models,
+        model_set.weights_set,
+        checked.method,
+        checked.stage,
+        checked.view,
+        limit,
+        per_class,
+        bool(sweep),
     )
     claim_folder(out, options, items, shard_size)
     (out / SHARDS).mkdir(exist_ok=True)
@@ -251,9 +267,9 @@ class ShardWriter:
     def __init__(self, plan: Plan, progress: bool) -> None:
         from tqdm import tqdm
 
-        from cbam_viz.study.summary import Atlas
+        from cbam_viz.study.summary import Atlas, GateSweep
 
-        self.plan, self._atlas_type = plan, Atlas
+        self.plan, self._atlas_type, self._sweep_type = plan, Atlas, GateSweep
         self.archs = list(plan.options.models)
         self.bar = tqdm(
             total=len(plan.items),
@@ -266,6 +282,7 @@ class ShardWriter:
         self.rows: list[dict[str, Any]] = []
         self.skipped: list[tuple[str, str]] = []
         self.atlas = Atlas()
+        self.sweep = GateSweep()
         self.written = 0
 
     def add(self, k: int, indices: Sequence[int], results: Sequence[Any]) -> None:
@@ -280,12 +297,17 @@ class ShardWriter:
                 self.rows.append(one.rows[arch])
                 if arch in one.channel:
                     self.atlas.add(arch, one.label, one.channel[arch])
+                if arch in one.sweep:
+                    row = one.rows[arch]
+                    self.sweep.add(arch, (row["top1_correct"], row["target_prob"]), one.sweep[arch])
         self.bar.update(len(indices))
         if indices[-1] == k * self.plan.shard_size + self.plan.shard_length(k) - 1:  # the shard's last batch
             _write_skipped(self.skipped, _shard_file(self.plan.out, k, ".skipped.csv"))
             self.atlas.save(_shard_file(self.plan.out, k, ".atlas.npz"))
+            if self.plan.options.sweep:
+                self.sweep.save(_shard_file(self.plan.out, k, ".sweep.json"))
             _write_table(self.rows, _shard_file(self.plan.out, k, ".parquet"))
-            self.rows, self.skipped, self.atlas = [], [], self._atlas_type()
+            self.rows, self.skipped, self.atlas, self.sweep = [], [], self._atlas_type(), self._sweep_type()
             self.written += 1
 
     def close(self) -> None:
@@ -313,6 +335,7 @@ def run_study(
     view: str = "crop",
     limit: int | None = None,
     per_class: int | None = None,
+    sweep: bool = False,
     batch_size: int = 16,
     device: str | None = None,
     progress: bool = True,
@@ -324,7 +347,8 @@ def run_study(
     """Run (or continue) a study of ``data`` ("shapes", an ImageFolder or a flat ImageNet val folder) into ``out``.
 
     Every check a user can fail happens before the first image. ``workers`` DataLoader processes decode and
-    prepare pictures while the models run (0: in this process). ``stop_after`` shards (tests: an interruption)
+    prepare pictures while the models run (0: in this process). ``sweep``: also the gates-off sweep of SE and CBAM
+    (``measure.sweep_pass``). ``stop_after`` shards (tests: an interruption)
     returns early without the final files. ``shard_size`` is recorded: a study continues only with its own.
     """
     import torch
@@ -333,8 +357,8 @@ def run_study(
 
     plan = open_study(
         data, out, models=models, weights=weights, method=method, stage=stage, view=view, limit=limit,
-        per_class=per_class, batch_size=batch_size, device=device, weights_dir=weights_dir, shard_size=shard_size,
-        workers=workers, stop_after=stop_after,
+        per_class=per_class, sweep=sweep, batch_size=batch_size, device=device, weights_dir=weights_dir,
+        shard_size=shard_size, workers=workers, stop_after=stop_after,
     )  # fmt: skip
     loader = torch.utils.data.DataLoader(
         measure.Preparing(plan.items, plan.preprocesses, plan.options.view),
@@ -348,7 +372,12 @@ def run_study(
         with torch.inference_mode(False):
             for (k, indices), batch in zip(plan.batches, loader, strict=True):
                 results = measure.measure_batch(
-                    batch, plan.model_set.models, method=options.method, stage=options.stage, categories=plan.categories
+                    batch,
+                    plan.model_set.models,
+                    method=options.method,
+                    stage=options.stage,
+                    categories=plan.categories,
+                    sweep=options.sweep,
                 )
                 writer.add(k, indices, results)
     finally:
@@ -382,14 +411,16 @@ def finish(
     shards_run: int,
     published: dict[str, dict[str, Any] | None] | None = None,
 ) -> StudyResult:
-    """Join the shards into ``images.parquet``, ``skipped.csv``, ``atlas.npz`` and ``summary.json``."""
+    """Join the shards into ``images.parquet``, ``skipped.csv``, ``atlas.npz`` and ``summary.json``, and draw the
+    figures."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from cbam_viz.study import measures
-    from cbam_viz.study.summary import Atlas, summarise
+    from cbam_viz.study import figures, measures
+    from cbam_viz.study.measure import SWEEP_HOW
+    from cbam_viz.study.summary import Atlas, GateSweep, summarise
 
     parts = [pq.read_table(_shard_file(out, k, ".parquet"), schema=schema()) for k in range(shard_count)]
     table = pa.concat_tables(parts)
@@ -397,8 +428,14 @@ def finish(
     atlas = Atlas()
     for k in range(shard_count):
         atlas.merge(Atlas.load(_shard_file(out, k, ".atlas.npz")))
+    swept = None
+    if options.sweep:
+        sweep = GateSweep()
+        for k in range(shard_count):
+            sweep.merge(GateSweep.load(_shard_file(out, k, ".sweep.json")))
+        swept = sweep.summary(SWEEP_HOW)
     header = {"study": options.to_json(), "eval_transform": _transform_words(options)}
-    summary = summarise(table, list(options.models), skipped=len(skipped), atlas=atlas, header=header)
+    summary = summarise(table, list(options.models), skipped=len(skipped), atlas=atlas, header=header, sweep=swept)
     for arch, numbers in (published or {}).items():
         summary["models"][arch]["published"] = numbers
     box_iou = np.full(table.num_rows, np.nan)
@@ -416,7 +453,10 @@ def finish(
     _write_atomically(out / "atlas.npz", lambda partial: _save_npz(partial, means))
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     _write_atomically(out / "summary.json", lambda partial: partial.write_text(text))
-    return StudyResult(out, items, summary["count"], len(skipped), shards_run, summary)
+    names = dict(zip(table.column("label").to_pylist(), table.column("label_name").to_pylist(), strict=True))
+    drawn = figures.draw(summary, means, lambda label: str(names.get(label, label)))
+    notes = figures.write(out, drawn)
+    return StudyResult(out, items, summary["count"], len(skipped), shards_run, summary, notes)
 
 
 def _save_npz(path: Path, arrays: dict[str, Any]) -> None:

@@ -9,6 +9,11 @@ run on a batch: in eval mode each image's logits and CAM gradients depend on tha
 sum of the targets' scores gives each image its own gradient), so they equal the one-image pass up to float
 rounding.
 
+With ``sweep``, each model with attention gates also runs the gates-off sweep of the single-picture analysis
+(``analysis.intervene.sweep_interventions``: every stage's gates of each kind set to ``one``, through the same
+``replacements`` on ``AttentionCapture``), one batched no-grad forward per stage and gate kind, giving each image's
+top-1 correctness and true-class probability then.
+
 Pictures are batched by the size of their input tensor (``view="whole"`` keeps each picture's aspect ratio, so a
 folder of photos gives several sizes; ``crop`` gives one).
 """
@@ -27,12 +32,17 @@ from torch import nn
 from cbam_viz.analysis import metrics
 from cbam_viz.analysis.cam import cam_method_for, class_label, compute_cam
 from cbam_viz.analysis.capture import AttentionCapture, CapturedPass, stage_layer
+from cbam_viz.analysis.intervene import replacements, sweep_interventions
 from cbam_viz.errors import ImageError
 from cbam_viz.imaging.decode import display_image
 from cbam_viz.imaging.view import ModelView, map_to_image, prepare_input
 from cbam_viz.study import measures
 from cbam_viz.study.sources import Loaded, load
 from cbam_viz.vocab import STAGES, has_channel_attention, last_block
+
+SWEEP_HOW = "one"  # what the sweep sets each stage's gates to, as the app's single-picture sweep does
+
+Swept = dict[str, tuple[bool, float]]  # "layer<s>:<gate>=one" -> (top-1 correct, true-class probability)
 
 
 @dataclass
@@ -93,6 +103,21 @@ def batch_pass(
             )
         )
     return outputs
+
+
+def sweep_pass(model: nn.Module, inputs: torch.Tensor, targets: Sequence[int]) -> list[Swept]:
+    """Each image's top-1 correctness and true-class probability with each stage's gates of each kind set to
+    ``SWEEP_HOW`` (one batched no-grad forward per intervention): the single-picture sweep, for a batch."""
+    device = next(model.parameters()).device
+    batch = inputs.detach().to(device)
+    swept: list[Swept] = [{} for _ in targets]
+    for intervention in sweep_interventions(model, SWEEP_HOW):
+        with torch.no_grad(), AttentionCapture(model, None, replace=replacements(intervention, model)):
+            logits = model(batch).float().cpu().numpy()
+        for i, target in enumerate(targets):
+            probs = metrics.softmax(logits[i])
+            swept[i][intervention.spec] = (bool(int(logits[i].argmax()) == int(target)), float(probs[int(target)]))
+    return swept
 
 
 @dataclass
@@ -188,11 +213,13 @@ def _box_text(box: Sequence[float]) -> str:
 
 @dataclass
 class Measured:
-    """One image's rows (one per model) and its channel gates (for the atlas), from one or more models' passes."""
+    """One image's rows (one per model), its channel gates (for the atlas) and, with ``sweep``, its gates-off
+    sweep, from one or more models' passes."""
 
     label: int
     rows: dict[str, dict[str, Any]]  # arch -> row
     channel: dict[str, dict[str, np.ndarray]]  # arch -> block -> (C,), models with channel attention only
+    sweep: dict[str, Swept] = field(default_factory=dict)  # arch -> swept, models with attention gates only
 
 
 def measure(
@@ -202,9 +229,11 @@ def measure(
     method: str,
     stage: int,
     categories: Sequence[str],
+    sweep: bool = False,
 ) -> list[Measured]:
     """Each image's rows for a batch of images (images in order, models in ``models``' order)."""
     outputs: dict[str, list[Output | None]] = {arch: [None] * len(prepared) for arch in models}
+    swept: dict[str, list[Swept]] = {arch: [{} for _ in prepared] for arch in models}
     for arch, model in models.items():
         preprocess = model.weights_info.preprocess
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -217,6 +246,9 @@ def measure(
                 positions, batch_pass(model, batch, targets, method=method, stage=stage), strict=True
             ):
                 outputs[arch][position] = output
+            if sweep and has_channel_attention(arch):
+                for position, one in zip(positions, sweep_pass(model, batch, targets), strict=True):
+                    swept[arch][position] = one
     measured = []
     for position, item in enumerate(prepared):
         one = Measured(item.loaded.item.label, {}, {})
@@ -227,6 +259,8 @@ def measure(
             one.rows[arch] = _row(item, arch, output, view, categories)
             if has_channel_attention(arch):
                 one.channel[arch] = output.channel
+                if sweep:
+                    one.sweep[arch] = swept[arch][position]
         measured.append(one)
     return measured
 
@@ -238,10 +272,13 @@ def measure_batch(
     method: str,
     stage: int,
     categories: Sequence[str],
+    sweep: bool = False,
 ) -> list[Measured | Skipped]:
     """A batch as the engines get it (prepared pictures and skipped items, in order), measured in that order."""
     prepared = [one for one in batch if isinstance(one, Prepared)]
-    measured = iter(measure(prepared, models, method=method, stage=stage, categories=categories) if prepared else [])
+    measured = iter(
+        measure(prepared, models, method=method, stage=stage, categories=categories, sweep=sweep) if prepared else []
+    )
     return [one if isinstance(one, Skipped) else next(measured) for one in batch]
 
 
@@ -259,6 +296,7 @@ def merge(parts: Sequence[Sequence[Measured | Skipped]]) -> list[Measured | Skip
             assert isinstance(part, Measured) and part.label == first.label
             one.rows.update(part.rows)
             one.channel.update(part.channel)
+            one.sweep.update(part.sweep)
         joined.append(one)
     return joined
 

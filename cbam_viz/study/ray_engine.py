@@ -98,6 +98,7 @@ class ModelRows:
         method: str,
         stage: int,
         categories: Sequence[str],
+        sweep: bool = False,
         threads: int | None = None,
     ) -> None:
         import torch
@@ -107,6 +108,7 @@ class ModelRows:
         if threads is not None:  # the local engine's count: CPU kernels round differently with another one
             torch.set_num_threads(threads)
         self.arch, self.method, self.stage, self.categories = arch, method, stage, list(categories)
+        self.sweep = sweep
         self.models = get_models((arch,), weights, device, weights_dir=weights_dir).models
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +121,12 @@ class ModelRows:
         with torch.inference_mode(False):
             for blob in batch["prepared"]:
                 results = measure.measure_batch(
-                    pickle.loads(blob), self.models, method=self.method, stage=self.stage, categories=self.categories
+                    pickle.loads(blob),
+                    self.models,
+                    method=self.method,
+                    stage=self.stage,
+                    categories=self.categories,
+                    sweep=self.sweep,
                 )
                 rows.append(pickle.dumps(results))
         return {**batch, f"rows|{self.arch}": np.array(rows, dtype=object)}
@@ -191,6 +198,7 @@ def _stream(plan: engine.Plan, writer: engine.ShardWriter, device: str | None, l
                 "method": plan.options.method,
                 "stage": plan.options.stage,
                 "categories": list(plan.categories),
+                "sweep": plan.options.sweep,
                 # on this machine, the local engine's thread count, so that both give the same table
                 "threads": torch.get_num_threads() if local else None,
             },

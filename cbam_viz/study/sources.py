@@ -22,6 +22,13 @@ class of the weights, a box file naming missing images, ``--per-class`` above a 
   ImageNet weights; every box of that class counts. The file covers all 50 000 images, so a folder holding part
   of them studies that part; a picture the file does not name is a one-line error. Image ids are the file names;
   items go by class, then name.
+* ImageNet val with the ILSVRC2012 devkit: the same flat folder, and the devkit's folder ``ILSVRC2012_devkit_t12``
+  (as ``ILSVRC2012_devkit_t12.tar.gz`` unpacks) in it or up to four folders above it. Its
+  ``data/ILSVRC2012_validation_ground_truth.txt`` holds one ILSVRC2012_ID (1-1000) per line, line n for
+  ``ILSVRC2012_val_<n>``; its ``data/meta.mat`` (``synsets``: ``ILSVRC2012_ID``, ``WNID``) maps those ids to WordNet
+  ids, and so to the weights' class indices. Boxes: the Pascal VOC files of ``ILSVRC2012_bbox_val_v3.tgz``
+  (``ILSVRC2012_val_<n>.xml``, objects named by WordNet id) beside the pictures, read as an ImageFolder's are.
+  Kaggle's CSV wins when both are there.
 
 Subsets are seeded: ``--per-class N`` draws N images of each class, ``--limit N`` then keeps N of those (drawn in a
 seeded order for folders; the first N of the stream for shapes, which is random already). Items keep a stable order
@@ -50,6 +57,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".ti
 MASK_SUFFIX = ".mask.png"
 BOXES_FILE = "boxes.csv"
 KAGGLE_SOLUTION = "LOC_val_solution.csv"
+DEVKIT = "ILSVRC2012_devkit_t12"
+DEVKIT_TRUTH = "ILSVRC2012_validation_ground_truth.txt"
+DEVKIT_META = "meta.mat"
+VAL_PICTURE = re.compile(r"ILSVRC2012_val_(\d{8})")
 WNID = re.compile(r"n\d{8}")
 SEED = 0
 
@@ -354,6 +365,103 @@ def kaggle_items(
     return [Item(p.name, labelled[p.stem][0], path=p, boxes=labelled[p.stem][1]) for p in chosen]
 
 
+def devkit_folder(root: Path) -> Path | None:
+    """The ILSVRC2012 devkit (``ILSVRC2012_devkit_t12``) for a flat folder of val pictures: in it or up to four
+    folders above it."""
+    for folder in [root, *root.parents][:5]:
+        if (folder / DEVKIT).is_dir():
+            return folder / DEVKIT
+    return None
+
+
+def devkit_wnids(meta: Path) -> dict[int, str]:
+    """ILSVRC2012_ID -> WordNet id of the 1000 classes, from the devkit's ``meta.mat`` (``synsets``)."""
+    import scipy.io
+    from scipy.io.matlab import MatReadError
+
+    try:
+        synsets = scipy.io.loadmat(meta, squeeze_me=True)["synsets"]
+        ids = [int(np.asarray(value).reshape(-1)[0]) for value in np.asarray(synsets["ILSVRC2012_ID"]).reshape(-1)]
+        names = [str(np.asarray(value).reshape(-1)[0]) for value in np.asarray(synsets["WNID"]).reshape(-1)]
+    except (OSError, ValueError, KeyError, IndexError, TypeError, NotImplementedError, MatReadError) as error:
+        reason = " ".join(str(error).split())[:120] or type(error).__name__
+        raise CbamVizError(
+            f"{meta} is not the devkit's meta.mat (synsets with ILSVRC2012_ID and WNID): {reason}"
+        ) from None
+    known = {number: wnid for number, wnid in zip(ids, names, strict=True) if 1 <= number <= 1000}
+    wrong = [wnid for wnid in known.values() if wnid not in imagenet_wnids()]
+    if len(known) != 1000 or wrong:
+        what = f"e.g. {quote(wrong[0])} is no ImageNet-1k class" if wrong else f"{len(known)} of ids 1-1000"
+        raise CbamVizError(f"{meta} does not map ILSVRC2012_ID 1-1000 onto the 1000 classes ({what})")
+    return known
+
+
+def devkit_truth(path: Path) -> list[int]:
+    """The devkit's ground truth: line n is the ILSVRC2012_ID (1-1000) of ``ILSVRC2012_val_<n>``."""
+    truth = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                value = int(line.strip())
+                if not 1 <= value <= 1000:
+                    raise ValueError
+            except ValueError:
+                raise CbamVizError(
+                    f"{DEVKIT_TRUTH} line {number} is not an ILSVRC2012_ID from 1 to 1000: {quote(line.strip(), 40)}"
+                ) from None
+            truth.append(value)
+    return truth
+
+
+def devkit_items(
+    root: Path, devkit: Path, categories: Sequence[str], limit: int | None, per_class: int | None
+) -> list[Item]:
+    """The flat folder's pictures with the devkit's classes and the VOC boxes beside them (module docstring)."""
+    wnids = imagenet_wnids()
+    if len(categories) != len(wnids):
+        raise CbamVizError(
+            f"the ILSVRC2012 devkit labels ImageNet's 1000 classes; these weights have {len(categories)}: use "
+            "ImageNet weights (--weights paper)"
+        )
+    data = devkit / "data"
+    for needed in (data / DEVKIT_META, data / DEVKIT_TRUTH):
+        if not needed.is_file():
+            raise CbamVizError(f"the ILSVRC2012 devkit {devkit} has no data/{needed.name}: unpack the whole devkit")
+    by_id = devkit_wnids(data / DEVKIT_META)
+    truth = devkit_truth(data / DEVKIT_TRUTH)
+    pictures = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    labels: dict[Path, int] = {}
+    for picture in pictures:
+        named = VAL_PICTURE.fullmatch(picture.stem)
+        if named is None:
+            raise CbamVizError(
+                f"{quote(picture.name)} is not an ImageNet val picture (ILSVRC2012_val_<8 digits>): the devkit's "
+                "ground truth names pictures by number"
+            )
+        number = int(named.group(1))
+        if not 1 <= number <= len(truth):
+            raise CbamVizError(
+                f"{DEVKIT_TRUTH} has {len(truth)} lines, but {quote(picture.name)} is picture {number}: "
+                "use the full 50 000-line file"
+            )
+        labels[picture] = wnids.index(by_id[truth[number - 1]])
+    by_class: dict[str, list[Path]] = {}
+    for picture, label in labels.items():
+        by_class.setdefault(wnids[label], []).append(picture)
+    chosen = _subset(dict(sorted(by_class.items())), limit, per_class)
+    chosen.sort(key=lambda p: (labels[p], p.name))  # by class: a shard's atlas sums hold few classes
+    return [
+        Item(
+            p.name,
+            labels[p],
+            path=p,
+            xml_path=p.with_suffix(".xml") if p.with_suffix(".xml").is_file() else None,
+            class_names=class_names(labels[p], categories),
+        )
+        for p in chosen
+    ]
+
+
 def list_items(data: str, categories: Sequence[str], *, limit: int | None, per_class: int | None) -> list[Item]:
     """The items of ``data`` ("shapes", an ImageFolder, or a flat ImageNet val folder) in their stable order, subset
     as asked."""
@@ -363,9 +471,15 @@ def list_items(data: str, categories: Sequence[str], *, limit: int | None, per_c
     if data == SHAPES:
         return shapes_items(categories, limit, per_class)
     root = Path(data).expanduser()
-    solution = kaggle_solution(root) if root.is_dir() else None
-    if solution is not None and not any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
-        return kaggle_items(root, solution, categories, limit, per_class)
+    if root.is_dir() and not any(
+        p.is_dir() and not p.name.startswith(".") and p.name != DEVKIT for p in root.iterdir()
+    ):
+        solution = kaggle_solution(root)  # a flat folder: ImageNet val, labelled by Kaggle's CSV or the devkit
+        if solution is not None:
+            return kaggle_items(root, solution, categories, limit, per_class)
+        devkit = devkit_folder(root)
+        if devkit is not None:
+            return devkit_items(root, devkit, categories, limit, per_class)
     return folder_items(root, categories, limit, per_class)
 
 

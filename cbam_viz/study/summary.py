@@ -19,11 +19,17 @@ images, ``[low, high]``):
   excitations over images, eta squared: 0 = the same excitation for every class, 1 = fully set by the class),
   ``chance`` (what eta squared gives a class-blind block with this many classes and images), ``mean`` (mean
   excitation over channels and images), ``classes`` and ``images``. ``atlas.npz`` holds the per-class mean
-  excitation of every block (``<arch>/<block>``: classes x channels; ``<arch>/<block>/classes``: their indices).
+  excitation of every block (``<arch>/<block>``: classes x channels; ``<arch>/<block>/classes``: their indices;
+  ``<arch>/<block>/images``: how many images each class had);
+* with ``--sweep``, ``models.<arch>.sweep`` for SE and CBAM (running sums, no interval): ``images``, ``how``
+  (``one``), ``base`` (``top1``, ``mean_probability``: the gates as they are) and ``<stage>.<gate>`` (``channel``,
+  and ``spatial`` for CBAM) with ``spec``, ``top1``, ``mean_probability``, ``top1_change`` and
+  ``probability_change`` (against ``base``) when that stage's gates of that kind are set to ``one``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
@@ -31,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from cbam_viz.analysis.options import Intervention
 from cbam_viz.study import measures, stats
 from cbam_viz.vocab import ARCH_ORDER, STAGES, has_spatial_attention
 
@@ -101,12 +108,14 @@ class Atlas:
         return labels, counts, np.stack([np.asarray(per_class[k][1], dtype=np.float64) for k in labels])
 
     def class_means(self) -> dict[str, np.ndarray]:
-        """``"<arch>/<block>"`` -> (classes seen, C) mean excitation per class; ``"<arch>/<block>/classes"``."""
+        """``"<arch>/<block>"`` -> (classes seen, C) mean excitation per class; ``"<arch>/<block>/classes"`` (their
+        indices) and ``"<arch>/<block>/images"`` (their images)."""
         means: dict[str, np.ndarray] = {}
         for arch, blocks in self.sums.items():
             for block in blocks:
                 labels, counts, sums = self._stacked(arch, block)
                 means[f"{arch}/{block}/classes"] = np.array(labels, dtype=np.int64)
+                means[f"{arch}/{block}/images"] = counts.astype(np.int64)
                 means[f"{arch}/{block}"] = (sums / counts[:, None]).astype(np.float32)
         return means
 
@@ -131,6 +140,66 @@ class Atlas:
                     "classes": len(labels),
                     "images": int(total),
                 }
+        return result
+
+
+class GateSweep:
+    """Running sums of the gates-off sweep per model: images, top-1 hits and true-class probabilities, for the gates
+    as they are (``base``) and for each swept spec. Sums, so shards join by adding them, in shard order."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, dict[str, list[float]]] = {}  # arch -> "base" | spec -> [images, hits, probabilities]
+
+    def add(self, arch: str, base: tuple[bool, float], swept: dict[str, tuple[bool, float]]) -> None:
+        for key, (hit, probability) in {"base": base, **swept}.items():
+            entry = self.sums.setdefault(arch, {}).setdefault(key, [0, 0.0, 0.0])
+            entry[0] += 1
+            entry[1] += float(hit)
+            entry[2] += float(probability)
+
+    def merge(self, other: GateSweep) -> None:
+        for arch, specs in other.sums.items():
+            for key, (count, hits, probabilities) in specs.items():
+                entry = self.sums.setdefault(arch, {}).setdefault(key, [0, 0.0, 0.0])
+                entry[0] += count
+                entry[1] += hits
+                entry[2] += probabilities
+
+    def save(self, path: Path) -> None:
+        """One small JSON of these sums, written atomically (floats as Python writes them: read back exactly)."""
+        partial = path.with_name(path.name + ".tmp")
+        partial.write_text(json.dumps(self.sums))
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> GateSweep:
+        sweep = cls()
+        sweep.sums = {
+            str(arch): {str(key): [int(v[0]), float(v[1]), float(v[2])] for key, v in specs.items()}
+            for arch, specs in json.loads(path.read_text()).items()
+        }
+        return sweep
+
+    def summary(self, how: str) -> dict[str, dict[str, Any]]:
+        """Per model: images, the base and, per stage and gate kind, the swept top-1 and mean probability."""
+        result: dict[str, dict[str, Any]] = {}
+        for arch, specs in self.sums.items():
+            count, hits, probabilities = specs["base"]
+            base = {"top1": hits / count, "mean_probability": probabilities / count}
+            model: dict[str, Any] = {"images": int(count), "how": how, "base": base}
+            for spec, (n, swept_hits, swept_probabilities) in specs.items():
+                if spec == "base":
+                    continue
+                intervention = Intervention.parse(spec)
+                top1, probability = swept_hits / n, swept_probabilities / n
+                model.setdefault(intervention.where.removeprefix("layer"), {})[intervention.gate] = {
+                    "spec": spec,
+                    "top1": top1,
+                    "mean_probability": probability,
+                    "top1_change": top1 - base["top1"],
+                    "probability_change": probability - base["mean_probability"],
+                }
+            result[arch] = model
         return result
 
 
@@ -279,8 +348,16 @@ def per_class(tables: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     return result
 
 
-def summarise(table: Any, archs: Sequence[str], *, skipped: int, atlas: Atlas | None, header: dict) -> dict:
-    """The whole ``summary.json`` (see the module docstring) from the study's table."""
+def summarise(
+    table: Any,
+    archs: Sequence[str],
+    *,
+    skipped: int,
+    atlas: Atlas | None,
+    header: dict,
+    sweep: dict[str, dict[str, Any]] | None = None,
+) -> dict:
+    """The whole ``summary.json`` (see the module docstring) from the study's table (and the sweep's summary)."""
     tables = _per_model(table, archs)
     count = tables[archs[0]].num_rows if archs else 0
     summary: dict[str, Any] = {
@@ -293,6 +370,8 @@ def summarise(table: Any, archs: Sequence[str], *, skipped: int, atlas: Atlas | 
         "comparisons": {f"{a}|{b}": compare(tables[a], tables[b], a, b) for a, b in comparison_pairs(archs)},
         "per_class": per_class(tables),
     }
+    for arch, swept in (sweep or {}).items():
+        summary["models"][arch]["sweep"] = swept
     if atlas is not None:
         summary["atlas"] = atlas.summary()
     return summary

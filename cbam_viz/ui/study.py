@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from cbam_viz.errors import CbamVizError
 from cbam_viz.i18n.language import class_name, text
+from cbam_viz.render import fonts
+from cbam_viz.study import figures as study_figures
 from cbam_viz.study import sources
 from cbam_viz.ui.errors import escape
 from cbam_viz.ui.gallery import _write_atomically, example_root
 from cbam_viz.ui.uploads import safe_stem
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, method_label, quote
+from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGES, method_label, quote
 from cbam_viz.weights.files import WEIGHTS_DIR
 
 BUNDLED = WEIGHTS_DIR / "demo" / "study"  # ``python -m cbam_viz study shapes --weights demo``, shipped with the repo
@@ -264,6 +267,57 @@ def per_class_table(study: Study) -> str:
     if len(names) > PER_CLASS_ROWS:
         table += "\n\n<small>" + text("study.per_class_cut", shown=PER_CLASS_ROWS, count=len(names)) + "</small>"
     return table
+
+
+def sweep_table(study: Study) -> str:
+    """The gates-off sweep over the dataset (``--sweep``): per stage and gate kind, each gated model's top-1 and mean
+    true-class probability with those gates set to one, and their change from the gates as they are (Markdown); ""
+    for a study without it."""
+    swept = {
+        arch: study.summary["models"][arch]["sweep"]
+        for arch in study.models
+        if study.summary["models"][arch].get("sweep")
+    }
+    if not swept:
+        return ""
+    header = [text("study.col.gates")]
+    for arch in swept:
+        title = ARCH_TITLES.get(arch, arch)
+        header += [text("study.sweep.top1", model=title), text("study.sweep.probability", model=title)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    base = [text("study.sweep.base")]
+    for numbers in swept.values():
+        base += [f"{percent(numbers['base']['top1'])} %", f"{percent(numbers['base']['mean_probability'])} %"]
+    lines.append("| " + " | ".join(base) + " |")
+    gates = [
+        gate
+        for gate in ("channel", "spatial")
+        if any(gate in n.get(str(s), {}) for n in swept.values() for s in STAGES)
+    ]
+    for stage in STAGES:
+        for gate in gates:
+            cells = [text("study.sweep.row", stage=stage, gate=text(f"gate.which.{gate}"))]
+            for numbers in swept.values():
+                one = numbers.get(str(stage), {}).get(gate)
+                if one is None:
+                    cells += ["—", "—"]
+                    continue
+                for key, change in (("top1", "top1_change"), ("mean_probability", "probability_change")):
+                    cells.append(f"{percent(one[key])} % ({signed(one[change] * 100)})")
+            lines.append("| " + " | ".join(cells) + " |")
+    count = max(int(numbers.get("images", 0)) for numbers in swept.values())
+    return text("study.sweep.intro", count=count) + "\n\n" + "\n".join(lines)
+
+
+def figures(study: Study) -> dict[str, np.ndarray]:
+    """The study's figures (``study.figures``: accuracy, localisation, atlas, excitation) drawn in the page's language,
+    from its folder's ``summary.json``, ``atlas.npz`` and class names."""
+    names = study_figures.read_names(study.folder)
+
+    def name_of(label: int) -> str:
+        return fonts.class_name(str(names.get(label, label)), study.is_demo)
+
+    return study_figures.draw(study.summary, study_figures.read_means(study.folder), name_of)
 
 
 def pair_choices(study: Study) -> list[tuple[str, str]]:

@@ -1,7 +1,9 @@
 """The Study section: a study of a whole dataset (``python -m cbam_viz study``), opened from the server's list.
 
-Closed by default. Opening it, or picking another study, shows the study's summary table with intervals, the paired
-comparisons in sentences, the attention atlas, the per-class table and the pictures where two models disagree most;
+Closed by default. Opening it, or picking another study, shows the study's summary table with intervals and its
+accuracy and localisation figures, the paired comparisons in sentences, the gates-off sweep over the dataset (a study
+made with ``--sweep``), the attention atlas's two figures, the per-class table and the pictures where two models
+disagree most;
 a click on one of those puts it into the picture input with the study's settings, which analyses it like an example.
 A visitor picks a study from the list the server was started with (``ui.study.Shelf``); nothing here starts a study
 or reads a folder off that list.
@@ -17,7 +19,6 @@ import gradio as gr
 
 from cbam_viz.errors import CbamVizError
 from cbam_viz.i18n.language import text, using
-from cbam_viz.render.atlas import atlas_figure
 from cbam_viz.ui import study as studies
 from cbam_viz.ui.errors import one_line_errors
 from cbam_viz.ui.i18n import T
@@ -42,25 +43,55 @@ class StudyView:
     pair: gr.Dropdown
     gallery: gr.Gallery
     ids: gr.State
+    sweep: gr.Markdown
+    accuracy: gr.Image
+    localisation: gr.Image
+    excitation: gr.Image
 
 
 def build(parts: Parts) -> StudyView:
-    """The closed accordion: the picker, the tables, the sentences, the atlas and the gallery of disagreements."""
+    """The closed accordion: the picker, the tables and figures, the sentences, the sweep, the atlas and the gallery of
+    disagreements."""
     shelf = parts.studies
     with accordion(SECTION) as box:
         explained("study")
         choice = gr.Dropdown(shelf.choices(), value=shelf.first(), label=T("page.study_choice"), elem_id="study-choice")
         about = gr.Markdown(elem_id="study-about")
         table = gr.Markdown(elem_id="study-table")
+        with gr.Row():
+            accuracy = _figure("page.study_accuracy", "study-accuracy")
+            localisation = _figure("page.study_localisation", "study-localisation")
         words = gr.Markdown(elem_id="study-words")
-        atlas = gr.Image(label=T("page.study_atlas"), interactive=False, format="png", elem_id="study-atlas")
+        sweep = gr.Markdown(elem_id="study-sweep")
+        with gr.Row():
+            atlas = _figure("page.study_atlas", "study-atlas")
+            excitation = _figure("page.study_excitation", "study-excitation")
         per_class = gr.Markdown(elem_id="study-per-class")
         pair = gr.Dropdown([], label=T("page.study_pair"), elem_id="study-pair")
         gallery = gr.Gallery(
             label=T("page.study_gallery"), columns=6, height="auto", allow_preview=False, elem_id="study-gallery"
         )
         ids = gr.State([])
-    return StudyView(box, choice, about, table, words, atlas, per_class, pair, gallery, ids)
+    return StudyView(
+        box,
+        choice,
+        about,
+        table,
+        words,
+        atlas,
+        per_class,
+        pair,
+        gallery,
+        ids,
+        sweep,
+        accuracy,
+        localisation,
+        excitation,
+    )
+
+
+def _figure(label: str, elem_id: str) -> gr.Image:
+    return gr.Image(label=T(label), interactive=False, format="png", elem_id=elem_id)
 
 
 # ---------------------------------------------------------------------------------------------------- handlers
@@ -68,11 +99,14 @@ def build(parts: Parts) -> StudyView:
 
 @one_line_errors
 def show_study(shelf: studies.Shelf, key: Any) -> tuple[Any, ...]:
-    """Everything the section shows of the study listed under ``key`` (one-line error for any other key)."""
+    """Everything the section shows of the study listed under ``key`` (one-line error for any other key): the about
+    line, the table, the sentences, the atlas, the per-class table, the pair, the gallery and its ids, then the sweep
+    and the accuracy, localisation and excitation figures."""
     if not shelf.folders:
-        return text("study.none"), "", "", None, "", gr.update(choices=[], value=None), [], []
+        return text("study.none"), "", "", None, "", gr.update(choices=[], value=None), [], [], "", None, None, None
     study = shelf.open(key)
     atlas = study.summary.get("atlas") or {}
+    drawn = studies.figures(study)
     pairs = studies.pair_choices(study)
     pair = pairs[0][1] if pairs else None
     items, ids = studies.gallery_items(study, pair, tempdir.current())
@@ -81,11 +115,15 @@ def show_study(shelf: studies.Shelf, key: Any) -> tuple[Any, ...]:
         about,
         studies.summary_table(study),
         studies.all_comparison_words(study),
-        atlas_figure(atlas) if atlas else None,
+        drawn.get("atlas"),
         (text("study.no_atlas") + "\n\n" if not atlas else "") + studies.per_class_table(study),
         gr.update(choices=pairs, value=pair),
         items,
         ids,
+        studies.sweep_table(study),
+        drawn.get("accuracy"),
+        drawn.get("localisation"),
+        drawn.get("excitation"),
     )
 
 
@@ -128,6 +166,10 @@ def wire(page: Page) -> None:
         handle.pair,
         handle.gallery,
         handle.ids,
+        handle.sweep,
+        handle.accuracy,
+        handle.localisation,
+        handle.excitation,
     ]
     show = partial(show_study, shelf)
     opened = gr.State(False)  # this tab's: a language switch redraws the section only while it is open
