@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,27 @@ def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_random_demo(tmp_path_factory.mktemp("weights"))
 
 
+_RUNNING: dict[Path, tuple[ExitStack, tuple]] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_the_shared_app() -> Iterator[None]:
+    yield
+    for stack, _ in _RUNNING.values():
+        stack.close()
+    _RUNNING.clear()
+
+
+@contextmanager
+def page_app(weights_dir: Path) -> Iterator[tuple]:
+    """The app most tests here drive, launched at the first test that asks and stopped after the module: a launch
+    (and the models' first load) is most of a short test's time. Each test opens its own page, so its own session."""
+    if weights_dir not in _RUNNING:
+        stack = ExitStack()
+        _RUNNING[weights_dir] = (stack, stack.enter_context(launched_app(weights_dir, weights="auto")))
+    yield _RUNNING[weights_dir][1]
+
+
 def cam_sources(page) -> dict[str, str]:
     return {arch: page.locator(f"#cam-{arch} img").get_attribute("src") for arch in ARCH_ORDER}
 
@@ -61,7 +84,7 @@ def test_upload_shows_every_panel_and_survives_a_bad_file(weights_dir: Path, tmp
     ring = shape_file(tmp_path, shapes.CLASSES.index("ring"), size=256)
     notes = tmp_path / "notes.png"
     notes.write_text("Shopping list: milk, bread", encoding="utf-8")
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
@@ -118,7 +141,7 @@ def test_phone_viewport_shows_every_map_with_its_model_name(weights_dir: Path, t
     star = shape_file(tmp_path, shapes.CLASSES.index("star"), size=256)
     maps = [f"cam-{arch}" for arch in ARCH_ORDER] + ["spatial-cbam_resnet50"]
     maps += ["channel-se_resnet50", "channel-cbam_resnet50"]
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844})
@@ -169,7 +192,7 @@ def test_names_labels_stale_results_and_escaped_errors(weights_dir: Path, tmp_pa
     star = shape_file(tmp_path, shapes.CLASSES.index("star"), size=256)
     maps = [f"cam-{arch}" for arch in ARCH_ORDER] + ["spatial-cbam_resnet50"]
     maps += ["channel-se_resnet50", "channel-cbam_resnet50"]
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -230,7 +253,7 @@ def test_inside_the_gate_and_interventions_show_the_apis_numbers(weights_dir: Pa
 
     star = shape_file(tmp_path, shapes.CLASSES.index("star"), size=256)
     request = [handle_file(str(star)), list(ARCH_ORDER), "auto", "top1", "", "gradcam", 4, "whole"]
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         client = Client(url, verbose=False)
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -312,7 +335,7 @@ def test_a_box_drawn_on_the_picture_plays_the_pointing_game(weights_dir: Path, t
     from playwright.sync_api import sync_playwright
 
     star = shape_file(tmp_path, shapes.CLASSES.index("star"), size=200)
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         client = Client(url, verbose=False)
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -471,7 +494,7 @@ def test_a_lesson_link_opens_its_view_and_the_page_writes_one(weights_dir: Path)
     from playwright.sync_api import sync_playwright
 
     query = "?example=star&models=se_resnet50,cbam_resnet50&method=gradcam%2B%2B&stage=3&cmap=viridis&panel=gate"
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -517,7 +540,7 @@ def test_a_lesson_link_with_every_key_and_a_class_analyses_that_class(weights_di
         "?example=star&models=se_resnet50,cbam_resnet50&weights=demo&method=gradcam&stage=3&target=circle"
         "&sees=whole&cmap=viridis&opacity=0.6&shared=1&panel=trust&lang=xx"
     )
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -550,7 +573,7 @@ def test_a_new_picture_clears_the_last_ones_checks_and_a_language_switch_keeps_t
     results_or_failure = (
         "() => /Results for|No results/.test(document.querySelector('#results-status')?.innerText || '')"
     )
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -614,7 +637,7 @@ def test_every_control_shows_at_every_width_and_typed_opacity_redraws(weights_di
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     from playwright.sync_api import sync_playwright
 
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -674,7 +697,7 @@ def test_the_pointing_table_keeps_whole_words_on_a_phone_and_a_laptop(weights_di
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     from playwright.sync_api import sync_playwright
 
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -699,7 +722,7 @@ def test_every_example_shape_is_in_sight_on_a_phone(weights_dir: Path) -> None:
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     from playwright.sync_api import sync_playwright
 
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 900})
@@ -725,7 +748,7 @@ def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     from playwright.sync_api import sync_playwright
 
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
@@ -765,7 +788,7 @@ def test_the_page_speaks_the_browsers_language_and_switches(weights_dir: Path, t
     from playwright.sync_api import sync_playwright
 
     zh, en = catalogue("zh"), catalogue("en")
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}).new_page()
@@ -826,7 +849,7 @@ def test_the_study_section_shows_the_bundled_study_and_opens_a_disagreement(weig
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     from playwright.sync_api import sync_playwright
 
-    with launched_app(weights_dir, weights="auto") as (url, _, _), sync_playwright() as playwright:
+    with page_app(weights_dir) as (url, _, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
