@@ -1,17 +1,24 @@
 """Fixtures that several test modules share: a random demo set, an engine and a launched app on it, a shape picture,
-the hostile-file corpus, and one torch thread for the checkpoint tests. A module that needs a variant defines its
-own fixture of the same name, which wins over these.
+the hostile-file corpus, and one torch thread for the checkpoint tests (and for every process a test starts). A
+module that needs a variant defines its own fixture of the same name, which wins over these.
 
 Each fixture imports what it needs inside itself: gradio, the app and torch cost a minute on a busy two-core
 machine, and a module that asks for none of these fixtures (most ask for none) should not pay for them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+# One torch thread, here and in every process a test starts (the CLI, app.py, a study's workers), unless the caller
+# chose: the test models are small, and on two cores two threads hand work to each other and fight the browser and
+# the server beside them (measured here: the same CLI analysis 8.6-9.6 s with one thread, 9.4-30 s with two under
+# load). `python app.py` makes the same choice for the demo set (``engine.fit_torch_threads``).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 if TYPE_CHECKING:
     import gradio as gr
