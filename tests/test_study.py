@@ -444,3 +444,22 @@ def test_imagenet_val_with_the_ilsvrc2012_devkit(tmp_path: Path) -> None:
     with pytest.raises(CbamVizError, match=r"ILSVRC2012_devkit_t12 has no data/meta.mat") as missing:
         sources.list_items(str(val), imagenet, limit=None, per_class=None)
     assert "\n" not in str(raised.value) + str(missing.value)
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_in_one_line(demo_root: Path, tmp_path: Path) -> None:
+    """Two terminals, one --out: the second run is refused while the first writes, and continues it afterwards."""
+    from cbam_viz.study.engine import open_study
+
+    def plan():
+        return open_study(
+            "shapes", tmp_path / "s", models=("resnet50",), weights="demo", weights_dir=demo_root, device="cpu", limit=4
+        )
+
+    first = plan()
+    with pytest.raises(CbamVizError, match="^another study is writing into .*: wait for it to end") as refused:
+        plan()
+    assert "\n" not in str(refused.value)
+    first.lock.close()  # the first run ended
+    assert plan().lock is not None
+    result = _study(demo_root, "shapes", tmp_path / "s", models=("resnet50",), limit=4)
+    assert result.measured == 4 and _study(demo_root, "shapes", tmp_path / "s", models=("resnet50",), limit=4)

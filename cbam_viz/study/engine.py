@@ -20,13 +20,14 @@ past images.
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cbam_viz.errors import CbamVizError
 from cbam_viz.study import sources
@@ -36,6 +37,7 @@ SHARD_SIZE = 64
 STUDY_VERSION = 1
 STUDY_FILE = "study.json"
 SHARDS = "shards"
+LOCK_FILE = ".lock"  # in SHARDS: held by the run writing into the folder
 ADDED_OPTIONS = {"sweep": False}  # options added after version 1: what a study.json without them asked for
 
 
@@ -176,6 +178,7 @@ class Plan:
     batches: list[tuple[int, list[int]]]
     model_set: Any  # analysis.models.ModelSet
     stop_after: int | None
+    lock: IO[bytes] | None = None  # the folder's lock, held while this run writes into it (``hold_folder``)
 
     @property
     def categories(self) -> Sequence[str]:
@@ -240,6 +243,7 @@ def open_study(
     )
     claim_folder(out, options, items, shard_size)
     (out / SHARDS).mkdir(exist_ok=True)
+    lock = hold_folder(out)
     shard_count = -(-len(items) // shard_size)
     done = {k for k in range(shard_count) if _shard_file(out, k, ".parquet").is_file()}
     pending = [k for k in range(shard_count) if k not in done]
@@ -252,8 +256,23 @@ def open_study(
             batches.append((k, list(range(k * shard_size + first, k * shard_size + min(first + batch_size, length)))))
     return Plan(
         out, options, checked.weights, weights_dir, device, items, shard_size, shard_count, done, batches, model_set,
-        stop_after,
+        stop_after, lock,
     )  # fmt: skip
+
+
+def hold_folder(out: Path) -> IO[bytes]:
+    """The study folder's lock, held until the run's process lets go of it (or ends): a second run into the same
+    folder, from another terminal, is refused in one line instead of measuring and writing the same shards."""
+    handle = (out / SHARDS / LOCK_FILE).open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise CbamVizError(
+            f"another study is writing into {out} now: wait for it to end (the same command then continues it if "
+            "it was stopped), or choose another --out"
+        ) from None
+    return handle
 
 
 def _shard_file(out: Path, k: int, suffix: str) -> Path:
