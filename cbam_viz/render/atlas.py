@@ -85,10 +85,11 @@ def late_block(blocks: list[str]) -> str | None:
 def excitation_figure(
     means: Mapping[str, np.ndarray], name_of: Callable[[int], str], *, dpi: int = 110
 ) -> np.ndarray | None:
-    """Mean excitation by channel index in one late block (``late_block``), for the ``FEW_CLASSES`` classes with the
-    most images and for all the images, one panel per model with channel attention. ``means`` is ``atlas.npz``
-    (``<arch>/<block>``: classes x channels, ``.../classes``, and ``.../images`` where recorded: without it "all"
-    weighs the classes alike); ``name_of`` names a class index. None when it holds no block."""
+    """Mean excitation by channel (sorted by the mean over all classes) in one late block (``late_block``), for the
+    ``FEW_CLASSES`` classes with the most images and for all the images, one panel per model with channel attention.
+    ``means`` is ``atlas.npz`` (``<arch>/<block>``: classes x channels, ``.../classes``, and ``.../images`` where
+    recorded: without it "all" weighs the classes alike); ``name_of`` names a class index. None when it holds no
+    block."""
     archs = [arch for arch in ARCH_ORDER if any(key.startswith(f"{arch}/") for key in means)]
     blocks = {
         arch: late_block([key.split("/")[1] for key in means if key.count("/") == 1 and key.startswith(f"{arch}/")])
@@ -107,10 +108,21 @@ def excitation_figure(
         every = (per_class * weights[:, None]).sum(axis=0) / weights.sum()
         few = sorted(range(len(classes)), key=lambda i: (-weights[i], classes[i]))[:FEW_CLASSES]
         axes = figure.add_subplot(1, len(archs), n + 1)
+        # channels in the order of their mean over all classes: "all" falls smoothly, and a class's own line shows
+        # where it departs from it (in index order, hundreds of channels are a thicket no reader can follow)
+        order = np.argsort(-every, kind="stable")
         channels = np.arange(per_class.shape[1])
         for colour, i in zip(CLASS_COLOURS, sorted(few, key=lambda i: classes[i]), strict=False):
-            axes.plot(channels, per_class[i], color=colour, linewidth=0.8, zorder=2, label=name_of(classes[i]))
-        axes.plot(channels, every, "k--", linewidth=1.1, zorder=3, label=fonts.words("study.excitation_all"))
+            axes.plot(
+                channels,
+                per_class[i][order],
+                color=colour,
+                linewidth=0.7,
+                alpha=0.85,
+                zorder=2,
+                label=name_of(classes[i]),
+            )
+        axes.plot(channels, every[order], "k--", linewidth=1.3, zorder=3, label=fonts.words("study.excitation_all"))
         axes.set_ylim(0, 1)
         axes.set_xlim(0, max(1, per_class.shape[1] - 1))
         axes.set_title(f"{ARCH_TITLES.get(arch, arch)}, {blocks[arch]}", fontsize=9)
