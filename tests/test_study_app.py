@@ -65,7 +65,7 @@ def test_the_bundled_study_is_on_the_list_and_its_table_has_every_model_with_int
     answer = section.show_study(shelf, studies.BUNDLED_KEY)
     assert answer[1] == table and isinstance(answer[3], np.ndarray) and answer[3].ndim == 3
     assert answer[5]["value"] == PAIR and len(answer[7]) == len(answer[6]) > 0
-    assert answer[8] == ""  # made without --sweep: no sweep table
+    assert answer[8] == studies.sweep_table(study) and "| as they are |" in answer[8]  # made with --sweep
     assert all(isinstance(figure, np.ndarray) and figure.ndim == 3 for figure in answer[9:12])  # the section figures
 
 
