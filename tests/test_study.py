@@ -463,3 +463,43 @@ def test_a_second_run_into_a_folder_in_use_is_refused_in_one_line(demo_root: Pat
     assert plan().lock is not None
     result = _study(demo_root, "shapes", tmp_path / "s", models=("resnet50",), limit=4)
     assert result.measured == 4 and _study(demo_root, "shapes", tmp_path / "s", models=("resnet50",), limit=4)
+
+
+def test_a_gpu_batch_is_what_its_free_memory_holds_and_the_cpu_keeps_sixteen(demo_root: Path, tmp_path: Path) -> None:
+    from cbam_viz.study import engine
+
+    assert engine.gpu_batch_size(8 * 2**30, 100 * 2**20) == 49  # 60 % of 8 GiB in 100 MiB images
+    assert engine.gpu_batch_size(10 * 2**20, 100 * 2**20) == 1
+    assert engine.gpu_batch_size(80 * 2**30, 2**20) == engine.MAX_GPU_BATCH
+    plan = engine.open_study(
+        "shapes", tmp_path / "s", models=ARCH_LIST, weights="demo", weights_dir=demo_root, device="cpu", limit=20
+    )
+    assert plan.batch_note == "" and [len(indices) for _, indices in plan.batches] == [16, 4]
+
+    calls: list[str] = []
+
+    class Gpu:  # torch.cuda as the probe reads it: 2 images took 100 MiB above what was allocated before
+        def synchronize(self) -> None:
+            calls.append("sync")
+
+        def reset_peak_memory_stats(self) -> None:
+            calls.append("reset")
+
+        def memory_allocated(self) -> int:
+            return 7
+
+        def max_memory_allocated(self) -> int:
+            calls.append("peak")
+            return 7 + 100 * 2**20
+
+        def mem_get_info(self) -> tuple[int, int]:
+            return 2**30, 2 * 2**30
+
+    preprocesses = plan.preprocesses
+    size, note = engine.probe_batch_size(
+        plan.items, plan.model_set.models, preprocesses, "crop", method="gradcam", stage=4,
+        categories=plan.categories, sweep=True, memory=Gpu(),
+    )  # fmt: skip
+    assert size == int(2**30 * 0.6) // (50 * 2**20) == 12
+    assert calls == ["sync", "reset", "sync", "peak"]
+    assert note.startswith("batch size 12, chosen by the GPU's free memory (1.0 GiB free, about 50 MiB per image)")

@@ -62,7 +62,13 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         help="also the gates off over the dataset: SE's and CBAM's top-1 and mean true-class probability with each "
         "stage's channel or spatial gates set to one (as the app's single-picture sweep); kept by the study",
     )
-    parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per batched pass (16)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="images per batched pass (default: 16 on the CPU; on a GPU, as many as its free memory holds)",
+    )
     parser.add_argument(
         "--shard-size",
         type=int,

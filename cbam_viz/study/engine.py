@@ -38,6 +38,9 @@ STUDY_VERSION = 1
 STUDY_FILE = "study.json"
 SHARDS = "shards"
 LOCK_FILE = ".lock"  # in SHARDS: held by the run writing into the folder
+DEFAULT_BATCH_SIZE = 16  # on the CPU (and on a GPU whose memory cannot be read)
+GPU_MEMORY_SHARE = 0.6  # of the GPU's free memory, for a batch chosen by memory: the rest for the allocator's slack
+MAX_GPU_BATCH = 256
 ADDED_OPTIONS = {"sweep": False}  # options added after version 1: what a study.json without them asked for
 
 
@@ -179,6 +182,7 @@ class Plan:
     model_set: Any  # analysis.models.ModelSet
     stop_after: int | None
     lock: IO[bytes] | None = None  # the folder's lock, held while this run writes into it (``hold_folder``)
+    batch_note: str = ""  # how a batch size the user left open was chosen (on a GPU, by its memory)
 
     @property
     def categories(self) -> Sequence[str]:
@@ -204,14 +208,17 @@ def open_study(
     limit: int | None = None,
     per_class: int | None = None,
     sweep: bool = False,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     device: str | None = None,
     weights_dir: Path | None = None,
     shard_size: int = SHARD_SIZE,
     workers: int = 0,
     stop_after: int | None = None,
 ) -> Plan:
-    """Every check a user can fail, the models loaded (on ``device``), the folder claimed and the batches cut."""
+    """Every check a user can fail, the models loaded (on ``device``), the folder claimed and the batches cut.
+
+    ``batch_size`` None: ``DEFAULT_BATCH_SIZE`` on the CPU, and on a GPU as many images as its free memory holds
+    (``probe_batch_size``)."""
     from cbam_viz.analysis.models import get_models
     from cbam_viz.analysis.options import AnalysisOptions
 
@@ -220,7 +227,7 @@ def open_study(
         ("--shard-size", shard_size, 1),
         ("--workers", workers, 0),
     ):
-        if value < least:
+        if value is not None and value < least:
             raise CbamVizError(f"{name} must be at least {least}, got {value}")
     if weights is None:
         weights = "demo" if data == sources.SHAPES else "auto"
@@ -244,6 +251,13 @@ def open_study(
     claim_folder(out, options, items, shard_size)
     (out / SHARDS).mkdir(exist_ok=True)
     lock = hold_folder(out)
+    batch_note = ""
+    if batch_size is None:
+        preprocesses = list(dict.fromkeys(model.weights_info.preprocess for model in model_set.models.values()))
+        batch_size, batch_note = probe_batch_size(
+            items, model_set.models, preprocesses, checked.view, method=checked.method, stage=checked.stage,
+            categories=model_set.categories, sweep=bool(sweep),
+        )  # fmt: skip
     shard_count = -(-len(items) // shard_size)
     done = {k for k in range(shard_count) if _shard_file(out, k, ".parquet").is_file()}
     pending = [k for k in range(shard_count) if k not in done]
@@ -256,8 +270,62 @@ def open_study(
             batches.append((k, list(range(k * shard_size + first, k * shard_size + min(first + batch_size, length)))))
     return Plan(
         out, options, checked.weights, weights_dir, device, items, shard_size, shard_count, done, batches, model_set,
-        stop_after, lock,
+        stop_after, lock, batch_note,
     )  # fmt: skip
+
+
+def gpu_batch_size(free_bytes: int, per_image_bytes: int) -> int:
+    """The most images whose passes fit in ``GPU_MEMORY_SHARE`` of ``free_bytes``, between 1 and ``MAX_GPU_BATCH``."""
+    return max(1, min(MAX_GPU_BATCH, int(free_bytes * GPU_MEMORY_SHARE) // max(1, per_image_bytes)))
+
+
+def probe_batch_size(
+    items: Sequence[sources.Item],
+    models: dict[str, Any],
+    preprocesses: Sequence[Any],
+    view: str,
+    *,
+    method: str,
+    stage: int,
+    categories: Sequence[str],
+    sweep: bool,
+    memory: Any = None,
+) -> tuple[int, str]:
+    """-> (batch size, a note). On the CPU ``DEFAULT_BATCH_SIZE``; on a GPU, one measured pass of two pictures (the
+    study's own: hooked passes, CAMs, the sweep when asked) gives the peak memory per image, which sets how many fit
+    in the free memory. ``memory``: ``torch.cuda`` (tests pass a stand-in)."""
+    import torch
+
+    from cbam_viz.study import measure
+
+    if memory is None:
+        if next(next(iter(models.values())).parameters()).device.type != "cuda":
+            return DEFAULT_BATCH_SIZE, ""
+        memory = torch.cuda
+    sample = []
+    for item in items:
+        try:
+            sample.append(measure.prepare(sources.load(item), preprocesses, view))
+        except CbamVizError:
+            continue  # an unusable picture: the study skips it later, with its reason
+        if len(sample) == 2:
+            break
+    if not sample:
+        return DEFAULT_BATCH_SIZE, ""
+    memory.synchronize()
+    memory.reset_peak_memory_stats()
+    before = memory.memory_allocated()
+    with torch.inference_mode(False):
+        measure.measure(sample, models, method=method, stage=stage, categories=categories, sweep=sweep)
+    memory.synchronize()
+    per_image = (memory.max_memory_allocated() - before) // len(sample)
+    free, _ = memory.mem_get_info()
+    chosen = gpu_batch_size(free, per_image)
+    note = (
+        f"batch size {chosen}, chosen by the GPU's free memory ({free / 2**30:.1f} GiB free, about "
+        f"{per_image / 2**20:.0f} MiB per image); --batch-size N sets it"
+    )
+    return chosen, note
 
 
 def hold_folder(out: Path) -> IO[bytes]:
@@ -340,7 +408,9 @@ class ShardWriter:
         models = plan.model_set.models
         published = {arch: published_accuracy(model.weights_info.entry) for arch, model in models.items()}
         count, written = plan.shard_count, self.written
-        return finish(plan.out, plan.options, count, items=len(plan.items), shards_run=written, published=published)
+        done = finish(plan.out, plan.options, count, items=len(plan.items), shards_run=written, published=published)
+        done.notes[:0] = [plan.batch_note] if plan.batch_note else []
+        return done
 
 
 def run_study(
@@ -355,7 +425,7 @@ def run_study(
     limit: int | None = None,
     per_class: int | None = None,
     sweep: bool = False,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     device: str | None = None,
     progress: bool = True,
     weights_dir: Path | None = None,
