@@ -411,7 +411,8 @@ def _live_frames(page, count: int) -> list[tuple[int, str]]:
 
 def test_live_mode_follows_a_moving_shape_with_a_fake_camera(weights_dir: Path, tmp_path: Path) -> None:
     """A fake camera plays a star crossing a cluttered scene: overlays appear, the fps counter moves, the CAMs'
-    hottest points follow the star, a second viewer is told the live view is busy, and stopping frees the slot."""
+    hottest points follow the star, a second viewer is told the live view is busy, leaving frees the slot, and Stop
+    says "stopped" under the live view."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     import re
 
@@ -460,6 +461,10 @@ def test_live_mode_follows_a_moving_shape_with_a_fake_camera(weights_dir: Path, 
 
             first.close()  # the first viewer leaves: its slot is free after the lease
             second.locator("#live-status").get_by_text("fps").wait_for(timeout=WAIT_MS)
+            second.locator("#live-cam button.capture-button").click()  # Stop: the line says so, and stays
+            second.locator("#live-status").get_by_text("Live view stopped").wait_for(timeout=WAIT_MS)
+            second.wait_for_timeout(2000)
+            assert "fps" not in second.locator("#live-status").inner_text()
         finally:
             browser.close()
 
