@@ -171,10 +171,12 @@ def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
             base, result.cam, analysis.view_for(result), cmap=display.cmap, alpha=display.opacity, vmin=low, vmax=high
         )
         # the colour bar's words follow the page's language (English only where no face has Chinese: fonts.words)
-        legend = overlay.colorbar_image(
-            display.cmap, low, high, width=picture.width, label=fonts.words("picture.cam_value")
-        )
-        caption = model_caption(result.arch, cam_title(analysis, result))
+        key = "picture.cam_value_shared" if display.shared_scale else "picture.cam_value"
+        legend = overlay.colorbar_image(display.cmap, low, high, width=picture.width, label=fonts.words(key))
+        title = cam_title(analysis, result)
+        if display.shared_scale:  # the shared range, and this map's own min and max beside it
+            title = "; ".join([title, *overlay.scale_words(low, high, result.cam)])
+        caption = model_caption(result.arch, title)
         shown[result.arch] = Shown(_stack(picture, legend), caption, analysis.stage)
     return shown
 
