@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from cbam_viz.analysis.results import Analysis, ModelResult
 from cbam_viz.demo import shapes
-from cbam_viz.i18n.language import class_name, text
+from cbam_viz.i18n.language import class_name, listed, text
 from cbam_viz.render import fonts
 from cbam_viz.render import overlay as render
 from cbam_viz.ui.i18n import number
@@ -89,7 +89,7 @@ def sanity_markdown(report, demo: bool = False) -> str:
         same = logit.spread("spearman").mean > 0.9
         end = text("sanity.same_map") if same else "."
         if len(logit.classes) > 1:
-            labels = ", ".join(f"“{class_name(other.label, demo)}”" for other in logit.classes)
+            labels = listed(f"“{class_name(other.label, demo)}”" for other in logit.classes)
             rho = _with_spread(logit, "spearman")
             lines.append(text("sanity.other_classes", count=len(logit.classes), labels=labels, rho=rho) + end)
         else:

@@ -16,7 +16,7 @@ import gradio as gr
 
 from cbam_viz.analysis.options import target_mode_value
 from cbam_viz.errors import CbamVizError
-from cbam_viz.i18n.language import text
+from cbam_viz.i18n.language import listed, text
 from cbam_viz.ui import gallery
 from cbam_viz.ui.errors import escape, one_line_errors
 from cbam_viz.ui.i18n import T, class_choices
@@ -201,7 +201,7 @@ def download_weights(
     if weights == "demo":
         raise CbamVizError(text("error.demo_not_downloaded"))
     if weights not in SETS:
-        raise CbamVizError(text("error.unknown_set", name=quote(weights), choices=", ".join(SETS)))
+        raise CbamVizError(text("error.unknown_set", name=quote(weights), choices=listed(SETS)))
     if download.download_running():  # its own lock refuses a second download; this says so in the page's words
         raise CbamVizError(text("error.download_running"))
     progress(0, desc=text("progress.download", name=weights))
