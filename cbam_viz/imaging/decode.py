@@ -28,10 +28,10 @@ from cbam_viz.imaging import exif
 from cbam_viz.imaging.headers import check_structure, header_size
 from cbam_viz.imaging.limits import (
     ALLOWED_FORMATS,
-    FORMATS_IN_WORDS,
     MAX_FILE_BYTES,
     MAX_PIXELS,
     check_size,
+    formats_in_words,
     refuse_huge,
 )
 
@@ -82,7 +82,7 @@ def decode_image(
         return _decode_opened(source, label=name or text("image.the_image"), max_pixels=max_pixels, owned=False)
     data, label = _read_source(source, max_file_bytes, name)
     if not data:
-        raise ImageError(text("image.empty", label=label, formats=FORMATS_IN_WORDS))
+        raise ImageError(text("image.empty", label=label, formats=formats_in_words()))
     more_frames = check_structure(data, label, max_pixels)  # before Pillow parses anything
     try:
         with warnings.catch_warnings():
@@ -129,7 +129,7 @@ def _read_source(source: object, max_file_bytes: int, name: str | None) -> tuple
         if not path.exists():
             raise ImageError(f"image not found: {path}; check the path")
         if not path.is_file():
-            raise ImageError(f"{path} is not a file; give the path of a {FORMATS_IN_WORDS} image")
+            raise ImageError(f"{path} is not a file; give the path of a {formats_in_words()} image")
         try:
             if path.stat().st_size > max_file_bytes:
                 raise _too_large(label, f"{path.stat().st_size / 1e6:.1f}", max_file_bytes)
@@ -149,8 +149,8 @@ def _read_source(source: object, max_file_bytes: int, name: str | None) -> tuple
 def _unreadable_message(data: bytes, label: str) -> str:
     for offset, magic, what in _SIGNATURES:
         if data[offset : offset + len(magic)] == magic:
-            return text("image.not_accepted", label=label, what=what, formats=FORMATS_IN_WORDS)
-    return text("image.unreadable", label=label, formats=FORMATS_IN_WORDS)
+            return text("image.not_accepted", label=label, what=what, formats=formats_in_words())
+    return text("image.unreadable", label=label, formats=formats_in_words())
 
 
 def _decode_opened(
@@ -159,7 +159,8 @@ def _decode_opened(
     """Check, load, orient and convert an opened image. ``owned``: the image may be changed in place.
     ``more_frames``: whether a second frame exists, when a header scan already found out."""
     if image.format is not None and image.format not in _OPENED_FORMATS:
-        raise ImageError(text("image.format_not_accepted", label=label, format=image.format, formats=FORMATS_IN_WORDS))
+        formats = formats_in_words()
+        raise ImageError(text("image.format_not_accepted", label=label, format=image.format, formats=formats))
     check_size(*image.size, label=label, max_pixels=max_pixels)
     notes = list(decode_notes(image))  # a picture decoded before keeps what was done to it
     decoded_before = DECODE_NOTES_KEY in image.info  # its frames and orientation were dealt with then

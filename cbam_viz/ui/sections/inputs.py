@@ -74,6 +74,7 @@ def _picture(engine: Engine) -> dict[str, Any]:
         height=320,
         elem_id="input-image",
     )
+    gr.Markdown(T("page.upload_limit"), elem_id="upload-limit")  # the README says it in the same words
     analyse = gr.Button(T("page.analyse"), variant="primary", elem_id="analyse")
     notes = gr.Markdown(elem_id="image-notes")
     examples = gr.Gallery(
