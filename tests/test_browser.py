@@ -700,7 +700,7 @@ def test_the_pointing_table_keeps_whole_words_on_a_phone_and_a_laptop(weights_di
 
 def test_every_example_shape_is_in_sight_on_a_phone(weights_dir: Path) -> None:
     """All ten example shapes lie inside the page and inside the gallery's box at 390 px (and at 1280 px), so none
-    hides past an edge or below a box that scrolls without saying so."""
+    hides past an edge or below a box that scrolls without saying so; each one's name is under it, not over it."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     from playwright.sync_api import sync_playwright
 
@@ -720,6 +720,17 @@ def test_every_example_shape_is_in_sight_on_a_phone(weights_dir: Path) -> None:
                     " && r.right <= innerWidth && r.top >= g.top - 1 && r.bottom <= g.bottom + 1; }); }"
                 )
                 assert len(shown) == 10 and all(shown), (width, shown)
+                covered = page.evaluate(  # each name under its picture: no caption over a shape
+                    "() => [...document.querySelectorAll('#examples .thumbnail-item')].map(i => {"
+                    " const p = i.querySelector('img').getBoundingClientRect();"
+                    " const c = i.querySelector('.caption-label')?.getBoundingClientRect();"
+                    " return c ? [c.top < p.bottom - 1 && c.bottom > p.top + 1 && c.left < p.right - 1"
+                    " && c.right > p.left + 1, Math.round(p.height)] : ['no caption', 0]; })"
+                )
+                assert all(over is False and tall >= 40 for over, tall in covered), (width, covered)
+                title = page.locator('#examples [data-testid="block-label"]').bounding_box()
+                first = page.locator("#examples .thumbnail-item img").first.bounding_box()
+                assert title and first and title["y"] + title["height"] <= first["y"] + 1, (width, title, first)
         finally:
             browser.close()
 

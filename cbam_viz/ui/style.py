@@ -28,6 +28,15 @@ CSS = """
    past the edge, and a fixed-height box hid rows without a cue that it scrolls. */
 #examples .grid-container {grid-template-columns: repeat(auto-fill, minmax(88px, 1fr)) !important;}
 #examples .grid-wrap {height: auto !important; max-height: none !important; overflow: visible !important;}
+/* Each example's name under its picture, and the gallery's title above the pictures, never over them: Gradio lays
+   both over the thumbnails, where they hid part of the shapes. */
+#examples .thumbnail-item {aspect-ratio: auto !important; height: auto !important; display: flex !important;
+    flex-direction: column; align-items: stretch;}
+#examples .thumbnail-item img {aspect-ratio: 1 / 1; height: auto !important; flex: none;}
+#examples [data-testid="block-label"] {position: static !important; margin-bottom: 4px;}
+#examples .icon-button-wrapper {display: none !important;} /* a download button over the third shape's corner */
+#examples .caption-label {position: static !important; max-width: 100% !important; border: none !important;
+    background: none !important; text-align: center; opacity: 1 !important; padding: 0 2px 2px !important;}
 """
 PRESENTER_JS = """
 () => {
