@@ -737,7 +737,8 @@ def test_every_example_shape_is_in_sight_on_a_phone(weights_dir: Path) -> None:
 
 def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
     """?presenter=1 at 1920x1080: large type, the three models side by side, no control panels, the Analyse button
-    large; with a lesson link it opens on its example. ``CBAM_VIZ_PRESENTER_SCREENSHOT`` saves the screenshot."""
+    large, the top-5 enlarged; with a lesson link it opens on its example, and the first screen at 1920x1080 and at
+    1280x720 shows results, not only the gallery. ``CBAM_VIZ_PRESENTER_SCREENSHOT`` saves the first screen."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     from playwright.sync_api import sync_playwright
 
@@ -759,9 +760,21 @@ def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
                 "() => parseFloat(getComputedStyle(document.querySelector('#cam-resnet50-caption p')).fontSize)"
             )
             assert size >= 20, size
-            if os.environ.get("CBAM_VIZ_PRESENTER_SCREENSHOT"):
-                page.evaluate("document.querySelector('#cam-resnet50-caption').scrollIntoView({block: 'start'})")
-                page.wait_for_timeout(300)
+            top5 = page.evaluate(  # the top-5 read from the back of the hall: its class and its rows enlarged
+                "() => ['.output-class', '.confidence-set dt', '.confidence-set dd'].map(s => parseFloat("
+                "getComputedStyle(document.querySelector(`#top5-resnet50 ${s}`)).fontSize))"
+            )
+            assert top5[0] >= 40 and min(top5[1:]) >= 24, top5
+            for width, height in ((1280, 720), (1920, 1080)):  # the first screen shows results, not only the gallery
+                page.set_viewport_size({"width": width, "height": height})
+                page.wait_for_timeout(500)
+                page.evaluate("window.scrollTo(0, 0)")
+                status = page.locator("#results-status").bounding_box()
+                first = page.locator("#top5-resnet50 .output-class").bounding_box()
+                assert status and status["y"] + status["height"] <= height, (width, status)
+                assert first and first["y"] + first["height"] * 0.75 <= height, (width, first)
+                assert page.locator("#examples .thumbnail-item").last.bounding_box()["y"] < status["y"]
+            if os.environ.get("CBAM_VIZ_PRESENTER_SCREENSHOT"):  # the first screen, as the hall sees it
                 page.screenshot(path=os.environ["CBAM_VIZ_PRESENTER_SCREENSHOT"])
         finally:
             browser.close()

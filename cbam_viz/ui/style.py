@@ -28,6 +28,7 @@ CSS = """
    past the edge, and a fixed-height box hid rows without a cue that it scrolls. */
 #examples .grid-container {grid-template-columns: repeat(auto-fill, minmax(88px, 1fr)) !important;}
 #examples .grid-wrap {height: auto !important; max-height: none !important; overflow: visible !important;}
+#examples, #examples .grid-wrap {min-height: 0 !important; height: auto !important;} /* no blank under the rows */
 /* Each example's name under its picture, and the gallery's title above the pictures, never over them: Gradio lays
    both over the thumbnails, where they hid part of the shapes. */
 #examples .thumbnail-item {aspect-ratio: auto !important; height: auto !important; display: flex !important;
@@ -40,7 +41,11 @@ CSS = """
 """
 PRESENTER_JS = """
 () => {
-    if (new URLSearchParams(location.search).get('presenter') === '1') document.body.classList.add('presenter');
+    if (new URLSearchParams(location.search).get('presenter') !== '1') return;
+    document.body.classList.add('presenter');
+    const fit = () => document.body.classList.toggle('short-screen', innerHeight <= 800);
+    fit();
+    addEventListener('resize', fit);
 }
 """
 PRESENTER_TYPE = """
@@ -54,6 +59,29 @@ body.presenter .panel-image img {object-fit: contain !important; width: 100% !im
 body.presenter #analyse {font-size: 1.6em; min-height: 3em;}
 body.presenter h1 {font-size: 2.2em;}
 body.presenter h4 {font-size: 1.6em;}
+/* The first screen shows results: the picture beside its Analyse button and the examples, not above them */
+body.presenter #picture-column {display: grid !important; grid-template-columns: minmax(240px, 1fr) 3fr;
+    column-gap: 16px; align-items: start;}
+body.presenter #picture-column > * {grid-column: 2; min-width: 0;}
+body.presenter #picture-column > #input-image {grid-column: 1; grid-row: 1 / span 3; height: 240px !important;}
+body.presenter #input-image [data-testid="block-label"] {display: none;}
+body.presenter #picture-column #examples .grid-container {
+    grid-template-columns: repeat(auto-fill, minmax(120px, 1fr)) !important;}
+body.presenter #picture-column #examples .caption-label {font-size: 16px !important;}
+body.presenter [id^="header-"] {display: none !important;} /* each top-5 is captioned with its model's name */
+/* a 1280x720 projector (PRESENTER_JS marks a short screen): the results begin on the first screen all the same */
+body.presenter.short-screen h1 {font-size: 1.6em;}
+body.presenter.short-screen #page-heading p {display: none;}
+body.presenter.short-screen #results-status p {font-size: 18px !important; line-height: 1.35;}
+body.presenter.short-screen #picture-column > #input-image {height: 170px !important;}
+body.presenter.short-screen #picture-column #examples .grid-container {
+    grid-template-columns: repeat(auto-fill, minmax(80px, 1fr)) !important;}
+body.presenter.short-screen #picture-column #examples .caption-label {font-size: 14px !important;}
+/* The top-5, read from the back of a lecture hall */
+body.presenter [id^="top5-"] .output-class {font-size: 44px !important; padding: 4px 0 !important;}
+body.presenter [id^="top5-"] .confidence-set {font-size: 26px !important;}
+body.presenter [id^="top5-"] .confidence-set dl, body.presenter [id^="top5-"] .confidence-set dt,
+body.presenter [id^="top5-"] .confidence-set dd {font-size: 26px !important;}
 """
 
 

@@ -58,7 +58,7 @@ def build(parts: Parts) -> Inputs:
     """The picture column and the controls column."""
     engine = parts.engine
     with gr.Row():
-        with gr.Column(scale=5):
+        with gr.Column(scale=5, elem_id="picture-column"):
             picture = _picture(engine)
         with gr.Column(scale=6, elem_id="controls"):
             controls = _controls(engine)
@@ -272,4 +272,4 @@ def wire(page: Page) -> None:
         )
 
 
-SECTION = Section("inputs", build, wire, presenter_hides=("controls",))
+SECTION = Section("inputs", build, wire, presenter_hides=("controls", "upload-limit"))
