@@ -675,7 +675,12 @@ SPLIT_WORDS = """
 
 def test_the_pointing_table_keeps_whole_words_on_a_phone_and_a_laptop(weights_dir: Path) -> None:
     """The pointing game's table (a gallery shape's own outline) breaks lines between words only, at 390 and
-    1280 px."""
+    1280 px; the figures' words (the gate's strips and kernel, the randomisation tiles, the curves) are 9 px or more
+    as shown, a figure too wide for a phone scrolling sideways inside its cell rather than shrinking."""
+    from cbam_viz.render.text import READABLE_PX, TEXT_PX, points_px
+    from cbam_viz.ui.panels import gate as gate_view
+    from cbam_viz.ui.panels import trust as trust_view
+
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     from playwright.sync_api import sync_playwright
 
@@ -688,12 +693,37 @@ def test_the_pointing_table_keeps_whole_words_on_a_phone_and_a_laptop(weights_di
                 "() => (document.querySelector('#pointing-cbam_resnet50')?.innerText || '').includes('%')",
                 timeout=WAIT_MS,
             )
+            page.locator("#sanity-run").click()
+            page.locator("#curves-run").click()
+            page.get_by_text("Inside the gate: how the attention is computed").click()
+            smallest = {  # each figure's smallest words, in px of the figure as drawn
+                "gate_channel": points_px(gate_view.SMALLEST_PT, gate_view.FIGURE_DPI),
+                "gate_spatial": min(TEXT_PX, points_px(gate_view.SMALLEST_PT, gate_view.FIGURE_DPI)),
+                "sanity-cbam_resnet50": TEXT_PX,
+                "curves": points_px(trust_view.CURVES_SMALLEST_PT, trust_view.CURVES_DPI),
+            }
+            page.wait_for_function(
+                "ids => ids.every(id => { const i = document.querySelector(`#${id} img`);"
+                " if (i) i.loading = 'eager'; return i && i.complete && i.naturalWidth > 0; })",
+                arg=list(smallest),
+                timeout=WAIT_MS,
+            )
             for width in (1280, 390):
                 page.set_viewport_size({"width": width, "height": 900})
                 page.wait_for_timeout(300)
                 cells = '[id^="pointing-"] th, [id^="pointing-"] td'
                 assert page.locator('[id^="pointing-"] th').count() > 0
                 assert page.evaluate(SPLIT_WORDS, cells) == [], width
+                # the figures' words readable as shown: displayed size / natural size x their smallest font
+                scales = page.evaluate(
+                    "ids => ids.map(id => { const i = document.querySelector(`#${id} img`);"
+                    " const r = i.getBoundingClientRect();"
+                    " return Math.min(r.width / i.naturalWidth, r.height / i.naturalHeight, 1); })",
+                    list(smallest),
+                )
+                shown = {key: px * scale for (key, px), scale in zip(smallest.items(), scales, strict=True)}
+                assert all(px >= READABLE_PX - 0.05 for px in shown.values()), (width, shown)
+                assert page.evaluate("() => document.documentElement.scrollWidth") <= width, width
         finally:
             browser.close()
 

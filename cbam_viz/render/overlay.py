@@ -273,14 +273,14 @@ def tile_sheet(
     if own_captions is not None or max(text_width(text, caption_px) for text in one_line) <= max(
         base.width, widest_title
     ):
-        captions = [[text] for text in one_line]
+        captions = [text.split("\n") for text in one_line]  # a caption of its own may hold several lines
     else:
         captions = parts
     widest_caption = max(text_width(text, caption_px) for pair in captions for text in pair)
     cell_w = max(base.width, math.ceil(widest_title), math.ceil(widest_caption))
     pad, gap = px(8), px(4)
     header = line_height(title_px) + gap
-    footer = gap + len(captions[0]) * line_height(caption_px) + gap
+    footer = gap + max(len(lines) for lines in captions) * line_height(caption_px) + gap
     cell_h = header + base.height + footer
     width = cells * (cell_w + pad) + pad
     top = max(pad, math.ceil(CHIP_CLEARANCE * max(1.0, width / display_width)))

@@ -28,7 +28,7 @@ from cbam_viz.ui.server import engine as engine_module
 from cbam_viz.ui.server.engine import Engine, ServeSettings
 from cbam_viz.ui.server.proxies import TrustedProxies
 from cbam_viz.ui.study import Shelf
-from cbam_viz.ui.style import CSS, PRESENTER_CSS, PRESENTER_JS
+from cbam_viz.ui.style import CSS, PRESENTER_CSS, PRESENTER_JS, READABLE_CSS
 
 TITLE = "cbam_viz: where does attention look?"
 
@@ -151,7 +151,7 @@ def serve(
         **engine_module.launch_options(host, port, share),
         app_kwargs=guard.app_kwargs(demo, proxies=trusted_proxies),
         prevent_thread_lock=prevent_thread_lock,
-        css=CSS + PRESENTER_CSS + i18n.TOAST_CSS,
+        css=CSS + READABLE_CSS + PRESENTER_CSS + i18n.TOAST_CSS,
         js="() => {" + "".join(f" ({js.strip()})();" for js in PAGE_JS) + " }",
         i18n=i18n.catalogues(),
         theme=gr.themes.Soft(),

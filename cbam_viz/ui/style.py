@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from cbam_viz.ui.panels.registry import PANELS, Panel
 from cbam_viz.ui.sections import SECTIONS
 from cbam_viz.ui.sections.common import Section
 
@@ -39,6 +40,27 @@ CSS = """
 #examples .caption-label {position: static !important; max-width: 100% !important; border: none !important;
     background: none !important; text-align: center; opacity: 1 !important; padding: 0 2px 2px !important;}
 """
+
+
+def readable_css(panels: Iterable[Panel] = PANELS) -> str:
+    """Figures with words (``Panel.readable_width``) at their own height, never narrower than their words allow: at
+    most their natural size, shrunk to the cell, but below that width the cell scrolls sideways (a phone)."""
+    rules = []
+    for panel in panels:
+        if panel.readable_width is None:
+            continue
+        cell = f"#{panel.key}" if panel.page_wide else f'[id^="{panel.key}-"].panel-image'
+        rules.append(
+            f"{cell} {{height: auto !important; overflow-x: auto !important;}}\n"
+            f"{cell} .image-container, {cell} .image-container > button, {cell} .image-frame"
+            " {height: auto !important; display: block !important;}\n"  # centred, but scrolled from its left edge
+            f"{cell} img {{display: block; margin: 0 auto; width: auto !important; height: auto !important;"
+            f" max-width: 100% !important; max-height: none !important;"
+            f" min-width: {panel.readable_width}px !important;}}\n"
+        )
+    return "".join(rules)
+
+
 PRESENTER_JS = """
 () => {
     if (new URLSearchParams(location.search).get('presenter') !== '1') return;
@@ -94,3 +116,4 @@ def presenter_css(sections: Iterable[Section] = SECTIONS) -> str:
 
 
 PRESENTER_CSS = presenter_css()
+READABLE_CSS = readable_css()

@@ -100,6 +100,9 @@ class Panel:
     missing: Callable[[str], str] = lambda arch: ""  # catalogue key of the note in place of a panel a model lacks
     page_wide: bool = False
     height: int = IMAGE_HEIGHT  # px of an image cell (a page-wide figure of many strips needs more)
+    # a figure with words: the cell takes the figure's own height, and never shows it narrower than this many px
+    # (its words would fall under render.text.READABLE_PX): a phone scrolls it sideways instead (ui.style)
+    readable_width: int | None = None
     progress: bool = False  # its cells carry the progress bar of the runs that fill them
     method_note: bool = False  # the CAM method's note sits under its row
 
@@ -451,7 +454,18 @@ PANELS: tuple[Panel, ...] = (
         missing=_no_attention("channel"),
     ),
     Panel("gate_equations", "", None, "markdown", render_gate_equations, ON_GATE, section="gate", page_wide=True),
-    Panel("gate_channel", "", None, "image", render_gate_channel, ON_GATE, section="gate", page_wide=True, height=640),
+    Panel(
+        "gate_channel",
+        "",
+        None,
+        "image",
+        render_gate_channel,
+        ON_GATE,
+        section="gate",
+        page_wide=True,
+        height=640,
+        readable_width=gate_view.CHANNEL_READABLE_WIDTH,
+    ),
     Panel(
         "gate_spatial",
         "",
@@ -462,6 +476,7 @@ PANELS: tuple[Panel, ...] = (
         section="gate",
         page_wide=True,
         height=760,
+        readable_width=gate_view.SPATIAL_READABLE_WIDTH,
     ),
     Panel(
         "intervene_top5",
@@ -514,6 +529,7 @@ PANELS: tuple[Panel, ...] = (
         ON_TRUST | {"sanity"},
         section="trust",
         progress=True,
+        readable_width=trust_view.SANITY_READABLE_WIDTH,
     ),
     Panel(
         "curves",
@@ -526,6 +542,7 @@ PANELS: tuple[Panel, ...] = (
         page_wide=True,
         height=420,
         progress=True,
+        readable_width=trust_view.CURVES_READABLE_WIDTH,
     ),
 )
 
