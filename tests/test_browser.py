@@ -22,7 +22,7 @@ from cbam_viz.vocab import ARCH_ORDER
 from cbam_viz.weights.files import WEIGHTS_DIR
 from cbam_viz.weights.load import demo_available
 from tests.helpers.app import launched_app, shape_file, write_random_demo
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, LIVE_ARGS, wait_for_panels
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, LIVE_ARGS, small_png, wait_for_panels
 
 WAIT_MS = 240_000  # two CPU cores shared with other work: an analysis plus its plots can take a while
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -87,6 +87,7 @@ def test_upload_shows_every_panel_and_survives_a_bad_file(weights_dir: Path, tmp
             assert Image.open(shot).size[0] >= 1440
             if os.environ.get("CBAM_VIZ_SCREENSHOT"):
                 page.screenshot(path=os.environ["CBAM_VIZ_SCREENSHOT"], full_page=True)
+                small_png(os.environ["CBAM_VIZ_SCREENSHOT"])
 
             page.get_by_text("Every block of one stage").click()
             page.wait_for_function(
@@ -137,6 +138,7 @@ def test_phone_viewport_shows_every_map_with_its_model_name(weights_dir: Path, t
                 page.evaluate("document.querySelector('#cam-resnet50-caption').scrollIntoView({block: 'start'})")
                 page.wait_for_timeout(300)
                 page.screenshot(path=os.environ["CBAM_VIZ_PHONE_SCREENSHOT"], full_page=False)
+                small_png(os.environ["CBAM_VIZ_PHONE_SCREENSHOT"])
         finally:
             browser.close()
 
@@ -260,6 +262,7 @@ def test_inside_the_gate_and_interventions_show_the_apis_numbers(weights_dir: Pa
             assert answer["recomposition_error"]["channel"] <= 1e-6 and answer["recomposition_error"]["spatial"] <= 1e-6
             if os.environ.get("CBAM_VIZ_GATE_SCREENSHOT"):
                 page.locator("#gate").screenshot(path=os.environ["CBAM_VIZ_GATE_SCREENSHOT"])
+                small_png(os.environ["CBAM_VIZ_GATE_SCREENSHOT"])
             page.set_viewport_size({"width": 390, "height": 844})  # on a phone the equations wrap, none runs off
             page.wait_for_function("() => document.querySelector('#gate_equations').clientWidth < 390")
             wide, room = equations.evaluate("el => [el.scrollWidth, el.clientWidth]")
@@ -365,6 +368,7 @@ def test_a_box_drawn_on_the_picture_plays_the_pointing_game(weights_dir: Path, t
                     timeout=WAIT_MS,
                 )
                 page.locator("#trust").screenshot(path=os.environ["CBAM_VIZ_TRUST_SCREENSHOT"])
+                small_png(os.environ["CBAM_VIZ_TRUST_SCREENSHOT"])
         finally:
             browser.close()
             client.close()
@@ -806,6 +810,7 @@ def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
                 assert page.locator("#examples .thumbnail-item").last.bounding_box()["y"] < status["y"]
             if os.environ.get("CBAM_VIZ_PRESENTER_SCREENSHOT"):  # the first screen, as the hall sees it
                 page.screenshot(path=os.environ["CBAM_VIZ_PRESENTER_SCREENSHOT"])
+                small_png(os.environ["CBAM_VIZ_PRESENTER_SCREENSHOT"])
         finally:
             browser.close()
 
@@ -854,8 +859,11 @@ def test_the_page_speaks_the_browsers_language_and_switches(weights_dir: Path, t
                 shot = Path(os.environ["CBAM_VIZ_CHINESE_SCREENSHOT"])
                 page.evaluate("window.scrollTo(0, 0)")
                 page.screenshot(path=shot)
+                small_png(shot)
                 page.evaluate("document.querySelector('#cam-resnet50-caption').scrollIntoView({block: 'start'})")
-                page.screenshot(path=shot.with_name(f"{shot.stem}-results{shot.suffix}"))
+                results = shot.with_name(f"{shot.stem}-results{shot.suffix}")
+                page.screenshot(path=results)
+                small_png(results)
 
             # an error in Chinese: score a box before drawing one
             page.locator("#trust").locator("button, .label-wrap").first.click()

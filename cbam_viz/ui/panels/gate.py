@@ -29,10 +29,11 @@ FIGURE_DPI = 100
 CHANNEL_WIDTH_PX = 900
 SMALLEST_PT = 8  # the strips' tick labels, the kernel's values and its colour bar's ticks
 STEP_TILE, STEP_COLUMNS = 220, 3  # the spatial steps on the picture
+KERNEL_WIDTH_PX = 900  # room for each of the 7x7 values in its cell
 # the narrowest each figure may be shown with its words readable (a phone scrolls it sideways below that)
 CHANNEL_READABLE_WIDTH = readable_width(CHANNEL_WIDTH_PX, points_px(SMALLEST_PT, FIGURE_DPI))
 SPATIAL_READABLE_WIDTH = readable_width(
-    STEP_COLUMNS * (STEP_TILE + 8) + 8, min(TEXT_PX, points_px(SMALLEST_PT, FIGURE_DPI))
+    max(STEP_COLUMNS * (STEP_TILE + 8) + 8, KERNEL_WIDTH_PX), min(TEXT_PX, points_px(SMALLEST_PT, FIGURE_DPI))
 )
 
 
@@ -164,7 +165,7 @@ def channel_figure(steps: gates.GateSteps, chosen: int, width_px: int = CHANNEL_
     return Image.open(buffer).convert("RGB")
 
 
-def kernel_figure(spatial: gates.SpatialSteps, width_px: int = 560) -> Image.Image:
+def kernel_figure(spatial: gates.SpatialSteps, width_px: int = KERNEL_WIDTH_PX) -> Image.Image:
     """The 7x7 kernel's two slices with their weights printed, on one diverging scale."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -220,7 +221,7 @@ def spatial_figure(
         columns=STEP_COLUMNS,
         display_width=900,
     )
-    kernel = kernel_figure(spatial, width_px=min(tiles.width, 640))
+    kernel = kernel_figure(spatial, width_px=KERNEL_WIDTH_PX)
     sheet = Image.new("RGB", (max(tiles.width, kernel.width), tiles.height + kernel.height), (255, 255, 255))
     sheet.paste(tiles, (0, 0))
     sheet.paste(kernel, ((sheet.width - kernel.width) // 2, tiles.height))
