@@ -81,6 +81,8 @@ body.presenter .panel-image img {object-fit: contain !important; width: 100% !im
 body.presenter #analyse {font-size: 1.6em; min-height: 3em;}
 body.presenter h1 {font-size: 2.2em;}
 body.presenter h4 {font-size: 1.6em;}
+"""
+PRESENTER_LAYOUT = """
 /* The first screen shows results: the picture beside its Analyse button and the examples, not above them */
 body.presenter #picture-column {display: grid !important; grid-template-columns: minmax(240px, 1fr) 3fr;
     column-gap: 16px; align-items: start;}
@@ -108,11 +110,11 @@ body.presenter [id^="top5-"] .confidence-set dd {font-size: 26px !important;}
 
 
 def presenter_css(sections: Iterable[Section] = SECTIONS) -> str:
-    """The presenter's type sizes, and what it hides: each section's accordion and named parts, every "What am I
-    looking at?" box and Gradio's footer."""
+    """The presenter's type sizes, what it hides (each section's accordion and named parts, every "What am I
+    looking at?" box and Gradio's footer), then its layout."""
     hidden = [f"#{elem_id}" for section in sections for elem_id in section.hidden_for_presenter()]
     selectors = ",\n".join(f"body.presenter {selector}" for selector in (*hidden, ".explain", "footer"))
-    return f"{PRESENTER_TYPE}{selectors}\n    {{display: none !important;}}\n"
+    return f"{PRESENTER_TYPE}{selectors}\n    {{display: none !important;}}\n{PRESENTER_LAYOUT}"
 
 
 PRESENTER_CSS = presenter_css()
