@@ -19,6 +19,7 @@ from torch import nn
 
 from cbam_viz.analysis import intervene, metrics
 from cbam_viz.analysis.cam import class_label, resolve_target
+from cbam_viz.analysis.capture import gate_modules
 from cbam_viz.analysis.models import get_models
 from cbam_viz.analysis.options import SWEEP, AnalysisOptions, Intervention
 from cbam_viz.analysis.results import Analysis, ModelResult
@@ -27,7 +28,7 @@ from cbam_viz.checks import pointing
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging.decode import decode_image, decode_notes, display_image
 from cbam_viz.imaging.view import ModelView, prepare_input
-from cbam_viz.vocab import has_channel_attention
+from cbam_viz.vocab import ARCH_TITLES, has_channel_attention
 from cbam_viz.weights.registry import Preprocess
 
 
@@ -110,8 +111,9 @@ def pointing_on_box(analysis: Analysis, box: Sequence[float]) -> pointing.Pointi
 def intervention_plan(models: dict[str, nn.Module], specs: Sequence[str]) -> dict[str, dict[str, str | None]]:
     """Per model, spec -> None (run it) or the one line why this model cannot (checked before any work starts).
 
-    A spec that no chosen model can take (anything on ResNet-50 alone, ``spatial`` without CBAM) is a one-line error;
-    when another chosen model has the gate, the model without it gets a note instead, so a comparison still runs.
+    A spec that no chosen model can take (anything on ResNet-50 alone, ``spatial`` without CBAM) is a one-line error
+    that gives each chosen model's reason and names no other model; when another chosen model has the gate, the model
+    without it gets a note instead, so a comparison still runs.
     """
     if not specs:
         return {}
@@ -120,6 +122,8 @@ def intervention_plan(models: dict[str, nn.Module], specs: Sequence[str]) -> dic
         errors = []
         for arch, model in models.items():
             try:
+                if not gate_modules(model)[0]:  # the engine's own line would advise models that were not chosen
+                    raise CbamVizError(f"{ARCH_TITLES[arch]} has no attention gates to switch off")
                 if spec == SWEEP:
                     intervene.sweep_interventions(model)
                 else:
@@ -129,7 +133,9 @@ def intervention_plan(models: dict[str, nn.Module], specs: Sequence[str]) -> dic
                 plan[arch][spec] = str(error)
                 errors.append(str(error))
         if len(errors) == len(models):
-            raise CbamVizError(errors[0])
+            if spec != SWEEP:
+                Intervention.parse(spec)  # a spec that cannot be read says so, before any model's reason
+            raise CbamVizError("; ".join(dict.fromkeys(errors)))
     return plan
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -22,6 +23,7 @@ from PIL import Image
 from cbam_viz.demo import shapes
 from cbam_viz.errors import CbamVizError
 from cbam_viz.i18n import explain, language
+from cbam_viz.i18n.language import using
 from cbam_viz.imaging.limits import MAX_FILE_BYTES
 from cbam_viz.pipeline import analyze
 from cbam_viz.ui import banner as ui_banner
@@ -351,7 +353,12 @@ def test_an_upload_is_decoded_once_and_its_notes_reach_the_page(
     result = _analyse(engine, path, list(ARCH_ORDER))
     assert len(opened) == 1  # decoded once: analyze receives the decoded picture
     assert any("turned upright" in note for note in result.analysis.notes)
-    assert "turned upright" in results_section.image_notes(result.analysis)
+    assert "turned upright" in results_section.image_notes(result.analysis).lower()
+    said = results_section.image_notes(result.analysis)  # sentences: a capital after each stop, a stop after each
+    assert re.search(r"px\. Turned upright \(EXIF orientation 6\)\. The model saw ", said), said
+    with using("zh"):
+        chinese = results_section.image_notes(result.analysis)
+    assert re.search(r"像素。已按 EXIF 方向 6 转正。[^ ]", chinese) and chinese.endswith("。</small>"), chinese
     assert result.analysis.to_json()["image"]["notes"] == list(result.analysis.notes)
     assert result.picture == "rotated"
     assert analysis.decode_image is imaging.decode_image

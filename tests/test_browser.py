@@ -24,7 +24,7 @@ from cbam_viz.vocab import ARCH_ORDER
 from cbam_viz.weights.files import WEIGHTS_DIR
 from cbam_viz.weights.load import demo_available
 from tests.helpers.app import launched_app, shape_file, write_random_demo
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, LIVE_ARGS, wait_for_panels
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, LIVE_ARGS, small_png, wait_for_panels
 
 WAIT_MS = 240_000  # two CPU cores shared with other work: an analysis plus its plots can take a while
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -110,6 +110,7 @@ def test_upload_shows_every_panel_and_survives_a_bad_file(weights_dir: Path, tmp
             assert Image.open(shot).size[0] >= 1440
             if os.environ.get("CBAM_VIZ_SCREENSHOT"):
                 page.screenshot(path=os.environ["CBAM_VIZ_SCREENSHOT"], full_page=True)
+                small_png(os.environ["CBAM_VIZ_SCREENSHOT"])
 
             page.get_by_text("Every block of one stage").click()
             page.wait_for_function(
@@ -160,6 +161,7 @@ def test_phone_viewport_shows_every_map_with_its_model_name(weights_dir: Path, t
                 page.evaluate("document.querySelector('#cam-resnet50-caption').scrollIntoView({block: 'start'})")
                 page.wait_for_timeout(300)
                 page.screenshot(path=os.environ["CBAM_VIZ_PHONE_SCREENSHOT"], full_page=False)
+                small_png(os.environ["CBAM_VIZ_PHONE_SCREENSHOT"])
         finally:
             browser.close()
 
@@ -283,6 +285,7 @@ def test_inside_the_gate_and_interventions_show_the_apis_numbers(weights_dir: Pa
             assert answer["recomposition_error"]["channel"] <= 1e-6 and answer["recomposition_error"]["spatial"] <= 1e-6
             if os.environ.get("CBAM_VIZ_GATE_SCREENSHOT"):
                 page.locator("#gate").screenshot(path=os.environ["CBAM_VIZ_GATE_SCREENSHOT"])
+                small_png(os.environ["CBAM_VIZ_GATE_SCREENSHOT"])
             page.set_viewport_size({"width": 390, "height": 844})  # on a phone the equations wrap, none runs off
             page.wait_for_function("() => document.querySelector('#gate_equations').clientWidth < 390")
             wide, room = equations.evaluate("el => [el.scrollWidth, el.clientWidth]")
@@ -388,6 +391,7 @@ def test_a_box_drawn_on_the_picture_plays_the_pointing_game(weights_dir: Path, t
                     timeout=WAIT_MS,
                 )
                 page.locator("#trust").screenshot(path=os.environ["CBAM_VIZ_TRUST_SCREENSHOT"])
+                small_png(os.environ["CBAM_VIZ_TRUST_SCREENSHOT"])
         finally:
             browser.close()
             client.close()
@@ -434,7 +438,8 @@ def _live_frames(page, count: int) -> list[tuple[int, str]]:
 
 def test_live_mode_follows_a_moving_shape_with_a_fake_camera(weights_dir: Path, tmp_path: Path) -> None:
     """A fake camera plays a star crossing a cluttered scene: overlays appear, the fps counter moves, the CAMs'
-    hottest points follow the star, a second viewer is told the live view is busy, and stopping frees the slot."""
+    hottest points follow the star, a second viewer is told the live view is busy, leaving frees the slot, and Stop
+    says "stopped" under the live view."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     import re
 
@@ -483,6 +488,10 @@ def test_live_mode_follows_a_moving_shape_with_a_fake_camera(weights_dir: Path, 
 
             first.close()  # the first viewer leaves: its slot is free after the lease
             second.locator("#live-status").get_by_text("fps").wait_for(timeout=WAIT_MS)
+            second.locator("#live-cam button.capture-button").click()  # Stop: the line says so, and stays
+            second.locator("#live-status").get_by_text("Live view stopped").wait_for(timeout=WAIT_MS)
+            second.wait_for_timeout(2000)
+            assert "fps" not in second.locator("#live-status").inner_text()
         finally:
             browser.close()
 
@@ -693,7 +702,12 @@ SPLIT_WORDS = """
 
 def test_the_pointing_table_keeps_whole_words_on_a_phone_and_a_laptop(weights_dir: Path) -> None:
     """The pointing game's table (a gallery shape's own outline) breaks lines between words only, at 390 and
-    1280 px."""
+    1280 px; the figures' words (the gate's strips and kernel, the randomisation tiles, the curves) are 9 px or more
+    as shown, a figure too wide for a phone scrolling sideways inside its cell rather than shrinking."""
+    from cbam_viz.render.text import READABLE_PX, TEXT_PX, points_px
+    from cbam_viz.ui.panels import gate as gate_view
+    from cbam_viz.ui.panels import trust as trust_view
+
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     from playwright.sync_api import sync_playwright
 
@@ -706,19 +720,44 @@ def test_the_pointing_table_keeps_whole_words_on_a_phone_and_a_laptop(weights_di
                 "() => (document.querySelector('#pointing-cbam_resnet50')?.innerText || '').includes('%')",
                 timeout=WAIT_MS,
             )
+            page.locator("#sanity-run").click()
+            page.locator("#curves-run").click()
+            page.get_by_text("Inside the gate: how the attention is computed").click()
+            smallest = {  # each figure's smallest words, in px of the figure as drawn
+                "gate_channel": points_px(gate_view.SMALLEST_PT, gate_view.FIGURE_DPI),
+                "gate_spatial": min(TEXT_PX, points_px(gate_view.SMALLEST_PT, gate_view.FIGURE_DPI)),
+                "sanity-cbam_resnet50": TEXT_PX,
+                "curves": points_px(trust_view.CURVES_SMALLEST_PT, trust_view.CURVES_DPI),
+            }
+            page.wait_for_function(
+                "ids => ids.every(id => { const i = document.querySelector(`#${id} img`);"
+                " if (i) i.loading = 'eager'; return i && i.complete && i.naturalWidth > 0; })",
+                arg=list(smallest),
+                timeout=WAIT_MS,
+            )
             for width in (1280, 390):
                 page.set_viewport_size({"width": width, "height": 900})
                 page.wait_for_timeout(300)
                 cells = '[id^="pointing-"] th, [id^="pointing-"] td'
                 assert page.locator('[id^="pointing-"] th').count() > 0
                 assert page.evaluate(SPLIT_WORDS, cells) == [], width
+                # the figures' words readable as shown: displayed size / natural size x their smallest font
+                scales = page.evaluate(
+                    "ids => ids.map(id => { const i = document.querySelector(`#${id} img`);"
+                    " const r = i.getBoundingClientRect();"
+                    " return Math.min(r.width / i.naturalWidth, r.height / i.naturalHeight, 1); })",
+                    list(smallest),
+                )
+                shown = {key: px * scale for (key, px), scale in zip(smallest.items(), scales, strict=True)}
+                assert all(px >= READABLE_PX - 0.05 for px in shown.values()), (width, shown)
+                assert page.evaluate("() => document.documentElement.scrollWidth") <= width, width
         finally:
             browser.close()
 
 
 def test_every_example_shape_is_in_sight_on_a_phone(weights_dir: Path) -> None:
     """All ten example shapes lie inside the page and inside the gallery's box at 390 px (and at 1280 px), so none
-    hides past an edge or below a box that scrolls without saying so."""
+    hides past an edge or below a box that scrolls without saying so; each one's name is under it, not over it."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     from playwright.sync_api import sync_playwright
 
@@ -738,13 +777,25 @@ def test_every_example_shape_is_in_sight_on_a_phone(weights_dir: Path) -> None:
                     " && r.right <= innerWidth && r.top >= g.top - 1 && r.bottom <= g.bottom + 1; }); }"
                 )
                 assert len(shown) == 10 and all(shown), (width, shown)
+                covered = page.evaluate(  # each name under its picture: no caption over a shape
+                    "() => [...document.querySelectorAll('#examples .thumbnail-item')].map(i => {"
+                    " const p = i.querySelector('img').getBoundingClientRect();"
+                    " const c = i.querySelector('.caption-label')?.getBoundingClientRect();"
+                    " return c ? [c.top < p.bottom - 1 && c.bottom > p.top + 1 && c.left < p.right - 1"
+                    " && c.right > p.left + 1, Math.round(p.height)] : ['no caption', 0]; })"
+                )
+                assert all(over is False and tall >= 40 for over, tall in covered), (width, covered)
+                title = page.locator('#examples [data-testid="block-label"]').bounding_box()
+                first = page.locator("#examples .thumbnail-item img").first.bounding_box()
+                assert title and first and title["y"] + title["height"] <= first["y"] + 1, (width, title, first)
         finally:
             browser.close()
 
 
 def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
     """?presenter=1 at 1920x1080: large type, the three models side by side, no control panels, the Analyse button
-    large; with a lesson link it opens on its example. ``CBAM_VIZ_PRESENTER_SCREENSHOT`` saves the screenshot."""
+    large, the top-5 enlarged; with a lesson link it opens on its example, and the first screen at 1920x1080 and at
+    1280x720 shows results, not only the gallery. ``CBAM_VIZ_PRESENTER_SCREENSHOT`` saves the first screen."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: CI must install Debian's chromium"
     from playwright.sync_api import sync_playwright
 
@@ -766,10 +817,23 @@ def test_presenter_view_at_projector_width(weights_dir: Path) -> None:
                 "() => parseFloat(getComputedStyle(document.querySelector('#cam-resnet50-caption p')).fontSize)"
             )
             assert size >= 20, size
-            if os.environ.get("CBAM_VIZ_PRESENTER_SCREENSHOT"):
-                page.evaluate("document.querySelector('#cam-resnet50-caption').scrollIntoView({block: 'start'})")
-                page.wait_for_timeout(300)
+            top5 = page.evaluate(  # the top-5 read from the back of the hall: its class and its rows enlarged
+                "() => ['.output-class', '.confidence-set dt', '.confidence-set dd'].map(s => parseFloat("
+                "getComputedStyle(document.querySelector(`#top5-resnet50 ${s}`)).fontSize))"
+            )
+            assert top5[0] >= 40 and min(top5[1:]) >= 24, top5
+            for width, height in ((1280, 720), (1920, 1080)):  # the first screen shows results, not only the gallery
+                page.set_viewport_size({"width": width, "height": height})
+                page.wait_for_timeout(500)
+                page.evaluate("window.scrollTo(0, 0)")
+                status = page.locator("#results-status").bounding_box()
+                first = page.locator("#top5-resnet50 .output-class").bounding_box()
+                assert status and status["y"] + status["height"] <= height, (width, status)
+                assert first and first["y"] + first["height"] * 0.75 <= height, (width, first)
+                assert page.locator("#examples .thumbnail-item").last.bounding_box()["y"] < status["y"]
+            if os.environ.get("CBAM_VIZ_PRESENTER_SCREENSHOT"):  # the first screen, as the hall sees it
                 page.screenshot(path=os.environ["CBAM_VIZ_PRESENTER_SCREENSHOT"])
+                small_png(os.environ["CBAM_VIZ_PRESENTER_SCREENSHOT"])
         finally:
             browser.close()
 
@@ -818,8 +882,11 @@ def test_the_page_speaks_the_browsers_language_and_switches(weights_dir: Path, t
                 shot = Path(os.environ["CBAM_VIZ_CHINESE_SCREENSHOT"])
                 page.evaluate("window.scrollTo(0, 0)")
                 page.screenshot(path=shot)
+                small_png(shot)
                 page.evaluate("document.querySelector('#cam-resnet50-caption').scrollIntoView({block: 'start'})")
-                page.screenshot(path=shot.with_name(f"{shot.stem}-results{shot.suffix}"))
+                results = shot.with_name(f"{shot.stem}-results{shot.suffix}")
+                page.screenshot(path=results)
+                small_png(results)
 
             # an error in Chinese: score a box before drawing one
             page.locator("#trust").locator("button, .label-wrap").first.click()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from cbam_viz.demo.evaluate import HELDOUT_SEED, REFERENCE_SEED, _generator_sample, _reference_sample, evaluate
 from cbam_viz.ui.banner import demo_description
+from cbam_viz.weights.demo_set import held_out_percent
 from cbam_viz.weights.load import ARCH_TITLES, read_demo_metadata
 
 DEMO_MODELS = Path(__file__).resolve().parent.parent / "docs" / "demo-models.md"
@@ -33,10 +34,23 @@ def test_the_bundled_metadata_records_what_the_readme_reports() -> None:
     readme = DEMO_MODELS.read_text(encoding="utf-8")
     for arch, entry in metadata["models"].items():
         numbers = entry["metrics"]
-        row = " | ".join(f"{100 * numbers[key]:.1f} %" for key in ("top1", "top1_reference_renderer", "pointing_game"))
+        keys = ("top1", "top1_reference_renderer", "pointing_game")
+        row = " | ".join(held_out_percent(numbers[key]) for key in keys)  # the model headers' own rounding
         assert f"| {ARCH_TITLES[arch]} (1/4 width) | {row} |" in readme, (
             f"docs/demo-models.md's {arch} row differs from metadata"
         )
+
+
+def test_each_model_header_gives_the_top1_the_docs_give() -> None:
+    """The model headers and docs/demo-models.md round the held-out top-1 the same way (99.6 %, never 100 %)."""
+    from cbam_viz.weights.load import load_model
+
+    docs = DEMO_MODELS.read_text(encoding="utf-8")
+    for arch, entry in read_demo_metadata()["models"].items():
+        header = str(load_model(arch, "demo").weights_info.description)
+        shown = held_out_percent(entry["metrics"]["top1"])
+        assert f"top-1 {shown} on held-out shapes" in header, header
+        assert f"| {ARCH_TITLES[arch]} (1/4 width) | {shown} |" in docs
 
 
 def test_the_banner_says_the_demo_cams_were_trained_to_point() -> None:

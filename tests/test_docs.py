@@ -117,3 +117,19 @@ def test_every_public_name_is_documented_with_an_example() -> None:
     for name in cbam_viz.__all__:
         assert f"`{name}`" in text, f"docs/api.md does not describe {name}"
         assert re.search(rf"\b{name}\b", code), f"docs/api.md has no example of {name}"
+
+
+def test_the_upload_limit_reads_the_same_on_the_page_and_in_the_readme() -> None:
+    """The line under the picture, in each language, quotes the limits the decoder enforces; the README says it in the
+    page's own English words."""
+    from cbam_viz.i18n.language import catalogue, using
+    from cbam_viz.imaging.limits import MAX_FILE_BYTES, MAX_PIXELS, formats_in_words
+
+    megabytes, megapixels = f"{MAX_FILE_BYTES / 1e6:g} MB", f"{MAX_PIXELS / 1e6:g}"
+    english = catalogue("en")["page.upload_limit"]
+    assert english.startswith(formats_in_words()) and f"{megabytes} and {megapixels} megapixels" in english
+    with using("zh"):
+        chinese = catalogue("zh")["page.upload_limit"]
+        assert chinese.startswith(formats_in_words()) and f"{megabytes}、{megapixels} 百万像素" in chinese
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert english in readme

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 import threading
 
 import numpy as np
@@ -106,6 +107,35 @@ def test_both_on_se_switches_every_gate_it_has_its_channel_gate() -> None:
     [channel] = run_interventions(se, image_tensor(0), ["all:channel=one"])
     assert both.target_prob == pytest.approx(channel.target_prob, abs=1e-6)
     assert both.target_prob_change != 0.0  # it did switch something off
+
+
+def test_a_refusal_names_only_the_chosen_models() -> None:
+    """A spec no chosen model can take gives each chosen model's reason and advises no model that was not chosen;
+    the note of a gateless model beside a gated one names no other model either."""
+    from cbam_viz.pipeline import intervention_plan
+    from cbam_viz.vocab import ARCH_TITLES
+
+    plain, se, cbam = (random_model(arch, seed=5) for arch in ("resnet50", "se_resnet50", "cbam_resnet50"))
+
+    def named(line: str) -> set[str]:  # "ResNet-50" alone, not inside "SE-ResNet-50"
+        return {arch for arch, title in ARCH_TITLES.items() if re.search(rf"(?<![\w-]){re.escape(title)}", line)}
+
+    for models, spec in (
+        ({"resnet50": plain}, "layer3:channel=one"),
+        ({"resnet50": plain}, "sweep"),
+        ({"resnet50": plain, "se_resnet50": se}, "layer3:spatial=one"),
+        ({"se_resnet50": se}, "all:spatial=mean"),
+    ):
+        with pytest.raises(CbamVizError) as refused:
+            intervention_plan(models, [spec])
+        line = str(refused.value)
+        assert named(line) == set(models), (models, line)
+        assert "\n" not in line and len(line) < 300
+    plan = intervention_plan({"resnet50": plain, "cbam_resnet50": cbam}, ["layer3:channel=one"])
+    assert plan["cbam_resnet50"]["layer3:channel=one"] is None
+    assert named(plan["resnet50"]["layer3:channel=one"]) == {"resnet50"}
+    with pytest.raises(CbamVizError, match="^bad intervention"):  # a spec that cannot be read says that first
+        intervention_plan({"resnet50": plain, "se_resnet50": se}, ["layer3-spatial"])
 
 
 # -------------------------------------------------------------------------------------------- what each one does

@@ -174,7 +174,11 @@ def test_the_intervention_panels_show_before_and_after(engine: Engine, picture: 
     change = document["models"]["cbam_resnet50"]["interventions"][0]["target_prob_change"]
     assert f"Δp = {change:+.3f}" in top5["cbam_resnet50"].value and "| before | after |" in top5["cbam_resnet50"].value
     assert "no attention gates" in top5["resnet50"].value
-    assert "SE-ResNet-50 has no spatial gate" in top5["se_resnet50"].value  # said, never a silent no-op
+    assert "| before | after |" in top5["se_resnet50"].value  # ``both`` is every gate SE has: its channel gate
+    spatial, _ = intervene_section.run_intervention(engine, asked, "all:spatial=one")
+    noted = panels.render_intervene_top5(spatial.analysis, display)
+    assert "SE-ResNet-50 has no spatial gate" in noted["se_resnet50"].value  # said, never a silent no-op
+    assert "CBAM" not in noted["se_resnet50"].value and "Δp" in noted["cbam_resnet50"].value
     cbam = analysis.models["cbam_resnet50"]
     labels = [label for label, _ in cbam.top5] + [cbam.intervention_labels[i] for i, _ in cbam.interventions[0].top5]
     with using("zh"):  # the shapes are named in the page's language: before, after and in p(...)
@@ -184,7 +188,7 @@ def test_the_intervention_panels_show_before_and_after(engine: Engine, picture: 
     assert all(name in chinese for name in names) and f"p(“{target}”)" in chinese
     assert not any(f" {label} (" in chinese for label in labels if label not in names)  # no English shape left
     cams = panels.render_intervene_cam(analysis, display)
-    assert set(cams) == {"cbam_resnet50"} and "correlation" in cams["cbam_resnet50"].caption
+    assert set(cams) == {"se_resnet50", "cbam_resnet50"} and "correlation" in cams["cbam_resnet50"].caption
     assert panels.render_sweep(analysis, display) == {}  # a single intervention has no sweep
     swept, _ = intervene_section.run_intervention(engine, asked, "sweep")
     table = panels.render_sweep(swept.analysis, display)["cbam_resnet50"].value

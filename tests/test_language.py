@@ -204,3 +204,36 @@ def test_the_pages_own_words_name_page_controls_never_command_line_flags() -> No
         for key, value in catalogue(code).items():
             if key.split(".")[0] in ("status", "page") or key == "error.demo_not_downloaded":
                 assert "python -m" not in value and " --" not in value, (code, key, value)
+
+
+def test_chinese_uses_chinese_conjunctions_and_punctuation() -> None:
+    """No English "and"/"or" and no ASCII comma, colon or semicolon beside Chinese characters in the catalogue (code,
+    equations and fields aside); lists the code joins use 、, 或 and 和; notes are sentences; the results line names an
+    example shape in Chinese."""
+    from types import SimpleNamespace
+
+    from cbam_viz.errors import CbamVizError
+    from cbam_viz.i18n.language import listed, sentence
+    from cbam_viz.ui import lesson
+    from cbam_viz.ui.sections import results as results_section
+
+    han = r"[\u4e00-\u9fff]"
+    for key, template in catalogue("zh").items():
+        words = re.sub(r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`|\{[^}]*\}", "", template, flags=re.S)
+        words = re.sub(r"[A-Za-z][\w-]*(?:-[A-Za-z][\w-]*)+", "", words)  # names such as Squeeze-and-Excitation
+        assert not re.search(r"\b(and|or)\b", words), (key, template)
+        assert not re.search(rf"{han}\s*(?:[,;]|:(?!\d))|[,;:]\s*{han}", words), (key, template)
+    with using("zh"):
+        assert listed(["a", "b", "c"], "or") == "a、b或c" and listed(["a", "b"], "and") == "a和b"
+        assert listed(["a", "b"]) == "a、b" and sentence("已按 EXIF 方向 6 转正") == "已按 EXIF 方向 6 转正。"
+        with pytest.raises(CbamVizError, match="block、stage、all"):
+            intervene_view.spec_from_controls("channel", "nowhere", 4, None, "one", None)
+        said = lesson.read({"lang": "xx", "stage": "9"}, {}, [], []).ignored
+        assert "en或zh" in said[0] and "1、2、3或4" in said[1], said
+        analysis = SimpleNamespace(models={"resnet50": 0, "cbam_resnet50": 0}, method="gradcam", stage=4, is_demo=True)
+        status = results_section.results_status(SimpleNamespace(analysis=analysis, picture="star"))
+        assert status.startswith(f"**{text('shape.star')}** 的结果：ResNet-50、CBAM-ResNet-50；"), status
+    assert listed(["a", "b", "c"], "or") == "a, b or c" and sentence("turned upright") == "Turned upright."
+    analysis = SimpleNamespace(models={"resnet50": 0, "cbam_resnet50": 0}, method="gradcam", stage=4, is_demo=True)
+    status = results_section.results_status(SimpleNamespace(analysis=analysis, picture="star"))
+    assert status.startswith("Results for **star**: ResNet-50, CBAM-ResNet-50;"), status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -505,3 +506,46 @@ def test_render_never_uses_pyplot() -> None:
     }
     assert not [name for name in imported if "pyplot" in name or name == "matplotlib.rcParams"]
     assert "matplotlib.figure.Figure" in imported
+
+
+def test_one_shared_scale_is_said_on_every_tile_with_its_own_min_and_max() -> None:
+    """With one colour scale for all models, each tile says it shows the shared range and keeps its own min and
+    max: the page's CAM captions, the attention tiles and the export figure's labels."""
+    from cbam_viz.ui.panels.registry import Display, render_cam
+
+    analysis = fake_analysis(("resnet50", "se_resnet50", "cbam_resnet50"))
+    analysis.is_demo = False
+    cams = [result.cam for result in analysis.models.values()]
+    low, high = overlay.colour_limits(cams, True)[0]
+    shared = render_text.format_range(low, high)
+    owns = [render_text.format_range(*overlay.finite_range(cam)) for cam in cams]
+    assert len(set(owns)) == 3  # the maps' own ranges differ: each label must say its own
+
+    shown = render_cam(analysis, Display(shared_scale=True))
+    for own, arch in zip(owns, analysis.models, strict=True):
+        assert "one scale for all" in shown[arch].caption and shared in shown[arch].caption, shown[arch].caption
+        assert own in shown[arch].caption, (own, shown[arch].caption)
+    assert "one scale" not in render_cam(analysis, Display(shared_scale=False))["resnet50"].caption
+
+    sheet = overlay.tile_sheet(
+        ["a", "b"],
+        cams[:2],
+        overlay.colour_limits(cams[:2], True),
+        WHOLE,
+        analysis.image,
+        "jet",
+        0.5,
+        120,
+        2,
+        720,
+        shared=True,
+    )
+    said = " ".join(words for _, _, words in sheet.texts)
+    assert said.count("one scale for all") == 2 and owns[0] in said and owns[1] in said, said
+
+    figure = export.comparison_figure_object(analysis, shared_scale=True, dpi=60)
+    labels = [axis.get_xlabel() for axis in figure.axes if axis.get_xlabel()]
+    for own in owns:
+        assert any("one scale for all" in label and own in label for label in labels), (own, labels)
+    spatial = [label for label in labels if re.match(r"\d+x\d+\n", label)]
+    assert spatial and all("one scale for all" in label for label in spatial), labels

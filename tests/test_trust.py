@@ -153,7 +153,10 @@ def test_the_trust_panels_draw_what_was_run(engine: Engine, picture: Path) -> No
     trust_section.run_sanity(engine, PageRequest(str(picture), *values), result)
     trust_section.run_curves(engine, PageRequest(str(picture), *values), result)
     tiles = panels.render_sanity(result.analysis, display)
-    assert set(tiles) == set(ARCH_ORDER) and all(shown.value.width > 400 for shown in tiles.values())
+    # two tiles to a row (their words readable in one model's column): narrower than wide, every tile there
+    assert set(tiles) == set(ARCH_ORDER) and all(
+        shown.value.width > 250 and shown.value.height > 2 * shown.value.width for shown in tiles.values()
+    )
     assert "Fully randomised" in tiles["cbam_resnet50"].caption
     curves = panels.render_curves(result.analysis, display)[panels.PAGE]
     assert isinstance(curves.value, Image.Image) and "random order" in curves.caption

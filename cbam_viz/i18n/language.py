@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -98,6 +98,33 @@ def said(words: str) -> str:
 def has(key: str) -> bool:
     """Whether the catalogues have ``key`` (looked up in the first language's, English)."""
     return key in catalogue(LANGUAGES[0])
+
+
+def listed(items: Iterable[object], conjunction: str | None = None) -> str:
+    """Items as one phrase in the current language, ``a, b or c`` or ``a、b或c``; with no conjunction (``"and"``,
+    ``"or"``) only separated, as a list of names is."""
+    words = [str(item) for item in items]
+    separator = text("list.separator")
+    if conjunction is None or len(words) < 2:
+        return separator.join(words)
+    return separator.join(words[:-1]) + text(f"list.{conjunction}") + words[-1]
+
+
+def sentence(words: str) -> str:
+    """A note as a sentence of the current language: its first letter capital, its end stop added if missing."""
+    words = words.strip()
+    if not words:
+        return words
+    words = words[0].upper() + words[1:]
+    return words if words[-1] in ".!?。！？" else words + text("list.stop")
+
+
+def sentences(notes: Iterable[str]) -> str:
+    """Notes as sentences one after another, as the current language writes them (a space between, or none)."""
+    said = ""
+    for note in notes:
+        said = text("list.sentences", first=said, second=sentence(note)) if said else sentence(note)
+    return said
 
 
 def class_name(label: str, demo: bool) -> str:

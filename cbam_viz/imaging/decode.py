@@ -23,15 +23,15 @@ import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from cbam_viz.errors import ImageError, one_line
-from cbam_viz.i18n.language import text
+from cbam_viz.i18n.language import Message, text
 from cbam_viz.imaging import exif
 from cbam_viz.imaging.headers import check_structure, header_size
 from cbam_viz.imaging.limits import (
     ALLOWED_FORMATS,
-    FORMATS_IN_WORDS,
     MAX_FILE_BYTES,
     MAX_PIXELS,
     check_size,
+    formats_in_words,
     refuse_huge,
 )
 
@@ -82,7 +82,7 @@ def decode_image(
         return _decode_opened(source, label=name or text("image.the_image"), max_pixels=max_pixels, owned=False)
     data, label = _read_source(source, max_file_bytes, name)
     if not data:
-        raise ImageError(text("image.empty", label=label, formats=FORMATS_IN_WORDS))
+        raise ImageError(text("image.empty", label=label, formats=formats_in_words()))
     more_frames = check_structure(data, label, max_pixels)  # before Pillow parses anything
     try:
         with warnings.catch_warnings():
@@ -129,7 +129,7 @@ def _read_source(source: object, max_file_bytes: int, name: str | None) -> tuple
         if not path.exists():
             raise ImageError(f"image not found: {path}; check the path")
         if not path.is_file():
-            raise ImageError(f"{path} is not a file; give the path of a {FORMATS_IN_WORDS} image")
+            raise ImageError(f"{path} is not a file; give the path of a {formats_in_words()} image")
         try:
             if path.stat().st_size > max_file_bytes:
                 raise _too_large(label, f"{path.stat().st_size / 1e6:.1f}", max_file_bytes)
@@ -149,8 +149,8 @@ def _read_source(source: object, max_file_bytes: int, name: str | None) -> tuple
 def _unreadable_message(data: bytes, label: str) -> str:
     for offset, magic, what in _SIGNATURES:
         if data[offset : offset + len(magic)] == magic:
-            return text("image.not_accepted", label=label, what=what, formats=FORMATS_IN_WORDS)
-    return text("image.unreadable", label=label, formats=FORMATS_IN_WORDS)
+            return text("image.not_accepted", label=label, what=what, formats=formats_in_words())
+    return text("image.unreadable", label=label, formats=formats_in_words())
 
 
 def _decode_opened(
@@ -159,7 +159,8 @@ def _decode_opened(
     """Check, load, orient and convert an opened image. ``owned``: the image may be changed in place.
     ``more_frames``: whether a second frame exists, when a header scan already found out."""
     if image.format is not None and image.format not in _OPENED_FORMATS:
-        raise ImageError(text("image.format_not_accepted", label=label, format=image.format, formats=FORMATS_IN_WORDS))
+        formats = formats_in_words()
+        raise ImageError(text("image.format_not_accepted", label=label, format=image.format, formats=formats))
     check_size(*image.size, label=label, max_pixels=max_pixels)
     notes = list(decode_notes(image))  # a picture decoded before keeps what was done to it
     decoded_before = DECODE_NOTES_KEY in image.info  # its frames and orientation were dealt with then
@@ -176,17 +177,17 @@ def _decode_opened(
             image.load()  # a PNG's eXIf chunk may follow its pixels
             orientation, ignored = exif.orientation(image.info)  # never Pillow's getexif: bounded, linear
             if ignored:
-                notes.append(text("note.exif_ignored", why=ignored))
+                notes.append(Message("note.exif_ignored", why=ignored))
             if orientation in _UPRIGHT:
                 image = image.transpose(_UPRIGHT[orientation])
         if orientation in range(2, 9):
-            notes.append(text("note.upright", orientation=orientation))
+            notes.append(Message("note.upright", orientation=orientation))
     except OSError as exc:
         raise ImageError(text("image.truncated", label=label, detail=one_line(exc, limit=120))) from exc
     except Exception as exc:  # broad on purpose: only Pillow's parsers of untrusted bytes run in this block
         raise ImageError(_damaged_message(exc, label)) from exc
     if more_frames:
-        notes.append(text("note.first_page" if file_format == "TIFF" else "note.first_frame"))
+        notes.append(Message("note.first_page" if file_format == "TIFF" else "note.first_frame"))
     rgb = to_rgb(image, notes, label=label)
     if rgb is image and not owned:
         rgb = image.copy()  # never hand back (and later mutate) the caller's own object
@@ -233,14 +234,14 @@ def to_rgb(image: Image.Image, notes: list[str] | None = None, *, label: str | N
         rgba = image if image.mode == "RGBA" else image.convert("RGBA")  # converting to its own mode is a copy
         if rgba.getchannel("A").getextrema()[0] == 255:
             return rgba.convert("RGB")
-        notes.append(text("note.transparent"))
+        notes.append(Message("note.transparent"))
         flat = Image.new("RGB", rgba.size, _WHITE)
         flat.paste(rgba, mask=rgba)  # the picture is its own mask: no RGB copy and no alpha copy in between
         return flat
     if image.mode == "RGB":
         return image
     if image.mode == "CMYK":
-        notes.append(text("note.cmyk"))
+        notes.append(Message("note.cmyk"))
     try:
         return image.convert("RGB")
     except ValueError as exc:
@@ -260,7 +261,7 @@ def _flatten_palette(image: Image.Image, notes: list[str]) -> Image.Image:
         alpha[: len(transparency[:256])] = list(transparency[:256])
     used = image.histogram()
     if any(count and alpha[index] < 255 for index, count in enumerate(used[:256])):
-        notes.append(text("note.transparent"))
+        notes.append(Message("note.transparent"))
     flat = [
         (channel * alpha[index] + 255 * (255 - alpha[index]) + 127) // 255
         for index in range(256)
@@ -279,17 +280,17 @@ def _scale_to_8bit(image: Image.Image, notes: list[str]) -> Image.Image:
         wide = image if image.mode == "I" else image.convert("I")
         low, high = wide.getextrema()
         if low >= 0 and high <= 65535:
-            notes.append(text("note.sixteen_bit"))
+            notes.append(Message("note.sixteen_bit"))
             return wide.point(_SIXTEEN_TO_EIGHT, "L")
     values = np.asarray(image)
     low, high = (values.min().item(), values.max().item()) if values.size else (0, 0)
     if image.mode == "F" and low >= 0.0 and high <= 1.0:
         scaled = np.rint(values * 255.0)
-        notes.append(text("note.float"))
+        notes.append(Message("note.float"))
     else:
         span = high - low if high > low else 1.0
         scaled = np.rint((values.astype(np.float64) - low) * (255.0 / span))
-        notes.append(text("note.stretched", mode=image.mode, low=f"{low:g}", high=f"{high:g}"))
+        notes.append(Message("note.stretched", mode=image.mode, low=f"{low:g}", high=f"{high:g}"))
     return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), mode="L")
 
 
@@ -310,9 +311,9 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
         converted = ImageCms.profileToProfile(image, profile, ImageCms.createProfile("sRGB"), outputMode=out_mode)
     except (ImageCms.PyCMSError, OSError, ValueError) as exc:
         LOGGER.warning("ignoring an unusable embedded colour profile: %s", one_line(exc, limit=120))
-        notes.append(text("note.profile_unusable"))
+        notes.append(Message("note.profile_unusable"))
         return image
-    notes.append(text("note.profile_converted"))
+    notes.append(Message("note.profile_converted"))
     return converted
 
 

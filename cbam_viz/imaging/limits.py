@@ -8,10 +8,10 @@ most ``MAX_ASPECT``:1 (beyond that the shorter side shrinks to a few pixels insi
 from __future__ import annotations
 
 from cbam_viz.errors import ImageError
-from cbam_viz.i18n.language import text
+from cbam_viz.i18n.language import listed, text
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
-FORMATS_IN_WORDS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+FORMAT_NAMES = ("JPEG", "PNG", "WebP", "GIF", "BMP", "TIFF")  # ALLOWED_FORMATS as people write them
 MAX_FILE_BYTES = 25_000_000  # a 48-megapixel phone JPEG is 10-20 MB
 MAX_PIXELS = 50_000_000  # admits 48-megapixel phone photos (8064x6048); Pillow itself only warns from 89 MP
 MAX_SIDE = 20_000
@@ -41,3 +41,8 @@ def check_size(width: int, height: int, *, label: str | None = None, max_pixels:
     if max(width, height) > MAX_ASPECT * min(width, height):
         ratio = f"{max(width, height) / min(width, height):.0f}"
         raise ImageError(text("image.too_elongated", label=label, size=size, ratio=ratio, limit=f"{MAX_ASPECT:g}"))
+
+
+def formats_in_words() -> str:
+    """The accepted formats in the current language: ``JPEG, PNG, WebP, GIF, BMP or TIFF``."""
+    return listed(FORMAT_NAMES, "or")

@@ -299,7 +299,9 @@ def _grid_sheet(
         for name in names
     ]
     natives = [native_grid(maps[name]) for name in names]
-    return tile_sheet(titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width)
+    return tile_sheet(
+        titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width, shared=shared_scale
+    )
 
 
 # ------------------------------------------------------------------------------------------- export figure

@@ -22,8 +22,8 @@ from matplotlib.patches import Rectangle
 from cbam_viz.imaging.decode import display_image
 from cbam_viz.render import fonts
 from cbam_viz.render.attention import last_block_map
-from cbam_viz.render.overlay import colour_limits, finite_range, overlay
-from cbam_viz.render.text import format_range, wrap
+from cbam_viz.render.overlay import colour_limits, finite_range, overlay, scale_words
+from cbam_viz.render.text import wrap
 from cbam_viz.vocab import ARCH_TITLES, STAGES, method_label
 
 FIGURE_SOFTWARE = "cbam_viz comparison figure"  # the PNG's Software text: how a later run tells it from a photo
@@ -215,7 +215,7 @@ def comparison_figure_object(
     picture_h = panel_w * min(base.height / base.width, 1.5)
     panel_hs = [max(picture_h, _lines_height(text.count("\n") + 1, label_points)) for text in row_labels]
     above = [_lines_height(text.count("\n") + 1, title_points) + 0.08 for text in cam_titles]
-    below = _lines_height(1, tick_points) + 0.12
+    below = _lines_height(3 if shared_scale else 1, tick_points) + 0.12  # shared: size, shared range, own range
     caption = comparison_caption(analysis, shared_scale=shared_scale)  # wrapped as measured: Chinese has no spaces
     caption_lines = [  # 8% spare: two renderers' layouts; each check's summary on lines of its own
         line
@@ -260,7 +260,9 @@ def comparison_figure_object(
         low, high = cam_limits[row]
         axes[1].imshow(np.asarray(overlay(base, result.cam, view, cmap=cmap, alpha=alpha, vmin=low, vmax=high)))
         axes[1].set_title(cam_titles[row], fontsize=title_points)
-        axes[1].set_xlabel(format_range(low, high), fontsize=tick_points)
+        axes[1].set_xlabel(
+            "\n".join(scale_words(low, high, result.cam if shared_scale else None)), fontsize=tick_points
+        )
         for column, native in enumerate(spatial_maps[row], start=2):
             axis = axes[column]
             if native is None:  # a blank of the picture's shape keeps the panels aligned
@@ -280,7 +282,12 @@ def comparison_figure_object(
                 continue
             low, high = shared_attention or finite_range(native)
             axis.imshow(np.asarray(overlay(base, native, view, cmap=cmap, alpha=alpha, vmin=low, vmax=high)))
-            axis.set_xlabel(f"{native.shape[0]}x{native.shape[1]}, {format_range(low, high)}", fontsize=tick_points)
+            size = f"{native.shape[0]}x{native.shape[1]}"
+            if shared_attention:  # the size, the shared scale, this map's own range: one line each
+                words = "\n".join([size, *scale_words(low, high, native)])
+            else:
+                words = f"{size}, {scale_words(low, high)[0]}"
+            axis.set_xlabel(words, fontsize=tick_points)
         if row == 0:
             for axis, text in zip([axes[0], *axes[2:]], column_titles, strict=True):
                 axis.set_title(text, fontsize=8)

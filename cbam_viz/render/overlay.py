@@ -131,6 +131,17 @@ def overlay(
     return Image.fromarray(result)
 
 
+def scale_words(low: float, high: float, own: np.ndarray | None = None) -> list[str]:
+    """A tile's range as printed under it, one line each: its colour scale's ends; with one scale shared by several
+    maps (``own`` given: this map's values), that the scale is shared, and this map's own min and max."""
+    if own is None:
+        return [format_range(low, high)]
+    return [
+        fonts.words("picture.range_shared", range=format_range(low, high)),
+        fonts.words("picture.range_own", range=format_range(*finite_range(own))),
+    ]
+
+
 def colour_limits(maps: Sequence[np.ndarray], shared: bool) -> list[tuple[float, float]]:
     """(low, high) for each map: its own range, or (shared=True) one range across all, e.g. to compare models."""
     ranges = [finite_range(m) for m in maps]
@@ -218,7 +229,9 @@ def map_tiles(
     natives = [native_grid(values) for _, values in maps]
     limits = colour_limits(natives, shared_scale)
     titles = [title for title, _ in maps]
-    sheet = tile_sheet(titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width, captions)
+    sheet = tile_sheet(
+        titles, natives, limits, view, image, cmap, alpha, tile, columns, display_width, captions, shared=shared_scale
+    )
     return sheet.image
 
 
@@ -234,8 +247,11 @@ def tile_sheet(
     columns: int,
     display_width: int,
     own_captions: Sequence[str] | None = None,
+    *,
+    shared: bool = False,
 ) -> Sheet:
-    """Titled map tiles over the picture on a ``Sheet``, ``columns`` to a row, each with its scale or caption."""
+    """Titled map tiles over the picture on a ``Sheet``, ``columns`` to a row, each with its scale or caption
+    (``shared``: the limits are one scale for all tiles, and each tile says so beside its own min and max)."""
     if tile < 1 or columns < 1 or display_width < 1:
         raise ValueError(f"tile, columns and display_width must be positive, got {tile}, {columns}, {display_width}")
     base = _fit_picture(image, tile)
@@ -248,22 +264,23 @@ def tile_sheet(
 
     title_px, caption_px = px(TEXT_PX + 1), px(TEXT_PX)
     parts = [
-        (fonts.words("picture.map_size", height=n.shape[0], width=n.shape[1]), format_range(low, high))
+        [fonts.words("picture.map_size", height=n.shape[0], width=n.shape[1]), *scale_words(low, high, own)]
         for n, (low, high) in zip(natives, limits, strict=True)
+        for own in [n if shared else None]
     ]
     widest_title = max(text_width(text, title_px, True) for text in titles)
-    one_line = [f"{size}, {span}" for size, span in parts] if own_captions is None else list(own_captions)
+    one_line = [", ".join(lines) for lines in parts] if own_captions is None else list(own_captions)
     if own_captions is not None or max(text_width(text, caption_px) for text in one_line) <= max(
         base.width, widest_title
     ):
-        captions = [[text] for text in one_line]
+        captions = [text.split("\n") for text in one_line]  # a caption of its own may hold several lines
     else:
-        captions = [list(pair) for pair in parts]
+        captions = parts
     widest_caption = max(text_width(text, caption_px) for pair in captions for text in pair)
     cell_w = max(base.width, math.ceil(widest_title), math.ceil(widest_caption))
     pad, gap = px(8), px(4)
     header = line_height(title_px) + gap
-    footer = gap + len(captions[0]) * line_height(caption_px) + gap
+    footer = gap + max(len(lines) for lines in captions) * line_height(caption_px) + gap
     cell_h = header + base.height + footer
     width = cells * (cell_w + pad) + pad
     top = max(pad, math.ceil(CHIP_CLEARANCE * max(1.0, width / display_width)))

@@ -21,6 +21,7 @@ from cbam_viz.render import fonts
 
 DISPLAY_WIDTH = 400  # px: how wide the app shows one model's panel (three columns on a 1280 px page)
 TEXT_PX = 13  # smallest text, in px at the displayed size
+READABLE_PX = 9.0  # the smallest words a figure may show at its displayed size
 CHIP_CLEARANCE = 30  # px at the displayed size kept free of text at the top (Gradio's label chip sits there)
 BACKGROUND = (255, 255, 255)
 _TEXT = (20, 20, 20)
@@ -147,6 +148,17 @@ class Sheet:
 def format_value(value: float) -> str:
     """Compact number for legends: 3 significant digits."""
     return f"{value:.3g}" if value != 0 else "0"
+
+
+def readable_width(width: int, smallest_px: float) -> int:
+    """The narrowest a figure ``width`` px wide may be shown while its smallest words (``smallest_px`` in the
+    figure) stay ``READABLE_PX`` or more on screen."""
+    return math.ceil(width * READABLE_PX / smallest_px)
+
+
+def points_px(points: float, dpi: float = 100) -> float:
+    """Matplotlib's font points as pixels of a figure drawn at ``dpi``."""
+    return points * dpi / 72
 
 
 def format_range(low: float, high: float) -> str:

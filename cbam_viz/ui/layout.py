@@ -21,13 +21,14 @@ from cbam_viz.ui import api_info, i18n
 from cbam_viz.ui.panels.cells import Cells
 from cbam_viz.ui.panels.registry import PANELS, Panel
 from cbam_viz.ui.sections import SECTIONS
+from cbam_viz.ui.sections import live as live_section
 from cbam_viz.ui.sections.common import Page, Parts
 from cbam_viz.ui.server import choices, guard, tempdir
 from cbam_viz.ui.server import engine as engine_module
 from cbam_viz.ui.server.engine import Engine, ServeSettings
 from cbam_viz.ui.server.proxies import TrustedProxies
 from cbam_viz.ui.study import Shelf
-from cbam_viz.ui.style import CSS, PRESENTER_CSS, PRESENTER_JS
+from cbam_viz.ui.style import CSS, PRESENTER_CSS, PRESENTER_JS, READABLE_CSS
 
 TITLE = "cbam_viz: where does attention look?"
 
@@ -125,6 +126,9 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
+PAGE_JS = (PRESENTER_JS, i18n.LANGUAGE_JS, live_section.STOP_JS)  # run once, when the page loads
+
+
 def serve(
     demo: gr.Blocks,
     host: str = "127.0.0.1",
@@ -147,8 +151,8 @@ def serve(
         **engine_module.launch_options(host, port, share),
         app_kwargs=guard.app_kwargs(demo, proxies=trusted_proxies),
         prevent_thread_lock=prevent_thread_lock,
-        css=CSS + PRESENTER_CSS + i18n.TOAST_CSS,
-        js=f"() => {{ ({PRESENTER_JS.strip()})(); ({i18n.LANGUAGE_JS.strip()})(); }}",
+        css=CSS + READABLE_CSS + PRESENTER_CSS + i18n.TOAST_CSS,
+        js="() => {" + "".join(f" ({js.strip()})();" for js in PAGE_JS) + " }",
         i18n=i18n.catalogues(),
         theme=gr.themes.Soft(),
         _frontend=probe_localhost,

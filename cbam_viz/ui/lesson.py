@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-from cbam_viz.i18n.language import LANGUAGES, text
+from cbam_viz.i18n.language import LANGUAGES, listed, text
 from cbam_viz.ui.panels.registry import COLORMAPS
 from cbam_viz.vocab import ARCH_ORDER, CAM_METHODS, MAX_CLASS_NAME, STAGES, VIEWS, quote
 
@@ -74,7 +74,7 @@ def read(
         if key == LANGUAGE_KEY:  # the page's own switch, read by the front end: only an unknown value is noted
             if str(value) not in LANGUAGES:
                 lesson.ignored.append(
-                    f"{key}={quote(str(value), 40)} ({text('lesson.choose', choices=', '.join(LANGUAGES))})"
+                    f"{key}={quote(str(value), 40)} ({text('lesson.choose', choices=listed(LANGUAGES, 'or'))})"
                 )
             continue
         if key not in KEYS:
@@ -93,12 +93,12 @@ def _checked(
     value = value.strip()
     if key == "example":
         if value not in examples:
-            raise ValueError(text("lesson.examples_are", names=", ".join(sorted(examples))))
+            raise ValueError(text("lesson.examples_are", names=listed(sorted(examples))))
         return examples[value]
     if key == "models":
         models = [name for name in ARCH_ORDER if name in value.split(",")]
         if not models or len(models) != len(set(value.split(","))):
-            raise ValueError(text("lesson.models_are", names=", ".join(ARCH_ORDER)))
+            raise ValueError(text("lesson.models_are", names=listed(ARCH_ORDER)))
         return models
     if key == "weights":
         return _one_of(value, weight_choices)
@@ -126,7 +126,7 @@ def _checked(
 
 def _one_of(value: str, choices: list[str]) -> str:
     if value not in choices:
-        raise ValueError(text("lesson.choose", choices=", ".join(choices)))
+        raise ValueError(text("lesson.choose", choices=listed(choices, "or")))
     return value
 
 

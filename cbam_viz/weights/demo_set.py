@@ -21,6 +21,11 @@ from cbam_viz.weights.registry import DEFAULT_SET, DOWNLOAD_HINT, TRAIN_HINT, Pr
 REQUIRED_FIELDS = ("classes", "preprocess", "arch_config", "models")
 
 
+def held_out_percent(share: float) -> str:
+    """A held-out figure (a share, 0..1) as the model headers and docs/demo-models.md both write it: ``99.6 %``."""
+    return f"{100 * share:.1f} %"
+
+
 def demo_dir(weights_root: Path) -> Path:
     """Where the demo set lives inside a weights folder."""
     return Path(weights_root) / DEMO_SUBDIR

@@ -155,10 +155,6 @@ def demo_available(weights_dir: Path | str | None = None) -> tuple[bool, str]:
     return True, ""
 
 
-def _percent(value: float) -> str:
-    return f"{value * 100:.0f}%" if value <= 1 else f"{value:.0f}%"
-
-
 def _load_demo(arch: str, weights_dir: Path | str | None) -> tuple[ResNet, LoadedWeights]:
     root = weights_root(weights_dir)
     metadata = read_demo_metadata(root)
@@ -176,7 +172,11 @@ def _load_demo(arch: str, weights_dir: Path | str | None) -> tuple[ResNet, Loade
     config = ArchConfig(**{**metadata["arch_config"], "num_classes": len(classes)})
     loaded = load_into_model(read_checkpoint(path), arch, layout="project", config=config)
     top1 = model_meta.get("metrics", {}).get("top1")
-    accuracy = Message("weights.header.demo_accuracy", percent=_percent(float(top1))) if top1 is not None else ""
+    accuracy = (
+        Message("weights.header.demo_accuracy", percent=weights_demo_set.held_out_percent(float(top1)))
+        if top1 is not None
+        else ""
+    )
     width = Message("weights.header.demo_width", fraction=64 // config.base_width) if config.base_width < 64 else ""
     info = LoadedWeights(
         arch=arch,

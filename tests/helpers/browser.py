@@ -58,3 +58,14 @@ def wait_for_panels(page, expectations: list, timeout_ms: float) -> None:
                 id => `${id}: ${(document.querySelector(id)?.innerText ?? '(absent)').slice(0, 300)}`).join(' | ')"""
         )
         raise AssertionError(f"panels not ready after {timeout_ms / 1000:.0f} s: {missing}; {said}") from None
+
+
+def small_png(path) -> None:
+    """A screenshot for the docs made small: an 8-bit palette (dithered, so gradients and heat maps keep their look),
+    saved with PNG's best compression."""
+    from PIL import Image
+
+    with Image.open(path) as shot:
+        picture = shot.convert("RGB")
+    palette = picture.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+    palette.save(path, optimize=True)

@@ -20,10 +20,21 @@ from cbam_viz.i18n.language import text
 from cbam_viz.pipeline import analyze
 from cbam_viz.render import fonts
 from cbam_viz.render import overlay as render
+from cbam_viz.render.text import TEXT_PX, points_px, readable_width
 from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, has_channel_attention, quote
 
 GATED: tuple[str, ...] = tuple(arch for arch in ARCH_ORDER if has_channel_attention(arch))
 STRONG, WEAK, CHOSEN = "#1a9850", "#d73027", "#3b4cc0"
+FIGURE_DPI = 100
+CHANNEL_WIDTH_PX = 900
+SMALLEST_PT = 8  # the strips' tick labels, the kernel's values and its colour bar's ticks
+STEP_TILE, STEP_COLUMNS = 220, 3  # the spatial steps on the picture
+KERNEL_WIDTH_PX = 900  # room for each of the 7x7 values in its cell
+# the narrowest each figure may be shown with its words readable (a phone scrolls it sideways below that)
+CHANNEL_READABLE_WIDTH = readable_width(CHANNEL_WIDTH_PX, points_px(SMALLEST_PT, FIGURE_DPI))
+SPATIAL_READABLE_WIDTH = readable_width(
+    max(STEP_COLUMNS * (STEP_TILE + 8) + 8, KERNEL_WIDTH_PX), min(TEXT_PX, points_px(SMALLEST_PT, FIGURE_DPI))
+)
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,7 @@ def ensure_steps(analysis: Analysis, arch: str, picture: Image.Image, device: st
 # -------------------------------------------------------------------------------------------------- drawing
 
 
-def channel_figure(steps: gates.GateSteps, chosen: int, width_px: int = 900) -> Image.Image:
+def channel_figure(steps: gates.GateSteps, chosen: int, width_px: int = CHANNEL_WIDTH_PX) -> Image.Image:
     """Every channel step as aligned strips, channels sorted once by Mc (strongest left) in every strip; the 10
     strongest and weakest shaded, the equation's channel marked."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -129,7 +140,7 @@ def channel_figure(steps: gates.GateSteps, chosen: int, width_px: int = 900) -> 
     count = gate.gate.shape[0]
     x = np.arange(count)
     rank = {int(channel): position for position, channel in enumerate(order.order)}
-    dpi = 100
+    dpi = FIGURE_DPI
     figure = Figure(figsize=(width_px / dpi, 1.0 * len(rows) + 0.9), dpi=dpi)
     axes = figure.subplots(len(rows), 1, sharex=True)
     marked = order.strongest.size
@@ -141,7 +152,7 @@ def channel_figure(steps: gates.GateSteps, chosen: int, width_px: int = 900) -> 
         ax.axhline(0, color="#999999", lw=0.5)
         ax.axvline(rank[chosen], color=CHOSEN, lw=1.2)
         ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
-        ax.tick_params(labelsize=8)
+        ax.tick_params(labelsize=SMALLEST_PT)
         ax.margins(x=0)
     last = np.atleast_1d(axes)[-1]
     words = fonts.words("picture.channels_axis", count=count, block=steps.block, marked=marked, channel=chosen)
@@ -154,7 +165,7 @@ def channel_figure(steps: gates.GateSteps, chosen: int, width_px: int = 900) -> 
     return Image.open(buffer).convert("RGB")
 
 
-def kernel_figure(spatial: gates.SpatialSteps, width_px: int = 560) -> Image.Image:
+def kernel_figure(spatial: gates.SpatialSteps, width_px: int = KERNEL_WIDTH_PX) -> Image.Image:
     """The 7x7 kernel's two slices with their weights printed, on one diverging scale."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -164,7 +175,7 @@ def kernel_figure(spatial: gates.SpatialSteps, width_px: int = 560) -> Image.Ima
         (fonts.words("picture.kernel_mean"), spatial.kernel_mean),
     )
     limit = float(max(np.abs(spatial.kernel_max).max(), np.abs(spatial.kernel_mean).max(), 1e-12))
-    dpi = 100
+    dpi = FIGURE_DPI
     figure = Figure(figsize=(width_px / dpi, width_px / dpi / 2 + 0.3), dpi=dpi)
     axes = figure.subplots(1, 2)
     for ax, (title, kernel) in zip(axes, kernels, strict=True):
@@ -173,11 +184,12 @@ def kernel_figure(spatial: gates.SpatialSteps, width_px: int = 560) -> Image.Ima
         if size <= 9:
             for (row, col), value in np.ndenumerate(kernel):
                 colour = "white" if abs(value) > 0.6 * limit else "black"
-                ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=6.5, color=colour)
+                ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=SMALLEST_PT, color=colour)
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    figure.colorbar(image, ax=list(axes), shrink=0.8, pad=0.02)
+    bar = figure.colorbar(image, ax=list(axes), shrink=0.8, pad=0.02)
+    bar.ax.tick_params(labelsize=SMALLEST_PT + 1)
     fonts.set_figure_fonts(figure)
     buffer = io.BytesIO()
     FigureCanvasAgg(figure)
@@ -205,11 +217,11 @@ def spatial_figure(
         analysis.image,
         cmap=cmap,
         alpha=alpha,
-        tile=220,
-        columns=3,
+        tile=STEP_TILE,
+        columns=STEP_COLUMNS,
         display_width=900,
     )
-    kernel = kernel_figure(spatial, width_px=min(tiles.width, 640))
+    kernel = kernel_figure(spatial, width_px=KERNEL_WIDTH_PX)
     sheet = Image.new("RGB", (max(tiles.width, kernel.width), tiles.height + kernel.height), (255, 255, 255))
     sheet.paste(tiles, (0, 0))
     sheet.paste(kernel, ((sheet.width - kernel.width) // 2, tiles.height))

@@ -15,7 +15,7 @@ from PIL import Image
 from cbam_viz.analysis.intervene import Intervention
 from cbam_viz.analysis.results import Analysis, ModelResult
 from cbam_viz.errors import CbamVizError
-from cbam_viz.i18n.language import class_name, text
+from cbam_viz.i18n.language import class_name, listed, text
 from cbam_viz.imaging.decode import display_image
 from cbam_viz.render import fonts
 from cbam_viz.render import overlay as render
@@ -31,7 +31,7 @@ MATTERS = 0.01  # a drop of the explained class's probability smaller than this 
 def spec_from_controls(gate: str, where: str, stage: int, block_index: int | None, how: str, k: float | None) -> str:
     """The pickers as one canonical spec, e.g. ``layer3:spatial=one`` (one-line errors for impossible picks)."""
     if where not in WHERE_CHOICES:
-        raise CbamVizError(text("error.iv_where", choices=", ".join(WHERE_CHOICES), where=quote(where)))
+        raise CbamVizError(text("error.iv_where", choices=listed(WHERE_CHOICES), where=quote(where)))
     if where == "all":
         place = "all"
     else:

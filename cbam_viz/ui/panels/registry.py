@@ -100,6 +100,9 @@ class Panel:
     missing: Callable[[str], str] = lambda arch: ""  # catalogue key of the note in place of a panel a model lacks
     page_wide: bool = False
     height: int = IMAGE_HEIGHT  # px of an image cell (a page-wide figure of many strips needs more)
+    # a figure with words: the cell takes the figure's own height, and never shows it narrower than this many px
+    # (its words would fall under render.text.READABLE_PX): a phone scrolls it sideways instead (ui.style)
+    readable_width: int | None = None
     progress: bool = False  # its cells carry the progress bar of the runs that fill them
     method_note: bool = False  # the CAM method's note sits under its row
 
@@ -171,10 +174,12 @@ def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
             base, result.cam, analysis.view_for(result), cmap=display.cmap, alpha=display.opacity, vmin=low, vmax=high
         )
         # the colour bar's words follow the page's language (English only where no face has Chinese: fonts.words)
-        legend = overlay.colorbar_image(
-            display.cmap, low, high, width=picture.width, label=fonts.words("picture.cam_value")
-        )
-        caption = model_caption(result.arch, cam_title(analysis, result))
+        key = "picture.cam_value_shared" if display.shared_scale else "picture.cam_value"
+        legend = overlay.colorbar_image(display.cmap, low, high, width=picture.width, label=fonts.words(key))
+        title = cam_title(analysis, result)
+        if display.shared_scale:  # the shared range, and this map's own min and max beside it
+            title = "; ".join([title, *overlay.scale_words(low, high, result.cam)])
+        caption = model_caption(result.arch, title)
         shown[result.arch] = Shown(_stack(picture, legend), caption, analysis.stage)
     return shown
 
@@ -449,7 +454,18 @@ PANELS: tuple[Panel, ...] = (
         missing=_no_attention("channel"),
     ),
     Panel("gate_equations", "", None, "markdown", render_gate_equations, ON_GATE, section="gate", page_wide=True),
-    Panel("gate_channel", "", None, "image", render_gate_channel, ON_GATE, section="gate", page_wide=True, height=640),
+    Panel(
+        "gate_channel",
+        "",
+        None,
+        "image",
+        render_gate_channel,
+        ON_GATE,
+        section="gate",
+        page_wide=True,
+        height=640,
+        readable_width=gate_view.CHANNEL_READABLE_WIDTH,
+    ),
     Panel(
         "gate_spatial",
         "",
@@ -460,6 +476,7 @@ PANELS: tuple[Panel, ...] = (
         section="gate",
         page_wide=True,
         height=760,
+        readable_width=gate_view.SPATIAL_READABLE_WIDTH,
     ),
     Panel(
         "intervene_top5",
@@ -512,6 +529,7 @@ PANELS: tuple[Panel, ...] = (
         ON_TRUST | {"sanity"},
         section="trust",
         progress=True,
+        readable_width=trust_view.SANITY_READABLE_WIDTH,
     ),
     Panel(
         "curves",
@@ -524,6 +542,7 @@ PANELS: tuple[Panel, ...] = (
         page_wide=True,
         height=420,
         progress=True,
+        readable_width=trust_view.CURVES_READABLE_WIDTH,
     ),
 )
 

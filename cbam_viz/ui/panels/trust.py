@@ -17,13 +17,20 @@ from PIL import Image, ImageDraw
 
 from cbam_viz.analysis.results import Analysis, ModelResult
 from cbam_viz.demo import shapes
-from cbam_viz.i18n.language import class_name, text
+from cbam_viz.i18n.language import class_name, listed, text
 from cbam_viz.render import fonts
 from cbam_viz.render import overlay as render
+from cbam_viz.render.text import TEXT_PX, points_px, readable_width
 from cbam_viz.ui.i18n import number
 from cbam_viz.vocab import ARCH_TITLES, STAGES
 
 BOX_COLOUR = (255, 40, 200)
+CURVES_WIDTH_PX, CURVES_DPI, CURVES_SMALLEST_PT = 960, 100, 8  # the legend's words are the smallest
+CURVES_READABLE_WIDTH = readable_width(CURVES_WIDTH_PX, points_px(CURVES_SMALLEST_PT, CURVES_DPI))
+# the randomisation tiles: two to a row, each caption on two lines, so its words stay readable in one model's
+# column of a laptop (about 370 px) and on a phone (about 300 px)
+SANITY_TILE, SANITY_COLUMNS = 120, 2
+SANITY_READABLE_WIDTH = readable_width(SANITY_COLUMNS * (SANITY_TILE + 8) + 8, TEXT_PX)
 
 
 def _step_title(step: str) -> str:
@@ -44,7 +51,7 @@ def _with_spread(step, metric: str) -> str:
 
 
 def _caption(step) -> str:
-    return f"ρ {_with_spread(step, 'spearman')}, SSIM {_with_spread(step, 'ssim')}"
+    return f"ρ {_with_spread(step, 'spearman')}\nSSIM {_with_spread(step, 'ssim')}"
 
 
 def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alpha: float) -> Image.Image:
@@ -65,7 +72,14 @@ def sanity_tiles(analysis: Analysis, result: ModelResult, report, cmap: str, alp
         maps.append((fonts.words("picture.only_random", layer=step.step), step.cam))
         captions.append(_caption(step))
     return render.map_tiles(
-        maps, analysis.view_for(result), analysis.image, cmap=cmap, alpha=alpha, tile=150, columns=4, captions=captions
+        maps,
+        analysis.view_for(result),
+        analysis.image,
+        cmap=cmap,
+        alpha=alpha,
+        tile=SANITY_TILE,
+        columns=SANITY_COLUMNS,
+        captions=captions,
     )
 
 
@@ -89,7 +103,7 @@ def sanity_markdown(report, demo: bool = False) -> str:
         same = logit.spread("spearman").mean > 0.9
         end = text("sanity.same_map") if same else "."
         if len(logit.classes) > 1:
-            labels = ", ".join(f"“{class_name(other.label, demo)}”" for other in logit.classes)
+            labels = listed(f"“{class_name(other.label, demo)}”" for other in logit.classes)
             rho = _with_spread(logit, "spearman")
             lines.append(text("sanity.other_classes", count=len(logit.classes), labels=labels, rho=rho) + end)
         else:
@@ -106,7 +120,7 @@ def curves_figure(curves_report) -> Image.Image:
     from matplotlib.figure import Figure
 
     colours = {"resnet50": "#1f77b4", "se_resnet50": "#ff7f0e", "cbam_resnet50": "#2ca02c"}
-    figure = Figure(figsize=(9.6, 3.8), dpi=100)
+    figure = Figure(figsize=(CURVES_WIDTH_PX / CURVES_DPI, 3.8), dpi=CURVES_DPI)
     axes = figure.subplots(1, 2, sharey=True)
     titles = (fonts.words("picture.deletion_title"), fonts.words("picture.insertion_title"))
     for ax, kind, title in zip(axes, ("deletion", "insertion"), titles, strict=True):
@@ -130,7 +144,7 @@ def curves_figure(curves_report) -> Image.Image:
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7.5, title=fonts.words("picture.auc"), title_fontsize=7.5)
+        ax.legend(fontsize=CURVES_SMALLEST_PT, title=fonts.words("picture.auc"), title_fontsize=CURVES_SMALLEST_PT)
     axes[0].set_ylabel(fonts.words("picture.class_probability"), fontsize=9)
     fonts.set_figure_fonts(figure)
     figure.tight_layout()

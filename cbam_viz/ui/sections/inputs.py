@@ -16,7 +16,7 @@ import gradio as gr
 
 from cbam_viz.analysis.options import target_mode_value
 from cbam_viz.errors import CbamVizError
-from cbam_viz.i18n.language import text
+from cbam_viz.i18n.language import listed, text
 from cbam_viz.ui import gallery
 from cbam_viz.ui.errors import escape, one_line_errors
 from cbam_viz.ui.i18n import T, class_choices
@@ -58,7 +58,7 @@ def build(parts: Parts) -> Inputs:
     """The picture column and the controls column."""
     engine = parts.engine
     with gr.Row():
-        with gr.Column(scale=5):
+        with gr.Column(scale=5, elem_id="picture-column"):
             picture = _picture(engine)
         with gr.Column(scale=6, elem_id="controls"):
             controls = _controls(engine)
@@ -74,6 +74,7 @@ def _picture(engine: Engine) -> dict[str, Any]:
         height=320,
         elem_id="input-image",
     )
+    gr.Markdown(T("page.upload_limit"), elem_id="upload-limit")  # the README says it in the same words
     analyse = gr.Button(T("page.analyse"), variant="primary", elem_id="analyse")
     notes = gr.Markdown(elem_id="image-notes")
     examples = gr.Gallery(
@@ -201,7 +202,7 @@ def download_weights(
     if weights == "demo":
         raise CbamVizError(text("error.demo_not_downloaded"))
     if weights not in SETS:
-        raise CbamVizError(text("error.unknown_set", name=quote(weights), choices=", ".join(SETS)))
+        raise CbamVizError(text("error.unknown_set", name=quote(weights), choices=listed(SETS)))
     if download.download_running():  # its own lock refuses a second download; this says so in the page's words
         raise CbamVizError(text("error.download_running"))
     progress(0, desc=text("progress.download", name=weights))
@@ -271,4 +272,4 @@ def wire(page: Page) -> None:
         )
 
 
-SECTION = Section("inputs", build, wire, presenter_hides=("controls",))
+SECTION = Section("inputs", build, wire, presenter_hides=("controls", "upload-limit"))

@@ -28,6 +28,20 @@ from cbam_viz.vocab import STAGES
 LIVE_TIME_LIMIT_S = 120  # one webcam stream's server time; pressing the webcam button again starts another
 LIVE_WAITING = 16  # streams past the live slots that still run (each only says "busy" until a slot frees)
 LIVE_EVERY_S = 0.1  # the browser sends a frame this often: the newest wins, so more often only costs the client
+# Gradio's webcam tells the server nothing when Stop is pressed (its front end only drops the stream). Its capture
+# button toggles the stream, so every other press of it on one button is a Stop: that press clicks the hidden
+# "stopped" trigger, whose event frees the slot and says so under the live view.
+STOP_JS = """
+() => {
+    document.addEventListener('click', (event) => {
+        const button = event.target.closest && event.target.closest('#live-cam button.capture-button');
+        if (!button) return;
+        const streaming = button.dataset.streaming === '1';
+        button.dataset.streaming = streaming ? '0' : '1';
+        if (streaming) setTimeout(() => document.querySelector('#live-stopped')?.click(), 0);
+    }, true);
+}
+"""
 
 
 @dataclass
@@ -42,6 +56,7 @@ class Live:
     status: gr.Markdown
     clock: gr.State  # the tab's frame clock (frames per second)
     frame: gr.State  # the last frame, for Freeze
+    stopped: gr.Button  # hidden: pressed by STOP_JS when the webcam's Stop is
 
 
 def build(parts: Parts) -> Live:
@@ -67,7 +82,8 @@ def build(parts: Parts) -> Live:
                 status = gr.Markdown(T("page.live_start"), elem_id="live-status")
         clock = gr.State(None)
         frame = gr.State(None)
-    return Live(box, camera, stage, freeze, view, status, clock, frame)
+        stopped = gr.Button(visible="hidden", elem_id="live-stopped")
+    return Live(box, camera, stage, freeze, view, status, clock, frame, stopped)
 
 
 @one_line_errors
@@ -115,6 +131,12 @@ def live_stopped(slots: live.LiveSlots, request: gr.Request = None) -> None:  # 
     slots.release(getattr(request, "session_hash", None) or "local")
 
 
+def live_stop_line(slots: live.LiveSlots, request: gr.Request = None) -> tuple[str, None]:  # noqa: RUF013
+    """Stop was pressed: the slot is free, the line under the live view says so, the frame clock starts afresh."""
+    live_stopped(slots, request)
+    return text("live.stopped"), None
+
+
 @one_line_errors
 def freeze_frame(picture: Image.Image | None) -> str:
     """The last live frame into the picture input, which analyses it in full (every panel below)."""
@@ -152,7 +174,13 @@ def wire(page: Page) -> None:
     def stop(request: gr.Request) -> None:
         live_stopped(slots, request)
 
+    def stopped(request: gr.Request) -> tuple[str, None]:
+        return live_stop_line(slots, request)
+
     handle.camera.clear(stop, None, None, api_name="live_stop", api_visibility="private", queue=False)
+    handle.stopped.click(
+        stopped, None, [handle.status, handle.clock], api_name="live_stopped", api_visibility="private", queue=False
+    )
     handle.freeze.click(freeze_frame, [handle.frame], [inputs.image], api_name="live_freeze", api_visibility="private")
     track(handle.box)
 

@@ -20,7 +20,7 @@ import gradio as gr
 from cbam_viz.analysis.results import Analysis
 from cbam_viz.checks import pointing as checks_pointing
 from cbam_viz.i18n import explain
-from cbam_viz.i18n.language import said, text
+from cbam_viz.i18n.language import has, listed, said, sentences, text
 from cbam_viz.pipeline import analyze
 from cbam_viz.ui import gallery, live
 from cbam_viz.ui.banner import banner_markdown
@@ -114,7 +114,7 @@ def analysis_banner(engine: Engine, analysis: Analysis | None) -> str:
 def image_notes(analysis: Analysis) -> str:
     """What decoding and preprocessing did, in plain words (rotation, transparency, what the models saw)."""
     width, height = analysis.original_size
-    notes = " ".join(escape(said(note)) for note in (*analysis.notes, analysis.view.note))
+    notes = escape(sentences(said(note) for note in (*analysis.notes, analysis.view.note)))
     return f"<small>{text('notes.picture', width=width, height=height, notes=notes)}</small>"
 
 
@@ -126,9 +126,10 @@ def demo_photo_note(analysis: Analysis) -> str:
 def results_status(result: Result) -> str:
     """The line above the results: which picture, which models, which method and stage."""
     analysis = result.analysis
-    models = ", ".join(ARCH_TITLES[arch] for arch in analysis.models)
+    models = listed(ARCH_TITLES[arch] for arch in analysis.models)
     method = method_label(analysis.method)
-    words = text("status.results", picture=escape(result.picture), models=models, method=method, stage=analysis.stage)
+    picture = text(f"shape.{result.picture}") if has(f"shape.{result.picture}") else result.picture  # an example
+    words = text("status.results", picture=escape(picture), models=models, method=method, stage=analysis.stage)
     return words + demo_photo_note(analysis)
 
 
