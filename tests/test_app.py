@@ -272,6 +272,17 @@ def test_analysis_panels_fill_every_cell_and_hide_unchosen_models(engine: Engine
     assert ("drill_channel", "cbam_resnet50") not in redrawn  # channel plots ignore display controls
 
 
+def test_a_check_not_run_says_how_to_run_it_and_shows_no_empty_box(engine: Engine, tmp_path: Path) -> None:
+    """The curves before anyone pressed for them: the caption says which button draws them, and no empty image box
+    (with its broken-picture icon) sits under it."""
+    result = _analyse(engine, shape_file(tmp_path, 6), list(ARCH_ORDER), "demo")
+    cells = page_cells()
+    curves = [panel for panel in panels.PANELS if panel.key == "curves"]
+    shown = _by_key(cells, cells.draw(curves, result.analysis, panels.Display.checked("jet", 0.5, False, 4)))
+    assert shown[("curves", panels.PAGE)] == {"__type__": "update", "value": None, "visible": False}
+    assert "Deletion and insertion curves" in shown[("curves", panels.PAGE, "caption")]["value"]
+
+
 def test_a_failed_run_clears_every_result_and_keeps_the_message(engine: Engine, tmp_path: Path) -> None:
     notes = tmp_path / "notes.png"
     notes.write_text("not a picture", encoding="utf-8")

@@ -87,8 +87,8 @@ class Cells:
             updates[caption] = gr.update(value=cell.caption if cell else _default_caption(panel, arch), visible=True)
         if cell is None and not applies:  # the model does not have this panel: its note stays
             updates[value] = gr.update(visible=True)
-        elif cell is None:  # nothing of this analysis to show (a check not run for it): nothing of another either
-            updates[value] = _emptied(panel)
+        elif cell is None or cell.value is None:  # nothing of this analysis to show (a check not run for it, which
+            updates[value] = _emptied(panel)  # its caption says how to run): nothing of another, and no empty box
         elif isinstance(cell.value, Image.Image) and isinstance(value, gr.Image):
             name = export_name(picture, "webp", model=arch, panel=panel.key, stage=cell.stage)
             updates[value] = gr.update(value=_named_image(cell.value, value, name), visible=True)
