@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.processes import as_at_a_terminal
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRESS = re.compile(r"evaluate:\s*\d+%.*?\|\s*([1-9]\d*)/\d+")
 
@@ -46,7 +48,15 @@ def test_an_interrupted_evaluation_leaves_the_demo_metadata_as_it_was(tmp_path: 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "cbam_viz", "train-demo", "--eval-only", "--out", str(demo), "--heldout", "400"]
     with log.open("w") as stderr:
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        process = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            preexec_fn=as_at_a_terminal,
+        )
         try:
             _wait_for_progress(log, process)
             process.send_signal(signum)

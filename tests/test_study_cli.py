@@ -13,6 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers.processes import as_at_a_terminal
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -84,7 +86,15 @@ def test_ctrl_c_keeps_the_finished_shards_and_the_same_command_continues(tmp_pat
     command = [sys.executable, "-m", "cbam_viz", "study", "shapes", "--out", str(out), "--limit", "60"]
     command += ["--shard-size", "2", "--batch-size", "2", "--models", "resnet50", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    running = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    running = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_at_a_terminal,
+    )
     first = out / "shards" / "part-00000.parquet"
     deadline = time.monotonic() + 300
     while not first.exists() and running.poll() is None and time.monotonic() < deadline:
