@@ -28,7 +28,8 @@ from cbam_viz.checks import pointing
 from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging.decode import decode_image, decode_notes, display_image
 from cbam_viz.imaging.view import ModelView, prepare_input
-from cbam_viz.vocab import ARCH_TITLES, has_channel_attention
+from cbam_viz.vocab import has_channel_attention
+from cbam_viz.weights.load import model_family, model_title
 from cbam_viz.weights.registry import Preprocess
 
 
@@ -72,7 +73,7 @@ def analyze(
             stage=options.stage,
             target=target_index,
             faithfulness=options.faithfulness,
-            gate_steps=options.gate_steps if has_channel_attention(arch) else (),  # ResNet-50 has no gate to open
+            gate_steps=options.gate_steps if has_channel_attention(model_family(model)) else (),  # ResNet-50 has none
         )
         result.view = model_view.for_model(model)
         if plan:
@@ -123,7 +124,7 @@ def intervention_plan(models: dict[str, nn.Module], specs: Sequence[str]) -> dic
         for arch, model in models.items():
             try:
                 if not gate_modules(model)[0]:  # the engine's own line would advise models that were not chosen
-                    raise CbamVizError(f"{ARCH_TITLES[arch]} has no attention gates to switch off")
+                    raise CbamVizError(f"{model_title(model)} has no attention gates to switch off")
                 if spec == SWEEP:
                     intervene.sweep_interventions(model)
                 else:

@@ -23,6 +23,67 @@ ARCH_TITLES: dict[str, str] = {
 }
 
 
+MAX_SHOWN = 3  # models compared side by side at once, whatever a lineup holds
+
+
+def family_of(attention: AttentionKind) -> str:
+    """The architecture whose blocks carry ``attention`` (a built model's ``config.attention``)."""
+    return next(arch for arch, kind in ARCH_ATTENTION.items() if kind == attention)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model a page or a run can compare: its key, its architecture (family) and its title.
+
+    The key names the model in the JSON's ``models``, the page's element ids and lesson links; for the paper's models it
+    is the architecture itself, for a model card's model the card's ``id``.
+    """
+
+    id: str
+    family: str  # a key of ARCH_ATTENTION
+    title: str
+
+
+@dataclass(frozen=True)
+class Lineup:
+    """The models one page or one run can compare, in display order: the paper's three, or a model card's."""
+
+    models: tuple[ModelSpec, ...]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The models' keys in display order."""
+        return tuple(spec.id for spec in self.models)
+
+    def spec(self, model_id: str) -> ModelSpec:
+        """The model called ``model_id`` (KeyError when the lineup has none)."""
+        for spec in self.models:
+            if spec.id == model_id:
+                return spec
+        raise KeyError(model_id)
+
+    def title(self, model_id: str) -> str:
+        """The model's title; the key itself for a model the lineup does not hold (old summaries, hand-built runs)."""
+        return self.spec(model_id).title if model_id in self.ids else ARCH_TITLES.get(model_id, model_id)
+
+    def family(self, model_id: str) -> str:
+        """The model's architecture."""
+        return self.spec(model_id).family
+
+    @property
+    def default_ids(self) -> tuple[str, ...]:
+        """What a page or run shows when nobody chose: the first ``MAX_SHOWN`` models."""
+        return self.ids[:MAX_SHOWN]
+
+    @property
+    def is_paper(self) -> bool:
+        """Whether these are the paper's three architectures, keyed by architecture."""
+        return self == PAPER_LINEUP
+
+
+PAPER_LINEUP = Lineup(tuple(ModelSpec(arch, arch, ARCH_TITLES[arch]) for arch in ARCH_ORDER))
+
+
 def has_channel_attention(arch: str) -> bool:
     """Whether ``arch`` has channel gates (SE or CBAM)."""
     return ARCH_ATTENTION.get(arch) is not None

@@ -33,7 +33,8 @@ from cbam_viz.analysis.results import ModelResult, json_number
 from cbam_viz.analysis.run import run_model, validate_options
 from cbam_viz.errors import CbamVizError
 from cbam_viz.model.resnet import ResNet
-from cbam_viz.vocab import ARCH_ATTENTION, ARCH_TITLES, STAGES, split_block
+from cbam_viz.vocab import STAGES, split_block
+from cbam_viz.weights.load import model_family, model_title
 
 SHUFFLE_SEED = 14  # the permutation of each block is drawn from SHUFFLE_SEED and the block's position
 # "stages" beats "whole" once the arithmetic outweighs per-call overhead. Measured on 2 CPU cores: the demo models
@@ -392,12 +393,11 @@ def _rows_only(replacement: Replacement, row: int, count: int, previous: Replace
 
 
 def _arch(model: nn.Module) -> str:
-    attention = getattr(getattr(model, "config", None), "attention", "?")
-    return next((arch for arch, kind in ARCH_ATTENTION.items() if kind == attention), "model")
+    return model_family(model) if hasattr(model, "config") else "model"
 
 
 def _title(model: nn.Module) -> str:
-    return ARCH_TITLES.get(_arch(model), "this model")
+    return model_title(model) if hasattr(model, "config") else "this model"
 
 
 __all__: Sequence[str] = (

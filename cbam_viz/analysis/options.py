@@ -31,14 +31,15 @@ from typing import Any
 from cbam_viz.errors import CbamVizError
 from cbam_viz.i18n.language import LANGUAGES, catalogue, text
 from cbam_viz.vocab import (
-    ARCH_ORDER,
-    ARCH_TITLES,
     CAM_METHODS,
     MAX_CLASS_NAME,
+    MAX_SHOWN,
+    PAPER_LINEUP,
     STAGE_DEPTHS,
     STAGES,
     TARGET_MODES,
     VIEWS,
+    Lineup,
     quote,
     split_block,
     stage_blocks,
@@ -46,23 +47,23 @@ from cbam_viz.vocab import (
 )
 
 
-def checked_models(value: Any) -> tuple[str, ...]:
-    """Model names in display order, each known, at most one of each architecture."""
+def checked_models(value: Any, lineup: Lineup = PAPER_LINEUP, most: int | None = MAX_SHOWN) -> tuple[str, ...]:
+    """Model names in the lineup's order, each known, each once, at most ``most`` of them (None: any number)."""
     if isinstance(value, str):
         value = [value]
     try:
         requested = list(value)
     except TypeError:
         raise CbamVizError(f"models must be a list of model names, got {quote(value)}") from None
-    if len(requested) > len(ARCH_ORDER):
-        raise CbamVizError(f"at most {len(ARCH_ORDER)} models can be compared, got {len(requested)} names")
-    unknown = [name for name in requested if name not in ARCH_ORDER]
+    if most is not None and len(set(requested)) > most:
+        raise CbamVizError(f"at most {most} models can be compared at once, got {len(set(requested))} names")
+    unknown = [name for name in requested if name not in lineup.ids]
     if unknown:
-        raise CbamVizError(f"unknown model {quote(unknown[0])}: choose from {', '.join(ARCH_ORDER)}")
+        raise CbamVizError(f"unknown model {quote(unknown[0])}: choose from {', '.join(lineup.ids)}")
     if not requested:
-        titles = ", ".join(ARCH_TITLES[arch] for arch in ARCH_ORDER)
+        titles = ", ".join(spec.title for spec in lineup.models)
         raise CbamVizError(text("error.no_model", models=titles))
-    return tuple(arch for arch in ARCH_ORDER if arch in requested)
+    return tuple(name for name in lineup.ids if name in requested)
 
 
 # ------------------------------------------------------------------------------------- the intervention grammar
@@ -255,7 +256,7 @@ def target_mode_value(mode: Any) -> str:
 class AnalysisOptions:
     """Models, weights, target class, CAM method, stage, view and faithfulness, checked on creation."""
 
-    models: tuple[str, ...] = ARCH_ORDER
+    models: tuple[str, ...] | None = None  # None: the first three of the weights' lineup (the paper's three)
     weights: Any = "auto"  # "auto", a set, an entry, a checkpoint path, or a resolved weights.WeightsChoice
     target: int | str | None = None  # None: each model's own top-1
     method: str = "gradcam"
@@ -271,7 +272,8 @@ class AnalysisOptions:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "models", checked_models(self.models))
+        lineup = getattr(self.weights, "lineup", PAPER_LINEUP)  # a resolved WeightsChoice knows its models
+        set_(self, "models", checked_models(lineup.default_ids if self.models is None else self.models, lineup))
         set_(self, "target", _target(self.target))
         set_(self, "stage", _stage(self.stage))
         if self.method not in CAM_METHODS:

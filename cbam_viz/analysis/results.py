@@ -21,6 +21,7 @@ import tqdm
 from cbam_viz.analysis.options import AnalysisOptions
 from cbam_viz.analysis.schema import JSON_SCHEMA_VERSION
 from cbam_viz.imaging.view import ModelView
+from cbam_viz.vocab import ARCH_TITLES
 from cbam_viz.weights.load import WeightsChoice
 
 # grad-cam's Score-CAM draws a tqdm bar per CAM on stderr, which floods a server's log: the engine is quiet.
@@ -32,7 +33,7 @@ class ModelResult:
     """Everything one model said about one image; maps at native resolution (``imaging.view.map_to_image`` aligns
     them with the picture)."""
 
-    arch: str
+    model_id: str  # the key in Analysis.models: the architecture, or a model card's id
     weights: str  # LoadedWeights.description
     top5: list[tuple[str, float]]  # (label, probability), most likely first
     target_index: int
@@ -51,6 +52,12 @@ class ModelResult:
     intervention_notes: dict[str, str] = field(default_factory=dict)
     intervention_labels: dict[int, str] = field(default_factory=dict)  # class index -> label, for their top-5s
     gate_steps: dict = field(default_factory=dict)  # block -> gates.GateSteps, with options.gate_steps; else {}
+    family: str = ""  # the architecture (resnet50 | se_resnet50 | cbam_resnet50); "" -> model_id, a paper model's
+    title: str = ""  # the model's name on the page; "" -> the architecture's title
+
+    def __post_init__(self) -> None:
+        self.family = self.family or self.model_id
+        self.title = self.title or ARCH_TITLES.get(self.family, self.model_id)
 
 
 @dataclass
@@ -63,7 +70,7 @@ class Analysis:
     view: ModelView
     method: str
     stage: int
-    models: dict[str, ModelResult]  # in ARCH_ORDER, those requested
+    models: dict[str, ModelResult]  # those requested, in their lineup's order, keyed by model id
     agreement: dict[str, dict[str, float]]  # "resnet50|cbam_resnet50" -> {"cam_correlation", "top20_iou"}
     weights_set: str  # "demo" | "paper" | ... | path
     weights_note: str  # one line: which weights and why
@@ -131,6 +138,8 @@ def _view_json(view: ModelView) -> dict:
 
 def _model_json(result: ModelResult, shared_view: ModelView) -> dict:
     document = {
+        "family": result.family,
+        "title": result.title,
         "weights": result.weights,
         "top5": [{"label": label, "prob": json_number(prob)} for label, prob in result.top5],
         "target": {"index": result.target_index, "label": result.target_label, "prob": json_number(result.target_prob)},

@@ -17,11 +17,11 @@ from cbam_viz.analysis.cam import cam_method_for, class_label, compute_cam, fait
 from cbam_viz.analysis.capture import capture_pass
 from cbam_viz.analysis.options import AnalysisOptions
 from cbam_viz.analysis.results import ModelResult
-from cbam_viz.vocab import last_block
+from cbam_viz.vocab import family_of, last_block
 
 
 def run_model(
-    arch: str,
+    model_id: str,
     model: nn.Module,
     input_tensor: torch.Tensor,
     *,
@@ -34,8 +34,9 @@ def run_model(
 ) -> ModelResult:
     """One model on one prepared (1, 3, H, W) input: the single hooked pass, the CAM, top-5 and per-model metrics.
 
-    ``categories`` defaults to ``model.weights_info.categories``; models built without weights need it (or get
-    "class i" labels).
+    ``model_id`` is the result's key (the architecture, or a model card's id); the family comes from the model itself
+    and the title from its weights. ``categories`` defaults to ``model.weights_info.categories``; models built
+    without weights need it (or get "class i" labels).
     """
     validate_options(method, stage, "whole")
     info = getattr(model, "weights_info", None)
@@ -54,7 +55,9 @@ def run_model(
     index = captured.target_index
     top = np.argsort(-probs, kind="stable")[:5]
     result = ModelResult(
-        arch=arch,
+        model_id=model_id,
+        family=family_of(model.config.attention),
+        title=getattr(info, "title", ""),
         weights=info.description if info else "weights given by the caller",
         top5=[(class_label(names, int(i)), float(probs[i])) for i in top],
         target_index=index,

@@ -6,11 +6,12 @@ schema, and tests validate real documents against it. Method and view names come
 
 from __future__ import annotations
 
-from cbam_viz.vocab import CAM_METHODS, VIEWS
+from cbam_viz.vocab import ARCH_ORDER, CAM_METHODS, VIEWS
 
 # 2: image.notes; 3: models.<arch>.interventions and .sweep; 4: pointing, sanity, curves; 5: view.cell_offset, the
-# sanity checks over several randomised networks (draws, spread) and several random other classes (classes, spread)
-JSON_SCHEMA_VERSION = 5
+# sanity checks over several randomised networks (draws, spread) and several random other classes (classes, spread);
+# 6: models keyed by model id (a model card's ids, or the architectures), each with its family and title
+JSON_SCHEMA_VERSION = 6
 
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -108,9 +109,21 @@ _SWEEP_SCHEMA = {
 }
 _MODEL_SCHEMA = {
     "type": "object",
-    "required": ["weights", "top5", "target", "cam", "channel_attention", "spatial_attention", "metrics"],
+    "required": [
+        "family",
+        "title",
+        "weights",
+        "top5",
+        "target",
+        "cam",
+        "channel_attention",
+        "spatial_attention",
+        "metrics",
+    ],
     "additionalProperties": False,
     "properties": {
+        "family": {"enum": list(ARCH_ORDER)},  # the architecture; the model's key is its id
+        "title": {"type": "string"},
         "weights": {"type": "string"},
         "top5": {
             "type": "array",

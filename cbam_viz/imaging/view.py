@@ -32,7 +32,11 @@ from cbam_viz.imaging.decode import to_rgb
 from cbam_viz.imaging.limits import MAX_WHOLE_ASPECT
 from cbam_viz.weights.registry import Preprocess
 
-_RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+_RESAMPLING = {  # registry.INTERPOLATIONS
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
 
 
 # ------------------------------------------------------------------------------------- where feature cells lie

@@ -418,6 +418,19 @@ def guess_arch(state_dict: StateDict) -> str | None:
     return "resnet50"
 
 
+def detect_family(checkpoint: Checkpoint) -> str | None:
+    """The architecture a checkpoint holds: what a project file declares, else what its keys say in the first known
+    layout that reads them as a ResNet-50 of this family; None when none does."""
+    declared = checkpoint.metadata.get("arch")
+    if declared in ARCHS:
+        return declared
+    for name in detect_layouts(checkpoint.tensors, checkpoint.metadata) or list(LAYOUTS):
+        guess = guess_arch(LAYOUTS[name].rename(checkpoint.tensors))
+        if guess is not None:
+            return guess
+    return None
+
+
 def _listing(label: str, items: list[str]) -> str:
     more = f" (+{len(items) - LIST_LIMIT} more)" if len(items) > LIST_LIMIT else ""
     return f"{label} {', '.join(items[:LIST_LIMIT])}{more}"

@@ -18,10 +18,11 @@ import torch
 from cbam_viz.errors import CbamVizError, WeightsError
 from cbam_viz.i18n.language import Message
 from cbam_viz.model.resnet import ARCHS, ArchConfig, ResNet
-from cbam_viz.vocab import ARCH_TITLES
+from cbam_viz.vocab import ARCH_TITLES, PAPER_LINEUP, Lineup, family_of
 from cbam_viz.weights import demo_set as weights_demo_set
 from cbam_viz.weights import files as weights_files
 from cbam_viz.weights import registry as weights_registry
+from cbam_viz.weights.card import ModelCard, read_card
 from cbam_viz.weights.convert import (
     LAYOUTS,
     LoadedCheckpoint,
@@ -208,6 +209,21 @@ class WeightsChoice:
     is_demo: bool
     source: str  # one line: where the files are and where they came from
     requested: str = "auto"  # what the caller asked for
+    card: ModelCard | None = None  # kind "card": the operator's models, checked
+
+    @property
+    def lineup(self) -> Lineup:
+        """The models these weights offer: a card's, or the paper's three."""
+        return self.card.lineup if self.card is not None else PAPER_LINEUP
+
+
+def card_choice(path: Path | str, weights_dir: Path | str | None = None) -> WeightsChoice:
+    """The models of a model card (``--models-file``), every one checked and converted before anything starts."""
+    card = read_card(path, weights_dir)
+    titles = ", ".join(model.title for model in card.models)
+    note = Message("weights.note.card", name=card.path.name, count=len(card.models), titles=titles)
+    source = f"{display_path(card.path)} ({'; '.join(f'{model.id}: {model.file.name}' for model in card.models)})"
+    return WeightsChoice("card", str(card.path), note, False, source, str(path), card)
 
 
 def _is_demo_name(name: str) -> bool:
@@ -335,6 +351,50 @@ def _load_entry(entry: WeightsEntry, set_name: str | None, weights_dir: Path) ->
     return model, info
 
 
+def _load_card_model(card: ModelCard, model_id: str) -> tuple[ResNet, LoadedWeights]:
+    """A card's model from its converted copy (or, when the weights folder is read-only, its own file)."""
+    model = card.model(model_id)
+    if model.converted is not None:
+        loaded = load_into_model(read_checkpoint(model.converted), model.family, layout="project")
+    else:
+        loaded = load_into_model(read_checkpoint(model.file), model.family)
+    classes = ", ".join(model.classes[:5]) + (", ..." if len(model.classes) > 5 else "")
+    prepared = model.preprocess
+    crop = f", crop {prepared.crop}" if prepared.crop else ", no crop"
+    said = [
+        f"{ARCH_TITLES[model.family]}, {LAYOUTS[model.layout].title} layout",
+        f"{len(model.classes)} classes: {classes}",
+        f"resize {prepared.resize}{crop}, {prepared.interpolation}",
+        f"mean {list(prepared.mean)}, std {list(prepared.std)}",
+    ]
+    said += [f"licence: {model.licence}"] * bool(model.licence) + [f"cite: {model.citation}"] * bool(model.citation)
+    info = LoadedWeights(
+        arch=model.family,
+        set_name=None,
+        entry=model.id,
+        source=str(model.file),
+        layout=model.layout,
+        categories=model.classes,
+        preprocess=model.preprocess,
+        description=f"{model.file.name}: {model.title} ({'; '.join(said)})",
+        is_demo=False,
+        origin=f"model card {card.path}",
+        title=model.title,
+    )
+    return loaded.model, info
+
+
+def model_family(model: torch.nn.Module) -> str:
+    """The architecture of a built model, from its own attention slot."""
+    return family_of(getattr(getattr(model, "config", None), "attention", None))
+
+
+def model_title(model: torch.nn.Module) -> str:
+    """A loaded model's name for people: its card's title, else its architecture's."""
+    info = getattr(model, "weights_info", None)
+    return (info.title if info is not None else "") or ARCH_TITLES[model_family(model)]
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``None`` -> the GPU when there is one, else the CPU; a bare "cuda" gets its index so cache keys are stable."""
     if device is None:
@@ -362,17 +422,23 @@ def load_model(
 ) -> ResNet:
     """``arch`` with ``weights`` ("auto", a set, an entry, a checkpoint path or a WeightsChoice): eval mode, frozen.
 
+    With a model card's choice (``card_choice``), ``arch`` is the id of one of the card's models.
+
     ``num_classes`` comes from the weights; passing a different one raises. ``stride_in`` ("conv1" | "conv2") is
     only needed for a local pytorchcv file whose name does not tell v1 from v1.5. The model carries
     ``model.weights_info`` (LoadedWeights).
     """
-    if arch not in ARCHS:
+    card = weights.card if isinstance(weights, WeightsChoice) else None
+    if arch not in ARCHS and card is None:
         raise WeightsError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
     if stride_in not in (None, "conv1", "conv2"):
         raise WeightsError(f"stride_in must be 'conv1' or 'conv2', not {stride_in!r}")
     root = weights_root(weights_dir)
-    name = resolve_weights(weights, root).name
-    if _is_demo_name(name):
+    choice = resolve_weights(weights, root)
+    name = choice.name
+    if choice.card is not None:
+        model, info = _load_card_model(choice.card, arch)
+    elif _is_demo_name(name):
         if name not in ("demo", f"{arch}{DEMO_SUFFIX}"):
             raise WeightsError(f"{name} holds {name.removesuffix(DEMO_SUFFIX)} weights, not {arch}: use {arch}.demo")
         model, info = _load_demo(arch, root)

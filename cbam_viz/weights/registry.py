@@ -33,13 +33,16 @@ TIMM_CITATION = "Wightman. PyTorch Image Models. 2019. https://github.com/huggin
 PYTORCHCV_CITATION = "Semery. imgclsmob (pytorchcv). https://github.com/osmr/imgclsmob"
 
 
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")  # how a picture may be resized for a model (Pillow's filters)
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """How images must be prepared for a set of weights (their evaluation transform)."""
 
     resize: int  # shorter side in pixels before any crop (e.g. 256; demo: 96)
     crop: int | None  # evaluation centre crop (224), or None
-    interpolation: str  # "bilinear" | "bicubic"
+    interpolation: str  # one of INTERPOLATIONS
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
@@ -70,6 +73,7 @@ class LoadedWeights:
     description: str  # one line for users
     is_demo: bool
     origin: str = ""  # where the file came from, e.g. "huggingface.co (timm/resnet50.tv_in1k)"
+    title: str = ""  # the model's name on the page: a model card's title; the architecture's title when empty
 
 
 IMAGENET_EVAL = Preprocess(256, 224, "bilinear", IMAGENET_MEAN, IMAGENET_STD)

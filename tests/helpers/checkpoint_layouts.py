@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 STAGE_DEPTHS = (3, 4, 6, 3)
@@ -132,3 +133,55 @@ def cadene_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
                 break
         renamed[key.replace(".attn.fc", ".se_module.fc")] = tensor
     return renamed
+
+
+def reference_cbam_resnet50(tensors: dict[str, torch.Tensor], x: torch.Tensor, max_first: bool = True) -> torch.Tensor:
+    """CBAM-ResNet-50 written from the equations, reading the release's tensors directly (no cbam_viz module)."""
+
+    def weight(name: str) -> torch.Tensor:
+        return tensors[f"module.{name}"]
+
+    def batch_norm(value: torch.Tensor, prefix: str) -> torch.Tensor:
+        return F.batch_norm(
+            value,
+            weight(f"{prefix}.running_mean"),
+            weight(f"{prefix}.running_var"),
+            weight(f"{prefix}.weight"),
+            weight(f"{prefix}.bias"),
+            training=False,
+            eps=1e-5,
+        )
+
+    x = F.relu(batch_norm(F.conv2d(x, weight("conv1.weight"), stride=2, padding=3), "bn1"))
+    x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+    for stage, depth in enumerate((3, 4, 6, 3), start=1):
+        for block in range(depth):
+            prefix = f"layer{stage}.{block}"
+            stride = 2 if block == 0 and stage > 1 else 1
+            out = F.relu(batch_norm(F.conv2d(x, weight(f"{prefix}.conv1.weight")), f"{prefix}.bn1"))
+            out = F.conv2d(out, weight(f"{prefix}.conv2.weight"), stride=stride, padding=1)
+            out = F.relu(batch_norm(out, f"{prefix}.bn2"))
+            out = batch_norm(F.conv2d(out, weight(f"{prefix}.conv3.weight")), f"{prefix}.bn3")
+            # Channel attention: Mc = sigmoid(MLP(AvgPool(F)) + MLP(MaxPool(F))), one MLP for both descriptors.
+            mlp = f"{prefix}.cbam.ChannelGate.mlp"
+
+            def shared_mlp(descriptor: torch.Tensor, mlp: str = mlp) -> torch.Tensor:
+                hidden = F.relu(F.linear(descriptor, weight(f"{mlp}.1.weight"), weight(f"{mlp}.1.bias")))
+                return F.linear(hidden, weight(f"{mlp}.3.weight"), weight(f"{mlp}.3.bias"))
+
+            channel = torch.sigmoid(shared_mlp(out.mean(dim=(2, 3))) + shared_mlp(out.amax(dim=(2, 3))))
+            out = out * channel[:, :, None, None]
+            # Spatial attention: Ms = sigmoid(BN(conv7x7([MaxPool_c(F'); AvgPool_c(F')]))).
+            pooled = [out.amax(dim=1, keepdim=True), out.mean(dim=1, keepdim=True)]
+            pooled = torch.cat(pooled if max_first else pooled[::-1], dim=1)
+            spatial = f"{prefix}.cbam.SpatialGate.spatial"
+            out = out * torch.sigmoid(
+                batch_norm(F.conv2d(pooled, weight(f"{spatial}.conv.weight"), padding=3), f"{spatial}.bn")
+            )
+            shortcut = x
+            if f"module.{prefix}.downsample.0.weight" in tensors:
+                shortcut = F.conv2d(x, weight(f"{prefix}.downsample.0.weight"), stride=stride)
+                shortcut = batch_norm(shortcut, f"{prefix}.downsample.1")
+            x = F.relu(out + shortcut)
+    x = F.avg_pool2d(x, kernel_size=7).flatten(1)  # the release's AvgPool2d(7): equals global pooling at 224
+    return F.linear(x, weight("fc.weight"), weight("fc.bias"))
