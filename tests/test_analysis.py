@@ -210,7 +210,7 @@ def test_analyze_end_to_end_and_json_schema(demo_weights: Path) -> None:
     for model in result.models.values():
         assert model.target_label == "star" and model.target_index == CLASSES.index("star")
         assert model.cam.shape == (4, 7)  # 64x107 input, no stem pool: stage 4 has stride 16
-        assert count_hooks(get_models(weights="demo", weights_dir=demo_weights).models[model.arch]) == 0
+        assert count_hooks(get_models(weights="demo", weights_dir=demo_weights).models[model.model_id]) == 0
     assert set(result.agreement) == {"resnet50|se_resnet50", "resnet50|cbam_resnet50", "se_resnet50|cbam_resnet50"}
     pair = result.agreement["resnet50|cbam_resnet50"]
     assert pair == metrics.cam_agreement(result.models["resnet50"].cam, result.models["cbam_resnet50"].cam)
@@ -244,7 +244,7 @@ def test_analyze_with_interventions_and_sweep(demo_weights: Path) -> None:
     assert first.target_prob_change == pytest.approx(first.target_prob - cbam.target_prob)
     document = result.to_json()
     json.dumps(document, allow_nan=False)
-    assert document["schema_version"] == 5 and validate(document, ANALYSIS_JSON_SCHEMA) == []
+    assert document["schema_version"] == 6 and validate(document, ANALYSIS_JSON_SCHEMA) == []
     entry = document["models"]["cbam_resnet50"]["interventions"][0]
     assert entry["spec"] == "layer3:spatial=one" and entry["top5"][0]["label"] in CLASSES
     assert entry["target"]["label"] == cbam.target_label and -1 <= entry["cam"]["correlation"] <= 1

@@ -440,9 +440,9 @@ def test_comparison_figure_keeps_all_its_text_inside(case: dict) -> None:
         assert inside, (text.get_text(), extent, bounds)
     first_panel = min(axis.get_window_extent(renderer).x0 for axis in figure.axes)
     for result in analysis.models.values():
-        label = next(t for t in texts if t.get_text().startswith(ARCH_TITLES[result.arch] + "\n"))
+        label = next(t for t in texts if t.get_text().startswith(result.title + "\n"))
         assert label.get_window_extent(renderer).x1 < first_panel
-        assert "".join(label.get_text().split()) == "".join(f"{ARCH_TITLES[result.arch]}{result.weights}".split())
+        assert "".join(label.get_text().split()) == "".join(f"{result.title}{result.weights}".split())
     assert png_is(export.comparison_figure(analysis, dpi=40))
 
 

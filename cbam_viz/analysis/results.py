@@ -86,6 +86,16 @@ class Analysis:
         """Whether the demo set answered (its classes are generated shapes, not ImageNet's)."""
         return self.weights is not None and self.weights.is_demo
 
+    @property
+    def is_card(self) -> bool:
+        """Whether a model card's models answered (their class names are the operator's, not ImageNet's)."""
+        return self.weights is not None and self.weights.card is not None
+
+    def title(self, model_id: str) -> str:
+        """A model's name for people: its result's title (a card's title), or the architecture's for one not run."""
+        result = self.models.get(model_id)
+        return result.title if result is not None else ARCH_TITLES.get(model_id, model_id)
+
     def view_for(self, result: ModelResult) -> ModelView:
         """What ``result``'s model saw: its own view when its weights prepare pictures differently."""
         return result.view if result.view is not None else self.view

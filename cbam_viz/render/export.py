@@ -24,7 +24,7 @@ from cbam_viz.render import fonts
 from cbam_viz.render.attention import last_block_map
 from cbam_viz.render.overlay import colour_limits, finite_range, overlay, scale_words
 from cbam_viz.render.text import wrap
-from cbam_viz.vocab import ARCH_TITLES, STAGES, method_label
+from cbam_viz.vocab import STAGES, method_label
 
 FIGURE_SOFTWARE = "cbam_viz comparison figure"  # the PNG's Software text: how a later run tells it from a photo
 
@@ -80,14 +80,14 @@ def check_summaries(analysis: Any) -> list[str]:
     """One sentence per check the analysis carries (the pointing game on a box or mask, the randomisation check,
     deletion and insertion, each intervention, the sweep): the numbers a reader needs, beside the figure and under
     the command line's answer; the JSON has the rest."""
-    title = ARCH_TITLES.get
+    title = analysis.title
     lines = []
     if getattr(analysis, "pointing", None) is not None:
         report = analysis.pointing
         answers = [
             fonts.words(
                 "export.summary_hit",
-                model=title(arch, arch),
+                model=title(arch),
                 answer=fonts.words("export.summary_yes" if scores["cam"]["hit"] else "export.summary_no"),
                 energy=_percent(scores["cam"]["energy"]),
             )
@@ -98,7 +98,7 @@ def check_summaries(analysis: Any) -> list[str]:
         lines.append(fonts.words("export.summary_pointing", where=where, area=area, models=_listed(answers)))
     if getattr(analysis, "sanity", None) is not None:
         rhos = [
-            f"{title(arch, arch)} {_number(model.cascading[-1].spearman)}"
+            f"{title(arch)} {_number(model.cascading[-1].spearman)}"
             for arch, model in analysis.sanity.models.items()
             if model.cascading
         ]
@@ -111,7 +111,7 @@ def check_summaries(analysis: Any) -> list[str]:
                 [
                     fonts.words(
                         "export.summary_vs",
-                        model=title(arch, arch),
+                        model=title(arch),
                         own=_number(getattr(model, kind).auc),
                         random=_number(random.auc if (random := getattr(model, f"{kind}_random")) else None),
                     )
@@ -129,14 +129,14 @@ def check_summaries(analysis: Any) -> list[str]:
                 changes.append(
                     fonts.words(
                         "export.summary_change",
-                        model=title(arch, arch),
+                        model=title(arch),
                         before=_number(result.target_prob),
                         after=_number(done.target_prob),
                         change=f"{done.target_prob_change:+.2f}",
                     )
                 )
             elif spec in getattr(result, "intervention_notes", {}):
-                changes.append(fonts.words("export.summary_no_gate", model=title(arch, arch)))
+                changes.append(fonts.words("export.summary_no_gate", model=title(arch)))
         lines.append(fonts.words("export.summary_intervention", spec=spec, models=_listed(changes)))
     drops = []
     for arch, result in analysis.models.items():
@@ -146,7 +146,7 @@ def check_summaries(analysis: Any) -> list[str]:
             drops.append(
                 fonts.words(
                     "export.summary_sweep_model",
-                    model=title(arch, arch),
+                    model=title(arch),
                     spec=worst.spec,
                     change=f"{worst.change:+.2f}",
                 )
@@ -200,10 +200,7 @@ def comparison_figure_object(
     panel_w, gap_w, left, right = 1.9, 0.08, 1.6, 0.2
     width = left + 6 * panel_w + 5 * gap_w + right
     row_labels = [  # wrapped as measured (Chinese has no spaces), in the width left of the panels
-        "\n".join(
-            [ARCH_TITLES.get(result.arch, result.arch), *_wrap_inches(fonts.said(result.weights), label_points, 1.4)]
-        )
-        for result in results
+        "\n".join([result.title, *_wrap_inches(fonts.said(result.weights), label_points, 1.4)]) for result in results
     ]
     cam_titles = [
         "\n".join(

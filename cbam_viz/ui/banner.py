@@ -7,8 +7,10 @@ from pathlib import Path
 
 import torch
 
-from cbam_viz.i18n.language import said, text
+from cbam_viz.i18n.language import listed, said, text
 from cbam_viz.ui.errors import escape
+from cbam_viz.vocab import ARCH_TITLES
+from cbam_viz.weights.card import ModelCard
 from cbam_viz.weights.load import WeightsChoice, read_demo_metadata
 
 
@@ -24,9 +26,37 @@ def banner_markdown(
         device_words = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     if weights.is_demo:
         what = demo_description(parameters or {}, weights_dir)
+    elif weights.card is not None:
+        what = card_description(weights.card)
     else:
         what = text("banner.imagenet", name=weights.name)
     return f"{what}  \n<small>{text('banner.why', note=escape(said(weights.note)), device=device_words)}</small>"
+
+
+def card_description(card: ModelCard, shown_classes: int = 12) -> str:
+    """A model card's models: each one's title, architecture and preprocessing, then the classes they share."""
+    models = []
+    for model in card.models:
+        prepared = model.preprocess
+        numbers = {"mean": list(prepared.mean), "std": list(prepared.std), "interpolation": prepared.interpolation}
+        preprocess = (
+            text("banner.card_preprocess", resize=prepared.resize, crop=prepared.crop, **numbers)
+            if prepared.crop
+            else text("banner.card_no_crop", resize=prepared.resize, **numbers)
+        )
+        licence = text("banner.card_licence", licence=escape(model.licence)) if model.licence else ""
+        family = ARCH_TITLES[model.family]
+        models.append(
+            text("banner.card_model", title=escape(model.title), family=family, preprocess=preprocess, licence=licence)
+        )
+    classes = list(card.classes[:shown_classes]) + (["…"] if len(card.classes) > shown_classes else [])
+    return text(
+        "banner.card",
+        name=escape(card.path.name),
+        models=listed(models),
+        count=len(card.classes),
+        classes=escape(", ".join(classes)),
+    )
 
 
 def demo_description(parameters: dict[str, int], weights_dir: Path | None = None) -> str:

@@ -58,11 +58,14 @@ def is_plain_file(path: Path) -> bool:
         return False
 
 
-def write_examples(available_sets: Sequence[str], root: Path) -> dict[str, list[tuple[str, str]]]:
+def write_examples(
+    available_sets: Sequence[str], root: Path, *, photos: bool = False
+) -> dict[str, list[tuple[str, str]]]:
     """Write the gallery pictures that fit the loaded weights; -> {gallery title: [(path, caption), ...]}.
 
     Shapes (one per class, from a seed the demo models never trained on) for the demo set; scikit-image's
-    photographs for ImageNet sets. Files are written only when missing (a symlink in their place is replaced).
+    photographs for ImageNet sets, and when ``photos`` (a model card's models: everyday pictures to try). Files are
+    written only when missing (a symlink in their place is replaced).
     """
     galleries: dict[str, list[tuple[str, str]]] = {}
     if "demo" in available_sets:
@@ -76,7 +79,7 @@ def write_examples(available_sets: Sequence[str], root: Path) -> dict[str, list[
                 _write_atomically(path, lambda handle, s=sample: Image.fromarray(s.image).save(handle, format="PNG"))
             items.append((str(path), name))
         galleries[SHAPE_GALLERY] = items
-    if any(name in SETS for name in available_sets):
+    if photos or any(name in SETS for name in available_sets):
         import skimage.data
 
         folder = root / "photos"

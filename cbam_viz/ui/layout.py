@@ -48,7 +48,14 @@ def build_demo(
     i18n.follow_visitors()  # what events write is in the language of the visitor whose event it is
     with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
         state = gr.State(None, time_to_live=engine_module.STATE_TTL_S)
-        parts = Parts(demo, engine, settings, Cells(panels=panels), state, Shelf.of() if studies is None else studies)
+        parts = Parts(
+            demo,
+            engine,
+            settings,
+            Cells(panels=panels, lineup=engine.lineup),
+            state,
+            Shelf.of() if studies is None else studies,
+        )
         handles = {section.key: section.build(parts) for section in SECTIONS}
         page = Page(parts, SECTIONS, **handles)
         for section in SECTIONS:
@@ -71,6 +78,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         choices=engine_module.WEIGHT_CHOICES,
         help="auto (the ImageNet paper set if downloaded, else demo) or a set name",
+    )
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        metavar="MODELS.toml",
+        help="a model card: your own checkpoints with their classes and preprocessing (README: your own model)",
     )
     parser.add_argument("--weights-dir", type=Path, default=None, help="a weights folder other than ./weights")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when there is one)")
@@ -173,7 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         shelf = Shelf.of(folder for group in args.study for folder in group)
         engine = Engine.start(
-            args.weights, args.device, args.weights_dir, offline=args.offline, allow_download=args.allow_download
+            args.weights,
+            args.device,
+            args.weights_dir,
+            offline=args.offline,
+            allow_download=args.allow_download,
+            models_file=args.models,
         )
     except CbamVizError as error:
         print(f"error: {error}", file=sys.stderr)

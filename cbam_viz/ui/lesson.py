@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from cbam_viz.i18n.language import LANGUAGES, listed, text
 from cbam_viz.ui.panels.registry import COLORMAPS
-from cbam_viz.vocab import ARCH_ORDER, CAM_METHODS, MAX_CLASS_NAME, STAGES, VIEWS, quote
+from cbam_viz.vocab import ARCH_ORDER, CAM_METHODS, MAX_CLASS_NAME, MAX_SHOWN, STAGES, VIEWS, quote
 
 KEYS = ("example", "models", "weights", "method", "stage", "target", "sees", "cmap", "opacity", "shared", "panel")
 LANGUAGE_KEY = "lang"
@@ -62,10 +62,14 @@ def plain_markdown(words: str) -> str:
 
 
 def read(
-    query: Mapping[str, str], examples: Mapping[str, str], weight_choices: list[str], openable: Sequence[str]
+    query: Mapping[str, str],
+    examples: Mapping[str, str],
+    weight_choices: list[str],
+    openable: Sequence[str],
+    model_ids: Sequence[str] = ARCH_ORDER,
 ) -> Lesson:
     """The lesson in a URL query; ``examples`` maps a gallery picture's name to its path, ``openable`` names the
-    accordions a link may open (the page's remembered sections)."""
+    accordions a link may open (the page's remembered sections), ``model_ids`` the page's models (a card's ids)."""
     lesson = Lesson()
     if sum(len(key) + len(str(value)) for key, value in query.items()) > MAX_QUERY:
         lesson.ignored.append(text("lesson.too_long", limit=MAX_QUERY))
@@ -81,14 +85,19 @@ def read(
             lesson.ignored.append(text("lesson.not_a_setting", key=quote(key, 30)))
             continue
         try:
-            setattr(lesson, key, _checked(key, str(value), examples, weight_choices, openable))
+            setattr(lesson, key, _checked(key, str(value), examples, weight_choices, openable, model_ids))
         except ValueError as error:
             lesson.ignored.append(f"{key}={quote(str(value), 40)} ({error})")
     return lesson
 
 
 def _checked(
-    key: str, value: str, examples: Mapping[str, str], weight_choices: list[str], openable: Sequence[str]
+    key: str,
+    value: str,
+    examples: Mapping[str, str],
+    weight_choices: list[str],
+    openable: Sequence[str],
+    model_ids: Sequence[str],
 ) -> object:
     value = value.strip()
     if key == "example":
@@ -96,9 +105,9 @@ def _checked(
             raise ValueError(text("lesson.examples_are", names=listed(sorted(examples))))
         return examples[value]
     if key == "models":
-        models = [name for name in ARCH_ORDER if name in value.split(",")]
-        if not models or len(models) != len(set(value.split(","))):
-            raise ValueError(text("lesson.models_are", names=listed(ARCH_ORDER)))
+        models = [name for name in model_ids if name in value.split(",")]
+        if not models or len(models) != len(set(value.split(","))) or len(models) > MAX_SHOWN:
+            raise ValueError(text("lesson.models_are", names=listed(model_ids)))
         return models
     if key == "weights":
         return _one_of(value, weight_choices)
@@ -146,6 +155,7 @@ def write(
     panel: str | None,
     openable: Sequence[str] = (),
     language: str | None = None,
+    model_ids: Sequence[str] = ARCH_ORDER,
 ) -> tuple[str, str]:
     """The query of the page's view, and a note: uploads stay out of links (an example is named instead). The page's
     language travels too (``lang``), so the class reads the lesson in the teacher's language."""
@@ -156,7 +166,7 @@ def write(
         values["example"] = example
     elif picture:
         note = text("lesson.no_upload")
-    values |= {"models": ",".join(name for name in ARCH_ORDER if name in models), "weights": weights}
+    values |= {"models": ",".join(name for name in model_ids if name in models), "weights": weights}
     values |= {"method": method, "stage": str(stage), "sees": view, "cmap": cmap, "opacity": f"{opacity:g}"}
     values["shared"] = "1" if shared else "0"
     if target:

@@ -43,7 +43,7 @@ from cbam_viz.render import fonts
 from cbam_viz.render.overlay import overlay as draw_overlay
 from cbam_viz.render.text import captioned_row
 from cbam_viz.ui.gallery import is_plain_file
-from cbam_viz.vocab import ARCH_TITLES, has_spatial_attention, last_block
+from cbam_viz.vocab import has_spatial_attention, last_block
 from cbam_viz.weights.registry import Preprocess
 
 LIVE_SIDE = 256  # px of the analysed and drawn frame: big enough for a projector row of four, cheap to encode
@@ -126,6 +126,7 @@ class LiveResult:
     peaks: dict[str, tuple[float, float]]  # arch -> (x, y) of the CAM's maximum, as shares of the frame (0-1)
     picture: Image.Image  # the frame as analysed (``LIVE_SIDE``): what Freeze sends to the full analysis
     demo: bool = False  # the demo set answered: its shapes are named in the page's language
+    titles: dict[str, str] = field(default_factory=dict)  # model id -> its name (a model card's title)
 
 
 Frame = (
@@ -187,6 +188,7 @@ def frame_row(
     tiles: list[tuple[str, str, Image.Image]] = []
     top1: dict[str, tuple[str, float]] = {}
     peaks: dict[str, tuple[float, float]] = {}
+    titles: dict[str, str] = {}
     for arch, model in models.items():
         if preprocess[arch] not in inputs:
             inputs[preprocess[arch]] = prepare_input(picture, preprocess[arch], "whole")
@@ -194,21 +196,21 @@ def frame_row(
         view = shared_view.for_model(model)  # this model's own cell geometry (the Caffe layout's is 2 px off the rest)
         result = run_model(arch, model, tensor, method="gradcam", stage=stage)
         label, prob = result.top5[0]
-        top1[arch] = (label, prob)
+        top1[arch], titles[arch] = (label, prob), result.title
         on_picture = map_to_image(result.cam, view, picture.size)
         row, col = np.unravel_index(int(np.nanargmax(on_picture)), on_picture.shape)
         peaks[arch] = ((col + 0.5) / picture.width, (row + 0.5) / picture.height)
         overlay = draw_overlay(picture, result.cam, view, cmap=cmap, alpha=alpha)
-        tiles.append((ARCH_TITLES[arch], f"{fonts.class_name(label, demo)} {prob:.0%}", overlay))
-        block = last_block(result.spatial_attention, stage) if has_spatial_attention(arch) else None
+        tiles.append((result.title, f"{fonts.class_name(label, demo)} {prob:.0%}", overlay))
+        block = last_block(result.spatial_attention, stage) if has_spatial_attention(result.family) else None
         if block is not None:
             spatial = draw_overlay(picture, result.spatial_attention[block], view, cmap=cmap, alpha=alpha)
             words = (
-                fonts.words("picture.live_where", model=ARCH_TITLES[arch]),
+                fonts.words("picture.live_where", model=result.title),
                 fonts.words("picture.live_spatial", block=block),
             )
             tiles.append((*words, spatial))
-    return LiveResult(captioned_row(tiles), top1, peaks, picture, demo)
+    return LiveResult(captioned_row(tiles), top1, peaks, picture, demo, titles)
 
 
 def status_line(result: LiveResult, fps: float) -> str:
@@ -217,7 +219,7 @@ def status_line(result: LiveResult, fps: float) -> str:
     parts = [
         text(
             "live.model",
-            model=ARCH_TITLES[arch],
+            model=result.titles.get(arch, arch),
             label=class_name(label, result.demo),
             prob=f"{prob:.0%}",
             across=f"{peak[0]:.0%}",

@@ -39,9 +39,14 @@ def launched_app(
     weights: str = "demo",
     allow_download: bool = False,
     panel_set: tuple[panels.Panel, ...] = panels.PANELS,
+    models_file: Path | None = None,
 ) -> Iterator[tuple[str, Engine, gr.Blocks]]:
-    """The real app (layout.build_demo + layout.serve, as ``python app.py`` runs them) on a free local port."""
-    engine = Engine.start(weights, "cpu", weights_dir, warm=False, offline=True, allow_download=allow_download)
+    """The real app (layout.build_demo + layout.serve, as ``python app.py`` runs them) on a free local port; with
+    ``models_file``, a model card's models (``python app.py --models``)."""
+    weights = "auto" if models_file is not None else weights
+    engine = Engine.start(
+        weights, "cpu", weights_dir, warm=False, offline=True, allow_download=allow_download, models_file=models_file
+    )
     demo = layout.build_demo(engine, settings=settings, delete_cache=delete_cache, panels=panel_set)
     _, url, _ = layout.serve(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, probe_localhost=False)
     try:

@@ -17,33 +17,36 @@ from PIL import Image
 from cbam_viz.analysis.results import Analysis
 from cbam_viz.ui.export import export_name
 from cbam_viz.ui.panels.registry import PAGE, PANELS, Display, Panel, Shown, model_caption
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES
+from cbam_viz.vocab import PAPER_LINEUP, Lineup
 
-CellKey = tuple[str, str]  # (panel key, arch or PAGE)
+CellKey = tuple[str, str]  # (panel key, model id or PAGE)
 
 
 @dataclass
 class Cells:
-    """The components the sections made for each panel: (panel key, arch or PAGE) -> caption and value."""
+    """The components the sections made for each panel: (panel key, model id or PAGE) -> caption and value, for the
+    models of one lineup (the paper's three, or a model card's)."""
 
     captions: dict[CellKey, Any] = field(default_factory=dict)
     values: dict[CellKey, Any] = field(default_factory=dict)
     panels: tuple[Panel, ...] = PANELS
+    lineup: Lineup = PAPER_LINEUP
 
     def add(self, panel: Panel, key: str) -> None:
         """One cell, made inside the page's Blocks: the caption that names its model, then the panel's component."""
-        title = "" if panel.page_wide else f"**{ARCH_TITLES[key]}**"
+        spec = None if panel.page_wide else self.lineup.spec(key)
+        title = "" if spec is None else model_caption(spec.title)
         self.captions[(panel.key, key)] = gr.Markdown(
             title, elem_id=f"{panel.key}-{key}-caption", elem_classes="panel-caption"
         )
-        self.values[(panel.key, key)] = panel.component(key)
+        self.values[(panel.key, key)] = panel.component(spec)
 
     def keys(self, panels: Iterable[Panel]) -> list[CellKey]:
         """The cells of ``panels``, panel by panel, model by model (or the page's one)."""
         return [key for panel in panels for key in self._keys(panel)]
 
     def _keys(self, panel: Panel) -> list[CellKey]:
-        return [(panel.key, PAGE)] if panel.page_wide else [(panel.key, arch) for arch in ARCH_ORDER]
+        return [(panel.key, PAGE)] if panel.page_wide else [(panel.key, name) for name in self.lineup.ids]
 
     def outputs(self, panels: Iterable[Panel]) -> list[Any]:
         """Every component the given panels write to (captions and values)."""
@@ -80,11 +83,13 @@ class Cells:
         if not (panel.page_wide or arch in analysis.models):  # not chosen
             hidden = {value: gr.update(visible=False)}
             return hidden | ({caption: gr.update(visible=False)} if caption is not None else {})
-        applies = panel.page_wide or panel.applies(arch)
+        applies = panel.page_wide or panel.applies(self.lineup.family(arch))
         cell: Shown | None = shown.get(arch) if applies else None
         updates: dict[Any, Any] = {}
         if caption is not None:
-            updates[caption] = gr.update(value=cell.caption if cell else _default_caption(panel, arch), visible=True)
+            updates[caption] = gr.update(
+                value=cell.caption if cell else self._default_caption(panel, arch), visible=True
+            )
         if cell is None and not applies:  # the model does not have this panel: its note stays
             updates[value] = gr.update(visible=True)
         elif cell is None or cell.value is None:  # nothing of this analysis to show (a check not run for it, which
@@ -107,21 +112,20 @@ class Cells:
         updates: dict[Any, Any] = {}
         for panel in panels:
             for key in self._keys(panel):
-                if panel.page_wide or panel.applies(key[1]):
+                if panel.page_wide or panel.applies(self.lineup.family(key[1])):
                     updates[self.values[key]] = _emptied(panel)
                     if key in self.captions:
-                        updates[self.captions[key]] = gr.update(value=_default_caption(panel, key[1]))
+                        updates[self.captions[key]] = gr.update(value=self._default_caption(panel, key[1]))
         return updates
+
+    def _default_caption(self, panel: Panel, model_id: str) -> str:
+        """A cell's caption with nothing drawn: the model's name (a page-wide cell has none)."""
+        return "" if panel.page_wide else model_caption(self.lineup.title(model_id))
 
 
 def _emptied(panel: Panel) -> Any:
     """An emptied cell: an image cell is hidden too (a large empty box shows nothing), text keeps its place."""
     return gr.update(value=None, visible=panel.kind != "image")
-
-
-def _default_caption(panel: Panel, arch: str) -> str:
-    """A cell's caption with nothing drawn: the model's name (a page-wide cell has none)."""
-    return "" if panel.page_wide else model_caption(arch)
 
 
 def _named_image(image: Image.Image, component: gr.Image, name: str) -> str:

@@ -21,9 +21,23 @@ from cbam_viz.pipeline import analyze
 from cbam_viz.render import fonts
 from cbam_viz.render import overlay as render
 from cbam_viz.render.text import TEXT_PX, points_px, readable_width
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name, has_channel_attention, quote
+from cbam_viz.vocab import (
+    ARCH_TITLES,
+    PAPER_LINEUP,
+    STAGE_DEPTHS,
+    Lineup,
+    all_blocks,
+    block_name,
+    has_channel_attention,
+    quote,
+)
 
-GATED: tuple[str, ...] = tuple(arch for arch in ARCH_ORDER if has_channel_attention(arch))
+
+def gated(lineup: Lineup) -> tuple[str, ...]:
+    """The models of ``lineup`` that have gates (SE or CBAM), in its order."""
+    return tuple(spec.id for spec in lineup.models if has_channel_attention(spec.family))
+
+
 STRONG, WEAK, CHOSEN = "#1a9850", "#d73027", "#3b4cc0"
 FIGURE_DPI = 100
 CHANNEL_WIDTH_PX = 900
@@ -47,13 +61,17 @@ class GatePick:
     channel: int | None = None
 
     @classmethod
-    def checked(cls, arch: str, block: str | None, channel: float | str | None) -> GatePick:
-        """The page's or the API's raw values, checked once: a model with gates, a block name such as ``layer4.2``
-        (empty: the last block of the analysed stage) and a channel (empty: the strongest)."""
-        if arch == "resnet50":
-            raise CbamVizError(text("error.gate_resnet"))
-        if arch not in GATED:
-            raise CbamVizError(text("error.gate_model", model=quote(arch), choices=" | ".join(GATED)))
+    def checked(
+        cls, arch: str, block: str | None, channel: float | str | None, lineup: Lineup = PAPER_LINEUP
+    ) -> GatePick:
+        """The page's or the API's raw values, checked once: a model of ``lineup`` with gates, a block name such as
+        ``layer4.2`` (empty: the last block of the analysed stage) and a channel (empty: the strongest)."""
+        choices = gated(lineup)
+        if arch in lineup.ids and arch not in choices:
+            titles = " | ".join(lineup.title(name) for name in choices)
+            raise CbamVizError(text("error.gate_resnet", model=lineup.title(arch), choices=titles))
+        if arch not in choices:
+            raise CbamVizError(text("error.gate_model", model=quote(arch), choices=" | ".join(choices)))
         if block in (None, ""):
             block = None
         elif not isinstance(block, str) or block.strip() not in all_blocks():
@@ -87,7 +105,7 @@ def steps_for(analysis: Analysis, pick: GatePick) -> tuple[ModelResult, gates.Ga
     """The picked model's result and its recorded gate steps (one-line errors when they are not there)."""
     result = analysis.models.get(pick.arch)
     if result is None:
-        raise CbamVizError(text("error.gate_not_analysed", model=ARCH_TITLES[pick.arch]))
+        raise CbamVizError(text("error.gate_not_analysed", model=ARCH_TITLES.get(pick.arch, pick.arch)))
     block = pick.block_for(analysis)
     steps = result.gate_steps.get(block)
     if steps is None:

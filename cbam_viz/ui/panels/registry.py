@@ -26,10 +26,10 @@ from cbam_viz.ui.panels import interventions as intervene_view
 from cbam_viz.ui.panels import trust as trust_view
 from cbam_viz.ui.panels.gate import GatePick
 from cbam_viz.vocab import (
-    ARCH_TITLES,
     CAM_METHODS,
     STAGE_DEPTHS,
     STAGES,
+    ModelSpec,
     has_channel_attention,
     has_spatial_attention,
     method_label,
@@ -96,8 +96,8 @@ class Panel:
     render: Callable[[Analysis, Display], dict[str, Shown]]
     redraw_on: frozenset[Event]
     section: str = "results"  # the key of the page section that shows it (``ui.sections.SECTIONS``)
-    applies: Callable[[str], bool] = lambda arch: True
-    missing: Callable[[str], str] = lambda arch: ""  # catalogue key of the note in place of a panel a model lacks
+    applies: Callable[[str], bool] = lambda family: True  # of a model's family (architecture)
+    missing: Callable[[str], str] = lambda family: ""  # catalogue key of the note in place of a panel a model lacks
     page_wide: bool = False
     height: int = IMAGE_HEIGHT  # px of an image cell (a page-wide figure of many strips needs more)
     # a figure with words: the cell takes the figure's own height, and never shows it narrower than this many px
@@ -106,11 +106,15 @@ class Panel:
     progress: bool = False  # its cells carry the progress bar of the runs that fill them
     method_note: bool = False  # the CAM method's note sits under its row
 
-    def component(self, arch: str) -> gr.components.Component:
-        """The value component of one cell (created inside the layout's Blocks context)."""
-        elem_id = self.key if self.page_wide else f"{self.key}-{arch}"
-        if not self.page_wide and not self.applies(arch):
-            return gr.Markdown(T(self.missing(arch)), elem_id=elem_id, elem_classes="panel-missing")
+    def component(self, spec: ModelSpec | None) -> gr.components.Component:
+        """The value component of one cell, for one model (None: the page's one), created inside the layout's
+        Blocks context; its element id is ``<panel>-<model id>``."""
+        if spec is None or self.page_wide:
+            elem_id = self.key
+        else:
+            elem_id = f"{self.key}-{spec.id}"
+            if not self.applies(spec.family):
+                return gr.Markdown(T(self.missing(spec.family)), elem_id=elem_id, elem_classes="panel-missing")
         if self.kind == "image":
             return gr.Image(
                 visible=False,  # until there is a picture to show: no large empty box before an analysis
@@ -126,9 +130,10 @@ class Panel:
         return gr.Markdown(elem_id=elem_id, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
 
 
-def model_caption(arch: str, detail: str = "") -> str:
-    """The line above every cell: the model's name first, so a stacked phone layout still says whose it is."""
-    return f"**{ARCH_TITLES[arch]}**" + (f" · {escape(detail)}" if detail else "")
+def model_caption(title: str, detail: str = "") -> str:
+    """The line above every cell: the model's name (``ModelSpec.title``) first, so a stacked phone layout still says
+    whose it is."""
+    return f"**{escape(title)}**" + (f" · {escape(detail)}" if detail else "")
 
 
 # ----------------------------------------------------------------------------------------------- render functions
@@ -137,7 +142,7 @@ def model_caption(arch: str, detail: str = "") -> str:
 def render_header(analysis: Analysis, display: Display) -> dict[str, Shown]:
     """Which weights each model runs."""
     return {
-        arch: Shown(f"<small>{escape(said(result.weights))}</small>", model_caption(arch))
+        arch: Shown(f"<small>{escape(said(result.weights))}</small>", model_caption(analysis.title(arch)))
         for arch, result in analysis.models.items()
     }
 
@@ -145,10 +150,11 @@ def render_header(analysis: Analysis, display: Display) -> dict[str, Shown]:
 def render_top5(analysis: Analysis, display: Display) -> dict[str, Shown]:
     """Each model's five most likely classes, named in the page's language."""
     demo = analysis.is_demo
-    caption = "caption.top5" if demo or current() == "en" else "caption.top5_imagenet"
+    caption = "caption.top5" if demo or analysis.is_card or current() == "en" else "caption.top5_imagenet"
     return {
         arch: Shown(
-            {class_name(label, demo): float(prob) for label, prob in result.top5}, model_caption(arch, text(caption))
+            {class_name(label, demo): float(prob) for label, prob in result.top5},
+            model_caption(analysis.title(arch), text(caption)),
         )
         for arch, result in analysis.models.items()
     }
@@ -179,7 +185,7 @@ def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
         title = cam_title(analysis, result)
         if display.shared_scale:  # the shared range, and this map's own min and max beside it
             title = "; ".join([title, *overlay.scale_words(low, high, result.cam)])
-        caption = model_caption(result.arch, title)
+        caption = model_caption(result.title, title)
         shown[result.arch] = Shown(_stack(picture, legend), caption, analysis.stage)
     return shown
 
@@ -201,7 +207,7 @@ def _spatial(analysis: Analysis, display: Display, stage: int | None) -> dict[st
             columns=2 if stage is None else 3,
         )
         where = text("caption.spatial_each_stage") if stage is None else text("caption.spatial_blocks", stage=stage)
-        shown[arch] = Shown(grid, model_caption(arch, where), stage)
+        shown[arch] = Shown(grid, model_caption(analysis.title(arch), where), stage)
     return shown
 
 
@@ -212,7 +218,9 @@ def _channel(analysis: Analysis, stage: int) -> dict[str, Shown]:
             continue
         plot = attention.channel_attention_plot(result.channel_attention, stage, width_px=720)
         blocks = STAGE_DEPTHS[stage - 1]
-        shown[arch] = Shown(plot, model_caption(arch, text("caption.channel", stage=stage, blocks=blocks)), stage)
+        shown[arch] = Shown(
+            plot, model_caption(analysis.title(arch), text("caption.channel", stage=stage, blocks=blocks)), stage
+        )
     return shown
 
 
@@ -246,7 +254,7 @@ def render_numbers(analysis: Analysis, display: Display) -> dict[str, Shown]:
     return {
         arch: Shown(
             "\n".join(f"- {metric_label(name)}: **{number(value, 3)}**" for name, value in result.metrics.items()),
-            model_caption(arch, text("caption.numbers")),
+            model_caption(analysis.title(arch), text("caption.numbers")),
         )
         for arch, result in analysis.models.items()
     }
@@ -260,7 +268,7 @@ def render_agreement(analysis: Analysis, display: Display) -> dict[str, Shown]:
     for pair, values in analysis.agreement.items():
         first, second = pair.split("|")
         rows.append(
-            f"| {text('agreement.pair', first=ARCH_TITLES[first], second=ARCH_TITLES[second])} "
+            f"| {text('agreement.pair', first=analysis.title(first), second=analysis.title(second))} "
             f"| {number(values.get('cam_correlation'))} "
             f"| {number(values.get('top20_iou'))} |"
         )
@@ -284,7 +292,7 @@ def render_gate_channel(analysis: Analysis, display: Display) -> dict[str, Shown
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
         what = text("caption.se_steps" if steps.channel.kind == "se" else "caption.channel_steps")
         image = gate_view.channel_figure(steps, channel)
-        return Shown(image, model_caption(result.arch, f"{steps.block}: {what}"), split_block(steps.block)[0])
+        return Shown(image, model_caption(result.title, f"{steps.block}: {what}"), split_block(steps.block)[0])
 
     return _gate(analysis, display, draw)
 
@@ -295,8 +303,8 @@ def render_gate_spatial(analysis: Analysis, display: Display) -> dict[str, Shown
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
         image = gate_view.spatial_figure(steps, analysis, result, display.cmap, display.opacity)
         if image is None:
-            return Shown(None, model_caption(result.arch, text("caption.no_spatial_gate")))
-        caption = model_caption(result.arch, f"{steps.block}: {text('caption.spatial_steps')}")
+            return Shown(None, model_caption(result.title, text("caption.no_spatial_gate")))
+        caption = model_caption(result.title, f"{steps.block}: {text('caption.spatial_steps')}")
         return Shown(image, caption, split_block(steps.block)[0])
 
     return _gate(analysis, display, draw)
@@ -306,7 +314,7 @@ def render_gate_equations(analysis: Analysis, display: Display) -> dict[str, Sho
     """The picked gate's equations with this picture's numbers."""
 
     def draw(analysis: Analysis, result: ModelResult, steps: Any, channel: int, display: Display) -> Shown:
-        caption = model_caption(result.arch, text("caption.equations"))
+        caption = model_caption(result.title, text("caption.equations"))
         return Shown(gate_view.equations_markdown(steps, channel), caption)
 
     return _gate(analysis, display, draw)
@@ -316,7 +324,9 @@ def render_intervene_top5(analysis: Analysis, display: Display) -> dict[str, Sho
     """The top five before and after the intervention."""
     caption = text("caption.intervene_top5")
     return {
-        arch: Shown(intervene_view.top5_markdown(result, analysis.is_demo), model_caption(arch, caption))
+        arch: Shown(
+            intervene_view.top5_markdown(result, analysis.is_demo), model_caption(analysis.title(arch), caption)
+        )
         for arch, result in analysis.models.items()
         if result.interventions or result.intervention_notes
     }
@@ -328,14 +338,19 @@ def render_intervene_cam(analysis: Analysis, display: Display) -> dict[str, Show
     for arch, result in analysis.models.items():
         pair = intervene_view.cam_pair(analysis, result, display.cmap, display.opacity)
         if pair is not None:
-            shown[arch] = Shown(pair, model_caption(arch, intervene_view.cam_caption(result)), analysis.stage)
+            shown[arch] = Shown(
+                pair, model_caption(analysis.title(arch), intervene_view.cam_caption(result)), analysis.stage
+            )
     return shown
 
 
 def render_sweep(analysis: Analysis, display: Display) -> dict[str, Shown]:
     """The sweep's table: what switching each stage's gates off does."""
     return {
-        arch: Shown(intervene_view.sweep_markdown(result, analysis.is_demo), model_caption(arch, text("caption.sweep")))
+        arch: Shown(
+            intervene_view.sweep_markdown(result, analysis.is_demo),
+            model_caption(analysis.title(arch), text("caption.sweep")),
+        )
         for arch, result in analysis.models.items()
         if result.sweep is not None
     }
@@ -352,7 +367,9 @@ def render_sanity(analysis: Analysis, display: Display) -> dict[str, Shown]:
             continue
         tiles = trust_view.sanity_tiles(analysis, result, report, display.cmap, display.opacity)
         shown[arch] = Shown(
-            tiles, model_caption(arch, trust_view.sanity_markdown(report, analysis.is_demo)), analysis.sanity.stage
+            tiles,
+            model_caption(analysis.title(arch), trust_view.sanity_markdown(report, analysis.is_demo)),
+            analysis.sanity.stage,
         )
     return shown
 
@@ -362,7 +379,7 @@ def render_curves(analysis: Analysis, display: Display) -> dict[str, Shown]:
     if analysis.curves is None:
         return {PAGE: Shown(None, text("curves.press"))}
     caption = text("curves.caption", steps=analysis.curves.steps)
-    return {PAGE: Shown(trust_view.curves_figure(analysis.curves), caption)}
+    return {PAGE: Shown(trust_view.curves_figure(analysis.curves, analysis.title), caption)}
 
 
 def render_pointing(analysis: Analysis, display: Display) -> dict[str, Shown]:
@@ -371,7 +388,8 @@ def render_pointing(analysis: Analysis, display: Display) -> dict[str, Shown]:
         return {}
     return {
         arch: Shown(
-            trust_view.pointing_markdown(analysis.pointing, arch), model_caption(arch, text("caption.pointing"))
+            trust_view.pointing_markdown(analysis.pointing, arch),
+            model_caption(analysis.title(arch), text("caption.pointing")),
         )
         for arch in analysis.models
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -22,7 +22,7 @@ from cbam_viz.render import fonts
 from cbam_viz.render import overlay as render
 from cbam_viz.render.text import TEXT_PX, points_px, readable_width
 from cbam_viz.ui.i18n import number
-from cbam_viz.vocab import ARCH_TITLES, STAGES
+from cbam_viz.vocab import STAGES
 
 BOX_COLOUR = (255, 40, 200)
 CURVES_WIDTH_PX, CURVES_DPI, CURVES_SMALLEST_PT = 960, 100, 8  # the legend's words are the smallest
@@ -114,22 +114,25 @@ def sanity_markdown(report, demo: bool = False) -> str:
     return " ".join(lines)
 
 
-def curves_figure(curves_report) -> Image.Image:
-    """Deletion and insertion for every model on one plot each, with the random-order baselines and the areas."""
+CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c")  # the models in their page order
+
+
+def curves_figure(curves_report, titles: Callable[[str], str]) -> Image.Image:
+    """Deletion and insertion for every model on one plot each, with the random-order baselines and the areas;
+    ``titles`` names each model (``Analysis.title``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    colours = {"resnet50": "#1f77b4", "se_resnet50": "#ff7f0e", "cbam_resnet50": "#2ca02c"}
     figure = Figure(figsize=(CURVES_WIDTH_PX / CURVES_DPI, 3.8), dpi=CURVES_DPI)
     axes = figure.subplots(1, 2, sharey=True)
     titles = (fonts.words("picture.deletion_title"), fonts.words("picture.insertion_title"))
     for ax, kind, title in zip(axes, ("deletion", "insertion"), titles, strict=True):
-        for arch, model in curves_report.models.items():
+        for index, (arch, model) in enumerate(curves_report.models.items()):
             own = getattr(model, kind)
             baseline = getattr(model, f"{kind}_random")
-            colour = colours.get(arch, "#333333")
+            colour = CURVE_COLOURS[index % len(CURVE_COLOURS)]
             fractions = model.fractions
-            ax.plot(fractions, own.probs, color=colour, lw=2, label=f"{ARCH_TITLES[arch]}: {own.auc:.3f}")
+            ax.plot(fractions, own.probs, color=colour, lw=2, label=f"{titles(arch)}: {own.auc:.3f}")
             if baseline is not None:
                 ax.plot(
                     fractions,

@@ -20,7 +20,6 @@ from cbam_viz.ui.panels.cells import Cells
 from cbam_viz.ui.panels.registry import PAGE, Panel, panels_in
 from cbam_viz.ui.server.engine import Engine, ServeSettings
 from cbam_viz.ui.study import Shelf
-from cbam_viz.vocab import ARCH_ORDER
 
 if TYPE_CHECKING:  # the handles' types, for annotations only: each section module imports this one
     from cbam_viz.ui.sections.credits import Credits
@@ -165,6 +164,6 @@ def panel_row(panel: Panel, cells: Cells) -> None:
         cells.add(panel, PAGE)
         return
     with gr.Row(equal_height=False):
-        for arch in ARCH_ORDER:
+        for model_id in cells.lineup.ids:
             with gr.Column(min_width=240):
-                cells.add(panel, arch)
+                cells.add(panel, model_id)

@@ -10,7 +10,7 @@ import gradio as gr
 from cbam_viz.ui.i18n import T
 from cbam_viz.ui.sections import results
 from cbam_viz.ui.sections.common import Box, Page, Parts, Section, accordion, explanation, track
-from cbam_viz.vocab import ARCH_ORDER, STAGES
+from cbam_viz.vocab import STAGES
 
 
 @dataclass
@@ -27,10 +27,10 @@ def build(parts: Parts) -> Drill:
         explanation(T("explain.blocks"))
         stage = gr.Radio(list(STAGES), value=4, label=T("page.drill_stage"))
         with gr.Row(equal_height=False):
-            for arch in ARCH_ORDER:  # one column per model, its panels stacked
+            for model_id in parts.cells.lineup.ids:  # one column per model, its panels stacked
                 with gr.Column(min_width=240):
                     for panel in parts.panels(SECTION):
-                        parts.cells.add(panel, arch)
+                        parts.cells.add(panel, model_id)
     return Drill(box, stage)
 
 

@@ -27,7 +27,7 @@ from cbam_viz.ui.sections.common import Box, Page, Parts, Section, accordion, ex
 from cbam_viz.ui.sections.request import PageRequest
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.ui.uploads import decode_upload
-from cbam_viz.vocab import ARCH_TITLES, STAGE_DEPTHS, all_blocks, block_name
+from cbam_viz.vocab import STAGE_DEPTHS, all_blocks, block_name
 
 
 @dataclass
@@ -47,9 +47,10 @@ def build(parts: Parts) -> Gate:
     with accordion(SECTION) as box:
         explanation(T("explain.gate"))
         with gr.Row():
+            gated = gate_view.gated(parts.engine.lineup)
             model = gr.Dropdown(
-                [(ARCH_TITLES[arch], arch) for arch in gate_view.GATED],
-                value=gate_view.GATED[-1],
+                [(parts.engine.lineup.title(name), name) for name in gated],
+                value=gated[-1] if gated else None,
                 allow_custom_value=True,  # the API's one-line answer for a model without gates
                 label=T("page.model"),
                 elem_id="gate-model",
@@ -96,7 +97,7 @@ def show_gate(
     same picture with the gate recorders on (the first pass kept nothing of the gates' insides)."""
     if result is None or not gate_open:
         return cells.unchanged([panel for panel in cells.panels if panel.section == SECTION.key])
-    pick = GatePick.checked(gate_model, gate_block, gate_channel)
+    pick = GatePick.checked(gate_model, gate_block, gate_channel, engine.lineup)
     analysis = result.analysis
     model = analysis.models.get(pick.arch)
     if model is not None and not model.gate_steps:
@@ -111,7 +112,7 @@ def gate_steps_api(
     engine: Engine, image: str | bytes | None, model: str, block: str, channel: float | None, weights: str, view: str
 ) -> dict:
     """The ``/gate_steps`` answer: one block's gate, step by step, on this picture (``gates.steps_json``)."""
-    pick = GatePick.checked(model, block, channel)
+    pick = GatePick.checked(model, block, channel, engine.lineup)
     asked = PageRequest(image, [pick.arch], weights, "top1", "", "gradcam", 4, view)
     picture, _ = asked.picture()
     options = asked.options(engine)

@@ -26,7 +26,7 @@ from cbam_viz.ui.sections.common import Page, Parts, Section, explanation
 from cbam_viz.ui.sections.request import FIELDS
 from cbam_viz.ui.server.engine import Engine
 from cbam_viz.ui.uploads import image_input, uploaded_source
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, CAM_METHODS, STAGES, TARGET_MODES, VIEWS, quote
+from cbam_viz.vocab import CAM_METHODS, STAGES, TARGET_MODES, VIEWS, quote
 from cbam_viz.weights import download
 from cbam_viz.weights.registry import SETS
 
@@ -90,8 +90,12 @@ def _picture(engine: Engine) -> dict[str, Any]:
 
 def _controls(engine: Engine) -> dict[str, Any]:
     made: dict[str, Any] = {}
+    lineup = engine.lineup  # at most MAX_SHOWN of them at once (a card may list more)
     made["models"] = gr.CheckboxGroup(
-        [(ARCH_TITLES[arch], arch) for arch in ARCH_ORDER], value=list(ARCH_ORDER), label=T("page.models")
+        [(spec.title, spec.id) for spec in lineup.models],
+        value=list(lineup.default_ids),
+        label=T("page.models"),
+        elem_id="models",
     )
     with gr.Row():
         made["target_mode"] = gr.Radio(
@@ -126,7 +130,9 @@ def _controls(engine: Engine) -> dict[str, Any]:
         made["weights"] = gr.Dropdown(engine.weight_choices(), value="auto", label=T("page.weights_set"))
         made["weights_status"] = gr.Markdown(T("explain.weights_sources") if engine.is_demo else "")
         made["download"] = (
-            gr.Button(T("page.download"), size="sm", elem_id="download") if engine.allow_download else None
+            gr.Button(T("page.download"), size="sm", elem_id="download")
+            if engine.allow_download and engine.card is None  # a card's server serves its models only
+            else None
         )
     return made
 

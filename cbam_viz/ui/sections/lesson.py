@@ -62,7 +62,7 @@ def lesson_in(engine: Engine, request: gr.Request | None, openable: list[str]) -
         return None  # nothing but a known language: no lesson
     examples = _examples(engine)
     choices = [value for _, value in engine.weight_choices()]
-    return lesson.read(query, examples, choices, openable)
+    return lesson.read(query, examples, choices, openable, engine.lineup.ids)
 
 
 def apply_lesson(
@@ -136,6 +136,7 @@ def lesson_link(
         panel=panel,
         openable=list(opened),
         language=language.current(),
+        model_ids=engine.lineup.ids,
     )
     return query, f"<small>{escape(note)}</small>" if note else ""
 

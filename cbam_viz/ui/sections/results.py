@@ -36,7 +36,7 @@ from cbam_viz.ui.sections.common import Page, Parts, Section, explanation, panel
 from cbam_viz.ui.sections.request import PageRequest, api_event, components
 from cbam_viz.ui.server.engine import BIG_PICTURE_PIXELS, Engine, release_memory
 from cbam_viz.ui.server.guard import EXPENSIVE_TWIN
-from cbam_viz.vocab import ARCH_TITLES, all_blocks, method_label
+from cbam_viz.vocab import all_blocks, method_label
 
 LOGGER = logging.getLogger("cbam_viz.app")
 
@@ -126,7 +126,7 @@ def demo_photo_note(analysis: Analysis) -> str:
 def results_status(result: Result) -> str:
     """The line above the results: which picture, which models, which method and stage."""
     analysis = result.analysis
-    models = listed(ARCH_TITLES[arch] for arch in analysis.models)
+    models = listed(result.title for result in analysis.models.values())
     method = method_label(analysis.method)
     picture = text(f"shape.{result.picture}") if has(f"shape.{result.picture}") else result.picture  # an example
     words = text("status.results", picture=escape(picture), models=models, method=method, stage=analysis.stage)
@@ -227,7 +227,7 @@ def redraw(
     A "drill" or "gate" event redraws only that accordion's panels, and only while it is open."""
     if result is None:
         return cells.unchanged(redrawn_by(event, panels=cells.panels))
-    gate = GatePick.checked(gate_model, gate_block, gate_channel) if gate_open else None
+    gate = GatePick.checked(gate_model, gate_block, gate_channel, cells.lineup) if gate_open else None
     display = Display.checked(cmap, opacity, shared_scale, drill_stage, gate)
     sections = open_sections({"drill": drill_open, "gate": gate_open})
     panels = [panel for panel in redrawn_by(event, panels=cells.panels) if panel.section in sections]
@@ -309,7 +309,7 @@ def show_event(page: Page, new_analysis: bool = True) -> Any:
     ) -> dict:
         if result is None:
             return cells.unchanged(cells.panels)
-        gate = GatePick.checked(gate_model, None, gate_channel) if gate_open else None
+        gate = GatePick.checked(gate_model, None, gate_channel, cells.lineup) if gate_open else None
         display = Display.checked(cmap, opacity, shared_scale, result.analysis.stage, gate)
         return after_analysis(cells, result, display, dict(zip(keys, opened, strict=True)), named, own_runs)
 

@@ -25,7 +25,7 @@ from cbam_viz.ui.results import Result
 from cbam_viz.ui.sections.common import Box, Page, Parts, Section, accordion, explanation, panel_row, track
 from cbam_viz.ui.sections.request import PageRequest, api_event, components
 from cbam_viz.ui.server.engine import Engine
-from cbam_viz.vocab import ARCH_TITLES
+from cbam_viz.vocab import Lineup
 
 SANITY_GPU_ONLY = frozenset({"scorecam"})  # one pass per channel, for every randomised layer: minutes on a CPU
 
@@ -87,7 +87,7 @@ def run_sanity(
         raise CbamVizError(text("error.sanity_scorecam_cpu"))
     picture, _ = asked.picture()
     reports = {}
-    for arch in _steps(progress, options.models, "progress.sanity"):
+    for arch in _steps(progress, options.models, engine.lineup, "progress.sanity"):
         one = checks_randomisation.sanity_report(
             picture,
             options.with_(models=(arch,)),
@@ -109,7 +109,7 @@ def run_curves(
     picture, _ = asked.picture()
     options = asked.options(engine)
     curves = {}
-    for arch in _steps(progress, options.models, "progress.curves"):
+    for arch in _steps(progress, options.models, engine.lineup, "progress.curves"):
         one = checks_curves.curves_report(
             picture, options.with_(models=(arch,)), device=engine.device, weights_dir=engine.weights_dir
         )
@@ -119,11 +119,11 @@ def run_curves(
     return report.to_json()
 
 
-def _steps(progress: gr.Progress | None, models: tuple[str, ...], doing: str) -> Iterator[str]:
+def _steps(progress: gr.Progress | None, models: tuple[str, ...], lineup: Lineup, doing: str) -> Iterator[str]:
     """The models one by one, the progress bar saying which one is being checked."""
     for index, arch in enumerate(models):
         if progress is not None:
-            progress((index, len(models)), desc=text(doing, model=ARCH_TITLES[arch]))
+            progress((index, len(models)), desc=text(doing, model=lineup.title(arch)))
         yield arch
 
 

@@ -27,8 +27,9 @@ from cbam_viz.imaging.limits import MAX_FILE_BYTES
 from cbam_viz.pipeline import analyze
 from cbam_viz.ui import gallery
 from cbam_viz.ui.server import tempdir
-from cbam_viz.vocab import ARCH_ORDER, quote
-from cbam_viz.weights.load import WeightsChoice, resolve_weights
+from cbam_viz.vocab import Lineup, quote
+from cbam_viz.weights.card import ModelCard
+from cbam_viz.weights.load import WeightsChoice, card_choice, resolve_weights
 from cbam_viz.weights.registry import SET_NAMES
 
 LOGGER = logging.getLogger("cbam_viz.app")
@@ -42,11 +43,11 @@ DELETE_CACHE = (60, 300)  # every minute, delete uploads and rendered panels old
 class Engine:
     """The models every visitor shares: resolved and loaded once at start-up, then served from the model cache."""
 
-    choice: WeightsChoice  # the start-up set, resolved once ("auto" decided), with why (the banner's note)
+    choice: WeightsChoice  # the start-up set or model card, resolved once ("auto" decided), with why (banner note)
     device: str  # "cpu" | "cuda:0"
     weights_dir: Path | None = None
     examples: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # gallery title -> [(path, caption)]
-    parameters: dict[str, int] = field(default_factory=dict)  # arch -> parameter count of the start-up set
+    parameters: dict[str, int] = field(default_factory=dict)  # model id -> parameter count of the start-up set
     allow_download: bool = False  # the operator's choice (--allow-download): visitors may start a download
 
     @classmethod
@@ -59,23 +60,31 @@ class Engine:
         *,
         offline: bool = False,
         allow_download: bool = False,
+        models_file: Path | None = None,
     ) -> Engine:
         """Resolve and load the three models (GPU when present), write the example pictures, run one warm-up pass.
 
         With ``auto``, the first start fetches the ImageNet paper set (``download.first_run``: console progress bars,
         at most about 15 s when no host answers) unless ``offline``; falling back to the demo set says why.
 
+        With ``models_file`` (a model card, ``--models``), the card's models are served instead, every one checked
+        before the server starts; ``weights`` must then be "auto".
+
         Raises ``CbamVizError`` when no weights can be loaded; app.py prints it as one line and exits.
         """
         fetched_note = None
-        if weights == "auto":
+        if models_file is not None:
+            if weights != "auto":
+                raise CbamVizError(f"--models serves the card's models: drop --weights {weights}")
+            weights = card_choice(models_file, weights_dir)
+        elif weights == "auto":
             from cbam_viz.weights.download import first_run
 
             outcome = first_run(weights_dir, offline=offline)
             print(f"weights: {outcome.note}", flush=True)
             fetched_note = None if outcome.fetched else outcome.note
         target = resolve_device(device)
-        model_set = get_models(ARCH_ORDER, weights, target, weights_dir=weights_dir)
+        model_set = get_models(None, weights, target, weights_dir=weights_dir)
         choice = model_set.weights
         if fetched_note and choice.is_demo:
             choice = replace(choice, note=fetched_note)  # why the first run fell back to the demo set
@@ -86,7 +95,7 @@ class Engine:
             parameters={arch: sum(p.numel() for p in m.parameters()) for arch, m in model_set.models.items()},
             allow_download=allow_download,
         )
-        engine.examples = gallery.write_examples(engine.available_sets(), gallery.example_root(tempdir.current()))
+        engine.refresh_examples()
         if warm:
             engine.warm_up()
         return engine
@@ -95,17 +104,28 @@ class Engine:
         """One full analysis, so the first visitor does not pay for lazy initialisation (allocator, kernels)."""
         started = time.perf_counter()
         picture = Image.fromarray(shapes.render_sample(gallery.EXAMPLE_SEED, 0, width=gallery.EXAMPLE_SIZE).image)
-        analyze(picture, weights=self.weights, device=self.device, weights_dir=self.weights_dir)
+        analyze(picture, weights=self.choice, device=self.device, weights_dir=self.weights_dir)
         LOGGER.info("warm-up analysis took %.2f s", time.perf_counter() - started)
 
     def refresh_examples(self) -> None:
         """Rewrite the example list after the weights on disk changed (an in-app download)."""
-        self.examples = gallery.write_examples(self.available_sets(), gallery.example_root(tempdir.current()))
+        root = gallery.example_root(tempdir.current())
+        self.examples = gallery.write_examples(self.available_sets(), root, photos=self.card is not None)
 
     @property
     def weights(self) -> str:
-        """The start-up set's name ("demo", "paper", ...)."""
+        """The start-up set's name ("demo", "paper", ...), or the model card's path."""
         return self.choice.name
+
+    @property
+    def card(self) -> ModelCard | None:
+        """The model card the server shows (``--models``), or None for the paper's three."""
+        return self.choice.card
+
+    @property
+    def lineup(self) -> Lineup:
+        """The models the page offers: the card's, or the paper's three."""
+        return self.choice.lineup
 
     @property
     def weights_note(self) -> str:
@@ -119,6 +139,8 @@ class Engine:
 
     def available_sets(self) -> list[str]:
         """The named weight sets whose files are here (each loadable without a download)."""
+        if self.card is not None:  # a card's server shows the card's models only
+            return []
         available = []
         for name in SET_NAMES:
             try:
@@ -130,8 +152,10 @@ class Engine:
 
     def resolve(self, weights: str) -> str:
         """The set a visitor picked, checked: "auto" means the start-up set; file paths are not accepted here."""
-        if weights in (None, "", "auto"):
+        if weights in (None, "", "auto") or (self.card is not None and weights == self.weights):
             return self.weights
+        if self.card is not None:
+            raise CbamVizError(f"this server shows the models of {self.card.path.name} only: choose auto")
         if weights not in SET_NAMES:
             raise CbamVizError(f"unknown weights set {quote(weights)}: choose one of {', '.join(WEIGHT_CHOICES)}")
         return weights
@@ -143,10 +167,12 @@ class Engine:
 
     def categories(self, weights: str) -> tuple[str, ...]:
         """Class names of a set (loads and caches its models if this is the first use)."""
-        return get_models(ARCH_ORDER, self.resolve(weights), self.device, weights_dir=self.weights_dir).categories
+        return get_models(None, self.choice_for(weights), self.device, weights_dir=self.weights_dir).categories
 
     def weight_choices(self) -> list[tuple[str, str]]:
         """Dropdown entries that say which sets are ready and which would need a download."""
+        if self.card is not None:
+            return [(text("weights.card_now", name=self.card.path.name), "auto")]
         ready = set(self.available_sets())
         labels = [(text("weights.auto_now", name=self.weights), "auto")]
         for name in SET_NAMES:
