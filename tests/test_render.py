@@ -19,7 +19,6 @@ from PIL import Image
 from cbam_viz.imaging.view import ModelView, plan_view
 from cbam_viz.render import attention, export, overlay
 from cbam_viz.render import text as render_text
-from cbam_viz.vocab import ARCH_TITLES
 from tests.helpers.pictures import (
     DEPTHS,
     Prep,

@@ -246,7 +246,8 @@ def _demo_choice(name: str, note: str, requested: str, root: Path) -> WeightsCho
 def resolve_weights(weights: str | WeightsChoice = "auto", weights_dir: Path | str | None = None) -> WeightsChoice:
     """-> the weights to load and why (one line). A WeightsChoice is returned unchanged. Raises WeightsError.
 
-    "auto" is the ImageNet ``paper`` set when all its files are under weights/imagenet/, otherwise ``demo``.
+    "auto" is the ImageNet ``paper`` set when all its files are under weights/imagenet/, otherwise ``demo``. A path
+    ending in ``.toml`` is a model card (``card_choice``).
     """
     if isinstance(weights, WeightsChoice):
         return weights
@@ -289,6 +290,8 @@ def resolve_weights(weights: str | WeightsChoice = "auto", weights_dir: Path | s
         note = Message("weights.note.entry_requested", name=requested)
         return WeightsChoice("entry", requested, note, False, source, requested)
     path = Path(requested).expanduser()
+    if path.suffix == ".toml":  # a model card (``--models-file``): what workers and study.json name the models by
+        return card_choice(path, root)
     if path.is_file():
         note = Message("weights.note.file_requested", name=path.name)
         return WeightsChoice("file", str(path), note, False, str(path), requested)
@@ -428,13 +431,12 @@ def load_model(
     only needed for a local pytorchcv file whose name does not tell v1 from v1.5. The model carries
     ``model.weights_info`` (LoadedWeights).
     """
-    card = weights.card if isinstance(weights, WeightsChoice) else None
-    if arch not in ARCHS and card is None:
-        raise WeightsError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
     if stride_in not in (None, "conv1", "conv2"):
         raise WeightsError(f"stride_in must be 'conv1' or 'conv2', not {stride_in!r}")
     root = weights_root(weights_dir)
     choice = resolve_weights(weights, root)
+    if arch not in ARCHS and choice.card is None:
+        raise WeightsError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
     name = choice.name
     if choice.card is not None:
         model, info = _load_card_model(choice.card, arch)
