@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import ARCH_ORDER as ARCHS
-from cbam_viz.vocab import ARCH_TITLES, CAM_METHODS, STAGES, VIEWS
+from cbam_viz.vocab import CAM_METHODS, STAGES, VIEWS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,7 +49,22 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the results (created)")
     parser.add_argument("--weights", default="auto", help="weight set (auto, demo, paper, ...) or a file; default auto")
     parser.add_argument(
-        "--models", nargs="+", default=list(ARCHS), metavar="ARCH", help=f"any of {', '.join(ARCHS)} (default all)"
+        "--models-file",
+        type=Path,
+        default=None,
+        metavar="MODELS.toml",
+        help="a model card: your own checkpoints with their classes and preprocessing (instead of --weights)",
+    )
+    parser.add_argument(
+        "--weights-dir", type=Path, default=None, help="weights folder (default: weights/ in the repository)"
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        metavar="MODEL",
+        help=f"any of {', '.join(ARCHS)}, or up to three ids of the --models-file card (default: all three, or the "
+        "card's first three)",
     )
     parser.add_argument("--method", default="gradcam", help=f"CAM method: {', '.join(CAM_METHODS)} (default gradcam)")
     parser.add_argument(
@@ -225,9 +240,12 @@ def run(args: argparse.Namespace) -> int:
     from cbam_viz.imaging.decode import decode_image
     from cbam_viz.render.export import check_summaries
 
-    options = AnalysisOptions(  # checked once, here at the boundary; "auto" resolved once just below
+    if args.models_file is not None and args.weights != "auto":
+        raise CbamVizError(f"--models-file names the models: drop --weights {args.weights}")
+    choice = resolve_choice(str(args.models_file or args.weights), args.weights_dir)
+    options = AnalysisOptions(  # checked once, here at the boundary, against the models the weights offer
         models=args.models,
-        weights=args.weights,
+        weights=choice,
         target=args.target,
         method=args.method,
         stage=args.stage,
@@ -238,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     )
     files, problems, any_folder, input_notes = collect_inputs(args.inputs)
     stems, stem_notes = output_stems(files, args.out)  # refuses an --out that would replace an input
-    model_set = load_models(options.models, options.weights, args.device)
+    model_set = load_models(options.models, choice, args.device, args.weights_dir)
     pipeline.intervention_plan(model_set.models, options.interventions)  # a spec no chosen model takes: stop here
     target = cam.resolve_target(options.target, model_set.categories)
     options = options.with_(weights=model_set.weights, models=tuple(model_set.models), target=target)
@@ -257,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
             picture = decode_image(path)
             if options.box is not None:
                 tqdm.write(box_note(path, options.box, picture.size), file=sys.stderr, end="")
-            result = pipeline.analyze(picture, options, device=model_set.device)
+            result = pipeline.analyze(picture, options, device=model_set.device, weights_dir=args.weights_dir)
             sanity = (args.sanity_draws, args.other_classes) if args.sanity else None
             extra_maps = trust_checks(result, path, options, model_set.device, sanity, args.deletion_insertion)
             write_outputs(result, path, args.out, stems[path], args.maps, extra_maps)
@@ -272,18 +290,24 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def load_models(archs: tuple[str, ...], weights: str, device: str | None) -> Any:
-    """The models, loaded once: first one line on which weights and why (said once, before the wait), then one
-    line per model as it loads (seconds each), so the console is never silent."""
-    from cbam_viz.analysis import models
+def resolve_choice(weights: str, weights_dir: Path | None) -> Any:
+    """The weights (a set, a file, or a model card, whose every model is checked now), resolved once and said in one
+    line before anything loads."""
     from cbam_viz.weights.load import resolve_weights
 
-    choice = resolve_weights(weights)
+    choice = resolve_weights(weights, weights_dir)
     print(f"weights: {choice.name} - {choice.note}", flush=True)
-    for number, arch in enumerate(archs, start=1):
-        print(f"loading {ARCH_TITLES.get(arch, arch)} ({number} of {len(archs)})", flush=True)  # stderr: errors
-        models.get_models([arch], choice, device)  # cached: the set below takes them from the cache
-    return models.get_models(archs, choice, device)
+    return choice
+
+
+def load_models(names: tuple[str, ...], choice: Any, device: str | None, weights_dir: Path | None = None) -> Any:
+    """The models, loaded once, one line per model as it loads (seconds each), so the console is never silent."""
+    from cbam_viz.analysis import models
+
+    for number, name in enumerate(names, start=1):
+        print(f"loading {choice.lineup.title(name)} ({number} of {len(names)})", flush=True)  # stderr: errors
+        models.get_models([name], choice, device, weights_dir=weights_dir)  # cached: the set below takes them
+    return models.get_models(names, choice, device, weights_dir=weights_dir)
 
 
 def run_summary(images: int, failed: int, unusable_inputs: int, out_dir: Path) -> str:
@@ -337,9 +361,9 @@ def trust_checks(
 def top1_line(source: Path, result: Analysis) -> str:
     """``cat.jpg: ResNet-50 tabby 0.62 | SE-ResNet-50 tabby 0.71 | CBAM-ResNet-50 tiger cat 0.55``."""
     answers = []
-    for arch, model in result.models.items():
+    for model in result.models.values():
         label, prob = model.top5[0]
-        answers.append(f"{ARCH_TITLES.get(arch, arch)} {label} {prob:.2f}")
+        answers.append(f"{model.title} {label} {prob:.2f}")
     return f"{source.name}: " + " | ".join(answers)
 
 

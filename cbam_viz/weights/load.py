@@ -220,7 +220,7 @@ class WeightsChoice:
 def card_choice(path: Path | str, weights_dir: Path | str | None = None) -> WeightsChoice:
     """The models of a model card (``--models-file``), every one checked and converted before anything starts."""
     card = read_card(path, weights_dir)
-    titles = ", ".join(model.title for model in card.models)
+    titles = "; ".join(model.title for model in card.models)
     note = Message("weights.note.card", name=card.path.name, count=len(card.models), titles=titles)
     source = f"{display_path(card.path)} ({'; '.join(f'{model.id}: {model.file.name}' for model in card.models)})"
     return WeightsChoice("card", str(card.path), note, False, source, str(path), card)

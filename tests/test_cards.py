@@ -1,0 +1,236 @@
+"""Your own models from a model card: checkpoints in each publisher's layout with a 5-class head, read from a
+models.toml, against their publishers' own logits; every refusal one line, from the library, the CLI and the app."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cbam_viz.analysis.schema import ANALYSIS_JSON_SCHEMA
+from cbam_viz.errors import CbamVizError, WeightsError
+from cbam_viz.pipeline import analyze
+from cbam_viz.weights import card as card_module
+from cbam_viz.weights.card import CARDS_SUBDIR, read_card
+from cbam_viz.weights.files import file_sha256
+from cbam_viz.weights.load import card_choice, load_model
+from tests.helpers.cards import FLOWERS, CardModelFile, cbam_official, resnet_torchvision, se_timm, write_card
+from tests.helpers.ports import free_port
+from tests.helpers.schema import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+RELATIVE_TOLERANCE = 1e-5
+LAYOUTS = {"cbam_flowers": "official_cbam", "resnet_flowers": "torchvision", "se_flowers": "timm_seresnet"}
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> list[CardModelFile]:
+    """The three checkpoints, built once: CBAM in the official release's layout, ResNet-50 from torchvision, SE from
+    timm, each with a 5-class head."""
+    folder = tmp_path_factory.mktemp("card")
+    return [cbam_official(folder), resnet_torchvision(folder), se_timm(folder)]
+
+
+@pytest.fixture(scope="module")
+def card(files: list[CardModelFile]) -> Path:
+    return write_card(files[0].path.parent, files)
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("weights")
+
+
+@pytest.fixture(scope="module")
+def choice(card: Path, weights_dir: Path):
+    return card_choice(card, weights_dir)
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((actual - expected).abs().max() / expected.abs().max())
+
+
+def test_each_publishers_checkpoint_gives_its_publishers_logits(choice, files: list[CardModelFile]) -> None:
+    image = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(11))
+    assert choice.lineup.ids == ("cbam_flowers", "resnet_flowers", "se_flowers")
+    for file in files:
+        model = load_model(file.id, choice, device="cpu")
+        with torch.no_grad():
+            actual, expected = model(image), file.oracle(image)
+        assert actual.shape == (2, len(FLOWERS))
+        assert _close(actual, expected) <= RELATIVE_TOLERANCE, file.id
+        info = model.weights_info
+        assert (info.arch, info.layout, info.categories) == (file.family, LAYOUTS[file.id], FLOWERS)
+        assert choice.lineup.family(file.id) == file.family  # detected: the card gives no family
+
+
+def test_a_model_is_converted_once_keyed_by_the_sha256_of_its_file(
+    files: list[CardModelFile], card: Path, weights_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    read_card(card, weights_dir)
+    cached = {path.name for path in (weights_dir / CARDS_SUBDIR).glob("*.safetensors")}
+    assert cached == {f"{file_sha256(file.path)}.safetensors" for file in files}
+
+    def never(*_: object) -> None:
+        raise AssertionError("the original was read again")
+
+    monkeypatch.setattr(card_module, "_load", never)
+    again = read_card(card, weights_dir)
+    assert {model.converted.name for model in again.models} == cached
+    monkeypatch.undo()
+
+    # another file under the same name is another sha256: converted again, the old copy left for the old file
+    folder = tmp_path / "changed"
+    folder.mkdir()
+    changed = cbam_official(folder, seed=99)
+    model = read_card(write_card(folder, [changed]), weights_dir).models[0]
+    assert model.converted.name == f"{file_sha256(changed.path)}.safetensors" != f"{file_sha256(files[0].path)}"
+    image = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    loaded = load_model("cbam_flowers", card_choice(folder / "models.toml", weights_dir), device="cpu")
+    with torch.no_grad():
+        assert _close(loaded(image), changed.oracle(image)) <= RELATIVE_TOLERANCE
+
+
+def test_an_analysis_names_the_cards_classes_models_and_preprocessing(choice, tmp_path: Path) -> None:
+    picture = Image.fromarray((np.random.default_rng(3).random((240, 320, 3)) * 255).astype(np.uint8))
+    result = analyze(picture, weights=choice, view="crop", models=["se_flowers", "cbam_flowers"])
+    assert list(result.models) == ["cbam_flowers", "se_flowers"]  # the card's order
+    assert result.view.input_size == (224, 224)  # the card's crop
+    document = result.to_json()
+    assert validate(document, ANALYSIS_JSON_SCHEMA) == []
+    for model_id, model in document["models"].items():
+        assert {label["label"] for label in model["top5"]} == set(FLOWERS)
+        assert model["family"] == choice.lineup.family(model_id)
+        assert model["title"] == choice.lineup.title(model_id)
+        assert "models.toml" not in model["weights"] and "5 classes: daisy" in model["weights"]
+    assert result.models["cbam_flowers"].spatial_attention and not result.models["se_flowers"].spatial_attention
+    with pytest.raises(CbamVizError, match="at most 3 models"):
+        analyze(picture, weights=choice, models=["cbam_flowers", "resnet_flowers", "se_flowers", "x"])
+    with pytest.raises(CbamVizError, match="unknown model 'cbam_resnet50': choose from cbam_flowers"):
+        analyze(picture, weights=choice, models=["cbam_resnet50"])
+
+
+# ---------------------------------------------------------------------------------------------------------- refusals
+
+
+def _table(file: Path, body: str = "", model_id: str = "mine", labels: bool = True) -> str:
+    names = 'labels = "labels.txt"\n' if labels else ""
+    return f'[[model]]\nid = "{model_id}"\nfile = "{file}"\n{names}{body}'
+
+
+def _refusal_cases(cbam: Path, folder: Path) -> dict[str, tuple[str, str]]:
+    """case -> (the card's text, words its one-line refusal must hold)."""
+    (folder / "four.txt").write_text("a\nb\nc\nd\n", encoding="utf-8")
+    (folder / "junk.pth").write_bytes(b"not a checkpoint at all")
+    torch.save({"features.weird.weight": torch.zeros(3)}, folder / "unknown.pth")
+    torch.save(torch.nn.Linear(2, 2), folder / "module.pth")
+    return {
+        "width": (
+            _table(cbam, labels=False) + 'labels = "four.txt"\n',
+            "classifier has 5 outputs but the card names 4",
+        ),
+        "missing": (_table(folder / "nowhere.pth"), "nowhere.pth does not exist"),
+        "layout": (_table(folder / "unknown.pth"), "is in no layout cbam_viz knows"),
+        "pickle": (_table(folder / "module.pth"), "holds Python objects besides tensors"),
+        "not a checkpoint": (_table(folder / "junk.pth"), "junk.pth"),
+        "family": (_table(cbam, 'family = "se_resnet50"\n'), 'family = "se_resnet50" but the weights are a CBAM'),
+        "unknown family": (_table(cbam, 'family = "vgg16"\n'), "has family 'vgg16'"),
+        "no classes": (_table(cbam, labels=False), "names no classes and its classifier has 5 outputs"),
+        "toml": ("[[model]\nid = 1", "is not valid TOML"),
+        "key": (_table(cbam, 'lables = "x.txt"\n'), "unknown key 'lables'"),
+        "id": (_table(cbam, model_id="My Model"), "an id is 1-40 lower-case letters"),
+        "twice": (_table(cbam) + "\n" + _table(cbam, 'title = "other"\n'), "two models have the id 'mine'"),
+        "both": (_table(cbam, 'classes = ["a"]\n'), "has both classes and labels"),
+        "crop": (_table(cbam, "[model.preprocess]\nresize = 128\ncrop = 224\n"), "preprocess crop is 224"),
+        "interpolation": (_table(cbam, '[model.preprocess]\ninterpolation = "lanczos"\n'), "use bilinear, bicubic"),
+        "std": (
+            _table(cbam, "[model.preprocess]\nstd = [0.2, 0, 0.2]\n"),
+            "std [0.2, 0, 0.2] must be finite and above 0",
+        ),
+        "nothing": ("", "lists no models"),
+        "classes differ": (
+            _table(cbam) + "\n" + _table(cbam, 'classes = ["1", "2", "3", "4", "5"]\n', "other", labels=False),
+            "has other class names than 'mine'",
+        ),
+    }
+
+
+def test_every_problem_of_a_card_is_one_line_naming_the_model_and_the_fix(
+    files: list[CardModelFile], weights_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "labels.txt").write_text("\n".join(FLOWERS) + "\n", encoding="utf-8")
+    for case, (body, words) in _refusal_cases(files[0].path, tmp_path).items():
+        path = tmp_path / f"{case.replace(' ', '_')}.toml"
+        path.write_text(body, encoding="utf-8")
+        with pytest.raises(WeightsError) as raised:
+            read_card(path, weights_dir)
+        message = str(raised.value)
+        assert words in message and "\n" not in message, (case, message)
+        if case not in ("toml", "nothing", "id"):
+            assert "'mine'" in message, (case, message)
+    with pytest.raises(WeightsError, match="model card .*nowhere.toml does not exist"):
+        read_card(tmp_path / "nowhere.toml", weights_dir)
+    six = "\n".join(_table(files[0].path, model_id=f"m{number}", body=f'title = "{number}"\n') for number in range(7))
+    (tmp_path / "seven.toml").write_text(six, encoding="utf-8")
+    with pytest.raises(WeightsError, match="lists 7 models: a card holds at most 6"):
+        read_card(tmp_path / "seven.toml", weights_dir)
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "CBAM_VIZ_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize("entry", ["cli", "app"])
+def test_the_cli_and_the_app_refuse_a_bad_card_in_one_line_before_anything_starts(
+    entry: str, files: list[CardModelFile], weights_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "labels.txt").write_text("\n".join(FLOWERS) + "\n", encoding="utf-8")
+    cases = _refusal_cases(files[0].path, tmp_path)
+    picture = tmp_path / "flower.png"
+    Image.new("RGB", (64, 48), "yellow").save(picture)
+    for case in ("width", "family"):
+        body, words = cases[case]
+        path = tmp_path / f"{case}.toml"
+        path.write_text(body, encoding="utf-8")
+        if entry == "cli":
+            args = ["-m", "cbam_viz", "analyze", str(picture), "--models-file", str(path), "--out", "out"]
+        else:
+            args = [str(ROOT / "app.py"), "--models", str(path), "--port", str(free_port())]
+        done = _run([*args, "--weights-dir", str(weights_dir)], tmp_path)
+        errors = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 2, (case, done.stdout, done.stderr)
+        assert len(errors) == 1 and errors[0].startswith("error: ") and words in errors[0], (case, done.stderr)
+        assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+    both = (
+        ["-m", "cbam_viz", "analyze", str(picture), "--models-file", "x.toml", "--weights", "demo", "--out", "out"]
+        if entry == "cli"
+        else [str(ROOT / "app.py"), "--models", "x.toml", "--weights", "demo", "--port", str(free_port())]
+    )
+    done = _run(both, tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "drop --weights demo" in done.stderr, done.stderr
+
+
+def test_the_cli_analyses_with_the_card(card: Path, weights_dir: Path, tmp_path: Path) -> None:
+    picture = tmp_path / "flower.png"
+    Image.fromarray((np.random.default_rng(5).random((90, 120, 3)) * 255).astype(np.uint8)).save(picture)
+    args = ["-m", "cbam_viz", "analyze", str(picture), "--models-file", str(card), "--weights-dir", str(weights_dir)]
+    done = _run([*args, "--models", "resnet_flowers", "cbam_flowers", "--out", "out"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("flower.png: "))
+    assert line.startswith("flower.png: CBAM-ResNet-50, cbam flowers ") and "| ResNet-50, resnet flowers " in line
+    assert any(name in line for name in FLOWERS)
+    document = json.loads((tmp_path / "out" / "flower.json").read_text())
+    assert list(document["models"]) == ["cbam_flowers", "resnet_flowers"]
+    assert document["weights"]["set"] == str(card)
