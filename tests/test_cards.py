@@ -21,12 +21,15 @@ from cbam_viz.weights import card as card_module
 from cbam_viz.weights.card import CARDS_SUBDIR, read_card
 from cbam_viz.weights.files import file_sha256
 from cbam_viz.weights.load import card_choice, load_model
+from tests.helpers.app import launched_app
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, wait_for_panels
 from tests.helpers.cards import FLOWERS, CardModelFile, cbam_official, resnet_torchvision, se_timm, write_card
 from tests.helpers.ports import free_port
 from tests.helpers.schema import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 RELATIVE_TOLERANCE = 1e-5
+WAIT_MS = 240_000  # full-size ResNet-50s on two CPU cores shared with other work
 LAYOUTS = {"cbam_flowers": "official_cbam", "resnet_flowers": "torchvision", "se_flowers": "timm_seresnet"}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -234,3 +237,102 @@ def test_the_cli_analyses_with_the_card(card: Path, weights_dir: Path, tmp_path:
     document = json.loads((tmp_path / "out" / "flower.json").read_text())
     assert list(document["models"]) == ["cbam_flowers", "resnet_flowers"]
     assert document["weights"]["set"] == str(card)
+
+
+# ------------------------------------------------------------------------------------------------- the app itself
+
+
+@pytest.fixture(scope="module")
+def app(card: Path, weights_dir: Path):
+    """``python app.py --models models.toml`` as the tests meet it (layout.build_demo + layout.serve)."""
+    with launched_app(weights_dir, models_file=card) as running:
+        yield running
+
+
+def test_the_api_answers_with_the_cards_models_and_refuses_others_in_one_line(app, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    url, engine, _ = app
+    picture = tmp_path / "flower.png"
+    Image.fromarray((np.random.default_rng(8).random((120, 160, 3)) * 255).astype(np.uint8)).save(picture)
+    client = Client(url, verbose=False)
+    try:
+        document, banner, *_ = client.predict(handle_file(str(picture)), api_name="/analyze")
+        assert list(document["models"]) == ["cbam_flowers", "resnet_flowers", "se_flowers"]
+        for model in document["models"].values():
+            assert {row["label"] for row in model["top5"]} == set(FLOWERS)
+        assert "Your models, from models.toml" in banner and "CBAM-ResNet-50, cbam flowers" in banner
+        assert "5 classes: daisy, dandelion, rose, sunflower, tulip" in banner and "resize 256, crop 224" in banner
+        assert "shape" not in banner.lower() and "demo" not in banner.lower()
+        refusals = {  # the page's choices hold the card's models only (ui.server.choices answers in one line)
+            "'cbam_resnet50' is not one of the choices: ['cbam_flowers', 'resnet_flowers', 'se_flowers']": {
+                "models": ["cbam_resnet50"]
+            },
+            "'paper' is not one of the choices: ['auto']": {"weights": "paper"},
+        }
+        for words, changed in refusals.items():
+            with pytest.raises(Exception) as raised:
+                client.predict(handle_file(str(picture)), **changed, api_name="/analyze")
+            assert words in str(raised.value) and "\n" not in str(raised.value).strip(), str(raised.value)
+        steps = client.predict(
+            handle_file(str(picture)), "cbam_flowers", "", None, "auto", "whole", api_name="/gate_steps"
+        )
+        assert steps["model"] == "cbam_flowers" and steps["spatial"] is not None
+        with pytest.raises(Exception, match="ResNet-50, resnet flowers has no gates: pick"):
+            client.predict(
+                handle_file(str(picture)), "resnet_flowers", "", None, "auto", "whole", api_name="/gate_steps"
+            )
+    finally:
+        client.close()
+    assert engine.lineup.ids == ("cbam_flowers", "resnet_flowers", "se_flowers")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("CI", "").lower() != "true" and not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing"
+)
+def test_in_the_browser_the_cards_models_show_their_classes_maps_and_lab(app, tmp_path: Path) -> None:
+    """A researcher's card in the page: their models' titles side by side, their class names in the top-5, every map,
+    the gate lab on their CBAM, and a lesson link that names their model ids."""
+    from playwright.sync_api import sync_playwright
+
+    url, _, _ = app
+    picture = tmp_path / "flower.png"
+    Image.fromarray((np.random.default_rng(9).random((150, 200, 3)) * 255).astype(np.uint8)).save(picture)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url, wait_until="domcontentloaded", timeout=WAIT_MS)
+            page.locator("#input-image").wait_for(timeout=WAIT_MS)
+            banner = page.locator("#banner").inner_text()
+            assert "Your models, from models.toml" in banner and "SE-ResNet-50, se flowers" in banner, banner
+            models = page.locator("#models").inner_text()
+            assert all(title in models for title in ("cbam flowers", "resnet flowers", "se flowers")), models
+            page.locator("#input-image input[type=file]").set_input_files(str(picture))
+            ids = ["cbam_flowers", "resnet_flowers", "se_flowers"]
+            wait_for_panels(page, [ids, ["cbam_flowers"], ["cbam_flowers", "se_flowers"], None], WAIT_MS)
+            for model_id in ids:
+                top5 = page.locator(f"#top5-{model_id}").inner_text()
+                assert sum(name in top5 for name in FLOWERS) >= 3, top5
+                caption = page.locator(f"#cam-{model_id}-caption").inner_text()
+                assert caption.startswith(app[1].lineup.title(model_id)), caption
+            assert "No spatial" in page.locator("#spatial-se_flowers").inner_text()
+            status = page.locator("#results-status").inner_text()
+            assert "CBAM-ResNet-50, cbam flowers" in status and "shape" not in status.lower(), status
+            page.get_by_text("Inside the gate: how the attention is computed").click()
+            page.locator("#gate_equations").get_by_text("Ms[").wait_for(timeout=WAIT_MS)
+            assert "cbam flowers" in page.locator("#gate_equations-caption, #gate_channel-caption").first.inner_text()
+            page.locator("#lesson-link-button").click()
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#lesson-link textarea, #lesson-link input');"
+                " return i && i.value.startsWith('http'); }",
+                timeout=WAIT_MS,
+            )
+            written = page.locator("#lesson-link textarea, #lesson-link input").first.input_value()
+            assert "models=cbam_flowers%2Cresnet_flowers%2Cse_flowers" in written, written
+            if os.environ.get("CBAM_VIZ_CARD_SCREENSHOT"):
+                page.screenshot(path=os.environ["CBAM_VIZ_CARD_SCREENSHOT"], full_page=True)
+        finally:
+            browser.close()

@@ -29,6 +29,7 @@ from cbam_viz.vocab import (
     all_blocks,
     block_name,
     has_channel_attention,
+    has_spatial_attention,
     quote,
 )
 
@@ -36,6 +37,12 @@ from cbam_viz.vocab import (
 def gated(lineup: Lineup) -> tuple[str, ...]:
     """The models of ``lineup`` that have gates (SE or CBAM), in its order."""
     return tuple(spec.id for spec in lineup.models if has_channel_attention(spec.family))
+
+
+def first_gate(lineup: Lineup) -> str | None:
+    """The model the gate view opens on: the last with both gates (CBAM), else the last with any."""
+    both = [name for name in gated(lineup) if has_spatial_attention(lineup.family(name))]
+    return (both or list(gated(lineup)) or [None])[-1]
 
 
 STRONG, WEAK, CHOSEN = "#1a9850", "#d73027", "#3b4cc0"

@@ -186,7 +186,7 @@ def render_cam(analysis: Analysis, display: Display) -> dict[str, Shown]:
         if display.shared_scale:  # the shared range, and this map's own min and max beside it
             title = "; ".join([title, *overlay.scale_words(low, high, result.cam)])
         caption = model_caption(result.title, title)
-        shown[result.arch] = Shown(_stack(picture, legend), caption, analysis.stage)
+        shown[result.model_id] = Shown(_stack(picture, legend), caption, analysis.stage)
     return shown
 
 

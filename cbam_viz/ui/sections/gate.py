@@ -50,7 +50,7 @@ def build(parts: Parts) -> Gate:
             gated = gate_view.gated(parts.engine.lineup)
             model = gr.Dropdown(
                 [(parts.engine.lineup.title(name), name) for name in gated],
-                value=gated[-1] if gated else None,
+                value=gate_view.first_gate(parts.engine.lineup),
                 allow_custom_value=True,  # the API's one-line answer for a model without gates
                 label=T("page.model"),
                 elem_id="gate-model",
