@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from cbam_viz.cli import main as cli
+from cbam_viz.vocab import PAPER_LINEUP
 from tests.helpers.cards import FLOWERS, cbam_official, resnet_torchvision, se_timm, write_labels
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,6 +182,9 @@ def test_the_app_s_study_section_names_the_card_s_models(setup: Setup) -> None:
     assert "models.toml" in studies.about(study) and str(setup.card.parent) not in studies.about(study)
     drawn = studies.figures(study)
     assert set(drawn) == {"accuracy", "localisation", "atlas", "excitation"}
+    ids = [model_id for model_id, _, _ in MODELS]
+    assert studies.analysis_settings(study, ["auto"], offered=ids)["models"] == ids
+    assert "models" not in studies.analysis_settings(study, ["auto"], offered=PAPER_LINEUP.ids)  # not this server's
 
 
 def test_a_ray_actor_loads_its_card_model_from_the_card_s_path(setup: Setup) -> None:

@@ -412,11 +412,16 @@ def gallery_items(study: Study, pair: Any, parent: Path | None = None) -> tuple[
     return items, ids
 
 
-def analysis_settings(study: Study, weight_choices: Sequence[str]) -> dict[str, Any]:
+def analysis_settings(
+    study: Study, weight_choices: Sequence[str], offered: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The picture input's neighbours set as the study measured: its models, method, stage, view and (when this
-    server has them) its weights."""
+    server has them) its weights. ``offered``: the model ids this server's pickers hold (None: any); a study of models
+    it does not offer (a model card's on a server of the paper's three, or the other way round) leaves them be."""
     options = study.options
-    settings: dict[str, Any] = {"models": study.models}
+    settings: dict[str, Any] = {}
+    if offered is None or all(model_id in offered for model_id in study.models):
+        settings["models"] = study.models
     for name in ("method", "stage", "view"):
         if options.get(name) is not None:
             settings[name] = options[name]
