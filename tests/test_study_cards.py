@@ -158,6 +158,8 @@ def test_a_card_with_weights_and_a_broken_card_are_one_line(
     assert "cbam_flowers" in error and "5" in error and "4" in error
     error = _refused(capsys, str(setup.data), "--models", "resnet50", "--models-file", str(setup.card), *common)
     assert "unknown model 'resnet50'" in error and "cbam_flowers" in error  # --models names the card's ids
+    error = _refused(capsys, str(setup.data), "--models-file", "a/" * 3000 + "models.toml", *common)
+    assert "6011 characters long" in error  # the words are checked before any file is looked for
     assert not (tmp_path / "out").exists()
 
 

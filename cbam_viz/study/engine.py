@@ -232,11 +232,12 @@ def open_study(
             raise CbamVizError(f"{name} must be at least {least}, got {value}")
     if weights is None:
         weights = "demo" if data == sources.SHAPES else "auto"
-    choice = resolve_weights(weights, weights_dir)  # a model card is read here: its ids are the models to check
+    asked = AnalysisOptions(weights=weights, method=method, stage=stage, view=view)  # the words, before any file
+    choice = resolve_weights(asked.weights, weights_dir)  # a model card is read here: its ids are the models to check
     recorded = choice.name
     if choice.card is not None:  # what workers load and study.json records, wherever the same card is named from
         weights = recorded = str(choice.card.path.resolve())
-    checked = AnalysisOptions(models=models, weights=choice, method=method, stage=stage, view=view)
+    checked = asked.with_(models=models, weights=choice)
     model_set = get_models(checked.models, choice, device, weights_dir=weights_dir)
     data_key = data if data == sources.SHAPES else str(Path(data).expanduser().resolve())
     items = sources.list_items(data, model_set.categories, limit=limit, per_class=per_class)
