@@ -84,6 +84,22 @@ class Lineup:
 PAPER_LINEUP = Lineup(tuple(ModelSpec(arch, arch, ARCH_TITLES[arch]) for arch in ARCH_ORDER))
 
 
+def recorded_lineup(models: Mapping[str, Any]) -> Lineup:
+    """The models a study's ``summary.json`` records (its ``models`` block), in its own order, each with the family
+    and title it records; a summary written before model cards records neither, and its keys are architectures."""
+    specs = []
+    for model_id, block in models.items():
+        found = block if isinstance(block, Mapping) else {}
+        family = str(found.get("family") or model_id)
+        specs.append(ModelSpec(str(model_id), family, str(found.get("title") or ARCH_TITLES.get(family, model_id))))
+    return Lineup(tuple(specs))
+
+
+def attention_rank(family: str) -> int:
+    """How much attention an architecture's blocks carry: 0 none, 1 SE's channel gates, 2 CBAM's two gates."""
+    return ARCH_ORDER.index(family) if family in ARCH_ORDER else 0
+
+
 def has_channel_attention(arch: str) -> bool:
     """Whether ``arch`` has channel gates (SE or CBAM)."""
     return ARCH_ATTENTION.get(arch) is not None

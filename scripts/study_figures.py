@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print(studies.summary_table(study), end="\n\n")
         print(studies.all_comparison_words(study))
         if args.atlas is not None:
-            figure = atlas_figure(study.summary.get("atlas") or {})
+            figure = atlas_figure(study.summary.get("atlas") or {}, lineup=study.lineup)
             if figure is None:
                 print("error: the study has no atlas", file=sys.stderr)
                 return 2

@@ -2,7 +2,9 @@
 
 DATA is ``shapes`` (the demo set's held-out shapes with their masks, offline) or an ImageFolder ``root/<class>/``
 (WordNet id, class index or class name folders; optional ``boxes.csv``, VOC ``.xml`` and ``<image>.mask.png``)
-or a flat ImageNet val folder with Kaggle's ``LOC_val_solution.csv`` or the ILSVRC2012 devkit. DIR gets
+or a flat ImageNet val folder with Kaggle's ``LOC_val_solution.csv`` or the ILSVRC2012 devkit. ``--models-file
+models.toml`` studies a model card's models (the first three, or those ``--models`` names by id), whose class names
+the class folders use. DIR gets
 ``images.parquet`` (one row per image and model), ``summary.json`` (with 95 % bootstrap intervals and McNemar's
 test between models; with ``--sweep``, the gates set to one stage by stage), ``skipped.csv``, ``atlas.npz``, a figure
 per section (``figure-*.png``) and the shards that make the run resumable: after Ctrl-C the same command continues.
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from cbam_viz.errors import CbamVizError
 from cbam_viz.vocab import ARCH_ORDER as ARCHS
-from cbam_viz.vocab import ARCH_TITLES, CAM_METHODS, STAGES, VIEWS
+from cbam_viz.vocab import CAM_METHODS, MAX_SHOWN, STAGES, VIEWS, recorded_lineup
 
 SHARD_SIZE = 64  # engine.SHARD_SIZE, repeated so that --help imports nothing heavy (a test checks they agree)
 HELP = "measure accuracy, localisation and attention of the models over a dataset (resumable)"
@@ -42,7 +44,27 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder of the study (created)")
     parser.add_argument("--weights", default=None, help="weight set or file (default: demo for shapes, else auto)")
     parser.add_argument(
-        "--models", nargs="+", default=list(ARCHS), metavar="ARCH", help=f"any of {', '.join(ARCHS)} (default all)"
+        "--models-file",
+        type=Path,
+        default=None,
+        metavar="TOML",
+        help="a model card (models.toml) listing your own checkpoints: its models are studied, and the class folders "
+        "are its class names (instead of --weights)",
+    )
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="weights folder (default: weights/ in the repository; a model card's converted copies go to DIR/cards)",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        metavar="ID",
+        help=f"at most {MAX_SHOWN} of {', '.join(ARCHS)}, or of a model card's ids (default: all three, or the card's "
+        f"first {MAX_SHOWN})",
     )
     parser.add_argument("--method", default="gradcam", help=f"CAM method: {', '.join(CAM_METHODS)} (default gradcam)")
     parser.add_argument("--stage", type=int, default=4, choices=STAGES, help="stage whose CAM is measured")
@@ -97,6 +119,11 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``study``: 0 when the study is complete, 130 when interrupted (the same command continues)."""
+    if args.models_file is not None and args.weights is not None:
+        raise CbamVizError("--models-file and --weights both say which models to study: give one of them")
+    if args.models_file is not None and args.models_file.suffix != ".toml":
+        raise CbamVizError(f"--models-file {args.models_file}: a model card is a .toml file (models.toml)")
+    weights = str(args.models_file) if args.models_file is not None else args.weights  # a .toml weights is a card
     if args.engine == "ray":
         from cbam_viz.study.ray_engine import require_ray
         from cbam_viz.study.ray_engine import run_study_ray as run_study
@@ -110,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
             args.data,
             args.out,
             models=args.models,
-            weights=args.weights,
+            weights=weights,
+            weights_dir=args.weights_dir,
             method=args.method,
             stage=args.stage,
             view=args.view,
@@ -151,10 +179,12 @@ def _percent(block: dict) -> str:
 
 def summary_lines(summary: dict) -> list[str]:
     """The summary as a few lines: per model top-1, top-5, pointing and energy (95 % intervals), then the pairs."""
-    lines = [f"{'model':<16} {'top-1 %':<20} {'top-5 %':<20} {'pointing %':<20} {'energy %':<20}"]
-    for arch, model in summary["models"].items():
+    lineup = recorded_lineup(summary["models"])  # each model by its title, as the summary records it
+    width = max([16, *(len(spec.title) + 1 for spec in lineup.models)])
+    lines = [f"{'model':<{width}} {'top-1 %':<20} {'top-5 %':<20} {'pointing %':<20} {'energy %':<20}"]
+    for model_id, model in summary["models"].items():
         cells = [_percent(model[key]) for key in ("top1", "top5", "pointing", "energy")]
-        lines.append(f"{ARCH_TITLES[arch]:<16} " + " ".join(f"{cell:<20}" for cell in cells))
+        lines.append(f"{lineup.title(model_id):<{width}} " + " ".join(f"{cell:<20}" for cell in cells))
     for pair, comparison in summary["comparisons"].items():
         first, second = pair.split("|")
         pointing = comparison["pointing"]
@@ -162,15 +192,15 @@ def summary_lines(summary: dict) -> list[str]:
             continue
         low, high = pointing["ci"]
         lines.append(
-            f"pointing, {ARCH_TITLES[first]} - {ARCH_TITLES[second]}: {100 * pointing['difference']:+.1f} points "
+            f"pointing, {lineup.title(first)} - {lineup.title(second)}: {100 * pointing['difference']:+.1f} points "
             f"[{100 * low:+.1f}, {100 * high:+.1f}], McNemar p = {pointing['p_value']:.3g}"
         )
-    for arch, model in summary["models"].items():
+    for model_id, model in summary["models"].items():
         swept = model.get("sweep")
         if swept:
             cells = [f"as they are {100 * swept['base']['top1']:.1f}"]
             for stage in STAGES:
                 for gate, numbers in swept.get(str(stage), {}).items():
                     cells.append(f"layer{stage} {gate} {100 * numbers['top1']:.1f}")
-            lines.append(f"gates set to one, {ARCH_TITLES[arch]} top-1 %: " + ", ".join(cells))
+            lines.append(f"gates set to one, {lineup.title(model_id)} top-1 %: " + ", ".join(cells))
     return lines

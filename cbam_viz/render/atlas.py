@@ -18,9 +18,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cbam_viz.render import fonts
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES
+from cbam_viz.vocab import Lineup, recorded_lineup
 
-COLOURS = {"se_resnet50": "#1f77b4", "cbam_resnet50": "#d62728", "resnet50": "#7f7f7f"}
+COLOURS = {"se_resnet50": "#1f77b4", "cbam_resnet50": "#d62728", "resnet50": "#7f7f7f"}  # by family
+MORE_COLOURS = ("#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")  # a second model of one family
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 FEW_CLASSES = 4  # as SENet's figure: four classes and all of them
 
@@ -32,15 +33,31 @@ def figure_rgb(figure: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
+def model_colours(lineup: Lineup) -> dict[str, str]:
+    """One colour per model: its family's for the first model of each family (the paper's three keep theirs), the
+    next unused of ``MORE_COLOURS`` for another model of a family already coloured."""
+    colours: dict[str, str] = {}
+    spare = iter(MORE_COLOURS)
+    for spec in lineup.models:
+        colour = COLOURS.get(spec.family)
+        colours[spec.id] = colour if colour and colour not in colours.values() else next(spare, "#333333")
+    return colours
+
+
 def _block_order(block: str) -> tuple[int, int]:
     stage, _, index = block.removeprefix("layer").partition(".")
     return (int(stage), int(index)) if stage.isdigit() and index.isdigit() else (99, 0)
 
 
-def atlas_figure(atlas: Mapping[str, Mapping[str, Mapping[str, Any]]], *, dpi: int = 110) -> np.ndarray | None:
+def atlas_figure(
+    atlas: Mapping[str, Mapping[str, Mapping[str, Any]]], *, lineup: Lineup | None = None, dpi: int = 110
+) -> np.ndarray | None:
     """Class specificity (eta squared) per block for every model of ``atlas`` (a ``summary.json``'s ``atlas``), with
-    its chance level dotted; -> an RGB array, or None when the atlas holds no block."""
-    archs = [arch for arch in ARCH_ORDER if atlas.get(arch)]
+    its chance level dotted; ``lineup``: the study's models, their order and titles (``vocab.recorded_lineup`` of its
+    ``models``; None: the atlas's own, keyed by architecture). -> an RGB array, or None when it holds no block."""
+    lineup = lineup or recorded_lineup({model_id: {} for model_id in atlas})
+    colours = model_colours(lineup)
+    archs = [model_id for model_id in lineup.ids if atlas.get(model_id)]
     if not archs:
         return None
     blocks = sorted({block for arch in archs for block in atlas[arch]}, key=_block_order)
@@ -51,8 +68,8 @@ def atlas_figure(atlas: Mapping[str, Mapping[str, Mapping[str, Any]]], *, dpi: i
         rows = [atlas[arch].get(block, {}) for block in blocks]
         values = [np.nan if row.get("class_specificity") is None else row["class_specificity"] for row in rows]
         chance = [np.nan if row.get("chance") is None else row["chance"] for row in rows]
-        colour = COLOURS.get(arch, "#333333")
-        axes.plot(positions, values, marker="o", markersize=4, color=colour, label=ARCH_TITLES.get(arch, arch))
+        colour = colours[arch]
+        axes.plot(positions, values, marker="o", markersize=4, color=colour, label=lineup.title(arch))
         axes.plot(positions, chance, linestyle=":", color=colour, linewidth=1.2)
     axes.plot([], [], linestyle=":", color="#555555", label=fonts.words("study.atlas_chance"))
     stages = [_block_order(block)[0] for block in blocks]
@@ -83,14 +100,15 @@ def late_block(blocks: list[str]) -> str | None:
 
 
 def excitation_figure(
-    means: Mapping[str, np.ndarray], name_of: Callable[[int], str], *, dpi: int = 110
+    means: Mapping[str, np.ndarray], name_of: Callable[[int], str], *, lineup: Lineup | None = None, dpi: int = 110
 ) -> np.ndarray | None:
     """Mean excitation by channel (sorted by the mean over all classes) in one late block (``late_block``), for the
     ``FEW_CLASSES`` classes with the most images and for all the images, one panel per model with channel attention.
     ``means`` is ``atlas.npz`` (``<arch>/<block>``: classes x channels, ``.../classes``, and ``.../images`` where
-    recorded: without it "all" weighs the classes alike); ``name_of`` names a class index. None when it holds no
-    block."""
-    archs = [arch for arch in ARCH_ORDER if any(key.startswith(f"{arch}/") for key in means)]
+    recorded: without it "all" weighs the classes alike); ``name_of`` names a class index; ``lineup`` as
+    ``atlas_figure``'s. None when it holds no block."""
+    lineup = lineup or recorded_lineup({key.split("/")[0]: {} for key in means})
+    archs = [model_id for model_id in lineup.ids if any(key.startswith(f"{model_id}/") for key in means)]
     blocks = {
         arch: late_block([key.split("/")[1] for key in means if key.count("/") == 1 and key.startswith(f"{arch}/")])
         for arch in archs
@@ -125,7 +143,7 @@ def excitation_figure(
         axes.plot(channels, every[order], "k--", linewidth=1.3, zorder=3, label=fonts.words("study.excitation_all"))
         axes.set_ylim(0, 1)
         axes.set_xlim(0, max(1, per_class.shape[1] - 1))
-        axes.set_title(f"{ARCH_TITLES.get(arch, arch)}, {blocks[arch]}", fontsize=9)
+        axes.set_title(f"{lineup.title(arch)}, {blocks[arch]}", fontsize=9)
         axes.set_xlabel(fonts.words("study.excitation_x"), fontsize=8)
         if n == 0:
             axes.set_ylabel(fonts.words("study.excitation_y"), fontsize=8)

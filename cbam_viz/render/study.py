@@ -2,7 +2,8 @@
 ImageNet's) and localisation (pointing, energy in the object, MaxBoxAccV2), one bar per model and measure with its
 95 % bootstrap interval as an error bar.
 
-They read a ``summary.json``'s ``models`` block (``study.summary``), values as fractions, and draw percentages.
+They read a ``summary.json``'s ``models`` block (``study.summary``), values as fractions, and draw percentages, one
+colour and title per model as the block records them (``vocab.recorded_lineup``).
 matplotlib's object API only (``Figure`` + ``FigureCanvasAgg``), never pyplot; the words come from the catalogues in
 the language pictures can be drawn in (``render.fonts``), set before the layout measures them.
 """
@@ -16,8 +17,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from cbam_viz.render import fonts
-from cbam_viz.render.atlas import COLOURS, figure_rgb
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES
+from cbam_viz.render.atlas import figure_rgb, model_colours
+from cbam_viz.vocab import recorded_lineup
 
 ACCURACY = (("top1", "study.col.top1"), ("top5", "study.col.top5"))
 LOCALISATION = (
@@ -44,7 +45,8 @@ def _bars(
     published: bool,
     dpi: int,
 ) -> np.ndarray | None:
-    archs = [arch for arch in ARCH_ORDER if arch in models]
+    lineup = recorded_lineup(models)  # the summary's own models, order, families and titles
+    colours, archs = model_colours(lineup), list(lineup.ids)
     values = {(arch, key): _value(models[arch].get(key)) for arch in archs for key, _ in measures}
     if not archs or all(found is None for found in values.values()):
         return None
@@ -59,8 +61,7 @@ def _bars(
         # a percentile interval of a maximum (MaxBoxAccV2) may leave out the value itself: no negative bar then
         below = [0.0 if one is None else max(0.0, one[0] - one[1]) for one in found]
         above = [0.0 if one is None else max(0.0, one[2] - one[0]) for one in found]
-        colour = COLOURS.get(arch, "#333333")
-        axes.bar(offsets, heights, width * 0.9, color=colour, label=ARCH_TITLES.get(arch, arch))
+        axes.bar(offsets, heights, width * 0.9, color=colours[arch], label=lineup.title(arch))
         axes.errorbar(offsets, heights, yerr=[below, above], fmt="none", ecolor="#222222", capsize=3, linewidth=1)
         for offset, height, top in zip(offsets, heights, above, strict=True):
             if np.isfinite(height):

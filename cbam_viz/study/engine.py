@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from cbam_viz.errors import CbamVizError
 from cbam_viz.study import sources
-from cbam_viz.vocab import STAGES, quote
+from cbam_viz.vocab import STAGES, Lineup, quote
 
 SHARD_SIZE = 64
 STUDY_VERSION = 1
@@ -49,8 +49,8 @@ class StudyOptions:
     """What a study measures: everything that changes its numbers (not the device, batch size or workers)."""
 
     data: str  # "shapes" or the ImageFolder's absolute path
-    models: tuple[str, ...]
-    weights: str  # as resolved ("demo", "paper", an entry, a file)
+    models: tuple[str, ...]  # model ids: architectures, or a model card's ids
+    weights: str  # as resolved ("demo", "paper", an entry, a file, a model card's absolute path)
     method: str = "gradcam"
     stage: int = 4
     view: str = "crop"
@@ -68,7 +68,7 @@ def schema() -> Any:
 
     columns = [
         ("image_id", pa.string()),
-        ("arch", pa.string()),
+        ("arch", pa.string()),  # the model's id: its architecture for the paper's models, its card's id otherwise
         ("label", pa.int32()),
         ("label_name", pa.string()),
         ("width", pa.int32()),
@@ -221,6 +221,7 @@ def open_study(
     (``probe_batch_size``)."""
     from cbam_viz.analysis.models import get_models
     from cbam_viz.analysis.options import AnalysisOptions
+    from cbam_viz.weights.load import resolve_weights
 
     for name, value, least in (
         ("--batch-size", batch_size, 1),
@@ -231,8 +232,13 @@ def open_study(
             raise CbamVizError(f"{name} must be at least {least}, got {value}")
     if weights is None:
         weights = "demo" if data == sources.SHAPES else "auto"
-    checked = AnalysisOptions(models=models, weights=weights, method=method, stage=stage, view=view)
-    model_set = get_models(checked.models, checked.weights, device, weights_dir=weights_dir)
+    asked = AnalysisOptions(weights=weights, method=method, stage=stage, view=view)  # the words, before any file
+    choice = resolve_weights(asked.weights, weights_dir)  # a model card is read here: its ids are the models to check
+    recorded = choice.name
+    if choice.card is not None:  # what workers load and study.json records, wherever the same card is named from
+        weights = recorded = str(choice.card.path.resolve())
+    checked = asked.with_(models=models, weights=choice)
+    model_set = get_models(checked.models, choice, device, weights_dir=weights_dir)
     data_key = data if data == sources.SHAPES else str(Path(data).expanduser().resolve())
     items = sources.list_items(data, model_set.categories, limit=limit, per_class=per_class)
     if not items:
@@ -240,7 +246,7 @@ def open_study(
     options = StudyOptions(
         data_key,
         checked.models,
-        model_set.weights_set,
+        recorded,
         checked.method,
         checked.stage,
         checked.view,
@@ -269,7 +275,7 @@ def open_study(
         for first in range(0, length, batch_size):
             batches.append((k, list(range(k * shard_size + first, k * shard_size + min(first + batch_size, length)))))
     return Plan(
-        out, options, checked.weights, weights_dir, device, items, shard_size, shard_count, done, batches, model_set,
+        out, options, weights, weights_dir, device, items, shard_size, shard_count, done, batches, model_set,
         stop_after, lock, batch_note,
     )  # fmt: skip
 
@@ -405,10 +411,16 @@ class ShardWriter:
         plan = self.plan
         if plan.stop_after is not None and len(plan.done) + self.written < plan.shard_count:
             return StudyResult(plan.out, len(plan.items), 0, 0, self.written, {})
-        models = plan.model_set.models
-        published = {arch: published_accuracy(model.weights_info.entry) for arch, model in models.items()}
-        count, written = plan.shard_count, self.written
-        done = finish(plan.out, plan.options, count, items=len(plan.items), shards_run=written, published=published)
+        models, card = plan.model_set.models, plan.model_set.weights.card
+        # a card's model is the operator's own: no publisher's figure applies to it, whatever its id
+        published = {
+            model_id: None if card is not None else published_accuracy(model.weights_info.entry)
+            for model_id, model in models.items()
+        }
+        count, written, lineup = plan.shard_count, self.written, plan.model_set.lineup
+        done = finish(
+            plan.out, plan.options, count, items=len(plan.items), shards_run=written, published=published, lineup=lineup
+        )
         done.notes[:0] = [plan.batch_note] if plan.batch_note else []
         return done
 
@@ -499,9 +511,10 @@ def finish(
     items: int,
     shards_run: int,
     published: dict[str, dict[str, Any] | None] | None = None,
+    lineup: Lineup | None = None,
 ) -> StudyResult:
     """Join the shards into ``images.parquet``, ``skipped.csv``, ``atlas.npz`` and ``summary.json``, and draw the
-    figures."""
+    figures. ``lineup`` (``vocab.Lineup``) gives each model's family and title (None: the models are architectures)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -524,7 +537,9 @@ def finish(
             sweep.merge(GateSweep.load(_shard_file(out, k, ".sweep.json")))
         swept = sweep.summary(SWEEP_HOW)
     header = {"study": options.to_json(), "eval_transform": _transform_words(options)}
-    summary = summarise(table, list(options.models), skipped=len(skipped), atlas=atlas, header=header, sweep=swept)
+    summary = summarise(
+        table, list(options.models), skipped=len(skipped), atlas=atlas, header=header, sweep=swept, lineup=lineup
+    )
     for arch, numbers in (published or {}).items():
         summary["models"][arch]["published"] = numbers
     box_iou = np.full(table.num_rows, np.nan)

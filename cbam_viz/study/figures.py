@@ -21,6 +21,7 @@ from PIL import Image, PngImagePlugin
 
 from cbam_viz.render.atlas import atlas_figure, excitation_figure
 from cbam_viz.render.study import accuracy_figure, localisation_figure
+from cbam_viz.vocab import recorded_lineup
 
 FIGURES = ("accuracy", "localisation", "atlas", "excitation")
 MARK_KEY, MARK = "cbam_viz", "study figure"
@@ -57,11 +58,12 @@ def draw(
     atlas), by name, as RGB arrays."""
     models = summary.get("models") or {}
     atlas = summary.get("atlas") or {}
+    lineup = recorded_lineup(models)  # every figure names and orders the models as the summary does
     drawn = {
         "accuracy": accuracy_figure(models),
         "localisation": localisation_figure(models),
-        "atlas": atlas_figure(atlas) if atlas else None,
-        "excitation": excitation_figure(means, name_of) if means else None,
+        "atlas": atlas_figure(atlas, lineup=lineup) if atlas else None,
+        "excitation": excitation_figure(means, name_of, lineup=lineup) if means else None,
     }
     return {name: figure for name, figure in drawn.items() if figure is not None}
 

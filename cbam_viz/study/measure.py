@@ -39,6 +39,7 @@ from cbam_viz.imaging.view import ModelView, map_to_image, prepare_input
 from cbam_viz.study import measures
 from cbam_viz.study.sources import Loaded, load
 from cbam_viz.vocab import STAGES, has_channel_attention, last_block
+from cbam_viz.weights.load import model_family
 
 SWEEP_HOW = "one"  # what the sweep sets each stage's gates to, as the app's single-picture sweep does
 
@@ -217,9 +218,9 @@ class Measured:
     sweep, from one or more models' passes."""
 
     label: int
-    rows: dict[str, dict[str, Any]]  # arch -> row
-    channel: dict[str, dict[str, np.ndarray]]  # arch -> block -> (C,), models with channel attention only
-    sweep: dict[str, Swept] = field(default_factory=dict)  # arch -> swept, models with attention gates only
+    rows: dict[str, dict[str, Any]]  # model id -> row
+    channel: dict[str, dict[str, np.ndarray]]  # model id -> block -> (C,), models with channel attention only
+    sweep: dict[str, Swept] = field(default_factory=dict)  # model id -> swept, models with attention gates only
 
 
 def measure(
@@ -231,7 +232,8 @@ def measure(
     categories: Sequence[str],
     sweep: bool = False,
 ) -> list[Measured]:
-    """Each image's rows for a batch of images (images in order, models in ``models``' order)."""
+    """Each image's rows for a batch of images (images in order, models in ``models``' order; ``models`` are keyed
+    by model id, each gated or not as its own architecture is)."""
     outputs: dict[str, list[Output | None]] = {arch: [None] * len(prepared) for arch in models}
     swept: dict[str, list[Swept]] = {arch: [{} for _ in prepared] for arch in models}
     for arch, model in models.items():
@@ -246,7 +248,7 @@ def measure(
                 positions, batch_pass(model, batch, targets, method=method, stage=stage), strict=True
             ):
                 outputs[arch][position] = output
-            if sweep and has_channel_attention(arch):
+            if sweep and has_channel_attention(model_family(model)):
                 for position, one in zip(positions, sweep_pass(model, batch, targets), strict=True):
                     swept[arch][position] = one
     measured = []
@@ -257,7 +259,7 @@ def measure(
             assert output is not None
             view = item.inputs[model.weights_info.preprocess][1].for_model(model)  # the model's own cell geometry
             one.rows[arch] = _row(item, arch, output, view, categories)
-            if has_channel_attention(arch):
+            if has_channel_attention(model_family(model)):
                 one.channel[arch] = output.channel
                 if sweep:
                     one.sweep[arch] = swept[arch][position]

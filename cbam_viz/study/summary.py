@@ -5,26 +5,30 @@ Keys a script can rely on (values are fractions in [0, 1]; every ``ci`` is a 95 
 images, ``[low, high]``):
 
 * ``count``: images measured (``skipped``: images listed in ``skipped.csv``);
-* ``models.<arch>.top1``, ``.top5``, ``.target_prob``, and over the images with a box or mask (``localised``)
-  ``.pointing``, ``.pointing_15px``, ``.energy`` (each ``{value, ci, n}``), ``.area_share`` (what a map blind to the
-  object would get as energy), ``.maxboxacc_v2`` (``value``, ``ci``, ``by_iou`` {30, 50, 70}, ``best_threshold``),
-  and for CBAM ``.spatial.<stage>`` (the stage's last block: ``energy``, ``pointing``); ``.published``: the
-  publisher's ImageNet top-1/top-5 of these weights and its eval transform (null for the demo set or a file);
-* ``comparisons.<archA>|<archB>`` for every pair, the model with attention first (``cbam_resnet50|resnet50``):
-  ``.top1``, ``.pointing``, ``.pointing_15px``, ``.energy`` each with ``difference`` (A minus B, over the images
-  both have), ``ci`` (paired bootstrap), and for hit/miss columns ``p_value`` (McNemar), ``test``, ``first_only``
-  (A hits, B misses) and ``second_only``; ``.disagreements``: the images where the two differ most;
-* ``per_class.<class name>.<arch>``: ``n``, ``top1``, ``pointing``, ``energy`` (plain means);
-* ``atlas.<arch>.<block>``: ``class_specificity`` (the between-class share of the variance of the block's channel
+* ``models.<id>`` per model, keyed by its id (the architecture for the paper's models, the card's id for a model
+  card's): ``.family`` (its architecture) and ``.title`` (its name for people; summaries written before model cards have
+  neither, and readers take the key as the architecture), ``.top1``, ``.top5``, ``.target_prob``, and over the images
+  with a box or mask (``localised``) ``.pointing``, ``.pointing_15px``, ``.energy`` (each ``{value, ci, n}``),
+  ``.area_share`` (what a map blind to the object would get as energy), ``.maxboxacc_v2`` (``value``, ``ci``, ``by_iou``
+  {30, 50, 70}, ``best_threshold``), and for the CBAM family ``.spatial.<stage>`` (the stage's last block: ``energy``,
+  ``pointing``); ``.published``: the publisher's ImageNet top-1/top-5 of these weights and its eval transform (null for
+  the demo set, a file or a model card's model: nothing published applies to them);
+* ``comparisons.<idA>|<idB>`` for every pair, the model with more attention first (``cbam_resnet50|resnet50``; of two
+  models of one family, the later one): ``.top1``, ``.pointing``, ``.pointing_15px``, ``.energy`` each with
+  ``difference`` (A minus B, over the images both have), ``ci`` (paired bootstrap), and for hit/miss columns ``p_value``
+  (McNemar), ``test``, ``first_only`` (A hits, B misses) and ``second_only``; ``.disagreements``: the images where the
+  two differ most;
+* ``per_class.<class name>.<id>``: ``n``, ``top1``, ``pointing``, ``energy`` (plain means);
+* ``atlas.<id>.<block>``: ``class_specificity`` (the between-class share of the variance of the block's channel
   excitations over images, eta squared: 0 = the same excitation for every class, 1 = fully set by the class),
   ``chance`` (what eta squared gives a class-blind block with this many classes and images), ``mean`` (mean
   excitation over channels and images), ``classes`` and ``images``. ``atlas.npz`` holds the per-class mean
-  excitation of every block (``<arch>/<block>``: classes x channels; ``<arch>/<block>/classes``: their indices;
-  ``<arch>/<block>/images``: how many images each class had);
-* with ``--sweep``, ``models.<arch>.sweep`` for SE and CBAM (running sums, no interval): ``images``, ``how``
-  (``one``), ``base`` (``top1``, ``mean_probability``: the gates as they are) and ``<stage>.<gate>`` (``channel``,
-  and ``spatial`` for CBAM) with ``spec``, ``top1``, ``mean_probability``, ``top1_change`` and
-  ``probability_change`` (against ``base``) when that stage's gates of that kind are set to ``one``.
+  excitation of every block (``<id>/<block>``: classes x channels; ``<id>/<block>/classes``: their indices;
+  ``<id>/<block>/images``: how many images each class had);
+* with ``--sweep``, ``models.<id>.sweep`` for the SE and CBAM families (running sums, no interval): ``images``, ``how``
+  (``one``), ``base`` (``top1``, ``mean_probability``: the gates as they are) and ``<stage>.<gate>`` (``channel``, and
+  ``spatial`` for CBAM) with ``spec``, ``top1``, ``mean_probability``, ``top1_change`` and ``probability_change``
+  (against ``base``) when that stage's gates of that kind are set to ``one``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import numpy as np
 
 from cbam_viz.analysis.options import Intervention
 from cbam_viz.study import measures, stats
-from cbam_viz.vocab import ARCH_ORDER, STAGES, has_spatial_attention
+from cbam_viz.vocab import ARCH_TITLES, STAGES, Lineup, attention_rank, has_spatial_attention, recorded_lineup
 
 MAXBOX_RESAMPLES = 500  # MaxBoxAccV2 is re-evaluated per resample over the whole IoU matrix: fewer draws
 DISAGREEMENTS = 12
@@ -49,7 +53,7 @@ class Atlas:
     """Running sums of channel excitations per model, block and class: never per-image tensors."""
 
     def __init__(self) -> None:
-        # arch -> block -> class -> [images, (C,) sum]; arch -> block -> (C,) sum of squares over all images
+        # model -> block -> class -> [images, (C,) sum]; model -> block -> (C,) sum of squares over all images
         self.sums: dict[str, dict[str, dict[int, list]]] = {}
         self.squares: dict[str, dict[str, np.ndarray]] = {}
 
@@ -148,7 +152,7 @@ class GateSweep:
     as they are (``base``) and for each swept spec. Sums, so shards join by adding them, in shard order."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, dict[str, list[float]]] = {}  # arch -> "base" | spec -> [images, hits, probabilities]
+        self.sums: dict[str, dict[str, list[float]]] = {}  # model -> "base" | spec -> [images, hits, probabilities]
 
     def add(self, arch: str, base: tuple[bool, float], swept: dict[str, tuple[bool, float]]) -> None:
         for key, (hit, probability) in {"base": base, **swept}.items():
@@ -255,17 +259,19 @@ def _curves(table: Any) -> np.ndarray:
     return np.asarray(present.flatten().to_numpy(), dtype=np.float32).reshape(-1, len(measures.THRESHOLDS))
 
 
-def model_summary(table: Any, arch: str) -> dict[str, Any]:
-    """One model's block of ``summary.json`` from its rows."""
+def model_summary(table: Any, family: str, title: str | None = None) -> dict[str, Any]:
+    """One model's block of ``summary.json`` from its rows; ``family`` is its architecture."""
     localised = ~np.isnan(_column(table, "energy"))
     result: dict[str, Any] = {
+        "family": family,
+        "title": title or ARCH_TITLES.get(family, family),
         "images": table.num_rows,
         "localised": int(localised.sum()),
         **{key: stats.bootstrap_mean(_column(table, column)) for key, column in _MEANS.items()},
         "area_share": _mean(_column(table, "area_share")),
         "maxboxacc_v2": _max_box(_curves(table)),
     }
-    if has_spatial_attention(arch):
+    if has_spatial_attention(family):
         result["spatial"] = {
             str(stage): {
                 "energy": stats.bootstrap_mean(_column(table, f"spatial_energy_{stage}")),
@@ -292,10 +298,14 @@ def _mean(values: np.ndarray) -> float | None:
     return float(finite.mean()) if finite.size else None
 
 
-def comparison_pairs(archs: Sequence[str]) -> list[tuple[str, str]]:
-    """Every pair of the study's models, the later one in display order (the one with more attention) first."""
-    ordered = [arch for arch in ARCH_ORDER if arch in archs]
-    return [(second, first) for first, second in combinations(ordered, 2)]
+def comparison_pairs(lineup: Lineup) -> list[tuple[str, str]]:
+    """Every pair of the study's models, in its order, the one with more attention first (of two models of one
+    family, the later one): for the paper's three, SE and CBAM against the baseline, then CBAM against SE."""
+    ranks = {spec.id: attention_rank(spec.family) for spec in lineup.models}
+    return [
+        (second, first) if ranks[second] >= ranks[first] else (first, second)
+        for first, second in combinations(lineup.ids, 2)
+    ]
 
 
 def compare(first: Any, second: Any, first_arch: str, second_arch: str) -> dict[str, Any]:
@@ -356,18 +366,23 @@ def summarise(
     atlas: Atlas | None,
     header: dict,
     sweep: dict[str, dict[str, Any]] | None = None,
+    lineup: Lineup | None = None,
 ) -> dict:
-    """The whole ``summary.json`` (see the module docstring) from the study's table (and the sweep's summary)."""
+    """The whole ``summary.json`` (see the module docstring) from the study's table (and the sweep's summary);
+    ``lineup`` gives each model's family and title (None: ``archs`` are architectures)."""
     tables = _per_model(table, archs)
     count = tables[archs[0]].num_rows if archs else 0
+    known = recorded_lineup({arch: {} for arch in archs}) if lineup is None else lineup
+    specs = [known.spec(arch) for arch in archs]
+    studied = Lineup(tuple(specs))
     summary: dict[str, Any] = {
         **header,
         "count": count,
         "skipped": skipped,
         "confidence": stats.CONFIDENCE,
         "bootstrap_resamples": stats.RESAMPLES,
-        "models": {arch: model_summary(tables[arch], arch) for arch in archs},
-        "comparisons": {f"{a}|{b}": compare(tables[a], tables[b], a, b) for a, b in comparison_pairs(archs)},
+        "models": {spec.id: model_summary(tables[spec.id], spec.family, spec.title) for spec in specs},
+        "comparisons": {f"{a}|{b}": compare(tables[a], tables[b], a, b) for a, b in comparison_pairs(studied)},
         "per_class": per_class(tables),
     }
     for arch, swept in (sweep or {}).items():

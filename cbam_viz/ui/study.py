@@ -25,7 +25,7 @@ from cbam_viz.study import sources
 from cbam_viz.ui.errors import escape
 from cbam_viz.ui.gallery import _write_atomically, example_root
 from cbam_viz.ui.uploads import safe_stem
-from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES, STAGES, method_label, quote
+from cbam_viz.vocab import ARCH_TITLES, STAGES, Lineup, method_label, quote, recorded_lineup
 from cbam_viz.weights.files import WEIGHTS_DIR
 
 BUNDLED = WEIGHTS_DIR / "demo" / "study"  # ``python -m cbam_viz study shapes --weights demo``, shipped with the repo
@@ -105,18 +105,38 @@ class Study:
         return self.summary.get("study", {})
 
     @property
+    def lineup(self) -> Lineup:
+        """The studied models in the summary's own order, with the families and titles it records (an older summary:
+        its keys are the architectures)."""
+        models = self.summary.get("models")
+        return recorded_lineup(models if isinstance(models, dict) else {})
+
+    @property
     def models(self) -> list[str]:
-        return [arch for arch in ARCH_ORDER if arch in self.summary.get("models", {})]
+        return list(self.lineup.ids)
+
+    def title(self, model_id: str) -> str:
+        """A studied model's title (the card's, or the architecture's)."""
+        return self.lineup.title(model_id)
+
+    def family(self, model_id: str) -> str:
+        """A studied model's architecture (the key itself for a model the summary does not hold)."""
+        return self.lineup.family(model_id) if model_id in self.lineup.ids else model_id
 
     @property
     def is_demo(self) -> bool:
         return self.options.get("data") == sources.SHAPES or self.options.get("weights") == "demo"
 
     def pairs(self) -> list[str]:
-        """The comparisons' keys (``<A>|<B>``, A the model with more attention), the one with CBAM and the baseline
-        first."""
-        keys = list(self.summary.get("comparisons", {}))
-        return sorted(keys, key=lambda key: key != "cbam_resnet50|resnet50")
+        """The comparisons' keys (``<A>|<B>``, A the model with more attention), the first one of a CBAM model and a
+        plain ResNet-50 first."""
+        keys = [key for key in self.summary.get("comparisons", {}) if key.count("|") == 1]
+
+        def headline(key: str) -> bool:
+            first, second = key.split("|")
+            return (self.family(first), self.family(second)) != ("cbam_resnet50", "resnet50")
+
+        return sorted(keys, key=headline)
 
     def disagreements(self, pair: Any) -> list[dict[str, Any]]:
         comparison = self.summary.get("comparisons", {}).get(pair) if isinstance(pair, str) else None
@@ -162,8 +182,17 @@ def p_words(p_value: float) -> str:
     return "< 0.001" if p_value < 0.001 else f"= {p_value:.3f}" if p_value < 0.01 else f"= {p_value:.2f}"
 
 
-def model_name(arch: str) -> str:
-    return text(f"study.model.{arch}")
+def model_name(study: Study, model_id: str) -> str:
+    """A model as a sentence names it: the paper's three by the catalogue's short words ("the baseline", "SE",
+    "CBAM"), a model card's by its title."""
+    title = study.title(model_id)
+    return text(f"study.model.{model_id}") if ARCH_TITLES.get(model_id) == title else escape(title)
+
+
+def short_title(study: Study, model_id: str) -> str:
+    """A model in a narrow cell: the paper's three without "-ResNet-50" (SE, CBAM), a card's by its title."""
+    title = study.title(model_id)
+    return title.removesuffix("-ResNet-50") if ARCH_TITLES.get(model_id) == title else title
 
 
 def capitalised(words: str) -> str:
@@ -175,7 +204,7 @@ def comparison_words(study: Study, pair: str, metric: str) -> str:
     first, second = pair.split("|")
     comparison = study.summary["comparisons"][pair].get(metric) or {}
     models = study.summary["models"]
-    names = {"first": model_name(first), "second": model_name(second)}
+    names = {"first": model_name(study, first), "second": model_name(study, second)}
     if comparison.get("difference") is None:
         return capitalised(text("study.no_pair", **names))
     low, high = comparison["ci"]
@@ -200,11 +229,13 @@ def about(study: Study) -> str:
     data = options.get("data", "?")
     data_words = text("study.data_shapes") if data == sources.SHAPES else f"`{escape(Path(str(data)).name)}`"
     view = options.get("view", "crop")
+    weights = str(options.get("weights", "?"))
+    weights = Path(weights).name if weights.endswith(".toml") else weights  # a model card by its name, not its path
     return text(
         "study.about",
         count=study.summary.get("count", 0),
         data=data_words,
-        weights=escape(str(options.get("weights", "?"))),
+        weights=escape(weights),
         method=method_label(str(options.get("method", "gradcam"))),
         stage=options.get("stage", 4),
         view=text(f"view.{view}") if view in ("whole", "crop") else escape(str(view)),
@@ -223,14 +254,12 @@ def summary_table(study: Study) -> str:
     for arch in study.models:
         model = study.summary["models"][arch]
         localised = max(localised, int(model.get("localised") or 0))
-        cells = [ARCH_TITLES.get(arch, arch)]
+        cells = [escape(study.title(arch))]
         cells += [with_interval(model.get(key)) for key in ("top1", "top5", "pointing", "energy", "maxboxacc_v2")]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [text("study.localised", count=localised)]
     published = {arch: study.summary["models"][arch].get("published") for arch in study.models}
-    figures = [
-        f"{ARCH_TITLES.get(arch, arch)} {percent(known['top1'], 2)} %" for arch, known in published.items() if known
-    ]
+    figures = [f"{escape(study.title(key))} {percent(known['top1'], 2)} %" for key, known in published.items() if known]
     if figures:
         transform = next(known["eval_transform"] for known in published.values() if known)
         notes.append(text("study.published", transform=escape(transform), figures=", ".join(figures)))
@@ -250,7 +279,7 @@ def per_class_table(study: Study) -> str:
     """Per class: images, then top-1, pointing and energy of every model (plain means, Markdown)."""
     per_class = study.summary.get("per_class", {})
     models = study.models
-    titles = " / ".join(ARCH_TITLES.get(arch, arch).removesuffix("-ResNet-50") for arch in models)
+    titles = " / ".join(escape(short_title(study, arch)) for arch in models)
     metrics = [("top1", "study.col.top1"), ("pointing", "study.col.pointing"), ("energy", "study.col.energy")]
     header = [text("study.col.class"), text("study.col.images")]
     header += [text("study.per_class_models", metric=text(key), models=titles) for _, key in metrics]
@@ -282,7 +311,7 @@ def sweep_table(study: Study) -> str:
         return ""
     header = [text("study.col.gates")]
     for arch in swept:
-        title = ARCH_TITLES.get(arch, arch)
+        title = escape(study.title(arch))
         header += [text("study.sweep.top1", model=title), text("study.sweep.probability", model=title)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     base = [text("study.sweep.base")]
@@ -321,7 +350,7 @@ def figures(study: Study) -> dict[str, np.ndarray]:
 
 
 def pair_choices(study: Study) -> list[tuple[str, str]]:
-    return [(" / ".join(ARCH_TITLES.get(arch, arch) for arch in pair.split("|")), pair) for pair in study.pairs()]
+    return [(" / ".join(study.title(model_id) for model_id in pair.split("|")), pair) for pair in study.pairs()]
 
 
 # ------------------------------------------------------------------------------------------------- the pictures
@@ -371,8 +400,8 @@ def gallery_items(study: Study, pair: Any, parent: Path | None = None) -> tuple[
         caption = text(
             "study.caption",
             label=class_name(str(row.get("label_name", "")), study.is_demo),
-            first=ARCH_TITLES.get(first, first).removesuffix("-ResNet-50"),
-            second=ARCH_TITLES.get(second, second).removesuffix("-ResNet-50"),
+            first=short_title(study, first),
+            second=short_title(study, second),
             first_mark=_mark(row.get(first, {})),
             second_mark=_mark(row.get(second, {})),
             first_energy=_energy(row.get(first, {})),
@@ -383,11 +412,16 @@ def gallery_items(study: Study, pair: Any, parent: Path | None = None) -> tuple[
     return items, ids
 
 
-def analysis_settings(study: Study, weight_choices: Sequence[str]) -> dict[str, Any]:
+def analysis_settings(
+    study: Study, weight_choices: Sequence[str], offered: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The picture input's neighbours set as the study measured: its models, method, stage, view and (when this
-    server has them) its weights."""
+    server has them) its weights. ``offered``: the model ids this server's pickers hold (None: any); a study of models
+    it does not offer (a model card's on a server of the paper's three, or the other way round) leaves them be."""
     options = study.options
-    settings: dict[str, Any] = {"models": study.models}
+    settings: dict[str, Any] = {}
+    if offered is None or all(model_id in offered for model_id in study.models):
+        settings["models"] = study.models
     for name in ("method", "stage", "view"):
         if options.get(name) is not None:
             settings[name] = options[name]
