@@ -144,7 +144,7 @@ def open_picture(
     if not isinstance(ids, list) or not isinstance(index, int) or not 0 <= index < len(ids):
         raise CbamVizError(text("error.study_picture", reason=f"no picture {index!r} in the gallery"))
     path = studies.picture_file(study, ids[index], tempdir.current())
-    settings = studies.analysis_settings(study, [value for _, value in engine.weight_choices()])
+    settings = studies.analysis_settings(study, [value for _, value in engine.weight_choices()], engine.lineup.ids)
     updates = {targets[name]: value for name, value in settings.items()}
     updates[targets["image"]] = path  # a value, never a property update (see inputs.pick_example)
     return updates
