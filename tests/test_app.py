@@ -40,7 +40,7 @@ from cbam_viz.ui.sections.request import PageRequest
 from cbam_viz.ui.server import engine as ui_engine
 from cbam_viz.ui.server.engine import Engine, ServeSettings
 from cbam_viz.ui.uploads import image_input
-from cbam_viz.vocab import ARCH_ORDER
+from cbam_viz.vocab import ARCH_ORDER, ARCH_TITLES
 from tests.helpers.app import DEMO_SIZE, launched_app, page_cells, shape_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -256,7 +256,7 @@ def test_analysis_panels_fill_every_cell_and_hide_unchosen_models(engine: Engine
     assert shown[("channel", "resnet50")] == {"__type__": "update", "visible": True}  # keeps its note
     for (panel, arch, *caption), update in shown.items():  # every visible cell names its model
         if caption and update.get("visible") and arch != panels.PAGE:
-            assert panels.ARCH_TITLES[arch] in update["value"], (panel, arch)
+            assert ARCH_TITLES[arch] in update["value"], (panel, arch)
     assert "ResNet-50 vs CBAM-ResNet-50" in shown[("agreement", panels.PAGE)]["value"]
     assert "96x96" in updates[page["notes"]] and "whole picture" in updates[page["notes"]]
     assert updates[page["method_note"]] == explain.method_note("gradcam")
@@ -396,7 +396,7 @@ def test_a_new_panel_is_one_object(demo_weights: Path, tmp_path: Path, monkeypat
 
     def render_mean_cam(analysis, display):
         return {
-            arch: panels.Shown(f"mean CAM {result.cam.mean():.4f}", panels.model_caption(arch, "mean CAM"))
+            arch: panels.Shown(f"mean CAM {result.cam.mean():.4f}", panels.model_caption(result.title, "mean CAM"))
             for arch, result in analysis.models.items()
         }
 
@@ -414,7 +414,7 @@ def test_a_new_panel_is_one_object(demo_weights: Path, tmp_path: Path, monkeypat
     shown = _by_key(cells, results_section.after_analysis(cells, result, display, {}, page))
     for arch in ARCH_ORDER:
         assert shown[("mean_cam", arch)]["value"].startswith("mean CAM ")
-        assert panels.ARCH_TITLES[arch] in shown[("mean_cam", arch, "caption")]["value"]
+        assert ARCH_TITLES[arch] in shown[("mean_cam", arch, "caption")]["value"]
     assert set(document["models"]) == set(ARCH_ORDER)
 
 

@@ -45,7 +45,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> list[CardModelFile]:
 
 @pytest.fixture(scope="module")
 def card(files: list[CardModelFile]) -> Path:
-    return write_card(files[0].path.parent, files)
+    """The card of the three, preparing pictures at 96 then 80 pixels: every pass on two CPU cores stays quick."""
+    return write_card(files[0].path.parent, files, resize=96, crop=80)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def test_an_analysis_names_the_cards_classes_models_and_preprocessing(choice, tm
     picture = Image.fromarray((np.random.default_rng(3).random((240, 320, 3)) * 255).astype(np.uint8))
     result = analyze(picture, weights=choice, view="crop", models=["se_flowers", "cbam_flowers"])
     assert list(result.models) == ["cbam_flowers", "se_flowers"]  # the card's order
-    assert result.view.input_size == (224, 224)  # the card's crop
+    assert result.view.input_size == (80, 80)  # the card's crop
     document = result.to_json()
     assert validate(document, ANALYSIS_JSON_SCHEMA) == []
     for model_id, model in document["models"].items():
@@ -120,6 +121,29 @@ def test_an_analysis_names_the_cards_classes_models_and_preprocessing(choice, tm
         analyze(picture, weights=choice, models=["cbam_flowers", "resnet_flowers", "se_flowers", "x"])
     with pytest.raises(CbamVizError, match="unknown model 'cbam_resnet50': choose from cbam_flowers"):
         analyze(picture, weights=choice, models=["cbam_resnet50"])
+
+
+def test_two_models_of_one_family_side_by_side(files: list[CardModelFile], weights_dir: Path, tmp_path: Path) -> None:
+    """ "CBAM, epoch 10" against "CBAM, epoch 90": two models of one family are two columns, each its own maps."""
+    later = cbam_official(tmp_path, seed=90)
+    (tmp_path / "labels.txt").write_text("\n".join(FLOWERS) + "\n", encoding="utf-8")
+    tables = [
+        _table(files[0].path, 'title = "CBAM, epoch 10"\n', "epoch10"),
+        _table(later.path, 'title = "CBAM, epoch 90"\n', "epoch90"),
+    ]
+    path = tmp_path / "epochs.toml"
+    path.write_text("\n".join(tables), encoding="utf-8")
+    choice = card_choice(path, weights_dir)
+    picture = Image.fromarray((np.random.default_rng(4).random((64, 64, 3)) * 255).astype(np.uint8))
+    result = analyze(picture, weights=choice)
+    assert [(model.title, model.family) for model in result.models.values()] == [
+        ("CBAM, epoch 10", "cbam_resnet50"),
+        ("CBAM, epoch 90", "cbam_resnet50"),
+    ]
+    first, second = result.models.values()
+    assert first.spatial_attention and second.spatial_attention
+    assert not np.allclose(first.cam, second.cam)  # two sets of weights, two maps
+    assert list(result.agreement) == ["epoch10|epoch90"]
 
 
 # ---------------------------------------------------------------------------------------------------------- refusals
@@ -262,7 +286,7 @@ def test_the_api_answers_with_the_cards_models_and_refuses_others_in_one_line(ap
         for model in document["models"].values():
             assert {row["label"] for row in model["top5"]} == set(FLOWERS)
         assert "Your models, from models.toml" in banner and "CBAM-ResNet-50, cbam flowers" in banner
-        assert "5 classes: daisy, dandelion, rose, sunflower, tulip" in banner and "resize 256, crop 224" in banner
+        assert "5 classes: daisy, dandelion, rose, sunflower, tulip" in banner and "resize 96, crop 80" in banner
         assert "shape" not in banner.lower() and "demo" not in banner.lower()
         refusals = {  # the page's choices hold the card's models only (ui.server.choices answers in one line)
             "'cbam_resnet50' is not one of the choices: ['cbam_flowers', 'resnet_flowers', 'se_flowers']": {
@@ -287,6 +311,74 @@ def test_the_api_answers_with_the_cards_models_and_refuses_others_in_one_line(ap
     assert engine.lineup.ids == ("cbam_flowers", "resnet_flowers", "se_flowers")
 
 
+def test_the_lab_the_checks_and_export_work_on_the_cards_models(app, tmp_path: Path) -> None:
+    """Interventions, the sweep, deletion and insertion, the randomisation check and the export, through the API, on
+    the card's models: each answers with the card's ids and class names."""
+    from gradio_client import Client, handle_file
+
+    url, _, _ = app
+    picture = tmp_path / "flower.png"
+    Image.fromarray((np.random.default_rng(10).random((100, 100, 3)) * 255).astype(np.uint8)).save(picture)
+    ids = ["cbam_flowers", "resnet_flowers", "se_flowers"]
+    request = [handle_file(str(picture)), ids, "auto", "top1", "", "gradcam", 4, "whole"]
+    client = Client(url, verbose=False)
+    try:
+        intervened = client.predict(*request, "layer4:channel=one", api_name="/intervene")["models"]
+        assert intervened["cbam_flowers"]["interventions"][0]["spec"] == "layer4:channel=one"
+        assert {row["label"] for row in intervened["se_flowers"]["interventions"][0]["top5"]} <= set(FLOWERS)
+        assert "no attention gates" in intervened["resnet_flowers"]["interventions"][0]["note"]
+        swept = client.predict(*request, api_name="/sweep")["models"]
+        assert swept["cbam_flowers"]["sweep"]["entries"] and "sweep" not in swept["resnet_flowers"]
+        curves = client.predict(handle_file(str(picture)), ["se_flowers"], api_name="/deletion_insertion")
+        assert list(curves["models"]) == ["se_flowers"]
+        checks = client.predict(handle_file(str(picture)), ["cbam_flowers"], api_name="/sanity")
+        assert list(checks["models"]) == ["cbam_flowers"]
+        assert {other["label"] for other in checks["models"]["cbam_flowers"]["random_logit"]["classes"]} <= set(FLOWERS)
+        document, _ = client.predict(handle_file(str(picture)), api_name="/analyze")
+        figure_path, json_path = client.predict("viridis", 0.7, True, api_name="/export")
+        assert json.loads(Path(json_path).read_text(encoding="utf-8")) == document
+        assert Image.open(figure_path).format == "PNG"
+    finally:
+        client.close()
+
+
+def test_live_mode_names_the_cards_models(choice) -> None:
+    from cbam_viz.ui import live
+
+    frame = (np.random.default_rng(12).random((120, 160, 3)) * 255).astype(np.uint8)
+    shown = live.analyse_frame(frame, ["cbam_flowers", "se_flowers"], choice, device="cpu")
+    assert shown.titles == {"cbam_flowers": "CBAM-ResNet-50, cbam flowers", "se_flowers": "SE-ResNet-50, se flowers"}
+    assert all(label in FLOWERS for label, _ in shown.top1.values())
+    line = live.status_line(shown, 10.0)
+    assert "CBAM-ResNet-50, cbam flowers" in line and "SE-ResNet-50, se flowers" in line
+
+
+def test_lesson_links_name_the_cards_model_ids() -> None:
+    from cbam_viz.ui import lesson
+
+    ids = ("cbam_flowers", "resnet_flowers", "se_flowers")
+    found = lesson.read({"models": "se_flowers,cbam_flowers"}, {}, ["auto"], (), ids)
+    assert found.models == ["cbam_flowers", "se_flowers"] and not found.ignored
+    refused = lesson.read({"models": "cbam_resnet50"}, {}, ["auto"], (), ids)
+    assert refused.models is None and "cbam_flowers" in refused.ignored[0]
+    query, _ = lesson.write(
+        picture=None,
+        examples={},
+        models=["se_flowers", "cbam_flowers"],
+        weights="auto",
+        method="gradcam",
+        stage=4,
+        target=None,
+        view="whole",
+        cmap="jet",
+        opacity=0.5,
+        shared=False,
+        panel=None,
+        model_ids=ids,
+    )
+    assert "models=cbam_flowers%2Cse_flowers" in query
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.skipif(
@@ -308,6 +400,8 @@ def test_in_the_browser_the_cards_models_show_their_classes_maps_and_lab(app, tm
             page.locator("#input-image").wait_for(timeout=WAIT_MS)
             banner = page.locator("#banner").inner_text()
             assert "Your models, from models.toml" in banner and "SE-ResNet-50, se flowers" in banner, banner
+            body = page.locator("body").inner_text().lower()
+            assert not any(words in body for words in ("generated shape", "shapes demo", "demo weights")), body
             models = page.locator("#models").inner_text()
             assert all(title in models for title in ("cbam flowers", "resnet flowers", "se flowers")), models
             page.locator("#input-image input[type=file]").set_input_files(str(picture))

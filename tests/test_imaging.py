@@ -347,7 +347,7 @@ def test_prepare_input_rejects_unknown_modes_and_interpolations() -> None:
     with pytest.raises(ValueError, match="unknown view"):
         prepare_input(Image.new("RGB", (64, 64)), IMAGENET, "zoom")
     with pytest.raises(ValueError, match="unknown interpolation"):
-        prepare_input(Image.new("RGB", (64, 64)), Prep(256, 224, "nearest"))
+        prepare_input(Image.new("RGB", (64, 64)), Prep(256, 224, "lanczos"))
 
 
 # ----------------------------------------------------------------------------------------------- map_to_image

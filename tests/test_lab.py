@@ -45,7 +45,7 @@ def test_a_gate_pick_is_checked_once_with_one_line_errors() -> None:
     assert GatePick.checked("cbam_resnet50", "", None) == GatePick("cbam_resnet50", None, None)
     assert GatePick.checked("se_resnet50", " layer2.3 ", 17.0) == GatePick("se_resnet50", "layer2.3", 17)
     for arch, block, channel, words in (
-        ("resnet50", "", None, "plain ResNet-50 has no gates"),
+        ("resnet50", "", None, "ResNet-50 has no gates: pick SE-ResNet-50 or CBAM-ResNet-50"),
         ("vgg16", "", None, "unknown model 'vgg16'"),
         ("cbam_resnet50", "layer4.3", None, "block must be a name like layer4.2"),
         ("cbam_resnet50", "x" * 5000, None, "block must be a name like layer4.2"),
@@ -132,7 +132,7 @@ def test_gate_steps_api_answers_the_engines_numbers_and_one_line_errors(client: 
     assert default["block"] == "layer4.2" and default["kind"] == "se" and default["spatial"] is None
     assert default["channel"]["max"] is None
     for model, block, words in (
-        ("resnet50", "", "plain ResNet-50 has no gates"),
+        ("resnet50", "", "ResNet-50 has no gates: pick SE-ResNet-50 or CBAM-ResNet-50"),
         ("cbam_resnet50", "layer5.0", "block must be a name like layer4.2"),
     ):
         with pytest.raises(Exception, match=words) as raised:

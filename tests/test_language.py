@@ -17,6 +17,8 @@ from cbam_viz.ui.panels import interventions as intervene_view
 from cbam_viz.ui.panels.registry import PANELS
 from cbam_viz.vocab import CAM_METHODS, TARGET_MODES, VIEWS
 
+TWO_MODELS = {"resnet50": SimpleNamespace(title="ResNet-50"), "cbam_resnet50": SimpleNamespace(title="CBAM-ResNet-50")}
+
 ROOT = Path(__file__).resolve().parents[1]
 MATHS = re.compile(r"\$\$.+?\$\$|\$[^$]+\$", re.DOTALL)
 FIELDS = re.compile(r"(?<!\\)\{(\w+)\}")  # a format field; LaTeX groups ({ij}, {1}) sit in texts without fields
@@ -230,10 +232,10 @@ def test_chinese_uses_chinese_conjunctions_and_punctuation() -> None:
             intervene_view.spec_from_controls("channel", "nowhere", 4, None, "one", None)
         said = lesson.read({"lang": "xx", "stage": "9"}, {}, [], []).ignored
         assert "en或zh" in said[0] and "1、2、3或4" in said[1], said
-        analysis = SimpleNamespace(models={"resnet50": 0, "cbam_resnet50": 0}, method="gradcam", stage=4, is_demo=True)
+        analysis = SimpleNamespace(models=TWO_MODELS, method="gradcam", stage=4, is_demo=True)
         status = results_section.results_status(SimpleNamespace(analysis=analysis, picture="star"))
         assert status.startswith(f"**{text('shape.star')}** 的结果：ResNet-50、CBAM-ResNet-50；"), status
     assert listed(["a", "b", "c"], "or") == "a, b or c" and sentence("turned upright") == "Turned upright."
-    analysis = SimpleNamespace(models={"resnet50": 0, "cbam_resnet50": 0}, method="gradcam", stage=4, is_demo=True)
+    analysis = SimpleNamespace(models=TWO_MODELS, method="gradcam", stage=4, is_demo=True)
     status = results_section.results_status(SimpleNamespace(analysis=analysis, picture="star"))
     assert status.startswith("Results for **star**: ResNet-50, CBAM-ResNet-50;"), status

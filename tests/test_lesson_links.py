@@ -5,6 +5,7 @@ from __future__ import annotations
 from markdown_it import MarkdownIt
 
 from cbam_viz.ui import lesson
+from cbam_viz.vocab import PAPER_LINEUP
 
 
 def test_a_value_in_a_lesson_note_is_text_not_a_link() -> None:
@@ -26,7 +27,7 @@ def test_the_page_notes_an_unknown_lang_of_its_link() -> None:
 
     from cbam_viz.ui.sections.lesson import apply_lesson
 
-    engine = SimpleNamespace(examples={}, is_demo=True, weight_choices=lambda: [("auto", "auto")])
+    engine = SimpleNamespace(examples={}, is_demo=True, weight_choices=lambda: [("auto", "auto")], lineup=PAPER_LINEUP)
     controls = {"note": "note", "example": "example"}
     request = SimpleNamespace(query_params={"lang": "__proto__"})
     updates = apply_lesson(engine, controls, {}, request)

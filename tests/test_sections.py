@@ -60,7 +60,7 @@ def test_a_panel_that_does_not_apply_keeps_its_note_whatever_its_render_answers(
     updates = cells.draw([gated], analysis, panels.Display())
     assert updates[note] == {"__type__": "update", "visible": True}  # shown, its value untouched
     caption = updates[cells.captions[("gated", "resnet50")]]["value"]
-    assert caption == panels.model_caption("resnet50")
+    assert caption == panels.model_caption("ResNet-50")
     for arch in ("se_resnet50", "cbam_resnet50"):
         assert updates[cells.values[("gated", arch)]]["value"] == f"value of {arch}"
 

@@ -21,6 +21,7 @@ from cbam_viz.ui import layout
 from cbam_viz.ui import study as studies
 from cbam_viz.ui.sections import SECTIONS
 from cbam_viz.ui.sections import study as section
+from cbam_viz.vocab import PAPER_LINEUP
 
 PAIR = "cbam_resnet50|resnet50"
 
@@ -152,7 +153,7 @@ def test_a_gallery_click_puts_the_studys_picture_and_settings_into_the_input(tmp
     study = shelf.open(studies.BUNDLED_KEY)
     items, ids = studies.gallery_items(study, PAIR, tmp_path)
     assert len(items) == len(ids) == len(study.disagreements(PAIR))
-    engine = SimpleNamespace(weight_choices=lambda: [("auto", "auto"), ("demo", "demo")])
+    engine = SimpleNamespace(weight_choices=lambda: [("auto", "auto"), ("demo", "demo")], lineup=PAPER_LINEUP)
     targets = {name: name for name in ("image", "models", "method", "stage", "view", "weights")}
     updates = section.open_picture(engine, shelf, studies.BUNDLED_KEY, ids, 1, targets)
     assert updates["method"] == "gradcam" and updates["stage"] == 4 and updates["view"] == "crop"

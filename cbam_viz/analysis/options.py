@@ -55,8 +55,8 @@ def checked_models(value: Any, lineup: Lineup = PAPER_LINEUP, most: int | None =
         requested = list(value)
     except TypeError:
         raise CbamVizError(f"models must be a list of model names, got {quote(value)}") from None
-    if most is not None and len(set(requested)) > most:
-        raise CbamVizError(f"at most {most} models can be compared at once, got {len(set(requested))} names")
+    if most is not None and len(requested) > most:
+        raise CbamVizError(f"at most {most} models can be compared at once, got {len(requested)} names")
     unknown = [name for name in requested if name not in lineup.ids]
     if unknown:
         raise CbamVizError(f"unknown model {quote(unknown[0])}: choose from {', '.join(lineup.ids)}")

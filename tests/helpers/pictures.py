@@ -73,7 +73,9 @@ def fake_analysis(
     for index, arch in enumerate(archs):
         label = targets[index] if targets else "tabby cat"
         models[arch] = SimpleNamespace(
-            arch=arch,
+            model_id=arch,
+            family=arch,
+            title=ARCH_TITLES[arch],
             weights=f"demo weights: {ARCH_TITLES[arch]} at 1/4 width, 10 shapes, top-1 98% on held-out shapes",
             top5=[(label, 0.8)],
             target_index=index if targets else 3,
@@ -97,4 +99,5 @@ def fake_analysis(
         weights_note="demo weights: ImageNet weights not found under weights/imagenet",
         device="cpu",
         view_for=lambda result: getattr(result, "view", None) or view,
+        title=lambda model_id: ARCH_TITLES.get(model_id, model_id),
     )

@@ -16,7 +16,7 @@ from PIL import Image
 from cbam_viz.analysis import gates
 from cbam_viz.analysis.results import Analysis, ModelResult
 from cbam_viz.errors import CbamVizError
-from cbam_viz.i18n.language import text
+from cbam_viz.i18n.language import listed, text
 from cbam_viz.pipeline import analyze
 from cbam_viz.render import fonts
 from cbam_viz.render import overlay as render
@@ -75,7 +75,7 @@ class GatePick:
         ``layer4.2`` (empty: the last block of the analysed stage) and a channel (empty: the strongest)."""
         choices = gated(lineup)
         if arch in lineup.ids and arch not in choices:
-            titles = " | ".join(lineup.title(name) for name in choices)
+            titles = listed([lineup.title(name) for name in choices], "or")
             raise CbamVizError(text("error.gate_resnet", model=lineup.title(arch), choices=titles))
         if arch not in choices:
             raise CbamVizError(text("error.gate_model", model=quote(arch), choices=" | ".join(choices)))

@@ -117,9 +117,9 @@ def sanity_markdown(report, demo: bool = False) -> str:
 CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c")  # the models in their page order
 
 
-def curves_figure(curves_report, titles: Callable[[str], str]) -> Image.Image:
+def curves_figure(curves_report, name_of: Callable[[str], str]) -> Image.Image:
     """Deletion and insertion for every model on one plot each, with the random-order baselines and the areas;
-    ``titles`` names each model (``Analysis.title``)."""
+    ``name_of`` names each model (``Analysis.title``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -132,7 +132,7 @@ def curves_figure(curves_report, titles: Callable[[str], str]) -> Image.Image:
             baseline = getattr(model, f"{kind}_random")
             colour = CURVE_COLOURS[index % len(CURVE_COLOURS)]
             fractions = model.fractions
-            ax.plot(fractions, own.probs, color=colour, lw=2, label=f"{titles(arch)}: {own.auc:.3f}")
+            ax.plot(fractions, own.probs, color=colour, lw=2, label=f"{name_of(arch)}: {own.auc:.3f}")
             if baseline is not None:
                 ax.plot(
                     fractions,
