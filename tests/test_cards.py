@@ -417,7 +417,7 @@ def test_in_the_browser_the_cards_models_show_their_classes_maps_and_lab(app, tm
             assert "CBAM-ResNet-50, cbam flowers" in status and "shape" not in status.lower(), status
             page.get_by_text("Inside the gate: how the attention is computed").click()
             page.locator("#gate_equations").get_by_text("Ms[").wait_for(timeout=WAIT_MS)
-            assert "cbam flowers" in page.locator("#gate_equations-caption, #gate_channel-caption").first.inner_text()
+            assert "cbam flowers" in page.locator("#gate_channel-page-caption").inner_text()
             page.locator("#lesson-link-button").click()
             page.wait_for_function(
                 "() => { const i = document.querySelector('#lesson-link textarea, #lesson-link input');"
@@ -430,3 +430,23 @@ def test_in_the_browser_the_cards_models_show_their_classes_maps_and_lab(app, tm
                 page.screenshot(path=os.environ["CBAM_VIZ_CARD_SCREENSHOT"], full_page=True)
         finally:
             browser.close()
+
+
+def test_the_banner_says_each_models_preprocessing_once(choice) -> None:
+    """Models that prepare pictures alike get one sentence for it; a model that differs says its own."""
+    import dataclasses
+
+    from cbam_viz.ui.banner import card_description
+    from cbam_viz.weights.registry import Preprocess
+
+    card = choice.card
+    alike = card_description(card)
+    assert alike.count("resize 96, crop 80") == 1 and "Each prepares a picture the same way" in alike
+    bicubic = Preprocess(288, None, "bicubic", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    models = (dataclasses.replace(card.models[0], preprocess=bicubic, licence="CC BY 4.0"), *card.models[1:])
+    differ = card_description(dataclasses.replace(card, models=models))
+    assert (
+        "(CBAM-ResNet-50; resize 288, no crop, bicubic, mean [0.5, 0.5, 0.5], std [0.25, 0.25, 0.25]; licence: CC BY 4.0)"
+        in differ
+    )
+    assert differ.count("resize 96, crop 80") == 2 and "the same way" not in differ

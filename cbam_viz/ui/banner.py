@@ -12,6 +12,7 @@ from cbam_viz.ui.errors import escape
 from cbam_viz.vocab import ARCH_TITLES
 from cbam_viz.weights.card import ModelCard
 from cbam_viz.weights.load import WeightsChoice, read_demo_metadata
+from cbam_viz.weights.registry import Preprocess
 
 
 def banner_markdown(
@@ -34,29 +35,36 @@ def banner_markdown(
 
 
 def card_description(card: ModelCard, shown_classes: int = 12) -> str:
-    """A model card's models: each one's title, architecture and preprocessing, then the classes they share."""
+    """A model card's models: each one's title and architecture, how it prepares a picture (said once when they all
+    prepare it the same way), its licence, then the classes they share."""
+    shared = len({model.preprocess for model in card.models}) == 1
     models = []
     for model in card.models:
-        prepared = model.preprocess
-        numbers = {"mean": list(prepared.mean), "std": list(prepared.std), "interpolation": prepared.interpolation}
-        preprocess = (
-            text("banner.card_preprocess", resize=prepared.resize, crop=prepared.crop, **numbers)
-            if prepared.crop
-            else text("banner.card_no_crop", resize=prepared.resize, **numbers)
-        )
         licence = text("banner.card_licence", licence=escape(model.licence)) if model.licence else ""
-        family = ARCH_TITLES[model.family]
-        models.append(
-            text("banner.card_model", title=escape(model.title), family=family, preprocess=preprocess, licence=licence)
-        )
+        own = "" if shared else f"; {_preprocess_words(model.preprocess)}{licence}"
+        models.append(f"**{escape(model.title)}** ({ARCH_TITLES[model.family]}{own})")
     classes = list(card.classes[:shown_classes]) + (["…"] if len(card.classes) > shown_classes else [])
-    return text(
+    words = text(
         "banner.card",
         name=escape(card.path.name),
         models=listed(models),
         count=len(card.classes),
         classes=escape(", ".join(classes)),
     )
+    if shared:
+        licences = sorted({model.licence for model in card.models if model.licence})
+        licence = text("banner.card_licence", licence=escape(", ".join(licences))) if licences else ""
+        words += " " + text(
+            "banner.card_shared", preprocess=_preprocess_words(card.models[0].preprocess), licence=licence
+        )
+    return words
+
+
+def _preprocess_words(prepared: Preprocess) -> str:
+    numbers = {"mean": list(prepared.mean), "std": list(prepared.std), "interpolation": prepared.interpolation}
+    if prepared.crop:
+        return text("banner.card_preprocess", resize=prepared.resize, crop=prepared.crop, **numbers)
+    return text("banner.card_no_crop", resize=prepared.resize, **numbers)
 
 
 def demo_description(parameters: dict[str, int], weights_dir: Path | None = None) -> str:

@@ -32,7 +32,7 @@ def build(parts: Parts) -> Header:
     """The heading, the language switch, the banner and the overview."""
     engine = parts.engine
     with gr.Row(equal_height=True):
-        gr.Markdown(T("page.heading"), elem_id="page-heading")
+        gr.Markdown(T("page.heading" if engine.card is None else "page.heading_card"), elem_id="page-heading")
         language_choice = i18n.switch()
     banner = gr.Markdown(
         banner_markdown(engine.choice, engine.device, engine.parameters, engine.weights_dir), elem_id="banner"
