@@ -445,8 +445,6 @@ def test_the_banner_says_each_models_preprocessing_once(choice) -> None:
     bicubic = Preprocess(288, None, "bicubic", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     models = (dataclasses.replace(card.models[0], preprocess=bicubic, licence="CC BY 4.0"), *card.models[1:])
     differ = card_description(dataclasses.replace(card, models=models))
-    assert (
-        "(CBAM-ResNet-50; resize 288, no crop, bicubic, mean [0.5, 0.5, 0.5], std [0.25, 0.25, 0.25]; licence: CC BY 4.0)"
-        in differ
-    )
+    own = "resize 288, no crop, bicubic, mean [0.5, 0.5, 0.5], std [0.25, 0.25, 0.25]; licence: CC BY 4.0"
+    assert f"(CBAM-ResNet-50; {own})" in differ
     assert differ.count("resize 96, crop 80") == 2 and "the same way" not in differ
