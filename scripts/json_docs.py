@@ -22,23 +22,24 @@ TARGET = ROOT / "docs" / "json.md"
 
 # what an open object's keys are, by the object's own key (or its path, when the key alone is ambiguous)
 KEY_NAMES = {
-    "models": "<arch>",
-    "agreement": "<arch>|<arch>",
+    "models": "<model>",
+    "agreement": "<model>|<model>",
     "channel_attention": "<block>",
     "spatial_attention": "<block>",
     "metrics": "<metric>",
-    "pointing.models.<arch>.spatial": "<stage>",
+    "pointing.models.<model>.spatial": "<stage>",
     "blocks": "<block>",
     "deletion": "<order>",
     "insertion": "<order>",
-    "maps": "<arch>",
+    "maps": "<model>",
 }
 # the shapes of a ``oneOf``, by the path of the value that takes them
-VARIANT_NAMES = {"models.<arch>.interventions[]": ("result", "note")}
+VARIANT_NAMES = {"models.<model>.interventions[]": ("result", "note")}
 
 NOTES = {
     "schema_version": "Raised whenever the shape changes (2: `image.notes`; 3: `interventions` and `sweep`; "
-    "4: `pointing`, `sanity`, `deletion_insertion`).",
+    "4: `pointing`, `sanity`, `deletion_insertion`; 5: `view.cell_offset`, several randomised draws and other classes; "
+    "6: `models` keyed by model id, each with its `family` and `title`).",
     "image": "The picture as the user sees it (EXIF applied).",
     "image.width": "Of the picture as the user sees it (EXIF applied).",
     "image.display_width": "Of the display image the maps are drawn on (longest side at most 1024).",
@@ -52,30 +53,33 @@ NOTES = {
     "stage": "The stage whose output the CAM explains.",
     "weights.note": "One line: which weights answered and why.",
     "device": "`cpu` or `cuda:0`.",
-    "models": "One entry per model asked for, in the order resnet50, se_resnet50, cbam_resnet50.",
-    "models.<arch>.weights": "One-line description of the model's weights.",
-    "models.<arch>.top5": "Most likely first.",
-    "models.<arch>.target": "The class the CAM explains: the model's own top-1, or the one class asked for.",
-    "models.<arch>.cam": "Statistics of the CAM on its native grid (feature-map cells), raw: ReLU'd, not min-max "
+    "models": "One entry per model asked for, keyed by model id, in the lineup's order: the architecture for the "
+    "paper's models (resnet50, se_resnet50, cbam_resnet50), the card's id for a model card's (docs/own-models.md).",
+    "models.<model>.family": "The model's architecture: resnet50, se_resnet50 or cbam_resnet50.",
+    "models.<model>.title": "The model's name as the page shows it (a model card's title).",
+    "models.<model>.weights": "One-line description of the model's weights.",
+    "models.<model>.top5": "Most likely first.",
+    "models.<model>.target": "The class the CAM explains: the model's own top-1, or the one class asked for.",
+    "models.<model>.cam": "Statistics of the CAM on its native grid (feature-map cells), raw: ReLU'd, not min-max "
     "scaled, so models can be compared.",
-    "models.<arch>.channel_attention": "SE and CBAM: each block's channel gate `Mc` (`layerS.B`, e.g. `layer3.1`).",
-    "models.<arch>.spatial_attention": "CBAM: each block's spatial gate `Ms` on its native grid.",
-    "models.<arch>.metrics": "`target_prob`; for CBAM `cam_spatial_correlation` and `cam_spatial_top20_iou` (its CAM "
+    "models.<model>.channel_attention": "SE and CBAM: each block's channel gate `Mc` (`layerS.B`, e.g. `layer3.1`).",
+    "models.<model>.spatial_attention": "CBAM: each block's spatial gate `Ms` on its native grid.",
+    "models.<model>.metrics": "`target_prob`; for CBAM `cam_spatial_correlation` and `cam_spatial_top20_iou` (its CAM "
     "against the last spatial map of the CAM's stage); with `--faithfulness` (or `faithfulness=True`) grad-cam's "
     "ROAD scores `faithfulness_morf`, `faithfulness_lerf`, `faithfulness_road`. `null` where a number is undefined.",
-    "models.<arch>.view": "Only when this model saw the image differently from the top-level `view`.",
-    "models.<arch>.interventions": "With `interventions=[SPEC, ...]` (Python), `--intervene` (CLI) or `/intervene` "
+    "models.<model>.view": "Only when this model saw the image differently from the top-level `view`.",
+    "models.<model>.interventions": "With `interventions=[SPEC, ...]` (Python), `--intervene` (CLI) or `/intervene` "
     "(HTTP): one entry per SPEC, in the order asked.",
-    "models.<arch>.interventions[] (result).target": "The same class as the un-intervened analysis explains.",
-    "models.<arch>.interventions[] (result).target_prob_change": "Against this model's own `target_prob`.",
-    "models.<arch>.interventions[] (result).cam.correlation": "Pearson correlation with the un-intervened CAM; "
+    "models.<model>.interventions[] (result).target": "The same class as the un-intervened analysis explains.",
+    "models.<model>.interventions[] (result).target_prob_change": "Against this model's own `target_prob`.",
+    "models.<model>.interventions[] (result).cam.correlation": "Pearson correlation with the un-intervened CAM; "
     "`null` when either map is constant.",
-    "models.<arch>.interventions[] (note)": "A model without the gate the SPEC names, while another chosen model "
+    "models.<model>.interventions[] (note)": "A model without the gate the SPEC names, while another chosen model "
     "has it: one line (`SE-ResNet-50 has no spatial gate ...`) so that a comparison still runs.",
-    "models.<arch>.sweep": "With `sweep` among the interventions (`/sweep`, `--intervene sweep`): each stage's "
+    "models.<model>.sweep": "With `sweep` among the interventions (`/sweep`, `--intervene sweep`): each stage's "
     "gates set to `one` in turn.",
-    "models.<arch>.sweep.entries[].change": "Change of the target class's probability against `base_prob`.",
-    "models.<arch>.sweep.entries[].top1": "The class the model then predicts.",
+    "models.<model>.sweep.entries[].change": "Change of the target class's probability against `base_prob`.",
+    "models.<model>.sweep.entries[].top1": "The class the model then predicts.",
     "agreement": "Each pair of models, keyed `resnet50|cbam_resnet50`: correlation and top-20 % IoU of their CAMs.",
     "pointing": "With a box (`--box`, `box=` on `/analyze`, the page's two clicks): the pointing game.",
     "pointing.region.box": "`[x0, y0, x1, y1]` in pixels of the displayed picture, edges included; a pixel counts "
@@ -83,25 +87,25 @@ NOTES = {
     "pointing.region.area_share": "The region's share of the pixels the model saw: the energy a map blind to the "
     "region would get.",
     "pointing.region.kind": "`mask` when a true object mask is used (the example shapes on the page, `mask_game`).",
-    "pointing.models.<arch>.cam.hit": "Does the CAM's peak (on the picture, via `map_to_image`) fall inside?",
-    "pointing.models.<arch>.cam.energy": "The share of the CAM's mass inside.",
-    "pointing.models.<arch>.spatial": "CBAM: each stage's last spatial map (keys `1`-`4`).",
-    "pointing.models.<arch>.blocks": "CBAM: every block's spatial map.",
+    "pointing.models.<model>.cam.hit": "Does the CAM's peak (on the picture, via `map_to_image`) fall inside?",
+    "pointing.models.<model>.cam.energy": "The share of the CAM's mass inside.",
+    "pointing.models.<model>.spatial": "CBAM: each stage's last spatial map (keys `1`-`4`).",
+    "pointing.models.<model>.blocks": "CBAM: every block's spatial map.",
     "sanity": "With `--sanity`, `/sanity` or the page's button: model-parameter randomisation and the random-logit "
     "test. Also carries `batchnorm` (`reset`: BatchNorm layers get their default init, running statistics included) "
     "and `grids` (`spearman` on the native grid, `ssim` on the model input).",
     "sanity.cascade_order": '`["fc", "layer4", "layer3", "layer2", "layer1", "stem"]`: randomised from the head down.',
-    "sanity.models.<arch>": "Also carries `seconds`, the time the checks took.",
-    "sanity.models.<arch>.cascading": "From the head down: `step` (e.g. `layer4`) and every layer `randomised` so "
+    "sanity.models.<model>": "Also carries `seconds`, the time the checks took.",
+    "sanity.models.<model>.cascading": "From the head down: `step` (e.g. `layer4`) and every layer `randomised` so "
     'far (`["fc", "layer4"]`).',
-    "sanity.models.<arch>.cascading[].spearman": "Rank correlation of the randomised model's CAM (ReLU'd, as shown) "
+    "sanity.models.<model>.cascading[].spearman": "Rank correlation of the randomised model's CAM (ReLU'd, as shown) "
     "with the trained one, on the native grid; `null` when the map became flat (`cam_empty`).",
-    "sanity.models.<arch>.cascading[].spearman_abs": "The same on the absolute value of the signed (pre-ReLU) CAM; "
+    "sanity.models.<model>.cascading[].spearman_abs": "The same on the absolute value of the signed (pre-ReLU) CAM; "
     "`null` for Score-CAM.",
-    "sanity.models.<arch>.cascading[].ssim": "SSIM on the model input's grid.",
-    "sanity.models.<arch>.independent": "One layer at a time from the trained weights (with `independent=True`, "
+    "sanity.models.<model>.cascading[].ssim": "SSIM on the model input's grid.",
+    "sanity.models.<model>.independent": "One layer at a time from the trained weights (with `independent=True`, "
     "the CLI's `--sanity`, `/sanity`); entries as in `cascading`.",
-    "sanity.models.<arch>.random_logit": "The CAM of a random other class: `index`, `label`, `prob`, `spearman`, "
+    "sanity.models.<model>.random_logit": "The CAM of a random other class: `index`, `label`, `prob`, `spearman`, "
     "`spearman_abs`, `ssim`, `class_dependent` (false for EigenCAM, the same map for every class), `cam_empty`.",
     "deletion_insertion": "With `--deletion-insertion`, `/deletion_insertion` or the page's button: deletion and "
     "insertion curves by each model's CAM and by a random pixel order. Also carries `blur` (the blur's sigma as a "
@@ -109,10 +113,10 @@ NOTES = {
     "deletion_insertion.steps": "20 by default: `steps + 1` points.",
     "deletion_insertion.fractions": "`[0.0, 0.05, ..., 1.0]`: the share of pixels deleted or revealed at each point.",
     "deletion_insertion.deletion_fill": "`blur` (or `grey`).",
-    "deletion_insertion.models.<arch>.deletion": "`cam` (pixels in the CAM's order) and `random` (a seeded random "
+    "deletion_insertion.models.<model>.deletion": "`cam` (pixels in the CAM's order) and `random` (a seeded random "
     "order, the baseline): the target's probability at each point and the area under the curve (lower is better "
     "for deletion).",
-    "deletion_insertion.models.<arch>.insertion": "As `deletion`, revealing pixels on a blurred picture (higher is "
+    "deletion_insertion.models.<model>.insertion": "As `deletion`, revealing pixels on a blurred picture (higher is "
     "better).",
     "source": "CLI only: the input file.",
     "maps": "CLI only: where each model's maps went, `<stem>.npz:<key>` (read with "
@@ -130,8 +134,9 @@ it. This page is generated from it (`python scripts/json_docs.py > docs/json.md`
 {JSON_SCHEMA_VERSION}.
 
 Numbers that are undefined (a correlation of a constant map, NaN) are `null`. Keys in angle brackets stand for any
-key of that kind: `<arch>` is `resnet50`, `se_resnet50` or `cbam_resnet50`, `<block>` is `layerS.B` (`layer3.1`),
-`[]` is every item of an array. "Closed" objects have no keys besides those listed.
+key of that kind: `<model>` is a model id (`resnet50`, `se_resnet50` or `cbam_resnet50`, or a model card's id),
+`<block>` is `layerS.B` (`layer3.1`), `[]` is every item of an array. "Closed" objects have no keys besides those
+listed.
 """
 
 
