@@ -29,7 +29,7 @@ from cbam_viz.errors import CbamVizError
 from cbam_viz.imaging.decode import decode_image, decode_notes, display_image
 from cbam_viz.imaging.view import ModelView, prepare_input
 from cbam_viz.vocab import has_channel_attention
-from cbam_viz.weights.load import model_family, model_title
+from cbam_viz.weights.load import model_family, model_title, resolve_weights
 from cbam_viz.weights.registry import Preprocess
 
 
@@ -43,7 +43,8 @@ def analyze(
 ) -> Analysis:
     """Analyse one image with every requested model: top-5, target class, CAM of the stage and all attention maps.
 
-    ``options`` says what to compute; without it, the keyword ``fields`` build one (``weights``, ``models``,
+    ``options`` says what to compute; without it, the keyword ``fields`` build one (``weights``, a model card's
+    ``models.toml`` among them, ``models``,
     ``method``, ``target``, ``stage``, ``view``, ``faithfulness``). A target of None explains each model's own top-1;
     an index or a class name explains that one class in every model. ``image`` may be an already decoded picture
     (``imaging.decode.decode_image``): it is not decoded again and its notes are kept. Bad arguments and unusable images
@@ -51,6 +52,8 @@ def analyze(
     weights/ folder (deployments, tests).
     """
     if options is None:
+        if str(fields.get("weights", "")).endswith(".toml"):  # a model card: its ids are the models to check
+            fields["weights"] = resolve_weights(fields["weights"], weights_dir)
         options = AnalysisOptions(**fields)
     elif fields:
         raise TypeError("pass either options or keyword fields, not both")

@@ -104,7 +104,7 @@ def test_a_model_is_converted_once_keyed_by_the_sha256_of_its_file(
         assert _close(loaded(image), changed.oracle(image)) <= RELATIVE_TOLERANCE
 
 
-def test_an_analysis_names_the_cards_classes_models_and_preprocessing(choice, tmp_path: Path) -> None:
+def test_an_analysis_names_the_cards_classes_models_and_preprocessing(choice, weights_dir: Path) -> None:
     picture = Image.fromarray((np.random.default_rng(3).random((240, 320, 3)) * 255).astype(np.uint8))
     result = analyze(picture, weights=choice, view="crop", models=["se_flowers", "cbam_flowers"])
     assert list(result.models) == ["cbam_flowers", "se_flowers"]  # the card's order
@@ -117,6 +117,8 @@ def test_an_analysis_names_the_cards_classes_models_and_preprocessing(choice, tm
         assert model["title"] == choice.lineup.title(model_id)
         assert "models.toml" not in model["weights"] and "5 classes: daisy" in model["weights"]
     assert result.models["cbam_flowers"].spatial_attention and not result.models["se_flowers"].spatial_attention
+    by_path = analyze(picture, weights=str(choice.card.path), weights_dir=weights_dir, view="crop")
+    assert list(by_path.models) == list(choice.lineup.ids) and by_path.is_card
     with pytest.raises(CbamVizError, match="at most 3 models"):
         analyze(picture, weights=choice, models=["cbam_flowers", "resnet_flowers", "se_flowers", "x"])
     with pytest.raises(CbamVizError, match="unknown model 'cbam_resnet50': choose from cbam_flowers"):
@@ -448,3 +450,23 @@ def test_the_banner_says_each_models_preprocessing_once(choice) -> None:
     own = "resize 288, no crop, bicubic, mean [0.5, 0.5, 0.5], std [0.25, 0.25, 0.25]; licence: CC BY 4.0"
     assert f"(CBAM-ResNet-50; {own})" in differ
     assert differ.count("resize 96, crop 80") == 2 and "the same way" not in differ
+
+
+def test_our_own_safetensors_brings_its_class_names(
+    choice, files: list[CardModelFile], weights_dir: Path, tmp_path: Path
+) -> None:
+    """A file written by ``weights convert`` (our safetensors, with its classes) needs no labels in the card."""
+    from cbam_viz.weights.convert import save_project_safetensors
+    from cbam_viz.weights.registry import IMAGENET_EVAL
+
+    model = load_model("se_flowers", choice, device="cpu")
+    path = save_project_safetensors(
+        tmp_path / "se_flowers.safetensors", model, "se_resnet50", model.config, FLOWERS, IMAGENET_EVAL
+    )
+    (tmp_path / "own.toml").write_text(f'[[model]]\nid = "own"\nfile = "{path.name}"\n', encoding="utf-8")
+    own = read_card(tmp_path / "own.toml", weights_dir).models[0]
+    assert (own.classes, own.family, own.layout, own.title) == (FLOWERS, "se_resnet50", "project", "own")
+    image = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(13))
+    loaded = load_model("own", card_choice(tmp_path / "own.toml", weights_dir), device="cpu")
+    with torch.no_grad():
+        assert _close(loaded(image), files[2].oracle(image)) <= RELATIVE_TOLERANCE

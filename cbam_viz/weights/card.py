@@ -109,6 +109,8 @@ def read_card(path: Path | str, weights_dir: Path | str | None = None) -> ModelC
         raise WeightsError(f"{path.name} is not UTF-8 text: save the card as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as error:
         raise WeightsError(f"{path.name} is not valid TOML ({error}): fix that line") from None
+    except OSError as error:
+        raise WeightsError(f"cannot read the model card {path} ({error.strerror or error})") from None
     extra = sorted(set(document) - {"model"})
     if extra:
         raise WeightsError(f"{path.name}: unknown table or key {quote(extra[0])}: a card holds [[model]] tables only")
@@ -198,6 +200,8 @@ def _written_classes(entry: dict[str, Any], where: str, card: Path) -> tuple[str
             lines = labels.read_text(encoding="utf-8-sig").splitlines()
         except UnicodeDecodeError:
             raise WeightsError(f"{where}: labels file {labels.name} is not UTF-8 text: save it as UTF-8") from None
+        except OSError as error:
+            raise WeightsError(f"{where}: cannot read labels file {labels.name} ({error.strerror or error})") from None
         names = [line.strip() for line in lines]
         while names and not names[-1]:
             names.pop()
@@ -280,11 +284,14 @@ def _checked_model(fields: dict[str, Any], card: Path, cache: Path) -> CardModel
     where, file = fields["where"], fields["file"]
     if not file.is_file():
         raise WeightsError(f"{where}: checkpoint {display_path(file)} does not exist: check file = in {card.name}")
-    sha256 = file_sha256(file)
+    try:
+        sha256 = file_sha256(file)
+    except OSError as error:
+        raise WeightsError(f"{where}: cannot read {display_path(file)} ({error.strerror or error})") from None
     converted: Path | None = cache / f"{sha256}.safetensors"
     cached = _cached(converted, sha256, fields) if converted.is_file() else None
     loaded = cached or _load(_read(file, where), fields)
-    classes = _classes_for(fields, loaded.config.num_classes)
+    classes = _classes_for(fields, loaded)
     if cached is None:
         converted = _keep(converted, loaded, fields, classes, sha256, file)
     return CardModel(
@@ -304,10 +311,13 @@ def _checked_model(fields: dict[str, Any], card: Path, cache: Path) -> CardModel
 
 @dataclass(frozen=True)
 class _Loaded:
+    """A card model's weights, strictly loaded, and what the file itself said."""
+
     family: str
     layout: str
     config: Any
     model: Any
+    own_classes: tuple[str, ...] | None = None  # the class names a project safetensors file carries
 
 
 def _read(file: Path, where: str) -> Checkpoint:
@@ -335,7 +345,8 @@ def _load(checkpoint: Checkpoint, fields: dict[str, Any]) -> _Loaded:
         loaded: LoadedCheckpoint = load_into_model(checkpoint, family)
     except WeightsError as error:
         raise WeightsError(f"{where}: {error}") from error
-    return _Loaded(family, loaded.layout, loaded.config, loaded.model)
+    own = tuple(loaded.project_meta["categories"]) if loaded.project_meta else None
+    return _Loaded(family, loaded.layout, loaded.config, loaded.model, own or None)
 
 
 def _cached(converted: Path, sha256: str, fields: dict[str, Any]) -> _Loaded | None:
@@ -352,7 +363,9 @@ def _cached(converted: Path, sha256: str, fields: dict[str, Any]) -> _Loaded | N
     given = fields["family"]
     if given is not None and given != family:
         raise WeightsError(_family_mismatch(fields["where"], given, family))
-    return _Loaded(family, str(extra.get("layout", "project")), loaded.config, loaded.model)
+    own = extra.get("own_classes")
+    layout = str(extra.get("layout", "project"))
+    return _Loaded(family, layout, loaded.config, loaded.model, tuple(own) if own else None)
 
 
 def _family_mismatch(where: str, given: str, found: str) -> str:
@@ -362,10 +375,13 @@ def _family_mismatch(where: str, given: str, found: str) -> str:
     )
 
 
-def _classes_for(fields: dict[str, Any], width: int) -> tuple[str, ...]:
-    """The card's class names, checked against the classifier; ImageNet's names for a 1 000-wide one left unnamed."""
-    where, classes = fields["where"], fields["classes"]
+def _classes_for(fields: dict[str, Any], loaded: _Loaded) -> tuple[str, ...]:
+    """The card's class names, checked against the classifier; left unnamed, the names a project safetensors file
+    carries, or ImageNet's for a 1 000-wide classifier."""
+    where, classes, width = fields["where"], fields["classes"], loaded.config.num_classes
     if classes is None:
+        if loaded.own_classes is not None and len(loaded.own_classes) == width:
+            return loaded.own_classes
         if width == IMAGENET_CLASSES:
             return imagenet_categories()
         raise WeightsError(
@@ -384,7 +400,13 @@ def _keep(
     converted: Path, loaded: _Loaded, fields: dict[str, Any], classes: tuple[str, ...], sha256: str, file: Path
 ) -> Path | None:
     """Write the converted copy (atomically); None, with a warning, when the weights folder cannot be written."""
-    extra = {"card_model": fields["id"], "source_file": file.name, "source_sha256": sha256, "layout": loaded.layout}
+    extra = {
+        "card_model": fields["id"],
+        "source_file": file.name,
+        "source_sha256": sha256,
+        "layout": loaded.layout,
+        "own_classes": list(loaded.own_classes) if loaded.own_classes else None,
+    }
     try:
         return save_project_safetensors(
             converted, loaded.model, loaded.family, loaded.config, classes, fields["preprocess"], extra
