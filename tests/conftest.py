@@ -35,6 +35,16 @@ def demo_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_random_demo(tmp_path_factory.mktemp("weights"))
 
 
+@pytest.fixture(scope="session")
+def card_files(tmp_path_factory: pytest.TempPathFactory) -> list:
+    """The model-card checkpoints (``tests.helpers.cards``: CBAM in the official layout, torchvision's ResNet-50, timm's
+    SE-ResNet-50, each with a 5-class head), built once for the whole run (read only)."""
+    from tests.helpers.cards import cbam_official, resnet_torchvision, se_timm
+
+    folder = tmp_path_factory.mktemp("card-files")
+    return [cbam_official(folder), resnet_torchvision(folder), se_timm(folder)]
+
+
 @pytest.fixture(scope="module")
 def engine(demo_weights: Path) -> Engine:
     """The app's engine on the random demo set, without a server."""

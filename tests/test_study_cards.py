@@ -21,7 +21,7 @@ from PIL import Image
 
 from cbam_viz.cli import main as cli
 from cbam_viz.vocab import PAPER_LINEUP
-from tests.helpers.cards import FLOWERS, cbam_official, resnet_torchvision, se_timm, write_labels
+from tests.helpers.cards import FLOWERS, write_labels
 
 ROOT = Path(__file__).resolve().parent.parent
 # in the card's order, which is not the paper's: the summary, the table and the figures keep it
@@ -40,6 +40,7 @@ class Setup:
     data: Path
     out: Path  # the CLI's study of ``data`` with ``card``
     run: subprocess.CompletedProcess[str]
+    files: dict[str, str]  # model id -> its checkpoint's path
 
 
 def _card_text(files: dict[str, str], labels: str = "labels.txt") -> str:
@@ -72,13 +73,13 @@ def _flowers(root: Path, classes: tuple[str, ...] = FLOWERS) -> Path:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
+def setup(tmp_path_factory: pytest.TempPathFactory, card_files: list) -> Setup:
     from cbam_viz.weights.card import read_card
 
     base = tmp_path_factory.mktemp("study-cards")
     folder = base / "card"
     folder.mkdir()
-    built = {one.id: one.path.name for one in (cbam_official(folder), resnet_torchvision(folder), se_timm(folder))}
+    built = {one.id: str(one.path) for one in card_files}  # conftest's checkpoints, built once a run
     write_labels(folder)
     card = folder / "models.toml"
     card.write_text(_card_text(built), encoding="utf-8")
@@ -88,7 +89,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     out = base / "study"
     command = ["-m", "cbam_viz", "study", str(data), "--models-file", str(card), "--out", str(out)]
     run = _python(*command, "--weights-dir", str(weights_dir), "--batch-size", "10", "--quiet")
-    return Setup(card, weights_dir, data, out, run)
+    return Setup(card, weights_dir, data, out, run, built)
 
 
 def test_a_card_study_is_keyed_by_the_card_s_ids_and_named_by_its_titles(setup: Setup) -> None:
@@ -150,10 +151,9 @@ def test_a_card_with_weights_and_a_broken_card_are_one_line(
     common = ["--out", str(tmp_path / "out"), "--weights-dir", str(setup.weights_dir)]
     error = _refused(capsys, str(setup.data), "--models-file", str(setup.card), "--weights", "demo", *common)
     assert "--models-file" in error and "--weights" in error
-    broken = setup.card.parent / "four.toml"  # beside the checkpoints, with a labels file one name short
+    broken = setup.card.parent / "four.toml"  # the same checkpoints, with a labels file one name short
     (setup.card.parent / "four.txt").write_text("".join(f"{name}\n" for name in FLOWERS[:4]), encoding="utf-8")
-    files = {model_id: f"{model_id}.pth" for model_id, _, _ in MODELS}
-    broken.write_text(_card_text(files, labels="four.txt"), encoding="utf-8")
+    broken.write_text(_card_text(setup.files, labels="four.txt"), encoding="utf-8")
     error = _refused(capsys, str(setup.data), "--models-file", str(broken), *common)
     assert "cbam_flowers" in error and "5" in error and "4" in error
     error = _refused(capsys, str(setup.data), "--models", "resnet50", "--models-file", str(setup.card), *common)
