@@ -19,7 +19,7 @@ from typing import Any
 
 from cbam_viz.errors import WeightsError
 from cbam_viz.model.resnet import ARCHS
-from cbam_viz.vocab import ARCH_TITLES, MAX_SHOWN, Lineup, ModelSpec, quote
+from cbam_viz.vocab import ARCH_TITLES, Lineup, ModelSpec, quote
 from cbam_viz.weights.convert import (
     LAYOUTS,
     Checkpoint,
@@ -420,4 +420,4 @@ def _keep(
         return None
 
 
-__all__ = ["CARDS_SUBDIR", "MAX_SHOWN", "CardModel", "ModelCard", "read_card"]
+__all__ = ["CARDS_SUBDIR", "MAX_CARD_MODELS", "CardModel", "ModelCard", "read_card"]
