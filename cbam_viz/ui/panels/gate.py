@@ -63,22 +63,22 @@ class GatePick:
     """The gate the visitor opened: a model, a block (None: the last block of the analysed stage), a channel for
     the equation (None: the strongest)."""
 
-    arch: str = "cbam_resnet50"
+    model_id: str = "cbam_resnet50"  # a model of the page's lineup with gates
     block: str | None = None
     channel: int | None = None
 
     @classmethod
     def checked(
-        cls, arch: str, block: str | None, channel: float | str | None, lineup: Lineup = PAPER_LINEUP
+        cls, model_id: str, block: str | None, channel: float | str | None, lineup: Lineup = PAPER_LINEUP
     ) -> GatePick:
         """The page's or the API's raw values, checked once: a model of ``lineup`` with gates, a block name such as
         ``layer4.2`` (empty: the last block of the analysed stage) and a channel (empty: the strongest)."""
         choices = gated(lineup)
-        if arch in lineup.ids and arch not in choices:
+        if model_id in lineup.ids and model_id not in choices:
             titles = listed([lineup.title(name) for name in choices], "or")
-            raise CbamVizError(text("error.gate_resnet", model=lineup.title(arch), choices=titles))
-        if arch not in choices:
-            raise CbamVizError(text("error.gate_model", model=quote(arch), choices=" | ".join(choices)))
+            raise CbamVizError(text("error.gate_resnet", model=lineup.title(model_id), choices=titles))
+        if model_id not in choices:
+            raise CbamVizError(text("error.gate_model", model=quote(model_id), choices=" | ".join(choices)))
         if block in (None, ""):
             block = None
         elif not isinstance(block, str) or block.strip() not in all_blocks():
@@ -88,15 +88,15 @@ class GatePick:
         if isinstance(channel, str):  # the page's box: empty means the strongest
             channel = channel.strip()
             if not channel:
-                return cls(arch, block, None)
+                return cls(model_id, block, None)
             if not channel.isdigit():
                 raise CbamVizError(text("error.gate_channel", channel=quote(channel)))
             channel = int(channel)
         if channel is None:
-            return cls(arch, block, None)
+            return cls(model_id, block, None)
         if isinstance(channel, bool) or not isinstance(channel, int | float) or int(channel) != channel:
             raise CbamVizError(text("error.gate_channel", channel=quote(channel)))
-        return cls(arch, block, int(channel))
+        return cls(model_id, block, int(channel))
 
     def block_for(self, analysis: Analysis) -> str:
         """The picked block, or the last block of the analysed stage."""
@@ -110,9 +110,9 @@ def default_block(stage: int) -> str:
 
 def steps_for(analysis: Analysis, pick: GatePick) -> tuple[ModelResult, gates.GateSteps]:
     """The picked model's result and its recorded gate steps (one-line errors when they are not there)."""
-    result = analysis.models.get(pick.arch)
+    result = analysis.models.get(pick.model_id)
     if result is None:
-        raise CbamVizError(text("error.gate_not_analysed", model=ARCH_TITLES.get(pick.arch, pick.arch)))
+        raise CbamVizError(text("error.gate_not_analysed", model=ARCH_TITLES.get(pick.model_id, pick.model_id)))
     block = pick.block_for(analysis)
     steps = result.gate_steps.get(block)
     if steps is None:
@@ -124,16 +124,16 @@ def steps_for(analysis: Analysis, pick: GatePick) -> tuple[ModelResult, gates.Ga
     return result, steps
 
 
-def ensure_steps(analysis: Analysis, arch: str, picture: Image.Image, device: str, weights_dir=None) -> None:
-    """Record every gate of ``arch`` on the analysed picture, when the analysis ran with the panel closed.
+def ensure_steps(analysis: Analysis, model_id: str, picture: Image.Image, device: str, weights_dir=None) -> None:
+    """Record every gate of ``model_id`` on the analysed picture, when the analysis ran with the panel closed.
 
     The same picture (decoded once by the caller), weights and view, so the numbers are those the analysis saw."""
-    result = analysis.models.get(arch)
+    result = analysis.models.get(model_id)
     if result is None or result.gate_steps:
         return
-    options = replace(analysis.options, models=(arch,), gate_steps=tuple(all_blocks()), interventions=())
+    options = replace(analysis.options, models=(model_id,), gate_steps=tuple(all_blocks()), interventions=())
     again = analyze(picture, options, device=device, weights_dir=weights_dir)
-    result.gate_steps = again.models[arch].gate_steps
+    result.gate_steps = again.models[model_id].gate_steps
 
 
 # -------------------------------------------------------------------------------------------------- drawing

@@ -99,10 +99,10 @@ def show_gate(
         return cells.unchanged([panel for panel in cells.panels if panel.section == SECTION.key])
     pick = GatePick.checked(gate_model, gate_block, gate_channel, engine.lineup)
     analysis = result.analysis
-    model = analysis.models.get(pick.arch)
+    model = analysis.models.get(pick.model_id)
     if model is not None and not model.gate_steps:
         picture, _ = decode_upload(image)
-        gate_view.ensure_steps(analysis, pick.arch, picture, engine.device, engine.weights_dir)
+        gate_view.ensure_steps(analysis, pick.model_id, picture, engine.device, engine.weights_dir)
     values = (cmap, opacity, shared_scale, drill_stage, drill_open, gate_open, gate_model, gate_block)
     return results.redraw(cells, "gate", result, *values, gate_channel)
 
@@ -113,14 +113,14 @@ def gate_steps_api(
 ) -> dict:
     """The ``/gate_steps`` answer: one block's gate, step by step, on this picture (``gates.steps_json``)."""
     pick = GatePick.checked(model, block, channel, engine.lineup)
-    asked = PageRequest(image, [pick.arch], weights, "top1", "", "gradcam", 4, view)
+    asked = PageRequest(image, [pick.model_id], weights, "top1", "", "gradcam", 4, view)
     picture, _ = asked.picture()
     options = asked.options(engine)
     name = pick.block or block_name(4, STAGE_DEPTHS[-1] - 1)  # the API's default: the last block
     options = dataclasses.replace(options, gate_steps=(name,))
     analysis = analyze(picture, options, device=engine.device, weights_dir=engine.weights_dir)
     _, steps = gate_view.steps_for(analysis, dataclasses.replace(pick, block=name))
-    return {"model": pick.arch, "weights": analysis.weights_set, **gates.steps_json(steps, pick.channel)}
+    return {"model": pick.model_id, "weights": analysis.weights_set, **gates.steps_json(steps, pick.channel)}
 
 
 def wire(page: Page) -> None:
