@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"temporary files: {run.path}{stale}")
     try:
         shelf = Shelf.of(folder for group in args.study for folder in group)
+        if args.models is not None:  # hashing and, the first time, converting each file takes seconds
+            print(f"model card: {args.models}: checking every model before the server starts", flush=True)
         engine = Engine.start(
             args.weights,
             args.device,
