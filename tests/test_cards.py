@@ -419,6 +419,22 @@ def test_in_the_browser_the_cards_models_show_their_classes_maps_and_lab(app, tm
             assert "No spatial" in page.locator("#spatial-se_flowers").inner_text()
             status = page.locator("#results-status").inner_text()
             assert "CBAM-ResNet-50, cbam flowers" in status and "shape" not in status.lower(), status
+            # a model not chosen gives its column's width to the chosen ones
+            page.locator("#models").get_by_text("ResNet-50, resnet flowers").click()
+            page.locator("#results-status").get_by_text("Settings changed").wait_for(timeout=WAIT_MS)
+            page.locator("#analyse").click()
+            page.locator("#results-status").get_by_text("Results for").wait_for(timeout=WAIT_MS)
+            wait_for_panels(page, [["cbam_flowers", "se_flowers"], ["cbam_flowers"], ["se_flowers"], None], WAIT_MS)
+            assert page.locator("#cam-resnet_flowers img").count() == 0
+            shares = page.evaluate(
+                """() => { const cell = document.querySelector('#cam-cbam_flowers');
+                  const row = cell.closest('.model-column').parentElement;
+                  return Array.from(row.children).filter(c => getComputedStyle(c).display !== 'none')
+                    .map(c => c.getBoundingClientRect().width / row.getBoundingClientRect().width); }"""
+            )
+            status = page.locator("#results-status").inner_text()
+            assert status.startswith("Results for flower: CBAM-ResNet-50, cbam flowers, SE-ResNet-50"), status
+            assert len(shares) == 2 and min(shares) > 0.45, shares
             page.get_by_text("Inside the gate: how the attention is computed").click()
             page.locator("#gate_equations").get_by_text("Ms[").wait_for(timeout=WAIT_MS)
             assert "cbam flowers" in page.locator("#gate_channel-page-caption").inner_text()
@@ -429,7 +445,7 @@ def test_in_the_browser_the_cards_models_show_their_classes_maps_and_lab(app, tm
                 timeout=WAIT_MS,
             )
             written = page.locator("#lesson-link textarea, #lesson-link input").first.input_value()
-            assert "models=cbam_flowers%2Cresnet_flowers%2Cse_flowers" in written, written
+            assert "models=cbam_flowers%2Cse_flowers" in written, written
             if os.environ.get("CBAM_VIZ_CARD_SCREENSHOT"):
                 page.screenshot(path=os.environ["CBAM_VIZ_CARD_SCREENSHOT"], full_page=True)
         finally:

@@ -15,6 +15,9 @@ from cbam_viz.ui.sections.common import Section
 CSS = """
 #banner {border-left: 4px solid var(--color-accent); padding: 4px 12px; background: var(--block-background-fill);}
 .panel-caption p {margin: 0; font-size: 0.95em;}
+/* A model not chosen has every cell hidden, which leaves its column empty: it gives its width to the chosen ones
+   (a model card may list more models than the three shown). */
+.model-column:not(:has(*)) {display: none;}
 #results-status {min-height: 1.5em;}
 /* A refused action says why in one line (a toast, or the line under the picture); Gradio's "Error" badge on each
    output of that event only covered the panels' own text (a phone's pointing table). */

@@ -165,5 +165,5 @@ def panel_row(panel: Panel, cells: Cells) -> None:
         return
     with gr.Row(equal_height=False):
         for model_id in cells.lineup.ids:
-            with gr.Column(min_width=240):
+            with gr.Column(min_width=240, elem_classes="model-column"):
                 cells.add(panel, model_id)

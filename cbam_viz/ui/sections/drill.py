@@ -28,7 +28,7 @@ def build(parts: Parts) -> Drill:
         stage = gr.Radio(list(STAGES), value=4, label=T("page.drill_stage"))
         with gr.Row(equal_height=False):
             for model_id in parts.cells.lineup.ids:  # one column per model, its panels stacked
-                with gr.Column(min_width=240):
+                with gr.Column(min_width=240, elem_classes="model-column"):
                     for panel in parts.panels(SECTION):
                         parts.cells.add(panel, model_id)
     return Drill(box, stage)
