@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,22 @@ def test_a_model_is_converted_once_keyed_by_the_sha256_of_its_file(
     loaded = load_model("cbam_flowers", card_choice(folder / "models.toml", weights_dir), device="cpu")
     with torch.no_grad():
         assert _close(loaded(image), changed.oracle(image)) <= RELATIVE_TOLERANCE
+
+    # a copy damaged after the card was read: the model still loads, from the original the card hashed
+    choice = card_choice(folder / "models.toml", weights_dir)
+    whole = model.converted.stat().st_size
+    model.converted.write_bytes(model.converted.read_bytes()[: whole // 2])
+    with pytest.warns(UserWarning, match="is damaged; loaded cbam_flowers.pth instead"):
+        again = load_model("cbam_flowers", choice, device="cpu")
+    with torch.no_grad():
+        assert _close(again(image), changed.oracle(image)) <= RELATIVE_TOLERANCE
+    # and the next read of the card converts it again: its model loads from the copy, with no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        renewed = load_model("cbam_flowers", card_choice(folder / "models.toml", weights_dir), device="cpu")
+    assert model.converted.stat().st_size == whole
+    with torch.no_grad():
+        assert _close(renewed(image), changed.oracle(image)) <= RELATIVE_TOLERANCE
 
 
 def test_an_analysis_names_the_cards_classes_models_and_preprocessing(choice, weights_dir: Path) -> None:

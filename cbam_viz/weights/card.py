@@ -27,6 +27,7 @@ from cbam_viz.weights.convert import (
     detect_family,
     load_into_model,
     read_checkpoint,
+    read_project_header,
     save_project_safetensors,
 )
 from cbam_viz.weights.files import display_path, file_sha256, weights_root
@@ -316,7 +317,7 @@ class _Loaded:
     family: str
     layout: str
     config: Any
-    model: Any
+    model: Any  # the filled model when the file was just converted; None when read from the copy's header
     own_classes: tuple[str, ...] | None = None  # the class names a project safetensors file carries
 
 
@@ -350,22 +351,19 @@ def _load(checkpoint: Checkpoint, fields: dict[str, Any]) -> _Loaded:
 
 
 def _cached(converted: Path, sha256: str, fields: dict[str, Any]) -> _Loaded | None:
-    """The converted copy, when it is whole and was made from this very file; None to convert again."""
-    try:
-        checkpoint = read_checkpoint(converted)
-        family = checkpoint.metadata.get("arch", "")
-        loaded = load_into_model(checkpoint, family, layout="project")
-    except WeightsError:
+    """What the converted copy's header says, when it was made from this very file; None to convert again. Only the
+    header is read: the tensors are loaded once, by ``load_model``."""
+    meta = read_project_header(converted)
+    extra = meta["extra"] if meta is not None else {}
+    if meta is None or extra.get("source_sha256") != sha256:
         return None
-    extra = (loaded.project_meta or {}).get("extra", {})
-    if extra.get("source_sha256") != sha256:
-        return None
+    family = meta["arch"]
     given = fields["family"]
     if given is not None and given != family:
         raise WeightsError(_family_mismatch(fields["where"], given, family))
     own = extra.get("own_classes")
     layout = str(extra.get("layout", "project"))
-    return _Loaded(family, layout, loaded.config, loaded.model, tuple(own) if own else None)
+    return _Loaded(family, layout, meta["config"], None, tuple(own) if own else None)
 
 
 def _family_mismatch(where: str, given: str, found: str) -> str:

@@ -558,6 +558,16 @@ def save_project_safetensors(
     return write_atomically(path, lambda temporary: save_file(tensors, str(temporary), metadata=metadata))
 
 
+def read_project_header(path: str | Path) -> dict[str, Any] | None:
+    """The project metadata of a safetensors file read from its header alone (no tensor is loaded); None when the
+    file is no project safetensors or cannot be read."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return read_project_metadata(dict(handle.metadata() or {}))
+    except (SafetensorError, OSError, WeightsError):
+        return None
+
+
 def read_project_metadata(metadata: Mapping[str, str] | None) -> dict[str, Any] | None:
     """Decode the metadata of a project safetensors; None when the file is not one."""
     if not metadata or metadata.get("format") != PROJECT_FORMAT:

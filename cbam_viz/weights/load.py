@@ -357,9 +357,13 @@ def _load_entry(entry: WeightsEntry, set_name: str | None, weights_dir: Path) ->
 def _load_card_model(card: ModelCard, model_id: str) -> tuple[ResNet, LoadedWeights]:
     """A card's model from its converted copy (or, when the weights folder is read-only, its own file)."""
     model = card.model(model_id)
+    loaded = None
     if model.converted is not None:
-        loaded = load_into_model(read_checkpoint(model.converted), model.family, layout="project")
-    else:
+        try:
+            loaded = load_into_model(read_checkpoint(model.converted), model.family, layout="project")
+        except WeightsError:  # the copy was damaged since: the original, whose sha256 the card checked, still is whole
+            warnings.warn(f"{model.converted.name} is damaged; loaded {model.file.name} instead", stacklevel=2)
+    if loaded is None:
         loaded = load_into_model(read_checkpoint(model.file), model.family)
     classes = ", ".join(model.classes[:5]) + (", ..." if len(model.classes) > 5 else "")
     prepared = model.preprocess
