@@ -17,6 +17,7 @@ from PIL import Image
 
 from cbam_viz.analysis.schema import ANALYSIS_JSON_SCHEMA
 from cbam_viz.errors import CbamVizError, WeightsError
+from cbam_viz.i18n.language import using
 from cbam_viz.pipeline import analyze
 from cbam_viz.weights import card as card_module
 from cbam_viz.weights.card import CARDS_SUBDIR, read_card
@@ -485,6 +486,9 @@ def test_the_banner_says_each_models_preprocessing_once(choice) -> None:
     own = "resize 288, no crop, bicubic, mean [0.5, 0.5, 0.5], std [0.25, 0.25, 0.25]; licence: CC BY 4.0"
     assert f"(CBAM-ResNet-50; {own})" in differ
     assert differ.count("resize 96, crop 80") == 2 and "the same way" not in differ
+    with using("zh"):  # the page's language switch redraws the banner in the visitor's language
+        chinese = card_description(card)
+    assert chinese.startswith("**你的模型，来自 models.toml**") and "缩放到 96，中心裁剪 80" in chinese, chinese
 
 
 def test_our_own_safetensors_brings_its_class_names(
